@@ -1,0 +1,232 @@
+//! A blocking client of berth's process API (the running-process protocol),
+//! for the CLI, tests and benchmarks.
+
+use berth_wire::daemon::*;
+use berth_wire::envelope::PROTOCOL_VERSION;
+use berth_wire::frame;
+use prost::Message;
+use std::io::{self, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Name sent in `client_name`.
+pub const CLIENT_NAME: &str = "berth-cli";
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Nothing answers at the socket.
+    #[error("cannot connect to {path}: {source}")]
+    Connect {
+        /// Socket path.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+    /// The connection broke.
+    #[error("connection to the daemon failed: {0}")]
+    Io(#[from] io::Error),
+    /// The daemon's bytes were not a valid response.
+    #[error("daemon sent an unreadable response: {0}")]
+    Decode(String),
+    /// The daemon answered with a non-OK status.
+    #[error("{message} ({})", code.as_str_name())]
+    Status {
+        /// Status code.
+        code: StatusCode,
+        /// The daemon's message.
+        message: String,
+    },
+}
+
+impl ClientError {
+    /// The daemon's status code, if it answered.
+    pub fn code(&self) -> Option<StatusCode> {
+        match self {
+            Self::Status { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+/// One connection to the daemon.
+pub struct Client {
+    stream: UnixStream,
+    next_id: u64,
+}
+
+impl Client {
+    /// Connects to the socket at `path`.
+    pub fn connect(path: &Path) -> Result<Self, ClientError> {
+        let stream = UnixStream::connect(path).map_err(|source| ClientError::Connect {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        stream.set_read_timeout(Some(Duration::from_secs(600)))?;
+        Ok(Self { stream, next_id: 1 })
+    }
+
+    /// Connects, starting the daemon with `start` if nothing answers and
+    /// waiting up to `wait` for it to bind.
+    pub fn connect_or_start(
+        path: &Path,
+        wait: Duration,
+        start: impl FnOnce() -> io::Result<()>,
+    ) -> Result<Self, ClientError> {
+        if let Ok(c) = Self::connect(path) {
+            return Ok(c);
+        }
+        start()?;
+        let deadline = Instant::now() + wait;
+        let mut delay = Duration::from_millis(5);
+        loop {
+            match Self::connect(path) {
+                Ok(c) => return Ok(c),
+                Err(e) if Instant::now() >= deadline => return Err(e),
+                Err(_) => {
+                    std::thread::sleep(delay);
+                    delay = (delay * 2).min(Duration::from_millis(100));
+                }
+            }
+        }
+    }
+
+    /// Sends `req` as is and reads one response, whatever its status.
+    pub fn call_raw(&mut self, req: &DaemonRequest) -> Result<DaemonResponse, ClientError> {
+        let bytes =
+            frame::encode(req).map_err(|e| ClientError::Io(io::Error::other(e.to_string())))?;
+        self.stream.write_all(&bytes)?;
+        self.read_response()
+    }
+
+    /// Reads one response frame.
+    pub fn read_response(&mut self) -> Result<DaemonResponse, ClientError> {
+        let mut header = [0u8; frame::HEADER_LEN];
+        self.stream.read_exact(&mut header)?;
+        let len = frame::body_len(header, frame::MAX_FRAME_LEN)
+            .map_err(|e| ClientError::Decode(e.to_string()))?;
+        let mut body = vec![0u8; len];
+        self.stream.read_exact(&mut body)?;
+        DaemonResponse::decode(&body[..]).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
+    /// Sends a request of type `ty` built by `fill`, and returns the
+    /// response if its status is OK.
+    pub fn call(
+        &mut self,
+        ty: RequestType,
+        fill: impl FnOnce(&mut DaemonRequest),
+    ) -> Result<DaemonResponse, ClientError> {
+        let mut req = DaemonRequest {
+            id: self.next_id,
+            r#type: ty as i32,
+            protocol_version: PROTOCOL_VERSION,
+            client_name: CLIENT_NAME.into(),
+            ..Default::default()
+        };
+        self.next_id += 1;
+        fill(&mut req);
+        let resp = self.call_raw(&req)?;
+        if resp.code != StatusCode::Ok as i32 {
+            return Err(ClientError::Status {
+                code: StatusCode::try_from(resp.code).unwrap_or(StatusCode::Error),
+                message: resp.message,
+            });
+        }
+        Ok(resp)
+    }
+
+    /// Round trip; returns the daemon's clock in ms since the epoch.
+    pub fn ping(&mut self) -> Result<i64, ClientError> {
+        let r = self.call(RequestType::Ping, |q| q.ping = Some(PingRequest {}))?;
+        Ok(r.ping.unwrap_or_default().server_time_ms)
+    }
+
+    /// Daemon status.
+    pub fn status(&mut self) -> Result<StatusResponse, ClientError> {
+        Ok(self
+            .call(RequestType::Status, |q| q.status = Some(StatusRequest {}))?
+            .status
+            .unwrap_or_default())
+    }
+
+    /// Asks the daemon to stop.
+    pub fn shutdown(&mut self, graceful: bool, timeout_seconds: f64) -> Result<(), ClientError> {
+        self.call(RequestType::Shutdown, |q| {
+            q.shutdown = Some(ShutdownRequest {
+                graceful,
+                timeout_seconds,
+            })
+        })?;
+        Ok(())
+    }
+
+    /// Tracks a process.
+    pub fn register(&mut self, r: RegisterRequest) -> Result<(), ClientError> {
+        self.call(RequestType::Register, |q| q.register = Some(r))?;
+        Ok(())
+    }
+
+    /// Stops tracking a process.
+    pub fn unregister(&mut self, pid: u32) -> Result<(), ClientError> {
+        self.call(RequestType::Unregister, |q| {
+            q.unregister = Some(UnregisterRequest { pid })
+        })?;
+        Ok(())
+    }
+
+    /// Launches a detached shell command.
+    pub fn spawn_daemon(
+        &mut self,
+        r: SpawnDaemonRequest,
+    ) -> Result<SpawnDaemonResponse, ClientError> {
+        Ok(self
+            .call(RequestType::SpawnDaemon, |q| q.spawn_daemon = Some(r))?
+            .spawn_daemon
+            .unwrap_or_default())
+    }
+
+    /// All tracked processes.
+    pub fn list_active(&mut self) -> Result<Vec<TrackedProcess>, ClientError> {
+        let r = self.call(RequestType::ListActive, |q| {
+            q.list_active = Some(ListActiveRequest {})
+        })?;
+        Ok(r.list_active.unwrap_or_default().processes)
+    }
+
+    /// Tracked processes of one originator tool.
+    pub fn list_by_originator(&mut self, tool: &str) -> Result<Vec<TrackedProcess>, ClientError> {
+        let r = self.call(RequestType::ListByOriginator, |q| {
+            q.list_by_originator = Some(ListByOriginatorRequest { tool: tool.into() })
+        })?;
+        Ok(r.list_by_originator.unwrap_or_default().processes)
+    }
+
+    /// The process tree under `pid`, as text.
+    pub fn process_tree(&mut self, pid: u32) -> Result<String, ClientError> {
+        let r = self.call(RequestType::GetProcessTree, |q| {
+            q.get_process_tree = Some(GetProcessTreeRequest { pid })
+        })?;
+        Ok(r.get_process_tree.unwrap_or_default().tree_display)
+    }
+
+    /// Ends orphaned tracked processes (or only reports them).
+    pub fn kill_zombies(&mut self, dry_run: bool) -> Result<Vec<ZombieReport>, ClientError> {
+        let r = self.call(RequestType::KillZombies, |q| {
+            q.kill_zombies = Some(KillZombiesRequest { dry_run })
+        })?;
+        Ok(r.kill_zombies.unwrap_or_default().zombies)
+    }
+
+    /// Ends a whole tree; returns how many processes ended.
+    pub fn kill_tree(&mut self, pid: u32, timeout_seconds: f64) -> Result<u32, ClientError> {
+        let r = self.call(RequestType::KillTree, |q| {
+            q.kill_tree = Some(KillTreeRequest {
+                pid,
+                timeout_seconds,
+            })
+        })?;
+        Ok(r.kill_tree.unwrap_or_default().processes_killed)
+    }
+}

@@ -1,0 +1,56 @@
+//! Daemon configuration, resolved from flags and the environment.
+
+use crate::addr::ListenAddr;
+use berth_os::dirs;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything the daemon needs to start.
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    /// Named scope, isolating sockets and database; `None` is the global one.
+    pub scope: Option<String>,
+    /// Process-API listeners.
+    pub listen: Vec<ListenAddr>,
+    /// SQLite database path.
+    pub db_path: PathBuf,
+    /// Bytes pre-allocated as the emergency reserve (0 disables it).
+    pub reserve_bytes: u64,
+    /// How long dead registry rows are reported before they are purged.
+    pub dead_retention: Duration,
+    /// How often the registry is validated in the background.
+    pub sweep_interval: Duration,
+}
+
+/// Default emergency reserve: 4 MiB.
+pub const DEFAULT_RESERVE_BYTES: u64 = 4 << 20;
+
+impl DaemonConfig {
+    /// Defaults for `scope`: berth's own socket, the running-process
+    /// compatible socket, and the per-scope database.
+    pub fn for_scope(scope: Option<String>) -> Result<Self, String> {
+        if let Some(s) = &scope {
+            dirs::validate_scope(s)?;
+        }
+        let sc = scope.as_deref();
+        Ok(Self {
+            listen: vec![
+                ListenAddr::Unix(dirs::daemon_socket(sc)),
+                ListenAddr::Unix(dirs::compat_socket(sc)),
+            ],
+            db_path: dirs::database(sc),
+            scope,
+            reserve_bytes: DEFAULT_RESERVE_BYTES,
+            dead_retention: Duration::from_secs(60),
+            sweep_interval: Duration::from_secs(15),
+        })
+    }
+
+    /// The first Unix socket, which STATUS reports and the CLI prefers.
+    pub fn primary_socket(&self) -> Option<&PathBuf> {
+        self.listen.iter().find_map(|a| match a {
+            ListenAddr::Unix(p) => Some(p),
+            _ => None,
+        })
+    }
+}

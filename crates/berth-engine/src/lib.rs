@@ -1,0 +1,8 @@
+//! berth's engines. Each owns its state, persists it through [`store`], and
+//! exposes plain Rust types: surfaces translate these to and from wire
+//! formats, engines never see one.
+
+pub mod registry;
+pub mod store;
+
+pub use store::Store;

@@ -1,0 +1,39 @@
+//! Numbered schema migrations. Append only: never edit a shipped step.
+
+use rusqlite::Connection;
+
+/// Each entry moves the schema from version `i` to `i + 1`.
+const STEPS: &[&str] = &[
+    // 1: the process registry.
+    "CREATE TABLE tracked_processes (
+        pid                INTEGER PRIMARY KEY,
+        start_ticks        INTEGER NOT NULL,
+        created_at         REAL    NOT NULL,
+        kind               TEXT    NOT NULL DEFAULT '',
+        command            TEXT    NOT NULL DEFAULT '',
+        cwd                TEXT    NOT NULL DEFAULT '',
+        originator         TEXT    NOT NULL DEFAULT '',
+        containment        TEXT    NOT NULL DEFAULT '',
+        registered_at      REAL    NOT NULL,
+        parent_pid         INTEGER,
+        parent_start_ticks INTEGER,
+        state              INTEGER NOT NULL DEFAULT 1,
+        last_validated_at  REAL    NOT NULL DEFAULT 0,
+        dead_since         REAL
+    );
+    CREATE INDEX tracked_processes_originator ON tracked_processes(originator);",
+];
+
+/// Applies every step newer than the database's `user_version`, each in its
+/// own transaction together with the version bump.
+pub fn apply(conn: &mut Connection) -> rusqlite::Result<()> {
+    let current: usize =
+        conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
+    for (i, step) in STEPS.iter().enumerate().skip(current) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(step)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,10 @@
+//! Linux primitives berth stands on. Nothing here knows about engines or
+//! wire formats; everything is small, synchronous and testable alone.
+
+pub mod dirs;
+pub mod fsutil;
+pub mod proc;
+pub mod signal;
+pub mod spawn;
+
+pub use proc::{ProcessIdentity, ProcessTable};

@@ -1,0 +1,132 @@
+//! Spawning processes detached from the daemon: a new session, no
+//! controlling terminal, stdio on `/dev/null`, and the environment layering
+//! of the running-process protocol.
+
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+
+/// Builds the environment a child sees.
+///
+/// With `clear` false the child inherits `base` and `overrides` win ties;
+/// with `clear` true it sees only `overrides`. When a key repeats in
+/// `overrides`, the last entry wins. Order of first appearance is kept.
+pub fn layer_env(
+    base: impl IntoIterator<Item = (String, String)>,
+    overrides: &[(String, String)],
+    clear: bool,
+) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = if clear {
+        Vec::new()
+    } else {
+        base.into_iter().collect()
+    };
+    for (k, v) in overrides {
+        match out.iter_mut().find(|(ek, _)| ek == k) {
+            Some(slot) => slot.1 = v.clone(),
+            None => out.push((k.clone(), v.clone())),
+        }
+    }
+    out
+}
+
+/// What to run and how.
+#[derive(Debug, Clone, Default)]
+pub struct SpawnSpec {
+    /// argv; `argv[0]` is looked up on the child's PATH.
+    pub argv: Vec<String>,
+    /// Working directory; the daemon's when `None`.
+    pub cwd: Option<String>,
+    /// The complete environment of the child (see [`layer_env`]).
+    pub env: Vec<(String, String)>,
+}
+
+impl SpawnSpec {
+    /// A command string run by `/bin/sh -c`, as the running-process
+    /// `SPAWN_DAEMON` request carries it.
+    pub fn shell(command: &str) -> Self {
+        Self {
+            argv: vec!["/bin/sh".into(), "-c".into(), command.into()],
+            ..Default::default()
+        }
+    }
+
+    /// The `Command` for this spec, env already replaced.
+    pub fn command(&self) -> io::Result<Command> {
+        let (prog, args) = self
+            .argv
+            .split_first()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "argv is empty"))?;
+        let mut cmd = Command::new(prog);
+        cmd.args(args)
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
+        if let Some(cwd) = &self.cwd {
+            cmd.current_dir(cwd);
+        }
+        Ok(cmd)
+    }
+}
+
+/// Makes `cmd` start in a new session with stdio on `/dev/null`, so it
+/// survives its requester and the daemon, and owns no terminal.
+pub fn detach(cmd: &mut Command) {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: setsid is async-signal-safe and touches no Rust state.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // Default signal dispositions and an empty mask, whatever the
+            // daemon set for itself.
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+            for sig in [libc::SIGPIPE, libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kv(k: &str, v: &str) -> (String, String) {
+        (k.into(), v.into())
+    }
+
+    #[test]
+    fn overrides_layer_and_last_wins() {
+        let base = vec![kv("PATH", "/bin"), kv("HOME", "/root")];
+        let env = layer_env(
+            base.clone(),
+            &[kv("A", "1"), kv("PATH", "/x"), kv("A", "2")],
+            false,
+        );
+        assert_eq!(
+            env,
+            vec![kv("PATH", "/x"), kv("HOME", "/root"), kv("A", "2")]
+        );
+        let env = layer_env(base, &[kv("A", "1")], true);
+        assert_eq!(env, vec![kv("A", "1")]);
+    }
+
+    #[test]
+    fn detached_child_leads_its_own_session() {
+        let mut spec = SpawnSpec::shell("sleep 5");
+        spec.env = vec![kv("PATH", "/usr/bin:/bin")];
+        let mut cmd = spec.command().unwrap();
+        detach(&mut cmd);
+        let mut child = cmd.spawn().unwrap();
+        let st = crate::proc::read_stat(child.id()).unwrap();
+        assert_eq!(st.session, child.id() as i32);
+        child.kill().ok();
+        child.wait().ok();
+    }
+}

@@ -1,0 +1,19 @@
+//! berth's wire layer: the protobuf contracts and the frame codecs.
+//!
+//! Everything here is pure (bytes in, values out) so it can be fuzzed and
+//! reused by clients without pulling in an async runtime.
+
+pub mod frame;
+
+/// The running-process daemon protocol (seed 003), package
+/// `running_process.daemon.v1`, generated from `proto/`.
+pub mod daemon {
+    #![allow(
+        missing_docs,
+        clippy::large_enum_variant,
+        clippy::doc_lazy_continuation
+    )]
+    include!(concat!(env!("OUT_DIR"), "/running_process.daemon.v1.rs"));
+}
+
+pub mod envelope;

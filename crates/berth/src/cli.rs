@@ -1,0 +1,335 @@
+//! `berth` subcommands. Everything but `berth daemon` is a client of the
+//! daemon's socket and starts the daemon when none answers.
+
+use crate::{output, start};
+use berth_client::{Client, ClientError};
+use berth_daemon::addr::ListenAddr;
+use berth_daemon::config::DaemonConfig;
+use berth_wire::daemon::{KeyValue, SpawnDaemonRequest};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "berth",
+    version,
+    about = "Keeps a development machine alive and reachable."
+)]
+struct Cli {
+    /// Daemon socket to talk to (default: $XDG_RUNTIME_DIR/berth/daemon.sock).
+    #[arg(long, global = true, env = "BERTH_SOCKET")]
+    socket: Option<PathBuf>,
+    /// Scope: an isolated daemon with its own socket and database.
+    #[arg(long, global = true, env = "BERTH_SCOPE")]
+    scope: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon (foreground unless --detach), or `berth daemon stop`.
+    #[command(args_conflicts_with_subcommands = true)]
+    Daemon {
+        #[command(subcommand)]
+        action: Option<DaemonAction>,
+        #[command(flatten)]
+        opts: DaemonOpts,
+    },
+    /// List tracked processes.
+    Ps {
+        /// Only processes of this originator tool.
+        #[arg(long)]
+        originator: Option<String>,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Launch a command detached from this terminal, tracked by berth.
+    Spawn {
+        /// Working directory (default: the current one).
+        #[arg(long)]
+        cwd: Option<PathBuf>,
+        /// Extra environment, KEY=VALUE; repeatable, last wins.
+        #[arg(long = "env", short = 'e', value_name = "KEY=VALUE")]
+        env: Vec<String>,
+        /// Start from an empty environment instead of the daemon's.
+        #[arg(long)]
+        clear_env: bool,
+        /// Originator label (default: `berth`; a `tool:PID` label makes the process
+        /// an orphan once PID exits).
+        #[arg(long)]
+        originator: Option<String>,
+        /// The command and its arguments.
+        #[arg(last = true, required = true, num_args = 1..)]
+        command: Vec<String>,
+    },
+    /// Show a process and its descendants.
+    Tree {
+        /// Root process id.
+        pid: u32,
+    },
+    /// End a process and all its descendants (SIGTERM, then SIGKILL).
+    KillTree {
+        /// Root process id.
+        pid: u32,
+        /// Seconds between SIGTERM and SIGKILL.
+        #[arg(long, default_value_t = 5.0)]
+        timeout: f64,
+    },
+    /// Show (or with --kill, end) tracked processes whose owner is gone.
+    Zombies {
+        /// End them instead of only listing them.
+        #[arg(long)]
+        kill: bool,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Daemon status.
+    Status {
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check that the daemon answers, and how fast.
+    Ping,
+}
+
+#[derive(Subcommand)]
+enum DaemonAction {
+    /// Stop the running daemon.
+    Stop {
+        /// Stop at once instead of letting requests finish.
+        #[arg(long)]
+        now: bool,
+        /// Seconds to wait for in-flight requests.
+        #[arg(long, default_value_t = 5.0)]
+        timeout: f64,
+    },
+}
+
+#[derive(Args)]
+struct DaemonOpts {
+    /// Start in the background and return once it answers.
+    #[arg(long)]
+    detach: bool,
+    /// Listen address, repeatable: unix:///path or vsock://CID:PORT
+    /// (replaces the default sockets).
+    #[arg(long = "listen", value_name = "ADDR")]
+    listen: Vec<ListenAddr>,
+    /// Database file (default: $XDG_STATE_HOME/berth/berth.db).
+    #[arg(long)]
+    db: Option<PathBuf>,
+    /// Emergency disk reserve in MiB (0 disables it).
+    #[arg(long, default_value_t = 4)]
+    reserve_mib: u64,
+    /// Seconds a dead process stays listed before it is purged.
+    #[arg(long, default_value_t = 60)]
+    dead_retention_secs: u64,
+}
+
+fn fail(msg: impl std::fmt::Display) -> i32 {
+    eprintln!("berth: {msg}");
+    1
+}
+
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    if let Some(s) = &cli.scope {
+        if let Err(e) = berth_os::dirs::validate_scope(s) {
+            return fail(e);
+        }
+    }
+    let socket = cli
+        .socket
+        .clone()
+        .unwrap_or_else(|| berth_os::dirs::daemon_socket(cli.scope.as_deref()));
+    match cli.command {
+        Command::Daemon {
+            action: Some(DaemonAction::Stop { now, timeout }),
+            ..
+        } => match Client::connect(&socket) {
+            Ok(mut c) => match c.shutdown(!now, timeout) {
+                Ok(()) => {
+                    println!("berth daemon at {} is stopping", socket.display());
+                    0
+                }
+                Err(e) => fail(e),
+            },
+            Err(_) => fail(format!("no daemon is running at {}", socket.display())),
+        },
+        Command::Daemon { action: None, opts } => daemon(cli.scope, &socket, opts),
+        cmd => match connect(&socket, cli.socket.is_some(), cli.scope.as_deref()) {
+            Ok(mut client) => match run_client(&mut client, cmd) {
+                Ok(code) => code,
+                Err(e) => fail(e),
+            },
+            Err(e) => fail(e),
+        },
+    }
+}
+
+fn daemon(scope: Option<String>, socket: &std::path::Path, opts: DaemonOpts) -> i32 {
+    let mut config = match DaemonConfig::for_scope(scope.clone()) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    if !opts.listen.is_empty() {
+        config.listen = opts.listen.clone();
+    }
+    if let Some(db) = &opts.db {
+        config.db_path = db.clone();
+    }
+    config.reserve_bytes = opts.reserve_mib << 20;
+    config.dead_retention = Duration::from_secs(opts.dead_retention_secs);
+    if opts.detach {
+        let mut args: Vec<String> = Vec::new();
+        if let Some(s) = &scope {
+            args.extend(["--scope".into(), s.clone()]);
+        }
+        for l in &opts.listen {
+            args.extend(["--listen".into(), l.to_string()]);
+        }
+        if let Some(db) = &opts.db {
+            args.extend(["--db".into(), db.display().to_string()]);
+        }
+        args.extend(["--reserve-mib".into(), opts.reserve_mib.to_string()]);
+        args.extend([
+            "--dead-retention-secs".into(),
+            opts.dead_retention_secs.to_string(),
+        ]);
+        let probe = config
+            .primary_socket()
+            .cloned()
+            .unwrap_or_else(|| socket.to_path_buf());
+        if std::os::unix::net::UnixStream::connect(&probe).is_ok() {
+            return fail(format!(
+                "a daemon is already running at {}",
+                probe.display()
+            ));
+        }
+        return match start::spawn_background(&args) {
+            Ok(pid) if start::wait_for_socket(&probe, Duration::from_secs(10)) => {
+                println!(
+                    "berth daemon started (pid {pid}), listening on {}",
+                    probe.display()
+                );
+                0
+            }
+            Ok(pid) => fail(format!(
+                "daemon (pid {pid}) did not start listening on {}; see {}",
+                probe.display(),
+                berth_os::dirs::state_dir().join("daemon.log").display()
+            )),
+            Err(e) => fail(format!("cannot start the daemon: {e}")),
+        };
+    }
+    match start::foreground(config) {
+        Ok(()) => 0,
+        Err(e) => fail(e),
+    }
+}
+
+/// Connects to the daemon; if none answers at the default socket, starts one.
+fn connect(
+    socket: &std::path::Path,
+    explicit: bool,
+    scope: Option<&str>,
+) -> Result<Client, ClientError> {
+    if explicit {
+        return Client::connect(socket);
+    }
+    Client::connect_or_start(socket, Duration::from_secs(10), || {
+        let mut args = Vec::new();
+        if let Some(s) = scope {
+            args.extend(["--scope".to_string(), s.to_string()]);
+        }
+        start::spawn_background(&args).map(|_| ())
+    })
+}
+
+fn run_client(c: &mut Client, cmd: Command) -> Result<i32, ClientError> {
+    match cmd {
+        Command::Daemon { .. } => unreachable!("handled before connecting"),
+        Command::Ps { originator, json } => {
+            let rows = match originator {
+                Some(o) => c.list_by_originator(&o)?,
+                None => c.list_active()?,
+            };
+            print!(
+                "{}",
+                if json {
+                    output::processes_json(&rows)
+                } else {
+                    output::processes_table(&rows)
+                }
+            );
+        }
+        Command::Spawn {
+            cwd,
+            env,
+            clear_env,
+            originator,
+            command,
+        } => {
+            let mut kvs = Vec::new();
+            for e in env {
+                let Some((k, v)) = e.split_once('=') else {
+                    eprintln!("berth: --env {e:?} must be KEY=VALUE");
+                    return Ok(2);
+                };
+                kvs.push(KeyValue {
+                    key: k.into(),
+                    value: v.into(),
+                });
+            }
+            let cwd = cwd
+                .or_else(|| std::env::current_dir().ok())
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            let r = c.spawn_daemon(SpawnDaemonRequest {
+                command: output::shell_join(&command),
+                cwd,
+                env: kvs,
+                originator: originator.unwrap_or_else(|| "berth".into()),
+                clear_inherited_env: clear_env,
+            })?;
+            println!("{}", r.pid);
+        }
+        Command::Tree { pid } => print!("{}", c.process_tree(pid)?),
+        Command::KillTree { pid, timeout } => {
+            let n = c.kill_tree(pid, timeout)?;
+            println!("ended {n} process{}", if n == 1 { "" } else { "es" });
+        }
+        Command::Zombies { kill, json } => {
+            let z = c.kill_zombies(!kill)?;
+            print!(
+                "{}",
+                if json {
+                    output::zombies_json(&z)
+                } else {
+                    output::zombies_table(&z, kill)
+                }
+            );
+        }
+        Command::Status { json } => {
+            let s = c.status()?;
+            print!(
+                "{}",
+                if json {
+                    output::status_json(&s)
+                } else {
+                    output::status_text(&s)
+                }
+            );
+        }
+        Command::Ping => {
+            let t = std::time::Instant::now();
+            c.ping()?;
+            println!("pong in {:.3} ms", t.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    Ok(0)
+}

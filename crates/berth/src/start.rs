@@ -1,0 +1,61 @@
+//! Starting the daemon: in the foreground, or detached in the background
+//! (a new session, logs to the state directory) for `--detach` and for
+//! CLI commands that find no daemon.
+
+use berth_daemon::config::DaemonConfig;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// Runs the daemon in this process until it stops.
+pub fn foreground(config: DaemonConfig) -> Result<(), String> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    berth_daemon::run(config)
+}
+
+/// Starts `berth daemon ARGS` in its own session with stdio detached (stderr
+/// to `daemon.log` in the state directory) and returns without waiting.
+pub fn spawn_background(args: &[String]) -> std::io::Result<u32> {
+    use std::os::unix::process::CommandExt;
+    let exe = std::env::current_exe()?;
+    let state = berth_os::dirs::state_dir();
+    std::fs::create_dir_all(&state)?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(state.join("daemon.log"))?;
+    let mut cmd = Command::new(exe);
+    cmd.arg0("berth")
+        .arg("daemon")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log);
+    // SAFETY: setsid is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let child = cmd.spawn()?;
+    Ok(child.id())
+}
+
+/// Waits until something accepts connections at `socket`.
+pub fn wait_for_socket(socket: &Path, wait: Duration) -> bool {
+    let deadline = std::time::Instant::now() + wait;
+    while std::time::Instant::now() < deadline {
+        if std::os::unix::net::UnixStream::connect(socket).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
