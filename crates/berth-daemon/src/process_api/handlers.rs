@@ -90,6 +90,7 @@ pub async fn dispatch(req: &DaemonRequest, st: &DaemonState) -> (DaemonResponse,
             After::Continue,
         );
     };
+    tracing::debug!(id, ty = ty.as_str_name(), client = %req.client_name, "request");
     let resp = match ty {
         RequestType::Unspecified => error_response(
             id,

@@ -1,0 +1,192 @@
+//! Test harness: a real `berth daemon` process in a private XDG sandbox.
+#![allow(dead_code)]
+
+use berth_client::Client;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BERTH: &str = env!("CARGO_BIN_EXE_berth");
+
+/// A daemon under test and the sandbox it lives in.
+pub struct Daemon {
+    pub dir: tempfile::TempDir,
+    pub child: Option<Child>,
+    pub socket: PathBuf,
+    pub compat: PathBuf,
+}
+
+impl Daemon {
+    pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    pub fn start_with(extra: &[&str]) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("berth-t")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let name = match extra.iter().position(|a| *a == "--scope") {
+            Some(i) => format!("daemon-{}.sock", extra[i + 1]),
+            None => "daemon.sock".to_string(),
+        };
+        let mut d = Daemon {
+            socket: dir.path().join("run/berth").join(&name),
+            compat: dir.path().join("run/running-process").join(&name),
+            dir,
+            child: None,
+        };
+        d.spawn(extra);
+        d
+    }
+
+    pub fn runtime_dir(&self) -> PathBuf {
+        self.dir.path().join("run")
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// Environment that points berth and running-process clients here.
+    pub fn env(&self) -> Vec<(&'static str, PathBuf)> {
+        vec![
+            ("XDG_RUNTIME_DIR", self.runtime_dir()),
+            ("XDG_STATE_HOME", self.state_dir()),
+        ]
+    }
+
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new(program);
+        c.env_remove("BERTH_SOCKET").env_remove("BERTH_SCOPE");
+        for (k, v) in self.env() {
+            c.env(k, v);
+        }
+        c
+    }
+
+    /// (Re)starts the daemon process and waits for its socket.
+    pub fn spawn(&mut self, extra: &[&str]) {
+        let log = std::fs::File::create(self.dir.path().join("daemon.log")).unwrap();
+        let child = self
+            .command(BERTH)
+            .args(["daemon", "--dead-retention-secs", "1"])
+            .args(extra)
+            .env("BERTH_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        assert!(
+            wait_for(Duration::from_secs(10), || Client::connect(&self.socket)
+                .is_ok()),
+            "daemon did not start: {}",
+            self.log()
+        );
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
+    }
+
+    pub fn client(&self) -> Client {
+        Client::connect(&self.socket).unwrap()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// SIGKILL, no cleanup: what a crash looks like.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    /// Waits for the daemon process to exit by itself.
+    pub fn wait_exit(&mut self, within: Duration) -> bool {
+        let Some(c) = self.child.as_mut() else {
+            return true;
+        };
+        let ok = wait_for(within, || c.try_wait().unwrap().is_some());
+        if ok {
+            self.child = None;
+        }
+        ok
+    }
+
+    /// Runs the CLI against this daemon.
+    pub fn berth(&self, args: &[&str]) -> Output {
+        self.command(BERTH).args(args).output().unwrap()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            if !wait_for(Duration::from_secs(5), || c.try_wait().unwrap().is_some()) {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
+pub fn wait_for(within: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A `sleep` child that dies with the test.
+pub struct Sleeper(pub Child);
+
+impl Sleeper {
+    pub fn new(secs: u32) -> Self {
+        Sleeper(Command::new("sleep").arg(secs.to_string()).spawn().unwrap())
+    }
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Sleeper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn is_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            !s.rsplit_once(')')
+                .map(|(_, r)| r.trim_start().starts_with('Z'))
+                .unwrap_or(false)
+        })
+        .unwrap_or(false)
+}
+
+pub fn exists(p: &Path) -> bool {
+    std::fs::symlink_metadata(p).is_ok()
+}
