@@ -38,8 +38,8 @@ async fn serve(config: DaemonConfig) -> Result<(), String> {
         listeners.push((addr.clone(), Arc::new(l)));
     }
     let mut accept_tasks = Vec::new();
-    for (addr, l) in listeners.iter().cloned() {
-        let state = state.clone();
+    for (addr, l) in &listeners {
+        let (addr, l, state) = (addr.clone(), l.clone(), state.clone());
         accept_tasks.push(tokio::spawn(async move {
             loop {
                 match l.accept().await {

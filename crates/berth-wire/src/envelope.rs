@@ -53,9 +53,9 @@ pub fn require<'a, T>(
     req: &DaemonRequest,
     payload: &'a Option<T>,
     ty: RequestType,
-) -> Result<&'a T, DaemonResponse> {
+) -> Result<&'a T, Box<DaemonResponse>> {
     payload.as_ref().ok_or_else(|| {
-        error_response(
+        Box::new(error_response(
             req.id,
             StatusCode::InvalidArgument,
             format!(
@@ -64,7 +64,7 @@ pub fn require<'a, T>(
                 payload_field(ty),
                 ty as i32
             ),
-        )
+        ))
     })
 }
 

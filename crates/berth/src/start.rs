@@ -9,11 +9,14 @@ use std::time::Duration;
 
 /// Runs the daemon in this process until it stops.
 pub fn foreground(config: DaemonConfig) -> Result<(), String> {
+    // A plain level (BERTH_LOG=error|warn|info|debug|trace): a full filter
+    // language would pull a regex engine into the daemon's memory.
+    let level = std::env::var("BERTH_LOG")
+        .ok()
+        .and_then(|l| l.parse::<tracing::Level>().ok())
+        .unwrap_or(tracing::Level::INFO);
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
+        .with_max_level(level)
         .with_writer(std::io::stderr)
         .try_init();
     berth_daemon::run(config)

@@ -131,7 +131,7 @@ macro_rules! payload {
     ($req:expr, $field:ident, $ty:expr) => {
         match require($req, &$req.$field, $ty) {
             Ok(p) => p,
-            Err(resp) => return resp,
+            Err(resp) => return *resp,
         }
     };
 }
@@ -173,7 +173,7 @@ fn status(id: u64, st: &DaemonState) -> DaemonResponse {
 fn shutdown(req: &DaemonRequest, ty: RequestType) -> (DaemonResponse, After) {
     let p = match require(req, &req.shutdown, ty) {
         Ok(p) => p,
-        Err(resp) => return (resp, After::Continue),
+        Err(resp) => return (*resp, After::Continue),
     };
     let timeout = match timeout_from_secs(p.timeout_seconds) {
         Ok(t) => t,
