@@ -17,6 +17,7 @@ pub fn foreground(config: DaemonConfig) -> Result<(), String> {
         .unwrap_or(tracing::Level::INFO);
     let _ = tracing_subscriber::fmt()
         .with_max_level(level)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .try_init();
     berth_daemon::run(config)

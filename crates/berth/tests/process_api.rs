@@ -574,3 +574,24 @@ fn scope_isolates_sockets_and_database() {
     assert_eq!((s.scope.as_str(), s.scope_hash.as_str()), ("ci-1", "ci-1"));
     assert!(s.db_path.ends_with("berth-ci-1.db"));
 }
+
+#[test]
+fn vsock_listeners_bind_beside_unix_ones() {
+    if !std::path::Path::new("/dev/vsock").exists() {
+        eprintln!("skipped: no /dev/vsock on this machine");
+        return;
+    }
+    let port = 20_000 + std::process::id() % 20_000;
+    let mut d = Daemon::unstarted(&[]);
+    let sock = format!("unix://{}", d.socket.display());
+    let vsock = format!("vsock://any:{port}");
+    d.spawn(&["--listen", &sock, "--listen", &vsock]);
+    assert!(
+        d.log().contains(&format!("vsock://{}:{port}", u32::MAX)),
+        "{}",
+        d.log()
+    );
+    d.client().ping().unwrap();
+    // Only the listeners asked for: no compat socket.
+    assert!(!exists(&d.compat));
+}

@@ -22,6 +22,13 @@ impl Daemon {
     }
 
     pub fn start_with(extra: &[&str]) -> Self {
+        let mut d = Self::unstarted(extra);
+        d.spawn(extra);
+        d
+    }
+
+    /// The sandbox, with no daemon running yet.
+    pub fn unstarted(extra: &[&str]) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("berth-t")
             .tempdir_in("/tmp")
@@ -30,14 +37,12 @@ impl Daemon {
             Some(i) => format!("daemon-{}.sock", extra[i + 1]),
             None => "daemon.sock".to_string(),
         };
-        let mut d = Daemon {
+        Daemon {
             socket: dir.path().join("run/berth").join(&name),
             compat: dir.path().join("run/running-process").join(&name),
             dir,
             child: None,
-        };
-        d.spawn(extra);
-        d
+        }
     }
 
     pub fn runtime_dir(&self) -> PathBuf {
