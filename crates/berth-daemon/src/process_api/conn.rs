@@ -41,34 +41,20 @@ pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
     loop {
         // Answer every complete frame already buffered.
         loop {
-            let body = match dec.next_frame() {
-                Ok(Some(b)) => b,
+            let req = match dec.next_frame() {
                 Ok(None) => break,
-                Err(e) => {
-                    let _ = send(
-                        &mut stream,
-                        &error_response(
-                            0,
-                            StatusCode::InvalidArgument,
-                            format!("malformed frame: {e}; closing the connection"),
-                        ),
-                    )
-                    .await;
-                    return;
-                }
+                Ok(Some(body)) => decode_request(&body),
+                Err(e) => Err(format!("malformed frame: {e}")),
             };
-            let req = match decode_request(&body) {
+            let req = match req {
                 Ok(r) => r,
                 Err(msg) => {
-                    let _ = send(
-                        &mut stream,
-                        &error_response(
-                            0,
-                            StatusCode::InvalidArgument,
-                            format!("{msg}; closing the connection"),
-                        ),
-                    )
-                    .await;
+                    let reply = error_response(
+                        0,
+                        StatusCode::InvalidArgument,
+                        format!("{msg}; closing the connection"),
+                    );
+                    let _ = send(&mut stream, &reply).await;
                     return;
                 }
             };
