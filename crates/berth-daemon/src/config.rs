@@ -1,6 +1,7 @@
 //! Daemon configuration, resolved from flags and the environment.
 
 use crate::addr::ListenAddr;
+use berth_engine::sessions::SessionConfig;
 use berth_os::dirs;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -20,6 +21,8 @@ pub struct DaemonConfig {
     pub dead_retention: Duration,
     /// How often the registry is validated in the background.
     pub sweep_interval: Duration,
+    /// Session engine tunables (backlog size, default grace).
+    pub sessions: SessionConfig,
 }
 
 /// Default emergency reserve: 4 MiB.
@@ -43,6 +46,7 @@ impl DaemonConfig {
             reserve_bytes: DEFAULT_RESERVE_BYTES,
             dead_retention: Duration::from_secs(60),
             sweep_interval: Duration::from_secs(15),
+            sessions: SessionConfig::default(),
         })
     }
 

@@ -29,7 +29,7 @@ pub fn run(config: DaemonConfig) -> Result<(), String> {
 async fn serve(config: DaemonConfig) -> Result<(), String> {
     let store = berth_engine::Store::open(&config.db_path, config.reserve_bytes)
         .map_err(|e| e.to_string())?;
-    let state = DaemonState::new(&config, Arc::new(store));
+    let state = DaemonState::new(&config, Arc::new(store))?;
 
     let mut listeners = Vec::new();
     for addr in &config.listen {

@@ -74,6 +74,12 @@ pub fn detach(cmd: &mut Command) {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
+    new_session(cmd);
+}
+
+/// Makes `cmd` lead a new session and process group (so the whole group
+/// can be signalled), with default signal dispositions and mask.
+pub fn new_session(cmd: &mut Command) {
     // SAFETY: setsid is async-signal-safe and touches no Rust state.
     unsafe {
         cmd.pre_exec(|| {

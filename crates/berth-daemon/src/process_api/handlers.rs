@@ -12,6 +12,11 @@ use std::time::Duration;
 
 /// What the connection does after sending the response.
 pub enum After {
+    /// Carry an attach stream until it ends.
+    Attach(
+        Box<berth_engine::sessions::Attachment>,
+        berth_engine::sessions::Kind,
+    ),
     /// Read the next request.
     Continue,
     /// Stop the daemon (the reply has been sent first).
@@ -63,8 +68,6 @@ fn pending_capability(ty: RequestType) -> Option<&'static str> {
     let n = ty as i32;
     if (50..=59).contains(&n) {
         Some("service supervision (runpm requests 50-59)")
-    } else if (60..=77).contains(&n) {
-        Some("detachable PTY and pipe sessions (requests 60-77)")
     } else {
         None
     }
@@ -108,6 +111,7 @@ pub async fn dispatch(req: &DaemonRequest, st: &DaemonState) -> (DaemonResponse,
         RequestType::GetProcessTree => process_tree(req, ty),
         RequestType::KillZombies => kill_zombies(req, ty, st).await,
         RequestType::KillTree => kill_tree(req, ty, st).await,
+        t if (60..=77).contains(&(t as i32)) => return super::sessions::handle(req, t, st).await,
         other => match pending_capability(other) {
             Some(cap) => error_response(
                 id,

@@ -22,6 +22,22 @@ const STEPS: &[&str] = &[
         dead_since         REAL
     );
     CREATE INDEX tracked_processes_originator ON tracked_processes(originator);",
+    // 2: PTY and pipe sessions (records only; output lives in memory).
+    "CREATE TABLE sessions (
+        id          TEXT    PRIMARY KEY,
+        name        TEXT    NOT NULL DEFAULT '',
+        kind        TEXT    NOT NULL,
+        pid         INTEGER NOT NULL,
+        command     TEXT    NOT NULL,
+        cwd         TEXT    NOT NULL,
+        originator  TEXT    NOT NULL DEFAULT '',
+        created_at  REAL    NOT NULL,
+        merged      INTEGER NOT NULL DEFAULT 0,
+        exited      INTEGER NOT NULL DEFAULT 0,
+        exit_code   INTEGER,
+        exited_at   REAL,
+        outcome     TEXT
+    );",
 ];
 
 /// Applies every step newer than the database's `user_version`, each in its

@@ -1,0 +1,184 @@
+//! The screen model: every PTY session's output also drives a terminal
+//! emulator (vt100), so the engine can hand out the current screen — to
+//! restore a re-attaching terminal like tmux does, and later to render
+//! grids for remote clients — instead of replaying megabytes.
+//!
+//! Parsing costs CPU per byte, so it is kept off the hot path: one
+//! low-priority worker thread follows every session's byte log with its own
+//! cursor, and anyone who needs the screen first catches it up to the end of
+//! the log. If the worker falls so far behind that the ring dropped bytes it
+//! had not parsed, it continues from the oldest byte still held (`resyncs`
+//! counts this; a full-screen program repaints soon after).
+
+use super::bytelog::OutputStream;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, OnceLock};
+
+const CHUNK: usize = 256 * 1024;
+
+/// The emulator state of one PTY session.
+pub struct ScreenState {
+    parser: Mutex<Parsed>,
+    stream: Arc<OutputStream>,
+    queued: AtomicBool,
+    resyncs: AtomicU64,
+}
+
+struct Parsed {
+    parser: vt100::Parser,
+    cursor: u64,
+}
+
+/// A screen captured at a byte offset of the session's output.
+pub struct ScreenSnapshot {
+    /// Bytes that draw this screen on a fresh terminal of the same size.
+    pub restore: Vec<u8>,
+    /// Output offset the snapshot reflects; live output continues here.
+    pub offset: u64,
+    /// Plain text of the visible screen, rows joined by newlines.
+    pub text: String,
+    /// Rows, columns.
+    pub size: (u16, u16),
+    /// Cursor row, column.
+    pub cursor: (u16, u16),
+}
+
+impl ScreenState {
+    /// A model of `rows` x `cols` following `stream`.
+    pub fn new(stream: Arc<OutputStream>, rows: u16, cols: u16) -> Arc<Self> {
+        Arc::new(Self {
+            parser: Mutex::new(Parsed {
+                parser: vt100::Parser::new(rows, cols, 0),
+                cursor: 0,
+            }),
+            stream,
+            queued: AtomicBool::new(false),
+            resyncs: AtomicU64::new(0),
+        })
+    }
+
+    /// Times the worker lost track because the ring overran it.
+    pub fn resyncs(&self) -> u64 {
+        self.resyncs.load(Ordering::Relaxed)
+    }
+
+    /// Tells the worker there is new output.
+    pub fn mark_dirty(self: &Arc<Self>) {
+        if !self.queued.swap(true, Ordering::AcqRel) {
+            worker().send(self.clone());
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Parsed> {
+        self.parser.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Parses everything up to the end of the log.
+    pub fn catch_up(&self) {
+        let mut p = self.lock();
+        self.catch_up_locked(&mut p);
+    }
+
+    fn catch_up_locked(&self, p: &mut Parsed) {
+        loop {
+            let chunk = self.stream.log().read(p.cursor, CHUNK);
+            if chunk.missed > 0 {
+                self.resyncs.fetch_add(1, Ordering::Relaxed);
+            }
+            if chunk.data.is_empty() {
+                p.cursor = chunk.offset;
+                return;
+            }
+            p.parser.process(&chunk.data);
+            p.cursor = chunk.offset + chunk.data.len() as u64;
+        }
+    }
+
+    /// Resizes the model (after the PTY was resized).
+    pub fn resize(&self, rows: u16, cols: u16) {
+        let mut p = self.lock();
+        self.catch_up_locked(&mut p);
+        p.parser.screen_mut().set_size(rows, cols);
+    }
+
+    /// The current screen, caught up to the end of the log.
+    pub fn snapshot(&self) -> ScreenSnapshot {
+        let mut p = self.lock();
+        self.catch_up_locked(&mut p);
+        let screen = p.parser.screen();
+        let mut restore = Vec::new();
+        if screen.alternate_screen() {
+            restore.extend_from_slice(b"\x1b[?1049h");
+        }
+        restore.extend_from_slice(&screen.state_formatted());
+        ScreenSnapshot {
+            restore,
+            offset: p.cursor,
+            text: screen.contents(),
+            size: screen.size(),
+            cursor: screen.cursor_position(),
+        }
+    }
+
+    /// Runs `f` on the caught-up vt100 screen (for grid renderers).
+    pub fn with_screen<T>(&self, f: impl FnOnce(&vt100::Screen, u64) -> T) -> T {
+        let mut p = self.lock();
+        self.catch_up_locked(&mut p);
+        f(p.parser.screen(), p.cursor)
+    }
+}
+
+struct Worker {
+    tx: Mutex<mpsc::Sender<Arc<ScreenState>>>,
+}
+
+impl Worker {
+    fn send(&self, s: Arc<ScreenState>) {
+        let _ = self.tx.lock().unwrap_or_else(|p| p.into_inner()).send(s);
+    }
+}
+
+fn worker() -> &'static Worker {
+    static W: OnceLock<Worker> = OnceLock::new();
+    W.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Arc<ScreenState>>();
+        std::thread::Builder::new()
+            .name("berth-screen".into())
+            .spawn(move || {
+                // Lowest priority: the data path to clients comes first.
+                // SAFETY: setpriority on this thread's id.
+                unsafe {
+                    let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+                    libc::setpriority(libc::PRIO_PROCESS, tid, 19);
+                }
+                while let Ok(s) = rx.recv() {
+                    s.queued.store(false, Ordering::Release);
+                    s.catch_up();
+                }
+            })
+            .expect("spawn the screen worker");
+        Worker { tx: Mutex::new(tx) }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_restores_the_same_screen_on_a_fresh_parser() {
+        let out = OutputStream::new(1 << 20);
+        let s = ScreenState::new(out.clone(), 10, 40);
+        out.append(b"line one\r\n\x1b[1;31mred\x1b[0m\r\n\x1b[?1049h\x1b[2J\x1b[3;5Hfull screen\x1b[5;1Hbottom");
+        s.mark_dirty();
+        let snap = s.snapshot();
+        assert_eq!(snap.offset, out.log().end());
+        assert!(snap.text.contains("full screen") && !snap.text.contains("line one"));
+        let mut fresh = vt100::Parser::new(10, 40, 0);
+        fresh.process(&snap.restore);
+        assert_eq!(fresh.screen().contents(), snap.text);
+        assert_eq!(fresh.screen().cursor_position(), snap.cursor);
+        assert!(fresh.screen().alternate_screen());
+    }
+}
