@@ -95,6 +95,20 @@ enum Command {
     },
     /// Check that the daemon answers, and how fast.
     Ping,
+    /// Start a session (a command that outlives this terminal); prints its id.
+    Run(crate::sessions::RunArgs),
+    /// Attach this terminal to a PTY session (detach with Ctrl-\\).
+    Attach(crate::sessions::AttachArgs),
+    /// List sessions, or `sessions purge` ended ones.
+    Sessions(crate::sessions::SessionsArgs),
+    /// Print a session's held output (-f to follow).
+    Logs(crate::sessions::LogsArgs),
+    /// Type text into a session.
+    Send(crate::sessions::SendArgs),
+    /// End a session (SIGTERM, then SIGKILL after --grace ms).
+    Kill(crate::sessions::KillArgs),
+    /// Copy a session's stream into a file from now on; prints the tee handle.
+    Tee(crate::sessions::TeeArgs),
 }
 
 #[derive(Subcommand)]
@@ -128,6 +142,9 @@ struct DaemonOpts {
     /// Seconds a dead process stays listed before it is purged.
     #[arg(long, default_value_t = 60)]
     dead_retention_secs: u64,
+    /// Output kept per session stream, in KiB (the backlog ring).
+    #[arg(long, default_value_t = 1024)]
+    backlog_kib: usize,
 }
 
 fn fail(msg: impl std::fmt::Display) -> i32 {
@@ -162,6 +179,14 @@ pub fn main() -> i32 {
         },
         Command::Daemon { action: None, opts } => daemon(cli.scope, &socket, opts),
         cmd => match connect(&socket, cli.socket.is_some(), cli.scope.as_deref()) {
+            Ok(client) if matches!(cmd, Command::Attach(_) | Command::Logs(_)) => {
+                let r = match cmd {
+                    Command::Attach(a) => crate::sessions::attach(client, a),
+                    Command::Logs(a) => crate::sessions::logs(client, a),
+                    _ => unreachable!(),
+                };
+                r.unwrap_or_else(fail)
+            }
             Ok(mut client) => match run_client(&mut client, cmd) {
                 Ok(code) => code,
                 Err(e) => fail(e),
@@ -184,6 +209,10 @@ fn daemon(scope: Option<String>, socket: &std::path::Path, opts: DaemonOpts) -> 
     }
     config.reserve_bytes = opts.reserve_mib << 20;
     config.dead_retention = Duration::from_secs(opts.dead_retention_secs);
+    if opts.backlog_kib == 0 {
+        return fail("--backlog-kib must be at least 1");
+    }
+    config.sessions.backlog_bytes = opts.backlog_kib << 10;
     if opts.detach {
         let mut args: Vec<String> = Vec::new();
         if let Some(s) = &scope {
@@ -325,6 +354,12 @@ fn run_client(c: &mut Client, cmd: Command) -> Result<i32, ClientError> {
                 }
             );
         }
+        Command::Run(a) => return crate::sessions::run(c, a),
+        Command::Sessions(a) => return crate::sessions::sessions(c, a),
+        Command::Send(a) => return crate::sessions::send(c, a),
+        Command::Kill(a) => return crate::sessions::kill(c, a),
+        Command::Tee(a) => return crate::sessions::tee(c, a),
+        Command::Attach(_) | Command::Logs(_) => unreachable!("these take the connection"),
         Command::Ping => {
             let t = std::time::Instant::now();
             c.ping()?;

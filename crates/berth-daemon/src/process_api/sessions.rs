@@ -347,7 +347,8 @@ pub async fn handle(
         }
         RequestType::WritePipeStdin => {
             let p = payload!(req, write_pipe_stdin, ty);
-            let s = tryx!(id, eng.get_kind(&p.session_id, Kind::Pipe));
+            // berth extension: on a PTY session this types into the terminal.
+            let s = tryx!(id, eng.get(&p.session_id));
             let mut written = 0;
             if !p.data.is_empty() || !p.close {
                 written = tryx!(id, s.write_input(&p.data).await);
