@@ -5,10 +5,15 @@
 //!
 //! Parsing costs CPU per byte, so it is kept off the hot path: one
 //! low-priority worker thread follows every session's byte log with its own
-//! cursor, and anyone who needs the screen first catches it up to the end of
-//! the log. If the worker falls so far behind that the ring dropped bytes it
-//! had not parsed, it continues from the oldest byte still held (`resyncs`
-//! counts this; a full-screen program repaints soon after).
+//! cursor, in batches at most every [`BATCH_INTERVAL`], and anyone who needs
+//! the screen first catches it up to the end of the log.
+//!
+//! Bulk output (a build log, `cat` of a big file) would cost a core to
+//! parse in full while only its last screenful matters. When more than
+//! [`BURST`] bytes are waiting, the parser skips to the last [`TAIL`] bytes
+//! (`skips` counts this). Plain text then ends on exactly the right screen;
+//! a full-screen program repaints soon after a burst. Interactive output
+//! never comes near the threshold and is parsed byte for byte.
 
 use super::bytelog::OutputStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -17,12 +22,19 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 const CHUNK: usize = 256 * 1024;
 
+/// Unparsed bytes beyond which a batch skips ahead.
+pub const BURST: u64 = 256 * 1024;
+/// Bytes parsed after a skip (many screenfuls of text).
+pub const TAIL: u64 = 64 * 1024;
+/// Minimum time between two batches of the worker for one session.
+pub const BATCH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(16);
+
 /// The emulator state of one PTY session.
 pub struct ScreenState {
     parser: Mutex<Parsed>,
     stream: Arc<OutputStream>,
     queued: AtomicBool,
-    resyncs: AtomicU64,
+    skips: AtomicU64,
 }
 
 struct Parsed {
@@ -54,13 +66,13 @@ impl ScreenState {
             }),
             stream,
             queued: AtomicBool::new(false),
-            resyncs: AtomicU64::new(0),
+            skips: AtomicU64::new(0),
         })
     }
 
-    /// Times the worker lost track because the ring overran it.
-    pub fn resyncs(&self) -> u64 {
-        self.resyncs.load(Ordering::Relaxed)
+    /// Times the parser skipped part of a burst (or the ring overran it).
+    pub fn skips(&self) -> u64 {
+        self.skips.load(Ordering::Relaxed)
     }
 
     /// Tells the worker there is new output.
@@ -81,10 +93,15 @@ impl ScreenState {
     }
 
     fn catch_up_locked(&self, p: &mut Parsed) {
+        let end = self.stream.log().end();
+        if end.saturating_sub(p.cursor) > BURST {
+            p.cursor = end - TAIL;
+            self.skips.fetch_add(1, Ordering::Relaxed);
+        }
         loop {
             let chunk = self.stream.log().read(p.cursor, CHUNK);
             if chunk.missed > 0 {
-                self.resyncs.fetch_add(1, Ordering::Relaxed);
+                self.skips.fetch_add(1, Ordering::Relaxed);
             }
             if chunk.data.is_empty() {
                 p.cursor = chunk.offset;
@@ -152,9 +169,30 @@ fn worker() -> &'static Worker {
                     let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
                     libc::setpriority(libc::PRIO_PROCESS, tid, 19);
                 }
-                while let Ok(s) = rx.recv() {
-                    s.queued.store(false, Ordering::Release);
-                    s.catch_up();
+                // Sessions with new output, and when each may next be parsed.
+                let mut due: Vec<(std::time::Instant, Arc<ScreenState>)> = Vec::new();
+                loop {
+                    let wait = due
+                        .iter()
+                        .map(|(t, _)| t.saturating_duration_since(std::time::Instant::now()))
+                        .min();
+                    let got = match wait {
+                        None => rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+                        Some(w) => rx.recv_timeout(w),
+                    };
+                    match got {
+                        Ok(s) => due.push((std::time::Instant::now() + BATCH_INTERVAL, s)),
+                        Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                        Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    }
+                    let now = std::time::Instant::now();
+                    let (ready, later): (Vec<_>, Vec<_>) =
+                        due.drain(..).partition(|(t, _)| *t <= now);
+                    due = later;
+                    for (_, s) in ready {
+                        s.queued.store(false, Ordering::Release);
+                        s.catch_up();
+                    }
                 }
             })
             .expect("spawn the screen worker");
@@ -180,5 +218,22 @@ mod tests {
         assert_eq!(fresh.screen().contents(), snap.text);
         assert_eq!(fresh.screen().cursor_position(), snap.cursor);
         assert!(fresh.screen().alternate_screen());
+    }
+
+    #[test]
+    fn a_burst_of_text_ends_on_the_right_screen_without_parsing_it_all() {
+        let out = OutputStream::new(4 << 20);
+        let s = ScreenState::new(out.clone(), 5, 30);
+        let mut text = String::new();
+        for i in 0..200_000 {
+            text.push_str(&format!("line {i}\r\n"));
+        }
+        out.append(text.as_bytes());
+        let snap = s.snapshot();
+        assert_eq!(s.skips(), 1);
+        assert_eq!(
+            snap.text,
+            "line 199996\nline 199997\nline 199998\nline 199999"
+        );
     }
 }

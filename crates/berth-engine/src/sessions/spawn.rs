@@ -136,27 +136,39 @@ pub(super) async fn write_all_fd(fd: &AsyncFd<OwnedFd>, mut data: &[u8]) -> std:
     Ok(total)
 }
 
+/// Reads the PTY master until it would block or the buffer is full: a PTY
+/// hands out output a few KiB at a time, and appending, waking viewers and
+/// framing once per batch instead of once per read is what keeps the daemon's
+/// CPU per byte low.
+fn read_batch(fd: i32, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        // SAFETY: reading into the unfilled tail of a valid buffer.
+        let n = unsafe { libc::read(fd, buf[filled..].as_mut_ptr().cast(), buf.len() - filled) };
+        if n > 0 {
+            filled += n as usize;
+            continue;
+        }
+        let err = std::io::Error::last_os_error();
+        if n < 0 && err.kind() == std::io::ErrorKind::WouldBlock && filled == 0 {
+            return Err(err);
+        }
+        if filled > 0 {
+            return Ok(filled);
+        }
+        // 0 (end of file) or a real error such as EIO once the slave closed.
+        return if n == 0 { Ok(0) } else { Err(err) };
+    }
+    Ok(filled)
+}
+
 async fn pump_pty(master: Arc<AsyncFd<OwnedFd>>, out: Arc<OutputStream>, screen: Arc<ScreenState>) {
     let mut buf = vec![0u8; READ_BUF];
     loop {
         let Ok(mut guard) = master.readable().await else {
             break;
         };
-        match guard.try_io(|inner| {
-            // SAFETY: reading into a valid buffer from a valid fd.
-            let n = unsafe {
-                libc::read(
-                    inner.get_ref().as_raw_fd(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                )
-            };
-            if n < 0 {
-                Err(std::io::Error::last_os_error())
-            } else {
-                Ok(n as usize)
-            }
-        }) {
+        match guard.try_io(|inner| read_batch(inner.get_ref().as_raw_fd(), &mut buf)) {
             Ok(Ok(0)) => break,
             Ok(Ok(n)) => {
                 out.append_respecting_blockers(&buf[..n]).await;
