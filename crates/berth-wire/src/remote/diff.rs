@@ -287,13 +287,18 @@ pub fn diff(old: &Grid, new: &Grid) -> Vec<DiffOp> {
         }
     }
 
+    // Rows already right after the resize / scroll; compared once.
+    let right: Vec<bool> = (0..rows)
+        .map(|y| base[y].equals(new.row(y as u16), &blank))
+        .collect();
+
     // Rows that changed and are now one repeated cell become fills,
     // consecutive equal ones merged into one rectangle.
     let mut done = vec![false; rows];
     let mut y = 0;
     while y < rows {
         let row = new.row(y as u16);
-        if base[y].equals(row, &blank) || !is_uniform(row) {
+        if right[y] || !is_uniform(row) {
             y += 1;
             continue;
         }
@@ -301,7 +306,7 @@ pub fn diff(old: &Grid, new: &Grid) -> Vec<DiffOp> {
         y += 1;
         while y < rows {
             let next = new.row(y as u16);
-            if next[0] != row[0] || !is_uniform(next) || base[y].equals(next, &blank) {
+            if right[y] || next[0] != row[0] || !is_uniform(next) {
                 break;
             }
             y += 1;
@@ -320,7 +325,7 @@ pub fn diff(old: &Grid, new: &Grid) -> Vec<DiffOp> {
     let mut span: Option<(usize, usize)> = None; // [start, end) in cell index
     for y in 0..rows {
         let row = new.row(y as u16);
-        if done[y] || base[y].equals(row, &blank) {
+        if done[y] || right[y] {
             continue;
         }
         for (x, cell) in row.iter().enumerate() {

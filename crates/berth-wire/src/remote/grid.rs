@@ -456,6 +456,8 @@ pub(crate) fn encode_snapshot(out: &mut Vec<u8>, snap: &GridSnapshot) {
     let mut styles = StyleTable::default();
     styles.intern_cells(cells);
 
+    // Mostly one byte per cell; a guess that avoids most regrowth.
+    out.reserve(16 + 6 * styles.list.len() + cells.len());
     out.extend_from_slice(&snap.seq.to_be_bytes());
     put_varint(out, u32::from(g.cols));
     put_varint(out, u32::from(g.rows));

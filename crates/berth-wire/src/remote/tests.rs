@@ -160,6 +160,19 @@ fn grid_diff_has_the_documented_bytes() {
 }
 
 #[test]
+fn a_blank_screen_is_one_repeat_segment() {
+    let bytes = round_trip(&Frame::GridSnapshot(GridSnapshot {
+        seq: 0,
+        grid: Grid::new(80, 24),
+    }));
+    assert_eq!(
+        bytes,
+        hex("04 00000000 50 18 00 00 01 01 00 00 0000 00 811e 20")
+    );
+    assert_eq!(bytes.len(), 19);
+}
+
+#[test]
 fn cell_tokens_cover_every_width_and_clip_long_text() {
     let cells = vec![
         Cell::new("", 1),
