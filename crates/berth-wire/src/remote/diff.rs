@@ -6,9 +6,7 @@
 //! became one repeated cell, e.g. after a clear) or runs of cells. The
 //! invariant, property-tested below, is `apply(old, diff(old, new)) == new`.
 
-use std::hash::{DefaultHasher, Hash, Hasher};
-
-use super::grid::{check_dims, Cell, DiffOp, Grid};
+use super::grid::{check_dims, Cell, Color, DiffOp, Grid};
 
 /// Unchanged cells tolerated inside one run of changed cells: cheaper to
 /// resend a few cells than to start another op.
@@ -244,53 +242,52 @@ pub fn diff(old: &Grid, new: &Grid) -> Vec<DiffOp> {
         return ops;
     }
 
+    // Which rows are already right; each row is compared once here and
+    // again only if a scroll moves it.
+    let mut right: Vec<bool> = (0..rows)
+        .map(|y| base[y].equals(new.row(y as u16), &blank))
+        .collect();
+
     // Scroll detection, when the size is unchanged and several rows differ.
-    if !resized && old.is_consistent() && rows >= 2 {
-        let same: Vec<bool> = (0..rows)
-            .map(|y| old.row(y as u16) == new.row(y as u16))
-            .collect();
-        if same.iter().filter(|s| !**s).count() >= 2 {
-            if let Some(s) = find_scroll(old, new, &same) {
-                let fill_y = if s.up { s.bottom - 1 } else { s.top };
-                fill_cell = new.cells[fill_y * cols + cols - 1].clone();
-                let (top, bottom, k) = (s.top as u16, s.bottom as u16, s.k as u16);
-                if s.up {
-                    for (y, b) in base.iter_mut().enumerate().take(s.bottom).skip(s.top) {
-                        *b = if y + s.k < s.bottom {
-                            Base::Row(old.row((y + s.k) as u16))
-                        } else {
-                            Base::Uniform(&fill_cell)
-                        };
-                    }
-                    ops.push(DiffOp::ScrollUp {
-                        top,
-                        bottom,
-                        n: k,
-                        fill: fill_cell.clone(),
-                    });
-                } else {
-                    for (y, b) in base.iter_mut().enumerate().take(s.bottom).skip(s.top) {
-                        *b = if y >= s.top + s.k {
-                            Base::Row(old.row((y - s.k) as u16))
-                        } else {
-                            Base::Uniform(&fill_cell)
-                        };
-                    }
-                    ops.push(DiffOp::ScrollDown {
-                        top,
-                        bottom,
-                        n: k,
-                        fill: fill_cell.clone(),
-                    });
+    if !resized && old.is_consistent() && rows >= 2 && right.iter().filter(|r| !**r).count() >= 2 {
+        if let Some(s) = find_scroll(old, new, &right) {
+            let fill_y = if s.up { s.bottom - 1 } else { s.top };
+            fill_cell = new.cells[fill_y * cols + cols - 1].clone();
+            let (top, bottom, k) = (s.top as u16, s.bottom as u16, s.k as u16);
+            if s.up {
+                for (y, b) in base.iter_mut().enumerate().take(s.bottom).skip(s.top) {
+                    *b = if y + s.k < s.bottom {
+                        Base::Row(old.row((y + s.k) as u16))
+                    } else {
+                        Base::Uniform(&fill_cell)
+                    };
                 }
+                ops.push(DiffOp::ScrollUp {
+                    top,
+                    bottom,
+                    n: k,
+                    fill: fill_cell.clone(),
+                });
+            } else {
+                for (y, b) in base.iter_mut().enumerate().take(s.bottom).skip(s.top) {
+                    *b = if y >= s.top + s.k {
+                        Base::Row(old.row((y - s.k) as u16))
+                    } else {
+                        Base::Uniform(&fill_cell)
+                    };
+                }
+                ops.push(DiffOp::ScrollDown {
+                    top,
+                    bottom,
+                    n: k,
+                    fill: fill_cell.clone(),
+                });
+            }
+            for y in s.top..s.bottom {
+                right[y] = base[y].equals(new.row(y as u16), &blank);
             }
         }
     }
-
-    // Rows already right after the resize / scroll; compared once.
-    let right: Vec<bool> = (0..rows)
-        .map(|y| base[y].equals(new.row(y as u16), &blank))
-        .collect();
 
     // Rows that changed and are now one repeated cell become fills,
     // consecutive equal ones merged into one rectangle.
@@ -366,12 +363,40 @@ fn is_uniform(row: &[Cell]) -> bool {
     row.iter().all(|c| *c == row[0])
 }
 
+/// Mixes one word into a row fingerprint (rotate, xor, multiply): fast and
+/// good enough, since a fingerprint match is always confirmed by comparing
+/// the rows.
+#[inline]
+fn mix(h: u64, v: u64) -> u64 {
+    (h.rotate_left(5) ^ v).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+fn color_word(c: Color) -> u64 {
+    match c {
+        Color::Default => 0,
+        Color::Indexed(i) => 0x100_0000 | u64::from(i),
+        Color::Rgb(r, g, b) => 0x200_0000 | u64::from(r) << 16 | u64::from(g) << 8 | u64::from(b),
+    }
+}
+
+/// One fingerprint per row, from about three words per cell.
 fn row_hashes(g: &Grid) -> Vec<u64> {
     (0..g.rows)
         .map(|y| {
-            let mut h = DefaultHasher::new();
-            g.row(y).hash(&mut h);
-            h.finish()
+            g.row(y).iter().fold(0u64, |mut h, c| {
+                h = mix(h, color_word(c.fg) | color_word(c.bg) << 32);
+                let text = c.text.as_bytes();
+                h = mix(
+                    h,
+                    u64::from(c.attrs) | u64::from(c.width) << 16 | (text.len() as u64) << 24,
+                );
+                for chunk in text.chunks(8) {
+                    let mut w = [0u8; 8];
+                    w[..chunk.len()].copy_from_slice(chunk);
+                    h = mix(h, u64::from_le_bytes(w));
+                }
+                h
+            })
         })
         .collect()
 }
