@@ -1017,3 +1017,31 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn the_fixture_json_form_is_strict() {
+    use serde_json::json;
+    let ok =
+        json!({"opcode": "GRID_DIFF", "seq": 1, "ops": [{"op": "resize", "cols": 2, "rows": 1}]});
+    assert_eq!(
+        fixture::from_json(ok),
+        Ok(Frame::GridDiff(GridDiff {
+            seq: 1,
+            ops: vec![DiffOp::Resize { cols: 2, rows: 1 }]
+        }))
+    );
+    for bad in [
+        json!({"opcode": "GRID_DIFF", "seq": 1, "ops": [{"op": "resize", "cols": 2, "rows": 1, "x": 0}]}),
+        json!({"opcode": "GRID_DIFF", "seq": 1, "ops": [], "extra": 1}),
+        json!({"opcode": "PTY_DATA", "data": "a", "dataHex": "61"}),
+        json!({"opcode": "PTY_DATA", "dataHex": "6"}),
+        json!({"opcode": "PROTOCOL_ERROR", "reason": 1, "reasonName": "TRUNCATED"}),
+        json!({"opcode": "NOPE"}),
+    ] {
+        assert!(fixture::from_json(bad.clone()).is_err(), "{bad}");
+    }
+    assert_eq!(
+        fixture::to_json(&Frame::PtyData(vec![0xff])),
+        json!({"opcode": "PTY_DATA", "dataHex": "ff"})
+    );
+}
