@@ -90,6 +90,16 @@ async fn serve(config: DaemonConfig) -> Result<(), String> {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
+    // Sessions die with the daemon that owns their terminals: end them
+    // properly so that their records say how.
+    state.sessions.terminate_all(Duration::from_millis(500));
+    for s in state.sessions.list(None, "") {
+        if s.exit.is_none() {
+            if let Ok(sess) = state.sessions.get(&s.id) {
+                let _ = tokio::time::timeout(Duration::from_secs(2), sess.wait_exit()).await;
+            }
+        }
+    }
     Ok(())
 }
 

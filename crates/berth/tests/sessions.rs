@@ -511,8 +511,11 @@ fn a_full_screen_program_is_restored_on_reattach() {
         })
         .unwrap()
         .session_id;
-    let sock = format!("{}/tmux.sock", d.dir.path().display());
+    // Each terminal gets its own tmux server, so the second cannot race
+    // the shutdown of the first.
+    let server = std::cell::Cell::new(1);
     let tmux = |args: &[&str]| {
+        let sock = format!("{}/tmux{}.sock", d.dir.path().display(), server.get());
         let o = std::process::Command::new("tmux")
             .arg("-S")
             .arg(&sock)
@@ -562,6 +565,7 @@ fn a_full_screen_program_is_restored_on_reattach() {
     );
     // Re-attach in a fresh terminal: the screen comes back, not the history.
     tmux(&["kill-server"]);
+    server.set(2);
     tmux(&[
         "new-session",
         "-d",
@@ -698,4 +702,25 @@ fn bad_session_requests_are_named_errors() {
     assert!(e.to_string().contains("attach_pipe_stream.stream"), "{e}");
     c.terminate_pipe(&pipe, 100).unwrap();
     c.ping().unwrap();
+}
+
+#[test]
+fn a_clean_daemon_stop_ends_sessions_and_records_how() {
+    let mut d = Daemon::start();
+    let id = spawn_pty(&d, sh("sleep 60"));
+    let pid = info(&d, &id).pid;
+    d.client().shutdown(true, 1.0).unwrap();
+    assert!(d.wait_exit(Duration::from_secs(10)));
+    assert!(
+        !is_alive(pid),
+        "the session's process ended with the daemon"
+    );
+    d.spawn(&[]);
+    let after = info(&d, &id);
+    assert!(after.exited);
+    assert_eq!(
+        after.termination_outcome,
+        TerminationOutcome::SoftExit as i32,
+        "ended by the daemon's stop, not lost"
+    );
 }

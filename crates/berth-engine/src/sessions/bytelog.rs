@@ -114,6 +114,33 @@ impl ByteLog {
     }
 }
 
+/// How long a reader may go without reading before the producer stops
+/// waiting for it (it is then stuck, and will miss bytes instead).
+pub const STALL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Milliseconds on a process-wide monotonic clock (0 = never).
+pub fn now_ms() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64
+        + 1
+}
+
+/// A reader the producer must not overrun.
+#[derive(Debug)]
+struct Blocker {
+    id: u64,
+    cursor: Arc<AtomicU64>,
+    max_lag: u64,
+    /// `None`: always wait (a BLOCK tee). `Some`: wait only while this
+    /// reader has read within [`STALL`] (an attached viewer): a viewer that
+    /// keeps up slows the producer to its pace, like a terminal does, while
+    /// one that stopped reading is left behind and told what it missed.
+    last_read_ms: Option<Arc<AtomicU64>>,
+}
+
 /// A byte log shared between its producer and any number of readers, with
 /// wake-ups for new data and end of stream.
 #[derive(Debug)]
@@ -121,9 +148,8 @@ pub struct OutputStream {
     log: Mutex<ByteLog>,
     end_tx: watch::Sender<u64>,
     closed: AtomicBool,
-    /// Readers that must not be overrun (BLOCK tees): their cursors and how
-    /// far the producer may run ahead of them.
-    blockers: Mutex<Vec<(u64, Arc<AtomicU64>, u64)>>,
+    /// Readers the producer waits for instead of overrunning them.
+    blockers: Mutex<Vec<Blocker>>,
     progress: Notify,
     /// Wake-ups for readers on plain threads (tees).
     sync_waiters: AtomicUsize,
@@ -182,38 +208,66 @@ impl OutputStream {
         self.sync_waiters.fetch_sub(1, Ordering::AcqRel);
     }
 
-    /// Appends, first waiting while a blocking reader would be overrun.
-    /// Only producers that may be slowed (a PTY or pipe reader) call this.
+    /// Appends, first waiting while a reader that must not be overrun
+    /// would be. Only producers that may be slowed (a PTY or pipe reader)
+    /// call this; the child then blocks on its full PTY or pipe.
     pub async fn append_respecting_blockers(&self, data: &[u8]) {
         loop {
             let notified = self.progress.notified();
             let end = self.log().end();
-            // Wait while a blocking reader has unread bytes and this append
-            // would put it more than its allowance behind. A reader that
-            // has read everything never holds the producer back.
+            // Wait while a reader has unread bytes and this append would put
+            // it more than its allowance behind. A reader that has read
+            // everything never holds the producer back.
             let stalled = {
                 let b = self.blockers.lock().unwrap_or_else(|p| p.into_inner());
-                b.iter().any(|(_, cur, lag)| {
-                    let cur = cur.load(Ordering::Acquire);
-                    end > cur && end + data.len() as u64 > cur + lag
+                let now = now_ms();
+                b.iter().any(|b| {
+                    let cur = b.cursor.load(Ordering::Acquire);
+                    let active = b.last_read_ms.as_ref().is_none_or(|t| {
+                        now.saturating_sub(t.load(Ordering::Acquire)) < STALL.as_millis() as u64
+                    });
+                    active && end > cur && end + data.len() as u64 > cur + b.max_lag
                 })
             };
             if !stalled || self.is_closed() {
                 break;
             }
-            notified.await;
+            // Re-check after STALL even without progress: the reader may
+            // have become stuck.
+            let _ = tokio::time::timeout(STALL, notified).await;
         }
         self.append(data);
     }
 
-    /// Registers a reader the producer must wait for; `max_lag` is capped
-    /// at the ring size so its unread bytes are never overwritten.
+    /// Registers a reader the producer must always wait for (a BLOCK tee);
+    /// `max_lag` is capped at the ring size.
     pub fn add_blocker(&self, id: u64, cursor: Arc<AtomicU64>, max_lag: u64) {
+        self.push_blocker(id, cursor, max_lag, None);
+    }
+
+    /// Registers a viewer the producer waits for while it keeps reading
+    /// (`last_read_ms` within [`STALL`]); it may lag by at most the ring.
+    pub fn add_viewer(&self, id: u64, cursor: Arc<AtomicU64>, last_read_ms: Arc<AtomicU64>) {
+        self.push_blocker(id, cursor, u64::MAX, Some(last_read_ms));
+    }
+
+    fn push_blocker(
+        &self,
+        id: u64,
+        cursor: Arc<AtomicU64>,
+        max_lag: u64,
+        last_read_ms: Option<Arc<AtomicU64>>,
+    ) {
         let cap = self.log().capacity() as u64;
         self.blockers
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push((id, cursor, max_lag.min(cap)));
+            .push(Blocker {
+                id,
+                cursor,
+                max_lag: max_lag.min(cap),
+                last_read_ms,
+            });
     }
 
     /// Removes a blocking reader.
@@ -221,7 +275,7 @@ impl OutputStream {
         self.blockers
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .retain(|(i, _, _)| *i != id);
+            .retain(|b| b.id != id);
         self.progress.notify_waiters();
     }
 

@@ -461,6 +461,10 @@ pub struct Attachment {
     stream: StreamId,
     slot: Option<u64>,
     cursor: u64,
+    /// Shared with the producer, which waits for viewers that keep reading.
+    flow_id: u64,
+    shared_cursor: Arc<AtomicU64>,
+    last_read_ms: Arc<AtomicU64>,
     rx: watch::Receiver<u64>,
     evicted: Option<oneshot::Receiver<String>>,
     /// What to show first (raw backlog or screen restore).
@@ -507,11 +511,18 @@ impl Attachment {
             let chunk = out.log().read(self.cursor, max);
             if !chunk.data.is_empty() || chunk.missed > 0 {
                 self.cursor = chunk.offset + chunk.data.len() as u64;
+                self.shared_cursor.store(self.cursor, Ordering::Release);
+                self.last_read_ms
+                    .store(bytelog::now_ms(), Ordering::Release);
+                out.reader_progressed();
                 return Next::Data {
                     missed: chunk.missed,
                     bytes: chunk.data,
                 };
             }
+            // Caught up: still reading, as far as the producer is concerned.
+            self.last_read_ms
+                .store(bytelog::now_ms(), Ordering::Release);
             if out.is_closed() && self.cursor >= out.log().end() {
                 return Next::Eof;
             }
@@ -538,6 +549,9 @@ impl Attachment {
 
 impl Drop for Attachment {
     fn drop(&mut self) {
+        if let Some(out) = self.session.stream(self.stream) {
+            out.remove_blocker(self.flow_id);
+        }
         if let Some(id) = self.slot {
             self.session.release_slot(self.stream, id);
         }
@@ -698,11 +712,20 @@ impl Sessions {
                 (initial, end, start)
             }
         };
+        static FLOW: AtomicU64 = AtomicU64::new(1 << 40);
+        let flow_id = FLOW.fetch_add(1, Ordering::Relaxed);
+        let shared_cursor = Arc::new(AtomicU64::new(cursor));
+        // Not reading yet: the producer does not wait for it until it does.
+        let last_read_ms = Arc::new(AtomicU64::new(0));
+        out.add_viewer(flow_id, shared_cursor.clone(), last_read_ms.clone());
         Ok(Attachment {
             session,
             stream: opts.stream,
             slot,
             cursor,
+            flow_id,
+            shared_cursor,
+            last_read_ms,
             rx,
             evicted,
             initial,

@@ -26,6 +26,8 @@ const CHUNK: usize = 256 * 1024;
 pub const BURST: u64 = 256 * 1024;
 /// Bytes parsed after a skip (many screenfuls of text).
 pub const TAIL: u64 = 64 * 1024;
+/// Output after which the worker builds the emulator without being asked.
+pub const EAGER_AFTER: u64 = 64 * 1024;
 /// Minimum time between two batches of the worker for one session.
 pub const BATCH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(16);
 
@@ -37,9 +39,14 @@ pub struct ScreenState {
     skips: AtomicU64,
 }
 
+/// The emulator is created lazily: an idle session (a shell at its prompt)
+/// costs no grid until someone asks for its screen, it is resized, or its
+/// output passes [`EAGER_AFTER`]. Until the ring drops its first byte, the
+/// late parser replays the whole log and is exact.
 struct Parsed {
-    parser: vt100::Parser,
+    parser: Option<vt100::Parser>,
     cursor: u64,
+    size: (u16, u16),
 }
 
 /// A screen captured at a byte offset of the session's output.
@@ -61,8 +68,9 @@ impl ScreenState {
     pub fn new(stream: Arc<OutputStream>, rows: u16, cols: u16) -> Arc<Self> {
         Arc::new(Self {
             parser: Mutex::new(Parsed {
-                parser: vt100::Parser::new(rows, cols, 0),
+                parser: None,
                 cursor: 0,
+                size: (rows, cols),
             }),
             stream,
             queued: AtomicBool::new(false),
@@ -86,13 +94,26 @@ impl ScreenState {
         self.parser.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Parses everything up to the end of the log.
+    /// Parses everything up to the end of the log (the worker's pass: an
+    /// emulator that does not exist yet is only built past `EAGER_AFTER`).
     pub fn catch_up(&self) {
         let mut p = self.lock();
+        if p.parser.is_none() && self.stream.log().end() < EAGER_AFTER {
+            return;
+        }
         self.catch_up_locked(&mut p);
     }
 
+    /// Whether the emulator exists (for memory accounting and tests).
+    pub fn is_materialized(&self) -> bool {
+        self.lock().parser.is_some()
+    }
+
     fn catch_up_locked(&self, p: &mut Parsed) {
+        if p.parser.is_none() {
+            p.parser = Some(vt100::Parser::new(p.size.0, p.size.1, 0));
+            p.cursor = 0;
+        }
         let end = self.stream.log().end();
         if end.saturating_sub(p.cursor) > BURST {
             p.cursor = end - TAIL;
@@ -107,7 +128,10 @@ impl ScreenState {
                 p.cursor = chunk.offset;
                 return;
             }
-            p.parser.process(&chunk.data);
+            p.parser
+                .as_mut()
+                .expect("materialized above")
+                .process(&chunk.data);
             p.cursor = chunk.offset + chunk.data.len() as u64;
         }
     }
@@ -116,14 +140,23 @@ impl ScreenState {
     pub fn resize(&self, rows: u16, cols: u16) {
         let mut p = self.lock();
         self.catch_up_locked(&mut p);
-        p.parser.screen_mut().set_size(rows, cols);
+        p.size = (rows, cols);
+        p.parser
+            .as_mut()
+            .expect("materialized by catch_up")
+            .screen_mut()
+            .set_size(rows, cols);
     }
 
     /// The current screen, caught up to the end of the log.
     pub fn snapshot(&self) -> ScreenSnapshot {
         let mut p = self.lock();
         self.catch_up_locked(&mut p);
-        let screen = p.parser.screen();
+        let screen = p
+            .parser
+            .as_ref()
+            .expect("materialized by catch_up")
+            .screen();
         let mut restore = Vec::new();
         if screen.alternate_screen() {
             restore.extend_from_slice(b"\x1b[?1049h");
@@ -142,7 +175,13 @@ impl ScreenState {
     pub fn with_screen<T>(&self, f: impl FnOnce(&vt100::Screen, u64) -> T) -> T {
         let mut p = self.lock();
         self.catch_up_locked(&mut p);
-        f(p.parser.screen(), p.cursor)
+        f(
+            p.parser
+                .as_ref()
+                .expect("materialized by catch_up")
+                .screen(),
+            p.cursor,
+        )
     }
 }
 
@@ -235,5 +274,18 @@ mod tests {
             snap.text,
             "line 199996\nline 199997\nline 199998\nline 199999"
         );
+    }
+
+    #[test]
+    fn an_idle_session_builds_no_emulator_until_asked() {
+        let out = OutputStream::new(1 << 20);
+        let s = ScreenState::new(out.clone(), 24, 80);
+        out.append(b"\x1b[1;32muser@host\x1b[0m:~$ ");
+        s.catch_up();
+        assert!(!s.is_materialized());
+        let snap = s.snapshot();
+        assert!(s.is_materialized());
+        assert_eq!(snap.text, "user@host:~$ ");
+        assert_eq!(snap.cursor, (0, 13));
     }
 }

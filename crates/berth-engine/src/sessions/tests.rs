@@ -439,3 +439,34 @@ async fn tee_block_delivers_every_byte_by_slowing_the_session() {
     assert_eq!(data.len(), 3_000_000, "every byte, no marker");
     assert_eq!(e.tee_status(s.id(), h).unwrap().missed, 0);
 }
+
+#[tokio::test]
+async fn a_viewer_that_keeps_reading_slowly_slows_the_child_and_misses_nothing() {
+    let t = tempfile::tempdir().unwrap();
+    let e = engine(t.path(), 64 * 1024);
+    let s = e
+        .spawn_pipe(&PipeSpawn {
+            argv: sh("read go; head -c 2000000 /dev/zero"),
+            ..Default::default()
+        })
+        .unwrap();
+    let _stuck = e.attach(s.id(), opts("stuck")).unwrap();
+    let mut slow = e
+        .attach(
+            s.id(),
+            AttachOptions {
+                read_only: true,
+                ..opts("slow")
+            },
+        )
+        .unwrap();
+    s.write_input(b"go\n").await.unwrap();
+    let (mut got, mut missed) = (0u64, 0u64);
+    while let Next::Data { missed: m, bytes } = slow.next(16 * 1024).await {
+        missed += m;
+        got += bytes.len() as u64;
+        // A consumer slower than the child, but never stuck.
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert_eq!((got, missed), (2_000_000, 0));
+}
