@@ -108,6 +108,30 @@ impl ByteLog {
         }
     }
 
+    /// Offset just after the `count`-th newline counted back from the end,
+    /// looking at most `max_back` bytes back; `None` if there are fewer.
+    pub fn after_nth_newline_from_end(&self, count: usize, max_back: u64) -> Option<u64> {
+        let floor = self.start.max(self.end.saturating_sub(max_back));
+        let mut seen = 0;
+        let mut hi = self.end;
+        while hi > floor {
+            // Scan the contiguous physical segment ending at `hi`.
+            let pos_hi = ((hi - 1) % self.cap as u64) as usize + 1;
+            let lo = floor.max(hi - pos_hi as u64);
+            let seg = &self.buf[pos_hi - (hi - lo) as usize..pos_hi];
+            for (i, b) in seg.iter().enumerate().rev() {
+                if *b == b'\n' {
+                    seen += 1;
+                    if seen == count {
+                        return Some(lo + i as u64 + 1);
+                    }
+                }
+            }
+            hi = lo;
+        }
+        None
+    }
+
     /// Everything held.
     pub fn contents(&self) -> Vec<u8> {
         self.read(self.start, usize::MAX).data
@@ -117,6 +141,9 @@ impl ByteLog {
 /// How long a reader may go without reading before the producer stops
 /// waiting for it (it is then stuck, and will miss bytes instead).
 pub const STALL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// A viewer's `last_read_ms` while it waits for data (always active).
+pub const WAITING: u64 = u64::MAX;
 
 /// Milliseconds on a process-wide monotonic clock (0 = never).
 pub fn now_ms() -> u64 {
@@ -224,7 +251,8 @@ impl OutputStream {
                 b.iter().any(|b| {
                     let cur = b.cursor.load(Ordering::Acquire);
                     let active = b.last_read_ms.as_ref().is_none_or(|t| {
-                        now.saturating_sub(t.load(Ordering::Acquire)) < STALL.as_millis() as u64
+                        let t = t.load(Ordering::Acquire);
+                        t == WAITING || now.saturating_sub(t) < STALL.as_millis() as u64
                     });
                     active && end > cur && end + data.len() as u64 > cur + b.max_lag
                 })
@@ -327,6 +355,22 @@ mod tests {
         log.append(b"this is longer than ten");
         assert_eq!(log.contents(), b"er than ten"[1..].to_vec());
         assert_eq!(log.end(), 39);
+    }
+
+    #[test]
+    fn finds_the_start_of_the_last_lines_across_the_wrap() {
+        let mut log = ByteLog::new(16);
+        log.append(b"aa\nbb\ncc\ndd\nee\nff\n");
+        // Held: "c\ndd\nee\nff\n" region of the last 16 bytes.
+        assert_eq!(log.after_nth_newline_from_end(1, 100), Some(log.end()));
+        let at = log.after_nth_newline_from_end(3, 100).unwrap();
+        assert_eq!(log.read(at, 100).data, b"ee\nff\n");
+        assert_eq!(log.after_nth_newline_from_end(50, 100), None);
+        assert_eq!(
+            log.after_nth_newline_from_end(3, 4),
+            None,
+            "bounded look-back"
+        );
     }
 
     #[test]

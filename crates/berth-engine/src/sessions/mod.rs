@@ -520,9 +520,9 @@ impl Attachment {
                     bytes: chunk.data,
                 };
             }
-            // Caught up: still reading, as far as the producer is concerned.
-            self.last_read_ms
-                .store(bytelog::now_ms(), Ordering::Release);
+            // Caught up and about to wait for more: ready, not stuck, for as
+            // long as it waits here.
+            self.last_read_ms.store(bytelog::WAITING, Ordering::Release);
             if out.is_closed() && self.cursor >= out.log().end() {
                 return Next::Eof;
             }
@@ -715,8 +715,9 @@ impl Sessions {
         static FLOW: AtomicU64 = AtomicU64::new(1 << 40);
         let flow_id = FLOW.fetch_add(1, Ordering::Relaxed);
         let shared_cursor = Arc::new(AtomicU64::new(cursor));
-        // Not reading yet: the producer does not wait for it until it does.
-        let last_read_ms = Arc::new(AtomicU64::new(0));
+        // A new viewer counts as reading: it has STALL to make its first
+        // read before the producer stops waiting for it.
+        let last_read_ms = Arc::new(AtomicU64::new(bytelog::now_ms()));
         out.add_viewer(flow_id, shared_cursor.clone(), last_read_ms.clone());
         Ok(Attachment {
             session,

@@ -26,6 +26,8 @@ const CHUNK: usize = 256 * 1024;
 pub const BURST: u64 = 256 * 1024;
 /// Bytes parsed after a skip (many screenfuls of text).
 pub const TAIL: u64 = 64 * 1024;
+/// Time between batches while a session is in a burst.
+pub const BURST_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
 /// Output after which the worker builds the emulator without being asked.
 pub const EAGER_AFTER: u64 = 64 * 1024;
 /// Minimum time between two batches of the worker for one session.
@@ -37,6 +39,7 @@ pub struct ScreenState {
     stream: Arc<OutputStream>,
     queued: AtomicBool,
     skips: AtomicU64,
+    bursting: AtomicBool,
 }
 
 /// The emulator is created lazily: an idle session (a shell at its prompt)
@@ -75,6 +78,7 @@ impl ScreenState {
             stream,
             queued: AtomicBool::new(false),
             skips: AtomicU64::new(0),
+            bursting: AtomicBool::new(false),
         })
     }
 
@@ -114,10 +118,18 @@ impl ScreenState {
             p.parser = Some(vt100::Parser::new(p.size.0, p.size.1, 0));
             p.cursor = 0;
         }
-        let end = self.stream.log().end();
-        if end.saturating_sub(p.cursor) > BURST {
-            p.cursor = end - TAIL;
-            self.skips.fetch_add(1, Ordering::Relaxed);
+        {
+            let log = self.stream.log();
+            let end = log.end();
+            if end.saturating_sub(p.cursor) > BURST {
+                // Line-oriented bursts need only their last screenful of
+                // lines; anything else gets the last TAIL bytes.
+                let rows = p.size.0 as usize;
+                p.cursor = log
+                    .after_nth_newline_from_end(rows + 1, TAIL)
+                    .unwrap_or(end - TAIL);
+                self.skips.fetch_add(1, Ordering::Relaxed);
+            }
         }
         loop {
             let chunk = self.stream.log().read(p.cursor, CHUNK);
@@ -220,7 +232,15 @@ fn worker() -> &'static Worker {
                         Some(w) => rx.recv_timeout(w),
                     };
                     match got {
-                        Ok(s) => due.push((std::time::Instant::now() + BATCH_INTERVAL, s)),
+                        // A session in a burst is looked at less often.
+                        Ok(s) => {
+                            let every = if s.bursting.load(Ordering::Relaxed) {
+                                BURST_INTERVAL
+                            } else {
+                                BATCH_INTERVAL
+                            };
+                            due.push((std::time::Instant::now() + every, s))
+                        }
                         Err(mpsc::RecvTimeoutError::Disconnected) => return,
                         Err(mpsc::RecvTimeoutError::Timeout) => {}
                     }
@@ -230,7 +250,9 @@ fn worker() -> &'static Worker {
                     due = later;
                     for (_, s) in ready {
                         s.queued.store(false, Ordering::Release);
+                        let skips = s.skips();
                         s.catch_up();
+                        s.bursting.store(s.skips() != skips, Ordering::Relaxed);
                     }
                 }
             })

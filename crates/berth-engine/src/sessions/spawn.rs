@@ -171,11 +171,10 @@ async fn pump_pty(master: Arc<AsyncFd<OwnedFd>>, out: Arc<OutputStream>, screen:
         match guard.try_io(|inner| read_batch(inner.get_ref().as_raw_fd(), &mut buf)) {
             Ok(Ok(0)) => break,
             Ok(Ok(n)) => {
+                // Viewers that keep reading are protected by flow control
+                // inside the append; no per-read yield is needed.
                 out.append_respecting_blockers(&buf[..n]).await;
                 screen.mark_dirty();
-                // Let the viewers woken by this append run before reading
-                // more, so a reader that keeps up never misses bytes.
-                tokio::task::yield_now().await;
             }
             // EIO: every holder of the slave side closed it.
             Ok(Err(_)) => break,
@@ -190,10 +189,7 @@ async fn pump_pipe(mut rx: tokio::net::unix::pipe::Receiver, out: Arc<OutputStre
     loop {
         match rx.read(&mut buf).await {
             Ok(0) | Err(_) => break,
-            Ok(n) => {
-                out.append_respecting_blockers(&buf[..n]).await;
-                tokio::task::yield_now().await;
-            }
+            Ok(n) => out.append_respecting_blockers(&buf[..n]).await,
         }
     }
     out.close();
