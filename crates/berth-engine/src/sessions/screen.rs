@@ -118,7 +118,9 @@ impl ScreenState {
             p.parser = Some(vt100::Parser::new(p.size.0, p.size.1, 0));
             p.cursor = 0;
         }
-        {
+        // Parse up to the end as it is now: output that keeps arriving
+        // meanwhile waits for the next pass (which may skip it).
+        let target = {
             let log = self.stream.log();
             let end = log.end();
             if end.saturating_sub(p.cursor) > BURST {
@@ -130,9 +132,13 @@ impl ScreenState {
                     .unwrap_or(end - TAIL);
                 self.skips.fetch_add(1, Ordering::Relaxed);
             }
-        }
-        loop {
-            let chunk = self.stream.log().read(p.cursor, CHUNK);
+            end
+        };
+        while p.cursor < target {
+            let chunk = self
+                .stream
+                .log()
+                .read(p.cursor, CHUNK.min((target - p.cursor) as usize));
             if chunk.missed > 0 {
                 self.skips.fetch_add(1, Ordering::Relaxed);
             }

@@ -140,30 +140,35 @@ pub(super) async fn write_all_fd(fd: &AsyncFd<OwnedFd>, mut data: &[u8]) -> std:
 /// hands out output a few KiB at a time, and appending, waking viewers and
 /// framing once per batch instead of once per read is what keeps the daemon's
 /// CPU per byte low.
-fn read_batch(fd: i32, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        // SAFETY: reading into the unfilled tail of a valid buffer.
-        let n = unsafe { libc::read(fd, buf[filled..].as_mut_ptr().cast(), buf.len() - filled) };
+fn read_batch(fd: i32, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+    // Reads go into the vector's spare capacity, so its pages are only
+    // touched when output actually arrives: an idle session's reader costs
+    // no resident memory for its buffer.
+    buf.clear();
+    while buf.len() < buf.capacity() {
+        let spare = buf.capacity() - buf.len();
+        // SAFETY: writing at most `spare` bytes into the spare capacity,
+        // then extending the length by exactly what the kernel wrote.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().add(buf.len()).cast(), spare) };
         if n > 0 {
-            filled += n as usize;
+            unsafe { buf.set_len(buf.len() + n as usize) };
             continue;
         }
         let err = std::io::Error::last_os_error();
-        if n < 0 && err.kind() == std::io::ErrorKind::WouldBlock && filled == 0 {
+        if n < 0 && err.kind() == std::io::ErrorKind::WouldBlock && buf.is_empty() {
             return Err(err);
         }
-        if filled > 0 {
-            return Ok(filled);
+        if !buf.is_empty() {
+            return Ok(buf.len());
         }
         // 0 (end of file) or a real error such as EIO once the slave closed.
         return if n == 0 { Ok(0) } else { Err(err) };
     }
-    Ok(filled)
+    Ok(buf.len())
 }
 
 async fn pump_pty(master: Arc<AsyncFd<OwnedFd>>, out: Arc<OutputStream>, screen: Arc<ScreenState>) {
-    let mut buf = vec![0u8; READ_BUF];
+    let mut buf: Vec<u8> = Vec::with_capacity(READ_BUF);
     loop {
         let Ok(mut guard) = master.readable().await else {
             break;
@@ -185,9 +190,11 @@ async fn pump_pty(master: Arc<AsyncFd<OwnedFd>>, out: Arc<OutputStream>, screen:
 }
 
 async fn pump_pipe(mut rx: tokio::net::unix::pipe::Receiver, out: Arc<OutputStream>) {
-    let mut buf = vec![0u8; READ_BUF];
+    let mut buf: Vec<u8> = Vec::with_capacity(READ_BUF);
     loop {
-        match rx.read(&mut buf).await {
+        buf.clear();
+        // `read_buf` fills spare capacity without zeroing it first.
+        match rx.read_buf(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => out.append_respecting_blockers(&buf[..n]).await,
         }
