@@ -74,6 +74,13 @@ pub fn detach(cmd: &mut Command) {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
+    new_session(cmd);
+}
+
+/// Makes `cmd` lead a new session (and so a new process group whose id is
+/// its pid) with default signal dispositions, leaving its stdio as set.
+/// Its whole group can then be signalled at once, and it owns no terminal.
+pub fn new_session(cmd: &mut Command) {
     // SAFETY: setsid is async-signal-safe and touches no Rust state.
     unsafe {
         cmd.pre_exec(|| {
