@@ -2,6 +2,7 @@
 
 use crate::config::DaemonConfig;
 use berth_engine::registry::Registry;
+use berth_engine::services::Services;
 use berth_engine::Store;
 use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
@@ -23,6 +24,8 @@ pub struct DaemonState {
     pub store: Arc<Store>,
     /// The process registry engine.
     pub registry: Registry,
+    /// The service engine.
+    pub services: Arc<Services>,
     /// When the daemon started.
     pub started: Instant,
     /// Open client connections.
@@ -39,11 +42,12 @@ pub struct DaemonState {
 
 impl DaemonState {
     /// Builds the state over an opened store.
-    pub fn new(config: &DaemonConfig, store: Arc<Store>) -> Arc<Self> {
+    pub fn new(config: &DaemonConfig, store: Arc<Store>, services: Arc<Services>) -> Arc<Self> {
         let registry = Registry::new(store.clone(), config.dead_retention);
         Arc::new(Self {
             store,
             registry,
+            services,
             started: Instant::now(),
             active_connections: AtomicU32::new(0),
             scope: config.scope.clone(),

@@ -6,6 +6,7 @@ mod cli;
 mod compat;
 mod output;
 mod start;
+mod svc;
 
 fn main() {
     let argv0 = std::env::args_os().next().unwrap_or_default();

@@ -23,7 +23,8 @@ pub fn duration(secs: f64) -> String {
     }
 }
 
-fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
+/// Left-aligned columns, the last one unpadded.
+pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for r in &rows {
         for (i, c) in r.iter().enumerate() {

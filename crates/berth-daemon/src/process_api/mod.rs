@@ -4,5 +4,6 @@
 
 mod conn;
 mod handlers;
+mod services;
 
 pub use conn::serve_connection;
