@@ -377,6 +377,7 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
+#[derive(Debug)]
 struct FileError {
     span: std::ops::Range<usize>,
     key: String,

@@ -29,12 +29,14 @@ pub const POLLING_CLIENT: &str = "running-process-client";
 /// Most log text in one response: the newest lines are kept.
 const LOG_BUDGET: usize = 1 << 20;
 
-fn payload<'a, T>(
-    req: &DaemonRequest,
-    p: &'a Option<T>,
-    ty: RequestType,
-) -> Result<&'a T, DaemonResponse> {
-    require(req, p, ty).map_err(|r| *r)
+/// The request's payload, or return the refusal naming the missing field.
+macro_rules! payload {
+    ($req:expr, $field:ident, $ty:expr) => {
+        match require($req, &$req.$field, $ty) {
+            Ok(p) => p,
+            Err(r) => return *r,
+        }
+    };
 }
 
 /// An engine error as a response; `prefix` names where in the request the
@@ -95,10 +97,7 @@ fn state_of(i: &ServiceInfo) -> ServiceState {
 }
 
 pub async fn start(req: &DaemonRequest, ty: RequestType, st: &DaemonState) -> DaemonResponse {
-    let p = match payload(req, &req.service_start, ty) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+    let p = payload!(req, service_start, ty);
     let Some(cfg) = &p.config else {
         return error_response(
             req.id,
@@ -118,10 +117,7 @@ pub async fn start(req: &DaemonRequest, ty: RequestType, st: &DaemonState) -> Da
 }
 
 pub async fn stop(req: &DaemonRequest, ty: RequestType, st: &DaemonState) -> DaemonResponse {
-    let p = match payload(req, &req.service_stop, ty) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+    let p = payload!(req, service_stop, ty);
     match st.services.stop(&p.target).await {
         Ok(n) => DaemonResponse {
             service_stop: Some(ServiceStopResponse { stopped_count: n }),
@@ -132,10 +128,7 @@ pub async fn stop(req: &DaemonRequest, ty: RequestType, st: &DaemonState) -> Dae
 }
 
 pub async fn restart(req: &DaemonRequest, ty: RequestType, st: &DaemonState) -> DaemonResponse {
-    let p = match payload(req, &req.service_restart, ty) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+    let p = payload!(req, service_restart, ty);
     match st.services.restart(&p.target).await {
         Ok(n) => DaemonResponse {
             service_restart: Some(ServiceRestartResponse { restarted_count: n }),
@@ -146,10 +139,7 @@ pub async fn restart(req: &DaemonRequest, ty: RequestType, st: &DaemonState) -> 
 }
 
 pub async fn delete(req: &DaemonRequest, ty: RequestType, st: &DaemonState) -> DaemonResponse {
-    let p = match payload(req, &req.service_delete, ty) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+    let p = payload!(req, service_delete, ty);
     match st.services.delete(&p.target).await {
         Ok(n) => DaemonResponse {
             service_delete: Some(ServiceDeleteResponse { deleted_count: n }),
@@ -175,10 +165,7 @@ pub fn list(id: u64, st: &DaemonState) -> DaemonResponse {
 }
 
 pub fn describe(req: &DaemonRequest, ty: RequestType, st: &DaemonState) -> DaemonResponse {
-    let p = match payload(req, &req.service_describe, ty) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+    let p = payload!(req, service_describe, ty);
     match st.services.describe(&p.target) {
         Ok(info) => DaemonResponse {
             message: info.reason.clone(),
@@ -236,9 +223,9 @@ pub fn logs(
     st: &DaemonState,
 ) -> (DaemonResponse, super::handlers::After) {
     use super::handlers::After;
-    let p = match payload(req, &req.service_logs, ty) {
+    let p = match require(req, &req.service_logs, ty) {
         Ok(p) => p,
-        Err(r) => return (r, After::Continue),
+        Err(r) => return (*r, After::Continue),
     };
     if !p.follow || req.client_name == POLLING_CLIENT {
         let r = match st.services.logs(&p.target, p.lines) {

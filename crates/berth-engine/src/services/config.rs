@@ -45,6 +45,10 @@ pub const DEFAULT_UNSTABLE_DELAY: Duration = Duration::from_millis(100);
 /// Longest backoff, unless `restart_delay_ms` itself is longer.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(15);
 
+/// Longest grace a stop may wait before SIGKILL: requests and the daemon's
+/// shutdown wait for it.
+pub const MAX_KILL_TIMEOUT: Duration = Duration::from_secs(3600);
+
 /// Longest accepted name; names become file names.
 pub const MAX_NAME_LEN: usize = 64;
 
@@ -109,6 +113,15 @@ impl ServiceSpec {
                     format!("{:?} is not an existing directory", self.cwd),
                 ));
             }
+        }
+        if Duration::from_millis(self.kill_timeout_ms.into()) > MAX_KILL_TIMEOUT {
+            return Err(ServiceError::invalid(
+                "kill_timeout_ms",
+                format!(
+                    "{} is longer than the 1 hour a stop may wait",
+                    self.kill_timeout_ms
+                ),
+            ));
         }
         for (k, v) in &self.env {
             if k.is_empty() || k.contains('=') || k.contains('\0') {

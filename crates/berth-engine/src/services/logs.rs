@@ -513,8 +513,7 @@ impl LogHub {
         }
     }
 
-    fn tail_locked(&self, g: &Inner, ids: &[u32], lines: usize) -> String {
-        let many = ids.len() > 1;
+    fn tail_locked(&self, g: &Inner, ids: &[u32], lines: usize, many: bool) -> String {
         let mut all: Vec<(String, Arc<str>)> = Vec::new();
         for id in ids {
             let Some(sink) = g.sinks.get(id) else {
@@ -544,11 +543,11 @@ impl LogHub {
         out
     }
 
-    /// The last `lines` lines of the given services' logs; with several
-    /// services they are merged by time and each is tagged `[name]`.
-    pub fn tail(&self, ids: &[u32], lines: usize) -> String {
+    /// The last `lines` lines of the given services' logs; with `many`
+    /// they are merged by time and each is tagged `[name]`.
+    pub fn tail(&self, ids: &[u32], lines: usize, many: bool) -> String {
         let g = self.lock();
-        self.tail_locked(&g, ids, lines)
+        self.tail_locked(&g, ids, lines, many)
     }
 
     /// Like [`tail`](Self::tail), plus a subscription to every batch
@@ -557,9 +556,10 @@ impl LogHub {
         &self,
         ids: &[u32],
         lines: usize,
+        many: bool,
     ) -> (String, broadcast::Receiver<Arc<LogBatch>>) {
         let g = self.lock();
-        let text = self.tail_locked(&g, ids, lines);
+        let text = self.tail_locked(&g, ids, lines, many);
         (text, self.tx.subscribe())
     }
 }
@@ -662,7 +662,7 @@ mod tests {
         }
         write!(err, "partial").unwrap();
         h.drain(1, false);
-        let text = h.tail(&[1], 1000);
+        let text = h.tail(&[1], 1000, false);
         let nums: Vec<u32> = text
             .lines()
             .filter_map(|l| l.split(" out line ").nth(1))
@@ -676,7 +676,7 @@ mod tests {
         assert!(!h.log_path("web").with_extension("log.3").exists());
         assert!(!text.contains("partial"), "not a line yet");
         h.drain(1, true);
-        assert!(h.tail(&[1], 1).ends_with(" err partial\n"));
+        assert!(h.tail(&[1], 1, false).ends_with(" err partial\n"));
         let first = text.lines().next().unwrap();
         assert_eq!(first.as_bytes()[23], b'Z', "{first}");
     }
@@ -688,15 +688,15 @@ mod tests {
         h.register(2, "b");
         h.event(1, "one");
         h.event(2, "two");
-        let (text, mut rx) = h.follow(&[1, 2], 10);
+        let (text, mut rx) = h.follow(&[1, 2], 10, true);
         assert!(text.contains("[a] berth one") && text.contains("[b] berth two"));
         h.event(1, "three");
         let b = rx.try_recv().unwrap();
         assert_eq!(b.id, 1);
         assert!(b.text.ends_with(" berth three\n"));
         h.flush(1);
-        assert_eq!(h.tail(&[1], 10), "");
-        assert!(h.tail(&[2], 10).contains("two"));
+        assert_eq!(h.tail(&[1], 10, false), "");
+        assert!(h.tail(&[2], 10, false).contains("two"));
     }
 
     #[test]

@@ -545,11 +545,11 @@ impl Services {
     /// The last `lines` log lines of `target` ("" or "all": every service,
     /// merged by time and tagged with the name).
     pub fn logs(&self, target: &str, lines: u32) -> Result<String, ServiceError> {
-        let (ids, _) = self.log_targets(target)?;
+        let (ids, all) = self.log_targets(target)?;
         for id in &ids {
             self.shared.hub.drain(*id, false);
         }
-        Ok(self.shared.hub.tail(&ids, Self::lines(lines)))
+        Ok(self.shared.hub.tail(&ids, Self::lines(lines), all))
     }
 
     /// Like [`logs`](Self::logs), and every line appended afterwards.
@@ -559,7 +559,7 @@ impl Services {
         for id in &ids {
             self.shared.hub.drain(*id, false);
         }
-        let (text, rx) = self.shared.hub.follow(&ids, Self::lines(lines));
+        let (text, rx) = self.shared.hub.follow(&ids, Self::lines(lines), all);
         Ok((
             text,
             LogFollow {
