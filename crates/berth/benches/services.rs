@@ -58,6 +58,10 @@ fn crasher(dir: &Path) -> ! {
 /// Service role: write ~1 MB/s of lines to stdout for WRITE_SECS, then
 /// report the slowest write and how far behind schedule it fell.
 fn writer(dir: &Path) -> ! {
+    // All writers begin together, once every service has been started.
+    while !dir.join("go").exists() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let mut out = std::io::stdout().lock();
     let me = std::process::id();
     let start = Instant::now();
@@ -92,7 +96,11 @@ fn writer(dir: &Path) -> ! {
     let _ = out.flush();
     append(
         &dir.join(format!("w{me}")),
-        &format!("{bytes} {} {}", max_write.as_micros(), max_behind.as_micros()),
+        &format!(
+            "{bytes} {} {}",
+            max_write.as_micros(),
+            max_behind.as_micros()
+        ),
     );
     loop {
         std::thread::sleep(Duration::from_secs(3600));
@@ -148,7 +156,10 @@ impl Subject {
                 );
                 let t = Instant::now();
                 while Client::connect(&s.socket).is_err() {
-                    assert!(t.elapsed() < Duration::from_secs(20), "{name} never answered");
+                    assert!(
+                        t.elapsed() < Duration::from_secs(20),
+                        "{name} never answered"
+                    );
                     std::thread::sleep(Duration::from_millis(5));
                 }
             }
@@ -201,7 +212,10 @@ impl Subject {
                     c.service_start(ServiceConfig {
                         name: format!("{prefix}{i}"),
                         cmd: argv.to_vec(),
-                        env: env.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+                        env: env
+                            .iter()
+                            .map(|(k, v)| (k.to_string(), v.clone()))
+                            .collect(),
                         autorestart: true,
                         min_uptime_ms: 100,
                         restart_delay_ms: 1,
@@ -230,7 +244,10 @@ impl Subject {
                     .collect();
                 let eco = self.dir.path().join(format!("{prefix}.json"));
                 std::fs::write(&eco, serde_json::json!({ "apps": apps }).to_string()).unwrap();
-                assert!(self.pm2(&["start", eco.to_str().unwrap()]), "pm2 start failed");
+                assert!(
+                    self.pm2(&["start", eco.to_str().unwrap()]),
+                    "pm2 start failed"
+                );
             }
         }
     }
@@ -328,42 +345,68 @@ fn dir_log_bytes(dir: &Path) -> u64 {
     total
 }
 
-fn measure(s: &Subject, exe: &Path) -> Figures {
-    let pid = s.daemon_pid();
-    std::thread::sleep(Duration::from_millis(500));
-    let idle_rss = rss_kib(pid);
-
-    // 1. Crash-to-restart latency.
-    let m = s.dir.path().join("crash");
-    std::fs::create_dir_all(&m).unwrap();
-    s.start_services(
-        "crash",
-        1,
-        &[exe.display().to_string()],
-        &[("BERTH_BENCH_CRASHER", m.display().to_string())],
-    );
-    let ok = wait_until(Duration::from_secs(120), || {
-        lines_u128(&m.join("starts")).len() > RESTARTS
-    });
-    if !ok {
-        eprintln!("{}: only {} starts", s.name, lines_u128(&m.join("starts")).len());
-    }
-    s.delete_all();
-    let starts = lines_u128(&m.join("starts"));
-    let exits = lines_u128(&m.join("exits"));
-    let restart_ms: Vec<f64> = exits
+/// Crash-to-restart latencies, in ms, of every subject at once (so they
+/// share the machine's noise).
+fn restarts(subjects: &[Subject], exe: &Path) -> Vec<Vec<f64>> {
+    let dirs: Vec<PathBuf> = subjects
         .iter()
-        .zip(starts.iter().skip(1))
-        .map(|(e, st)| (*st as f64 - *e as f64) / 1e6)
+        .map(|s| {
+            let m = s.dir.path().join("crash");
+            std::fs::create_dir_all(&m).unwrap();
+            s.start_services(
+                "crash",
+                1,
+                &[exe.display().to_string()],
+                &[("BERTH_BENCH_CRASHER", m.display().to_string())],
+            );
+            m
+        })
         .collect();
+    wait_until(Duration::from_secs(120), || {
+        dirs.iter()
+            .all(|m| lines_u128(&m.join("starts")).len() > RESTARTS)
+    });
+    subjects
+        .iter()
+        .zip(&dirs)
+        .map(|(s, m)| {
+            s.delete_all();
+            let starts = lines_u128(&m.join("starts"));
+            let exits = lines_u128(&m.join("exits"));
+            if starts.len() <= RESTARTS {
+                eprintln!("{}: only {} starts", s.name, starts.len());
+            }
+            exits
+                .iter()
+                .zip(starts.iter().skip(1))
+                .take(RESTARTS)
+                .map(|(e, st)| (*st as f64 - *e as f64) / 1e6)
+                .collect()
+        })
+        .collect()
+}
 
-    // 2. RSS with 50 services.
-    s.start_services("sleep", SERVICES, &["/bin/sleep".into(), "100000".into()], &[]);
+/// Daemon RSS with 50 sleeping services, all subjects at once.
+fn rss_with_services(subjects: &[Subject]) -> Vec<u64> {
+    for s in subjects {
+        s.start_services(
+            "sleep",
+            SERVICES,
+            &["/bin/sleep".into(), "100000".into()],
+            &[],
+        );
+    }
     std::thread::sleep(Duration::from_secs(3));
-    let rss50 = rss_kib(pid);
-    s.delete_all();
+    let out = subjects.iter().map(|s| rss_kib(s.daemon_pid())).collect();
+    for s in subjects {
+        s.delete_all();
+    }
+    out
+}
 
-    // 3. Daemon CPU under 50 x 1 MB/s of logs.
+/// Log capture under 50 x 1 MB/s, one subject alone on the machine.
+fn log_load(s: &Subject, exe: &Path, f: &mut Figures) {
+    let pid = s.daemon_pid();
     let w = s.dir.path().join("writers");
     std::fs::create_dir_all(&w).unwrap();
     s.start_services(
@@ -372,36 +415,37 @@ fn measure(s: &Subject, exe: &Path) -> Figures {
         &[exe.display().to_string()],
         &[("BERTH_BENCH_WRITER", w.display().to_string())],
     );
+    std::thread::sleep(Duration::from_secs(2));
+    std::fs::write(w.join("go"), "").unwrap();
     std::thread::sleep(Duration::from_secs(1));
     let (c0, t0) = (cpu_secs(pid), Instant::now());
-    std::thread::sleep(Duration::from_secs(WRITE_SECS - 3));
-    let log_cpu = (cpu_secs(pid) - c0) / t0.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_secs(WRITE_SECS - 2));
+    f.log_cpu = (cpu_secs(pid) - c0) / t0.elapsed().as_secs_f64();
     wait_until(Duration::from_secs(30), || {
-        std::fs::read_dir(&w).map(|r| r.count()).unwrap_or(0) >= SERVICES
+        std::fs::read_dir(&w).map(|r| r.count()).unwrap_or(0) > SERVICES
     });
     std::thread::sleep(Duration::from_secs(2));
     let (mut bytes, mut max_write, mut max_behind) = (0u64, 0u64, 0u64);
     for e in std::fs::read_dir(&w).unwrap().flatten() {
+        if e.file_name() == "go" {
+            continue;
+        }
         let t = std::fs::read_to_string(e.path()).unwrap_or_default();
-        let v: Vec<u64> = t.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+        let v: Vec<u64> = t
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
         if v.len() == 3 {
             bytes += v[0];
             max_write = max_write.max(v[1]);
             max_behind = max_behind.max(v[2]);
         }
     }
-    let log_files_mb = dir_log_bytes(s.dir.path()) as f64 / 1e6;
+    f.log_files_mb = dir_log_bytes(s.dir.path()) as f64 / 1e6;
+    f.written_mb = bytes as f64 / 1e6;
+    f.max_write_ms = max_write as f64 / 1e3;
+    f.max_behind_ms = max_behind as f64 / 1e3;
     s.delete_all();
-    Figures {
-        restart_ms,
-        idle_rss,
-        rss50,
-        log_cpu,
-        written_mb: bytes as f64 / 1e6,
-        max_write_ms: max_write as f64 / 1e3,
-        max_behind_ms: max_behind as f64 / 1e3,
-        log_files_mb,
-    }
 }
 
 fn find(name: &str, extra: &[&str]) -> Option<PathBuf> {
@@ -437,28 +481,54 @@ fn main() {
         return;
     }
     let exe = std::env::current_exe().unwrap();
-    let mut runs: Vec<(&'static str, Figures)> = Vec::new();
-    {
-        let s = Subject::start(Kind::Berth, "berth", Path::new(env!("CARGO_BIN_EXE_berth")));
-        runs.push((s.name, measure(&s, &exe)));
-    }
-    match find("pm2", &[]) {
-        Some(p) => {
-            let s = Subject::start(Kind::Pm2, "pm2", &p);
-            runs.push((s.name, measure(&s, &exe)));
-        }
-        None => println!("pm2 not found (npm install -g pm2): skipped"),
+    // BERTH_BENCH_ONLY=berth measures berth alone (while tuning it).
+    let only_berth = std::env::var("BERTH_BENCH_ONLY").is_ok_and(|v| v == "berth");
+    let mut subjects = vec![Subject::start(
+        Kind::Berth,
+        "berth",
+        Path::new(env!("CARGO_BIN_EXE_berth")),
+    )];
+    match find("pm2", &[]).filter(|_| !only_berth) {
+        Some(p) => subjects.push(Subject::start(Kind::Pm2, "pm2", &p)),
+        None => println!("pm2 not found (npm install -g pm2), or BERTH_BENCH_ONLY=berth: skipped"),
     }
     match std::env::var_os("RUNNING_PROCESS_DAEMON")
         .map(PathBuf::from)
         .or_else(|| find("running-process-daemon", &["/opt/running-process/bin"]))
+        .filter(|_| !only_berth)
     {
-        Some(p) => {
-            let s = Subject::start(Kind::Reference, "running-process-daemon", &p);
-            runs.push((s.name, measure(&s, &exe)));
-        }
-        None => println!("running-process-daemon not found: skipped"),
+        Some(p) => subjects.push(Subject::start(
+            Kind::Reference,
+            "running-process-daemon",
+            &p,
+        )),
+        None => println!("running-process-daemon not found, or BERTH_BENCH_ONLY=berth: skipped"),
     }
+    std::thread::sleep(Duration::from_millis(500));
+    let mut figs: Vec<Figures> = subjects
+        .iter()
+        .map(|s| Figures {
+            restart_ms: Vec::new(),
+            idle_rss: rss_kib(s.daemon_pid()),
+            rss50: 0,
+            log_cpu: 0.0,
+            written_mb: 0.0,
+            max_write_ms: 0.0,
+            max_behind_ms: 0.0,
+            log_files_mb: 0.0,
+        })
+        .collect();
+    for (f, r) in figs.iter_mut().zip(restarts(&subjects, &exe)) {
+        f.restart_ms = r;
+    }
+    for (f, r) in figs.iter_mut().zip(rss_with_services(&subjects)) {
+        f.rss50 = r;
+    }
+    for (s, f) in subjects.iter().zip(figs.iter_mut()) {
+        log_load(s, &exe, f);
+    }
+    let runs: Vec<(&'static str, Figures)> = subjects.iter().map(|s| s.name).zip(figs).collect();
+    drop(subjects);
 
     println!(
         "services benchmark: restart = exit-to-next-start over {RESTARTS} restarts of a service that runs {RUN_MS} ms; \
@@ -467,7 +537,16 @@ fn main() {
     );
     println!(
         "{:<24} {:>12} {:>12} {:>10} {:>10} {:>9} {:>11} {:>13} {:>13} {:>10}",
-        "supervisor", "restart p50", "restart max", "idle RSS", "RSS x50", "log CPU", "written MB", "max write ms", "max behind ms", "logged MB"
+        "supervisor",
+        "restart p50",
+        "restart max",
+        "idle RSS",
+        "RSS x50",
+        "log CPU",
+        "written MB",
+        "max write ms",
+        "max behind ms",
+        "logged MB"
     );
     for (name, f) in &runs {
         println!(

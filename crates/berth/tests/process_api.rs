@@ -218,16 +218,14 @@ fn envelope_errors_are_named_and_the_connection_keeps_serving() {
     assert_eq!(r.code, StatusCode::VersionMismatch as i32);
 
     // Requests owned by later capabilities say which one.
-    for (ty, word) in [(RequestType::SpawnPtySession, "session")] {
-        let r = c
-            .call_raw(&DaemonRequest {
-                r#type: ty as i32,
-                ..base.clone()
-            })
-            .unwrap();
-        assert_eq!(r.code, StatusCode::Unimplemented as i32);
-        assert!(r.message.contains(word), "{}", r.message);
-    }
+    let r = c
+        .call_raw(&DaemonRequest {
+            r#type: RequestType::SpawnPtySession as i32,
+            ..base.clone()
+        })
+        .unwrap();
+    assert_eq!(r.code, StatusCode::Unimplemented as i32);
+    assert!(r.message.contains("session"), "{}", r.message);
     // Services are served: a missing payload is named.
     let r = c
         .call_raw(&DaemonRequest {

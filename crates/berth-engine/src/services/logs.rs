@@ -440,15 +440,20 @@ impl LogHub {
             }
             // Whole lines that still fit; at least one line per file.
             let room = self.cfg.max_bytes.saturating_sub(sink.log_len) as usize;
-            let mut take = 0;
-            for (i, b) in rest.iter().enumerate() {
-                if *b == b'\n' {
-                    if i + 1 > room && (take > 0 || sink.log_len > 0) {
-                        break;
+            let take = if rest.len() <= room {
+                rest.len()
+            } else {
+                match rest[..room].iter().rposition(|b| *b == b'\n') {
+                    Some(i) => i + 1,
+                    None if sink.log_len == 0 => {
+                        // One line longer than a whole file: it gets a file.
+                        rest.iter()
+                            .position(|b| *b == b'\n')
+                            .map_or(rest.len(), |i| i + 1)
                     }
-                    take = i + 1;
+                    None => 0,
                 }
-            }
+            };
             if take == 0 {
                 self.rotate(sink);
                 continue;
