@@ -248,7 +248,8 @@ impl LogHub {
                 sinks: BTreeMap::new(),
                 buf: Vec::new(),
             }),
-            tx: broadcast::channel(1024).0,
+            // A lagging follower skips batches; the ring bounds what it pins.
+            tx: broadcast::channel(64).0,
         })
     }
 
@@ -267,6 +268,17 @@ impl LogHub {
 
     fn spool_path(&self, name: &str, s: Stream) -> PathBuf {
         self.cfg.dir.join(format!(".{name}.{}.spool", s.ext()))
+    }
+
+    /// The spool a process of service `id` gets for stream `s`.
+    pub fn spool_file(&self, id: u32, s: Stream) -> PathBuf {
+        let name = self
+            .lock()
+            .sinks
+            .get(&id)
+            .map(|k| k.name.clone())
+            .unwrap_or_else(|| "".into());
+        self.spool_path(&name, s)
     }
 
     /// Starts keeping logs for service `id`.

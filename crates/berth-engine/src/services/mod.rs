@@ -285,9 +285,9 @@ impl Services {
     pub fn recover(&self) -> Result<RecoverReport, ServiceError> {
         dump::remove_stale_temps(&self.shared.dump_path);
         let mut report = RecoverReport::default();
-        for (info, spools) in persist::load_all(&self.shared.store)? {
+        for (mut info, spools) in persist::load_all(&self.shared.store)? {
             self.shared.hub.register(info.id, &info.spec.name);
-            let boot = supervisor::recover_boot(&self.shared, &info, &spools);
+            let boot = supervisor::recover_boot(&self.shared, &mut info, &spools);
             match &boot {
                 Boot::Adopt(_) => report.adopted += 1,
                 Boot::Lost => report.lost += 1,

@@ -242,16 +242,38 @@ pub(crate) fn fmt_dur(d: Duration) -> String {
 /// How a recovered service begins, from what a previous daemon recorded.
 pub(crate) fn recover_boot(
     sh: &Shared,
-    info: &ServiceInfo,
+    info: &mut ServiceInfo,
     spools: &[super::logs::SpoolPos; 2],
 ) -> Boot {
-    let id = ProcessIdentity {
+    let mut id = ProcessIdentity {
         pid: info.pid,
         start_ticks: info.start_ticks,
     };
-    let alive = info.pid != 0 && id.is_running();
+    let mut alive = info.pid != 0 && id.is_running();
+    let mut spools = spools.clone();
+    if !alive && info.status.is_up() {
+        // A daemon killed between spawning a process and recording it
+        // left a process nobody knows: find it by the spool it writes to.
+        let spool = sh.hub.spool_file(info.id, super::logs::Stream::Out);
+        if let Some(found) = leader_writing_to(&spool) {
+            tracing::info!(service = %info.spec.name, pid = found.pid, "found an unrecorded service process by its spool");
+            info.pid = found.pid;
+            info.start_ticks = found.start_ticks;
+            info.last_started_at = found.started_at();
+            id = found;
+            alive = true;
+            // Its spools are new: drain them from the start.
+            for (sp, s) in spools
+                .iter_mut()
+                .zip([super::logs::Stream::Out, super::logs::Stream::Err])
+            {
+                sp.path = sh.hub.spool_file(info.id, s).display().to_string();
+                sp.pos = 0;
+            }
+        }
+    }
     if alive || info.status.is_up() {
-        sh.hub.attach_spools(info.id, spools);
+        sh.hub.attach_spools(info.id, &spools);
         sh.spools_ready.notify_one();
     }
     match (alive, info.status.is_up()) {
@@ -260,6 +282,22 @@ pub(crate) fn recover_boot(
         (false, true) => Boot::Lost,
         (false, false) => Boot::Idle,
     }
+}
+
+/// The session leader whose stdout is `spool` (services lead their
+/// session; a leftover grandchild holding the same file does not).
+fn leader_writing_to(spool: &std::path::Path) -> Option<ProcessIdentity> {
+    berth_os::proc::all_pids().into_iter().find_map(|pid| {
+        let link = std::fs::read_link(format!("/proc/{pid}/fd/1")).ok()?;
+        if link != spool {
+            return None;
+        }
+        let st = berth_os::proc::read_stat(pid).ok()?;
+        (st.session == pid as i32 && !st.is_zombie()).then_some(ProcessIdentity {
+            pid,
+            start_ticks: st.start_ticks,
+        })
+    })
 }
 
 enum Phase {

@@ -95,3 +95,31 @@ fn a_missing_program_is_refused_and_not_kept() {
         assert!(s.list().is_empty());
     });
 }
+
+#[test]
+fn a_process_the_daemon_never_recorded_is_found_by_its_spool() {
+    let t = tempfile::tempdir().unwrap();
+    // A daemon starts a service, then dies before recording its pid.
+    let pid = rt().block_on(async {
+        let s = engine(&t);
+        s.recover().unwrap();
+        let info = s.start(sh("lost", "exec sleep 30")).await.unwrap();
+        let mut forgotten = info.clone();
+        forgotten.pid = 0;
+        forgotten.start_ticks = 0;
+        persist::save(&s.shared.store, &forgotten).unwrap();
+        info.pid
+    });
+    // The runtime (and with it the supervisor) is gone; the process lives.
+    let id = berth_os::ProcessIdentity::of(pid).unwrap();
+    assert!(id.is_running());
+    rt().block_on(async {
+        let s = engine(&t);
+        let report = s.recover().unwrap();
+        assert_eq!(report.adopted, 1, "{report:?}");
+        let d = s.describe("lost").unwrap();
+        assert_eq!((d.pid, d.start_ticks), (id.pid, id.start_ticks));
+        assert_eq!(s.stop("lost").await.unwrap(), 1);
+        assert!(!id.is_running());
+    });
+}
