@@ -496,6 +496,20 @@ fn bad_configs_and_targets_get_clear_errors() {
         code(&c.service_stop("").unwrap_err()),
         StatusCode::InvalidArgument
     );
+    assert_eq!(
+        code(&c.service_describe("all").unwrap_err()),
+        StatusCode::InvalidArgument
+    );
+    let mut cfg = sh_cfg("slow-stop", "true");
+    cfg.kill_timeout_ms = u32::MAX;
+    assert!(err(&mut c, cfg)
+        .to_string()
+        .contains("service_start.config.kill_timeout_ms"));
+    let e = err(&mut c, sh_cfg(&"n".repeat(65), "true"));
+    assert!(e.to_string().contains("longer than 64"), "{e}");
+    // Extreme but valid values are served, not fatal.
+    c.service_logs("", u32::MAX).unwrap();
+    c.service_logs("dup", u32::MAX).unwrap();
     // Nothing bad stuck around, and the daemon still answers.
     let names: Vec<String> = c
         .service_list()

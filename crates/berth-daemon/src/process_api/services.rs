@@ -178,12 +178,21 @@ pub fn describe(req: &DaemonRequest, ty: RequestType, st: &DaemonState) -> Daemo
     }
 }
 
+/// The largest char boundary of `s` at or below `i`.
+fn floor_boundary(s: &str, i: usize) -> usize {
+    let mut i = i.min(s.len());
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
 /// Keeps the newest whole lines of `text` that fit in `budget` bytes.
 fn newest(text: String, budget: usize) -> String {
     if text.len() <= budget {
         return text;
     }
-    let cut = text.len() - budget;
+    let cut = floor_boundary(&text, text.len() - budget);
     let start = text[cut..]
         .find('\n')
         .map(|i| cut + i + 1)
@@ -197,7 +206,7 @@ fn pieces(text: &str, budget: usize) -> Vec<&str> {
     let mut out = Vec::new();
     let mut rest = text;
     while rest.len() > budget {
-        let cut = rest[..budget]
+        let cut = rest[..floor_boundary(rest, budget)]
             .rfind('\n')
             .map(|i| i + 1)
             .unwrap_or_else(|| rest.find('\n').map(|i| i + 1).unwrap_or(rest.len()));
@@ -325,5 +334,7 @@ mod tests {
         assert_eq!(newest("a\n".into(), 5), "a\n");
         assert_eq!(pieces("a\nbb\nccc\n", 5), ["a\nbb\n", "ccc\n"]);
         assert_eq!(pieces("abcdefgh\nx\n", 4), ["abcdefgh\n", "x\n"]);
+        assert_eq!(newest("é\né\n".into(), 4), "é\n");
+        assert_eq!(pieces("éé\né\n", 3), ["éé\n", "é\n"]);
     }
 }

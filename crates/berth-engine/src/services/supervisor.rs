@@ -419,6 +419,9 @@ impl Sup {
 
     fn spawn(&mut self, how: Launch) -> Result<Live, ServiceError> {
         let spec = self.spec();
+        let Some(program) = spec.cmd.first() else {
+            return Err(ServiceError::invalid("cmd", "must not be empty"));
+        };
         let (out, err) = self
             .sh
             .hub
@@ -438,7 +441,7 @@ impl Sup {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         let env = berth_os::spawn::layer_env(std::env::vars(), &overrides, false);
-        let mut cmd = std::process::Command::new(&spec.cmd[0]);
+        let mut cmd = std::process::Command::new(program);
         cmd.args(&spec.cmd[1..])
             .env_clear()
             .envs(env)
