@@ -97,7 +97,7 @@ fn backoff_grows_between_consecutive_unstable_restarts() {
     let m = marks(&d);
     let mut cfg = with_m(sh_cfg("flaky", "date +%s%N >> \"$M/starts\"; exit 1"), &m);
     cfg.max_restarts = 4;
-    cfg.restart_delay_ms = 40;
+    cfg.restart_delay_ms = 100;
     cfg.min_uptime_ms = 10_000;
     d.client().service_start(cfg).unwrap();
     wait_status(&d, "flaky", "errored");
@@ -327,22 +327,23 @@ fn kill9_during_save_leaves_the_previous_dump_intact() {
     }
     let (path, n) = c.service_save().unwrap();
     assert_eq!(n, 8);
+    let saves = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
     let saver = {
-        let sock = d.socket.clone();
+        let (sock, saves) = (d.socket.clone(), saves.clone());
         std::thread::spawn(move || {
-            let mut saves = 0u32;
             if let Ok(mut c) = berth_client::Client::connect(&sock) {
                 while c.service_save().is_ok() {
-                    saves += 1;
+                    saves.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 }
             }
-            saves
         })
     };
-    std::thread::sleep(Duration::from_millis(150));
+    // Kill it in the middle of a stream of SAVEs.
+    assert!(wait_for(Duration::from_secs(20), || saves
+        .load(std::sync::atomic::Ordering::SeqCst)
+        >= 3));
     d.kill9();
-    let saves = saver.join().unwrap();
-    assert!(saves > 0, "the daemon was killed while saving");
+    saver.join().unwrap();
     let dump: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap())
         .expect("the dump is whole after kill -9");
     assert_eq!(dump["services"].as_array().unwrap().len(), 8);
