@@ -698,6 +698,10 @@ fn published_runpm_drives_berth_services() {
         return;
     };
     let d = Daemon::start();
+    // The compatible socket is bound just after berth's own.
+    assert!(wait_for(Duration::from_secs(10), || {
+        berth_client::Client::connect(&d.compat).is_ok()
+    }));
     let run = |args: &[&str]| {
         let out = d.command(&runpm).args(args).output().unwrap();
         assert!(
