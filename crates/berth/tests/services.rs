@@ -656,7 +656,26 @@ fn the_cli_drives_services() {
     ])
     .contains("out hello from web")));
     assert!(run(&["svc", "logs"]).contains("[web] out hello from web"));
+    // `logs -f` keeps printing what comes after it started.
+    let mut follow = d
+        .command(BERTH)
+        .args(["svc", "logs", "web", "-f", "-n", "1"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = std::io::BufReader::new(follow.stdout.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut reader, &mut first).unwrap();
+    assert!(first.contains("out hello from web"), "{first}");
     assert_eq!(run(&["svc", "restart", "1"]), "restarted 1 service\n");
+    let mut seen = String::new();
+    while !seen.contains("out hello from web") {
+        seen.clear();
+        std::io::BufRead::read_line(&mut reader, &mut seen).unwrap();
+        assert!(!seen.is_empty(), "follow ended early");
+    }
+    let _ = follow.kill();
+    let _ = follow.wait();
     assert!(run(&["svc", "describe", "web", "--json"]).contains("\"restart_count\": 1"));
     assert_eq!(run(&["svc", "flush"]), "flushed the logs of 1 service\n");
     assert!(run(&["svc", "save"]).starts_with("saved 1 service to /"));
