@@ -393,3 +393,314 @@ impl Client {
         ))
     }
 }
+
+// ---------------------------------------------------------------------------
+// Sessions
+// ---------------------------------------------------------------------------
+
+/// The frames an attach stream carries to the client.
+pub enum StreamFrame {
+    /// A PTY attachment's frame.
+    Pty(PtyStreamFrame),
+    /// A pipe attachment's frame.
+    Pipe(PipeStreamFrame),
+}
+
+/// An attach stream: the connection after a successful ATTACH.
+pub struct AttachStream {
+    stream: UnixStream,
+    pipe: bool,
+}
+
+impl AttachStream {
+    /// Reads the next frame; `None` once the daemon closed the stream.
+    pub fn next_frame(&mut self) -> Result<Option<StreamFrame>, ClientError> {
+        let mut header = [0u8; frame::HEADER_LEN];
+        match self.stream.read_exact(&mut header) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
+        let len = frame::body_len(header, frame::MAX_FRAME_LEN)
+            .map_err(|e| ClientError::Decode(e.to_string()))?;
+        let mut body = vec![0u8; len];
+        self.stream.read_exact(&mut body)?;
+        let f = if self.pipe {
+            StreamFrame::Pipe(
+                PipeStreamFrame::decode(&body[..])
+                    .map_err(|e| ClientError::Decode(e.to_string()))?,
+            )
+        } else {
+            StreamFrame::Pty(
+                PtyStreamFrame::decode(&body[..])
+                    .map_err(|e| ClientError::Decode(e.to_string()))?,
+            )
+        };
+        Ok(Some(f))
+    }
+
+    /// A second handle for sending input from another thread.
+    pub fn input(&self) -> Result<InputSender, ClientError> {
+        Ok(InputSender {
+            stream: self.stream.try_clone()?,
+        })
+    }
+
+    /// Sets a read timeout (None blocks).
+    pub fn set_read_timeout(&self, t: Option<Duration>) -> Result<(), ClientError> {
+        Ok(self.stream.set_read_timeout(t)?)
+    }
+}
+
+/// Sends PtyInputFrame frames on an attach stream.
+pub struct InputSender {
+    stream: UnixStream,
+}
+
+impl InputSender {
+    /// Sends one input frame.
+    pub fn send(&mut self, f: pty_input_frame::Frame) -> Result<(), ClientError> {
+        let bytes = frame::encode(&PtyInputFrame { frame: Some(f) })
+            .map_err(|e| ClientError::Io(io::Error::other(e.to_string())))?;
+        self.stream.write_all(&bytes)?;
+        Ok(())
+    }
+}
+
+impl Client {
+    /// Starts a PTY session.
+    pub fn spawn_pty(
+        &mut self,
+        r: SpawnPtySessionRequest,
+    ) -> Result<SpawnPtySessionResponse, ClientError> {
+        Ok(self
+            .call(RequestType::SpawnPtySession, |q| {
+                q.spawn_pty_session = Some(r)
+            })?
+            .spawn_pty_session
+            .unwrap_or_default())
+    }
+
+    /// Starts a pipe session.
+    pub fn spawn_pipe(
+        &mut self,
+        r: SpawnPipeSessionRequest,
+    ) -> Result<SpawnPipeSessionResponse, ClientError> {
+        Ok(self
+            .call(RequestType::SpawnPipeSession, |q| {
+                q.spawn_pipe_session = Some(r)
+            })?
+            .spawn_pipe_session
+            .unwrap_or_default())
+    }
+
+    /// Attaches to a PTY session; this connection becomes the stream.
+    pub fn attach_pty(
+        mut self,
+        r: AttachPtySessionRequest,
+    ) -> Result<(AttachPtySessionResponse, AttachStream), ClientError> {
+        let resp = self.call(RequestType::AttachPtySession, |q| {
+            q.attach_pty_session = Some(r)
+        })?;
+        Ok((
+            resp.attach_pty_session.unwrap_or_default(),
+            AttachStream {
+                stream: self.stream,
+                pipe: false,
+            },
+        ))
+    }
+
+    /// Attaches to one stream of a pipe session.
+    pub fn attach_pipe(
+        mut self,
+        r: AttachPipeStreamRequest,
+    ) -> Result<(AttachPipeStreamResponse, AttachStream), ClientError> {
+        let resp = self.call(RequestType::AttachPipeStream, |q| {
+            q.attach_pipe_stream = Some(r)
+        })?;
+        Ok((
+            resp.attach_pipe_stream.unwrap_or_default(),
+            AttachStream {
+                stream: self.stream,
+                pipe: true,
+            },
+        ))
+    }
+
+    /// PTY sessions (originator "" = all).
+    pub fn list_pty(&mut self, originator: &str) -> Result<Vec<PtySessionInfo>, ClientError> {
+        let r = self.call(RequestType::ListPtySessions, |q| {
+            q.list_pty_sessions = Some(ListPtySessionsRequest {
+                originator: originator.into(),
+            })
+        })?;
+        Ok(r.list_pty_sessions.unwrap_or_default().sessions)
+    }
+
+    /// Pipe sessions (originator "" = all).
+    pub fn list_pipe(&mut self, originator: &str) -> Result<Vec<PipeSessionInfo>, ClientError> {
+        let r = self.call(RequestType::ListPipeSessions, |q| {
+            q.list_pipe_sessions = Some(ListPipeSessionsRequest {
+                originator: originator.into(),
+            })
+        })?;
+        Ok(r.list_pipe_sessions.unwrap_or_default().sessions)
+    }
+
+    /// Releases a PTY session's attachment from here.
+    pub fn detach_pty(&mut self, session_id: &str) -> Result<(), ClientError> {
+        self.call(RequestType::DetachPtySession, |q| {
+            q.detach_pty_session = Some(DetachPtySessionRequest {
+                session_id: session_id.into(),
+            })
+        })?;
+        Ok(())
+    }
+
+    /// Ends a PTY session (soft, then hard after `grace_ms`).
+    pub fn terminate_pty(&mut self, session_id: &str, grace_ms: u32) -> Result<(), ClientError> {
+        self.call(RequestType::TerminatePtySession, |q| {
+            q.terminate_pty_session = Some(TerminatePtySessionRequest {
+                session_id: session_id.into(),
+                grace_ms,
+            })
+        })?;
+        Ok(())
+    }
+
+    /// Ends a pipe session.
+    pub fn terminate_pipe(&mut self, session_id: &str, grace_ms: u32) -> Result<(), ClientError> {
+        self.call(RequestType::TerminatePipeSession, |q| {
+            q.terminate_pipe_session = Some(TerminatePipeSessionRequest {
+                session_id: session_id.into(),
+                grace_ms,
+            })
+        })?;
+        Ok(())
+    }
+
+    /// Resizes a PTY session without attaching.
+    pub fn resize_pty(
+        &mut self,
+        session_id: &str,
+        rows: u32,
+        cols: u32,
+    ) -> Result<(), ClientError> {
+        self.call(RequestType::ResizePtySession, |q| {
+            q.resize_pty_session = Some(ResizePtySessionRequest {
+                session_id: session_id.into(),
+                rows,
+                cols,
+            })
+        })?;
+        Ok(())
+    }
+
+    /// Writes to a session's input (pipe stdin, or a PTY's keyboard).
+    pub fn write_stdin(
+        &mut self,
+        session_id: &str,
+        data: &[u8],
+        close: bool,
+    ) -> Result<u64, ClientError> {
+        let r = self.call(RequestType::WritePipeStdin, |q| {
+            q.write_pipe_stdin = Some(WritePipeStdinRequest {
+                session_id: session_id.into(),
+                data: data.to_vec(),
+                close,
+            })
+        })?;
+        Ok(r.write_pipe_stdin.unwrap_or_default().bytes_written)
+    }
+
+    /// A session's held output, without consuming it.
+    pub fn backlog(
+        &mut self,
+        session_id: &str,
+        stream: PipeStreamKind,
+    ) -> Result<GetSessionBacklogResponse, ClientError> {
+        let r = self.call(RequestType::GetSessionBacklog, |q| {
+            q.get_session_backlog = Some(GetSessionBacklogRequest {
+                session_id: session_id.into(),
+                pipe_stream: stream as i32,
+            })
+        })?;
+        Ok(r.get_session_backlog.unwrap_or_default())
+    }
+
+    /// Removes ended sessions.
+    pub fn purge_sessions(
+        &mut self,
+        originator: &str,
+    ) -> Result<PurgeExitedSessionsResponse, ClientError> {
+        let r = self.call(RequestType::PurgeExitedSessions, |q| {
+            q.purge_exited_sessions = Some(PurgeExitedSessionsRequest {
+                originator: originator.into(),
+            })
+        })?;
+        Ok(r.purge_exited_sessions.unwrap_or_default())
+    }
+
+    /// Ends sessions older than `older_than_secs` (0 = all).
+    pub fn bulk_terminate(
+        &mut self,
+        older_than_secs: u64,
+        originator: &str,
+        grace_ms: u32,
+    ) -> Result<BulkTerminateSessionsResponse, ClientError> {
+        let r = self.call(RequestType::BulkTerminateSessions, |q| {
+            q.bulk_terminate_sessions = Some(BulkTerminateSessionsRequest {
+                older_than_secs,
+                originator: originator.into(),
+                grace_ms,
+            })
+        })?;
+        Ok(r.bulk_terminate_sessions.unwrap_or_default())
+    }
+
+    /// Starts a tee; returns its handle.
+    pub fn register_tee(&mut self, r: RegisterSessionTeeRequest) -> Result<u64, ClientError> {
+        Ok(self
+            .call(RequestType::RegisterSessionTee, |q| {
+                q.register_session_tee = Some(r)
+            })?
+            .register_session_tee
+            .unwrap_or_default()
+            .tee_handle)
+    }
+
+    /// Stops a tee.
+    pub fn unregister_tee(
+        &mut self,
+        session_id: &str,
+        kind: TeeSessionKind,
+        tee_handle: u64,
+    ) -> Result<(), ClientError> {
+        self.call(RequestType::UnregisterSessionTee, |q| {
+            q.unregister_session_tee = Some(UnregisterSessionTeeRequest {
+                session_id: session_id.into(),
+                session_kind: kind as i32,
+                tee_handle,
+            })
+        })?;
+        Ok(())
+    }
+
+    /// A tee's counters.
+    pub fn tee_status(
+        &mut self,
+        session_id: &str,
+        kind: TeeSessionKind,
+        tee_handle: u64,
+    ) -> Result<GetSessionTeeStatusResponse, ClientError> {
+        let r = self.call(RequestType::GetSessionTeeStatus, |q| {
+            q.get_session_tee_status = Some(GetSessionTeeStatusRequest {
+                session_id: session_id.into(),
+                session_kind: kind as i32,
+                tee_handle,
+            })
+        })?;
+        Ok(r.get_session_tee_status.unwrap_or_default())
+    }
+}

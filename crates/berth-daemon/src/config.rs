@@ -1,6 +1,7 @@
 //! Daemon configuration, resolved from flags and the environment.
 
 use crate::addr::ListenAddr;
+use berth_engine::sessions::SessionConfig;
 use berth_os::dirs;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -26,6 +27,8 @@ pub struct DaemonConfig {
     pub service_log_max_bytes: u64,
     /// Rotated service logs kept.
     pub service_log_keep: u32,
+    /// Session engine tunables (backlog size, default grace).
+    pub sessions: SessionConfig,
 }
 
 /// Default size at which a service log rotates: 10 MiB.
@@ -57,6 +60,7 @@ impl DaemonConfig {
             resurrect: false,
             service_log_max_bytes: DEFAULT_SERVICE_LOG_MAX_BYTES,
             service_log_keep: DEFAULT_SERVICE_LOG_KEEP,
+            sessions: SessionConfig::default(),
         })
     }
 

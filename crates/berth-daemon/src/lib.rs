@@ -32,7 +32,7 @@ async fn serve(config: DaemonConfig) -> Result<(), String> {
     let store = Arc::new(store);
     let services = berth_engine::services::Services::open(store.clone(), config.services_config())
         .map_err(|e| e.to_string())?;
-    let state = DaemonState::new(&config, store, services.clone());
+    let state = DaemonState::new(&config, store, services.clone())?;
 
     let mut listeners = Vec::new();
     for addr in &config.listen {
@@ -113,6 +113,16 @@ async fn serve(config: DaemonConfig) -> Result<(), String> {
             && tokio::time::Instant::now() < deadline
         {
             tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    // Sessions die with the daemon that owns their terminals: end them
+    // properly so that their records say how.
+    state.sessions.terminate_all(Duration::from_millis(500));
+    for s in state.sessions.list(None, "") {
+        if s.exit.is_none() {
+            if let Ok(sess) = state.sessions.get(&s.id) {
+                let _ = tokio::time::timeout(Duration::from_secs(2), sess.wait_exit()).await;
+            }
         }
     }
     Ok(())

@@ -3,6 +3,7 @@
 use crate::config::DaemonConfig;
 use berth_engine::registry::Registry;
 use berth_engine::services::Services;
+use berth_engine::sessions::Sessions;
 use berth_engine::Store;
 use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
@@ -26,6 +27,8 @@ pub struct DaemonState {
     pub registry: Registry,
     /// The service engine.
     pub services: Arc<Services>,
+    /// The session engine.
+    pub sessions: Arc<Sessions>,
     /// When the daemon started.
     pub started: Instant,
     /// Open client connections.
@@ -42,12 +45,19 @@ pub struct DaemonState {
 
 impl DaemonState {
     /// Builds the state over an opened store.
-    pub fn new(config: &DaemonConfig, store: Arc<Store>, services: Arc<Services>) -> Arc<Self> {
+    pub fn new(
+        config: &DaemonConfig,
+        store: Arc<Store>,
+        services: Arc<Services>,
+    ) -> Result<Arc<Self>, String> {
         let registry = Registry::new(store.clone(), config.dead_retention);
-        Arc::new(Self {
+        let sessions =
+            Sessions::open(store.clone(), config.sessions.clone()).map_err(|e| e.to_string())?;
+        Ok(Arc::new(Self {
             store,
             registry,
             services,
+            sessions: Arc::new(sessions),
             started: Instant::now(),
             active_connections: AtomicU32::new(0),
             scope: config.scope.clone(),
@@ -60,7 +70,7 @@ impl DaemonState {
                 .unwrap_or_default(),
             stop_tx: watch::channel(None).0,
             closing_tx: watch::channel(false).0,
-        })
+        }))
     }
 
     /// The scope's name as STATUS reports it.

@@ -4,6 +4,7 @@
 
 pub mod registry;
 pub mod services;
+pub mod sessions;
 pub mod store;
 
 pub use store::Store;

@@ -4,6 +4,7 @@
 pub mod dirs;
 pub mod fsutil;
 pub mod proc;
+pub mod pty;
 pub mod signal;
 pub mod spawn;
 

@@ -77,9 +77,8 @@ pub fn detach(cmd: &mut Command) {
     new_session(cmd);
 }
 
-/// Makes `cmd` lead a new session (and so a new process group whose id is
-/// its pid) with default signal dispositions, leaving its stdio as set.
-/// Its whole group can then be signalled at once, and it owns no terminal.
+/// Makes `cmd` lead a new session and process group (so the whole group
+/// can be signalled), with default signal dispositions and mask.
 pub fn new_session(cmd: &mut Command) {
     // SAFETY: setsid is async-signal-safe and touches no Rust state.
     unsafe {

@@ -1,4 +1,5 @@
-//! berth's wire layer: the protobuf contracts and the frame codecs.
+//! berth's wire layer: the protobuf contracts, the frame codecs and the
+//! remote terminal protocol v3.
 //!
 //! Everything here is pure (bytes in, values out) so it can be fuzzed and
 //! reused by clients without pulling in an async runtime.
@@ -17,3 +18,4 @@ pub mod daemon {
 }
 
 pub mod envelope;
+pub mod remote;

@@ -100,6 +100,20 @@ enum Command {
         #[command(subcommand)]
         cmd: crate::svc::Svc,
     },
+    /// Start a session (a command that outlives this terminal); prints its id.
+    Run(crate::sessions::RunArgs),
+    /// Attach this terminal to a PTY session (detach with Ctrl-\\).
+    Attach(crate::sessions::AttachArgs),
+    /// List sessions, or `sessions purge` ended ones.
+    Sessions(crate::sessions::SessionsArgs),
+    /// Print a session's held output (-f to follow).
+    Logs(crate::sessions::LogsArgs),
+    /// Type text into a session.
+    Send(crate::sessions::SendArgs),
+    /// End a session (SIGTERM, then SIGKILL after --grace ms).
+    Kill(crate::sessions::KillArgs),
+    /// Copy a session's stream into a file from now on; prints the tee handle.
+    Tee(crate::sessions::TeeArgs),
 }
 
 #[derive(Subcommand)]
@@ -142,6 +156,9 @@ struct DaemonOpts {
     /// Rotated service logs kept.
     #[arg(long, default_value_t = berth_daemon::config::DEFAULT_SERVICE_LOG_KEEP)]
     service_log_keep: u32,
+    /// Output kept per session stream, in KiB (the backlog ring).
+    #[arg(long, default_value_t = 1024)]
+    backlog_kib: usize,
 }
 
 fn fail(msg: impl std::fmt::Display) -> i32 {
@@ -176,6 +193,14 @@ pub fn main() -> i32 {
         },
         Command::Daemon { action: None, opts } => daemon(cli.scope, &socket, opts),
         cmd => match connect(&socket, cli.socket.is_some(), cli.scope.as_deref()) {
+            Ok(client) if matches!(cmd, Command::Attach(_) | Command::Logs(_)) => {
+                let r = match cmd {
+                    Command::Attach(a) => crate::sessions::attach(client, a),
+                    Command::Logs(a) => crate::sessions::logs(client, a),
+                    _ => unreachable!(),
+                };
+                r.unwrap_or_else(fail)
+            }
             Ok(mut client) => match run_client(&mut client, cmd) {
                 Ok(code) => code,
                 Err(e) => fail(e),
@@ -201,6 +226,10 @@ fn daemon(scope: Option<String>, socket: &std::path::Path, opts: DaemonOpts) -> 
     config.resurrect = opts.resurrect;
     config.service_log_max_bytes = opts.service_log_max_bytes;
     config.service_log_keep = opts.service_log_keep;
+    if opts.backlog_kib == 0 {
+        return fail("--backlog-kib must be at least 1");
+    }
+    config.sessions.backlog_bytes = opts.backlog_kib << 10;
     if opts.detach {
         let mut args: Vec<String> = Vec::new();
         if let Some(s) = &scope {
@@ -352,6 +381,12 @@ fn run_client(c: &mut Client, cmd: Command) -> Result<i32, ClientError> {
             );
         }
         Command::Svc { cmd } => return crate::svc::run(c, cmd),
+        Command::Run(a) => return crate::sessions::run(c, a),
+        Command::Sessions(a) => return crate::sessions::sessions(c, a),
+        Command::Send(a) => return crate::sessions::send(c, a),
+        Command::Kill(a) => return crate::sessions::kill(c, a),
+        Command::Tee(a) => return crate::sessions::tee(c, a),
+        Command::Attach(_) | Command::Logs(_) => unreachable!("these take the connection"),
         Command::Ping => {
             let t = std::time::Instant::now();
             c.ping()?;

@@ -5,6 +5,7 @@
 mod cli;
 mod compat;
 mod output;
+mod sessions;
 mod start;
 mod svc;
 

@@ -164,3 +164,71 @@ fn invoked_as_running_process_daemon_it_starts_berth() {
     assert!(child.wait().unwrap().success());
     assert!(!exists(&sock));
 }
+
+#[test]
+fn session_commands_run_list_log_send_tee_kill_purge() {
+    let d = Daemon::start();
+    let ok = |args: &[&str]| {
+        let o = d.berth(args);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        stdout(&o)
+    };
+    let id = ok(&[
+        "run",
+        "--pty",
+        "--name",
+        "calc",
+        "--",
+        "sh",
+        "-c",
+        "while read l; do echo \"got $l\"; done",
+    ]);
+    let id = id.trim();
+    assert_eq!(id.len(), 36);
+    let tee = d.dir.path().join("calc.log");
+    let handle = ok(&["tee", "calc", tee.to_str().unwrap()]);
+    assert!(handle.trim().parse::<u64>().is_ok(), "{handle}");
+    ok(&["send", "calc", "first"]);
+    assert!(wait_for(Duration::from_secs(5), || ok(&["logs", "calc"])
+        .contains("got first")));
+    assert!(wait_for(Duration::from_secs(5), || {
+        std::fs::read_to_string(&tee)
+            .unwrap_or_default()
+            .contains("got first")
+    }));
+    let pipe = ok(&[
+        "run",
+        "--separate-stderr",
+        "--",
+        "sh",
+        "-c",
+        "echo o; echo e >&2",
+    ]);
+    assert!(wait_for(Duration::from_secs(5), || ok(&[
+        "logs",
+        pipe.trim(),
+        "--stderr"
+    ]) == "e\n"));
+    assert_eq!(ok(&["logs", pipe.trim()]), "o\n");
+    let table = ok(&["sessions"]);
+    let row = table.lines().find(|l| l.starts_with(id)).unwrap();
+    assert!(
+        row.contains("calc") && row.contains("pty") && row.contains("running"),
+        "{row}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&ok(&["sessions", "--json"])).unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 2);
+    ok(&["kill", "calc", "--grace", "200"]);
+    assert!(wait_for(Duration::from_secs(5), || ok(&["sessions"])
+        .lines()
+        .any(|l| l.starts_with(id) && l.contains("terminated"))));
+    // -f on an ended session prints what it held and returns.
+    assert!(ok(&["logs", "-f", "calc"]).contains("got first"));
+    assert_eq!(
+        ok(&["sessions", "purge"]),
+        "purged 1 pty and 1 pipe sessions\n"
+    );
+    let err = d.berth(&["attach", "nope"]);
+    assert!(!err.status.success());
+    assert_eq!(stderr(&err).lines().count(), 1, "{}", stderr(&err));
+}

@@ -220,3 +220,74 @@ fn published_runpm_and_running_process_daemon_talk_to_berth() {
     );
     assert!(is_alive(s.pid()), "dry run");
 }
+
+#[test]
+fn published_running_process_daemon_manages_berth_sessions() {
+    let Some(rpd) = published("running-process-daemon") else {
+        return skip("running-process-daemon from crates.io running-process is not installed");
+    };
+    let d = Daemon::start();
+    let mut c = d.client();
+    let pty = c
+        .spawn_pty(berth_wire::daemon::SpawnPtySessionRequest {
+            argv: vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                "echo pty-says-hi; sleep 60".into(),
+            ],
+            ..Default::default()
+        })
+        .unwrap()
+        .session_id;
+    let pipe = c
+        .spawn_pipe(berth_wire::daemon::SpawnPipeSessionRequest {
+            argv: vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                "echo pipe-says-hi; echo to-stderr >&2; sleep 60".into(),
+            ],
+            originator: "old".into(),
+            ..Default::default()
+        })
+        .unwrap()
+        .session_id;
+    let run = |args: &[&str]| {
+        let out = d.command(&rpd).args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        stdout(&out)
+    };
+    assert!(wait_for(Duration::from_secs(5), || run(&[
+        "sessions", "log", &pty
+    ])
+    .contains("pty-says-hi")));
+    let list = run(&["sessions", "list"]);
+    assert!(list.contains(&pty) && list.contains(&pipe), "{list}");
+    assert!(run(&["sessions", "log", &pipe]).contains("pipe-says-hi"));
+    assert!(run(&["sessions", "log", &pipe, "--stream", "stderr"]).contains("to-stderr"));
+    run(&["sessions", "terminate", &pty, "--grace-ms", "200"]);
+    assert!(wait_for(Duration::from_secs(5), || c
+        .list_pty("")
+        .unwrap()
+        .iter()
+        .any(|s| s.session_id == pty && s.exited)));
+    run(&[
+        "sessions",
+        "kill-older",
+        "--older-than",
+        "0",
+        "--originator",
+        "old",
+        "--grace-ms",
+        "200",
+    ]);
+    assert!(wait_for(Duration::from_secs(5), || c
+        .list_pipe("")
+        .unwrap()
+        .iter()
+        .any(|s| s.session_id == pipe && s.exited)));
+    run(&["sessions", "purge"]);
+    assert!(
+        c.list_pty("").unwrap().is_empty() && c.list_pipe("").unwrap().is_empty(),
+        "purged through the published CLI"
+    );
+}

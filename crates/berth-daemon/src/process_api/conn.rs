@@ -64,6 +64,10 @@ pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
             }
             match after {
                 After::Continue => {}
+                After::Attach(att, kind) => {
+                    super::attach::run(stream, dec, *att, kind).await;
+                    return;
+                }
                 After::Shutdown { graceful, timeout } => {
                     state.request_shutdown(graceful, timeout);
                     return;

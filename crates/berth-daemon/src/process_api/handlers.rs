@@ -13,6 +13,11 @@ use std::time::Duration;
 
 /// What the connection does after sending the response.
 pub enum After {
+    /// Carry an attach stream until it ends.
+    Attach(
+        Box<berth_engine::sessions::Attachment>,
+        berth_engine::sessions::Kind,
+    ),
     /// Read the next request.
     Continue,
     /// Stop the daemon (the reply has been sent first).
@@ -60,16 +65,6 @@ fn tracked(t: &Tracked) -> TrackedProcess {
             ProcState::Zombie => ProcessState::Zombie,
         } as i32,
         last_validated_at: t.last_validated_at,
-    }
-}
-
-/// Capability owned by a later part of berth, for UNIMPLEMENTED replies.
-fn pending_capability(ty: RequestType) -> Option<&'static str> {
-    let n = ty as i32;
-    if (60..=77).contains(&n) {
-        Some("detachable PTY and pipe sessions (requests 60-77)")
-    } else {
-        None
     }
 }
 
@@ -121,21 +116,12 @@ pub async fn dispatch(req: &DaemonRequest, st: &DaemonState) -> (DaemonResponse,
         RequestType::ServiceFlush => services::flush(req, ty, st),
         RequestType::ServiceSave => services::save(req.id, st),
         RequestType::ServiceResurrect => services::resurrect(req.id, st).await,
-        other => match pending_capability(other) {
-            Some(cap) => error_response(
-                id,
-                StatusCode::Unimplemented,
-                format!(
-                    "{} is part of {cap}, which this berth daemon does not provide yet",
-                    other.as_str_name()
-                ),
-            ),
-            None => error_response(
-                id,
-                StatusCode::UnknownRequest,
-                format!("unhandled request type {}", other.as_str_name()),
-            ),
-        },
+        t if (60..=77).contains(&(t as i32)) => return super::sessions::handle(req, t, st).await,
+        other => error_response(
+            id,
+            StatusCode::UnknownRequest,
+            format!("unhandled request type {}", other.as_str_name()),
+        ),
     };
     (resp, After::Continue)
 }

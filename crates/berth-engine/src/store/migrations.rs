@@ -22,7 +22,23 @@ const STEPS: &[&str] = &[
         dead_since         REAL
     );
     CREATE INDEX tracked_processes_originator ON tracked_processes(originator);",
-    // 2: supervised services (services/persist.rs).
+    // 2: PTY and pipe sessions (records only; output lives in memory).
+    "CREATE TABLE sessions (
+        id          TEXT    PRIMARY KEY,
+        name        TEXT    NOT NULL DEFAULT '',
+        kind        TEXT    NOT NULL,
+        pid         INTEGER NOT NULL,
+        command     TEXT    NOT NULL,
+        cwd         TEXT    NOT NULL,
+        originator  TEXT    NOT NULL DEFAULT '',
+        created_at  REAL    NOT NULL,
+        merged      INTEGER NOT NULL DEFAULT 0,
+        exited      INTEGER NOT NULL DEFAULT 0,
+        exit_code   INTEGER,
+        exited_at   REAL,
+        outcome     TEXT
+    );",
+    // 3: supervised services (services/persist.rs).
     "CREATE TABLE services (
         id                INTEGER PRIMARY KEY AUTOINCREMENT,
         name              TEXT    NOT NULL UNIQUE,

@@ -1,0 +1,480 @@
+//! Session benchmark, one run, side by side:
+//! (a) PTY output throughput of a child writing 256 MiB with one attached
+//!     client (screen model running), against reading the PTY directly (the
+//!     limit), tmux with an attached client, and the published
+//!     running-process daemon's attach; and each daemon's CPU per GiB;
+//! (b) spawn-to-first-byte latency; (c) re-attach latency with a full 1 MiB
+//!     backlog, raw and (berth) with screen restore; (d) RSS per idle
+//!     session over 200 sessions.
+//!
+//! `cargo bench -p berth --bench sessions` (BENCH_MIB overrides the 256).
+
+use berth_client::{AttachStream, Client, StreamFrame};
+use berth_wire::daemon::*;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Daemon {
+    name: &'static str,
+    child: Child,
+    socket: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(name: &'static str, program: &Path, args: &[&str], rel: &str) -> Daemon {
+    let dir = tempfile::Builder::new()
+        .prefix("berth-sbench")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let socket = dir.path().join(rel);
+    let child = Command::new(program)
+        .args(args)
+        .env("XDG_RUNTIME_DIR", dir.path().join("run"))
+        .env("XDG_STATE_HOME", dir.path().join("state"))
+        .env("BERTH_LOG", "warn")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while Client::connect(&socket).is_err() {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "{name} did not start"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Daemon {
+        name,
+        child,
+        socket,
+        _dir: dir,
+    }
+}
+
+fn cpu_secs(pid: u32) -> f64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let f: Vec<&str> = s.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+    ticks as f64 / 100.0
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn peer() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("RUNNING_PROCESS_DAEMON") {
+        return Some(p.into());
+    }
+    let mut dirs = vec![PathBuf::from("/opt/running-process/bin")];
+    dirs.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    dirs.into_iter()
+        .map(|d| d.join("running-process-daemon"))
+        .find(|p| p.is_file())
+}
+
+/// A text file of `mib` MiB of 99-character lines, and the shell command
+/// that writes it `times` times.
+fn workload(dir: &Path, times: usize) -> String {
+    let file = dir.join("chunk.txt");
+    let line = "0123456789 the quick brown fox jumps over the lazy dog; berth pty throughput benchmark line ....\n";
+    let mut text = String::new();
+    while text.len() < (1 << 20) {
+        text.push_str(line);
+    }
+    std::fs::write(&file, &text[..1 << 20]).unwrap();
+    format!(
+        "i=0; while [ $i -lt {times} ]; do cat {}; i=$((i+1)); done",
+        file.display()
+    )
+}
+
+/// Drains an attach stream until the exit frame; returns bytes received.
+fn drain(s: &mut AttachStream) -> u64 {
+    let mut n = 0u64;
+    while let Some(f) = s.next_frame().unwrap() {
+        match f {
+            StreamFrame::Pty(PtyStreamFrame {
+                frame: Some(pty_stream_frame::Frame::Output(b)),
+            }) => n += b.len() as u64,
+            StreamFrame::Pty(PtyStreamFrame {
+                frame: Some(pty_stream_frame::Frame::MissedBytes(m)),
+            }) => n += m,
+            StreamFrame::Pty(PtyStreamFrame {
+                frame: Some(pty_stream_frame::Frame::ExitCode(_)),
+            }) => break,
+            StreamFrame::Pty(PtyStreamFrame {
+                frame: Some(pty_stream_frame::Frame::Error(e)),
+            }) => panic!("{e}"),
+            _ => {}
+        }
+    }
+    n
+}
+
+/// (a) through a daemon: bytes/s and daemon CPU seconds.
+fn daemon_throughput(d: &Daemon, cmd: &str) -> (f64, f64, u64) {
+    let mut c = Client::connect(&d.socket).unwrap();
+    let argv = vec![
+        "/bin/sh".into(),
+        "-c".into(),
+        format!("stty -echo; read go; {cmd}"),
+    ];
+    let id = c
+        .spawn_pty(SpawnPtySessionRequest {
+            argv,
+            rows: 50,
+            cols: 200,
+            ..Default::default()
+        })
+        .unwrap()
+        .session_id;
+    std::thread::sleep(Duration::from_millis(200));
+    let (_, mut s) = Client::connect(&d.socket)
+        .unwrap()
+        .attach_pty(AttachPtySessionRequest {
+            session_id: id.clone(),
+            rows: 50,
+            cols: 200,
+            ..Default::default()
+        })
+        .unwrap();
+    let cpu0 = cpu_secs(d.child.id());
+    let t = Instant::now();
+    s.input()
+        .unwrap()
+        .send(pty_input_frame::Frame::Input(b"\r".to_vec()))
+        .unwrap();
+    let n = drain(&mut s);
+    let secs = t.elapsed().as_secs_f64();
+    (n as f64 / secs, cpu_secs(d.child.id()) - cpu0, n)
+}
+
+/// (a) the limit: this process reads the PTY master directly.
+fn direct_throughput(cmd: &str) -> f64 {
+    let pair = berth_os::pty::open(berth_os::pty::WinSize {
+        rows: 50,
+        cols: 200,
+    })
+    .unwrap();
+    let mut c = Command::new("/bin/sh");
+    c.args(["-c", cmd]);
+    berth_os::pty::attach_command(&mut c, &pair.slave).unwrap();
+    // Blocking reads for the simplest possible reader.
+    unsafe {
+        use std::os::fd::AsRawFd;
+        let fd = pair.master.as_raw_fd();
+        libc::fcntl(
+            fd,
+            libc::F_SETFL,
+            libc::fcntl(fd, libc::F_GETFL) & !libc::O_NONBLOCK,
+        );
+    }
+    let t = Instant::now();
+    let mut child = c.spawn().unwrap();
+    // The Command holds copies of the slave; all must close for EOF.
+    drop(c);
+    drop(pair.slave);
+    let mut f = std::fs::File::from(pair.master);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut n = 0u64;
+    while let Ok(k) = f.read(&mut buf) {
+        if k == 0 {
+            break;
+        }
+        n += k as u64;
+    }
+    child.wait().unwrap();
+    n as f64 / t.elapsed().as_secs_f64()
+}
+
+/// (a) tmux with an attached client (under `script`, output discarded).
+fn tmux_throughput(dir: &Path, cmd: &str, bytes: u64) -> Option<f64> {
+    Command::new("tmux").arg("-V").output().ok()?;
+    Command::new("script").arg("--version").output().ok()?;
+    let sock = dir.join("tmux.sock");
+    let go = dir.join("go");
+    let tmux = |args: &[&str]| {
+        Command::new("tmux")
+            .arg("-S")
+            .arg(&sock)
+            .args(args)
+            .status()
+            .unwrap()
+    };
+    let script = format!(
+        "while [ ! -e {} ]; do sleep 0.01; done; {cmd}; tmux -S {} wait-for -S done",
+        go.display(),
+        sock.display()
+    );
+    tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        "b",
+        "-x",
+        "200",
+        "-y",
+        "50",
+        &script,
+    ]);
+    let mut client = Command::new("script")
+        .args([
+            "-qfc",
+            &format!("tmux -S {} attach -t b", sock.display()),
+            "/dev/null",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .ok()?;
+    std::thread::sleep(Duration::from_millis(500));
+    let t = Instant::now();
+    std::fs::write(&go, b"").unwrap();
+    tmux(&["wait-for", "done"]);
+    let secs = t.elapsed().as_secs_f64();
+    let _ = tmux(&["kill-server"]);
+    let _ = client.kill();
+    let _ = client.wait();
+    let _ = std::fs::remove_file(&go);
+    Some(bytes as f64 / secs)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// (b) spawn request to first output byte at a client, median of 30.
+fn spawn_to_first_byte(d: &Daemon) -> f64 {
+    let mut v = Vec::new();
+    for _ in 0..30 {
+        let t = Instant::now();
+        let id = Client::connect(&d.socket)
+            .unwrap()
+            .spawn_pty(SpawnPtySessionRequest {
+                argv: vec!["/bin/sh".into(), "-c".into(), "printf X; sleep 5".into()],
+                ..Default::default()
+            })
+            .unwrap()
+            .session_id;
+        let (r, mut s) = Client::connect(&d.socket)
+            .unwrap()
+            .attach_pty(AttachPtySessionRequest {
+                session_id: id.clone(),
+                ..Default::default()
+            })
+            .unwrap();
+        if !r.backlog.contains(&b'X') {
+            loop {
+                if let Some(StreamFrame::Pty(PtyStreamFrame {
+                    frame: Some(pty_stream_frame::Frame::Output(b)),
+                })) = s.next_frame().unwrap()
+                {
+                    if b.contains(&b'X') {
+                        break;
+                    }
+                }
+            }
+        }
+        v.push(t.elapsed().as_secs_f64() * 1000.0);
+        drop(s);
+        let _ = Client::connect(&d.socket).unwrap().terminate_pty(&id, 10);
+    }
+    median(v)
+}
+
+/// (c) attach latency to sessions holding a full 1 MiB backlog: the first
+/// attach of each of 7 sessions (a daemon that drains its backlog on attach
+/// is measured fairly), median. `None` if the daemon returned no backlog.
+fn reattach(d: &Daemon, cmd: &str, screen: bool) -> Option<f64> {
+    let mut c = Client::connect(&d.socket).unwrap();
+    let ids: Vec<String> = (0..7)
+        .map(|_| {
+            c.spawn_pty(SpawnPtySessionRequest {
+                argv: vec!["/bin/sh".into(), "-c".into(), format!("{cmd}; sleep 60")],
+                rows: 50,
+                cols: 200,
+                ..Default::default()
+            })
+            .unwrap()
+            .session_id
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(2500));
+    let mut v = Vec::new();
+    for id in &ids {
+        let t = Instant::now();
+        let (r, s) = Client::connect(&d.socket)
+            .unwrap()
+            .attach_pty(AttachPtySessionRequest {
+                session_id: id.clone(),
+                screen_restore: screen,
+                ..Default::default()
+            })
+            .ok()?;
+        v.push(t.elapsed().as_secs_f64() * 1000.0);
+        drop(s);
+        if r.backlog.is_empty() {
+            return None;
+        }
+    }
+    for id in &ids {
+        let _ = c.terminate_pty(id, 10);
+    }
+    Some(median(v))
+}
+
+/// (d) RSS growth per idle PTY session, over 200.
+fn rss_per_session(d: &Daemon) -> f64 {
+    let before = rss_kib(d.child.id());
+    let mut c = Client::connect(&d.socket).unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..200 {
+        ids.push(
+            c.spawn_pty(SpawnPtySessionRequest {
+                argv: vec![
+                    "/bin/sh".into(),
+                    "-c".into(),
+                    "printf '$ '; exec sleep 3600".into(),
+                ],
+                ..Default::default()
+            })
+            .unwrap()
+            .session_id,
+        );
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let after = rss_kib(d.child.id());
+    for id in ids {
+        let _ = c.terminate_pty(&id, 10);
+    }
+    (after.saturating_sub(before)) as f64 / 200.0
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let mib: usize = std::env::var("BENCH_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256);
+    let tmp = tempfile::tempdir().unwrap();
+    let cmd = workload(tmp.path(), mib);
+    let bytes = (mib as u64) << 20;
+    let berth = start(
+        "berth",
+        Path::new(env!("CARGO_BIN_EXE_berth")),
+        &["daemon"],
+        "run/berth/daemon.sock",
+    );
+    let reference = peer().map(|p| {
+        start(
+            "running-process-daemon",
+            &p,
+            &["start"],
+            "run/running-process/daemon.sock",
+        )
+    });
+
+    println!("(a) PTY throughput, {mib} MiB of text, one attached client (MB/s; ratio to direct)");
+    let direct = direct_throughput(&cmd);
+    println!(
+        "    {:<26} {:>9.0}  1.00",
+        "direct read (the limit)",
+        direct / 1e6
+    );
+    let (bt, bcpu, bn) = daemon_throughput(&berth, &cmd);
+    assert!(bn >= bytes, "berth delivered {bn} of {bytes}");
+    println!(
+        "    {:<26} {:>9.0}  {:.2}   daemon CPU {:.2} s/GiB",
+        "berth (screen model on)",
+        bt / 1e6,
+        bt / direct,
+        bcpu / (bn as f64 / (1u64 << 30) as f64)
+    );
+    if let Some(tm) = tmux_throughput(tmp.path(), &cmd, bytes) {
+        println!(
+            "    {:<26} {:>9.0}  {:.2}",
+            "tmux, client attached",
+            tm / 1e6,
+            tm / direct
+        );
+    } else {
+        println!("    tmux: not installed");
+    }
+    let mut ref_cpu = None;
+    if let Some(r) = &reference {
+        let (rt, rcpu, rn) = daemon_throughput(r, &cmd);
+        let per_gib = rcpu / (rn as f64 / (1u64 << 30) as f64);
+        ref_cpu = Some(per_gib);
+        println!(
+            "    {:<26} {:>9.0}  {:.2}   daemon CPU {:.2} s/GiB",
+            r.name,
+            rt / 1e6,
+            rt / direct,
+            per_gib
+        );
+    }
+    if let Some(rc) = ref_cpu {
+        println!(
+            "    berth CPU per GiB / reference: {:.2}x",
+            (bcpu / (bn as f64 / (1u64 << 30) as f64)) / rc
+        );
+    }
+
+    println!("(b) spawn to first byte, median of 30 (ms)");
+    let b_first = spawn_to_first_byte(&berth);
+    print!("    berth {b_first:.2}");
+    if let Some(r) = &reference {
+        let r_first = spawn_to_first_byte(r);
+        print!(
+            "   {} {r_first:.2}   ratio {:.2}x",
+            r.name,
+            b_first / r_first
+        );
+    }
+    println!();
+
+    println!("(c) re-attach with a full 1 MiB backlog, median of 20 (ms)");
+    let fill = "head -c 2000000 /dev/urandom | base64 -w 120";
+    let raw = reattach(&berth, fill, false).unwrap();
+    let screen = reattach(&berth, fill, true).unwrap();
+    print!("    berth raw {raw:.2}   berth screen restore {screen:.2}");
+    if let Some(r) = &reference {
+        match reattach(r, fill, false) {
+            Some(rr) => print!("   {} raw {rr:.2}   ratio raw {:.2}x", r.name, raw / rr),
+            None => print!("   {}: no backlog in its attach reply", r.name),
+        }
+    }
+    println!();
+
+    println!("(d) RSS per idle PTY session over 200 (KiB)");
+    let b_rss = rss_per_session(&berth);
+    print!("    berth {b_rss:.1}");
+    if let Some(r) = &reference {
+        let r_rss = rss_per_session(r);
+        print!("   {} {r_rss:.1}   ratio {:.2}x", r.name, b_rss / r_rss);
+    }
+    println!();
+}
