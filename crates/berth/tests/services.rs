@@ -186,6 +186,30 @@ while :; do sleep 0.05; done"#;
 }
 
 #[test]
+fn leftovers_of_an_exited_process_are_ended_before_the_restart() {
+    let d = Daemon::start();
+    let m = marks(&d);
+    let script = "echo $$ >> \"$M/runs\"; sleep 1000 & echo $! >> \"$M/kids\"; sleep 0.3; exit 1";
+    let mut cfg = with_m(sh_cfg("leaky", script), &m);
+    cfg.min_uptime_ms = 100;
+    cfg.kill_timeout_ms = 2000;
+    d.client().service_start(cfg).unwrap();
+    assert!(wait_for(Duration::from_secs(20), || lines_of(
+        &m.join("runs")
+    )
+    .len()
+        >= 2));
+    // Read once run 2 exists: run 1's child must already be gone.
+    let kids = lines_of(&m.join("kids"));
+    let first: u32 = kids[0].parse().unwrap();
+    assert!(!is_alive(first), "run 1's child outlived it into run 2");
+    d.client().service_stop("leaky").unwrap();
+    for k in lines_of(&m.join("kids")) {
+        assert!(!is_alive(k.parse().unwrap()));
+    }
+}
+
+#[test]
 fn logs_rotate_by_size_and_keep_their_order() {
     let d = Daemon::start_with(&["--service-log-max-bytes", "4096", "--service-log-keep", "2"]);
     d.client()

@@ -428,6 +428,10 @@ impl Sup {
             .new_spools(self.id)
             .map_err(|e| ServiceError::Os(format!("cannot create the log spools: {e}")))?;
         self.sh.spools_ready.notify_one();
+        // Record the fresh spools (drained up to 0) before the pid: a daemon
+        // dying in between leaves either the old pid (gone, so the spool is
+        // searched) or the new pid with positions that match its spools.
+        self.sh.persist_spools([self.id]);
         let cwd = if spec.cwd.is_empty() {
             std::env::var_os("HOME")
                 .filter(|h| std::path::Path::new(h).is_dir())
@@ -487,7 +491,6 @@ impl Sup {
                 Launch::Auto | Launch::Manual => i.restart_count += 1,
             }
         });
-        self.sh.persist_spools([self.id]);
         self.sh.hub.event(
             self.id,
             &format!("started pid {pid}: {}", spec.cmd.join(" ")),
