@@ -229,6 +229,169 @@ impl Client {
         })?;
         Ok(r.kill_tree.unwrap_or_default().processes_killed)
     }
+
+    /// Defines and starts a service.
+    pub fn service_start(&mut self, config: ServiceConfig) -> Result<ServiceState, ClientError> {
+        let r = self.call(RequestType::ServiceStart, |q| {
+            q.service_start = Some(ServiceStartRequest {
+                config: Some(config),
+            })
+        })?;
+        Ok(r.service_start.and_then(|s| s.service).unwrap_or_default())
+    }
+
+    /// Stops services (name, id or "all"); returns how many were running.
+    pub fn service_stop(&mut self, target: &str) -> Result<u32, ClientError> {
+        let r = self.call(RequestType::ServiceStop, |q| {
+            q.service_stop = Some(ServiceStopRequest {
+                target: target.into(),
+            })
+        })?;
+        Ok(r.service_stop.unwrap_or_default().stopped_count)
+    }
+
+    /// Restarts services; returns how many started.
+    pub fn service_restart(&mut self, target: &str) -> Result<u32, ClientError> {
+        let r = self.call(RequestType::ServiceRestart, |q| {
+            q.service_restart = Some(ServiceRestartRequest {
+                target: target.into(),
+            })
+        })?;
+        Ok(r.service_restart.unwrap_or_default().restarted_count)
+    }
+
+    /// Stops and forgets services; returns how many.
+    pub fn service_delete(&mut self, target: &str) -> Result<u32, ClientError> {
+        let r = self.call(RequestType::ServiceDelete, |q| {
+            q.service_delete = Some(ServiceDeleteRequest {
+                target: target.into(),
+            })
+        })?;
+        Ok(r.service_delete.unwrap_or_default().deleted_count)
+    }
+
+    /// Every service, each with the reason berth gives for its status
+    /// (berth's `ID<TAB>REASON` lines in the response message).
+    pub fn service_list(&mut self) -> Result<Vec<(ServiceState, String)>, ClientError> {
+        let r = self.call(RequestType::ServiceList, |q| {
+            q.service_list = Some(ServiceListRequest {})
+        })?;
+        let reasons: std::collections::HashMap<u32, String> = r
+            .message
+            .lines()
+            .filter_map(|l| {
+                let (id, why) = l.split_once('\t')?;
+                Some((id.parse().ok()?, why.to_string()))
+            })
+            .collect();
+        Ok(r.service_list
+            .unwrap_or_default()
+            .services
+            .into_iter()
+            .map(|s| {
+                let why = reasons.get(&s.id).cloned().unwrap_or_default();
+                (s, why)
+            })
+            .collect())
+    }
+
+    /// One service and why it is in its status.
+    pub fn service_describe(
+        &mut self,
+        target: &str,
+    ) -> Result<(ServiceState, String), ClientError> {
+        let r = self.call(RequestType::ServiceDescribe, |q| {
+            q.service_describe = Some(ServiceDescribeRequest {
+                target: target.into(),
+            })
+        })?;
+        Ok((
+            r.service_describe
+                .and_then(|d| d.service)
+                .unwrap_or_default(),
+            r.message,
+        ))
+    }
+
+    /// The last `lines` log lines of `target` ("" for every service).
+    pub fn service_logs(&mut self, target: &str, lines: u32) -> Result<String, ClientError> {
+        let r = self.call(RequestType::ServiceLogs, |q| {
+            q.service_logs = Some(ServiceLogsRequest {
+                target: target.into(),
+                lines,
+                follow: false,
+            })
+        })?;
+        Ok(r.service_logs.unwrap_or_default().log_text)
+    }
+
+    /// Starts following logs: returns the tail and the request id that
+    /// later chunks carry. Read them with [`next_log_chunk`](Self::next_log_chunk);
+    /// the connection is the stream's until it is dropped.
+    pub fn service_logs_follow(
+        &mut self,
+        target: &str,
+        lines: u32,
+    ) -> Result<(String, u64), ClientError> {
+        let id = self.next_id;
+        let r = self.call(RequestType::ServiceLogs, |q| {
+            q.service_logs = Some(ServiceLogsRequest {
+                target: target.into(),
+                lines,
+                follow: true,
+            })
+        })?;
+        Ok((r.service_logs.unwrap_or_default().log_text, id))
+    }
+
+    /// The next chunk of a followed log.
+    pub fn next_log_chunk(&mut self) -> Result<String, ClientError> {
+        let r = self.read_response()?;
+        if r.code != StatusCode::Ok as i32 {
+            return Err(ClientError::Status {
+                code: StatusCode::try_from(r.code).unwrap_or(StatusCode::Error),
+                message: r.message,
+            });
+        }
+        Ok(r.service_logs.unwrap_or_default().log_text)
+    }
+
+    /// Bounds how long a read waits (None: forever).
+    pub fn set_read_timeout(&mut self, t: Option<Duration>) -> Result<(), ClientError> {
+        self.stream.set_read_timeout(t)?;
+        Ok(())
+    }
+
+    /// Empties logs of `target` ("" for every service); returns how many.
+    pub fn service_flush(&mut self, target: &str) -> Result<u32, ClientError> {
+        let r = self.call(RequestType::ServiceFlush, |q| {
+            q.service_flush = Some(ServiceFlushRequest {
+                target: target.into(),
+            })
+        })?;
+        Ok(r.service_flush.unwrap_or_default().flushed_count)
+    }
+
+    /// Writes the service set to the dump; returns its path and size.
+    pub fn service_save(&mut self) -> Result<(String, u32), ClientError> {
+        let r = self.call(RequestType::ServiceSave, |q| {
+            q.service_save = Some(ServiceSaveRequest {})
+        })?;
+        let s = r.service_save.unwrap_or_default();
+        Ok((s.snapshot_path, s.service_count))
+    }
+
+    /// Starts the saved services not already running; returns how many
+    /// started and berth's summary.
+    pub fn service_resurrect(&mut self) -> Result<(u32, String), ClientError> {
+        let r = self.call(RequestType::ServiceResurrect, |q| {
+            q.service_resurrect = Some(ServiceResurrectRequest {})
+        })?;
+        Ok((
+            r.service_resurrect.unwrap_or_default().restored_count,
+            r.message,
+        ))
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -21,9 +21,20 @@ pub struct DaemonConfig {
     pub dead_retention: Duration,
     /// How often the registry is validated in the background.
     pub sweep_interval: Duration,
+    /// Restart the services of the last SAVE at start.
+    pub resurrect: bool,
+    /// Size at which a service log is rotated.
+    pub service_log_max_bytes: u64,
+    /// Rotated service logs kept.
+    pub service_log_keep: u32,
     /// Session engine tunables (backlog size, default grace).
     pub sessions: SessionConfig,
 }
+
+/// Default size at which a service log rotates: 10 MiB.
+pub const DEFAULT_SERVICE_LOG_MAX_BYTES: u64 = 10 << 20;
+/// Default rotated service logs kept.
+pub const DEFAULT_SERVICE_LOG_KEEP: u32 = 3;
 
 /// Default emergency reserve: 4 MiB.
 pub const DEFAULT_RESERVE_BYTES: u64 = 4 << 20;
@@ -46,8 +57,34 @@ impl DaemonConfig {
             reserve_bytes: DEFAULT_RESERVE_BYTES,
             dead_retention: Duration::from_secs(60),
             sweep_interval: Duration::from_secs(15),
+            resurrect: false,
+            service_log_max_bytes: DEFAULT_SERVICE_LOG_MAX_BYTES,
+            service_log_keep: DEFAULT_SERVICE_LOG_KEEP,
             sessions: SessionConfig::default(),
         })
+    }
+
+    /// Service files live beside the database, named after it, so scopes
+    /// and `--db` keep them apart: `<stem>-logs/` and `<stem>.services.json`.
+    pub fn services_config(&self) -> berth_engine::services::ServicesConfig {
+        let dir = self
+            .db_path
+            .parent()
+            .map(|p| p.to_path_buf())
+            .unwrap_or_default();
+        let stem = self
+            .db_path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "berth".into());
+        berth_engine::services::ServicesConfig {
+            logs: berth_engine::services::LogConfig {
+                dir: dir.join(format!("{stem}-logs")),
+                max_bytes: self.service_log_max_bytes.max(1),
+                keep: self.service_log_keep,
+            },
+            dump_path: dir.join(format!("{stem}.services.json")),
+        }
     }
 
     /// The first Unix socket, which STATUS reports and the CLI prefers.

@@ -29,7 +29,10 @@ pub fn run(config: DaemonConfig) -> Result<(), String> {
 async fn serve(config: DaemonConfig) -> Result<(), String> {
     let store = berth_engine::Store::open(&config.db_path, config.reserve_bytes)
         .map_err(|e| e.to_string())?;
-    let state = DaemonState::new(&config, Arc::new(store))?;
+    let store = Arc::new(store);
+    let services = berth_engine::services::Services::open(store.clone(), config.services_config())
+        .map_err(|e| e.to_string())?;
+    let state = DaemonState::new(&config, store, services.clone())?;
 
     let mut listeners = Vec::new();
     for addr in &config.listen {
@@ -37,6 +40,24 @@ async fn serve(config: DaemonConfig) -> Result<(), String> {
         tracing::info!(%addr, "listening");
         listeners.push((addr.clone(), Arc::new(l)));
     }
+    // Services: take back what a previous daemon left (re-adoption), then
+    // optionally the last SAVE. Supervisors are tasks on this runtime.
+    match services.recover() {
+        Ok(r) => tracing::info!(adopted = r.adopted, lost = r.lost, "services recovered"),
+        Err(e) => tracing::warn!("cannot recover services: {e}"),
+    }
+    let pump = tokio::spawn(services.clone().run_pump());
+    if config.resurrect {
+        match services.resurrect().await {
+            Ok(r) => tracing::info!(
+                started = r.started,
+                already_running = r.already_running,
+                "resurrected services"
+            ),
+            Err(e) => tracing::warn!("cannot resurrect services: {e}"),
+        }
+    }
+
     let mut accept_tasks = Vec::new();
     for (addr, l) in &listeners {
         let (addr, l, state) = (addr.clone(), l.clone(), state.clone());
@@ -82,6 +103,10 @@ async fn serve(config: DaemonConfig) -> Result<(), String> {
     // Dropping the listeners removes our socket files.
     listeners.clear();
     state.close_connections();
+    // A stopping daemon stops its services (like `pm2 kill`); a crashed one
+    // leaves them running to be re-adopted.
+    services.shutdown().await;
+    pump.abort();
     if stop.graceful {
         let deadline = tokio::time::Instant::now() + stop.timeout;
         while state.active_connections.load(Ordering::Relaxed) > 0

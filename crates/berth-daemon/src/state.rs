@@ -2,6 +2,7 @@
 
 use crate::config::DaemonConfig;
 use berth_engine::registry::Registry;
+use berth_engine::services::Services;
 use berth_engine::sessions::Sessions;
 use berth_engine::Store;
 use std::sync::atomic::AtomicU32;
@@ -24,6 +25,8 @@ pub struct DaemonState {
     pub store: Arc<Store>,
     /// The process registry engine.
     pub registry: Registry,
+    /// The service engine.
+    pub services: Arc<Services>,
     /// The session engine.
     pub sessions: Arc<Sessions>,
     /// When the daemon started.
@@ -42,13 +45,18 @@ pub struct DaemonState {
 
 impl DaemonState {
     /// Builds the state over an opened store.
-    pub fn new(config: &DaemonConfig, store: Arc<Store>) -> Result<Arc<Self>, String> {
+    pub fn new(
+        config: &DaemonConfig,
+        store: Arc<Store>,
+        services: Arc<Services>,
+    ) -> Result<Arc<Self>, String> {
         let registry = Registry::new(store.clone(), config.dead_retention);
         let sessions =
             Sessions::open(store.clone(), config.sessions.clone()).map_err(|e| e.to_string())?;
         Ok(Arc::new(Self {
             store,
             registry,
+            services,
             sessions: Arc::new(sessions),
             started: Instant::now(),
             active_connections: AtomicU32::new(0),

@@ -3,6 +3,7 @@
 //! formats, engines never see one.
 
 pub mod registry;
+pub mod services;
 pub mod sessions;
 pub mod store;
 

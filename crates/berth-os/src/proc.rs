@@ -220,6 +220,21 @@ impl ProcessTable {
         self.stats.get(&pid)
     }
 
+    /// Every process whose session id is `sid`, leader included.
+    pub fn session_members(&self, sid: i32) -> Vec<ProcessIdentity> {
+        let mut out: Vec<ProcessIdentity> = self
+            .stats
+            .values()
+            .filter(|s| s.session == sid && !s.is_zombie())
+            .map(|s| ProcessIdentity {
+                pid: s.pid,
+                start_ticks: s.start_ticks,
+            })
+            .collect();
+        out.sort_by_key(|p| p.pid);
+        out
+    }
+
     /// Direct children of `pid`.
     pub fn children(&self, pid: u32) -> &[u32] {
         self.children.get(&pid).map(Vec::as_slice).unwrap_or(&[])

@@ -28,6 +28,20 @@ fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
+/// A pidfd pinned to exactly the process `id`: `Ok(None)` when that
+/// process has exited or its pid now belongs to another. The descriptor
+/// becomes readable when the process exits, which is how a process that is
+/// not our child (so cannot be waited for) is watched.
+pub fn pidfd(id: ProcessIdentity) -> io::Result<Option<OwnedFd>> {
+    let fd = match pidfd_open(id.pid) {
+        Ok(fd) => fd,
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    // Checked after opening: the pidfd pins the process we checked.
+    Ok((id.liveness() == Liveness::Alive).then_some(fd))
+}
+
 /// Sends `sig` to exactly the process `id`.
 ///
 /// A pidfd is opened first and the start time checked after, so the pidfd

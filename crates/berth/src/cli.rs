@@ -95,6 +95,11 @@ enum Command {
     },
     /// Check that the daemon answers, and how fast.
     Ping,
+    /// Supervised services: start, ls, describe, logs, stop, restart, apply...
+    Svc {
+        #[command(subcommand)]
+        cmd: crate::svc::Svc,
+    },
     /// Start a session (a command that outlives this terminal); prints its id.
     Run(crate::sessions::RunArgs),
     /// Attach this terminal to a PTY session (detach with Ctrl-\\).
@@ -142,6 +147,15 @@ struct DaemonOpts {
     /// Seconds a dead process stays listed before it is purged.
     #[arg(long, default_value_t = 60)]
     dead_retention_secs: u64,
+    /// Start the services of the last `berth svc save` (those that were running).
+    #[arg(long)]
+    resurrect: bool,
+    /// Size in bytes at which a service log is rotated.
+    #[arg(long, default_value_t = berth_daemon::config::DEFAULT_SERVICE_LOG_MAX_BYTES)]
+    service_log_max_bytes: u64,
+    /// Rotated service logs kept.
+    #[arg(long, default_value_t = berth_daemon::config::DEFAULT_SERVICE_LOG_KEEP)]
+    service_log_keep: u32,
     /// Output kept per session stream, in KiB (the backlog ring).
     #[arg(long, default_value_t = 1024)]
     backlog_kib: usize,
@@ -209,6 +223,9 @@ fn daemon(scope: Option<String>, socket: &std::path::Path, opts: DaemonOpts) -> 
     }
     config.reserve_bytes = opts.reserve_mib << 20;
     config.dead_retention = Duration::from_secs(opts.dead_retention_secs);
+    config.resurrect = opts.resurrect;
+    config.service_log_max_bytes = opts.service_log_max_bytes;
+    config.service_log_keep = opts.service_log_keep;
     if opts.backlog_kib == 0 {
         return fail("--backlog-kib must be at least 1");
     }
@@ -228,6 +245,15 @@ fn daemon(scope: Option<String>, socket: &std::path::Path, opts: DaemonOpts) -> 
         args.extend([
             "--dead-retention-secs".into(),
             opts.dead_retention_secs.to_string(),
+        ]);
+        if opts.resurrect {
+            args.push("--resurrect".into());
+        }
+        args.extend([
+            "--service-log-max-bytes".into(),
+            opts.service_log_max_bytes.to_string(),
+            "--service-log-keep".into(),
+            opts.service_log_keep.to_string(),
         ]);
         let probe = config
             .primary_socket()
@@ -354,6 +380,7 @@ fn run_client(c: &mut Client, cmd: Command) -> Result<i32, ClientError> {
                 }
             );
         }
+        Command::Svc { cmd } => return crate::svc::run(c, cmd),
         Command::Run(a) => return crate::sessions::run(c, a),
         Command::Sessions(a) => return crate::sessions::sessions(c, a),
         Command::Send(a) => return crate::sessions::send(c, a),

@@ -7,6 +7,7 @@ mod compat;
 mod output;
 mod sessions;
 mod start;
+mod svc;
 
 fn main() {
     let argv0 = std::env::args_os().next().unwrap_or_default();

@@ -23,6 +23,7 @@ pub fn duration(secs: f64) -> String {
     }
 }
 
+/// Left-aligned columns, the last one unpadded.
 pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for r in &rows {

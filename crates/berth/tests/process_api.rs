@@ -222,15 +222,15 @@ fn envelope_errors_are_named_and_the_connection_keeps_serving() {
         .unwrap();
     assert_eq!(r.code, StatusCode::VersionMismatch as i32);
 
-    // Requests owned by a later capability say which one.
+    // Services are served: a missing payload is named.
     let r = c
         .call_raw(&DaemonRequest {
             r#type: RequestType::ServiceStart as i32,
             ..base.clone()
         })
         .unwrap();
-    assert_eq!(r.code, StatusCode::Unimplemented as i32);
-    assert!(r.message.contains("service"), "{}", r.message);
+    assert_eq!(r.code, StatusCode::InvalidArgument as i32);
+    assert!(r.message.contains("service_start"), "{}", r.message);
     // The same connection still works.
     c.ping().unwrap();
 }

@@ -72,6 +72,33 @@ pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
                     state.request_shutdown(graceful, timeout);
                     return;
                 }
+                After::Stream(mut frames) => {
+                    // Frames from the producer until it ends, the peer
+                    // sends anything (then served as usual) or closes, or
+                    // the daemon stops. Dropping `frames` ends the producer.
+                    loop {
+                        tokio::select! {
+                            f = frames.recv() => match f {
+                                Some(bytes) => {
+                                    if stream.write_all(&bytes).await.is_err()
+                                        || stream.flush().await.is_err()
+                                    {
+                                        return;
+                                    }
+                                }
+                                None => break,
+                            },
+                            r = stream.read(&mut buf) => match r {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => {
+                                    dec.push(&buf[..n]);
+                                    break;
+                                }
+                            },
+                            _ = stopping.changed() => return,
+                        }
+                    }
+                }
             }
         }
         let n = tokio::select! {

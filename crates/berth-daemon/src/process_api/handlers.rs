@@ -1,5 +1,6 @@
 //! Request dispatch: validate the envelope, call the engine, translate.
 
+use super::services;
 use crate::state::DaemonState;
 use berth_engine::registry::{
     timeout_from_secs, ProcState, RegisterRequest as EngineRegister, RegistryError, SpawnRequest,
@@ -26,6 +27,10 @@ pub enum After {
         /// How long to wait for them.
         timeout: Duration,
     },
+    /// Send these already-framed messages after the reply, as they come,
+    /// until the producer drops its sender or the peer closes or sends a
+    /// request (which ends the stream and is then answered as usual).
+    Stream(tokio::sync::mpsc::Receiver<Vec<u8>>),
 }
 
 fn engine_error(id: u64, e: RegistryError) -> DaemonResponse {
@@ -60,16 +65,6 @@ fn tracked(t: &Tracked) -> TrackedProcess {
             ProcState::Zombie => ProcessState::Zombie,
         } as i32,
         last_validated_at: t.last_validated_at,
-    }
-}
-
-/// Capability owned by a later part of berth, for UNIMPLEMENTED replies.
-fn pending_capability(ty: RequestType) -> Option<&'static str> {
-    let n = ty as i32;
-    if (50..=59).contains(&n) {
-        Some("service supervision (runpm requests 50-59)")
-    } else {
-        None
     }
 }
 
@@ -111,22 +106,22 @@ pub async fn dispatch(req: &DaemonRequest, st: &DaemonState) -> (DaemonResponse,
         RequestType::GetProcessTree => process_tree(req, ty),
         RequestType::KillZombies => kill_zombies(req, ty, st).await,
         RequestType::KillTree => kill_tree(req, ty, st).await,
+        RequestType::ServiceStart => services::start(req, ty, st).await,
+        RequestType::ServiceStop => services::stop(req, ty, st).await,
+        RequestType::ServiceRestart => services::restart(req, ty, st).await,
+        RequestType::ServiceDelete => services::delete(req, ty, st).await,
+        RequestType::ServiceList => services::list(req.id, st),
+        RequestType::ServiceDescribe => services::describe(req, ty, st),
+        RequestType::ServiceLogs => return services::logs(req, ty, st),
+        RequestType::ServiceFlush => services::flush(req, ty, st),
+        RequestType::ServiceSave => services::save(req.id, st),
+        RequestType::ServiceResurrect => services::resurrect(req.id, st).await,
         t if (60..=77).contains(&(t as i32)) => return super::sessions::handle(req, t, st).await,
-        other => match pending_capability(other) {
-            Some(cap) => error_response(
-                id,
-                StatusCode::Unimplemented,
-                format!(
-                    "{} is part of {cap}, which this berth daemon does not provide yet",
-                    other.as_str_name()
-                ),
-            ),
-            None => error_response(
-                id,
-                StatusCode::UnknownRequest,
-                format!("unhandled request type {}", other.as_str_name()),
-            ),
-        },
+        other => error_response(
+            id,
+            StatusCode::UnknownRequest,
+            format!("unhandled request type {}", other.as_str_name()),
+        ),
     };
     (resp, After::Continue)
 }

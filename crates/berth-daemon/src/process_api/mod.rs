@@ -5,6 +5,7 @@
 mod attach;
 mod conn;
 mod handlers;
+mod services;
 mod sessions;
 
 pub use conn::serve_connection;

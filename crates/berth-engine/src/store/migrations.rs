@@ -38,6 +38,25 @@ const STEPS: &[&str] = &[
         exited_at   REAL,
         outcome     TEXT
     );",
+    // 3: supervised services (services/persist.rs).
+    "CREATE TABLE services (
+        id                INTEGER PRIMARY KEY AUTOINCREMENT,
+        name              TEXT    NOT NULL UNIQUE,
+        spec              TEXT    NOT NULL,
+        status            TEXT    NOT NULL,
+        reason            TEXT    NOT NULL DEFAULT '',
+        pid               INTEGER NOT NULL DEFAULT 0,
+        start_ticks       INTEGER NOT NULL DEFAULT 0,
+        restart_count     INTEGER NOT NULL DEFAULT 0,
+        unstable_restarts INTEGER NOT NULL DEFAULT 0,
+        last_started_at   REAL    NOT NULL DEFAULT 0,
+        last_exited_at    REAL    NOT NULL DEFAULT 0,
+        last_exit_code    INTEGER NOT NULL DEFAULT 0,
+        spool_out         TEXT    NOT NULL DEFAULT '',
+        spool_out_pos     INTEGER NOT NULL DEFAULT 0,
+        spool_err         TEXT    NOT NULL DEFAULT '',
+        spool_err_pos     INTEGER NOT NULL DEFAULT 0
+    );",
 ];
 
 /// Applies every step newer than the database's `user_version`, each in its
