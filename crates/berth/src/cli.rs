@@ -231,30 +231,12 @@ fn daemon(scope: Option<String>, socket: &std::path::Path, opts: DaemonOpts) -> 
     }
     config.sessions.backlog_bytes = opts.backlog_kib << 10;
     if opts.detach {
-        let mut args: Vec<String> = Vec::new();
-        if let Some(s) = &scope {
-            args.extend(["--scope".into(), s.clone()]);
-        }
-        for l in &opts.listen {
-            args.extend(["--listen".into(), l.to_string()]);
-        }
-        if let Some(db) = &opts.db {
-            args.extend(["--db".into(), db.display().to_string()]);
-        }
-        args.extend(["--reserve-mib".into(), opts.reserve_mib.to_string()]);
-        args.extend([
-            "--dead-retention-secs".into(),
-            opts.dead_retention_secs.to_string(),
-        ]);
-        if opts.resurrect {
-            args.push("--resurrect".into());
-        }
-        args.extend([
-            "--service-log-max-bytes".into(),
-            opts.service_log_max_bytes.to_string(),
-            "--service-log-keep".into(),
-            opts.service_log_keep.to_string(),
-        ]);
+        // The background daemon gets exactly this command line, minus
+        // --detach, so no option can be forgotten on the way.
+        let args: Vec<String> = std::env::args()
+            .skip(1)
+            .filter(|a| a != "--detach")
+            .collect();
         let probe = config
             .primary_socket()
             .cloned()
@@ -265,7 +247,7 @@ fn daemon(scope: Option<String>, socket: &std::path::Path, opts: DaemonOpts) -> 
                 probe.display()
             ));
         }
-        return match start::spawn_background(&args) {
+        return match start::spawn_background_raw(&args) {
             Ok(pid) if start::wait_for_socket(&probe, Duration::from_secs(10)) => {
                 println!(
                     "berth daemon started (pid {pid}), listening on {}",

@@ -26,6 +26,13 @@ pub fn foreground(config: DaemonConfig) -> Result<(), String> {
 /// Starts `berth daemon ARGS` in its own session with stdio detached (stderr
 /// to `daemon.log` in the state directory) and returns without waiting.
 pub fn spawn_background(args: &[String]) -> std::io::Result<u32> {
+    let mut all = vec!["daemon".to_string()];
+    all.extend_from_slice(args);
+    spawn_background_raw(&all)
+}
+
+/// Starts `berth ARGS` (a full daemon command line) in the background.
+pub fn spawn_background_raw(args: &[String]) -> std::io::Result<u32> {
     use std::os::unix::process::CommandExt;
     let exe = std::env::current_exe()?;
     let state = berth_os::dirs::state_dir();
@@ -36,7 +43,6 @@ pub fn spawn_background(args: &[String]) -> std::io::Result<u32> {
         .open(state.join("daemon.log"))?;
     let mut cmd = Command::new(exe);
     cmd.arg0("berth")
-        .arg("daemon")
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
