@@ -111,7 +111,7 @@ fn daemon_detach_returns_once_serving_and_stop_removes_sockets() {
     d.berth(&["daemon", "stop"]);
     let mut d = d;
     assert!(d.wait_exit(Duration::from_secs(5)));
-    let out = d.berth(&["daemon", "--detach"]);
+    let out = d.berth(&["daemon", "--detach", "--backlog-kib", "64"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         stdout(&out).contains("berth daemon started"),
@@ -119,6 +119,11 @@ fn daemon_detach_returns_once_serving_and_stop_removes_sockets() {
         stdout(&out)
     );
     assert!(exists(&d.socket), "serving by the time --detach returns");
+    // Options reach the background daemon.
+    let id = stdout(&d.berth(&["run", "--", "head", "-c", "100000", "/dev/zero"]));
+    assert!(wait_for(Duration::from_secs(5), || {
+        d.berth(&["logs", id.trim()]).stdout.len() == 64 * 1024
+    }));
     let again = d.berth(&["daemon", "--detach"]);
     assert!(!again.status.success());
     assert!(
