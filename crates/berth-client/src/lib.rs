@@ -442,7 +442,7 @@ impl AttachStream {
     /// A second handle for sending input from another thread.
     pub fn input(&self) -> Result<InputSender, ClientError> {
         Ok(InputSender {
-            stream: self.stream.try_clone()?,
+            stream: std::sync::Arc::new(std::sync::Mutex::new(self.stream.try_clone()?)),
         })
     }
 
@@ -453,8 +453,11 @@ impl AttachStream {
 }
 
 /// Sends PtyInputFrame frames on an attach stream.
+/// Clones share one socket; each frame is written whole under a lock, so
+/// senders on several threads (keys, resizes) never interleave frames.
+#[derive(Clone)]
 pub struct InputSender {
-    stream: UnixStream,
+    stream: std::sync::Arc<std::sync::Mutex<UnixStream>>,
 }
 
 impl InputSender {
@@ -462,7 +465,8 @@ impl InputSender {
     pub fn send(&mut self, f: pty_input_frame::Frame) -> Result<(), ClientError> {
         let bytes = frame::encode(&PtyInputFrame { frame: Some(f) })
             .map_err(|e| ClientError::Io(io::Error::other(e.to_string())))?;
-        self.stream.write_all(&bytes)?;
+        let mut s = self.stream.lock().unwrap_or_else(|p| p.into_inner());
+        s.write_all(&bytes)?;
         Ok(())
     }
 }

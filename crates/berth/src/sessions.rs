@@ -269,6 +269,23 @@ pub fn attach(c: Client, a: AttachArgs) -> Result<i32, ClientError> {
     let mut input = stream.input()?;
     // SAFETY: installing a handler that only stores an atomic.
     unsafe { libc::signal(libc::SIGWINCH, on_winch as *const () as libc::sighandler_t) };
+    // Window size changes are checked on a timer, not only between
+    // keystrokes (the key reader blocks in read).
+    let mut resizer = input.clone();
+    std::thread::spawn(move || loop {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        if WINCH.swap(false, Ordering::Relaxed) {
+            if let Some((r, c)) = term_size() {
+                let f = pty_input_frame::Frame::Resize(PtyResize {
+                    rows: r as u32,
+                    cols: c as u32,
+                });
+                if resizer.send(f).is_err() {
+                    return;
+                }
+            }
+        }
+    });
     let read_only = a.read_only;
     let detached = std::sync::Arc::new(AtomicBool::new(false));
     let flag = detached.clone();
@@ -276,20 +293,11 @@ pub fn attach(c: Client, a: AttachArgs) -> Result<i32, ClientError> {
         let mut stdin = std::io::stdin().lock();
         let mut buf = [0u8; 4096];
         loop {
-            if WINCH.swap(false, Ordering::Relaxed) {
-                if let Some((r, c)) = term_size() {
-                    let _ = input.send(pty_input_frame::Frame::Resize(PtyResize {
-                        rows: r as u32,
-                        cols: c as u32,
-                    }));
-                }
-            }
             let n = match stdin.read(&mut buf) {
                 Ok(0) | Err(_) => {
-                    if read_only {
-                        return;
+                    if !read_only {
+                        let _ = input.send(pty_input_frame::Frame::Detach(true));
                     }
-                    let _ = input.send(pty_input_frame::Frame::Detach(true));
                     return;
                 }
                 Ok(n) => n,

@@ -587,6 +587,17 @@ fn a_full_screen_program_is_restored_on_reattach() {
         "restored screen:\n{}\nexpected:\n{before}",
         tmux(&["capture-pane", "-p", "-t", "u"])
     );
+    // The attached terminal's size follows its window (SIGWINCH).
+    tmux(&["resize-window", "-t", "u", "-x", "70", "-y", "22"]);
+    assert!(
+        wait_for(Duration::from_secs(10), || {
+            let i = info(&d, &id);
+            (i.rows, i.cols) == (22, 70)
+        }),
+        "size after resize: {}x{}",
+        info(&d, &id).rows,
+        info(&d, &id).cols
+    );
     tmux(&["kill-server"]);
     d.client().terminate_pty(&id, 100).unwrap();
 }
