@@ -94,7 +94,7 @@ async fn serve(config: DaemonConfig) -> Result<(), String> {
     };
 
     // Start-up is over: give its code pages back (see page_out_own_code).
-    let released = berth_os::fsutil::page_out_own_code();
+    let released = berth_os::memory::page_out_own_code();
     tracing::debug!(released, "paged out start-up code");
     let stop = wait_for_stop(&state).await;
     tracing::info!(graceful = stop.graceful, "stopping");

@@ -3,6 +3,7 @@
 
 pub mod dirs;
 pub mod fsutil;
+pub mod memory;
 pub mod proc;
 pub mod pty;
 pub mod signal;
