@@ -1,0 +1,198 @@
+//! Attachments: viewers of one session stream, each with its own cursor,
+//! optionally holding the stream's attachment slot (the protocol's
+//! ALREADY_ATTACHED / steal semantics), and registered with the producer
+//! for flow control.
+
+use super::*;
+
+/// How an attachment starts its stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replay {
+    /// The held backlog with terminal queries removed.
+    Raw,
+    /// A screen snapshot (PTY sessions): what a fresh terminal needs to
+    /// show the current screen; falls back to raw for pipe streams.
+    Screen,
+}
+
+/// Options of an attachment.
+#[derive(Debug, Clone)]
+pub struct AttachOptions {
+    /// Which stream.
+    pub stream: StreamId,
+    /// Take the attachment from its holder.
+    pub steal: bool,
+    /// Watch only: take no attachment slot, send no input.
+    pub read_only: bool,
+    /// How to start.
+    pub replay: Replay,
+    /// Facts about the client.
+    pub client: ClientInfo,
+    /// Who is attaching, told to an evicted holder.
+    pub label: String,
+}
+
+/// A viewer of one stream with its own cursor.
+pub struct Attachment {
+    session: Arc<Session>,
+    stream: StreamId,
+    slot: Option<u64>,
+    cursor: u64,
+    /// Shared with the producer, which waits for viewers that keep reading.
+    flow_id: u64,
+    shared_cursor: Arc<AtomicU64>,
+    last_read_ms: Arc<AtomicU64>,
+    rx: watch::Receiver<u64>,
+    evicted: Option<oneshot::Receiver<String>>,
+    /// What to show first (raw backlog or screen restore).
+    pub initial: Vec<u8>,
+    /// Bytes the ring dropped before this attachment's first byte.
+    pub bytes_missed: u64,
+}
+
+/// What an attachment receives next.
+#[derive(Debug, PartialEq)]
+pub enum Next {
+    /// Output; `missed` bytes were dropped before it (slow reader).
+    Data {
+        /// Bytes skipped since the previous delivery.
+        missed: u64,
+        /// The bytes.
+        bytes: Vec<u8>,
+    },
+    /// The stream's producer finished and everything was delivered.
+    Eof,
+    /// Another client took the attachment.
+    Evicted(String),
+}
+
+impl Attachment {
+    /// The session.
+    pub fn session(&self) -> &Arc<Session> {
+        &self.session
+    }
+
+    /// Whether this attachment may send input.
+    pub fn may_write(&self) -> bool {
+        self.slot.is_some()
+    }
+
+    /// Next output, up to `max` bytes, waiting for it if necessary.
+    pub async fn next(&mut self, max: usize) -> Next {
+        let out = self
+            .session
+            .stream(self.stream)
+            .expect("attached stream exists")
+            .clone();
+        loop {
+            let chunk = out.log().read(self.cursor, max);
+            if !chunk.data.is_empty() || chunk.missed > 0 {
+                self.cursor = chunk.offset + chunk.data.len() as u64;
+                self.shared_cursor.store(self.cursor, Ordering::Release);
+                self.last_read_ms
+                    .store(bytelog::now_ms(), Ordering::Release);
+                out.reader_progressed();
+                return Next::Data {
+                    missed: chunk.missed,
+                    bytes: chunk.data,
+                };
+            }
+            // Caught up and about to wait for more: ready, not stuck, for as
+            // long as it waits here.
+            self.last_read_ms.store(bytelog::WAITING, Ordering::Release);
+            if out.is_closed() && self.cursor >= out.log().end() {
+                return Next::Eof;
+            }
+            let evicted = async {
+                match self.evicted.as_mut() {
+                    Some(rx) => rx.await.ok(),
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                r = self.rx.changed() => {
+                    if r.is_err() {
+                        return Next::Eof;
+                    }
+                }
+                by = evicted => {
+                    self.slot = None;
+                    return Next::Evicted(by.unwrap_or_default());
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Attachment {
+    fn drop(&mut self) {
+        if let Some(out) = self.session.stream(self.stream) {
+            out.remove_blocker(self.flow_id);
+        }
+        if let Some(id) = self.slot {
+            self.session.release_slot(self.stream, id);
+        }
+    }
+}
+
+impl Sessions {
+    /// Attaches a viewer to a stream of session `id`.
+    pub fn attach(&self, id: &str, opts: AttachOptions) -> Result<Attachment, SessionError> {
+        let session = self.get(id)?;
+        let out = session
+            .stream(opts.stream)
+            .ok_or_else(|| {
+                SessionError::NotFound(format!(
+                    "session {id} has no separate stderr (it is merged into stdout)"
+                ))
+            })?
+            .clone();
+        let (slot, evicted) = if opts.read_only {
+            (None, None)
+        } else {
+            let (slot, rx) =
+                session.take_slot(opts.stream, opts.client.clone(), opts.steal, &opts.label)?;
+            (Some(slot), Some(rx))
+        };
+        // Subscribe before reading so nothing appended in between is missed.
+        let rx = out.subscribe();
+        let (initial, cursor, bytes_missed) = match (opts.replay, session.screen()) {
+            (Replay::Screen, Some(screen)) => {
+                let snap = screen.snapshot();
+                (snap.restore, snap.offset, out.log().start())
+            }
+            _ => {
+                let log = out.log();
+                let (start, end) = (log.start(), log.end());
+                let held = log.read(start, usize::MAX).data;
+                drop(log);
+                let initial = if session.kind == Kind::Pty {
+                    replay::strip_queries(&held)
+                } else {
+                    held
+                };
+                (initial, end, start)
+            }
+        };
+        static FLOW: AtomicU64 = AtomicU64::new(1 << 40);
+        let flow_id = FLOW.fetch_add(1, Ordering::Relaxed);
+        let shared_cursor = Arc::new(AtomicU64::new(cursor));
+        // A new viewer counts as reading: it has STALL to make its first
+        // read before the producer stops waiting for it.
+        let last_read_ms = Arc::new(AtomicU64::new(bytelog::now_ms()));
+        out.add_viewer(flow_id, shared_cursor.clone(), last_read_ms.clone());
+        Ok(Attachment {
+            session,
+            stream: opts.stream,
+            slot,
+            cursor,
+            flow_id,
+            shared_cursor,
+            last_read_ms,
+            rx,
+            evicted,
+            initial,
+            bytes_missed,
+        })
+    }
+}
