@@ -23,6 +23,8 @@ pub struct DaemonConfig {
     pub sweep_interval: Duration,
     /// Session engine tunables (backlog size, default grace).
     pub sessions: SessionConfig,
+    /// Outbound agent link to a remote-protocol relay, if configured.
+    pub relay: Option<crate::remote_link::RelayLinkConfig>,
 }
 
 /// Default emergency reserve: 4 MiB.
@@ -47,6 +49,7 @@ impl DaemonConfig {
             dead_retention: Duration::from_secs(60),
             sweep_interval: Duration::from_secs(15),
             sessions: SessionConfig::default(),
+            relay: None,
         })
     }
 

@@ -6,6 +6,8 @@ pub mod addr;
 pub mod config;
 pub mod listen;
 pub mod process_api;
+pub mod relay;
+pub mod remote_link;
 pub mod state;
 
 use config::DaemonConfig;
@@ -72,12 +74,20 @@ async fn serve(config: DaemonConfig) -> Result<(), String> {
         })
     };
 
+    let relay_link = config
+        .relay
+        .clone()
+        .map(|cfg| tokio::spawn(remote_link::run(state.clone(), cfg)));
+
     let stop = wait_for_stop(&state).await;
     tracing::info!(graceful = stop.graceful, "stopping");
     for t in &accept_tasks {
         t.abort();
     }
     sweeper.abort();
+    if let Some(t) = &relay_link {
+        t.abort();
+    }
     drop(accept_tasks);
     // Dropping the listeners removes our socket files.
     listeners.clear();
