@@ -299,6 +299,7 @@ async fn link(
         return Outcome::Retry(e.to_string());
     }
     let mut attached = false;
+    let mut sized = false;
     let mut ping = Duration::from_secs(10);
     let mut last_seen = Instant::now();
     let mut liveness = tokio::time::interval(Duration::from_millis(500));
@@ -371,11 +372,6 @@ async fn link(
                                 machine_id: a.machine.clone(),
                                 session_id: a.session.clone(),
                             })));
-                            if let Some((cols, rows)) = size {
-                                out.push(Message::Binary(Bytes::from(
-                                    Frame::Resize { cols, rows }.encode(),
-                                )));
-                            }
                         } else if !ready {
                             attached = false;
                         }
@@ -389,10 +385,12 @@ async fn link(
                         }
                         attached = false;
                     }
-                    Frame::AppJson(AppMessage::PtyStatus(p)) if p.session_id == a.session => {
-                        if p.state == remote::PtyState::Exited && !scripted {
-                            return Outcome::Exit(0);
-                        }
+                    Frame::AppJson(AppMessage::PtyStatus(p))
+                        if p.session_id == a.session
+                            && p.state == remote::PtyState::Exited
+                            && !scripted =>
+                    {
+                        return Outcome::Exit(0);
                     }
                     Frame::AppJson(AppMessage::ProtocolMismatch(m)) => {
                         eprintln!("berth: the relay speaks protocol versions {:?}", m.supported);
@@ -406,8 +404,21 @@ async fn link(
                         let _ = o.flush();
                     }
                     Frame::GridSnapshot(s) => {
+                        // The feed is up: now the agent can take our size.
+                        if let (Some((cols, rows)), false) = (size, sized) {
+                            sized = true;
+                            out.push(Message::Binary(Bytes::from(
+                                Frame::Resize { cols, rows }.encode(),
+                            )));
+                        }
                         view.grid = Some((s.grid, s.seq));
                         changed = true;
+                    }
+                    Frame::AppJson(AppMessage::GridResizeCapped(c)) if !interactive => {
+                        eprintln!(
+                            "berth: resize to {}x{} capped to {}x{}",
+                            c.requested_cols, c.requested_rows, c.cols, c.rows
+                        );
                     }
                     Frame::GridDiff(d) => {
                         let ok = match &mut view.grid {

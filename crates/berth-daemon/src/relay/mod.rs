@@ -63,7 +63,11 @@ impl Default for RelayConfig {
 /// Versions this relay speaks.
 const VERSIONS: [u32; 1] = [remote::PROTOCOL_VERSION];
 
+/// (token, machine id, session id, grid mode): one feed link.
 type FeedKey = (String, String, String, bool);
+
+/// The largest grid a mobile said it can show (`cap.req`).
+type MaxSize = (Option<u32>, Option<u32>);
 
 struct MachineEntry {
     name: String,
@@ -76,7 +80,7 @@ struct MobileEntry {
     token: String,
     out: Arc<Outbox>,
     grid: bool,
-    max: (Option<u32>, Option<u32>),
+    max: MaxSize,
     attached: Option<FeedKey>,
 }
 
@@ -184,7 +188,7 @@ impl Hub {
     }
 
     /// Asks the machine's agent to open the feed link for `key`.
-    fn request_feed(&mut self, key: &FeedKey, max: (Option<u32>, Option<u32>)) {
+    fn request_feed(&mut self, key: &FeedKey, max: MaxSize) {
         let Some(m) = self.machines.get(&(key.0.clone(), key.1.clone())) else {
             return;
         };
@@ -414,8 +418,8 @@ async fn link(socket: WebSocket, relay: Arc<Relay>, query_token: Option<String>)
     let hello = match handshake(&relay, &mut stream, &out, query_token).await {
         Some(h) => h,
         None => {
-            out.close();
-            let _ = writer.await;
+            out.finish();
+            drain(writer).await;
             return;
         }
     };
@@ -490,8 +494,19 @@ async fn link(socket: WebSocket, relay: Arc<Relay>, query_token: Option<String>)
         }
     }
     disconnect(&relay, &l);
-    out.close();
-    let _ = writer.await;
+    out.finish();
+    drain(writer).await;
+}
+
+/// Lets the writer send what is queued, but not forever: a peer that
+/// stopped reading must not hold the task.
+async fn drain(mut writer: tokio::task::JoinHandle<()>) {
+    if tokio::time::timeout(Duration::from_secs(5), &mut writer)
+        .await
+        .is_err()
+    {
+        writer.abort();
+    }
 }
 
 /// Reads `hello`, checks the token and the version. `None` closes the link
@@ -684,7 +699,7 @@ fn on_agent(relay: &Relay, l: &mut Link, frame: Frame, raw: Bytes) {
             if first {
                 // Mobiles that were watching this machine before its link
                 // dropped get their feeds back.
-                let waiting: Vec<(FeedKey, (Option<u32>, Option<u32>))> = hub
+                let waiting: Vec<(FeedKey, MaxSize)> = hub
                     .feeds
                     .iter()
                     .filter(|(k, f)| k.0 == machine.0 && k.1 == machine.1 && f.link.is_none())

@@ -15,6 +15,8 @@ struct Queue {
     frames: VecDeque<(Bytes, bool)>,
     bytes: usize,
     closed: bool,
+    /// Send what is queued, then close.
+    finishing: bool,
 }
 
 /// Frames waiting for one link's writer task.
@@ -36,6 +38,7 @@ impl Outbox {
                 frames: VecDeque::new(),
                 bytes: 0,
                 closed: false,
+                finishing: false,
             }),
             notify: Notify::new(),
             cap,
@@ -99,8 +102,15 @@ impl Outbox {
         self.notify.notify_one();
     }
 
+    /// Ends the link once what is queued was sent (a refusal's last words).
+    pub(crate) fn finish(&self) {
+        self.lock().finishing = true;
+        self.notify.notify_one();
+    }
+
     pub(crate) fn is_closed(&self) -> bool {
-        self.lock().closed
+        let q = self.lock();
+        q.closed || q.finishing
     }
 
     /// The next frame to send; `None` once closed.
@@ -115,6 +125,9 @@ impl Outbox {
                 if let Some((f, _)) = q.frames.pop_front() {
                     q.bytes -= f.len();
                     return Some(f);
+                }
+                if q.finishing {
+                    return None;
                 }
             }
             notified.await;
