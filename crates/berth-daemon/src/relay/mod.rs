@@ -91,7 +91,12 @@ struct Feed {
     grid: Option<(Grid, u32)>,
     mobiles: Vec<u64>,
     resync_asked: bool,
+    /// Input and RESIZE sent before the feed link came up, in order.
+    pending: Vec<Bytes>,
 }
+
+/// Frames a feed holds for its agent while its link is coming up.
+const MAX_PENDING: usize = 256;
 
 #[derive(Default)]
 struct Hub {
@@ -637,23 +642,46 @@ fn on_mobile(relay: &Relay, l: &Link, frame: Frame) {
                     .push(error("unavailable", "not attached to a live feed")),
             }
         }
-        Frame::AppJson(AppMessage::Input(i)) => match (attached.as_ref(), feed_link) {
-            (Some(k), Some(link)) if k.2 == i.session_id => link.push(json(AppMessage::Input(i))),
-            (Some(k), _) if k.2 != i.session_id => l.out.push(error(
+        Frame::AppJson(AppMessage::Input(i)) => match attached {
+            Some(k) if k.2 == i.session_id => {
+                to_agent(&mut hub, l, &k, feed_link, json(AppMessage::Input(i)))
+            }
+            Some(_) => l.out.push(error(
                 "bad_request",
                 "input names a session this link is not attached to",
             )),
-            _ => l
-                .out
-                .push(error("unavailable", "the session's feed is not up")),
-        },
-        Frame::Resize { cols, rows } => match feed_link {
-            Some(link) => link.push(enc(&Frame::Resize { cols, rows })),
             None => l
                 .out
-                .push(error("unavailable", "the session's feed is not up")),
+                .push(error("unavailable", "not attached to a session")),
+        },
+        Frame::Resize { cols, rows } => match attached {
+            Some(k) => to_agent(
+                &mut hub,
+                l,
+                &k,
+                feed_link,
+                enc(&Frame::Resize { cols, rows }),
+            ),
+            None => l
+                .out
+                .push(error("unavailable", "not attached to a session")),
         },
         _ => l.out.push(protocol_error(Reason::UnexpectedFrame)),
+    }
+}
+
+/// Sends a mobile's input or RESIZE to the feed's agent, or holds it
+/// until the feed link is up.
+fn to_agent(hub: &mut Hub, l: &Link, key: &FeedKey, link: Option<Arc<Outbox>>, frame: Bytes) {
+    if let Some(link) = link {
+        link.push(frame);
+        return;
+    }
+    match hub.feeds.get_mut(key) {
+        Some(feed) if feed.pending.len() < MAX_PENDING => feed.pending.push(frame),
+        _ => l
+            .out
+            .push(error("unavailable", "the session's feed is not up")),
     }
 }
 
@@ -750,6 +778,9 @@ fn on_agent(relay: &Relay, l: &mut Link, frame: Frame, raw: Bytes) {
             feed.cap_ack = Some(raw.clone());
             feed.grid = None;
             feed.resync_asked = false;
+            for f in feed.pending.drain(..) {
+                l.out.push(f);
+            }
             hub.control_to_mobiles(&key, &raw);
             l.kind = Kind::Feed(key);
         }
