@@ -907,6 +907,73 @@ fn disconnect(relay: &Relay, l: &Link) {
 mod tests {
     use super::*;
 
+    fn hub_with_grid_feed(cap: usize) -> (Hub, FeedKey, Arc<Outbox>) {
+        let mut hub = Hub::default();
+        let out = Arc::new(Outbox::new(cap));
+        hub.mobiles.insert(
+            1,
+            MobileEntry {
+                token: "t".into(),
+                out: out.clone(),
+                grid: true,
+                max: (None, None),
+                attached: None,
+            },
+        );
+        let key: FeedKey = ("t".into(), "m".into(), "s".into(), true);
+        let mut grid = Grid::new(20, 3);
+        grid.cells[0].text = "x".into();
+        hub.feeds.insert(
+            key.clone(),
+            Feed {
+                grid: Some((grid, 7)),
+                mobiles: vec![1],
+                ..Feed::default()
+            },
+        );
+        hub.mobiles.get_mut(&1).unwrap().attached = Some(key.clone());
+        (hub, key, out)
+    }
+
+    #[test]
+    fn a_slow_mobile_gets_one_snapshot_instead_of_a_growing_queue() {
+        let (mut hub, key, out) = hub_with_grid_feed(300);
+        let diff = Bytes::from(vec![0x05; 100]);
+        for _ in 0..50 {
+            hub.fan_out(&key, &diff);
+        }
+        let queued = out.queued();
+        let total: usize = queued.iter().map(|f| f.len()).sum();
+        assert!(total <= 300 + 200, "queue grew to {total} bytes");
+        let snapshots: Vec<GridSnapshot> = queued
+            .iter()
+            .filter_map(|f| match Frame::decode(f) {
+                Ok(Frame::GridSnapshot(s)) => Some(s),
+                _ => None,
+            })
+            .collect();
+        assert!(!snapshots.is_empty(), "no resync snapshot was queued");
+        let last = snapshots.last().unwrap();
+        assert_eq!(last.seq, 7);
+        assert_eq!(last.grid.cells[0].text, "x");
+        // After the snapshot, only frames newer than it follow.
+        let pos = queued
+            .iter()
+            .rposition(|f| f[0] == Opcode::GridSnapshot as u8)
+            .unwrap();
+        assert!(queued[pos + 1..].iter().all(|f| *f == diff));
+    }
+
+    #[test]
+    fn leaving_the_last_mobile_closes_the_feed_link() {
+        let (mut hub, key, _out) = hub_with_grid_feed(1 << 20);
+        let link = Arc::new(Outbox::new(1 << 20));
+        hub.feeds.get_mut(&key).unwrap().link = Some((9, link.clone()));
+        hub.detach_mobile(1);
+        assert!(link.is_closed());
+        assert!(!hub.feeds.contains_key(&key));
+    }
+
     #[test]
     fn tokens_compare_whole() {
         assert!(token_eq("secret", "secret"));

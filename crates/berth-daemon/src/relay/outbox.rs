@@ -136,6 +136,14 @@ impl Outbox {
 }
 
 #[cfg(test)]
+impl Outbox {
+    /// What is queued, in order (tests).
+    pub(crate) fn queued(&self) -> Vec<Bytes> {
+        self.lock().frames.iter().map(|(f, _)| f.clone()).collect()
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
