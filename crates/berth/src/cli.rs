@@ -256,7 +256,8 @@ fn daemon(scope: Option<String>, socket: &std::path::Path, opts: DaemonOpts) -> 
         ]);
         if let (Some(url), Some(token)) = (&opts.relay, &opts.relay_token) {
             args.extend(["--relay".into(), url.clone()]);
-            args.extend(["--relay-token".into(), token.clone()]);
+            // Through the environment, so the token is not in `ps` output.
+            std::env::set_var("BERTH_RELAY_TOKEN", token);
         }
         if let Some(id) = &opts.relay_machine_id {
             args.extend(["--relay-machine-id".into(), id.clone()]);

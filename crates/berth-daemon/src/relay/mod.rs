@@ -526,7 +526,8 @@ async fn handshake(
         loop {
             match stream.next().await {
                 Some(Ok(Message::Binary(b))) => return Some(b),
-                Some(Ok(Message::Text(_))) => return Some(Bytes::new()),
+                // Not a frame at all (§1), so not a hello either.
+                Some(Ok(Message::Text(_))) => return Some(Bytes::from_static(&[0x00])),
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                 _ => return None,
             }

@@ -1,7 +1,9 @@
 //! Translation of the session engine's vt100 screen into the remote
 //! protocol's [`Grid`]: the only place that knows both models.
 
-use berth_wire::remote::{attr, Cell, Color, Cursor, Grid, MAX_GRID_COLS, MAX_GRID_ROWS};
+use berth_wire::remote::{
+    attr, Cell, Color, Cursor, Grid, MAX_GRID_CELLS, MAX_GRID_COLS, MAX_GRID_ROWS,
+};
 
 fn color(c: vt100::Color) -> Color {
     match c {
@@ -46,7 +48,10 @@ fn cell(c: &vt100::Cell) -> Cell {
 /// and a space typed by a program compare equal, as they look the same.
 pub fn screen_to_grid(screen: &vt100::Screen) -> Grid {
     let (rows, cols) = screen.size();
-    let (rows, cols) = (rows.clamp(1, MAX_GRID_ROWS), cols.clamp(1, MAX_GRID_COLS));
+    let cols = cols.clamp(1, MAX_GRID_COLS);
+    // Also within the cell cap, which a 1024 x 1024 terminal would pass.
+    let max_rows = (MAX_GRID_CELLS / usize::from(cols)).min(usize::from(MAX_GRID_ROWS)) as u16;
+    let rows = rows.clamp(1, max_rows);
     let mut cells = Vec::with_capacity(usize::from(rows) * usize::from(cols));
     for y in 0..rows {
         for x in 0..cols {
@@ -84,5 +89,13 @@ mod tests {
         assert_eq!(g.cells[3].bg, Color::Rgb(1, 2, 3));
         assert_eq!(g.cells[4], Cell::default());
         assert_eq!((g.cursor.x, g.cursor.y, g.cursor.visible), (4, 0, false));
+    }
+
+    #[test]
+    fn a_huge_terminal_is_clipped_to_the_protocol_caps() {
+        let p = vt100::Parser::new(2000, 2000, 0);
+        let g = screen_to_grid(p.screen());
+        assert_eq!((g.cols, g.rows), (1024, 256));
+        assert!(g.area() <= MAX_GRID_CELLS && g.is_consistent());
     }
 }
