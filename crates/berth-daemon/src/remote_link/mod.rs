@@ -351,8 +351,14 @@ async fn feed_link(
     loop {
         let out: Vec<Message> = tokio::select! {
             n = att.next(64 * 1024), if !dirty && !ended => match (n, &mode) {
-                (Next::Data { bytes, .. }, Mode::Raw) => {
+                (Next::Data { missed: 0, bytes }, Mode::Raw) => {
                     vec![bin(&Frame::PtyData(bytes))]
+                }
+                (Next::Data { .. }, Mode::Raw) => {
+                    // The ring overran this feed: bytes after a gap would
+                    // garble the screen, so repaint from the screen model.
+                    att = attach(state, &id)?;
+                    vec![paint(std::mem::take(&mut att.initial))]
                 }
                 (Next::Data { .. }, Mode::Grid { .. }) => {
                     dirty = true;
