@@ -9,6 +9,7 @@ pub mod process_api;
 pub mod relay;
 pub mod remote_link;
 pub mod state;
+pub mod tls;
 
 use config::DaemonConfig;
 use state::DaemonState;

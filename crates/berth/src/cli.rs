@@ -161,6 +161,10 @@ struct DaemonOpts {
     /// Machine id announced to the relay (default: the host name).
     #[arg(long, value_name = "ID")]
     relay_machine_id: Option<String>,
+    /// For a wss:// relay: trust only this CA certificate (PEM) instead of
+    /// the public web roots.
+    #[arg(long, value_name = "FILE")]
+    relay_ca: Option<PathBuf>,
 }
 
 fn fail(msg: impl std::fmt::Display) -> i32 {
@@ -236,6 +240,12 @@ fn daemon(scope: Option<String>, socket: &std::path::Path, opts: DaemonOpts) -> 
         if let Some(id) = &opts.relay_machine_id {
             link.machine_id = id.clone();
         }
+        if let Some(ca) = &opts.relay_ca {
+            match berth_daemon::tls::client_config(ca) {
+                Ok(c) => link.ca = Some(c),
+                Err(e) => return fail(e),
+            }
+        }
         config.relay = Some(link);
     }
     if opts.detach {
@@ -261,6 +271,9 @@ fn daemon(scope: Option<String>, socket: &std::path::Path, opts: DaemonOpts) -> 
         }
         if let Some(id) = &opts.relay_machine_id {
             args.extend(["--relay-machine-id".into(), id.clone()]);
+        }
+        if let Some(ca) = &opts.relay_ca {
+            args.extend(["--relay-ca".into(), ca.display().to_string()]);
         }
         let probe = config
             .primary_socket()

@@ -21,6 +21,12 @@ pub struct RelayArgs {
     /// snapshot instead.
     #[arg(long, default_value_t = 1024)]
     queue_kib: usize,
+    /// Serve wss://: certificate chain, PEM.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// Serve wss://: private key of --tls-cert, PEM.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
 }
 
 pub fn main(a: RelayArgs) -> i32 {
@@ -36,7 +42,18 @@ pub fn main(a: RelayArgs) -> i32 {
     if let Ok(env) = std::env::var("BERTH_RELAY_TOKENS") {
         tokens.extend(env.split(',').filter(|t| !t.is_empty()).map(String::from));
     }
+    let tls = match (&a.tls_cert, &a.tls_key) {
+        (Some(c), Some(k)) => match berth_daemon::tls::server_config(c, k) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                eprintln!("berth: {e}");
+                return 2;
+            }
+        },
+        _ => None,
+    };
     let config = RelayConfig {
+        tls,
         tokens,
         ping_interval: Duration::from_millis(a.ping_interval_ms.max(100)),
         queue_bytes: a.queue_kib.max(16) << 10,

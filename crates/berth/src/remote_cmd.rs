@@ -61,6 +61,9 @@ pub struct AttachArgs {
     /// Size to ask for, COLSxROWS (default: this terminal's, if any).
     #[arg(long)]
     size: Option<String>,
+    /// For a wss:// relay: trust only this CA certificate (PEM).
+    #[arg(long, value_name = "FILE")]
+    ca: Option<std::path::PathBuf>,
 }
 
 fn unescape(s: &str) -> String {
@@ -188,6 +191,14 @@ pub fn main(cmd: RemoteCommand) -> i32 {
 
 async fn attach(a: AttachArgs) -> i32 {
     let scripted = a.until.is_some() || a.dump_after_ms.is_some();
+    let ca = match a.ca.as_deref().map(berth_daemon::tls::client_config) {
+        Some(Ok(c)) => Some(c),
+        Some(Err(e)) => {
+            eprintln!("berth: {e}");
+            return 2;
+        }
+        None => None,
+    };
     let interactive = !scripted && crate::sessions::is_tty(0) && crate::sessions::is_tty(1);
     let size = a
         .size
@@ -220,7 +231,16 @@ async fn attach(a: AttachArgs) -> i32 {
     };
     let mut backoff = Duration::from_millis(100);
     loop {
-        let r = link(&a, &mut view, &mut keys, size, interactive, deadline).await;
+        let r = link(
+            &a,
+            ca.as_ref(),
+            &mut view,
+            &mut keys,
+            size,
+            interactive,
+            deadline,
+        )
+        .await;
         match r {
             Outcome::Exit(code) => {
                 if interactive {
@@ -270,6 +290,7 @@ fn dump_or_fail(a: &AttachArgs, view: &View) -> i32 {
 
 async fn link(
     a: &AttachArgs,
+    ca: Option<&std::sync::Arc<tokio_rustls::rustls::ClientConfig>>,
     view: &mut View,
     keys: &mut tokio::sync::mpsc::Receiver<Vec<u8>>,
     size: Option<(u32, u32)>,
@@ -279,10 +300,10 @@ async fn link(
     let scripted = !interactive && (a.until.is_some() || a.dump_after_ms.is_some());
     let connect = tokio::time::timeout(
         Duration::from_secs(10),
-        tokio_tungstenite::connect_async(a.relay.as_str()),
+        berth_daemon::tls::connect(&a.relay, ca),
     );
     let mut ws = match connect.await {
-        Ok(Ok((ws, _))) => ws,
+        Ok(Ok(ws)) => ws,
         Ok(Err(e)) => return Outcome::Retry(format!("connect: {e}")),
         Err(_) => return Outcome::Retry("connect timed out".into()),
     };

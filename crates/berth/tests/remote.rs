@@ -22,10 +22,16 @@ struct Relay {
     port: u16,
     child: Option<Child>,
     log: std::path::PathBuf,
+    extra: Vec<String>,
+    scheme: &'static str,
 }
 
 impl Relay {
     fn start(dir: &std::path::Path) -> Relay {
+        Self::start_with(dir, &[], "ws")
+    }
+
+    fn start_with(dir: &std::path::Path, extra: &[&str], scheme: &'static str) -> Relay {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -35,6 +41,8 @@ impl Relay {
             port,
             child: None,
             log: dir.join("relay.log"),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            scheme,
         };
         r.spawn();
         r
@@ -49,6 +57,7 @@ impl Relay {
         let child = Command::new(BERTH)
             .args(["relay", "--listen", &format!("127.0.0.1:{}", self.port)])
             .args(["--token", TOKEN, "--ping-interval-ms", "500"])
+            .args(&self.extra)
             .env("BERTH_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -74,7 +83,7 @@ impl Relay {
     }
 
     fn url(&self) -> String {
-        format!("ws://127.0.0.1:{}/", self.port)
+        format!("{}://127.0.0.1:{}/", self.scheme, self.port)
     }
 }
 
@@ -119,7 +128,6 @@ fn attach_cmd(relay: &Relay, session: &str, extra: &[&str]) -> Command {
         TOKEN,
     ])
     .args(["--machine", MACHINE, "--session", session])
-    .args(["--timeout-ms", "30000"])
     .args(extra)
     .stdin(Stdio::null());
     c
@@ -520,4 +528,105 @@ fn a_resize_above_the_cap_is_clamped_and_reported() {
     let sessions = d.client().list_pty("").unwrap();
     let s = sessions.iter().find(|s| s.session_id == id).unwrap();
     assert_eq!((s.cols, s.rows), (500, 30));
+}
+
+#[test]
+fn the_whole_path_works_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    // A private CA and a server certificate for 127.0.0.1 signed by it.
+    let p = |f: &str| dir.path().join(f).display().to_string();
+    std::fs::write(
+        p("ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let steps: [Vec<String>; 3] = [
+        ["req", "-x509", "-days", "1", "-subj", "/CN=berth test CA"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain(ec.iter().map(|s| s.to_string()))
+            .chain(["-keyout".into(), p("ca.key"), "-out".into(), p("ca.pem")])
+            .collect(),
+        ["req", "-subj", "/CN=localhost"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain(ec.iter().map(|s| s.to_string()))
+            .chain(["-keyout".into(), p("key.pem"), "-out".into(), p("csr")])
+            .collect(),
+        ["x509", "-req", "-days", "1", "-CAcreateserial"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain([
+                "-in".into(),
+                p("csr"),
+                "-CA".into(),
+                p("ca.pem"),
+                "-CAkey".into(),
+                p("ca.key"),
+                "-extfile".into(),
+                p("ext"),
+                "-out".into(),
+                p("cert.pem"),
+            ])
+            .collect(),
+    ];
+    for args in steps {
+        let made = Command::new("openssl")
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        if !made.is_ok_and(|s| s.success()) {
+            eprintln!("skipped: openssl could not make a test certificate");
+            return;
+        }
+    }
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let (c, k) = (cert.display().to_string(), key.display().to_string());
+    let relay = Relay::start_with(dir.path(), &["--tls-cert", &c, "--tls-key", &k], "wss");
+    let url = relay.url();
+    let ca = p("ca.pem");
+    let d = Daemon::start_with(&[
+        "--relay",
+        &url,
+        "--relay-token",
+        TOKEN,
+        "--relay-machine-id",
+        MACHINE,
+        "--relay-ca",
+        &ca,
+    ]);
+    let id = spawn_pty(
+        &d,
+        "stty -echo; while read l; do echo \"tls:$l\"; done",
+        24,
+        80,
+    );
+    let out = attach(
+        &relay,
+        &id,
+        &["--ca", &ca, "--input", r"secure\r", "--until", "tls:secure"],
+    );
+    assert!(
+        out.status.success(),
+        "client failed: {}\nrelay: {}\ndaemon: {}",
+        stderr(&out),
+        std::fs::read_to_string(&relay.log).unwrap_or_default(),
+        d.log()
+    );
+    // Without trusting the certificate the client cannot get in.
+    let out = attach(
+        &relay,
+        &id,
+        &["--until", "tls:secure", "--timeout-ms", "1500"],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("certificate"), "{}", stderr(&out));
 }

@@ -47,6 +47,8 @@ pub struct RelayConfig {
     pub queue_bytes: usize,
     /// Time allowed between the upgrade and `hello`.
     pub hello_timeout: Duration,
+    /// Serve `wss://` with this configuration (see [`crate::tls`]).
+    pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
 }
 
 impl Default for RelayConfig {
@@ -56,6 +58,7 @@ impl Default for RelayConfig {
             ping_interval: Duration::from_secs(10),
             queue_bytes: 1 << 20,
             hello_timeout: Duration::from_secs(10),
+            tls: None,
         }
     }
 }
@@ -328,8 +331,9 @@ fn feed_len(hub: &Hub, key: &FeedKey) -> usize {
     hub.feeds.get(key).map_or(0, |f| f.mobiles.len())
 }
 
-/// Binds `addr` and serves until the future is dropped.
+/// Serves on `listener` until the future is dropped (TLS if configured).
 pub async fn serve(listener: tokio::net::TcpListener, config: RelayConfig) -> std::io::Result<()> {
+    let tls = config.tls.clone();
     let relay = Arc::new(Relay {
         config,
         hub: Mutex::new(Hub::default()),
@@ -338,11 +342,77 @@ pub async fn serve(listener: tokio::net::TcpListener, config: RelayConfig) -> st
         .route("/", get(upgrade))
         .route("/v3", get(upgrade))
         .with_state(relay);
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .await
+    match tls {
+        None => axum::serve(listener, app).await,
+        Some(cfg) => axum::serve(TlsListener::new(listener, cfg), app).await,
+    }
+}
+
+/// A TCP listener that hands axum only connections whose TLS handshake
+/// finished. Handshakes run in their own tasks (bounded in time), so a
+/// slow or silent client delays nobody else.
+struct TlsListener {
+    rx: tokio::sync::mpsc::Receiver<(
+        tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+        SocketAddr,
+    )>,
+    local: SocketAddr,
+    _accept: tokio::task::JoinHandle<()>,
+}
+
+impl TlsListener {
+    fn new(tcp: tokio::net::TcpListener, cfg: Arc<tokio_rustls::rustls::ServerConfig>) -> Self {
+        let local = tcp
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        let accept = tokio::spawn(async move {
+            loop {
+                let (stream, peer) = match tcp.accept().await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let (acceptor, tx) = (acceptor.clone(), tx.clone());
+                tokio::spawn(async move {
+                    let hs = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream));
+                    match hs.await {
+                        Ok(Ok(tls)) => {
+                            let _ = tx.send((tls, peer)).await;
+                        }
+                        Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                });
+            }
+        });
+        Self {
+            rx,
+            local,
+            _accept: accept,
+        }
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.rx.recv().await {
+            Some(c) => c,
+            // The accept task never ends on its own; if it did, stop here.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.local)
+    }
 }
 
 /// Runs a relay on its own runtime until SIGTERM or SIGINT.
@@ -359,7 +429,7 @@ pub fn run(addr: SocketAddr, config: RelayConfig) -> Result<(), String> {
             .await
             .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         let local = listener.local_addr().map_err(|e| e.to_string())?;
-        tracing::info!(%local, "relay listening");
+        tracing::info!(%local, tls = config.tls.is_some(), "relay listening");
         use tokio::signal::unix::{signal, SignalKind};
         let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
         let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;

@@ -46,6 +46,8 @@ pub struct RelayLinkConfig {
     pub max_rows: u16,
     /// Shortest time between two GRID_DIFFs of one feed (coalescing).
     pub frame_interval: Duration,
+    /// For `wss://`: trust only this CA (else the public web roots).
+    pub ca: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
 }
 
 impl RelayLinkConfig {
@@ -60,6 +62,7 @@ impl RelayLinkConfig {
             max_cols: 500,
             max_rows: 200,
             frame_interval: Duration::from_millis(33),
+            ca: None,
         }
     }
 }
@@ -104,9 +107,9 @@ pub async fn run(state: Arc<DaemonState>, cfg: RelayLinkConfig) {
 /// Connects, says hello and waits for `hello_ack`; returns the ping
 /// interval the relay asked for.
 async fn open(cfg: &RelayLinkConfig) -> Result<(Ws, Duration), String> {
-    let (mut ws, _) = tokio::time::timeout(
+    let mut ws = tokio::time::timeout(
         Duration::from_secs(10),
-        tokio_tungstenite::connect_async(cfg.url.as_str()),
+        crate::tls::connect(&cfg.url, cfg.ca.as_ref()),
     )
     .await
     .map_err(|_| "connect timed out".to_string())?
