@@ -779,6 +779,11 @@ fn on_agent(relay: &Relay, l: &mut Link, frame: Frame, raw: Bytes) {
                     sessions: Vec::new(),
                 });
             entry.name = l.machine_name.clone();
+            // First paints of sessions that ended are of no more use.
+            hub.first_paint.retain(|(t, m, id), _| {
+                !(t == &machine.0 && m == &machine.1) || sessions.iter().any(|s| &s.id == id)
+            });
+            let entry = hub.machines.get_mut(&machine).expect("inserted just above");
             entry.sessions = sessions;
             let was_online = entry.online;
             if first {
