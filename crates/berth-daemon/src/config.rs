@@ -29,6 +29,8 @@ pub struct DaemonConfig {
     pub service_log_keep: u32,
     /// Session engine tunables (backlog size, default grace).
     pub sessions: SessionConfig,
+    /// Outbound agent link to a remote-protocol relay, if configured.
+    pub relay: Option<crate::remote_link::RelayLinkConfig>,
 }
 
 /// Default size at which a service log rotates: 10 MiB.
@@ -61,6 +63,7 @@ impl DaemonConfig {
             service_log_max_bytes: DEFAULT_SERVICE_LOG_MAX_BYTES,
             service_log_keep: DEFAULT_SERVICE_LOG_KEEP,
             sessions: SessionConfig::default(),
+            relay: None,
         })
     }
 

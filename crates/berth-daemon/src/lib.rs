@@ -6,7 +6,10 @@ pub mod addr;
 pub mod config;
 pub mod listen;
 pub mod process_api;
+pub mod relay;
+pub mod remote_link;
 pub mod state;
+pub mod tls;
 
 use config::DaemonConfig;
 use state::DaemonState;
@@ -93,6 +96,11 @@ async fn serve(config: DaemonConfig) -> Result<(), String> {
         })
     };
 
+    let relay_link = config
+        .relay
+        .clone()
+        .map(|cfg| tokio::spawn(remote_link::run(state.clone(), cfg)));
+
     // Start-up is over: give its code pages back (see page_out_own_code).
     let released = berth_os::memory::page_out_own_code();
     tracing::debug!(released, "paged out start-up code");
@@ -102,6 +110,9 @@ async fn serve(config: DaemonConfig) -> Result<(), String> {
         t.abort();
     }
     sweeper.abort();
+    if let Some(t) = &relay_link {
+        t.abort();
+    }
     drop(accept_tasks);
     // Dropping the listeners removes our socket files.
     listeners.clear();

@@ -114,6 +114,13 @@ enum Command {
     Kill(crate::sessions::KillArgs),
     /// Copy a session's stream into a file from now on; prints the tee handle.
     Tee(crate::sessions::TeeArgs),
+    /// Serve remote protocol v3: the rendezvous of agents and mobile clients.
+    Relay(crate::relay_cmd::RelayArgs),
+    /// Remote-protocol clients (through a relay).
+    Remote {
+        #[command(subcommand)]
+        command: crate::remote_cmd::RemoteCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -159,6 +166,19 @@ struct DaemonOpts {
     /// Output kept per session stream, in KiB (the backlog ring).
     #[arg(long, default_value_t = 1024)]
     backlog_kib: usize,
+    /// Link out to a remote-protocol relay, ws://HOST:PORT/.
+    #[arg(long, value_name = "URL", requires = "relay_token")]
+    relay: Option<String>,
+    /// Token presented to the relay.
+    #[arg(long, value_name = "T", env = "BERTH_RELAY_TOKEN")]
+    relay_token: Option<String>,
+    /// Machine id announced to the relay (default: the host name).
+    #[arg(long, value_name = "ID")]
+    relay_machine_id: Option<String>,
+    /// For a wss:// relay: trust only this CA certificate (PEM) instead of
+    /// the public web roots.
+    #[arg(long, value_name = "FILE")]
+    relay_ca: Option<PathBuf>,
 }
 
 fn fail(msg: impl std::fmt::Display) -> i32 {
@@ -192,6 +212,8 @@ pub fn main() -> i32 {
             Err(_) => fail(format!("no daemon is running at {}", socket.display())),
         },
         Command::Daemon { action: None, opts } => daemon(cli.scope, &socket, opts),
+        Command::Relay(a) => crate::relay_cmd::main(a),
+        Command::Remote { command } => crate::remote_cmd::main(command),
         cmd => match connect(&socket, cli.socket.is_some(), cli.scope.as_deref()) {
             Ok(client) if matches!(cmd, Command::Attach(_) | Command::Logs(_)) => {
                 let r = match cmd {
@@ -230,6 +252,19 @@ fn daemon(scope: Option<String>, socket: &std::path::Path, opts: DaemonOpts) -> 
         return fail("--backlog-kib must be at least 1");
     }
     config.sessions.backlog_bytes = opts.backlog_kib << 10;
+    if let (Some(url), Some(token)) = (&opts.relay, &opts.relay_token) {
+        let mut link = berth_daemon::remote_link::RelayLinkConfig::new(url.clone(), token.clone());
+        if let Some(id) = &opts.relay_machine_id {
+            link.machine_id = id.clone();
+        }
+        if let Some(ca) = &opts.relay_ca {
+            match berth_daemon::tls::client_config(ca) {
+                Ok(c) => link.ca = Some(c),
+                Err(e) => return fail(e),
+            }
+        }
+        config.relay = Some(link);
+    }
     if opts.detach {
         // The background daemon gets exactly this command line, minus
         // --detach, so no option can be forgotten on the way.
@@ -237,6 +272,16 @@ fn daemon(scope: Option<String>, socket: &std::path::Path, opts: DaemonOpts) -> 
             .skip(1)
             .filter(|a| a != "--detach")
             .collect();
+        // The relay token reaches the background daemon through its
+        // environment, never on its command line (visible in `ps`).
+        let mut args = args;
+        if let Some(i) = args.iter().position(|a| a == "--relay-token") {
+            args.drain(i..(i + 2).min(args.len()));
+        }
+        args.retain(|a| !a.starts_with("--relay-token="));
+        if let Some(token) = &opts.relay_token {
+            std::env::set_var("BERTH_RELAY_TOKEN", token);
+        }
         let probe = config
             .primary_socket()
             .cloned()
@@ -369,6 +414,7 @@ fn run_client(c: &mut Client, cmd: Command) -> Result<i32, ClientError> {
         Command::Kill(a) => return crate::sessions::kill(c, a),
         Command::Tee(a) => return crate::sessions::tee(c, a),
         Command::Attach(_) | Command::Logs(_) => unreachable!("these take the connection"),
+        Command::Relay(_) | Command::Remote { .. } => unreachable!("handled before connecting"),
         Command::Ping => {
             let t = std::time::Instant::now();
             c.ping()?;

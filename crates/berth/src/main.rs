@@ -5,6 +5,8 @@
 mod cli;
 mod compat;
 mod output;
+mod relay_cmd;
+mod remote_cmd;
 mod sessions;
 mod start;
 mod svc;

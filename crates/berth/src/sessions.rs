@@ -145,14 +145,14 @@ fn kvs(env: &[String]) -> Result<Vec<KeyValue>, ClientError> {
         .collect()
 }
 
-fn term_size() -> Option<(u16, u16)> {
+pub(crate) fn term_size() -> Option<(u16, u16)> {
     let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
     // SAFETY: TIOCGWINSZ writes into ws.
     let ok = unsafe { libc::ioctl(1, libc::TIOCGWINSZ, &mut ws) } == 0;
     (ok && ws.ws_row > 0 && ws.ws_col > 0).then_some((ws.ws_row, ws.ws_col))
 }
 
-fn is_tty(fd: i32) -> bool {
+pub(crate) fn is_tty(fd: i32) -> bool {
     // SAFETY: isatty has no preconditions.
     unsafe { libc::isatty(fd) == 1 }
 }
@@ -207,10 +207,10 @@ fn parse_key(k: &str) -> Result<u8, ClientError> {
 }
 
 /// Puts the terminal in raw mode; restores it on drop.
-struct RawMode(Option<libc::termios>);
+pub(crate) struct RawMode(Option<libc::termios>);
 
 impl RawMode {
-    fn enter() -> Self {
+    pub(crate) fn enter() -> Self {
         if !is_tty(0) {
             return RawMode(None);
         }

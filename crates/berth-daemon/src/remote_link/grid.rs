@@ -1,0 +1,101 @@
+//! Translation of the session engine's vt100 screen into the remote
+//! protocol's [`Grid`]: the only place that knows both models.
+
+use berth_wire::remote::{
+    attr, Cell, Color, Cursor, Grid, MAX_GRID_CELLS, MAX_GRID_COLS, MAX_GRID_ROWS,
+};
+
+fn color(c: vt100::Color) -> Color {
+    match c {
+        vt100::Color::Default => Color::Default,
+        vt100::Color::Idx(i) => Color::Indexed(i),
+        vt100::Color::Rgb(r, g, b) => Color::Rgb(r, g, b),
+    }
+}
+
+fn cell(c: &vt100::Cell) -> Cell {
+    let (text, width) = if c.is_wide_continuation() {
+        (String::new(), 0)
+    } else if !c.has_contents() {
+        (String::from(" "), 1)
+    } else {
+        (c.contents().to_owned(), if c.is_wide() { 2 } else { 1 })
+    };
+    let mut attrs = 0;
+    for (on, bit) in [
+        (c.bold(), attr::BOLD),
+        (c.dim(), attr::DIM),
+        (c.italic(), attr::ITALIC),
+        (c.underline(), attr::UNDERLINE),
+        (c.inverse(), attr::INVERSE),
+    ] {
+        if on {
+            attrs |= bit;
+        }
+    }
+    Cell {
+        text,
+        width,
+        fg: color(c.fgcolor()),
+        bg: color(c.bgcolor()),
+        attrs,
+    }
+}
+
+/// The visible screen as a grid (clipped to the protocol's size caps).
+///
+/// An empty vt100 cell becomes a blank (`" "`, width 1), so a cleared cell
+/// and a space typed by a program compare equal, as they look the same.
+pub fn screen_to_grid(screen: &vt100::Screen) -> Grid {
+    let (rows, cols) = screen.size();
+    let cols = cols.clamp(1, MAX_GRID_COLS);
+    // Also within the cell cap, which a 1024 x 1024 terminal would pass.
+    let max_rows = (MAX_GRID_CELLS / usize::from(cols)).min(usize::from(MAX_GRID_ROWS)) as u16;
+    let rows = rows.clamp(1, max_rows);
+    let mut cells = Vec::with_capacity(usize::from(rows) * usize::from(cols));
+    for y in 0..rows {
+        for x in 0..cols {
+            cells.push(screen.cell(y, x).map(cell).unwrap_or_default());
+        }
+    }
+    let (cy, cx) = screen.cursor_position();
+    Grid {
+        cols,
+        rows,
+        cursor: Cursor {
+            x: cx,
+            y: cy,
+            visible: !screen.hide_cursor(),
+        },
+        cells,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colours_attributes_and_wide_characters_translate() {
+        let mut p = vt100::Parser::new(2, 6, 0);
+        p.process("\x1b[1;31ma\x1b[0m中\x1b[48;2;1;2;3mb\x1b[?25l".as_bytes());
+        let g = screen_to_grid(p.screen());
+        assert_eq!((g.cols, g.rows, g.cells.len()), (6, 2, 12));
+        assert_eq!(g.cells[0].text, "a");
+        assert_eq!(g.cells[0].fg, Color::Indexed(1));
+        assert_eq!(g.cells[0].attrs, attr::BOLD);
+        assert_eq!((g.cells[1].text.as_str(), g.cells[1].width), ("中", 2));
+        assert_eq!((g.cells[2].text.as_str(), g.cells[2].width), ("", 0));
+        assert_eq!(g.cells[3].bg, Color::Rgb(1, 2, 3));
+        assert_eq!(g.cells[4], Cell::default());
+        assert_eq!((g.cursor.x, g.cursor.y, g.cursor.visible), (4, 0, false));
+    }
+
+    #[test]
+    fn a_huge_terminal_is_clipped_to_the_protocol_caps() {
+        let p = vt100::Parser::new(2000, 2000, 0);
+        let g = screen_to_grid(p.screen());
+        assert_eq!((g.cols, g.rows), (1024, 256));
+        assert!(g.area() <= MAX_GRID_CELLS && g.is_consistent());
+    }
+}

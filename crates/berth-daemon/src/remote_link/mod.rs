@@ -1,0 +1,496 @@
+//! The daemon's agent link to a relay (`berth daemon --relay URL`): the
+//! remote-protocol surface of the session engine.
+//!
+//! A *control link* announces the machine and its live PTY sessions
+//! (`machine_list`, re-sent when they change) and waits for the relay to
+//! ask for a session (`cap.req` then `session_attach`). Each request opens
+//! a *feed link* for that session and mode, which streams either PTY_DATA
+//! (after a FRAME_SNAPSHOT painting the current screen) or GRID_SNAPSHOT
+//! then GRID_DIFFs computed from the screen model at most once per frame
+//! interval, and applies `input` and RESIZE. Links reconnect with capped
+//! exponential backoff. The engine is only read through attachments and
+//! `ScreenState`; nothing here changes its semantics.
+
+pub mod grid;
+
+use crate::state::DaemonState;
+use berth_engine::sessions::{AttachOptions, Kind, Next, Replay, Session, StreamId};
+use berth_wire::remote::{
+    self, AppMessage, CapAck, CapReq, Frame, GridDiff, GridResizeCapped, GridSnapshot, Hello,
+    Machine, MachineList, Pong, PtyState, PtyStatus, Role, SessionAttach, SessionInfo,
+};
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// How the daemon reaches its relay.
+#[derive(Debug, Clone)]
+pub struct RelayLinkConfig {
+    /// `ws://host:port/` of the relay.
+    pub url: String,
+    /// Token presented in `hello`.
+    pub token: String,
+    /// Stable id of this machine.
+    pub machine_id: String,
+    /// Human name of this machine.
+    pub machine_name: String,
+    /// Largest width a RESIZE may set.
+    pub max_cols: u16,
+    /// Largest height a RESIZE may set.
+    pub max_rows: u16,
+    /// Shortest time between two GRID_DIFFs of one feed (coalescing).
+    pub frame_interval: Duration,
+    /// For `wss://`: trust only this CA (else the public web roots).
+    pub ca: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
+}
+
+impl RelayLinkConfig {
+    /// Defaults: this host's name as id and name, 500 × 200 cap, 30 Hz.
+    pub fn new(url: String, token: String) -> Self {
+        let host = hostname();
+        Self {
+            url,
+            token,
+            machine_id: host.clone(),
+            machine_name: host,
+            max_cols: 500,
+            max_rows: 200,
+            frame_interval: Duration::from_millis(33),
+            ca: None,
+        }
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "berth".into())
+}
+
+fn bin(f: &Frame) -> Message {
+    Message::Binary(Bytes::from(f.encode()))
+}
+
+fn app(m: AppMessage) -> Message {
+    bin(&Frame::AppJson(m))
+}
+
+/// Keeps the control link up for as long as the daemon runs.
+pub async fn run(state: Arc<DaemonState>, cfg: RelayLinkConfig) {
+    let cfg = Arc::new(cfg);
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match control(&state, &cfg).await {
+            Ok(()) => backoff = Duration::from_millis(200),
+            Err(e) => tracing::info!(relay = %cfg.url, "relay link: {e}"),
+        }
+        // Jitter from the clock keeps many agents from reconnecting in step.
+        let jitter = Duration::from_millis(u64::from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_millis() % 100)
+                .unwrap_or(0),
+        ));
+        tokio::time::sleep(backoff + jitter).await;
+        backoff = (backoff * 2).min(Duration::from_secs(10));
+    }
+}
+
+/// Connects, says hello and waits for `hello_ack`; returns the ping
+/// interval the relay asked for.
+async fn open(cfg: &RelayLinkConfig) -> Result<(Ws, Duration), String> {
+    let mut ws = tokio::time::timeout(
+        Duration::from_secs(10),
+        crate::tls::connect(&cfg.url, cfg.ca.as_ref()),
+    )
+    .await
+    .map_err(|_| "connect timed out".to_string())?
+    .map_err(|e| format!("connect: {e}"))?;
+    ws.send(app(AppMessage::Hello(Hello {
+        protocol_version: remote::PROTOCOL_VERSION,
+        role: Role::Agent,
+        token: Some(cfg.token.clone()),
+        supported_versions: None,
+        machine_id: Some(cfg.machine_id.clone()),
+        machine_name: Some(cfg.machine_name.clone()),
+        client_name: Some(format!("berth {}", env!("CARGO_PKG_VERSION"))),
+    })))
+    .await
+    .map_err(|e| format!("send hello: {e}"))?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let msg = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .map_err(|_| "no hello_ack".to_string())?;
+        let Some(Ok(Message::Binary(b))) = msg else {
+            if let Some(Ok(Message::Ping(_) | Message::Pong(_))) = msg {
+                continue;
+            }
+            return Err("relay closed the link during the handshake".into());
+        };
+        match Frame::decode(&b) {
+            Ok(Frame::AppJson(AppMessage::HelloAck(a))) => {
+                let ping = a.ping_interval_ms.unwrap_or(10_000).max(100);
+                return Ok((ws, Duration::from_millis(u64::from(ping))));
+            }
+            Ok(Frame::AppJson(AppMessage::Error(e))) => {
+                return Err(format!("relay refused: {}: {}", e.code, e.message))
+            }
+            Ok(Frame::AppJson(AppMessage::ProtocolMismatch(m))) => {
+                return Err(format!("relay speaks versions {:?}", m.supported))
+            }
+            Ok(other) => {
+                return Err(format!(
+                    "unexpected {} before hello_ack",
+                    other.opcode().name()
+                ))
+            }
+            Err(e) => return Err(format!("bad frame from relay: {e}")),
+        }
+    }
+}
+
+fn session_list(state: &DaemonState) -> Vec<SessionInfo> {
+    state
+        .sessions
+        .list(Some(Kind::Pty), "")
+        .into_iter()
+        .filter(|s| s.exit.is_none())
+        .map(|s| SessionInfo {
+            title: if s.name.is_empty() {
+                s.command.clone()
+            } else {
+                s.name.clone()
+            },
+            id: s.id,
+            cols: u32::from(s.size.cols),
+            rows: u32::from(s.size.rows),
+        })
+        .collect()
+}
+
+async fn control(state: &Arc<DaemonState>, cfg: &Arc<RelayLinkConfig>) -> Result<(), String> {
+    let (ws, ping) = open(cfg).await?;
+    tracing::info!(relay = %cfg.url, "relay link up");
+    let (mut tx, mut rx) = ws.split();
+    let announce = |sessions: Vec<SessionInfo>| {
+        app(AppMessage::MachineList(MachineList {
+            machines: vec![Machine {
+                id: cfg.machine_id.clone(),
+                name: cfg.machine_name.clone(),
+                online: true,
+                sessions,
+            }],
+        }))
+    };
+    let mut sessions = session_list(state);
+    tx.send(announce(sessions.clone()))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut poll = tokio::time::interval(Duration::from_millis(500));
+    let mut last_seen = Instant::now();
+    let mut wanted: Option<CapReq> = None;
+    loop {
+        tokio::select! {
+            _ = poll.tick() => {
+                if last_seen.elapsed() > ping * 3 {
+                    return Err("relay silent for three ping intervals".into());
+                }
+                let now = session_list(state);
+                if now != sessions {
+                    sessions = now;
+                    tx.send(announce(sessions.clone())).await.map_err(|e| e.to_string())?;
+                }
+            }
+            msg = rx.next() => {
+                let Some(Ok(msg)) = msg else { return Ok(()) };
+                last_seen = Instant::now();
+                let Message::Binary(b) = msg else { continue };
+                let reply = match Frame::decode(&b) {
+                    Ok(Frame::AppJson(AppMessage::Ping(p))) => {
+                        Some(app(AppMessage::Pong(Pong { ts: p.ts })))
+                    }
+                    Ok(Frame::AppJson(AppMessage::CapReq(c))) => {
+                        wanted = Some(c);
+                        None
+                    }
+                    Ok(Frame::AppJson(AppMessage::SessionAttach(a))) => {
+                        let want = wanted.take().unwrap_or(CapReq {
+                            grid: false,
+                            max_cols: None,
+                            max_rows: None,
+                        });
+                        match state.sessions.get_kind(&a.session_id, Kind::Pty) {
+                            Ok(s) if s.exit().is_none() => {
+                                tokio::spawn(feed(state.clone(), cfg.clone(), s, want));
+                                None
+                            }
+                            found => Some(app(AppMessage::PtyStatus(PtyStatus {
+                                session_id: a.session_id,
+                                state: PtyState::Exited,
+                                exit_code: found.ok().and_then(|s| s.exit()).map(|e| e.code),
+                            }))),
+                        }
+                    }
+                    Ok(Frame::ProtocolError(r)) => {
+                        tracing::debug!(reason = %r, "relay refused a frame");
+                        None
+                    }
+                    Ok(_) => None,
+                    Err(e) => Some(bin(&Frame::ProtocolError(e.reason()))),
+                };
+                if let Some(r) = reply {
+                    tx.send(r).await.map_err(|e| e.to_string())?;
+                }
+            }
+        }
+    }
+}
+
+/// What a feed streams.
+enum Mode {
+    Raw,
+    Grid { seq: u32, last: remote::Grid },
+}
+
+/// One feed link: a session's output for every mobile of one mode.
+async fn feed(
+    state: Arc<DaemonState>,
+    cfg: Arc<RelayLinkConfig>,
+    session: Arc<Session>,
+    want: CapReq,
+) {
+    let id = session.id().to_string();
+    if let Err(e) = feed_link(&state, &cfg, &session, &want).await {
+        tracing::debug!(session = %id, "feed link ended: {e}");
+    }
+}
+
+fn attach(state: &DaemonState, id: &str) -> Result<berth_engine::sessions::Attachment, String> {
+    state
+        .sessions
+        .attach(
+            id,
+            AttachOptions {
+                stream: StreamId::Output,
+                steal: false,
+                read_only: true,
+                replay: Replay::Screen,
+                client: Default::default(),
+                label: "remote".into(),
+            },
+        )
+        .map_err(|e| e.to_string())
+}
+
+async fn feed_link(
+    state: &DaemonState,
+    cfg: &RelayLinkConfig,
+    session: &Arc<Session>,
+    want: &CapReq,
+) -> Result<(), String> {
+    let id = session.id().to_string();
+    let screen = session.screen().cloned().ok_or("not a terminal session")?;
+    let (ws, ping) = open(cfg).await?;
+    let (mut tx, mut rx) = ws.split();
+    let max_cols = want
+        .max_cols
+        .map_or(cfg.max_cols, |m| m.clamp(1, u32::from(cfg.max_cols)) as u16);
+    let max_rows = want
+        .max_rows
+        .map_or(cfg.max_rows, |m| m.clamp(1, u32::from(cfg.max_rows)) as u16);
+    tx.send(app(AppMessage::SessionAttach(SessionAttach {
+        machine_id: cfg.machine_id.clone(),
+        session_id: id.clone(),
+    })))
+    .await
+    .map_err(|e| e.to_string())?;
+    tx.send(app(AppMessage::CapAck(CapAck {
+        grid: want.grid,
+        max_cols: u32::from(max_cols),
+        max_rows: u32::from(max_rows),
+    })))
+    .await
+    .map_err(|e| e.to_string())?;
+
+    let mut att = attach(state, &id)?;
+    let paint = |ansi: Vec<u8>| {
+        bin(&Frame::FrameSnapshot {
+            id: id.clone(),
+            ansi,
+        })
+    };
+    tx.send(paint(std::mem::take(&mut att.initial)))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut mode = if want.grid {
+        let last = screen.with_screen(|s, _| grid::screen_to_grid(s));
+        tx.send(bin(&Frame::GridSnapshot(GridSnapshot {
+            seq: 0,
+            grid: last.clone(),
+        })))
+        .await
+        .map_err(|e| e.to_string())?;
+        Mode::Grid { seq: 0, last }
+    } else {
+        Mode::Raw
+    };
+
+    let mut dirty = false;
+    let mut ended = false;
+    let mut next_frame = Instant::now();
+    let mut last_paint = Instant::now();
+    let mut paint_stale = false;
+    let mut last_seen = Instant::now();
+    let mut liveness = tokio::time::interval(ping);
+    loop {
+        let out: Vec<Message> = tokio::select! {
+            n = att.next(64 * 1024), if !dirty && !ended => match (n, &mode) {
+                (Next::Data { missed: 0, bytes }, Mode::Raw) => {
+                    vec![bin(&Frame::PtyData(bytes))]
+                }
+                (Next::Data { .. }, Mode::Raw) => {
+                    // The ring overran this feed: bytes after a gap would
+                    // garble the screen, so repaint from the screen model.
+                    att = attach(state, &id)?;
+                    vec![paint(std::mem::take(&mut att.initial))]
+                }
+                (Next::Data { .. }, Mode::Grid { .. }) => {
+                    dirty = true;
+                    vec![]
+                }
+                (Next::Eof | Next::Evicted(_), _) => {
+                    ended = true;
+                    let code = session.wait_exit().await.code;
+                    let mut v = Vec::new();
+                    if let Some(d) = grid_frame(&screen, &mut mode) {
+                        v.push(d);
+                    }
+                    dirty = false;
+                    v.push(app(AppMessage::PtyStatus(PtyStatus {
+                        session_id: id.clone(),
+                        state: PtyState::Exited,
+                        exit_code: Some(code),
+                    })));
+                    v
+                }
+            },
+            _ = tokio::time::sleep_until(next_frame), if dirty => {
+                dirty = false;
+                next_frame = Instant::now() + cfg.frame_interval;
+                paint_stale = true;
+                let mut v: Vec<Message> = grid_frame(&screen, &mut mode).into_iter().collect();
+                if last_paint.elapsed() >= Duration::from_secs(1) {
+                    // Refresh the relay's first-paint cache now and then.
+                    last_paint = Instant::now();
+                    paint_stale = false;
+                    v.push(paint(screen.snapshot().restore));
+                }
+                v
+            }
+            _ = liveness.tick() => {
+                if last_seen.elapsed() > ping * 3 {
+                    return Err("relay silent for three ping intervals".into());
+                }
+                if paint_stale && last_paint.elapsed() >= Duration::from_secs(1) {
+                    last_paint = Instant::now();
+                    paint_stale = false;
+                    if let Mode::Grid { .. } = mode {
+                        vec![paint(screen.snapshot().restore)]
+                    } else {
+                        vec![]
+                    }
+                } else {
+                    vec![]
+                }
+            }
+            msg = rx.next() => {
+                let Some(Ok(msg)) = msg else { return Ok(()) };
+                last_seen = Instant::now();
+                let Message::Binary(b) = msg else { continue };
+                match Frame::decode(&b) {
+                    Ok(Frame::AppJson(AppMessage::Ping(p))) => {
+                        vec![app(AppMessage::Pong(Pong { ts: p.ts }))]
+                    }
+                    Ok(Frame::AppJson(AppMessage::Input(i))) if i.session_id == id => {
+                        if let Err(e) = session.write_input(i.data.as_bytes()).await {
+                            tracing::debug!(session = %id, "remote input refused: {e}");
+                        }
+                        vec![]
+                    }
+                    Ok(Frame::AppJson(AppMessage::SnapshotReq(_))) => match &mut mode {
+                        Mode::Raw => {
+                            // A fresh attachment, so the paint and the bytes
+                            // after it start at the same offset.
+                            att = attach(state, &id)?;
+                            vec![paint(std::mem::take(&mut att.initial))]
+                        }
+                        Mode::Grid { seq, last } => {
+                            *seq = seq.wrapping_add(1);
+                            *last = screen.with_screen(|s, _| grid::screen_to_grid(s));
+                            vec![bin(&Frame::GridSnapshot(GridSnapshot {
+                                seq: *seq,
+                                grid: last.clone(),
+                            }))]
+                        }
+                    },
+                    Ok(Frame::Resize { cols, rows }) => {
+                        let c = cols.clamp(1, u32::from(max_cols));
+                        let r = rows.clamp(1, u32::from(max_rows));
+                        let mut v = Vec::new();
+                        if ended {
+                            // Nothing to resize.
+                        } else if let Err(e) = session.resize(r as u16, c as u16) {
+                            tracing::debug!(session = %id, "remote resize refused: {e}");
+                        } else {
+                            dirty = matches!(mode, Mode::Grid { .. });
+                        }
+                        if (c, r) != (cols, rows) {
+                            v.push(app(AppMessage::GridResizeCapped(GridResizeCapped {
+                                requested_cols: cols,
+                                requested_rows: rows,
+                                cols: c,
+                                rows: r,
+                            })));
+                        }
+                        v
+                    }
+                    Ok(Frame::ProtocolError(r)) => {
+                        tracing::debug!(reason = %r, "relay refused a frame");
+                        vec![]
+                    }
+                    Ok(Frame::AppJson(AppMessage::Pong(_))) => vec![],
+                    Ok(_) => vec![bin(&Frame::ProtocolError(remote::Reason::UnexpectedFrame))],
+                    Err(e) => vec![bin(&Frame::ProtocolError(e.reason()))],
+                }
+            }
+        };
+        for m in out {
+            tx.send(m).await.map_err(|e| e.to_string())?;
+        }
+    }
+}
+
+/// The GRID_DIFF from the last grid sent to the current screen, if any
+/// cell or the cursor changed.
+fn grid_frame(screen: &berth_engine::sessions::ScreenState, mode: &mut Mode) -> Option<Message> {
+    let Mode::Grid { seq, last } = mode else {
+        return None;
+    };
+    let now = screen.with_screen(|s, _| grid::screen_to_grid(s));
+    let ops = remote::diff(last, &now);
+    if ops.is_empty() {
+        return None;
+    }
+    *seq = seq.wrapping_add(1);
+    *last = now;
+    Some(bin(&Frame::GridDiff(GridDiff { seq: *seq, ops })))
+}
