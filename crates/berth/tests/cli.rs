@@ -237,3 +237,37 @@ fn session_commands_run_list_log_send_tee_kill_purge() {
     assert!(!err.status.success());
     assert_eq!(stderr(&err).lines().count(), 1, "{}", stderr(&err));
 }
+
+#[test]
+fn a_detached_daemon_gets_the_relay_token_by_environment_not_argv() {
+    let d = Daemon::start();
+    d.berth(&["daemon", "stop"]);
+    let mut d = d;
+    assert!(d.wait_exit(Duration::from_secs(5)));
+    let url = format!("ws://127.0.0.1:9/{}", std::process::id());
+    let out = d.berth(&[
+        "daemon",
+        "--detach",
+        "--relay",
+        &url,
+        "--relay-token",
+        "s3cret-token",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pid = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .find(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains(&url))
+                .unwrap_or(false)
+        })
+        .expect("the detached daemon");
+    let cmdline = String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).unwrap())
+        .into_owned();
+    assert!(!cmdline.contains("s3cret-token"), "{cmdline}");
+    let environ = String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/environ")).unwrap())
+        .into_owned();
+    assert!(environ.contains("BERTH_RELAY_TOKEN=s3cret-token"));
+    assert!(d.berth(&["daemon", "stop"]).status.success());
+}
