@@ -101,9 +101,13 @@ async fn serve(config: DaemonConfig) -> Result<(), String> {
         .clone()
         .map(|cfg| tokio::spawn(remote_link::run(state.clone(), cfg)));
 
-    // Start-up is over: give its code pages back (see page_out_own_code).
-    let released = berth_os::memory::page_out_own_code();
-    tracing::debug!(released, "paged out start-up code");
+    // Once start-up has settled (the tasks spawned above have had their
+    // first run), give its code pages back (see page_out_own_code).
+    tokio::spawn(async {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let released = berth_os::memory::page_out_own_code();
+        tracing::debug!(released, "paged out start-up code");
+    });
     let stop = wait_for_stop(&state).await;
     tracing::info!(graceful = stop.graceful, "stopping");
     for t in &accept_tasks {

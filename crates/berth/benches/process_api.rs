@@ -5,101 +5,17 @@
 //! `cargo bench -p berth --bench process_api` (set RUNNING_PROCESS_DAEMON to
 //! the peer binary if it is not in /opt/running-process/bin or on PATH).
 
+mod common;
+
 use berth_client::Client;
 use berth_wire::daemon::RegisterRequest;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use common::{cpus, peer, pin_to, rss_kib, start, Daemon};
+use std::path::Path;
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 const PINGS: usize = 20_000;
 const REGISTERS: usize = 20_000;
-
-struct Subject {
-    name: &'static str,
-    child: Child,
-    socket: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Subject {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn wait_socket(p: &Path) {
-    let t = Instant::now();
-    while Client::connect(p).is_err() {
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "{} never answered",
-            p.display()
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-/// Pins the calling thread (or, in `pre_exec`, the child) to one CPU, so
-/// that every round trip crosses the same two cores and runs compare.
-fn pin_to(cpu: usize) {
-    // SAFETY: plain syscall on a zeroed, properly sized cpu set.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-    }
-}
-
-fn cpus() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-}
-
-fn start(name: &'static str, program: &Path, args: &[&str], socket_rel: &str) -> Subject {
-    use std::os::unix::process::CommandExt;
-    let dir = tempfile::Builder::new()
-        .prefix("berth-bench")
-        .tempdir_in("/tmp")
-        .unwrap();
-    let socket = dir.path().join(socket_rel);
-    let daemon_cpu = if cpus() > 1 { 1 } else { 0 };
-    let mut cmd = Command::new(program);
-    // SAFETY: sched_setaffinity is async-signal-safe.
-    unsafe {
-        cmd.pre_exec(move || {
-            pin_to(daemon_cpu);
-            Ok(())
-        });
-    }
-    let child = cmd
-        .args(args)
-        .env("XDG_RUNTIME_DIR", dir.path().join("run"))
-        .env("XDG_STATE_HOME", dir.path().join("state"))
-        .env("BERTH_LOG", "warn")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_socket(&socket);
-    Subject {
-        name,
-        child,
-        socket,
-        _dir: dir,
-    }
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    s.lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
@@ -115,8 +31,9 @@ const ROUNDS: usize = 20;
 
 /// Alternates rounds between the subjects so both see the same machine
 /// noise: ping rounds first, then register rounds.
-fn measure(subjects: &[&Subject], sleepers: &[Child]) -> Vec<Figures> {
-    std::thread::sleep(Duration::from_millis(1000));
+fn measure(subjects: &[&Daemon], sleepers: &[Child]) -> Vec<Figures> {
+    // Idle means settled: three seconds after the socket answers.
+    std::thread::sleep(Duration::from_secs(3));
     let mut figs: Vec<Figures> = subjects
         .iter()
         .map(|s| Figures {
@@ -166,19 +83,6 @@ fn measure(subjects: &[&Subject], sleepers: &[Child]) -> Vec<Figures> {
     figs
 }
 
-fn peer() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("RUNNING_PROCESS_DAEMON") {
-        return Some(p.into());
-    }
-    let mut dirs = vec![PathBuf::from("/opt/running-process/bin")];
-    dirs.extend(std::env::split_paths(
-        &std::env::var_os("PATH").unwrap_or_default(),
-    ));
-    dirs.into_iter()
-        .map(|d| d.join("running-process-daemon"))
-        .find(|p| p.is_file())
-}
-
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
@@ -187,11 +91,15 @@ fn main() {
     let sleepers: Vec<Child> = (0..64)
         .map(|_| Command::new("sleep").arg("600").spawn().unwrap())
         .collect();
+    // Daemons on CPU 1, this client on CPU 0: every round trip crosses the
+    // same two cores, so runs compare.
+    let daemon_cpu = Some(if cpus() > 1 { 1 } else { 0 });
     let berth = start(
         "berth",
         Path::new(env!("CARGO_BIN_EXE_berth")),
         &["daemon"],
         "run/berth/daemon.sock",
+        daemon_cpu,
     );
     let reference = peer().map(|p| {
         start(
@@ -199,6 +107,7 @@ fn main() {
             &p,
             &["start"],
             "run/running-process/daemon.sock",
+            daemon_cpu,
         )
     });
     let mut subjects = vec![&berth];

@@ -9,88 +9,15 @@
 //!
 //! `cargo bench -p berth --bench sessions` (BENCH_MIB overrides the 256).
 
+mod common;
+
 use berth_client::{AttachStream, Client, StreamFrame};
 use berth_wire::daemon::*;
+use common::{cpu_secs, peer, rss_kib, start, Daemon};
 use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-struct Daemon {
-    name: &'static str,
-    child: Child,
-    socket: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(name: &'static str, program: &Path, args: &[&str], rel: &str) -> Daemon {
-    let dir = tempfile::Builder::new()
-        .prefix("berth-sbench")
-        .tempdir_in("/tmp")
-        .unwrap();
-    let socket = dir.path().join(rel);
-    let child = Command::new(program)
-        .args(args)
-        .env("XDG_RUNTIME_DIR", dir.path().join("run"))
-        .env("XDG_STATE_HOME", dir.path().join("state"))
-        .env("BERTH_LOG", "warn")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let t = Instant::now();
-    while Client::connect(&socket).is_err() {
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "{name} did not start"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    Daemon {
-        name,
-        child,
-        socket,
-        _dir: dir,
-    }
-}
-
-fn cpu_secs(pid: u32) -> f64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let f: Vec<&str> = s.rsplit_once(')').unwrap().1.split_whitespace().collect();
-    let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
-    ticks as f64 / 100.0
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
-fn peer() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("RUNNING_PROCESS_DAEMON") {
-        return Some(p.into());
-    }
-    let mut dirs = vec![PathBuf::from("/opt/running-process/bin")];
-    dirs.extend(std::env::split_paths(
-        &std::env::var_os("PATH").unwrap_or_default(),
-    ));
-    dirs.into_iter()
-        .map(|d| d.join("running-process-daemon"))
-        .find(|p| p.is_file())
-}
 
 /// A text file of `mib` MiB of 99-character lines, and the shell command
 /// that writes it `times` times.
@@ -387,6 +314,7 @@ fn main() {
         Path::new(env!("CARGO_BIN_EXE_berth")),
         &["daemon"],
         "run/berth/daemon.sock",
+        None,
     );
     let reference = peer().map(|p| {
         start(
@@ -394,6 +322,7 @@ fn main() {
             &p,
             &["start"],
             "run/running-process/daemon.sock",
+            None,
         )
     });
 

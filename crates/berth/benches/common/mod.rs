@@ -1,0 +1,126 @@
+//! Shared by the benchmarks: starting a daemon (berth or a peer) in a
+//! private XDG sandbox, and reading its memory and CPU from /proc.
+#![allow(dead_code)]
+
+use berth_client::Client;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A daemon under measurement, killed on drop.
+pub struct Daemon {
+    pub name: &'static str,
+    pub child: Child,
+    pub socket: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Pins the calling thread (or, in `pre_exec`, a child) to one CPU.
+pub fn pin_to(cpu: usize) {
+    // SAFETY: plain syscall on a zeroed, properly sized cpu set.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+/// Number of CPUs.
+pub fn cpus() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+/// Starts `program args` with XDG dirs in a fresh temp dir and waits until
+/// `socket_rel` (relative to that dir) answers; optionally pinned to a CPU.
+pub fn start(
+    name: &'static str,
+    program: &Path,
+    args: &[&str],
+    socket_rel: &str,
+    cpu: Option<usize>,
+) -> Daemon {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::Builder::new()
+        .prefix("berth-bench")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let socket = dir.path().join(socket_rel);
+    let mut cmd = Command::new(program);
+    if let Some(cpu) = cpu {
+        // SAFETY: sched_setaffinity is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(move || {
+                pin_to(cpu);
+                Ok(())
+            });
+        }
+    }
+    let child = cmd
+        .args(args)
+        .env("XDG_RUNTIME_DIR", dir.path().join("run"))
+        .env("XDG_STATE_HOME", dir.path().join("state"))
+        .env("BERTH_LOG", "warn")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while Client::connect(&socket).is_err() {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "{name} never answered on {}",
+            socket.display()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Daemon {
+        name,
+        child,
+        socket,
+        _dir: dir,
+    }
+}
+
+/// Resident set of `pid` in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// User + system CPU seconds of `pid` (all threads).
+pub fn cpu_secs(pid: u32) -> f64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let f: Vec<&str> = s.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+    ticks as f64 / 100.0
+}
+
+/// The published running-process-daemon: $RUNNING_PROCESS_DAEMON,
+/// /opt/running-process/bin, or PATH.
+pub fn peer() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("RUNNING_PROCESS_DAEMON") {
+        return Some(p.into());
+    }
+    let mut dirs = vec![PathBuf::from("/opt/running-process/bin")];
+    dirs.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    dirs.into_iter()
+        .map(|d| d.join("running-process-daemon"))
+        .find(|p| p.is_file())
+}
