@@ -653,13 +653,23 @@ impl std::error::Error for ParseError {}
 
 /// Parses a Compose file into its typed model and its ordered tree.
 pub fn parse(content: &[u8]) -> Result<(ComposeFile, Node), ParseError> {
-    let err = |e: serde_saphyr::Error| ParseError(e.to_string());
-    let tree: Node = serde_saphyr::from_slice(content).map_err(err)?;
+    // The parser renders a source snippet after its first line; the first
+    // line alone ("line L column C: ...") is what fits a report.
+    let err = |e: serde_saphyr::Error| {
+        let text = e.to_string();
+        let first = text.lines().next().unwrap_or_default();
+        ParseError(first.strip_prefix("error: ").unwrap_or(first).to_owned())
+    };
+    // YAML 1.2 booleans only, as Compose reads files: `command: [y]` and
+    // `restart: no` are strings, not booleans.
+    let options = || serde_saphyr::options! { strict_booleans: true };
+    let tree: Node = serde_saphyr::from_slice_with_options(content, options()).map_err(err)?;
     if !matches!(tree, Node::Map(_)) {
         return Err(ParseError(
             "a Compose file must be a mapping with a `services` key".into(),
         ));
     }
-    let file: ComposeFile = serde_saphyr::from_slice(content).map_err(err)?;
+    let file: ComposeFile =
+        serde_saphyr::from_slice_with_options(content, options()).map_err(err)?;
     Ok((file, tree))
 }

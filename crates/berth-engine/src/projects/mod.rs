@@ -4,6 +4,8 @@
 pub mod compose;
 pub mod validate;
 
-
 pub use compose::{parse, ComposeFile, ParseError};
 pub use validate::{start_order, validate, FieldNote, OrderError, Runtime, ValidationReport};
+
+#[cfg(test)]
+mod tests;

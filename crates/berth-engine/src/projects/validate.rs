@@ -394,6 +394,25 @@ impl Checker<'_> {
             }
             return;
         };
+        if !self.native() && svc.image.is_none() && svc.build.is_none() {
+            self.reject(
+                name,
+                format!("{name}.image"),
+                "a container needs an `image` or a `build` section",
+            );
+        }
+        if self.native()
+            && svc.image.is_none()
+            && svc.build.is_none()
+            && svc.command.is_none()
+            && svc.entrypoint.is_none()
+        {
+            self.reject(
+                name,
+                format!("{name}.command"),
+                "the native runtime runs a service's command: give the service a `command`",
+            );
+        }
         // Compose runs containers under an init when asked; berth always
         // does, so SIGTERM reaches a service running as PID 1.
         if !self.native() {
@@ -455,7 +474,11 @@ impl Checker<'_> {
             "volumes" => self.volumes(name, svc),
             "depends_on" => self.depends_on(name, svc, cycle),
             "networks" => self.networks(name, svc),
-            "restart" => self.restart(name, path, value.as_str().unwrap_or_default()),
+            // A YAML 1.1 reader would take a bare `no` for false; both mean "no".
+            "restart" => match value {
+                Node::Bool(false) => self.restart(name, path, "no"),
+                v => self.restart(name, path, v.as_str().unwrap_or_default()),
+            },
             "init" => {
                 if self.native() {
                     self.changed(
@@ -694,22 +717,16 @@ impl Checker<'_> {
                 self.reject(name, path, "the native runtime forwards tcp and udp only");
                 continue;
             }
-            let container = fmt_range(m.container);
-            let why = match (m.host, self.native()) {
-                (Some(h), false) => format!(
-                    "host port {} is assigned by berth's port allocator (the requested one when free) and forwarded to container port {container}",
+            let to = match self.native() {
+                false => format!("container port {}", fmt_range(m.container)),
+                true => format!("the service's port {}", fmt_range(m.container)),
+            };
+            let why = match m.host {
+                Some(h) => format!(
+                    "the host side ({} requested) is assigned by berth's port allocator, which keeps the requested one when free; forwarded to {to}",
                     fmt_range(h)
                 ),
-                (None, false) => format!(
-                    "container port {container} is published on a host port chosen by berth's port allocator"
-                ),
-                (Some(h), true) => format!(
-                    "host port {} is assigned by berth's port allocator (the requested one when free) and forwarded to the service's port {container}",
-                    fmt_range(h)
-                ),
-                (None, true) => format!(
-                    "the service's port {container} is forwarded from a host port chosen by berth's port allocator"
-                ),
+                None => format!("{to} is reached through a host port chosen by berth's port allocator"),
             };
             if matches!(entry, PortEntry::Long(l) if l.mode.as_deref() == Some("host")) {
                 self.warn(
@@ -996,7 +1013,7 @@ fn interpolation_warnings(r: &mut ValidationReport, svc: &str, path: &str, node:
     }
 }
 
-fn undefaulted_vars(s: &str) -> Vec<String> {
+pub(super) fn undefaulted_vars(s: &str) -> Vec<String> {
     let b = s.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;
