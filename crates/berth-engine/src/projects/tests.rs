@@ -690,7 +690,6 @@ fn short_and_long_forms_read_alike() {
 }
 
 #[test]
-#[test]
 fn yaml_1_1_booleans_stay_strings() {
     // Compose reads YAML 1.2: `y`, `no` and `on` are plain words.
     let f = file("services:\n  a:\n    image: x\n    command: [y, no, on]\n");
