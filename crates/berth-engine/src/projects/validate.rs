@@ -474,7 +474,7 @@ impl Checker<'_> {
             "volumes" => self.volumes(name, svc),
             "depends_on" => self.depends_on(name, svc, cycle),
             "networks" => self.networks(name, svc),
-            // A YAML 1.1 reader would take a bare `no` for false; both mean "no".
+            // `restart: false` is the boolean spelling of `no`.
             "restart" => match value {
                 Node::Bool(false) => self.restart(name, path, "no"),
                 v => self.restart(name, path, v.as_str().unwrap_or_default()),
