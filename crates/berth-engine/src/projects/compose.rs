@@ -244,6 +244,10 @@ pub struct Service {
     pub container_name: Option<String>,
     #[serde(default)]
     pub profiles: Vec<String>,
+    #[serde(default)]
+    pub links: Vec<String>,
+    #[serde(default)]
+    pub volumes_from: Vec<String>,
 }
 
 /// `command`, `entrypoint` and `healthcheck.test`: a shell string or an argv.
@@ -601,6 +605,42 @@ impl Service {
             .as_ref()
             .map(DependsOn::dependencies)
             .unwrap_or_default()
+    }
+
+    /// Services this one must start after, each with the key that says so:
+    /// `depends_on` (optional ones too: they order the start when present),
+    /// and what Compose also treats as
+    /// dependencies: `links` (`db` or `db:alias`), `network_mode:
+    /// service:X` and `volumes_from: X[:ro]` (`container:` sources are not
+    /// services).
+    pub fn start_after(&self) -> Vec<(String, &'static str)> {
+        let mut out: Vec<(String, &'static str)> = Vec::new();
+        let mut add = |s: &str, key: &'static str| {
+            if !out.iter().any(|(o, _)| o == s) {
+                out.push((s.to_owned(), key));
+            }
+        };
+        for d in &self.dependencies() {
+            add(&d.service, "depends_on");
+        }
+        for l in &self.links {
+            add(l.split(':').next().unwrap_or_default(), "links");
+        }
+        if let Some(s) = self
+            .network_mode
+            .as_deref()
+            .and_then(|m| m.strip_prefix("service:"))
+        {
+            add(s, "network_mode");
+        }
+        for v in self
+            .volumes_from
+            .iter()
+            .filter(|v| !v.starts_with("container:"))
+        {
+            add(v.split(':').next().unwrap_or_default(), "volumes_from");
+        }
+        out
     }
 }
 

@@ -717,3 +717,56 @@ fn interpolation_needs_defaults() {
     assert_eq!(undefaulted_vars("${A:-${B}}"), ["B"]);
     assert_eq!(undefaulted_vars("${A}${A}"), ["A", "A"]);
 }
+
+#[test]
+fn links_network_mode_and_volumes_from_order_the_start() {
+    let text = "services:
+  app:
+    image: x
+    network_mode: service:vpn
+    volumes_from: ['data:ro', 'container:outside']
+    links: ['db:database']
+    depends_on:
+      cache: {condition: service_started, required: false}
+  vpn: {image: x}
+  data: {image: x}
+  db: {image: x}
+  cache: {image: x, depends_on: [db]}
+";
+    let r = validate(text.as_bytes(), Runtime::Docker);
+    assert!(r.valid, "{:?}", r.rejected_fields);
+    for p in ["app.network_mode", "app.volumes_from", "app.links"] {
+        assert!(paths(&r.supported_fields).contains(&p), "{p}");
+    }
+    assert_eq!(
+        start_order(&file(text)).unwrap(),
+        [vec!["vpn", "data", "db"], vec!["cache"], vec!["app"]]
+    );
+
+    let cyclic = "services:
+  app: {image: x, links: [db]}
+  db: {image: x, volumes_from: [app]}
+  ghost: {image: x, network_mode: 'service:nobody'}
+";
+    let r = validate(cyclic.as_bytes(), Runtime::Docker);
+    let got: Vec<_> = r
+        .rejected_fields
+        .iter()
+        .map(|n| (n.path.as_str(), n.reason.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("app.links", "dependency cycle: app -> db -> app"),
+            ("db.volumes_from", "dependency cycle: app -> db -> app"),
+            ("ghost.network_mode", "service `nobody` is not defined"),
+        ]
+    );
+    assert_eq!(
+        start_order(&file(cyclic)).unwrap_err(),
+        OrderError::UnknownDependency {
+            service: "ghost".into(),
+            dependency: "nobody".into()
+        }
+    );
+}

@@ -78,18 +78,22 @@ impl std::error::Error for OrderError {}
 /// The order to start services in: layers whose services depend only on
 /// earlier layers, so each layer can start in parallel. Within a layer,
 /// services keep file order, so the result is stable. Stopping walks the
-/// layers backwards. A missing dependency marked `required: false` is
-/// skipped, as Compose does.
+/// layers backwards. Dependencies are those of [`Service::start_after`];
+/// a missing one marked `required: false` is skipped, as Compose does.
 pub fn start_order(file: &ComposeFile) -> Result<Vec<Vec<String>>, OrderError> {
     for (name, svc) in &file.services.0 {
-        if let Some(dep) = svc
+        let optional: Vec<String> = svc
             .dependencies()
             .into_iter()
-            .find(|d| d.required && file.services.get(&d.service).is_none())
-        {
+            .filter(|d| !d.required)
+            .map(|d| d.service)
+            .collect();
+        if let Some((dep, _)) = svc.start_after().into_iter().find(|(d, key)| {
+            file.services.get(d).is_none() && !(*key == "depends_on" && optional.contains(d))
+        }) {
             return Err(OrderError::UnknownDependency {
                 service: name.clone(),
-                dependency: dep.service,
+                dependency: dep,
             });
         }
     }
@@ -105,9 +109,9 @@ fn layers(file: &ComposeFile) -> Result<Vec<Vec<String>>, Vec<String>> {
         .iter()
         .map(|(name, svc)| {
             let d = svc
-                .dependencies()
+                .start_after()
                 .into_iter()
-                .map(|d| d.service)
+                .map(|(d, _)| d)
                 .filter(|d| file.services.get(d).is_some())
                 .collect();
             (name.as_str(), d)
@@ -248,6 +252,14 @@ const NETWORK_IDENTITY: &[&str] = &[
     "external_links",
 ];
 
+/// One dependency of a cycle, and the key of `from` that creates it.
+struct Edge {
+    from: String,
+    to: String,
+    key: &'static str,
+    cycle: String,
+}
+
 struct Checker<'a> {
     runtime: Runtime,
     file: &'a ComposeFile,
@@ -292,11 +304,25 @@ impl Checker<'_> {
         if self.file.services.0.is_empty() {
             self.reject("", "services".into(), "the file defines no services");
         }
-        let cycle_edges = match layers(self.file) {
+        // Each edge of a cycle is reported at the field that creates it.
+        let cycle_edges: Vec<Edge> = match layers(self.file) {
             Ok(_) => Vec::new(),
             Err(cycle) => cycle
                 .windows(2)
-                .map(|w| (w[0].clone(), w[1].clone(), cycle.join(" -> ")))
+                .map(|w| {
+                    let key = self
+                        .file
+                        .services
+                        .get(&w[0])
+                        .and_then(|s| s.start_after().into_iter().find(|(d, _)| *d == w[1]))
+                        .map_or("depends_on", |(_, k)| k);
+                    Edge {
+                        from: w[0].clone(),
+                        to: w[1].clone(),
+                        key,
+                        cycle: cycle.join(" -> "),
+                    }
+                })
                 .collect(),
         };
         let services = tree.get("services");
@@ -367,13 +393,7 @@ impl Checker<'_> {
         }
     }
 
-    fn service(
-        &mut self,
-        name: &str,
-        svc: &Service,
-        node: &Node,
-        cycle: &[(String, String, String)],
-    ) {
+    fn service(&mut self, name: &str, svc: &Service, node: &Node, cycle: &[Edge]) {
         let valid_name = name
             .chars()
             .next()
@@ -428,14 +448,7 @@ impl Checker<'_> {
         }
     }
 
-    fn service_key(
-        &mut self,
-        name: &str,
-        svc: &Service,
-        key: &str,
-        value: &Node,
-        cycle: &[(String, String, String)],
-    ) {
+    fn service_key(&mut self, name: &str, svc: &Service, key: &str, value: &Node, cycle: &[Edge]) {
         let path = format!("{name}.{key}");
         let host_value = value.as_str() == Some("host");
         match key {
@@ -517,11 +530,9 @@ impl Checker<'_> {
                         path,
                         "native services share the host's network; `network_mode` cannot be honoured",
                     );
-                } else if let Some(other) = mode.strip_prefix("service:") {
-                    if self.file.services.get(other).is_some() {
+                } else if mode.starts_with("service:") {
+                    if !self.implicit_dependency(name, svc, key, cycle) {
                         self.ok(name, path);
-                    } else {
-                        self.reject(name, path, format!("service `{other}` is not defined"));
                     }
                 } else if mode.starts_with("container:") {
                     self.reject(
@@ -689,6 +700,7 @@ impl Checker<'_> {
                 format!("`{key}` services are not supported by berth"),
             ),
             k if k.starts_with("x-") => {}
+            "links" | "volumes_from" if self.implicit_dependency(name, svc, key, cycle) => {}
             k if NETWORK_IDENTITY.contains(&k) => self.docker_only(
                 name,
                 path,
@@ -701,6 +713,32 @@ impl Checker<'_> {
             ),
             _ => self.warn(name, path, format!("unknown service key `{key}`, ignored")),
         }
+    }
+
+    /// Rejects the services `key` makes this one depend on that are
+    /// undefined or close a cycle; true when it rejected any.
+    fn implicit_dependency(
+        &mut self,
+        name: &str,
+        svc: &Service,
+        key: &str,
+        cycle: &[Edge],
+    ) -> bool {
+        let mut rejected = false;
+        for (dep, _) in svc.start_after().into_iter().filter(|(_, k)| *k == key) {
+            let path = format!("{name}.{key}");
+            if let Some(e) = cycle
+                .iter()
+                .find(|e| e.from == name && e.to == dep && e.key == key)
+            {
+                self.reject(name, path, format!("dependency cycle: {}", e.cycle));
+                rejected = true;
+            } else if self.file.services.get(&dep).is_none() {
+                self.reject(name, path, format!("service `{dep}` is not defined"));
+                rejected = true;
+            }
+        }
+        rejected
     }
 
     fn ports(&mut self, name: &str, svc: &Service) {
@@ -810,14 +848,14 @@ impl Checker<'_> {
         }
     }
 
-    fn depends_on(&mut self, name: &str, svc: &Service, cycle: &[(String, String, String)]) {
+    fn depends_on(&mut self, name: &str, svc: &Service, cycle: &[Edge]) {
         for dep in svc.dependencies() {
             let path = format!("{name}.depends_on.{}", dep.service);
-            if let Some((_, _, c)) = cycle
+            if let Some(e) = cycle
                 .iter()
-                .find(|(a, b, _)| a == name && *b == dep.service)
+                .find(|e| e.from == name && e.to == dep.service && e.key == "depends_on")
             {
-                self.reject(name, path, format!("dependency cycle: {c}"));
+                self.reject(name, path, format!("dependency cycle: {}", e.cycle));
                 continue;
             }
             let Some(target) = self.file.services.get(&dep.service) else {
