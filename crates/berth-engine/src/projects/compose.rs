@@ -252,7 +252,7 @@ pub struct Service {
 
 /// `command`, `entrypoint` and `healthcheck.test`: a shell string or an argv.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(untagged)]
+#[serde(untagged, expecting = "a command: a string or a list of strings")]
 pub enum Command {
     Shell(String),
     Exec(Vec<String>),
@@ -285,7 +285,10 @@ impl Healthcheck {
 
 /// A port entry: a bare number, the short string form or the long mapping.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "a port: a number, \"[HOST_IP:][HOST:]CONTAINER[/PROTOCOL]\" or a mapping with a numeric `target`"
+)]
 pub enum PortEntry {
     Number(u32),
     Short(String),
@@ -426,7 +429,10 @@ fn parse_short_port(spec: &str) -> Result<PortMapping, String> {
 
 /// A volume entry in short (`SRC:DST[:MODE]`) or long form.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "a volume: \"[SOURCE:]TARGET[:MODE]\" or a mapping with `type` and `target`"
+)]
 pub enum VolumeEntry {
     Short(String),
     Long(LongVolume),
@@ -527,7 +533,10 @@ fn is_host_path(s: &str) -> bool {
 
 /// `depends_on`: a list of names, or a mapping with conditions.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "a list of service names, or a mapping of service names to `condition`s"
+)]
 pub enum DependsOn {
     List(Vec<String>),
     Map(Ordered<DependsOnLong>),
@@ -646,14 +655,17 @@ impl Service {
 
 /// `environment`: `["K=V", "K"]` or `{K: V}`; values are scalars or null.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "a list of `KEY=VALUE` strings, or a mapping of names to scalar values"
+)]
 pub enum Environment {
     List(Vec<String>),
     Map(Ordered<Option<Scalar>>),
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(untagged)]
+#[serde(untagged, expecting = "a string, number or boolean")]
 pub enum Scalar {
     Bool(bool),
     Int(i64),
@@ -663,7 +675,10 @@ pub enum Scalar {
 
 /// `networks` of a service: names, or a mapping with per-network options.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "a list of network names, or a mapping of network names to options"
+)]
 pub enum ServiceNetworks {
     List(Vec<String>),
     Map(Ordered<Option<Node>>),

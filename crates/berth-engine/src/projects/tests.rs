@@ -770,3 +770,25 @@ fn links_network_mode_and_volumes_from_order_the_start() {
         }
     );
 }
+#[test]
+fn shape_errors_say_what_was_expected_and_where() {
+    let r = validate(
+        b"services:\n  a:\n    ports:\n      - target: '80'\n",
+        Runtime::Docker,
+    );
+    assert_eq!(
+        r.rejected_fields[0].reason,
+        "line 4 column 9: a port: a number, \"[HOST_IP:][HOST:]CONTAINER[/PROTOCOL]\" or a mapping with a numeric `target`"
+    );
+    let r = validate(
+        b"services:\n  a:\n    image: x\n    image: y\n",
+        Runtime::Docker,
+    );
+    assert!(
+        r.rejected_fields[0]
+            .reason
+            .starts_with("line 4 column 5: duplicate mapping key: image"),
+        "{:?}",
+        r.rejected_fields
+    );
+}
