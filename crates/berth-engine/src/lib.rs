@@ -2,6 +2,7 @@
 //! exposes plain Rust types: surfaces translate these to and from wire
 //! formats, engines never see one.
 
+pub mod projects;
 pub mod registry;
 pub mod services;
 pub mod sessions;

@@ -1,0 +1,1111 @@
+//! Validation of a Compose file against what a berth runtime can honour:
+//! every key a service uses is reported as supported, transformed (berth
+//! changes it, and says how) or rejected (berth will not run the file), and
+//! the file as a whole gets warnings for what is ignored or may be unset.
+//!
+//! Rejections are the security and honesty boundary: a key that would give
+//! a service the host (privileged, host namespaces, devices, dangerous
+//! capabilities) is refused on every runtime, and the native runtime
+//! refuses what it cannot honour rather than silently dropping it.
+
+use std::collections::{BTreeSet, HashSet};
+use std::fmt;
+
+use super::compose::{parse, ComposeFile, Condition, Mount, Node, PortEntry, Service};
+
+/// Where a project's services run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runtime {
+    /// Containers on a Docker Engine.
+    Docker,
+    /// Each service's command as a supervised process on the host.
+    Native,
+}
+
+/// One field of the file and what berth makes of it. `service` is empty
+/// for top-level keys and whole-file problems; `path` is the field as a
+/// user would point at it (`web.ports[0]`, `volumes.data`); `reason` is
+/// empty for supported fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldNote {
+    pub service: String,
+    pub path: String,
+    pub reason: String,
+}
+
+/// The import report of ValidateCompose.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ValidationReport {
+    /// True when nothing was rejected: berth can run the file.
+    pub valid: bool,
+    /// Service names in file order.
+    pub services: Vec<String>,
+    pub supported_fields: Vec<FieldNote>,
+    pub transformed_fields: Vec<FieldNote>,
+    /// Fields berth refuses, and whole-file errors (parse errors,
+    /// dependency cycles, unknown services), each with why.
+    pub rejected_fields: Vec<FieldNote>,
+    pub warnings: Vec<FieldNote>,
+}
+
+/// Why no start order exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrderError {
+    /// `service` requires `dependency`, which the file does not define.
+    UnknownDependency { service: String, dependency: String },
+    /// The services of a cycle, in dependency order, first one repeated
+    /// last (`a -> b -> a`).
+    Cycle(Vec<String>),
+}
+
+impl fmt::Display for OrderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OrderError::UnknownDependency {
+                service,
+                dependency,
+            } => write!(
+                f,
+                "service `{service}` depends on `{dependency}`, which is not defined"
+            ),
+            OrderError::Cycle(c) => write!(f, "dependency cycle: {}", c.join(" -> ")),
+        }
+    }
+}
+
+impl std::error::Error for OrderError {}
+
+/// The order to start services in: layers whose services depend only on
+/// earlier layers, so each layer can start in parallel. Within a layer,
+/// services keep file order, so the result is stable. Stopping walks the
+/// layers backwards. Dependencies are those of [`Service::start_after`];
+/// a missing one marked `required: false` is skipped, as Compose does.
+pub fn start_order(file: &ComposeFile) -> Result<Vec<Vec<String>>, OrderError> {
+    for (name, svc) in &file.services.0 {
+        let optional: Vec<String> = svc
+            .dependencies()
+            .into_iter()
+            .filter(|d| !d.required)
+            .map(|d| d.service)
+            .collect();
+        if let Some((dep, _)) = svc.start_after().into_iter().find(|(d, key)| {
+            file.services.get(d).is_none() && !(*key == "depends_on" && optional.contains(d))
+        }) {
+            return Err(OrderError::UnknownDependency {
+                service: name.clone(),
+                dependency: dep,
+            });
+        }
+    }
+    layers(file).map_err(OrderError::Cycle)
+}
+
+/// Kahn's algorithm by layers, ignoring dependencies on undefined
+/// services; on a cycle, returns one cycle.
+fn layers(file: &ComposeFile) -> Result<Vec<Vec<String>>, Vec<String>> {
+    let deps: Vec<(&str, Vec<String>)> = file
+        .services
+        .0
+        .iter()
+        .map(|(name, svc)| {
+            let d = svc
+                .start_after()
+                .into_iter()
+                .map(|(d, _)| d)
+                .filter(|d| file.services.get(d).is_some())
+                .collect();
+            (name.as_str(), d)
+        })
+        .collect();
+    let mut placed: HashSet<&str> = HashSet::new();
+    let mut out = Vec::new();
+    while placed.len() < deps.len() {
+        let layer: Vec<&str> = deps
+            .iter()
+            .filter(|(n, d)| !placed.contains(n) && d.iter().all(|d| placed.contains(d.as_str())))
+            .map(|(n, _)| *n)
+            .collect();
+        if layer.is_empty() {
+            return Err(find_cycle(&deps, &placed));
+        }
+        placed.extend(layer.iter().copied());
+        out.push(layer.into_iter().map(str::to_owned).collect());
+    }
+    Ok(out)
+}
+
+/// Every unplaced service has an unplaced dependency, so following first
+/// unplaced dependencies from the first unplaced service must revisit one.
+fn find_cycle(deps: &[(&str, Vec<String>)], placed: &HashSet<&str>) -> Vec<String> {
+    let next = |n: &str| -> String {
+        let (_, d) = deps.iter().find(|(m, _)| *m == n).expect("known service");
+        d.iter()
+            .find(|d| !placed.contains(d.as_str()))
+            .expect("an unplaced service has an unplaced dependency")
+            .clone()
+    };
+    let start = deps
+        .iter()
+        .find(|(n, _)| !placed.contains(n))
+        .expect("a service is unplaced")
+        .0;
+    let mut path = vec![start.to_owned()];
+    loop {
+        let n = next(path.last().expect("non-empty"));
+        if let Some(i) = path.iter().position(|p| *p == n) {
+            let mut cycle = path.split_off(i);
+            cycle.push(n);
+            return cycle;
+        }
+        path.push(n);
+    }
+}
+
+/// Validates `content` for `runtime`. Never panics on bad input: a file
+/// that is not YAML, or not shaped like Compose, is reported invalid with
+/// the parser's message (line and column included when known).
+pub fn validate(content: &[u8], runtime: Runtime) -> ValidationReport {
+    let mut r = ValidationReport::default();
+    match parse(content) {
+        Err(e) => r.rejected_fields.push(note("", "", e.to_string())),
+        Ok((file, tree)) => Checker {
+            runtime,
+            file: &file,
+            r: &mut r,
+        }
+        .check(&tree),
+    }
+    r.valid = r.rejected_fields.is_empty();
+    r
+}
+
+fn note(service: &str, path: &str, reason: impl Into<String>) -> FieldNote {
+    FieldNote {
+        service: service.to_owned(),
+        path: path.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// Capabilities that amount to control of the host or of other processes.
+const DANGEROUS_CAPS: &[&str] = &[
+    "ALL",
+    "SYS_ADMIN",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_PTRACE",
+    "SYS_BOOT",
+    "SYS_TIME",
+    "NET_ADMIN",
+    "MAC_ADMIN",
+    "MAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "BPF",
+    "PERFMON",
+    "SYSLOG",
+    "LINUX_IMMUTABLE",
+];
+
+/// Container settings the native runtime has no equivalent for.
+const CONTAINER_ONLY: &[&str] = &[
+    "read_only",
+    "tmpfs",
+    "shm_size",
+    "sysctls",
+    "ulimits",
+    "storage_opt",
+    "platform",
+    "runtime",
+    "isolation",
+    "oom_kill_disable",
+    "oom_score_adj",
+    "mem_limit",
+    "mem_reservation",
+    "mem_swappiness",
+    "memswap_limit",
+    "cpu_count",
+    "cpu_percent",
+    "cpu_shares",
+    "cpu_period",
+    "cpu_quota",
+    "cpu_rt_runtime",
+    "cpu_rt_period",
+    "cpus",
+    "cpuset",
+    "pids_limit",
+    "blkio_config",
+    "cgroup_parent",
+    "volumes_from",
+    "label_file",
+];
+
+/// Keys about the service's network identity.
+const NETWORK_IDENTITY: &[&str] = &[
+    "hostname",
+    "domainname",
+    "dns",
+    "dns_search",
+    "dns_opt",
+    "extra_hosts",
+    "mac_address",
+    "links",
+    "external_links",
+];
+
+/// One dependency of a cycle, and the key of `from` that creates it.
+struct Edge {
+    from: String,
+    to: String,
+    key: &'static str,
+    cycle: String,
+}
+
+struct Checker<'a> {
+    runtime: Runtime,
+    file: &'a ComposeFile,
+    r: &'a mut ValidationReport,
+}
+
+impl Checker<'_> {
+    fn native(&self) -> bool {
+        self.runtime == Runtime::Native
+    }
+
+    fn ok(&mut self, svc: &str, path: String) {
+        self.r.supported_fields.push(note(svc, &path, ""));
+    }
+
+    fn changed(&mut self, svc: &str, path: String, why: impl Into<String>) {
+        self.r.transformed_fields.push(note(svc, &path, why));
+    }
+
+    fn reject(&mut self, svc: &str, path: String, why: impl Into<String>) {
+        self.r.rejected_fields.push(note(svc, &path, why));
+    }
+
+    fn warn(&mut self, svc: &str, path: String, why: impl Into<String>) {
+        self.r.warnings.push(note(svc, &path, why));
+    }
+
+    /// Supported on Docker; rejected on native with `why`.
+    fn docker_only(&mut self, svc: &str, path: String, why: &str) {
+        if self.native() {
+            self.reject(svc, path, why);
+        } else {
+            self.ok(svc, path);
+        }
+    }
+
+    fn check(mut self, tree: &Node) {
+        let Node::Map(top) = tree else { return };
+        for (key, value) in top {
+            self.top_level(key, value);
+        }
+        if self.file.services.0.is_empty() {
+            self.reject("", "services".into(), "the file defines no services");
+        }
+        // Each edge of a cycle is reported at the field that creates it.
+        let cycle_edges: Vec<Edge> = match layers(self.file) {
+            Ok(_) => Vec::new(),
+            Err(cycle) => cycle
+                .windows(2)
+                .map(|w| {
+                    let key = self
+                        .file
+                        .services
+                        .get(&w[0])
+                        .and_then(|s| s.start_after().into_iter().find(|(d, _)| *d == w[1]))
+                        .map_or("depends_on", |(_, k)| k);
+                    Edge {
+                        from: w[0].clone(),
+                        to: w[1].clone(),
+                        key,
+                        cycle: cycle.join(" -> "),
+                    }
+                })
+                .collect(),
+        };
+        let services = tree.get("services");
+        for (name, svc) in &self.file.services.0 {
+            self.r.services.push(name.clone());
+            let node = services.and_then(|s| s.get(name)).unwrap_or(&Node::Null);
+            self.service(name, svc, node, &cycle_edges);
+        }
+    }
+
+    fn top_level(&mut self, key: &str, value: &Node) {
+        let path = key.to_owned();
+        match key {
+            "services" => {}
+            k if k.starts_with("x-") => {}
+            "version" => self.warn(
+                "",
+                path,
+                "`version` is obsolete in the Compose specification and ignored",
+            ),
+            "name" => self.changed(
+                "",
+                path,
+                "the project's namespace comes from its project id; `name` is its display name",
+            ),
+            "networks" | "volumes" => {
+                let Node::Map(entries) = value else { return };
+                for (n, def) in entries {
+                    let path = format!("{key}.{n}");
+                    if def.get("external").is_some_and(Node::is_true) {
+                        self.reject(
+                            "",
+                            path,
+                            format!("external {key} live outside the project's namespace"),
+                        );
+                    } else if self.native() {
+                        self.warn(
+                            "",
+                            path,
+                            format!("native services run on the host: {key} have no effect"),
+                        );
+                    } else {
+                        self.changed(
+                            "",
+                            path,
+                            format!("created in the project's namespace (`<namespace>_{n}`)"),
+                        );
+                    }
+                }
+            }
+            "secrets" | "configs" => {
+                if self.native() {
+                    self.warn(
+                        "",
+                        path,
+                        format!("native services cannot mount {key}; only used ones are rejected"),
+                    );
+                } else {
+                    self.ok("", path);
+                }
+            }
+            "include" => self.reject(
+                "",
+                path,
+                "`include` is not resolved by berth: merge the included files into one",
+            ),
+            _ => self.warn("", path, format!("unknown top-level key `{key}`, ignored")),
+        }
+    }
+
+    fn service(&mut self, name: &str, svc: &Service, node: &Node, cycle: &[Edge]) {
+        let valid_name = name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        if !valid_name {
+            self.reject(
+                name,
+                name.to_owned(),
+                "a service name must start with a letter or digit and use only letters, digits, `.`, `_` and `-`",
+            );
+        }
+        let Node::Map(entries) = node else {
+            if !matches!(node, Node::Null) {
+                self.reject(name, name.to_owned(), "a service must be a mapping");
+            }
+            return;
+        };
+        if !self.native() && svc.image.is_none() && svc.build.is_none() {
+            self.reject(
+                name,
+                format!("{name}.image"),
+                "a container needs an `image` or a `build` section",
+            );
+        }
+        if self.native()
+            && svc.image.is_none()
+            && svc.build.is_none()
+            && svc.command.is_none()
+            && svc.entrypoint.is_none()
+        {
+            self.reject(
+                name,
+                format!("{name}.command"),
+                "the native runtime runs a service's command: give the service a `command`",
+            );
+        }
+        // Compose runs containers under an init when asked; berth always
+        // does, so SIGTERM reaches a service running as PID 1.
+        if !self.native() {
+            self.changed(
+                name,
+                format!("{name}.init"),
+                "berth runs every container under an init so that stop signals reach the service",
+            );
+        }
+        for (key, value) in entries {
+            self.service_key(name, svc, key, value, cycle);
+            interpolation_warnings(self.r, name, &format!("{name}.{key}"), value);
+        }
+    }
+
+    fn service_key(&mut self, name: &str, svc: &Service, key: &str, value: &Node, cycle: &[Edge]) {
+        let path = format!("{name}.{key}");
+        let host_value = value.as_str() == Some("host");
+        match key {
+            "image" => {
+                if !self.native() {
+                    self.ok(name, path);
+                } else if svc.command.is_none() && svc.entrypoint.is_none() {
+                    self.reject(
+                        name,
+                        path,
+                        "the native runtime runs a service's command, not an image: give the service a `command`",
+                    );
+                } else {
+                    self.changed(
+                        name,
+                        path,
+                        "the native runtime runs the service's command directly; the image is not pulled",
+                    );
+                }
+            }
+            "build" => self.docker_only(
+                name,
+                path,
+                "the native runtime cannot build images: give the service a `command` instead",
+            ),
+            "command" | "entrypoint" | "environment" | "env_file" | "expose" | "healthcheck"
+            | "profiles" | "attach" => self.ok(name, path),
+            "labels" | "annotations" => {
+                if self.native() {
+                    self.warn(name, path, format!("`{key}` have no effect on native services"));
+                } else {
+                    self.ok(name, path);
+                }
+            }
+            "ports" => self.ports(name, svc),
+            "volumes" => self.volumes(name, svc),
+            "depends_on" => self.depends_on(name, svc, cycle),
+            "networks" => self.networks(name, svc),
+            // `restart: false` is the boolean spelling of `no`.
+            "restart" => match value {
+                Node::Bool(false) => self.restart(name, path, "no"),
+                v => self.restart(name, path, v.as_str().unwrap_or_default()),
+            },
+            "init" => {
+                if self.native() {
+                    self.changed(
+                        name,
+                        path,
+                        "native services are not PID 1: berth stops their whole process tree",
+                    );
+                }
+            }
+            "container_name" => self.changed(
+                name,
+                path,
+                format!(
+                    "named within the project's namespace (`<namespace>-{}`) so projects never collide",
+                    value
+                ),
+            ),
+            "privileged" => {
+                if value.is_true() {
+                    self.reject(name, path, "privileged services get full control of the host");
+                } else {
+                    self.ok(name, path);
+                }
+            }
+            "network_mode" => {
+                let mode = value.as_str().unwrap_or_default();
+                if host_value {
+                    self.reject(
+                        name,
+                        path,
+                        "host networking bypasses berth's port allocation and exposes the host's interfaces",
+                    );
+                } else if self.native() {
+                    self.reject(
+                        name,
+                        path,
+                        "native services share the host's network; `network_mode` cannot be honoured",
+                    );
+                } else if mode.starts_with("service:") {
+                    if !self.implicit_dependency(name, svc, key, cycle) {
+                        self.ok(name, path);
+                    }
+                } else if mode.starts_with("container:") {
+                    self.reject(
+                        name,
+                        path,
+                        "joining a container outside the project breaks its isolation",
+                    );
+                } else {
+                    self.ok(name, path);
+                }
+            }
+            "pid" | "ipc" | "uts" | "userns_mode" | "cgroup" => {
+                if host_value {
+                    self.reject(
+                        name,
+                        path,
+                        format!("`{key}: host` shares the host's namespace with the service"),
+                    );
+                } else {
+                    self.docker_only(
+                        name,
+                        path,
+                        "native services share the host's namespaces; this cannot be honoured",
+                    );
+                }
+            }
+            "devices" => match value {
+                Node::Seq(items) if !items.is_empty() => {
+                    for (i, d) in items.iter().enumerate() {
+                        self.reject(
+                            name,
+                            format!("{path}[{i}]"),
+                            format!("device `{d}` would give the service direct access to host hardware"),
+                        );
+                    }
+                }
+                _ => self.ok(name, path),
+            },
+            "device_cgroup_rules" => self.reject(
+                name,
+                path,
+                "device cgroup rules give the service access to host devices",
+            ),
+            "cap_add" => {
+                for (i, cap) in svc.cap_add.iter().enumerate() {
+                    let bare = cap.trim_start_matches("CAP_").to_ascii_uppercase();
+                    let p = format!("{path}[{i}]");
+                    if DANGEROUS_CAPS.contains(&bare.as_str()) {
+                        self.reject(
+                            name,
+                            p,
+                            format!("capability {bare} gives the service control over the host"),
+                        );
+                    } else {
+                        self.docker_only(
+                            name,
+                            p,
+                            "native services run with the daemon's privileges; capabilities cannot be added",
+                        );
+                    }
+                }
+            }
+            "cap_drop" => self.docker_only(
+                name,
+                path,
+                "native services run with the daemon's privileges; capabilities cannot be dropped",
+            ),
+            "security_opt" => {
+                for (i, opt) in svc.security_opt.iter().enumerate() {
+                    let p = format!("{path}[{i}]");
+                    if opt.contains("unconfined") || opt.replace('=', ":") == "label:disable" {
+                        self.reject(name, p, format!("`{opt}` turns off the service's confinement"));
+                    } else {
+                        self.docker_only(
+                            name,
+                            p,
+                            "native services are not confined by security options",
+                        );
+                    }
+                }
+            }
+            "user" | "group_add" => self.docker_only(
+                name,
+                path,
+                "native services run as the daemon's user",
+            ),
+            "working_dir" => {
+                if self.native() {
+                    self.changed(
+                        name,
+                        path,
+                        "a directory on the host for native services; a relative one is taken from the project directory",
+                    );
+                } else {
+                    self.ok(name, path);
+                }
+            }
+            "stop_grace_period" => {
+                if self.native() {
+                    self.changed(name, path, "becomes the service's kill timeout");
+                } else {
+                    self.ok(name, path);
+                }
+            }
+            "stop_signal" => self.docker_only(
+                name,
+                path,
+                "native services are stopped with SIGTERM, then SIGKILL",
+            ),
+            "tty" | "stdin_open" => self.docker_only(
+                name,
+                path,
+                "native services run without a terminal or stdin",
+            ),
+            "logging" => self.changed(
+                name,
+                path,
+                "berth captures stdout and stderr in its own rotated logs; the logging driver is not used",
+            ),
+            "secrets" | "configs" => {
+                if self.native() {
+                    self.reject(
+                        name,
+                        path,
+                        format!("native services cannot see {key} mounted at container paths"),
+                    );
+                } else {
+                    self.changed(
+                        name,
+                        path,
+                        format!("{key} are mounted from the project's state_path"),
+                    );
+                }
+            }
+            "deploy" => self.deploy(name, value),
+            "scale" => self.replicas(name, path, value),
+            "pull_policy" => {
+                if self.native() {
+                    self.warn(name, path, "the native runtime pulls no image; ignored");
+                } else {
+                    self.ok(name, path);
+                }
+            }
+            "develop" => self.warn(name, path, "`develop` (compose watch) is not supported; ignored"),
+            "extends" => self.reject(
+                name,
+                path,
+                "`extends` is not resolved by berth: write the service out in full",
+            ),
+            "gpus" => self.reject(name, path, "berth passes no GPUs to services"),
+            "use_api_socket" => self.reject(
+                name,
+                path,
+                "access to the Docker engine gives the service control of every container",
+            ),
+            "post_start" | "pre_stop" => self.reject(
+                name,
+                path,
+                "lifecycle hooks are not run by berth",
+            ),
+            "credential_spec" => self.reject(name, path, "Windows credential specs are not supported"),
+            "provider" | "models" => self.reject(
+                name,
+                path,
+                format!("`{key}` services are not supported by berth"),
+            ),
+            k if k.starts_with("x-") => {}
+            "links" | "volumes_from" if self.implicit_dependency(name, svc, key, cycle) => {}
+            k if NETWORK_IDENTITY.contains(&k) => self.docker_only(
+                name,
+                path,
+                "native services use the host's network identity",
+            ),
+            k if CONTAINER_ONLY.contains(&k) => self.docker_only(
+                name,
+                path,
+                "a container setting with no equivalent for native services",
+            ),
+            _ => self.warn(name, path, format!("unknown service key `{key}`, ignored")),
+        }
+    }
+
+    /// Rejects the services `key` makes this one depend on that are
+    /// undefined or close a cycle; true when it rejected any.
+    fn implicit_dependency(
+        &mut self,
+        name: &str,
+        svc: &Service,
+        key: &str,
+        cycle: &[Edge],
+    ) -> bool {
+        let mut rejected = false;
+        for (dep, _) in svc.start_after().into_iter().filter(|(_, k)| *k == key) {
+            let path = format!("{name}.{key}");
+            if let Some(e) = cycle
+                .iter()
+                .find(|e| e.from == name && e.to == dep && e.key == key)
+            {
+                self.reject(name, path, format!("dependency cycle: {}", e.cycle));
+                rejected = true;
+            } else if self.file.services.get(&dep).is_none() {
+                self.reject(name, path, format!("service `{dep}` is not defined"));
+                rejected = true;
+            }
+        }
+        rejected
+    }
+
+    fn ports(&mut self, name: &str, svc: &Service) {
+        for (i, entry) in svc.ports.iter().enumerate() {
+            let path = format!("{name}.ports[{i}]");
+            let m = match entry.mapping() {
+                Ok(m) => m,
+                Err(e) => {
+                    self.reject(name, path, e);
+                    continue;
+                }
+            };
+            if self.native() && m.protocol == "sctp" {
+                self.reject(name, path, "the native runtime forwards tcp and udp only");
+                continue;
+            }
+            let to = match self.native() {
+                false => format!("container port {}", fmt_range(m.container)),
+                true => format!("the service's port {}", fmt_range(m.container)),
+            };
+            let why = match m.host {
+                Some(h) => format!(
+                    "the host side ({} requested) is assigned by berth's port allocator, which keeps the requested one when free; forwarded to {to}",
+                    fmt_range(h)
+                ),
+                None => format!("{to} is reached through a host port chosen by berth's port allocator"),
+            };
+            if matches!(entry, PortEntry::Long(l) if l.mode.as_deref() == Some("host")) {
+                self.warn(
+                    name,
+                    path.clone(),
+                    "`mode: host` is a swarm setting; ignored",
+                );
+            }
+            self.changed(name, path, why);
+        }
+    }
+
+    fn volumes(&mut self, name: &str, svc: &Service) {
+        for (i, entry) in svc.volumes.iter().enumerate() {
+            let path = format!("{name}.volumes[{i}]");
+            let mount = match entry.mount() {
+                Ok(m) => m,
+                Err(e) => {
+                    self.reject(name, path, e);
+                    continue;
+                }
+            };
+            match mount {
+                Mount::Bind { source, target } => {
+                    let s = source.trim_end_matches('/');
+                    if s.is_empty()
+                        || s.ends_with("docker.sock")
+                        || ["/proc", "/sys", "/dev", "/boot"]
+                            .iter()
+                            .any(|p| s == *p || s.starts_with(&format!("{p}/")))
+                    {
+                        self.reject(
+                            name,
+                            path,
+                            format!("binding `{source}` exposes the host to the service"),
+                        );
+                    } else if self.native() {
+                        self.changed(
+                            name,
+                            path,
+                            format!("`{source}` is moved under the project's state_path; a native service finds it there, not at `{target}`"),
+                        );
+                    } else {
+                        self.changed(
+                            name,
+                            path,
+                            format!("`{source}` is moved under the project's state_path and mounted at `{target}`"),
+                        );
+                    }
+                }
+                _ if self.native() => self.reject(
+                    name,
+                    path,
+                    "the native runtime supports bind mounts only (they are moved under state_path)",
+                ),
+                Mount::Named { name: vol, .. } => {
+                    if self.file.volumes.get(&vol).is_none() {
+                        self.reject(
+                            name,
+                            path,
+                            format!("volume `{vol}` is not declared under the top-level `volumes`"),
+                        );
+                    } else {
+                        self.changed(
+                            name,
+                            path,
+                            format!("volume `{vol}` is namespaced per project (`<namespace>_{vol}`)"),
+                        );
+                    }
+                }
+                Mount::Anonymous { .. } => self.changed(
+                    name,
+                    path,
+                    "the anonymous volume is created in the project's namespace",
+                ),
+                Mount::Tmpfs { .. } => self.ok(name, path),
+                Mount::Other { kind, .. } => {
+                    self.reject(name, path, format!("`{kind}` mounts are not supported"))
+                }
+            }
+        }
+    }
+
+    fn depends_on(&mut self, name: &str, svc: &Service, cycle: &[Edge]) {
+        for dep in svc.dependencies() {
+            let path = format!("{name}.depends_on.{}", dep.service);
+            if let Some(e) = cycle
+                .iter()
+                .find(|e| e.from == name && e.to == dep.service && e.key == "depends_on")
+            {
+                self.reject(name, path, format!("dependency cycle: {}", e.cycle));
+                continue;
+            }
+            let Some(target) = self.file.services.get(&dep.service) else {
+                if dep.required {
+                    self.reject(
+                        name,
+                        path,
+                        format!("depends on `{}`, which is not defined", dep.service),
+                    );
+                } else {
+                    self.warn(
+                        name,
+                        path,
+                        format!(
+                            "optional dependency `{}` is not defined; skipped",
+                            dep.service
+                        ),
+                    );
+                }
+                continue;
+            };
+            match dep.condition {
+                Err(c) => self.reject(
+                    name,
+                    path,
+                    format!("unknown condition `{c}` (service_started, service_healthy or service_completed_successfully)"),
+                ),
+                Ok(Condition::Healthy)
+                    if !target.healthcheck.as_ref().is_some_and(|h| h.enabled()) =>
+                {
+                    let why = format!(
+                        "`{}` has no healthcheck, so service_healthy can never be met",
+                        dep.service
+                    );
+                    if self.native() {
+                        self.reject(name, path, why);
+                    } else {
+                        self.warn(
+                            name,
+                            path.clone(),
+                            format!("`{}` defines no healthcheck; its image must", dep.service),
+                        );
+                        self.ok(name, path);
+                    }
+                }
+                Ok(_) => self.ok(name, path),
+            }
+        }
+    }
+
+    fn networks(&mut self, name: &str, svc: &Service) {
+        let Some(nets) = &svc.networks else { return };
+        for net in nets.names() {
+            let path = format!("{name}.networks.{net}");
+            if self.native() {
+                if net == "default" {
+                    self.ok(name, path);
+                } else {
+                    self.reject(
+                        name,
+                        path,
+                        "native services share the host's network; only `default` can be honoured",
+                    );
+                }
+            } else if net != "default" && self.file.networks.get(&net).is_none() {
+                self.reject(
+                    name,
+                    path,
+                    format!("network `{net}` is not declared under the top-level `networks`"),
+                );
+            } else {
+                self.changed(
+                    name,
+                    path,
+                    format!("network `{net}` is namespaced per project (`<namespace>_{net}`)"),
+                );
+            }
+        }
+    }
+
+    fn restart(&mut self, name: &str, path: String, policy: &str) {
+        let why = match policy.split_once(':') {
+            _ if policy == "no" => "autorestart off".to_owned(),
+            _ if policy == "always" || policy == "unless-stopped" => {
+                "autorestart on, unlimited restarts with berth's crash-loop backoff".to_owned()
+            }
+            _ if policy == "on-failure" => {
+                "autorestart after failing exits, unlimited restarts with berth's crash-loop backoff"
+                    .to_owned()
+            }
+            Some(("on-failure", n)) if n.parse::<u32>().is_ok() => {
+                format!("autorestart after failing exits, max_restarts {n}")
+            }
+            _ => {
+                self.reject(
+                    name,
+                    path,
+                    format!("unknown restart policy `{policy}` (no, always, on-failure[:N], unless-stopped)"),
+                );
+                return;
+            }
+        };
+        self.changed(
+            name,
+            path,
+            format!("mapped to berth's restart policy: {why}"),
+        );
+    }
+
+    fn replicas(&mut self, name: &str, path: String, value: &Node) {
+        match value {
+            Node::Int(0 | 1) => self.ok(name, path),
+            _ => self.reject(
+                name,
+                path,
+                "berth runs one instance per service (host ports are allocated per service)",
+            ),
+        }
+    }
+
+    fn deploy(&mut self, name: &str, value: &Node) {
+        let Node::Map(entries) = value else { return };
+        for (key, v) in entries {
+            let path = format!("{name}.deploy.{key}");
+            match key.as_str() {
+                "replicas" => self.replicas(name, path, v),
+                "resources" => {
+                    self.docker_only(name, path, "native services run without resource limits")
+                }
+                "restart_policy" => {
+                    let cond = v.get("condition").and_then(Node::as_str).unwrap_or("any");
+                    let max = v.get("max_attempts").map(Node::to_string);
+                    let why = match (cond, max) {
+                        ("none", _) => "autorestart off".to_owned(),
+                        (c, Some(m)) => format!("autorestart ({c}), max_restarts {m}"),
+                        (c, None) => format!("autorestart ({c}), unlimited restarts"),
+                    };
+                    self.changed(
+                        name,
+                        path,
+                        format!("mapped to berth's restart policy: {why}"),
+                    );
+                }
+                "mode" | "placement" | "update_config" | "rollback_config" | "endpoint_mode"
+                | "labels" => self.warn(
+                    name,
+                    path,
+                    format!("`deploy.{key}` is a swarm setting; ignored"),
+                ),
+                _ => self.warn(name, path, format!("unknown deploy key `{key}`, ignored")),
+            }
+        }
+    }
+}
+
+fn fmt_range((lo, hi): (u16, u16)) -> String {
+    if lo == hi {
+        lo.to_string()
+    } else {
+        format!("{lo}-{hi}")
+    }
+}
+
+/// Warns about `${VAR}` / `$VAR` references that have no default: they are
+/// left for the runtime to fill in, and an unset one becomes empty.
+/// `${VAR:-x}`, `${VAR-x}` and `${VAR:+x}` carry their own value; `$$`
+/// is a literal dollar.
+fn interpolation_warnings(r: &mut ValidationReport, svc: &str, path: &str, node: &Node) {
+    match node {
+        Node::Str(s) => {
+            let mut seen = BTreeSet::new();
+            for var in undefaulted_vars(s) {
+                if seen.insert(var.clone()) {
+                    r.warnings.push(note(
+                        svc,
+                        path,
+                        format!("`${{{var}}}` has no default: set it in the environment or as a secret, or it is empty"),
+                    ));
+                }
+            }
+        }
+        Node::Seq(items) => {
+            for (i, item) in items.iter().enumerate() {
+                interpolation_warnings(r, svc, &format!("{path}[{i}]"), item);
+            }
+        }
+        Node::Map(entries) => {
+            for (k, v) in entries {
+                interpolation_warnings(r, svc, &format!("{path}.{k}"), v);
+            }
+        }
+        _ => {}
+    }
+}
+
+pub(super) fn undefaulted_vars(s: &str) -> Vec<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    let is_name = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    while i < b.len() {
+        if b[i] != b'$' {
+            i += 1;
+            continue;
+        }
+        match b.get(i + 1) {
+            Some(b'$') => i += 2,
+            Some(b'{') => {
+                let start = i + 2;
+                let mut j = start;
+                while j < b.len() && is_name(b[j]) {
+                    j += 1;
+                }
+                let name = &s[start..j];
+                let defaulted = matches!(b.get(j), Some(b'-'))
+                    || s[j..].starts_with(":-")
+                    || s[j..].starts_with(":+")
+                    || matches!(b.get(j), Some(b'+'));
+                if !name.is_empty() && !defaulted {
+                    out.push(name.to_owned());
+                }
+                // Skip to the matching brace so nested defaults are not read as names.
+                let mut depth = 0usize;
+                let mut k = i + 1;
+                while k < b.len() {
+                    match b[k] {
+                        b'{' => depth += 1,
+                        b'}' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                break;
+                            }
+                        }
+                        _ => {}
+                    }
+                    k += 1;
+                }
+                i = if defaulted { j } else { k + 1 };
+            }
+            Some(&c) if c.is_ascii_alphabetic() || c == b'_' => {
+                let start = i + 1;
+                let mut j = start;
+                while j < b.len() && is_name(b[j]) {
+                    j += 1;
+                }
+                out.push(s[start..j].to_owned());
+                i = j;
+            }
+            _ => i += 1,
+        }
+    }
+    out
+}
