@@ -112,22 +112,17 @@ mod tests {
     fn round_trip_keeps_specs_and_running_flags() {
         let t = tempfile::tempdir().unwrap();
         let p = t.path().join("svc.json");
-        let mk = |name: &str, status| ServiceInfo {
-            id: 1,
-            spec: ServiceSpec {
-                name: name.into(),
-                cmd: vec!["sleep".into(), "9".into()],
-                ..Default::default()
-            },
-            status,
-            reason: String::new(),
-            pid: 0,
-            start_ticks: 0,
-            restart_count: 0,
-            unstable_restarts: 0,
-            last_started_at: 0.0,
-            last_exited_at: 0.0,
-            last_exit_code: 0,
+        let mk = |name: &str, status| {
+            ServiceInfo::fresh(
+                1,
+                ServiceSpec {
+                    name: name.into(),
+                    cmd: vec!["sleep".into(), "9".into()],
+                    ..Default::default()
+                },
+                status,
+                "",
+            )
         };
         let (path, n) = save(&p, &[mk("a", Status::Online), mk("b", Status::Stopped)]).unwrap();
         assert_eq!(n, 2);

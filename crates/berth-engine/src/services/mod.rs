@@ -140,6 +140,25 @@ pub struct ServiceInfo {
     pub last_exit_code: i32,
 }
 
+impl ServiceInfo {
+    /// A defined service with no process yet and no history.
+    pub fn fresh(id: u32, spec: ServiceSpec, status: Status, reason: impl Into<String>) -> Self {
+        Self {
+            id,
+            spec,
+            status,
+            reason: reason.into(),
+            pid: 0,
+            start_ticks: 0,
+            restart_count: 0,
+            unstable_restarts: 0,
+            last_started_at: 0.0,
+            last_exited_at: 0.0,
+            last_exit_code: 0,
+        }
+    }
+}
+
 /// Files and limits of the engine.
 #[derive(Debug, Clone)]
 pub struct ServicesConfig {
@@ -436,19 +455,7 @@ impl Services {
         }
         let id = persist::insert(&self.shared.store, &spec)?;
         self.shared.hub.register(id, &spec.name);
-        let info = ServiceInfo {
-            id,
-            spec,
-            status: Status::Stopped,
-            reason: "defined, not started yet".into(),
-            pid: 0,
-            start_ticks: 0,
-            restart_count: 0,
-            unstable_restarts: 0,
-            last_started_at: 0.0,
-            last_exited_at: 0.0,
-            last_exit_code: 0,
-        };
+        let info = ServiceInfo::fresh(id, spec, Status::Stopped, "defined, not started yet");
         self.spawn_task(info, Boot::Idle);
         let started = self
             .send(id, |reply| Cmd::Start {
@@ -613,19 +620,12 @@ impl Services {
                     if entry.spec.validate().is_ok() {
                         let id = persist::insert(&self.shared.store, &entry.spec)?;
                         self.shared.hub.register(id, &name);
-                        let info = ServiceInfo {
+                        let info = ServiceInfo::fresh(
                             id,
-                            spec: entry.spec,
-                            status: Status::Stopped,
-                            reason: "restored stopped from the dump".into(),
-                            pid: 0,
-                            start_ticks: 0,
-                            restart_count: 0,
-                            unstable_restarts: 0,
-                            last_started_at: 0.0,
-                            last_exited_at: 0.0,
-                            last_exit_code: 0,
-                        };
+                            entry.spec,
+                            Status::Stopped,
+                            "restored stopped from the dump",
+                        );
                         self.spawn_task(info, Boot::Idle);
                         self.shared.update(id, |_| {});
                         report.defined += 1;
