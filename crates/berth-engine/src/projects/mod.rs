@@ -1,10 +1,17 @@
-//! Compose projects. This first slice holds the Compose model, validation
-//! against what berth's runtimes can honour, and the start order.
+//! Compose projects (seed 000): the Compose model and its validation, the
+//! manifest, plans, host ports, and the orchestration of services in
+//! dependency order over a runtime (Docker or native).
 
 pub mod compose;
+pub mod engine;
+pub mod model;
+pub mod runtime;
 pub mod validate;
 
 pub use compose::{parse, ComposeFile, ParseError};
+pub use engine::{Projects, ProjectsConfig};
+pub use model::*;
+pub use runtime::{ProjectRuntime, RuntimeError, RuntimeErrorKind};
 pub use validate::{start_order, validate, FieldNote, OrderError, Runtime, ValidationReport};
 
 #[cfg(test)]
