@@ -19,3 +19,17 @@ pub mod daemon {
 
 pub mod envelope;
 pub mod remote;
+
+/// The project API (seed 000), package `berth.supervisor.v1`, generated
+/// from `proto/berth/supervisor/v1/supervisor.proto`. Messages only: the
+/// gRPC server and client are generated in the crates that serve and call
+/// it, so this crate stays free of tonic and tokio.
+pub mod supervisor {
+    #![allow(missing_docs, clippy::doc_lazy_continuation)]
+    include!(concat!(env!("OUT_DIR"), "/berth.supervisor.v1.rs"));
+
+    /// The encoded `FileDescriptorSet` of `supervisor.proto` (with source
+    /// comments), for gRPC server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/berth.supervisor.v1.fds.bin"));
+}
