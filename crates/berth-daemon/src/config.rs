@@ -31,6 +31,38 @@ pub struct DaemonConfig {
     pub sessions: SessionConfig,
     /// Outbound agent link to a remote-protocol relay, if configured.
     pub relay: Option<crate::remote_link::RelayLinkConfig>,
+    /// Project-API (gRPC) listeners: the scope's `project.sock`, plus
+    /// every `--listen-project`. vsock port 1024 is only bound when asked.
+    pub project_listen: Vec<ListenAddr>,
+    /// Which runtime runs projects that do not ask for one.
+    pub project_runtime: ProjectRuntimeChoice,
+}
+
+/// `--project-runtime`: the default runtime of projects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProjectRuntimeChoice {
+    /// Docker when a Docker Engine answers at start, else native.
+    #[default]
+    Auto,
+    /// Docker; the daemon does not start without a Docker Engine.
+    Docker,
+    /// Supervised host processes.
+    Native,
+}
+
+impl std::str::FromStr for ProjectRuntimeChoice {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "docker" => Ok(Self::Docker),
+            "native" => Ok(Self::Native),
+            _ => Err(format!(
+                "{s:?} is not a project runtime; use auto, docker or native"
+            )),
+        }
+    }
 }
 
 /// Default size at which a service log rotates: 10 MiB.
@@ -55,6 +87,7 @@ impl DaemonConfig {
                 ListenAddr::Unix(dirs::compat_socket(sc)),
             ],
             db_path: dirs::database(sc),
+            project_listen: vec![ListenAddr::Unix(dirs::project_socket(sc))],
             scope,
             reserve_bytes: DEFAULT_RESERVE_BYTES,
             dead_retention: Duration::from_secs(60),
@@ -64,6 +97,7 @@ impl DaemonConfig {
             service_log_keep: DEFAULT_SERVICE_LOG_KEEP,
             sessions: SessionConfig::default(),
             relay: None,
+            project_runtime: ProjectRuntimeChoice::Auto,
         })
     }
 
@@ -87,6 +121,21 @@ impl DaemonConfig {
                 keep: self.service_log_keep,
             },
             dump_path: dir.join(format!("{stem}.services.json")),
+        }
+    }
+
+    /// Project state (default state paths) lives beside the database, like
+    /// the service files: `<dir>/projects/`, or `<dir>/<stem>-projects/`
+    /// for a database not named `berth.db`, so scopes keep theirs apart.
+    pub fn projects_state_root(&self) -> PathBuf {
+        let dir = self
+            .db_path
+            .parent()
+            .map(|p| p.to_path_buf())
+            .unwrap_or_default();
+        match self.db_path.file_stem().and_then(|s| s.to_str()) {
+            Some("berth") | None => dir.join("projects"),
+            Some(stem) => dir.join(format!("{stem}-projects")),
         }
     }
 

@@ -6,12 +6,14 @@ pub mod addr;
 pub mod config;
 pub mod listen;
 pub mod process_api;
+pub mod project_api;
 pub mod relay;
 pub mod remote_link;
 pub mod state;
 pub mod tls;
 
-use config::DaemonConfig;
+use berth_engine::projects::{ProjectRuntime, Projects, ProjectsConfig, RuntimeKind};
+use config::{DaemonConfig, ProjectRuntimeChoice};
 use state::DaemonState;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -37,12 +39,27 @@ async fn serve(config: DaemonConfig) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let state = DaemonState::new(&config, store, services.clone())?;
 
+    // The project API is bound first: once the process API answers (what
+    // clients and `--detach` wait for), both sockets accept connections.
+    let mut project_listeners = Vec::new();
+    for addr in &config.project_listen {
+        if let addr::ListenAddr::Tcp(_) = addr {
+            return Err(format!(
+                "cannot listen on {addr}: the project API is served on unix:// and vsock:// only (it has no TLS or token auth)"
+            ));
+        }
+        let l = listen::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        tracing::info!(%addr, "project API listening");
+        project_listeners.push((addr.to_string(), l));
+    }
     let mut listeners = Vec::new();
     for addr in &config.listen {
         let l = listen::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         tracing::info!(%addr, "listening");
         listeners.push((addr.clone(), Arc::new(l)));
     }
+    let projects = open_projects(&config, state.store.clone(), services.clone()).await?;
+
     // Services: take back what a previous daemon left (re-adoption), then
     // optionally the last SAVE. Supervisors are tasks on this runtime.
     match services.recover() {
@@ -60,6 +77,17 @@ async fn serve(config: DaemonConfig) -> Result<(), String> {
             Err(e) => tracing::warn!("cannot resurrect services: {e}"),
         }
     }
+
+    // Projects after services: native projects are services.
+    if let Err(e) = projects.recover().await {
+        tracing::warn!("cannot recover projects: {e}");
+    }
+    let (project_stop, project_closing) = tokio::sync::watch::channel(false);
+    let mut project_server = tokio::spawn(project_api::serve(
+        project_listeners,
+        projects.clone(),
+        project_closing,
+    ));
 
     let mut accept_tasks = Vec::new();
     for (addr, l) in &listeners {
@@ -120,6 +148,23 @@ async fn serve(config: DaemonConfig) -> Result<(), String> {
     drop(accept_tasks);
     // Dropping the listeners removes our socket files.
     listeners.clear();
+    // The project API stops taking connections and lets in-flight calls
+    // finish (followed logs end at once), for at most the same grace.
+    project_stop.send_replace(true);
+    let grace = if stop.graceful {
+        stop.timeout
+    } else {
+        Duration::ZERO
+    };
+    match tokio::time::timeout(grace, &mut project_server).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => tracing::warn!("{e}"),
+        Ok(Err(e)) => tracing::warn!("project API task failed: {e}"),
+        Err(_) => {
+            project_server.abort();
+            let _ = project_server.await;
+        }
+    }
     state.close_connections();
     // A stopping daemon stops its services (like `pm2 kill`); a crashed one
     // leaves them running to be re-adopted.
@@ -144,6 +189,53 @@ async fn serve(config: DaemonConfig) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Opens the project engine with its runtimes. `auto` means Docker when an
+/// engine answers, else native; `docker` without one is a start error.
+async fn open_projects(
+    config: &DaemonConfig,
+    store: Arc<berth_engine::Store>,
+    services: Arc<berth_engine::services::Services>,
+) -> Result<Arc<Projects>, String> {
+    let docker = match config.project_runtime {
+        ProjectRuntimeChoice::Native => None,
+        ProjectRuntimeChoice::Auto | ProjectRuntimeChoice::Docker => connect_docker().await,
+    };
+    let default_runtime = match (config.project_runtime, &docker) {
+        (ProjectRuntimeChoice::Native, _) | (ProjectRuntimeChoice::Auto, None) => {
+            RuntimeKind::Native
+        }
+        (ProjectRuntimeChoice::Auto | ProjectRuntimeChoice::Docker, Some(_)) => RuntimeKind::Docker,
+        (ProjectRuntimeChoice::Docker, None) => {
+            return Err(
+                "--project-runtime docker: no Docker Engine answered (is dockerd running and its socket reachable?)"
+                    .into(),
+            )
+        }
+    };
+    tracing::info!(
+        default_runtime = default_runtime.as_str(),
+        docker = docker.is_some(),
+        "project runtimes"
+    );
+    Projects::open(
+        store,
+        services,
+        ProjectsConfig {
+            state_root: config.projects_state_root(),
+            default_runtime,
+            docker,
+        },
+    )
+    .map_err(|e| format!("cannot open the project engine: {e}"))
+}
+
+/// The Docker runtime of projects, when a Docker Engine answers.
+async fn connect_docker() -> Option<Arc<dyn ProjectRuntime>> {
+    // wired when projects::docker lands:
+    // berth_engine::projects::docker::DockerRuntime::connect().await
+    None
 }
 
 async fn wait_for_stop(state: &DaemonState) -> state::StopRequest {

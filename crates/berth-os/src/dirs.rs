@@ -61,6 +61,20 @@ pub fn daemon_socket(scope: Option<&str>) -> PathBuf {
     runtime_dir().join(socket_name(scope))
 }
 
+/// `project.sock`, or `project-<scope>.sock`: the project API (gRPC)
+/// socket, beside the process API's in the same private directory.
+pub fn project_socket_name(scope: Option<&str>) -> String {
+    match scope {
+        Some(s) if !s.is_empty() => format!("project-{s}.sock"),
+        _ => "project.sock".to_string(),
+    }
+}
+
+/// Default project-API socket of berth.
+pub fn project_socket(scope: Option<&str>) -> PathBuf {
+    runtime_dir().join(project_socket_name(scope))
+}
+
 /// The running-process compatible socket path.
 pub fn compat_socket(scope: Option<&str>) -> PathBuf {
     compat_runtime_dir().join(socket_name(scope))
@@ -101,5 +115,7 @@ mod tests {
         assert!(validate_scope("..").is_err());
         assert!(validate_scope("").is_err());
         assert_eq!(socket_name(Some("ci-1")), "daemon-ci-1.sock");
+        assert_eq!(project_socket_name(Some("ci-1")), "project-ci-1.sock");
+        assert_eq!(project_socket_name(None), "project.sock");
     }
 }

@@ -145,6 +145,15 @@ struct DaemonOpts {
     /// (replaces the default sockets).
     #[arg(long = "listen", value_name = "ADDR")]
     listen: Vec<ListenAddr>,
+    /// Also serve the project API (gRPC) here, repeatable: unix:///path or
+    /// vsock://CID:PORT (e.g. vsock://any:1024); project.sock in the
+    /// runtime directory is always served.
+    #[arg(long = "listen-project", value_name = "ADDR")]
+    listen_project: Vec<ListenAddr>,
+    /// Default runtime of projects: docker, native, or auto (docker when a
+    /// Docker Engine answers at start, else native).
+    #[arg(long, value_name = "RUNTIME", default_value = "auto")]
+    project_runtime: berth_daemon::config::ProjectRuntimeChoice,
     /// Database file (default: $XDG_STATE_HOME/berth/berth.db).
     #[arg(long)]
     db: Option<PathBuf>,
@@ -243,6 +252,10 @@ fn daemon(scope: Option<String>, socket: &std::path::Path, opts: DaemonOpts) -> 
     if let Some(db) = &opts.db {
         config.db_path = db.clone();
     }
+    config
+        .project_listen
+        .extend(opts.listen_project.iter().cloned());
+    config.project_runtime = opts.project_runtime;
     config.reserve_bytes = opts.reserve_mib << 20;
     config.dead_retention = Duration::from_secs(opts.dead_retention_secs);
     config.resurrect = opts.resurrect;

@@ -49,6 +49,10 @@ pub fn main() -> i32 {
     };
     if let Some(p) = socket_path {
         config.listen = vec![ListenAddr::Unix(p.into())];
+        // A daemon on a socket of its own is an extra instance beside the
+        // scope's usual one, whose project.sock it must not contend for;
+        // the running-process tools only speak the process API anyway.
+        config.project_listen.clear();
     }
     if let Some(p) = db_path {
         config.db_path = p.into();

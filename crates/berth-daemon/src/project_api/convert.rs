@@ -1,0 +1,285 @@
+//! Engine types ↔ `berth.supervisor.v1` messages. Pure functions: every
+//! spelling on the wire (states, protocols, timestamps) is decided here.
+
+use berth_engine::projects::{self as eng, FieldNote, RuntimeKind, ValidationReport};
+use berth_wire::supervisor as pb;
+use std::path::Path;
+
+/// Seconds since the epoch as ISO 8601 UTC with milliseconds
+/// (`2026-01-02T03:04:05.678Z`), the form berth's logs use.
+pub fn iso8601(epoch: f64) -> String {
+    let ms_total = (epoch * 1000.0).round() as i64;
+    let (secs, ms) = (ms_total.div_euclid(1000), ms_total.rem_euclid(1000));
+    let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z",
+        sod / 3600,
+        sod % 3600 / 60,
+        sod % 60
+    )
+}
+
+/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian
+/// (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// Counts and sizes are unsigned in the engine and `int32`/`int64` in the
+/// seed; saturate rather than wrap so a huge value never reads negative.
+fn i32_of(n: impl TryInto<i32>) -> i32 {
+    n.try_into().unwrap_or(i32::MAX)
+}
+
+fn path_str(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// A service's status.
+pub fn service(s: &eng::ServiceStatus) -> pb::ServiceStatus {
+    pb::ServiceStatus {
+        name: s.name.clone(),
+        status: s.state.as_str().into(),
+        container_id: s.container_id.clone(),
+        started_at: s.started_at.map(iso8601).unwrap_or_default(),
+        restart_count: i32_of(s.restart_count),
+        detail: s.detail.clone(),
+        health: s.health.clone(),
+    }
+}
+
+fn services(v: &[eng::ServiceStatus]) -> Vec<pb::ServiceStatus> {
+    v.iter().map(service).collect()
+}
+
+/// A host port mapping.
+pub fn port(p: &eng::PortMapping) -> pb::PortMapping {
+    pb::PortMapping {
+        service_name: p.service.clone(),
+        container_port: i32::from(p.container_port),
+        host_port: i32::from(p.host_port),
+        protocol: p.protocol.as_str().into(),
+        host_ip: p.host_ip.clone(),
+        requested: p.requested,
+    }
+}
+
+/// Host port mappings.
+pub fn ports(v: &[eng::PortMapping]) -> Vec<pb::PortMapping> {
+    v.iter().map(port).collect()
+}
+
+/// A `runtime` request field: "" means the daemon's default.
+pub fn runtime(field: &str, s: &str) -> Result<Option<RuntimeKind>, String> {
+    if s.is_empty() {
+        return Ok(None);
+    }
+    RuntimeKind::parse(s)
+        .map(Some)
+        .ok_or_else(|| format!("{field}: {s:?} is not a runtime; use \"docker\" or \"native\""))
+}
+
+/// EnsureProject's request; fails naming a malformed field.
+pub fn ensure_request(r: pb::EnsureProjectRequest) -> Result<eng::EnsureRequest, String> {
+    Ok(eng::EnsureRequest {
+        runtime: runtime("runtime", &r.runtime)?,
+        project_id: r.project_id,
+        app_id: r.app_id,
+        package_path: r.package_path.into(),
+        state_path: (!r.state_path.is_empty()).then(|| r.state_path.into()),
+        manifest: r.manifest,
+    })
+}
+
+/// EnsureProject's answer.
+pub fn ensured(e: eng::Ensured) -> pb::EnsureProjectResponse {
+    pb::EnsureProjectResponse {
+        project_id: e.project_id,
+        namespace: e.namespace,
+        created: e.created,
+        state_path: path_str(&e.state_path),
+        runtime: e.runtime.as_str().into(),
+    }
+}
+
+/// OpenProject's answer.
+pub fn opened(o: eng::Opened) -> pb::OpenProjectResponse {
+    pb::OpenProjectResponse {
+        project_id: o.project_id,
+        services: services(&o.services),
+        images_pulled: i32_of(o.images_pulled),
+        warnings: o.warnings,
+    }
+}
+
+/// One OpenProjectWithProgress event.
+pub fn progress(p: eng::Progress) -> pb::OpenProjectProgress {
+    use pb::open_project_progress::Event;
+    let event = match p {
+        eng::Progress::Image {
+            image,
+            status,
+            current,
+            total,
+        } => Event::Image(pb::ImageProgress {
+            image,
+            status,
+            current,
+            total,
+        }),
+        eng::Progress::Note(n) => Event::Note(n),
+    };
+    pb::OpenProjectProgress { event: Some(event) }
+}
+
+/// StartProject's answer.
+pub fn started(s: eng::Started) -> pb::StartProjectResponse {
+    pb::StartProjectResponse {
+        project_id: s.project_id,
+        services: services(&s.services),
+        ports: ports(&s.ports),
+    }
+}
+
+/// StopProject's answer.
+pub fn stopped(s: eng::Stopped) -> pb::StopProjectResponse {
+    pb::StopProjectResponse {
+        project_id: s.project_id,
+        services: services(&s.services),
+    }
+}
+
+/// DeleteProjectRuntime's answer.
+pub fn deleted(d: eng::Deleted) -> pb::DeleteProjectRuntimeResponse {
+    pb::DeleteProjectRuntimeResponse {
+        project_id: d.project_id,
+        resources_removed: d.resources_removed,
+    }
+}
+
+/// One ListProjects line.
+pub fn summary(s: eng::ProjectSummary) -> pb::ProjectSummary {
+    pb::ProjectSummary {
+        project_id: s.project_id,
+        app_id: s.app_id,
+        name: s.name,
+        status: s.status.as_str().into(),
+        service_count: i32_of(s.service_count),
+        port_count: i32_of(s.port_count),
+    }
+}
+
+/// GetProjectStatus's answer.
+pub fn status(s: eng::ProjectStatus) -> pb::GetProjectStatusResponse {
+    pb::GetProjectStatusResponse {
+        services: services(&s.services),
+        ports: ports(&s.ports),
+        project_id: s.project_id,
+        app_id: s.app_id,
+        name: s.name,
+        version: s.version,
+        status: s.status.as_str().into(),
+        state_size_bytes: i64::try_from(s.state_size_bytes).unwrap_or(i64::MAX),
+        snapshot_count: i32_of(s.snapshot_count),
+        autosave_enabled: s.autosave_enabled,
+        namespace: s.namespace,
+        runtime: s.runtime.as_str().into(),
+        open: s.open,
+        state_path: path_str(&s.state_path),
+        package_path: path_str(&s.package_path),
+    }
+}
+
+/// One log line.
+pub fn log_entry(e: eng::LogEntry) -> pb::LogEntry {
+    pb::LogEntry {
+        timestamp: iso8601(e.timestamp),
+        service_name: e.service,
+        stream: e.stream.as_str().into(),
+        line: e.line,
+    }
+}
+
+fn notes(v: Vec<FieldNote>) -> Vec<pb::FieldNote> {
+    v.into_iter()
+        .map(|n| pb::FieldNote {
+            service: n.service,
+            path: n.path,
+            reason: n.reason,
+        })
+        .collect()
+}
+
+/// ValidateCompose's report.
+pub fn report(r: ValidationReport) -> pb::ValidateComposeResponse {
+    pb::ValidateComposeResponse {
+        valid: r.valid,
+        services: r.services,
+        supported_fields: notes(r.supported_fields),
+        transformed_fields: notes(r.transformed_fields),
+        rejected_fields: notes(r.rejected_fields),
+        warnings: notes(r.warnings),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_iso8601_utc_with_millis() {
+        assert_eq!(iso8601(0.0), "1970-01-01T00:00:00.000Z");
+        // 2026-01-02T03:04:05.678Z
+        assert_eq!(iso8601(1_767_323_045.678), "2026-01-02T03:04:05.678Z");
+        // A leap day, and rounding that carries into the next second.
+        assert_eq!(iso8601(951_782_399.999_6), "2000-02-29T00:00:00.000Z");
+        assert_eq!(iso8601(-0.5), "1969-12-31T23:59:59.500Z");
+    }
+
+    #[test]
+    fn services_and_ports_use_the_seed_spellings() {
+        let s = service(&eng::ServiceStatus {
+            name: "web".into(),
+            state: eng::ServiceState::Running,
+            container_id: "abc".into(),
+            started_at: Some(1_767_323_045.678),
+            restart_count: 2,
+            detail: String::new(),
+            health: "healthy".into(),
+        });
+        assert_eq!(s.status, "running");
+        assert_eq!(s.started_at, "2026-01-02T03:04:05.678Z");
+        assert_eq!(s.restart_count, 2);
+        let p = port(&eng::PortMapping {
+            service: "db".into(),
+            container_port: 5432,
+            host_port: 15432,
+            protocol: eng::Protocol::Udp,
+            host_ip: "127.0.0.1".into(),
+            requested: false,
+        });
+        assert_eq!((p.protocol.as_str(), p.host_port), ("udp", 15432));
+    }
+
+    #[test]
+    fn runtime_names_the_field() {
+        assert_eq!(runtime("runtime", "").unwrap(), None);
+        assert_eq!(
+            runtime("runtime", "native").unwrap(),
+            Some(RuntimeKind::Native)
+        );
+        assert!(runtime("runtime", "podman")
+            .unwrap_err()
+            .starts_with("runtime: \"podman\""));
+    }
+}
