@@ -1,5 +1,8 @@
-//! A blocking client of berth's process API (the running-process protocol),
-//! for the CLI, tests and benchmarks.
+//! Clients of berth: a blocking client of the process API (the
+//! running-process protocol) here, and an async gRPC client of the project
+//! API in [`project`]; for the CLI, tests and benchmarks.
+
+pub mod project;
 
 use berth_wire::daemon::*;
 use berth_wire::envelope::PROTOCOL_VERSION;
