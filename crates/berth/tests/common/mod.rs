@@ -14,6 +14,8 @@ pub struct Daemon {
     pub child: Option<Child>,
     pub socket: PathBuf,
     pub compat: PathBuf,
+    /// The project API (gRPC) socket.
+    pub project_socket: PathBuf,
 }
 
 impl Daemon {
@@ -33,11 +35,20 @@ impl Daemon {
             .prefix("berth-t")
             .tempdir_in("/tmp")
             .unwrap();
-        let name = match extra.iter().position(|a| *a == "--scope") {
-            Some(i) => format!("daemon-{}.sock", extra[i + 1]),
+        let scope = extra
+            .iter()
+            .position(|a| *a == "--scope")
+            .map(|i| extra[i + 1]);
+        let name = match scope {
+            Some(s) => format!("daemon-{s}.sock"),
             None => "daemon.sock".to_string(),
         };
+        let project_name = match scope {
+            Some(s) => format!("project-{s}.sock"),
+            None => "project.sock".to_string(),
+        };
         Daemon {
+            project_socket: dir.path().join("run/berth").join(project_name),
             socket: dir.path().join("run/berth").join(&name),
             compat: dir.path().join("run/running-process").join(&name),
             dir,
