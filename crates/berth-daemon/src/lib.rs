@@ -41,13 +41,17 @@ async fn serve(config: DaemonConfig) -> Result<(), String> {
 
     // The project API is bound first: once the process API answers (what
     // clients and `--detach` wait for), both sockets accept connections.
-    let mut project_listeners = Vec::new();
-    for addr in &config.project_listen {
+    // Addresses are checked before anything is bound, so a bad one is
+    // reported as itself, not as a clash with a running daemon.
+    for addr in config.listen.iter().chain(&config.project_listen) {
         if let addr::ListenAddr::Tcp(_) = addr {
             return Err(format!(
-                "cannot listen on {addr}: the project API is served on unix:// and vsock:// only (it has no TLS or token auth)"
+                "cannot listen on {addr}: the process and project APIs are served on unix:// and vsock:// only (they have no TLS or token auth)"
             ));
         }
+    }
+    let mut project_listeners = Vec::new();
+    for addr in &config.project_listen {
         let l = listen::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         tracing::info!(%addr, "project API listening");
         project_listeners.push((addr.to_string(), l));
