@@ -404,3 +404,45 @@ pub async fn serve(
     }
     result.map_err(|e| format!("project API server failed: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_engine::projects::{LogEntry, LogStream};
+
+    fn entry(line: String) -> LogEntry {
+        LogEntry {
+            timestamp: 0.0,
+            service: "web".into(),
+            stream: LogStream::Stdout,
+            line,
+        }
+    }
+
+    #[test]
+    fn an_empty_tail_is_one_empty_message() {
+        assert_eq!(chunk_tail(Vec::new()), vec![Vec::new()]);
+    }
+
+    #[test]
+    fn a_large_tail_is_split_in_order_under_the_chunk_size() {
+        let tail: Vec<_> = (0..300)
+            .map(|i| entry(format!("{i:05}{}", "x".repeat(9_995))))
+            .collect();
+        let chunks = chunk_tail(tail);
+        assert!(chunks.len() >= 3, "{}", chunks.len());
+        let mut n = 0;
+        for c in &chunks {
+            let bytes: usize = c.iter().map(|e| e.line.len()).sum();
+            assert!(bytes <= LOG_CHUNK_BYTES);
+            for e in c {
+                assert!(e.line.starts_with(&format!("{n:05}")));
+                n += 1;
+            }
+        }
+        assert_eq!(n, 300);
+        // A single line larger than a chunk still goes out, alone.
+        let huge = chunk_tail(vec![entry("y".repeat(LOG_CHUNK_BYTES + 1))]);
+        assert_eq!(huge.len(), 1);
+    }
+}
