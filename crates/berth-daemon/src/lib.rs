@@ -238,7 +238,13 @@ async fn open_projects(
 /// The Docker runtime of projects, when a Docker Engine answers.
 async fn connect_docker() -> Option<Arc<dyn ProjectRuntime>> {
     // wired when projects::docker lands:
-    // berth_engine::projects::docker::DockerRuntime::connect().await
+    // match berth_engine::projects::docker::DockerRuntime::connect().await {
+    //     Ok(d) => Some(Arc::new(d)),
+    //     Err(e) => {
+    //         tracing::info!("no Docker Engine: {e}");
+    //         None
+    //     }
+    // }
     None
 }
 

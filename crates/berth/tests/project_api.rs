@@ -368,3 +368,29 @@ fn docker_runtime_without_a_docker_engine_refuses_to_start() {
         stderr(&out)
     );
 }
+
+#[test]
+fn vsock_project_listener_is_bound_only_when_asked() {
+    if !std::path::Path::new("/dev/vsock").exists() {
+        return eprintln!("skipped: no /dev/vsock on this machine");
+    }
+    let d = Daemon::start();
+    assert!(
+        !d.log().contains("project API listening addr=vsock"),
+        "{}",
+        d.log()
+    );
+    drop(d);
+    let port = 20_000 + (std::process::id() + 7) % 20_000;
+    let addr = format!("vsock://any:{port}");
+    let d = Daemon::start_with(&["--listen-project", &addr]);
+    assert!(
+        d.log().contains(&format!(
+            "project API listening addr=vsock://{}:{port}",
+            u32::MAX
+        )),
+        "{}",
+        d.log()
+    );
+    assert!(exists(&d.project_socket), "project.sock is served as well");
+}
