@@ -32,6 +32,11 @@ pub fn run(config: DaemonConfig) -> Result<(), String> {
 }
 
 async fn serve(config: DaemonConfig) -> Result<(), String> {
+    // Catch SIGTERM/SIGINT before any socket exists: one that arrives while
+    // the engines start (project recovery can take a while) then stops the
+    // daemon cleanly once it serves, instead of killing it with its socket
+    // files left behind.
+    let signals = StopSignals::install();
     let store = berth_engine::Store::open(&config.db_path, config.reserve_bytes)
         .map_err(|e| e.to_string())?;
     let store = Arc::new(store);
@@ -140,7 +145,7 @@ async fn serve(config: DaemonConfig) -> Result<(), String> {
         let released = berth_os::memory::page_out_own_code();
         tracing::debug!(released, "paged out start-up code");
     });
-    let stop = wait_for_stop(&state).await;
+    let stop = wait_for_stop(&state, signals).await;
     tracing::info!(graceful = stop.graceful, "stopping");
     for t in &accept_tasks {
         t.abort();
@@ -248,16 +253,29 @@ async fn connect_docker() -> Option<Arc<dyn ProjectRuntime>> {
     None
 }
 
-async fn wait_for_stop(state: &DaemonState) -> state::StopRequest {
-    use tokio::signal::unix::{signal, SignalKind};
+/// SIGTERM and SIGINT streams; `None` when they could not be installed
+/// (then only a SHUTDOWN request stops the daemon).
+struct StopSignals(Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>);
+
+impl StopSignals {
+    fn install() -> Self {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(term), Ok(int)) => Self(Some((term, int))),
+            _ => Self(None),
+        }
+    }
+}
+
+async fn wait_for_stop(state: &DaemonState, signals: StopSignals) -> state::StopRequest {
     let graceful = state::StopRequest {
         graceful: true,
         timeout: Duration::from_secs(5),
     };
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
+    let Some((mut term, mut int)) = signals.0 else {
         return state.stop_requested().await;
     };
     tokio::select! {
