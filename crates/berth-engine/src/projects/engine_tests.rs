@@ -195,7 +195,7 @@ fn ensure_is_idempotent_and_conflicts_elsewhere() {
         assert!(err.to_string().contains("package_path"), "{err}");
         let missing = e
             .projects
-            .ensure(req(&&e.root.join("nope")))
+            .ensure(req(&e.root.join("nope")))
             .await
             .unwrap_err();
         assert_eq!(missing.code(), "PATH_NOT_FOUND");
