@@ -950,7 +950,7 @@ mod unit_tests {
         let t = parse_rfc3339("2021-01-01T00:00:01.5+01:00").unwrap();
         assert!((t - (1_609_459_201.5 - 3600.0)).abs() < 1e-6);
         let t = parse_rfc3339("2026-11-21T16:50:00.123456789Z").unwrap();
-        assert!((t - 1_795_279_800.123_456_789).abs() < 1e-3, "{t}");
+        assert!((t - 1_795_279_800.123).abs() < 1e-3, "{t}");
         assert_eq!(parse_rfc3339("0001-01-01T00:00:00Z"), None);
         assert_eq!(parse_rfc3339("hello"), None);
     }

@@ -16,4 +16,6 @@ pub use runtime::{ProjectRuntime, RuntimeError, RuntimeErrorKind};
 pub use validate::{start_order, validate, FieldNote, OrderError, Runtime, ValidationReport};
 
 #[cfg(test)]
+mod docker_tests;
+#[cfg(test)]
 mod tests;
