@@ -81,6 +81,12 @@ impl DockerRuntime {
     /// settles the API version and pings it.
     pub async fn connect() -> Result<DockerRuntime, RuntimeError> {
         let socket = socket_path(std::env::var("DOCKER_HOST").ok().as_deref())?;
+        Self::connect_to(&socket).await
+    }
+
+    /// Connects to the engine listening on the unix socket at `socket`.
+    pub async fn connect_to(socket: &str) -> Result<DockerRuntime, RuntimeError> {
+        let socket = socket.to_string();
         let unavailable = |why: String| {
             RuntimeError::new(
                 RuntimeErrorKind::Unavailable,

@@ -101,6 +101,25 @@ fn http_get(port: u16) -> Option<String> {
 }
 
 #[tokio::test]
+async fn a_silent_socket_is_unavailable_within_the_ping_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("silent.sock");
+    // Accepts connections and never answers.
+    let listener = tokio::net::UnixListener::bind(&socket).unwrap();
+    let held = tokio::spawn(async move {
+        let mut conns = Vec::new();
+        while let Ok((conn, _)) = listener.accept().await {
+            conns.push(conn);
+        }
+    });
+    let path = socket.to_str().unwrap();
+    let err = DockerRuntime::connect_to(path).await.unwrap_err();
+    assert_eq!(err.kind, RuntimeErrorKind::Unavailable);
+    assert!(err.message.contains(path), "{}", err.message);
+    held.abort();
+}
+
+#[tokio::test]
 async fn prepare_reports_present_images_and_fails_to_pull_missing_ones() {
     let Some(rt) = runtime().await else { return };
     let state = tempfile::tempdir().unwrap();
@@ -125,14 +144,13 @@ async fn prepare_reports_present_images_and_fails_to_pull_missing_ones() {
         }]
     );
 
-    p.services[1].image = Some("berth-test/does-not-exist:1".into());
+    // A registry on a closed loopback port: the pull fails here without
+    // the engine reaching for any outside registry.
+    let missing = "127.0.0.1:9/berth-test/does-not-exist:1";
+    p.services[1].image = Some(missing.into());
     let err = rt.prepare(&p, &|_| {}).await.unwrap_err();
     assert_eq!(err.kind, RuntimeErrorKind::ImagePull, "{err}");
-    assert!(
-        err.message.contains("berth-test/does-not-exist:1"),
-        "{}",
-        err.message
-    );
+    assert!(err.message.contains(missing), "{}", err.message);
 }
 
 #[tokio::test]
