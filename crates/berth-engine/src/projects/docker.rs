@@ -526,14 +526,16 @@ impl ProjectRuntime for DockerRuntime {
         };
         let state = info.state.unwrap_or_default();
         let running = state.running.unwrap_or(false);
+        let started_at = state.started_at.as_deref().and_then(parse_rfc3339);
         Ok(Some(Observed {
             running,
-            exit_code: if running {
+            // A container that never ran has no exit code, only Docker's 0.
+            exit_code: if running || started_at.is_none() {
                 None
             } else {
                 state.exit_code.and_then(|c| i32::try_from(c).ok())
             },
-            started_at: state.started_at.as_deref().and_then(parse_rfc3339),
+            started_at,
             restart_count: info
                 .restart_count
                 .and_then(|c| u32::try_from(c).ok())
@@ -989,6 +991,32 @@ mod unit_tests {
         assert_eq!(entries[0].line, "oops");
         assert_eq!(entries[0].timestamp, 1_609_459_200.25);
         assert_eq!(entries[1].line, "again");
+    }
+
+    #[tokio::test]
+    async fn follow_skips_what_the_tail_already_gave() {
+        let frame = |ts: &str, line: &str| {
+            Ok(LogOutput::StdOut {
+                message: format!("{ts} {line}\n").into(),
+            })
+        };
+        let items = vec![
+            frame("2021-01-01T00:00:00Z", "older"),
+            frame("2021-01-01T00:00:01Z", "in-tail"),
+            frame("2021-01-01T00:00:01Z", "same-time-new"),
+            frame("2021-01-01T00:00:02Z", "new"),
+        ];
+        let cutoff = Cutoff {
+            at: 1_609_459_201.0,
+            seen: vec![(LogStream::Stdout, "in-tail".into())],
+        };
+        let (tx, mut rx) = mpsc::channel(8);
+        forward_logs("web".into(), futures_util::stream::iter(items), cutoff, tx).await;
+        let mut lines = Vec::new();
+        while let Some(e) = rx.recv().await {
+            lines.push(e.line);
+        }
+        assert_eq!(lines, ["same-time-new", "new"]);
     }
 
     #[test]

@@ -363,3 +363,41 @@ async fn a_taken_host_port_is_port_taken() {
     drop(holder);
     rt.remove(&p).await.unwrap();
 }
+
+#[tokio::test]
+async fn settings_reach_the_container_and_on_failure_restarts_it() {
+    let Some(rt) = runtime().await else { return };
+    let state = tempfile::tempdir().unwrap();
+    let mut p = plan("dt-settings", state.path());
+    let _ = rt.remove(&p).await;
+    let mut job = service(
+        &p,
+        "job",
+        &["echo \"$GREETING in $(pwd) as $(id -u)\"; exit 3"],
+    );
+    job.entrypoint = Some(vec!["/bin/sh".into(), "-c".into()]);
+    job.env.insert("GREETING".into(), "hello".into());
+    job.working_dir = Some("/tmp".into());
+    job.user = Some("0".into());
+    job.restart = RestartPolicy::OnFailure(2);
+    p.services = vec![job.clone()];
+    rt.create_resources(&p).await.unwrap();
+    rt.start(&p, &job).await.unwrap();
+
+    // Two restarts, then it stays down with the job's own exit code.
+    let mut last = None;
+    let settled = eventually(Duration::from_secs(20), async || {
+        last = rt.inspect(&p, "job").await.unwrap();
+        last.as_ref()
+            .is_some_and(|o| !o.running && o.restart_count == 2 && o.exit_code == Some(3))
+    })
+    .await;
+    assert!(settled, "{last:?}");
+    let (lines, _) = rt.logs(&p, &["job".to_string()], 100, false).await.unwrap();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(
+        lines.iter().all(|e| e.line == "hello in /tmp as 0"),
+        "{lines:?}"
+    );
+    rt.remove(&p).await.unwrap();
+}
