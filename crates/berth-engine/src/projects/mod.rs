@@ -3,6 +3,7 @@
 //! dependency order over a runtime (Docker or native).
 
 pub mod compose;
+pub mod docker;
 pub mod engine;
 pub mod forward;
 pub mod manifest;
@@ -21,6 +22,8 @@ pub use model::*;
 pub use runtime::{ProjectRuntime, RuntimeError, RuntimeErrorKind};
 pub use validate::{start_order, validate, FieldNote, OrderError, Runtime, ValidationReport};
 
+#[cfg(test)]
+mod docker_tests;
 #[cfg(test)]
 mod engine_tests;
 #[cfg(test)]
