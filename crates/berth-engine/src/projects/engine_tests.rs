@@ -140,15 +140,30 @@ fn chain_starts_in_order_with_health_and_completion() {
         let st = e.projects.status("chain").await.unwrap();
         assert_eq!(st.status, ProjectState::Running);
         assert_eq!(st.version, "1.0");
-        // Logs: tail of every service, with streams.
-        let feed = e.projects.logs("chain", None, None, false).await.unwrap();
-        let lines: Vec<_> = feed
-            .tail
-            .iter()
-            .map(|l| (l.service.as_str(), l.line.as_str()))
-            .collect();
-        for want in [("db", "db up"), ("api", "api sees migration")] {
-            assert!(lines.contains(&want), "{want:?} not in {lines:?}");
+        // Logs: the tail of every service (api may not have printed yet
+        // when the start returns).
+        let want = [("db", "db up"), ("api", "api sees migration")];
+        let mut lines = Vec::new();
+        for _ in 0..200 {
+            let feed = e.projects.logs("chain", None, None, false).await.unwrap();
+            lines = feed
+                .tail
+                .iter()
+                .map(|l| (l.service.clone(), l.line.clone()))
+                .collect();
+            if want
+                .iter()
+                .all(|(s, l)| lines.contains(&(s.to_string(), l.to_string())))
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        for (s, l) in want {
+            assert!(
+                lines.contains(&(s.to_string(), l.to_string())),
+                "{s}: {l:?} not in {lines:?}"
+            );
         }
         // A second start is refused; stop, then stop again is NOT_RUNNING.
         assert_eq!(
