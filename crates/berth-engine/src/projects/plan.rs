@@ -77,10 +77,99 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(total))
 }
 
-fn argv(c: &Command) -> Vec<String> {
+/// Compose interpolation: `$$` is a literal `$`; `${NAME}`, `$NAME`,
+/// `${NAME:-default}` / `${NAME-default}` (default when unset, or also
+/// when empty with `:`), `${NAME:?msg}` / `${NAME?msg}` (empty here; the
+/// validation report warned). Values come from `vars`: the project's
+/// `.env` file and the secrets given at start.
+pub fn interpolate(s: &str, vars: &BTreeMap<String, String>) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(r) = after.strip_prefix('$') {
+            out.push('$');
+            rest = r;
+        } else if let Some(r) = after.strip_prefix('{') {
+            let Some(end) = r.find('}') else {
+                out.push_str(&rest[i..]);
+                return out;
+            };
+            let body = &r[..end];
+            let name_len = body
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(body.len());
+            let (name, op) = body.split_at(name_len);
+            let val = vars.get(name);
+            let value = if let Some(d) = op.strip_prefix(":-") {
+                val.filter(|v| !v.is_empty())
+                    .cloned()
+                    .unwrap_or_else(|| interpolate(d, vars))
+            } else if let Some(d) = op.strip_prefix('-') {
+                val.cloned().unwrap_or_else(|| interpolate(d, vars))
+            } else if let Some(alt) = op.strip_prefix(":+") {
+                match val.filter(|v| !v.is_empty()) {
+                    Some(_) => interpolate(alt, vars),
+                    None => String::new(),
+                }
+            } else {
+                val.cloned().unwrap_or_default()
+            };
+            out.push_str(&value);
+            rest = &r[end + 1..];
+        } else {
+            let n = after
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(after.len());
+            if n == 0 {
+                out.push('$');
+            } else {
+                out.push_str(vars.get(&after[..n]).map_or("", String::as_str));
+            }
+            rest = &after[n..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Variables for interpolation: the project's `.env`, then the secrets.
+fn interpolation_vars(
+    project_dir: &Path,
+    secrets: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut vars = BTreeMap::new();
+    if let Ok(text) = std::fs::read_to_string(project_dir.join(".env")) {
+        parse_env_lines(&text, &mut vars);
+    }
+    vars.extend(secrets.iter().map(|(k, v)| (k.clone(), v.clone())));
+    vars
+}
+
+fn parse_env_lines(text: &str, out: &mut BTreeMap<String, String>) {
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        if let Some((k, v)) = line.split_once('=') {
+            let v = v.trim();
+            let v = v
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .or_else(|| v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+                .unwrap_or(v);
+            out.insert(k.trim().to_owned(), v.to_owned());
+        }
+    }
+}
+
+fn argv(c: &Command, vars: &BTreeMap<String, String>) -> Vec<String> {
     match c {
-        Command::Shell(s) => vec!["/bin/sh".into(), "-c".into(), s.clone()],
-        Command::Exec(v) => v.clone(),
+        Command::Shell(s) => vec!["/bin/sh".into(), "-c".into(), interpolate(s, vars)],
+        Command::Exec(v) => v.iter().map(|a| interpolate(a, vars)).collect(),
     }
 }
 
@@ -255,22 +344,7 @@ fn env_files(
                 )))
             }
         };
-        for line in text.lines() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let line = line.strip_prefix("export ").unwrap_or(line);
-            if let Some((k, v)) = line.split_once('=') {
-                let v = v.trim();
-                let v = v
-                    .strip_prefix('"')
-                    .and_then(|v| v.strip_suffix('"'))
-                    .or_else(|| v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
-                    .unwrap_or(v);
-                out.insert(k.trim().to_owned(), v.to_owned());
-            }
-        }
+        parse_env_lines(&text, out);
     }
     Ok(())
 }
@@ -345,6 +419,7 @@ pub fn build(input: &PlanInput<'_>) -> Result<Plan, ProjectError> {
             networks.push(n);
         }
     }
+    let vars = interpolation_vars(input.project_dir, input.secrets);
     let empty = Node::Null;
     let services_node = input.tree.get("services").unwrap_or(&empty);
     let mut services = Vec::new();
@@ -356,18 +431,22 @@ pub fn build(input: &PlanInput<'_>) -> Result<Plan, ProjectError> {
         let mut env = BTreeMap::new();
         env_files(node, input.project_dir, name, &mut env)?;
         environment(&svc.environment, &mut env, input.secrets);
+        for v in env.values_mut() {
+            *v = interpolate(v, &vars);
+        }
         for (k, v) in input.secrets {
             env.insert(k.clone(), v.clone());
         }
         let healthcheck = match &svc.healthcheck {
             Some(h) if h.enabled() => match &h.test {
                 Some(test) => {
+                    let i = |s: &str| interpolate(s, &vars);
                     let probe = match test {
-                        Command::Shell(s) => Probe::Shell(s.clone()),
+                        Command::Shell(s) => Probe::Shell(i(s)),
                         Command::Exec(v) => match v.first().map(String::as_str) {
-                            Some("CMD-SHELL") => Probe::Shell(v[1..].join(" ")),
-                            Some("CMD") => Probe::Exec(v[1..].to_vec()),
-                            _ => Probe::Exec(v.clone()),
+                            Some("CMD-SHELL") => Probe::Shell(i(&v[1..].join(" "))),
+                            Some("CMD") => Probe::Exec(v[1..].iter().map(|a| i(a)).collect()),
+                            _ => Probe::Exec(v.iter().map(|a| i(a)).collect()),
                         },
                     };
                     let hnode = node.get("healthcheck").unwrap_or(&empty);
@@ -432,8 +511,8 @@ pub fn build(input: &PlanInput<'_>) -> Result<Plan, ProjectError> {
         services.push(PlannedService {
             name: name.clone(),
             image: if docker { svc.image.clone() } else { None },
-            entrypoint: svc.entrypoint.as_ref().map(argv),
-            command: svc.command.as_ref().map(argv),
+            entrypoint: svc.entrypoint.as_ref().map(|c| argv(c, &vars)),
+            command: svc.command.as_ref().map(|c| argv(c, &vars)),
             working_dir,
             env,
             ports: input
@@ -493,6 +572,22 @@ mod tests {
         assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("10x").is_err());
+    }
+
+    #[test]
+    fn interpolation_follows_compose() {
+        let vars = BTreeMap::from([
+            ("A".to_string(), "1".to_string()),
+            ("E".to_string(), String::new()),
+        ]);
+        let i = |s: &str| interpolate(s, &vars);
+        assert_eq!(i("x$A-${A}"), "x1-1");
+        assert_eq!(i("$$A costs $$5"), "$A costs $5");
+        assert_eq!(i("${B:-two}|${E:-d}|${E-d}|${B-d}"), "two|d||d");
+        assert_eq!(i("${A:+set}${B:+no}"), "set");
+        assert_eq!(i("${MISSING}.${MISSING:?required}"), ".");
+        assert_eq!(i("end$"), "end$");
+        assert_eq!(i("${unterminated"), "${unterminated");
     }
 
     #[test]
