@@ -79,6 +79,7 @@ fn spec_of(c: &ServiceConfig) -> ServiceSpec {
         restart_delay_ms: c.restart_delay_ms,
         kill_timeout_ms: c.kill_timeout_ms,
         min_uptime_ms: c.min_uptime_ms,
+        outlive_daemon: false,
     }
 }
 

@@ -1,14 +1,25 @@
-//! The project engine: registry of projects, their plans, ports and the
-//! orchestration of start and stop over a [`ProjectRuntime`].
+//! The project engine: registry of projects, their plans and ports, and
+//! the lifecycle operations of seed 000 over a [`ProjectRuntime`].
+//!
+//! Each project has a slot with an async lock, so operations on one
+//! project run one at a time while other projects are served. Persistent
+//! facts (registration, status, ports) are in SQLite; the plan of an open
+//! project is in memory and rebuilt by [`Projects::recover`] for projects
+//! that were running when the daemon stopped.
 
+use super::manifest::{Manifest, MANIFEST_FILE};
 use super::model::*;
-use super::runtime::{ProgressFn, ProjectRuntime};
-use super::ValidationReport;
+use super::native::NativeRuntime;
+use super::orchestrate;
+use super::persist::{self, ProjectRow};
+use super::plan::{self, PlanInput};
+use super::runtime::{Plan, ProgressFn, ProjectRuntime, RuntimeErrorKind};
+use super::{ComposeFile, ValidationReport};
 use crate::services::Services;
 use crate::store::Store;
-use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Files and choices of the engine.
@@ -26,12 +37,99 @@ pub struct ProjectsConfig {
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(30);
 /// GetProjectLogs's default tail.
 pub const DEFAULT_TAIL_LINES: usize = 100;
+/// Log lines returned with START_FAILED.
+const FAILURE_LOG_LINES: usize = 20;
+/// Grace given to services stopped by a failed start's rollback.
+const ROLLBACK_GRACE: Duration = Duration::from_secs(10);
+
+/// A project loaded into memory by OpenProject.
+struct Open {
+    plan: Plan,
+    rt: Arc<dyn ProjectRuntime>,
+    manifest: Manifest,
+    /// Health by service, as last probed.
+    health: Arc<Mutex<BTreeMap<String, String>>>,
+    /// Services being started or stopped right now.
+    transient: Arc<Mutex<BTreeMap<String, ServiceState>>>,
+}
+
+#[derive(Default)]
+struct Slot {
+    op: tokio::sync::Mutex<()>,
+    open: Mutex<Option<Arc<Open>>>,
+}
+
+impl Slot {
+    fn open(&self) -> Option<Arc<Open>> {
+        self.open.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+    fn set_open(&self, o: Option<Arc<Open>>) {
+        *self.open.lock().unwrap_or_else(|p| p.into_inner()) = o;
+    }
+}
 
 /// The project engine.
 pub struct Projects {
     store: Arc<Store>,
-    services: Arc<Services>,
     cfg: ProjectsConfig,
+    native: Arc<dyn ProjectRuntime>,
+    slots: Mutex<HashMap<String, Arc<Slot>>>,
+}
+
+fn not_found(id: &str) -> ProjectError {
+    ProjectError::NotFound(format!(
+        "no project has the id {id:?} (EnsureProject registers one)"
+    ))
+}
+
+fn load_compose(
+    manifest: &Manifest,
+    dir: &Path,
+) -> Result<(PathBuf, Vec<u8>, ComposeFile, super::compose::Node), ProjectError> {
+    let path = manifest.compose_path(dir)?;
+    let bytes = std::fs::read(&path)
+        .map_err(|e| ProjectError::PathNotFound(format!("cannot read {}: {e}", path.display())))?;
+    let (file, tree) = super::parse(&bytes).map_err(|e| {
+        ProjectError::InvalidManifest(format!(
+            "{} is not a valid Compose file: {e}",
+            path.display()
+        ))
+    })?;
+    Ok((path, bytes, file, tree))
+}
+
+/// The report's rejections as one message.
+fn rejection(path: &Path, runtime: RuntimeKind, r: &ValidationReport) -> ProjectError {
+    let items: Vec<String> = r
+        .rejected_fields
+        .iter()
+        .map(|n| {
+            if n.path.is_empty() {
+                n.reason.clone()
+            } else {
+                format!("{}: {}", n.path, n.reason)
+            }
+        })
+        .collect();
+    ProjectError::InvalidManifest(format!(
+        "{} cannot run on the {} runtime: {}",
+        path.display(),
+        runtime.as_str(),
+        items.join("; ")
+    ))
+}
+
+fn dir_size(p: &Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(p) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_size(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map(|m| m.len()).unwrap_or(0),
+            _ => 0,
+        })
+        .sum()
 }
 
 impl Projects {
@@ -43,32 +141,290 @@ impl Projects {
     ) -> Result<Arc<Self>, ProjectError> {
         Ok(Arc::new(Self {
             store,
-            services,
             cfg,
+            native: Arc::new(NativeRuntime::new(services)),
+            slots: Mutex::new(HashMap::new()),
         }))
     }
 
+    fn slot(&self, id: &str) -> Arc<Slot> {
+        self.slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(id.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    fn runtime(&self, kind: RuntimeKind) -> Result<Arc<dyn ProjectRuntime>, ProjectError> {
+        match kind {
+            RuntimeKind::Native => Ok(self.native.clone()),
+            RuntimeKind::Docker => self.cfg.docker.clone().ok_or_else(|| {
+                ProjectError::Unavailable(
+                    "this project runs on Docker, and no Docker Engine answered when the daemon started (set DOCKER_HOST or start dockerd, then restart berth)".into(),
+                )
+            }),
+        }
+    }
+
+    fn row(&self, id: &str) -> Result<ProjectRow, ProjectError> {
+        persist::get(&self.store, id)?.ok_or_else(|| not_found(id))
+    }
+
     /// Finds the projects a previous daemon left running and takes them
-    /// back (reopened, ports forwarded again, nothing duplicated).
-    pub async fn recover(&self) -> Result<(), ProjectError> {
-        let _ = (&self.store, &self.services, &self.cfg);
-        Err(ProjectError::Internal("not built yet".into()))
+    /// back: reopened, host ports served again, nothing started twice.
+    /// Returns the ids taken back.
+    pub async fn recover(&self) -> Result<Vec<String>, ProjectError> {
+        let mut back = Vec::new();
+        for row in persist::all(&self.store)? {
+            if row.status == ProjectState::Stopped {
+                continue;
+            }
+            let slot = self.slot(&row.id);
+            let _g = slot.op.lock().await;
+            let open = match self.load(&row, false).await {
+                Ok(o) => o,
+                Err(e) => {
+                    tracing::warn!(project = %row.id, "cannot reopen project: {e}");
+                    continue;
+                }
+            };
+            let mut running = 0;
+            for svc in &open.plan.services {
+                match open.rt.reattach(&open.plan, svc).await {
+                    Ok(true) => running += 1,
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(project = %row.id, service = %svc.name, "{e}"),
+                }
+            }
+            let status = if running > 0 {
+                ProjectState::Running
+            } else {
+                ProjectState::Stopped
+            };
+            persist::set_status(&self.store, &row.id, status, &row.detail, None)?;
+            slot.set_open(Some(Arc::new(open)));
+            back.push(row.id.clone());
+        }
+        Ok(back)
     }
 
     /// EnsureProject.
     pub async fn ensure(&self, req: EnsureRequest) -> Result<Ensured, ProjectError> {
-        let _ = req;
-        Err(ProjectError::Internal("not built yet".into()))
+        plan::check_project_id(&req.project_id)?;
+        let pkg = &req.package_path;
+        if pkg.as_os_str().is_empty() {
+            return Err(ProjectError::InvalidArgument(
+                "package_path must name the project directory".into(),
+            ));
+        }
+        let pkg = std::fs::canonicalize(pkg)
+            .ok()
+            .filter(|p| p.is_dir())
+            .ok_or_else(|| {
+                ProjectError::PathNotFound(format!(
+                    "package_path {} is not an existing directory",
+                    pkg.display()
+                ))
+            })?;
+        let manifest_bytes = if req.manifest.is_empty() {
+            let f = pkg.join(MANIFEST_FILE);
+            std::fs::read(&f).map_err(|e| {
+                ProjectError::PathNotFound(format!(
+                    "no manifest in the request and none at {}: {e}",
+                    f.display()
+                ))
+            })?
+        } else {
+            req.manifest.clone()
+        };
+        let manifest = Manifest::parse(&manifest_bytes)?;
+        if !req.app_id.is_empty() && req.app_id != manifest.app_id {
+            return Err(ProjectError::InvalidManifest(format!(
+                "app_id {:?} in the request differs from the manifest's {:?}",
+                req.app_id, manifest.app_id
+            )));
+        }
+        let runtime = req.runtime.unwrap_or(self.cfg.default_runtime);
+        self.runtime(runtime)?;
+        let (path, bytes, _, _) = load_compose(&manifest, &pkg)?;
+        let report = super::validate(&bytes, runtime.validation());
+        if !report.valid {
+            return Err(rejection(&path, runtime, &report));
+        }
+        let state_path = match &req.state_path {
+            Some(p) if !p.as_os_str().is_empty() => {
+                if !p.is_absolute() {
+                    return Err(ProjectError::InvalidArgument(format!(
+                        "state_path {} must be absolute",
+                        p.display()
+                    )));
+                }
+                p.clone()
+            }
+            _ => self.cfg.state_root.join(&req.project_id),
+        };
+        let slot = self.slot(&req.project_id);
+        let _g = slot.op.lock().await;
+        let namespace = plan::namespace(&req.project_id);
+        if let Some(row) = persist::get(&self.store, &req.project_id)? {
+            let mut diff = Vec::new();
+            if row.package_path != pkg {
+                diff.push(format!("package_path {}", row.package_path.display()));
+            }
+            if row.app_id != manifest.app_id {
+                diff.push(format!("app_id {}", row.app_id));
+            }
+            if req
+                .state_path
+                .as_ref()
+                .is_some_and(|p| !p.as_os_str().is_empty())
+                && row.state_path != state_path
+            {
+                diff.push(format!("state_path {}", row.state_path.display()));
+            }
+            if req.runtime.is_some_and(|r| r != row.runtime) {
+                diff.push(format!("runtime {}", row.runtime.as_str()));
+            }
+            if !diff.is_empty() {
+                return Err(ProjectError::Conflict(format!(
+                    "project {:?} is already registered with {}; delete it or use another id",
+                    req.project_id,
+                    diff.join(", ")
+                )));
+            }
+            let mut row = row;
+            row.manifest = manifest.to_json();
+            persist::put(&self.store, &row)?;
+            return Ok(Ensured {
+                project_id: row.id,
+                namespace: row.namespace,
+                created: false,
+                state_path: row.state_path,
+                runtime: row.runtime,
+            });
+        }
+        berth_os::fsutil::ensure_private_dir(&state_path).map_err(|e| {
+            ProjectError::PathNotFound(format!(
+                "cannot create state_path {}: {e}",
+                state_path.display()
+            ))
+        })?;
+        let row = ProjectRow {
+            id: req.project_id.clone(),
+            app_id: manifest.app_id.clone(),
+            package_path: pkg,
+            state_path: state_path.clone(),
+            namespace: namespace.clone(),
+            runtime,
+            manifest: manifest.to_json(),
+            status: ProjectState::Stopped,
+            detail: String::new(),
+            autosave: false,
+            created_at: berth_os::proc::now_epoch(),
+            started_at: 0.0,
+        };
+        persist::put(&self.store, &row)?;
+        Ok(Ensured {
+            project_id: row.id,
+            namespace,
+            created: true,
+            state_path,
+            runtime,
+        })
     }
 
-    /// OpenProject.
+    /// Validates, allocates ports and plans `row` (no runtime calls).
+    async fn load(&self, row: &ProjectRow, check_free: bool) -> Result<Open, ProjectError> {
+        let manifest = Manifest::parse(row.manifest.as_bytes())?;
+        let (path, bytes, file, tree) = load_compose(&manifest, &row.package_path)?;
+        let report = super::validate(&bytes, row.runtime.validation());
+        if !report.valid {
+            return Err(rejection(&path, row.runtime, &report));
+        }
+        let rt = self.runtime(row.runtime)?;
+        let wanted = plan::wanted_ports(&file)?;
+        let previous = persist::ports(&self.store, &row.id)?;
+        let others = persist::ports_of_others(&self.store, &row.id)?;
+        let ports = super::ports::allocate(
+            &wanted,
+            &previous,
+            &others,
+            check_free,
+            row.runtime == RuntimeKind::Native,
+        )?;
+        if ports != previous {
+            persist::set_ports(&self.store, &row.id, &ports)?;
+        }
+        let plan = plan::build(&PlanInput {
+            project_id: &row.id,
+            file: &file,
+            tree: &tree,
+            project_dir: &row.package_path,
+            state_path: &row.state_path,
+            runtime: row.runtime,
+            ports: &ports,
+            secrets: &BTreeMap::new(),
+        })?;
+        Ok(Open {
+            plan,
+            rt,
+            manifest,
+            health: Default::default(),
+            transient: Default::default(),
+        })
+    }
+
+    /// OpenProject: plans the project and makes its images available.
     pub async fn open_project(
         &self,
         project_id: &str,
         progress: &ProgressFn,
     ) -> Result<Opened, ProjectError> {
-        let _ = (project_id, progress);
-        Err(ProjectError::Internal("not built yet".into()))
+        let row = self.row(project_id)?;
+        let slot = self.slot(project_id);
+        let _g = slot.op.lock().await;
+        if slot.open().is_some() {
+            return Err(ProjectError::AlreadyOpen(format!(
+                "project {project_id:?} is already open; StartProject starts it, DeleteProjectRuntime closes it"
+            )));
+        }
+        let open = self.load(&row, false).await?;
+        let manifest = Manifest::parse(row.manifest.as_bytes())?;
+        let (_, bytes, _, _) = load_compose(&manifest, &row.package_path)?;
+        let report = super::validate(&bytes, row.runtime.validation());
+        let mut warnings: Vec<String> = report
+            .warnings
+            .iter()
+            .chain(&report.transformed_fields)
+            .map(|n| {
+                if n.path.is_empty() {
+                    n.reason.clone()
+                } else {
+                    format!("{}: {}", n.path, n.reason)
+                }
+            })
+            .collect();
+        let pulled = open
+            .rt
+            .prepare(&open.plan, progress)
+            .await
+            .map_err(|e| match e.kind {
+                RuntimeErrorKind::ImagePull => ProjectError::ImagePullFailed(e.message),
+                RuntimeErrorKind::Unavailable => ProjectError::Unavailable(e.message),
+                _ => ProjectError::Internal(e.message),
+            })?;
+        if row.runtime == RuntimeKind::Native {
+            warnings.push("runs on the native runtime: services are host processes".into());
+        }
+        let open = Arc::new(open);
+        slot.set_open(Some(open.clone()));
+        Ok(Opened {
+            project_id: project_id.to_owned(),
+            services: self.service_states(&open, &row).await,
+            images_pulled: pulled,
+            warnings,
+        })
     }
 
     /// StartProject.
@@ -77,8 +433,143 @@ impl Projects {
         project_id: &str,
         secrets: BTreeMap<String, String>,
     ) -> Result<Started, ProjectError> {
-        let _ = (project_id, secrets);
-        Err(ProjectError::Internal("not built yet".into()))
+        let row = self.row(project_id)?;
+        let slot = self.slot(project_id);
+        let _g = slot.op.lock().await;
+        let Some(open) = slot.open() else {
+            return Err(ProjectError::NotOpen(format!(
+                "project {project_id:?} is not open: call OpenProject first"
+            )));
+        };
+        if matches!(row.status, ProjectState::Running | ProjectState::Starting) {
+            return Err(ProjectError::AlreadyRunning(format!(
+                "project {project_id:?} is already running; StopProject first to restart it"
+            )));
+        }
+        let missing: Vec<String> = open
+            .manifest
+            .required_secrets()
+            .filter(|s| secrets.get(*s).is_none_or(|v| v.is_empty()))
+            .map(str::to_owned)
+            .collect();
+        if !missing.is_empty() {
+            return Err(ProjectError::MissingSecret {
+                message: format!(
+                    "project {project_id:?} needs the secret{} {} (pass them in `secrets`)",
+                    if missing.len() == 1 { "" } else { "s" },
+                    missing.join(", ")
+                ),
+                names: missing,
+            });
+        }
+        // Ports are checked against the machine now; the plan gets the
+        // secrets as environment.
+        let fresh = self.load(&row, true).await?;
+        let manifest = &fresh.manifest;
+        let (_, _, file, tree) = load_compose(manifest, &row.package_path)?;
+        let ports = persist::ports(&self.store, project_id)?;
+        let plan = plan::build(&PlanInput {
+            project_id,
+            file: &file,
+            tree: &tree,
+            project_dir: &row.package_path,
+            state_path: &row.state_path,
+            runtime: row.runtime,
+            ports: &ports,
+            secrets: &secrets,
+        })?;
+        let open = Arc::new(Open {
+            plan,
+            rt: open.rt.clone(),
+            manifest: fresh.manifest.clone(),
+            health: Default::default(),
+            transient: Default::default(),
+        });
+        slot.set_open(Some(open.clone()));
+        for s in &open.plan.services {
+            for m in &s.mounts {
+                if let super::runtime::MountSource::Bind(p) = &m.source {
+                    std::fs::create_dir_all(p).map_err(|e| {
+                        ProjectError::Internal(format!("cannot create {}: {e}", p.display()))
+                    })?;
+                }
+            }
+        }
+        persist::set_status(&self.store, project_id, ProjectState::Starting, "", None)?;
+        if let Err(e) = open.rt.create_resources(&open.plan).await {
+            persist::set_status(
+                &self.store,
+                project_id,
+                ProjectState::Failed,
+                &e.message,
+                None,
+            )?;
+            return Err(ProjectError::Internal(e.message));
+        }
+        let health = open.health.clone();
+        let note = move |svc: &str, h: &str| {
+            health
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(svc.to_owned(), h.to_owned());
+        };
+        let result = orchestrate::start_all(open.rt.as_ref(), &open.plan, &note).await;
+        if let Err(f) = result {
+            let (lines, _) = open
+                .rt
+                .logs(
+                    &open.plan,
+                    std::slice::from_ref(&f.service),
+                    FAILURE_LOG_LINES,
+                    false,
+                )
+                .await
+                .unwrap_or_default();
+            orchestrate::stop_all(open.rt.as_ref(), &open.plan, ROLLBACK_GRACE).await;
+            let message = format!(
+                "project {project_id:?} failed to start: service {} {}; the services already started were stopped again",
+                f.service, f.message
+            );
+            persist::set_status(
+                &self.store,
+                project_id,
+                ProjectState::Failed,
+                &message,
+                None,
+            )?;
+            let port_conflict = f.message.contains("address already in use")
+                || f.message.contains("port is already allocated");
+            if port_conflict {
+                if let Some(p) = open.plan.service(&f.service).and_then(|s| s.ports.first()) {
+                    return Err(ProjectError::PortConflict {
+                        service: f.service.clone(),
+                        host_port: p.host_port,
+                        message,
+                    });
+                }
+            }
+            return Err(ProjectError::StartFailed {
+                service: f.service,
+                message,
+                last_lines: lines
+                    .into_iter()
+                    .map(|e| format!("{} {}", e.stream.as_str(), e.line))
+                    .collect(),
+            });
+        }
+        persist::set_status(
+            &self.store,
+            project_id,
+            ProjectState::Running,
+            "",
+            Some(berth_os::proc::now_epoch()),
+        )?;
+        let row = self.row(project_id)?;
+        Ok(Started {
+            project_id: project_id.to_owned(),
+            services: self.service_states(&open, &row).await,
+            ports,
+        })
     }
 
     /// StopProject; `timeout` `None` means [`DEFAULT_STOP_TIMEOUT`].
@@ -87,30 +578,231 @@ impl Projects {
         project_id: &str,
         timeout: Option<Duration>,
     ) -> Result<Stopped, ProjectError> {
-        let _ = (project_id, timeout);
-        Err(ProjectError::Internal("not built yet".into()))
+        let row = self.row(project_id)?;
+        let slot = self.slot(project_id);
+        let _g = slot.op.lock().await;
+        if row.status == ProjectState::Stopped {
+            return Err(ProjectError::NotRunning(format!(
+                "project {project_id:?} is not running"
+            )));
+        }
+        let open = match slot.open() {
+            Some(o) => o,
+            None => {
+                let o = Arc::new(self.load(&row, false).await?);
+                slot.set_open(Some(o.clone()));
+                o
+            }
+        };
+        persist::set_status(&self.store, project_id, ProjectState::Stopping, "", None)?;
+        let set_transient = |s: Option<ServiceState>| {
+            let mut t = open.transient.lock().unwrap_or_else(|p| p.into_inner());
+            t.clear();
+            if let Some(s) = s {
+                t.extend(open.plan.services.iter().map(|v| (v.name.clone(), s)));
+            }
+        };
+        set_transient(Some(ServiceState::Stopping));
+        let failures = orchestrate::stop_all(
+            open.rt.as_ref(),
+            &open.plan,
+            timeout.unwrap_or(DEFAULT_STOP_TIMEOUT),
+        )
+        .await;
+        set_transient(None);
+        open.health
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        if let Some((svc, e)) = failures.first() {
+            let msg = format!("service {svc} could not be stopped: {e}");
+            persist::set_status(&self.store, project_id, ProjectState::Failed, &msg, None)?;
+            return Err(ProjectError::Internal(msg));
+        }
+        persist::set_status(&self.store, project_id, ProjectState::Stopped, "", None)?;
+        let row = self.row(project_id)?;
+        Ok(Stopped {
+            project_id: project_id.to_owned(),
+            services: self.service_states(&open, &row).await,
+        })
     }
 
-    /// DeleteProjectRuntime.
+    /// DeleteProjectRuntime: removes containers, networks, volumes as
+    /// runtime objects and the project's native services; keeps state and
+    /// the registration. Closes the project.
     pub async fn delete_runtime(
         &self,
         project_id: &str,
         force: bool,
     ) -> Result<Deleted, ProjectError> {
-        let _ = (project_id, force);
-        Err(ProjectError::Internal("not built yet".into()))
+        let row = self.row(project_id)?;
+        let slot = self.slot(project_id);
+        let _g = slot.op.lock().await;
+        let open = match slot.open() {
+            Some(o) => o,
+            None => Arc::new(self.load(&row, false).await?),
+        };
+        let mut running = Vec::new();
+        for s in &open.plan.services {
+            if let Ok(Some(o)) = open.rt.inspect(&open.plan, &s.name).await {
+                if o.running {
+                    running.push(s.name.clone());
+                }
+            }
+        }
+        if !running.is_empty() && !force {
+            return Err(ProjectError::StillRunning(format!(
+                "project {project_id:?} still runs {}: stop it first, or pass force",
+                running.join(", ")
+            )));
+        }
+        if !running.is_empty() {
+            orchestrate::stop_all(open.rt.as_ref(), &open.plan, ROLLBACK_GRACE).await;
+        }
+        let removed = open
+            .rt
+            .remove(&open.plan)
+            .await
+            .map_err(|e| ProjectError::Internal(e.message))?;
+        slot.set_open(None);
+        persist::set_status(&self.store, project_id, ProjectState::Stopped, "", None)?;
+        Ok(Deleted {
+            project_id: project_id.to_owned(),
+            resources_removed: removed,
+        })
     }
 
     /// ListProjects; `filter` is a [`ProjectState`] spelling.
     pub async fn list(&self, filter: Option<&str>) -> Result<Vec<ProjectSummary>, ProjectError> {
-        let _ = filter;
-        Err(ProjectError::Internal("not built yet".into()))
+        let filter = match filter.filter(|f| !f.is_empty()) {
+            None => None,
+            Some(f) => Some(ProjectState::parse(f).ok_or_else(|| {
+                ProjectError::InvalidArgument(format!(
+                    "filter_status {f:?} is not one of running, starting, stopping, stopped, failed"
+                ))
+            })?),
+        };
+        let mut out = Vec::new();
+        for row in persist::all(&self.store)? {
+            if filter.is_some_and(|f| f != row.status) {
+                continue;
+            }
+            let manifest = Manifest::parse(row.manifest.as_bytes()).ok();
+            let service_count = match self.slot(&row.id).open() {
+                Some(o) => o.plan.services.len(),
+                None => manifest
+                    .as_ref()
+                    .and_then(|m| load_compose(m, &row.package_path).ok())
+                    .map_or(0, |(_, _, f, _)| f.services.0.len()),
+            };
+            out.push(ProjectSummary {
+                port_count: persist::ports(&self.store, &row.id)?.len() as u32,
+                project_id: row.id,
+                app_id: row.app_id,
+                name: manifest.map(|m| m.name).unwrap_or_default(),
+                status: row.status,
+                service_count: service_count as u32,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn service_states(&self, open: &Open, row: &ProjectRow) -> Vec<ServiceStatus> {
+        let mut out = Vec::new();
+        for svc in &open.plan.services {
+            let obs = open.rt.inspect(&open.plan, &svc.name).await;
+            let health = open
+                .health
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&svc.name)
+                .cloned()
+                .unwrap_or_default();
+            let transient = open
+                .transient
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&svc.name)
+                .copied();
+            let (state, detail, container_id, started_at, restart_count) = match obs {
+                Err(e) => (ServiceState::Failed, e.message, String::new(), None, 0),
+                Ok(None) => (
+                    ServiceState::Stopped,
+                    "not created".into(),
+                    String::new(),
+                    None,
+                    0,
+                ),
+                Ok(Some(o)) => {
+                    let state = if let Some(t) = transient {
+                        t
+                    } else if o.running {
+                        if health == "starting" {
+                            ServiceState::Starting
+                        } else {
+                            ServiceState::Running
+                        }
+                    } else if o.exit_code.is_some_and(|c| c != 0)
+                        && row.status != ProjectState::Stopped
+                    {
+                        ServiceState::Failed
+                    } else {
+                        ServiceState::Stopped
+                    };
+                    let detail = match (o.running, o.exit_code) {
+                        (false, Some(c)) => format!("exited with code {c}"),
+                        _ => String::new(),
+                    };
+                    (state, detail, o.container_id, o.started_at, o.restart_count)
+                }
+            };
+            out.push(ServiceStatus {
+                name: svc.name.clone(),
+                state,
+                container_id,
+                started_at,
+                restart_count,
+                detail,
+                health,
+            });
+        }
+        out
     }
 
     /// GetProjectStatus.
     pub async fn status(&self, project_id: &str) -> Result<ProjectStatus, ProjectError> {
-        let _ = project_id;
-        Err(ProjectError::Internal("not built yet".into()))
+        let row = self.row(project_id)?;
+        let manifest = Manifest::parse(row.manifest.as_bytes())?;
+        let slot = self.slot(project_id);
+        let open = slot.open();
+        let services = match &open {
+            Some(o) => self.service_states(o, &row).await,
+            None => match self.load(&row, false).await {
+                Ok(o) => self.service_states(&o, &row).await,
+                Err(_) => Vec::new(),
+            },
+        };
+        let state = row.state_path.clone();
+        let size = tokio::task::spawn_blocking(move || dir_size(&state))
+            .await
+            .unwrap_or(0);
+        Ok(ProjectStatus {
+            project_id: row.id.clone(),
+            app_id: row.app_id.clone(),
+            name: manifest.name,
+            version: manifest.version,
+            status: row.status,
+            services,
+            ports: persist::ports(&self.store, project_id)?,
+            state_size_bytes: size,
+            snapshot_count: 0,
+            autosave_enabled: row.autosave,
+            namespace: row.namespace,
+            runtime: row.runtime,
+            open: open.is_some(),
+            state_path: row.state_path,
+            package_path: row.package_path,
+        })
     }
 
     /// GetProjectLogs; `tail` `None` means [`DEFAULT_TAIL_LINES`].
@@ -121,8 +813,35 @@ impl Projects {
         tail: Option<usize>,
         follow: bool,
     ) -> Result<LogFeed, ProjectError> {
-        let _ = (project_id, service, tail, follow);
-        Err(ProjectError::Internal("not built yet".into()))
+        let row = self.row(project_id)?;
+        let open = match self.slot(project_id).open() {
+            Some(o) => o,
+            None => Arc::new(self.load(&row, false).await?),
+        };
+        let names: Vec<String> = match service.filter(|s| !s.is_empty()) {
+            Some(s) => {
+                if open.plan.service(s).is_none() {
+                    return Err(ProjectError::NotFound(format!(
+                        "project {project_id:?} has no service {s:?}"
+                    )));
+                }
+                vec![s.to_owned()]
+            }
+            None => open.plan.services.iter().map(|s| s.name.clone()).collect(),
+        };
+        let tail = tail.unwrap_or(DEFAULT_TAIL_LINES);
+        let (mut lines, follow) = open
+            .rt
+            .logs(&open.plan, &names, tail, follow)
+            .await
+            .map_err(|e| ProjectError::Internal(e.message))?;
+        // Each service's lines are in order; a stable sort interleaves them.
+        lines.sort_by(|a, b| a.timestamp.total_cmp(&b.timestamp));
+        let skip = lines.len().saturating_sub(tail);
+        Ok(LogFeed {
+            tail: lines.split_off(skip),
+            follow,
+        })
     }
 
     /// ValidateCompose, for `runtime` (`None`: the default runtime).
@@ -133,13 +852,53 @@ impl Projects {
         )
     }
 
-    /// ResolvePorts.
+    /// ResolvePorts. With `refresh`, each host port is checked to be
+    /// served, and a service whose port is not is taken back by its
+    /// runtime (native forwarders reopened); a requested port that
+    /// something else took is a PORT_CONFLICT.
     pub async fn resolve_ports(
         &self,
         project_id: &str,
         refresh: bool,
     ) -> Result<Vec<PortMapping>, ProjectError> {
-        let _ = (project_id, refresh);
-        Err(ProjectError::Internal("not built yet".into()))
+        let row = self.row(project_id)?;
+        if !matches!(row.status, ProjectState::Running | ProjectState::Starting) {
+            return Err(ProjectError::NotRunning(format!(
+                "project {project_id:?} is not running, so its ports are not served"
+            )));
+        }
+        let ports = persist::ports(&self.store, project_id)?;
+        if refresh {
+            let slot = self.slot(project_id);
+            let _g = slot.op.lock().await;
+            let Some(open) = slot.open() else {
+                return Ok(ports);
+            };
+            for p in &ports {
+                let served = super::ports::is_served(p).await;
+                if served {
+                    continue;
+                }
+                let Some(svc) = open.plan.service(&p.service) else {
+                    continue;
+                };
+                let _ = open.rt.reattach(&open.plan, svc).await;
+                if !super::ports::is_served(p).await
+                    && !super::ports::is_free(&p.host_ip, p.host_port, p.protocol)
+                {
+                    return Err(ProjectError::PortConflict {
+                        service: p.service.clone(),
+                        host_port: p.host_port,
+                        message: format!(
+                            "host port {}/{} of service {} is held by another program; stop it, or stop and start the project to move the port",
+                            p.host_port,
+                            p.protocol.as_str(),
+                            p.service
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(ports)
     }
 }

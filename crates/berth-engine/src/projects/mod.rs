@@ -3,8 +3,16 @@
 //! dependency order over a runtime (Docker or native).
 
 pub mod compose;
+pub mod docker;
 pub mod engine;
+pub mod forward;
+pub mod manifest;
 pub mod model;
+pub mod native;
+pub mod orchestrate;
+mod persist;
+pub mod plan;
+pub mod ports;
 pub mod runtime;
 pub mod validate;
 
@@ -14,5 +22,9 @@ pub use model::*;
 pub use runtime::{ProjectRuntime, RuntimeError, RuntimeErrorKind};
 pub use validate::{start_order, validate, FieldNote, OrderError, Runtime, ValidationReport};
 
+#[cfg(test)]
+mod docker_tests;
+#[cfg(test)]
+mod engine_tests;
 #[cfg(test)]
 mod tests;

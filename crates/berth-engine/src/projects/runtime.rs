@@ -261,6 +261,15 @@ pub trait ProjectRuntime: Send + Sync {
         follow: bool,
     ) -> Result<(Vec<LogEntry>, Option<tokio::sync::mpsc::Receiver<LogEntry>>), RuntimeError>;
 
+    /// Takes back a service a previous daemon left running, without
+    /// changing it (native: reopens its host ports). True when it runs.
+    async fn reattach(&self, plan: &Plan, svc: &PlannedService) -> Result<bool, RuntimeError> {
+        Ok(self
+            .inspect(plan, &svc.name)
+            .await?
+            .is_some_and(|o| o.running))
+    }
+
     /// Removes every runtime resource of the project (containers,
     /// networks, volumes as runtime objects; never the state directory).
     /// Returns one line per resource removed.

@@ -33,6 +33,11 @@ pub struct ServiceSpec {
     pub kill_timeout_ms: u32,
     /// A run shorter than this is unstable; 0 means 1000.
     pub min_uptime_ms: u32,
+    /// Keep running when the daemon shuts down (to be re-adopted by the
+    /// next one), as containers outlive their engine: set for the native
+    /// services of Compose projects, never by runpm clients.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub outlive_daemon: bool,
 }
 
 /// Default grace between SIGTERM and SIGKILL.

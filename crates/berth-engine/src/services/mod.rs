@@ -500,9 +500,20 @@ impl Services {
     /// Stops the target(s): SIGTERM to each whole process tree, SIGKILL
     /// after `kill_timeout_ms`. Returns how many were running.
     pub async fn stop(&self, target: &str) -> Result<u32, ServiceError> {
+        self.stop_within(target, None).await
+    }
+
+    /// Like [`stop`](Self::stop), with `grace` before SIGKILL instead of
+    /// each service's `kill_timeout_ms` (StopProject's `timeout_seconds`).
+    pub async fn stop_within(
+        &self,
+        target: &str,
+        grace: Option<Duration>,
+    ) -> Result<u32, ServiceError> {
         let r = self
             .each(target, |reply| Cmd::Stop {
                 why: StopWhy::Request,
+                grace,
                 reply,
             })
             .await?;
@@ -643,15 +654,27 @@ impl Services {
 
     /// Stops every service (the daemon is shutting down): they are marked
     /// stopped, so a later start does not bring them back unless asked
-    /// (`--resurrect`). Returns when all have ended.
+    /// (`--resurrect`). Services that [`outlive_daemon`](ServiceSpec::outlive_daemon)
+    /// keep running and are re-adopted by the next daemon. Returns when all
+    /// have ended.
     pub async fn shutdown(&self) {
         self.shared.closing.store(true, Ordering::Relaxed);
-        let _ = self
-            .each("all", |reply| Cmd::Stop {
-                why: StopWhy::Shutdown,
-                reply,
-            })
-            .await;
+        let ids: Vec<u32> = self
+            .shared
+            .table()
+            .values()
+            .filter(|s| !s.info.spec.outlive_daemon)
+            .map(|s| s.info.id)
+            .collect();
+        for id in ids {
+            let _ = self
+                .each(&id.to_string(), |reply| Cmd::Stop {
+                    why: StopWhy::Shutdown,
+                    grace: None,
+                    reply,
+                })
+                .await;
+        }
         self.shared.hub.drain_all();
         let ids: Vec<u32> = self.shared.table().keys().copied().collect();
         self.shared.persist_spools(ids);

@@ -30,6 +30,8 @@ pub(crate) enum Cmd {
     /// was running or about to.
     Stop {
         why: StopWhy,
+        /// Grace before SIGKILL instead of the spec's kill timeout.
+        grace: Option<Duration>,
         reply: oneshot::Sender<bool>,
     },
     /// Start (or with `restart`, end and start again), optionally with a
@@ -593,8 +595,8 @@ impl Sup {
 
     /// Ends the running process for a stop, restart or delete, and records
     /// how it went. Returns the sentence describing it.
-    async fn end(&mut self, mut live: Live) -> String {
-        let grace = self.spec().kill_timeout();
+    async fn end(&mut self, mut live: Live, grace: Option<Duration>) -> String {
+        let grace = grace.unwrap_or_else(|| self.spec().kill_timeout());
         let (exit, hard) = end_tree(live.id, grace, Some(&mut live)).await;
         let exit = exit.unwrap_or(Exit::Unknown);
         self.sh.hub.drain(self.id, true);
@@ -617,14 +619,14 @@ impl Sup {
 
     async fn command(&mut self, cmd: Cmd, live: Option<Live>, waiting: bool) -> Phase {
         match cmd {
-            Cmd::Stop { why, reply } => {
+            Cmd::Stop { why, grace, reply } => {
                 let was_up = live.is_some() || waiting;
                 let mut reason = match why {
                     StopWhy::Request => "stopped by request".to_string(),
                     StopWhy::Shutdown => "stopped because the berth daemon shut down".to_string(),
                 };
                 if let Some(live) = live {
-                    let detail = self.end(live).await;
+                    let detail = self.end(live, grace).await;
                     reason = format!("{reason}: {detail}");
                 } else if waiting {
                     reason.push_str(" (a restart was pending)");
@@ -656,7 +658,7 @@ impl Sup {
                         )));
                         return Phase::Running(live);
                     }
-                    let detail = self.end(live).await;
+                    let detail = self.end(live, None).await;
                     self.sh
                         .hub
                         .event(self.id, &format!("restarting by request: {detail}"));
@@ -688,7 +690,7 @@ impl Sup {
             }
             Cmd::Delete { reply } => {
                 if let Some(live) = live {
-                    self.end(live).await;
+                    self.end(live, None).await;
                 }
                 if let Err(e) = super::persist::delete(&self.sh.store, self.id) {
                     tracing::warn!(id = self.id, "cannot delete service row: {e}");

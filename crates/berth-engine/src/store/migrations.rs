@@ -57,6 +57,31 @@ const STEPS: &[&str] = &[
         spool_err         TEXT    NOT NULL DEFAULT '',
         spool_err_pos     INTEGER NOT NULL DEFAULT 0
     );",
+    // 4: Compose projects and their host ports (projects/persist.rs).
+    "CREATE TABLE projects (
+        id            TEXT    PRIMARY KEY,
+        app_id        TEXT    NOT NULL,
+        package_path  TEXT    NOT NULL,
+        state_path    TEXT    NOT NULL,
+        namespace     TEXT    NOT NULL,
+        runtime       TEXT    NOT NULL,
+        manifest      TEXT    NOT NULL,
+        status        TEXT    NOT NULL DEFAULT 'stopped',
+        detail        TEXT    NOT NULL DEFAULT '',
+        autosave      INTEGER NOT NULL DEFAULT 0,
+        created_at    REAL    NOT NULL,
+        started_at    REAL    NOT NULL DEFAULT 0
+    );
+    CREATE TABLE project_ports (
+        project_id     TEXT    NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+        service        TEXT    NOT NULL,
+        container_port INTEGER NOT NULL,
+        protocol       TEXT    NOT NULL,
+        host_port      INTEGER NOT NULL,
+        host_ip        TEXT    NOT NULL DEFAULT '',
+        requested      INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (project_id, service, container_port, protocol)
+    );",
 ];
 
 /// Applies every step newer than the database's `user_version`, each in its

@@ -1,0 +1,403 @@
+//! The Docker runtime against a real engine (`.ci/docker-up` starts one and
+//! imports `berth-test/busybox:latest`). Without an engine each test says
+//! why and passes, unless `BERTH_REQUIRE_DOCKER=1`.
+
+use super::docker::DockerRuntime;
+use super::model::{LogStream, PortMapping, Progress, Protocol};
+use super::runtime::{
+    MountSource, Plan, PlannedMount, PlannedService, PlannedVolume, Probe, ProjectRuntime,
+    RestartPolicy, RuntimeErrorKind,
+};
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const IMAGE: &str = "berth-test/busybox:latest";
+
+/// The runtime, or `None` (after saying why) when no engine answers.
+async fn runtime() -> Option<DockerRuntime> {
+    match DockerRuntime::connect().await {
+        Ok(rt) => Some(rt),
+        Err(e) if std::env::var("BERTH_REQUIRE_DOCKER").as_deref() == Ok("1") => {
+            panic!("BERTH_REQUIRE_DOCKER=1 but Docker is unavailable: {e}")
+        }
+        Err(e) => {
+            eprintln!("skipping: Docker is unavailable ({e}); run .ci/docker-up and export its DOCKER_HOST");
+            None
+        }
+    }
+}
+
+/// An empty plan for project `id` with its default network.
+fn plan(id: &str, state: &Path) -> Plan {
+    let namespace = format!("berth-{id}");
+    Plan {
+        project_id: id.to_string(),
+        namespace: namespace.clone(),
+        project_dir: state.to_path_buf(),
+        state_path: state.to_path_buf(),
+        services: Vec::new(),
+        layers: Vec::new(),
+        networks: vec![format!("{namespace}_default")],
+        volumes: Vec::new(),
+    }
+}
+
+/// A busybox service running `command` on the plan's networks.
+fn service(plan: &Plan, name: &str, command: &[&str]) -> PlannedService {
+    PlannedService {
+        name: name.to_string(),
+        image: Some(IMAGE.to_string()),
+        entrypoint: None,
+        command: Some(command.iter().map(|s| s.to_string()).collect()),
+        working_dir: None,
+        env: BTreeMap::new(),
+        ports: Vec::new(),
+        mounts: Vec::new(),
+        healthcheck: None,
+        depends_on: Vec::new(),
+        restart: RestartPolicy::No,
+        init: false,
+        stop_grace: Duration::from_secs(10),
+        stop_signal: "SIGTERM".to_string(),
+        user: None,
+        networks: plan.networks.clone(),
+        container_name: format!("{}-{}", plan.namespace, name),
+    }
+}
+
+/// A host port free right now.
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// Polls `f` until it is true or `limit` passed.
+async fn eventually(limit: Duration, mut f: impl AsyncFnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if f().await {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// `GET /` on 127.0.0.1:`port`, the whole answer.
+fn http_get(port: u16) -> Option<String> {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream
+        .write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    Some(answer)
+}
+
+#[tokio::test]
+async fn a_silent_socket_is_unavailable_within_the_ping_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("silent.sock");
+    // Accepts connections and never answers.
+    let listener = tokio::net::UnixListener::bind(&socket).unwrap();
+    let held = tokio::spawn(async move {
+        let mut conns = Vec::new();
+        while let Ok((conn, _)) = listener.accept().await {
+            conns.push(conn);
+        }
+    });
+    let path = socket.to_str().unwrap();
+    let err = DockerRuntime::connect_to(path).await.unwrap_err();
+    assert_eq!(err.kind, RuntimeErrorKind::Unavailable);
+    assert!(err.message.contains(path), "{}", err.message);
+    held.abort();
+}
+
+#[tokio::test]
+async fn prepare_reports_present_images_and_fails_to_pull_missing_ones() {
+    let Some(rt) = runtime().await else { return };
+    let state = tempfile::tempdir().unwrap();
+    let mut p = plan("dt-prepare", state.path());
+    p.services = vec![service(&p, "a", &["true"]), service(&p, "b", &["true"])];
+    // ProgressFn is 'static: the closure owns its handle on the record.
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let pulled = rt
+        .prepare(&p, &move |pr| record.lock().unwrap().push(pr))
+        .await
+        .unwrap();
+    assert_eq!(pulled, 0);
+    // One image for both services: reported once.
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![Progress::Image {
+            image: IMAGE.into(),
+            status: "present".into(),
+            current: 0,
+            total: 0
+        }]
+    );
+
+    // A registry on a closed loopback port: the pull fails here without
+    // the engine reaching for any outside registry.
+    let missing = "127.0.0.1:9/berth-test/does-not-exist:1";
+    p.services[1].image = Some(missing.into());
+    let err = rt.prepare(&p, &|_| {}).await.unwrap_err();
+    assert_eq!(err.kind, RuntimeErrorKind::ImagePull, "{err}");
+    assert!(err.message.contains(missing), "{}", err.message);
+}
+
+#[tokio::test]
+async fn two_services_reach_each_other_by_name_and_publish_a_port() {
+    let Some(rt) = runtime().await else { return };
+    let state = tempfile::tempdir().unwrap();
+    let mut p = plan("dt-web", state.path());
+    let _ = rt.remove(&p).await;
+    let www = state.path().join("volumes/www");
+    p.volumes = vec![PlannedVolume {
+        compose_name: "www".into(),
+        name: "berth-dt-web_www".into(),
+        dir: www.clone(),
+    }];
+    let port = free_port();
+    let mut web = service(
+        &p,
+        "web",
+        &[
+            "sh",
+            "-c",
+            "echo hello-berth > /www/index.html && exec httpd -f -p 8080 -h /www",
+        ],
+    );
+    web.ports = vec![PortMapping {
+        service: "web".into(),
+        container_port: 8080,
+        host_port: port,
+        protocol: Protocol::Tcp,
+        host_ip: "127.0.0.1".into(),
+        requested: false,
+    }];
+    web.mounts = vec![PlannedMount {
+        source: MountSource::Volume("berth-dt-web_www".into()),
+        target: "/www".into(),
+        read_only: false,
+    }];
+    let client = service(&p, "client", &["sleep", "1000"]);
+    p.services = vec![web.clone(), client.clone()];
+
+    rt.create_resources(&p).await.unwrap();
+    // Creating what exists succeeds.
+    rt.create_resources(&p).await.unwrap();
+    let web_id = rt.start(&p, &web).await.unwrap();
+    let client_id = rt.start(&p, &client).await.unwrap();
+    assert_ne!(web_id, client_id);
+
+    // The same service started again is found, not duplicated.
+    assert_eq!(rt.start(&p, &web).await.unwrap(), web_id);
+
+    let seen = rt.inspect(&p, "web").await.unwrap().unwrap();
+    assert!(seen.running);
+    assert_eq!(seen.container_id, web_id);
+    assert_eq!(seen.exit_code, None);
+    assert!(seen.started_at.unwrap() > 1.6e9);
+
+    // The client resolves the web service by name on the project network.
+    let by_name = Probe::Shell("wget -q -O- http://web:8080/ | grep -q hello-berth".into());
+    let reached = eventually(Duration::from_secs(15), async || {
+        rt.probe(&p, &client, &by_name, Duration::from_secs(5))
+            .await
+            .unwrap()
+    })
+    .await;
+    assert!(reached, "client never reached web:8080");
+    let fails = Probe::Exec(vec!["false".into()]);
+    assert!(!rt
+        .probe(&p, &client, &fails, Duration::from_secs(5))
+        .await
+        .unwrap());
+    let slow = Probe::Exec(vec!["sleep".into(), "30".into()]);
+    assert!(!rt
+        .probe(&p, &client, &slow, Duration::from_millis(500))
+        .await
+        .unwrap());
+
+    // The published port answers on the host.
+    let answer = eventually(Duration::from_secs(10), async || {
+        http_get(port).is_some_and(|a| a.contains("hello-berth"))
+    })
+    .await;
+    assert!(answer, "127.0.0.1:{port} never served the index");
+    // The volume is the directory under state_path.
+    assert_eq!(
+        std::fs::read_to_string(www.join("index.html")).unwrap(),
+        "hello-berth\n"
+    );
+
+    // A changed service replaces its container.
+    let mut changed = client.clone();
+    changed.env.insert("CHANGED".into(), "1".into());
+    let new_id = rt.start(&p, &changed).await.unwrap();
+    assert_ne!(new_id, client_id);
+
+    let mut removed = rt.remove(&p).await.unwrap();
+    removed.sort();
+    assert_eq!(removed.len(), 4, "{removed:?}");
+    assert!(removed[0].starts_with("container berth-dt-web-client ("));
+    assert!(removed[1].starts_with("container berth-dt-web-web ("));
+    assert_eq!(removed[2], "network berth-dt-web_default");
+    assert_eq!(removed[3], "volume berth-dt-web_www");
+    assert_eq!(rt.inspect(&p, "web").await.unwrap(), None);
+    assert!(www.join("index.html").exists(), "remove deleted state");
+    // Removing what is gone succeeds, with nothing to say.
+    assert_eq!(rt.remove(&p).await.unwrap(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn stop_under_init_ends_sleep_as_pid_1() {
+    let Some(rt) = runtime().await else { return };
+    let state = tempfile::tempdir().unwrap();
+    let mut p = plan("dt-stop", state.path());
+    let _ = rt.remove(&p).await;
+    let mut sleeper = service(&p, "sleeper", &["sleep", "1000"]);
+    sleeper.init = true;
+    p.services = vec![sleeper.clone()];
+    rt.create_resources(&p).await.unwrap();
+    rt.start(&p, &sleeper).await.unwrap();
+    assert!(rt.inspect(&p, "sleeper").await.unwrap().unwrap().running);
+
+    rt.stop(&p, &sleeper, sleeper.stop_grace).await.unwrap();
+    let seen = rt.inspect(&p, "sleeper").await.unwrap().unwrap();
+    assert!(!seen.running);
+    assert!(seen.exit_code.is_some());
+    // Stopping what is stopped, or gone, succeeds.
+    rt.stop(&p, &sleeper, sleeper.stop_grace).await.unwrap();
+    rt.remove(&p).await.unwrap();
+    rt.stop(&p, &sleeper, sleeper.stop_grace).await.unwrap();
+    assert_eq!(rt.inspect(&p, "sleeper").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn logs_tell_streams_apart_and_follow_new_lines() {
+    let Some(rt) = runtime().await else { return };
+    let state = tempfile::tempdir().unwrap();
+    let mut p = plan("dt-logs", state.path());
+    let _ = rt.remove(&p).await;
+    let talker = service(
+        &p,
+        "talker",
+        &[
+            "sh",
+            "-c",
+            "echo out-1; echo err-1 >&2; while [ ! -e /tmp/go ]; do sleep 1; done; echo late-1; exec sleep 1000",
+        ],
+    );
+    p.services = vec![talker.clone()];
+    rt.create_resources(&p).await.unwrap();
+    rt.start(&p, &talker).await.unwrap();
+    let services = vec!["talker".to_string(), "absent".to_string()];
+
+    let mut tail = Vec::new();
+    let got_both = eventually(Duration::from_secs(10), async || {
+        tail = rt.logs(&p, &services, 10, false).await.unwrap().0;
+        tail.len() >= 2
+    })
+    .await;
+    assert!(got_both, "{tail:?}");
+    let out = tail.iter().find(|e| e.line == "out-1").unwrap();
+    assert_eq!(out.stream, LogStream::Stdout);
+    assert_eq!(out.service, "talker");
+    assert!(out.timestamp > 1.6e9);
+    let err = tail.iter().find(|e| e.line == "err-1").unwrap();
+    assert_eq!(err.stream, LogStream::Stderr);
+    let last_one = rt.logs(&p, &services, 1, false).await.unwrap().0;
+    assert_eq!(last_one.len(), 1, "{last_one:?}");
+
+    let (tail, rx) = rt.logs(&p, &services, 10, true).await.unwrap();
+    assert_eq!(tail.len(), 2, "{tail:?}");
+    let mut rx = rx.unwrap();
+    let go = Probe::Exec(vec!["touch".into(), "/tmp/go".into()]);
+    assert!(rt
+        .probe(&p, &talker, &go, Duration::from_secs(5))
+        .await
+        .unwrap());
+    let next = tokio::time::timeout(Duration::from_secs(15), rx.recv())
+        .await
+        .expect("no followed line")
+        .expect("follow channel closed");
+    assert_eq!(next.line, "late-1");
+    assert_eq!(next.stream, LogStream::Stdout);
+    drop(rx);
+    rt.remove(&p).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_taken_host_port_is_port_taken() {
+    let Some(rt) = runtime().await else { return };
+    let state = tempfile::tempdir().unwrap();
+    let mut p = plan("dt-port", state.path());
+    let _ = rt.remove(&p).await;
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = holder.local_addr().unwrap().port();
+    let mut web = service(&p, "web", &["sleep", "1000"]);
+    web.ports = vec![PortMapping {
+        service: "web".into(),
+        container_port: 80,
+        host_port: port,
+        protocol: Protocol::Tcp,
+        host_ip: "127.0.0.1".into(),
+        requested: true,
+    }];
+    p.services = vec![web.clone()];
+    rt.create_resources(&p).await.unwrap();
+    let err = rt.start(&p, &web).await.unwrap_err();
+    assert_eq!(err.kind, RuntimeErrorKind::PortTaken, "{err}");
+    assert!(err.message.contains("berth-dt-port-web"), "{}", err.message);
+    // The failed container is not left behind.
+    assert_eq!(rt.inspect(&p, "web").await.unwrap(), None);
+    drop(holder);
+    rt.remove(&p).await.unwrap();
+}
+
+#[tokio::test]
+async fn settings_reach_the_container_and_on_failure_restarts_it() {
+    let Some(rt) = runtime().await else { return };
+    let state = tempfile::tempdir().unwrap();
+    let mut p = plan("dt-settings", state.path());
+    let _ = rt.remove(&p).await;
+    let mut job = service(
+        &p,
+        "job",
+        &["echo \"$GREETING in $(pwd) as $(id -u)\"; exit 3"],
+    );
+    job.entrypoint = Some(vec!["/bin/sh".into(), "-c".into()]);
+    job.env.insert("GREETING".into(), "hello".into());
+    job.working_dir = Some("/tmp".into());
+    job.user = Some("0".into());
+    job.restart = RestartPolicy::OnFailure(2);
+    p.services = vec![job.clone()];
+    rt.create_resources(&p).await.unwrap();
+    rt.start(&p, &job).await.unwrap();
+
+    // Two restarts, then it stays down with the job's own exit code.
+    let mut last = None;
+    let settled = eventually(Duration::from_secs(20), async || {
+        last = rt.inspect(&p, "job").await.unwrap();
+        last.as_ref()
+            .is_some_and(|o| !o.running && o.restart_count == 2 && o.exit_code == Some(3))
+    })
+    .await;
+    assert!(settled, "{last:?}");
+    let (lines, _) = rt.logs(&p, &["job".to_string()], 100, false).await.unwrap();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(
+        lines.iter().all(|e| e.line == "hello in /tmp as 0"),
+        "{lines:?}"
+    );
+    rt.remove(&p).await.unwrap();
+}

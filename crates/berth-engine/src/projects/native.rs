@@ -1,0 +1,381 @@
+//! The native runtime: each Compose service is a supervised service of
+//! berth's service engine (named `<namespace>.<service>`), run on the host
+//! with its command, environment and working directory; host ports reach
+//! it through [`forward`](super::forward)ers. Its services outlive a daemon
+//! shutdown, as containers outlive their engine, and are re-adopted.
+
+use super::forward::{self, Forwarder};
+use super::model::{LogEntry, LogStream, PortMapping, Progress, Protocol, RuntimeKind};
+use super::runtime::{
+    Observed, Plan, PlannedService, Probe, ProgressFn, ProjectRuntime, RestartPolicy, RuntimeError,
+    RuntimeErrorKind,
+};
+use crate::services::{ServiceError, ServiceSpec, Services, Status};
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Runs project services on the host.
+pub struct NativeRuntime {
+    services: Arc<Services>,
+    forwarders: Mutex<HashMap<String, Vec<Forwarder>>>,
+}
+
+/// The service-engine name of `svc` in `plan`.
+pub fn service_name(plan: &Plan, svc: &str) -> String {
+    format!("{}.{svc}", plan.namespace)
+}
+
+fn err(e: ServiceError) -> RuntimeError {
+    RuntimeError::other(e.to_string())
+}
+
+/// Seconds since the epoch of `2026-01-02T03:04:05.678Z` (also with an
+/// offset, or nanoseconds, as Docker writes them).
+pub fn parse_timestamp(s: &str) -> Option<f64> {
+    let b = s.as_bytes();
+    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !(b[10] == b'T' || b[10] == b' ') {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let mut rest = &s[19..];
+    let mut frac = 0.0;
+    if let Some(r) = rest.strip_prefix('.') {
+        let n = r.find(|c: char| !c.is_ascii_digit()).unwrap_or(r.len());
+        frac = format!("0.{}", &r[..n]).parse().ok()?;
+        rest = &r[n..];
+    }
+    let offset = match rest {
+        "" | "Z" => 0,
+        o if o.len() == 6 && (o.starts_with('+') || o.starts_with('-')) => {
+            let sign = if o.starts_with('-') { -1 } else { 1 };
+            sign * (o[1..3].parse::<i64>().ok()? * 3600 + o[4..6].parse::<i64>().ok()? * 60)
+        }
+        _ => return None,
+    };
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if mo <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146097 + doe - 719468;
+    Some((days * 86400 + h * 3600 + mi * 60 + se - offset) as f64 + frac)
+}
+
+/// `TS out|err TEXT` (the service engine's log line) as an entry; berth's
+/// own event lines are left out.
+fn entry(service: &str, line: &str) -> Option<LogEntry> {
+    let (ts, rest) = line.split_once(' ')?;
+    let (tag, text) = rest.split_once(' ').unwrap_or((rest, ""));
+    let stream = match tag {
+        "out" => LogStream::Stdout,
+        "err" => LogStream::Stderr,
+        _ => return None,
+    };
+    Some(LogEntry {
+        timestamp: parse_timestamp(ts)?,
+        service: service.to_owned(),
+        stream,
+        line: text.to_owned(),
+    })
+}
+
+impl NativeRuntime {
+    /// A runtime over the daemon's service engine.
+    pub fn new(services: Arc<Services>) -> Self {
+        Self {
+            services,
+            forwarders: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn spec(plan: &Plan, svc: &PlannedService) -> Result<ServiceSpec, RuntimeError> {
+        let mut cmd: Vec<String> = svc.entrypoint.clone().unwrap_or_default();
+        cmd.extend(svc.command.clone().unwrap_or_default());
+        if cmd.is_empty() {
+            return Err(RuntimeError::other(format!(
+                "service {} has no command to run",
+                svc.name
+            )));
+        }
+        let (autorestart, max_restarts) = match svc.restart {
+            RestartPolicy::No => (false, 0),
+            RestartPolicy::Always | RestartPolicy::UnlessStopped => (true, 0),
+            RestartPolicy::OnFailure(n) => (true, n),
+        };
+        let name = service_name(plan, &svc.name);
+        if name.len() > crate::services::config::MAX_NAME_LEN {
+            return Err(RuntimeError::other(format!(
+                "the native service name {name:?} is longer than 64 characters: use a shorter project id or service name"
+            )));
+        }
+        Ok(ServiceSpec {
+            name,
+            cmd,
+            cwd: svc
+                .working_dir
+                .clone()
+                .unwrap_or_else(|| plan.project_dir.to_string_lossy().into_owned()),
+            env: svc.env.clone(),
+            autorestart,
+            max_restarts,
+            restart_delay_ms: 0,
+            kill_timeout_ms: svc.stop_grace.as_millis().min(u32::MAX as u128) as u32,
+            min_uptime_ms: 0,
+            outlive_daemon: true,
+        })
+    }
+
+    /// Opens the forwarders of `svc`'s ports that differ from the port the
+    /// service binds itself.
+    async fn forward(&self, key: &str, ports: &[PortMapping]) -> Result<(), RuntimeError> {
+        let mut opened = Vec::new();
+        for p in ports.iter().filter(|p| p.host_port != p.container_port) {
+            let ip: IpAddr = p
+                .host_ip
+                .parse()
+                .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+            let bind = SocketAddr::new(ip, p.host_port);
+            let target = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), p.container_port);
+            let f = match p.protocol {
+                Protocol::Tcp => forward::tcp(bind, target).await,
+                Protocol::Udp => forward::udp(bind, target).await,
+            };
+            match f {
+                Ok(f) => opened.push(f),
+                Err(e) => {
+                    return Err(RuntimeError::new(
+                        RuntimeErrorKind::PortTaken,
+                        format!(
+                            "cannot open host port {}/{} for service {}: {e}",
+                            p.host_port,
+                            p.protocol.as_str(),
+                            p.service
+                        ),
+                    ))
+                }
+            }
+        }
+        self.lock().insert(key.to_owned(), opened);
+        Ok(())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Forwarder>>> {
+        self.forwarders.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[async_trait::async_trait]
+impl ProjectRuntime for NativeRuntime {
+    fn kind(&self) -> RuntimeKind {
+        RuntimeKind::Native
+    }
+
+    async fn prepare(&self, plan: &Plan, progress: &ProgressFn) -> Result<u32, RuntimeError> {
+        for svc in &plan.services {
+            Self::spec(plan, svc)?;
+        }
+        progress(Progress::Note(
+            "native runtime: services run their commands on this machine; no images to pull".into(),
+        ));
+        Ok(0)
+    }
+
+    async fn create_resources(&self, plan: &Plan) -> Result<(), RuntimeError> {
+        for v in &plan.volumes {
+            std::fs::create_dir_all(&v.dir).map_err(|e| {
+                RuntimeError::other(format!("cannot create {}: {e}", v.dir.display()))
+            })?;
+        }
+        Ok(())
+    }
+
+    async fn start(&self, plan: &Plan, svc: &PlannedService) -> Result<String, RuntimeError> {
+        let spec = Self::spec(plan, svc)?;
+        let current = self.services.describe(&spec.name).ok();
+        let info = match current {
+            // A daemon restart left it running as planned: keep it.
+            Some(i) if i.status == Status::Online && i.spec == spec => i,
+            Some(i) if i.status.is_up() => {
+                self.services.stop(&spec.name).await.map_err(err)?;
+                self.services.start(spec).await.map_err(err)?
+            }
+            _ => self.services.start(spec).await.map_err(err)?,
+        };
+        let key = service_name(plan, &svc.name);
+        if let Err(e) = self.forward(&key, &svc.ports).await {
+            let _ = self.services.stop(&key).await;
+            return Err(e);
+        }
+        Ok(format!("native:{}", info.id))
+    }
+
+    async fn inspect(&self, plan: &Plan, service: &str) -> Result<Option<Observed>, RuntimeError> {
+        let name = service_name(plan, service);
+        let info = match self.services.describe(&name) {
+            Ok(i) => i,
+            Err(ServiceError::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(err(e)),
+        };
+        let running = info.status == Status::Online;
+        Ok(Some(Observed {
+            running,
+            exit_code: (!running && info.last_exited_at > 0.0).then_some(info.last_exit_code),
+            started_at: (info.last_started_at > 0.0).then_some(info.last_started_at),
+            restart_count: info.restart_count,
+            container_id: format!("native:{}", info.id),
+        }))
+    }
+
+    async fn probe(
+        &self,
+        plan: &Plan,
+        svc: &PlannedService,
+        probe: &Probe,
+        timeout: Duration,
+    ) -> Result<bool, RuntimeError> {
+        let argv = probe.argv();
+        let Some((prog, args)) = argv.split_first() else {
+            return Ok(false);
+        };
+        let mut cmd = tokio::process::Command::new(prog);
+        cmd.args(args)
+            .envs(&svc.env)
+            .current_dir(
+                svc.working_dir
+                    .clone()
+                    .map(std::path::PathBuf::from)
+                    .unwrap_or_else(|| plan.project_dir.clone()),
+            )
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true);
+        let Ok(mut child) = cmd.spawn() else {
+            return Ok(false);
+        };
+        match tokio::time::timeout(timeout, child.wait()).await {
+            Ok(Ok(status)) => Ok(status.success()),
+            _ => Ok(false),
+        }
+    }
+
+    async fn stop(
+        &self,
+        plan: &Plan,
+        svc: &PlannedService,
+        timeout: Duration,
+    ) -> Result<(), RuntimeError> {
+        let name = service_name(plan, &svc.name);
+        self.lock().remove(&name);
+        match self.services.stop_within(&name, Some(timeout)).await {
+            Ok(_) | Err(ServiceError::NotFound(_)) => Ok(()),
+            Err(e) => Err(err(e)),
+        }
+    }
+
+    async fn logs(
+        &self,
+        plan: &Plan,
+        services: &[String],
+        tail: usize,
+        follow: bool,
+    ) -> Result<(Vec<LogEntry>, Option<mpsc::Receiver<LogEntry>>), RuntimeError> {
+        let mut lines = Vec::new();
+        let (tx, rx) = mpsc::channel(1024);
+        for s in services {
+            let name = service_name(plan, s);
+            let lines_n = tail.min(u32::MAX as usize) as u32;
+            if follow {
+                let Ok((text, mut f)) = self.services.follow(&name, lines_n.max(1)) else {
+                    continue;
+                };
+                if tail > 0 {
+                    lines.extend(text.lines().filter_map(|l| entry(s, l)));
+                }
+                let (tx, s) = (tx.clone(), s.clone());
+                tokio::spawn(async move {
+                    while let Some(batch) = f.next().await {
+                        for e in batch.lines().filter_map(|l| entry(&s, l)) {
+                            if tx.send(e).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            } else if tail > 0 {
+                if let Ok(text) = self.services.logs(&name, lines_n) {
+                    lines.extend(text.lines().filter_map(|l| entry(s, l)));
+                }
+            }
+        }
+        Ok((lines, follow.then_some(rx)))
+    }
+
+    async fn reattach(&self, plan: &Plan, svc: &PlannedService) -> Result<bool, RuntimeError> {
+        let running = self
+            .inspect(plan, &svc.name)
+            .await?
+            .is_some_and(|o| o.running);
+        if running {
+            self.forward(&service_name(plan, &svc.name), &svc.ports)
+                .await?;
+        }
+        Ok(running)
+    }
+
+    async fn remove(&self, plan: &Plan) -> Result<Vec<String>, RuntimeError> {
+        let mut out = Vec::new();
+        for svc in &plan.services {
+            let name = service_name(plan, &svc.name);
+            self.lock().remove(&name);
+            let id = self.services.describe(&name).ok().map(|i| i.id);
+            match self.services.delete(&name).await {
+                Ok(_) => out.push(format!(
+                    "native service {name} (native:{})",
+                    id.unwrap_or_default()
+                )),
+                Err(ServiceError::NotFound(_)) => {}
+                Err(e) => return Err(err(e)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(parse_timestamp("1970-01-01T00:00:00Z"), Some(0.0));
+        assert_eq!(
+            parse_timestamp("2026-01-02T03:04:05.5Z"),
+            Some(1_767_323_045.5)
+        );
+        assert_eq!(
+            parse_timestamp("2026-01-02T04:04:05+01:00"),
+            Some(1_767_323_045.0)
+        );
+        assert_eq!(
+            parse_timestamp("2026-01-02T03:04:05.123456789Z").map(|t| (t * 1000.0).round()),
+            Some(1_767_323_045_123.0)
+        );
+        assert_eq!(parse_timestamp("yesterday"), None);
+    }
+
+    #[test]
+    fn log_lines_become_entries() {
+        let e = entry("web", "2026-01-02T03:04:05.000Z err boom here").unwrap();
+        assert_eq!(e.stream, LogStream::Stderr);
+        assert_eq!(e.line, "boom here");
+        assert!(entry("web", "2026-01-02T03:04:05.000Z berth started").is_none());
+    }
+}

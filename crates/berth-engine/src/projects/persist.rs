@@ -1,0 +1,199 @@
+//! Project rows and their host ports in SQLite (migration 4).
+
+use super::model::{PortMapping, ProjectError, ProjectState, Protocol, RuntimeKind};
+use crate::store::Store;
+use rusqlite::{params, OptionalExtension, Row};
+use std::path::PathBuf;
+
+/// A registered project.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProjectRow {
+    /// Its id.
+    pub id: String,
+    /// From the manifest.
+    pub app_id: String,
+    /// The project directory.
+    pub package_path: PathBuf,
+    /// Its state directory.
+    pub state_path: PathBuf,
+    /// Prefix of its runtime resources.
+    pub namespace: String,
+    /// Which runtime runs it.
+    pub runtime: RuntimeKind,
+    /// The manifest, as JSON.
+    pub manifest: String,
+    /// Where it is, as last recorded.
+    pub status: ProjectState,
+    /// Why (the last failure), or "".
+    pub detail: String,
+    /// Autosave snapshots on.
+    pub autosave: bool,
+    /// When it was registered.
+    pub created_at: f64,
+    /// When it last started.
+    pub started_at: f64,
+}
+
+fn internal(e: impl std::fmt::Display) -> ProjectError {
+    ProjectError::Internal(format!("project store: {e}"))
+}
+
+fn row(r: &Row<'_>) -> rusqlite::Result<ProjectRow> {
+    let runtime: String = r.get("runtime")?;
+    let status: String = r.get("status")?;
+    Ok(ProjectRow {
+        id: r.get("id")?,
+        app_id: r.get("app_id")?,
+        package_path: PathBuf::from(r.get::<_, String>("package_path")?),
+        state_path: PathBuf::from(r.get::<_, String>("state_path")?),
+        namespace: r.get("namespace")?,
+        runtime: RuntimeKind::parse(&runtime).unwrap_or(RuntimeKind::Native),
+        manifest: r.get("manifest")?,
+        status: ProjectState::parse(&status).unwrap_or(ProjectState::Stopped),
+        detail: r.get("detail")?,
+        autosave: r.get::<_, i64>("autosave")? != 0,
+        created_at: r.get("created_at")?,
+        started_at: r.get("started_at")?,
+    })
+}
+
+/// The project `id`.
+pub fn get(store: &Store, id: &str) -> Result<Option<ProjectRow>, ProjectError> {
+    store
+        .read("reading a project", |c| {
+            c.query_row("SELECT * FROM projects WHERE id = ?1", [id], row)
+                .optional()
+        })
+        .map_err(internal)
+}
+
+/// Every project, by id.
+pub fn all(store: &Store) -> Result<Vec<ProjectRow>, ProjectError> {
+    store
+        .read("listing projects", |c| {
+            let mut st = c.prepare("SELECT * FROM projects ORDER BY id")?;
+            let rows = st.query_map([], row)?.collect::<rusqlite::Result<Vec<_>>>();
+            rows
+        })
+        .map_err(internal)
+}
+
+/// Inserts or replaces `p`.
+pub fn put(store: &Store, p: &ProjectRow) -> Result<(), ProjectError> {
+    store
+        .write("saving a project", |tx| {
+            tx.execute(
+                "INSERT INTO projects (id, app_id, package_path, state_path, namespace, runtime,
+                    manifest, status, detail, autosave, created_at, started_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                 ON CONFLICT(id) DO UPDATE SET app_id = ?2, package_path = ?3, state_path = ?4,
+                    namespace = ?5, runtime = ?6, manifest = ?7, status = ?8, detail = ?9,
+                    autosave = ?10, started_at = ?12",
+                params![
+                    p.id,
+                    p.app_id,
+                    p.package_path.to_string_lossy(),
+                    p.state_path.to_string_lossy(),
+                    p.namespace,
+                    p.runtime.as_str(),
+                    p.manifest,
+                    p.status.as_str(),
+                    p.detail,
+                    p.autosave as i64,
+                    p.created_at,
+                    p.started_at,
+                ],
+            )
+        })
+        .map(|_| ())
+        .map_err(internal)
+}
+
+/// Records where project `id` is.
+pub fn set_status(
+    store: &Store,
+    id: &str,
+    status: ProjectState,
+    detail: &str,
+    started_at: Option<f64>,
+) -> Result<(), ProjectError> {
+    store
+        .write("saving a project's status", |tx| {
+            tx.execute(
+                "UPDATE projects SET status = ?2, detail = ?3,
+                    started_at = COALESCE(?4, started_at) WHERE id = ?1",
+                params![id, status.as_str(), detail, started_at],
+            )
+        })
+        .map(|_| ())
+        .map_err(internal)
+}
+
+fn port_row(r: &Row<'_>) -> rusqlite::Result<PortMapping> {
+    let proto: String = r.get("protocol")?;
+    Ok(PortMapping {
+        service: r.get("service")?,
+        container_port: r.get::<_, i64>("container_port")? as u16,
+        host_port: r.get::<_, i64>("host_port")? as u16,
+        protocol: Protocol::parse(&proto).unwrap_or(Protocol::Tcp),
+        host_ip: r.get("host_ip")?,
+        requested: r.get::<_, i64>("requested")? != 0,
+    })
+}
+
+/// The host ports of project `id`.
+pub fn ports(store: &Store, id: &str) -> Result<Vec<PortMapping>, ProjectError> {
+    store
+        .read("reading project ports", |c| {
+            let mut st = c.prepare(
+                "SELECT * FROM project_ports WHERE project_id = ?1
+                 ORDER BY service, container_port, protocol",
+            )?;
+            let rows = st
+                .query_map([id], port_row)?
+                .collect::<rusqlite::Result<Vec<_>>>();
+            rows
+        })
+        .map_err(internal)
+}
+
+/// Every host port held by a project other than `except`, with its owner.
+pub fn ports_of_others(
+    store: &Store,
+    except: &str,
+) -> Result<Vec<(String, PortMapping)>, ProjectError> {
+    store
+        .read("reading project ports", |c| {
+            let mut st = c.prepare("SELECT * FROM project_ports WHERE project_id != ?1")?;
+            let rows = st
+                .query_map([except], |r| Ok((r.get("project_id")?, port_row(r)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>();
+            rows
+        })
+        .map_err(internal)
+}
+
+/// Replaces the host ports of project `id`, in one transaction.
+pub fn set_ports(store: &Store, id: &str, ports: &[PortMapping]) -> Result<(), ProjectError> {
+    store
+        .write("saving project ports", |tx| {
+            tx.execute("DELETE FROM project_ports WHERE project_id = ?1", [id])?;
+            for p in ports {
+                tx.execute(
+                    "INSERT INTO project_ports (project_id, service, container_port, protocol,
+                        host_port, host_ip, requested) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![
+                        id,
+                        p.service,
+                        p.container_port,
+                        p.protocol.as_str(),
+                        p.host_port,
+                        p.host_ip,
+                        p.requested as i64,
+                    ],
+                )?;
+            }
+            Ok(())
+        })
+        .map_err(internal)
+}

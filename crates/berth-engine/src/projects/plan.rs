@@ -1,0 +1,609 @@
+//! From a validated Compose file to a [`Plan`]: commands in exec form,
+//! environment, health checks with Compose's defaults, restart policies,
+//! bind sources moved under `state_path`, names namespaced, host ports from
+//! the allocator.
+
+use super::compose::{Command, ComposeFile, Environment, Mount, Node, Scalar};
+use super::model::{PortMapping, ProjectError, Protocol, RuntimeKind};
+use super::runtime::{
+    HealthSpec, MountSource, Plan, PlannedMount, PlannedService, PlannedVolume, Probe,
+    RestartPolicy,
+};
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+/// Compose's health-check defaults.
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_RETRIES: u32 = 3;
+/// Compose's default `stop_grace_period`.
+const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// A port the Compose file publishes, before host ports are assigned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WantedPort {
+    /// The service.
+    pub service: String,
+    /// Its port.
+    pub container_port: u16,
+    /// tcp / udp.
+    pub protocol: Protocol,
+    /// The host IP asked for ("" = all).
+    pub host_ip: String,
+    /// The host port asked for, if any.
+    pub host_port: Option<u16>,
+}
+
+/// Parses a Compose duration: `1h2m3s`, `1m30s`, `500ms`, `10s`, `2us`, or
+/// a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    if let Ok(n) = t.parse::<f64>() {
+        if n >= 0.0 && n.is_finite() {
+            return Ok(Duration::from_secs_f64(n));
+        }
+    }
+    let bad = || format!("`{s}` is not a duration (like 30s, 1m30s, 500ms)");
+    let mut total = 0f64;
+    let mut rest = t;
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
+        if num_len == 0 {
+            return Err(bad());
+        }
+        let n: f64 = rest[..num_len].parse().map_err(|_| bad())?;
+        rest = &rest[num_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 1e-3,
+            "us" | "µs" => 1e-6,
+            "ns" => 1e-9,
+            _ => return Err(bad()),
+        };
+        total += n * scale;
+        rest = &rest[unit_len..];
+    }
+    Ok(Duration::from_secs_f64(total))
+}
+
+/// Compose interpolation: `$$` is a literal `$`; `${NAME}`, `$NAME`,
+/// `${NAME:-default}` / `${NAME-default}` (default when unset, or also
+/// when empty with `:`), `${NAME:?msg}` / `${NAME?msg}` (empty here; the
+/// validation report warned). Values come from `vars`: the project's
+/// `.env` file and the secrets given at start.
+pub fn interpolate(s: &str, vars: &BTreeMap<String, String>) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(r) = after.strip_prefix('$') {
+            out.push('$');
+            rest = r;
+        } else if let Some(r) = after.strip_prefix('{') {
+            let Some(end) = r.find('}') else {
+                out.push_str(&rest[i..]);
+                return out;
+            };
+            let body = &r[..end];
+            let name_len = body
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(body.len());
+            let (name, op) = body.split_at(name_len);
+            let val = vars.get(name);
+            let value = if let Some(d) = op.strip_prefix(":-") {
+                val.filter(|v| !v.is_empty())
+                    .cloned()
+                    .unwrap_or_else(|| interpolate(d, vars))
+            } else if let Some(d) = op.strip_prefix('-') {
+                val.cloned().unwrap_or_else(|| interpolate(d, vars))
+            } else if let Some(alt) = op.strip_prefix(":+") {
+                match val.filter(|v| !v.is_empty()) {
+                    Some(_) => interpolate(alt, vars),
+                    None => String::new(),
+                }
+            } else {
+                val.cloned().unwrap_or_default()
+            };
+            out.push_str(&value);
+            rest = &r[end + 1..];
+        } else {
+            let n = after
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(after.len());
+            if n == 0 {
+                out.push('$');
+            } else {
+                out.push_str(vars.get(&after[..n]).map_or("", String::as_str));
+            }
+            rest = &after[n..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Variables for interpolation: the project's `.env`, then the secrets.
+fn interpolation_vars(
+    project_dir: &Path,
+    secrets: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut vars = BTreeMap::new();
+    if let Ok(text) = std::fs::read_to_string(project_dir.join(".env")) {
+        parse_env_lines(&text, &mut vars);
+    }
+    vars.extend(secrets.iter().map(|(k, v)| (k.clone(), v.clone())));
+    vars
+}
+
+fn parse_env_lines(text: &str, out: &mut BTreeMap<String, String>) {
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        if let Some((k, v)) = line.split_once('=') {
+            let v = v.trim();
+            let v = v
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .or_else(|| v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+                .unwrap_or(v);
+            out.insert(k.trim().to_owned(), v.to_owned());
+        }
+    }
+}
+
+fn argv(c: &Command, vars: &BTreeMap<String, String>) -> Vec<String> {
+    match c {
+        Command::Shell(s) => vec!["/bin/sh".into(), "-c".into(), interpolate(s, vars)],
+        Command::Exec(v) => v.iter().map(|a| interpolate(a, vars)).collect(),
+    }
+}
+
+fn scalar(s: &Scalar) -> String {
+    match s {
+        Scalar::Bool(b) => b.to_string(),
+        Scalar::Int(i) => i.to_string(),
+        Scalar::Float(f) => f.to_string(),
+        Scalar::Str(s) => s.clone(),
+    }
+}
+
+/// The namespace of project `id`.
+pub fn namespace(id: &str) -> String {
+    format!("berth-{id}")
+}
+
+/// Checks a project id: it names runtime resources and directories.
+pub fn check_project_id(id: &str) -> Result<(), ProjectError> {
+    let ok = !id.is_empty()
+        && id.len() <= 63
+        && id
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(ProjectError::InvalidArgument(format!(
+            "project_id {id:?} must be 1-63 characters of lowercase letters, digits, - and _, starting with a letter or digit"
+        )))
+    }
+}
+
+/// A relative path made of plain components only (`..`, `/` and `~`
+/// dropped), so a source can never point outside the directory it is
+/// placed under.
+fn confined(p: &str) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in Path::new(p.trim_start_matches('~')).components() {
+        if let Component::Normal(n) = c {
+            out.push(n);
+        }
+    }
+    out
+}
+
+/// The ports `file` publishes, expanded (ranges become single ports).
+pub fn wanted_ports(file: &ComposeFile) -> Result<Vec<WantedPort>, ProjectError> {
+    let mut out = Vec::new();
+    for (name, svc) in &file.services.0 {
+        for (i, entry) in svc.ports.iter().enumerate() {
+            let m = entry
+                .mapping()
+                .map_err(|e| ProjectError::InvalidArgument(format!("{name}.ports[{i}]: {e}")))?;
+            let protocol = Protocol::parse(&m.protocol).ok_or_else(|| {
+                ProjectError::InvalidArgument(format!(
+                    "{name}.ports[{i}]: protocol {} is not forwarded (tcp or udp)",
+                    m.protocol
+                ))
+            })?;
+            let (c0, c1) = m.container;
+            let count = c1.saturating_sub(c0) as u32 + 1;
+            if let Some((h0, h1)) = m.host {
+                let hcount = h1.saturating_sub(h0) as u32 + 1;
+                if hcount != count && hcount != 1 {
+                    return Err(ProjectError::InvalidArgument(format!(
+                        "{name}.ports[{i}]: the host range has {hcount} ports and the container range {count}"
+                    )));
+                }
+            }
+            for k in 0..count {
+                let container_port = c0 + k as u16;
+                let host_port = m
+                    .host
+                    .map(|(h0, h1)| if h0 == h1 { h0 } else { h0 + k as u16 });
+                let w = WantedPort {
+                    service: name.clone(),
+                    container_port,
+                    protocol,
+                    host_ip: m.host_ip.clone().unwrap_or_default(),
+                    host_port: host_port.filter(|p| *p != 0),
+                };
+                if !out.iter().any(|o: &WantedPort| {
+                    o.service == w.service
+                        && o.container_port == w.container_port
+                        && o.protocol == w.protocol
+                }) {
+                    out.push(w);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn environment(
+    env: &Option<Environment>,
+    out: &mut BTreeMap<String, String>,
+    secrets: &BTreeMap<String, String>,
+) {
+    match env {
+        None => {}
+        Some(Environment::List(items)) => {
+            for item in items {
+                match item.split_once('=') {
+                    Some((k, v)) => {
+                        out.insert(k.to_owned(), v.to_owned());
+                    }
+                    // `- NAME` takes the value from the secrets given at
+                    // start, like Compose takes it from its shell.
+                    None => {
+                        if let Some(v) = secrets.get(item) {
+                            out.insert(item.clone(), v.clone());
+                        }
+                    }
+                }
+            }
+        }
+        Some(Environment::Map(m)) => {
+            for (k, v) in &m.0 {
+                match v {
+                    Some(v) => {
+                        out.insert(k.clone(), scalar(v));
+                    }
+                    None => {
+                        if let Some(v) = secrets.get(k) {
+                            out.insert(k.clone(), v.clone());
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Reads `env_file` entries (relative to the project, confined to it).
+fn env_files(
+    node: &Node,
+    project_dir: &Path,
+    svc: &str,
+    out: &mut BTreeMap<String, String>,
+) -> Result<(), ProjectError> {
+    let entries: Vec<(String, bool)> = match node.get("env_file") {
+        None => return Ok(()),
+        Some(Node::Str(s)) => vec![(s.clone(), true)],
+        Some(Node::Seq(items)) => items
+            .iter()
+            .filter_map(|i| match i {
+                Node::Str(s) => Some((s.clone(), true)),
+                m @ Node::Map(_) => m.get("path").and_then(Node::as_str).map(|p| {
+                    let required = !matches!(m.get("required"), Some(Node::Bool(false)));
+                    (p.to_owned(), required)
+                }),
+                _ => None,
+            })
+            .collect(),
+        Some(_) => return Ok(()),
+    };
+    for (path, required) in entries {
+        let full = project_dir.join(confined(&path));
+        let text = match std::fs::read_to_string(&full) {
+            Ok(t) => t,
+            Err(_) if !required => continue,
+            Err(e) => {
+                return Err(ProjectError::PathNotFound(format!(
+                    "{svc}.env_file: cannot read {}: {e}",
+                    full.display()
+                )))
+            }
+        };
+        parse_env_lines(&text, out);
+    }
+    Ok(())
+}
+
+fn duration_at(node: &Node, key: &str, svc: &str) -> Result<Option<Duration>, ProjectError> {
+    match node.get(key) {
+        None | Some(Node::Null) => Ok(None),
+        Some(Node::Int(n)) if *n >= 0 => Ok(Some(Duration::from_secs(*n as u64))),
+        Some(Node::Str(s)) => parse_duration(s)
+            .map(Some)
+            .map_err(|e| ProjectError::InvalidArgument(format!("{svc}.{key}: {e}"))),
+        Some(other) => Err(ProjectError::InvalidArgument(format!(
+            "{svc}.{key}: `{other}` is not a duration"
+        ))),
+    }
+}
+
+fn restart_policy(node: &Node) -> RestartPolicy {
+    let s = match node.get("restart") {
+        Some(Node::Str(s)) => s.as_str(),
+        _ => "no",
+    };
+    match s {
+        "always" => RestartPolicy::Always,
+        "unless-stopped" => RestartPolicy::UnlessStopped,
+        "on-failure" => RestartPolicy::OnFailure(0),
+        s => match s.strip_prefix("on-failure:").and_then(|n| n.parse().ok()) {
+            Some(n) => RestartPolicy::OnFailure(n),
+            None => RestartPolicy::No,
+        },
+    }
+}
+
+/// Everything needed to build a plan.
+pub struct PlanInput<'a> {
+    /// Project id.
+    pub project_id: &'a str,
+    /// The parsed Compose file and its tree.
+    pub file: &'a ComposeFile,
+    /// The tree of the same file.
+    pub tree: &'a Node,
+    /// The project directory.
+    pub project_dir: &'a Path,
+    /// The state directory.
+    pub state_path: &'a Path,
+    /// The runtime.
+    pub runtime: RuntimeKind,
+    /// Host ports, from the allocator.
+    pub ports: &'a [PortMapping],
+    /// Secrets given at start (empty at open).
+    pub secrets: &'a BTreeMap<String, String>,
+}
+
+/// Builds the plan. The file must have passed validation for `runtime`.
+pub fn build(input: &PlanInput<'_>) -> Result<Plan, ProjectError> {
+    let ns = namespace(input.project_id);
+    let layers = super::validate::start_order(input.file)
+        .map_err(|e| ProjectError::InvalidArgument(format!("the Compose file: {e}")))?;
+    let docker = input.runtime == RuntimeKind::Docker;
+    let mut volumes = Vec::new();
+    for (name, _) in &input.file.volumes.0 {
+        volumes.push(PlannedVolume {
+            compose_name: name.clone(),
+            name: format!("{ns}_{name}"),
+            dir: input.state_path.join("volumes").join(confined(name)),
+        });
+    }
+    let mut networks = vec![format!("{ns}_default")];
+    for (name, _) in &input.file.networks.0 {
+        let n = format!("{ns}_{name}");
+        if !networks.contains(&n) {
+            networks.push(n);
+        }
+    }
+    let vars = interpolation_vars(input.project_dir, input.secrets);
+    let empty = Node::Null;
+    let services_node = input.tree.get("services").unwrap_or(&empty);
+    let mut services = Vec::new();
+    for name in layers.iter().flatten() {
+        let Some(svc) = input.file.services.get(name) else {
+            continue;
+        };
+        let node = services_node.get(name).unwrap_or(&empty);
+        let mut env = BTreeMap::new();
+        env_files(node, input.project_dir, name, &mut env)?;
+        environment(&svc.environment, &mut env, input.secrets);
+        for v in env.values_mut() {
+            *v = interpolate(v, &vars);
+        }
+        for (k, v) in input.secrets {
+            env.insert(k.clone(), v.clone());
+        }
+        let healthcheck = match &svc.healthcheck {
+            Some(h) if h.enabled() => match &h.test {
+                Some(test) => {
+                    let i = |s: &str| interpolate(s, &vars);
+                    let probe = match test {
+                        Command::Shell(s) => Probe::Shell(i(s)),
+                        Command::Exec(v) => match v.first().map(String::as_str) {
+                            Some("CMD-SHELL") => Probe::Shell(i(&v[1..].join(" "))),
+                            Some("CMD") => Probe::Exec(v[1..].iter().map(|a| i(a)).collect()),
+                            _ => Probe::Exec(v.iter().map(|a| i(a)).collect()),
+                        },
+                    };
+                    let hnode = node.get("healthcheck").unwrap_or(&empty);
+                    let hname = format!("{name}.healthcheck");
+                    Some(HealthSpec {
+                        test: probe,
+                        interval: duration_at(hnode, "interval", &hname)?
+                            .unwrap_or(DEFAULT_INTERVAL),
+                        timeout: duration_at(hnode, "timeout", &hname)?.unwrap_or(DEFAULT_TIMEOUT),
+                        retries: h.retries.unwrap_or(DEFAULT_RETRIES).max(1),
+                        start_period: duration_at(hnode, "start_period", &hname)?
+                            .unwrap_or_default(),
+                    })
+                }
+                None => None,
+            },
+            _ => None,
+        };
+        let mut mounts = Vec::new();
+        for entry in &svc.volumes {
+            let Ok(m) = entry.mount() else { continue };
+            let read_only = match entry {
+                super::compose::VolumeEntry::Short(s) => {
+                    s.rsplit(':')
+                        .next()
+                        .is_some_and(|o| o.split(',').any(|f| f == "ro"))
+                        && s.matches(':').count() == 2
+                }
+                super::compose::VolumeEntry::Long(l) => l.read_only == Some(true),
+            };
+            match m {
+                Mount::Bind { source, target } => mounts.push(PlannedMount {
+                    source: MountSource::Bind(
+                        input.state_path.join("binds").join(confined(&source)),
+                    ),
+                    target,
+                    read_only,
+                }),
+                Mount::Named { name: vol, target } if docker => mounts.push(PlannedMount {
+                    source: MountSource::Volume(format!("{ns}_{vol}")),
+                    target,
+                    read_only,
+                }),
+                _ => {}
+            }
+        }
+        let svc_networks = match &svc.networks {
+            Some(n) => n.names().iter().map(|n| format!("{ns}_{n}")).collect(),
+            None => vec![format!("{ns}_default")],
+        };
+        let working_dir = node.get("working_dir").and_then(Node::as_str).map(|w| {
+            if docker {
+                w.to_owned()
+            } else {
+                input
+                    .project_dir
+                    .join(confined(w))
+                    .to_string_lossy()
+                    .into_owned()
+            }
+        });
+        services.push(PlannedService {
+            name: name.clone(),
+            image: if docker { svc.image.clone() } else { None },
+            entrypoint: svc.entrypoint.as_ref().map(|c| argv(c, &vars)),
+            command: svc.command.as_ref().map(|c| argv(c, &vars)),
+            working_dir,
+            env,
+            ports: input
+                .ports
+                .iter()
+                .filter(|p| &p.service == name)
+                .cloned()
+                .collect(),
+            mounts,
+            healthcheck,
+            depends_on: svc
+                .dependencies()
+                .into_iter()
+                .filter_map(|d| Some((d.service, d.condition.ok()?)))
+                .collect(),
+            restart: restart_policy(node),
+            // Containers always get an init (validation reports it); a
+            // native service is its own process group instead.
+            init: docker,
+            stop_grace: duration_at(node, "stop_grace_period", name)?.unwrap_or(DEFAULT_STOP_GRACE),
+            stop_signal: node
+                .get("stop_signal")
+                .and_then(Node::as_str)
+                .unwrap_or("SIGTERM")
+                .to_owned(),
+            user: node.get("user").and_then(Node::as_str).map(str::to_owned),
+            networks: svc_networks,
+            container_name: svc
+                .container_name
+                .as_ref()
+                .map(|c| format!("{ns}-{}", confined(c).to_string_lossy()))
+                .unwrap_or_else(|| format!("{ns}-{name}")),
+        });
+    }
+    Ok(Plan {
+        project_id: input.project_id.to_owned(),
+        namespace: ns,
+        project_dir: input.project_dir.to_owned(),
+        state_path: input.state_path.to_owned(),
+        services,
+        layers,
+        networks,
+        volumes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
+        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("10x").is_err());
+    }
+
+    #[test]
+    fn interpolation_follows_compose() {
+        let vars = BTreeMap::from([
+            ("A".to_string(), "1".to_string()),
+            ("E".to_string(), String::new()),
+        ]);
+        let i = |s: &str| interpolate(s, &vars);
+        assert_eq!(i("x$A-${A}"), "x1-1");
+        assert_eq!(i("$$A costs $$5"), "$A costs $5");
+        assert_eq!(i("${B:-two}|${E:-d}|${E-d}|${B-d}"), "two|d||d");
+        assert_eq!(i("${A:+set}${B:+no}"), "set");
+        assert_eq!(i("${MISSING}.${MISSING:?required}"), ".");
+        assert_eq!(i("end$"), "end$");
+        assert_eq!(i("${unterminated"), "${unterminated");
+    }
+
+    #[test]
+    fn sources_are_confined() {
+        assert_eq!(confined("../../etc/passwd"), PathBuf::from("etc/passwd"));
+        assert_eq!(confined("/var/lib/db"), PathBuf::from("var/lib/db"));
+        assert_eq!(confined("~/data"), PathBuf::from("data"));
+        assert_eq!(confined("./data/"), PathBuf::from("data"));
+    }
+
+    #[test]
+    fn project_ids() {
+        assert!(check_project_id("todo-1").is_ok());
+        assert!(check_project_id("Todo").is_err());
+        assert!(check_project_id("-x").is_err());
+        assert!(check_project_id("a/b").is_err());
+        assert!(check_project_id("").is_err());
+    }
+}

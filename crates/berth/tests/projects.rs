@@ -1,0 +1,563 @@
+//! Compose projects end to end, through a real daemon's project API, on
+//! both runtimes: native (always) and Docker (a real engine at
+//! `DOCKER_HOST`, with the image `berth-test/busybox:latest` that
+//! `.ci/docker-up` imports; skipped with a reason when absent, unless
+//! `BERTH_REQUIRE_DOCKER=1`).
+
+mod common;
+
+use berth_client::project::{self, pb, SupervisorClient};
+use common::*;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tonic::transport::Channel;
+
+const IMAGE: &str = "berth-test/busybox:latest";
+
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Rt {
+    Native,
+    Docker,
+}
+
+impl Rt {
+    fn name(self) -> &'static str {
+        match self {
+            Rt::Native => "native",
+            Rt::Docker => "docker",
+        }
+    }
+
+    /// Lines that put a service on this runtime: the image on Docker
+    /// (native services run their command on the host).
+    fn image(self) -> String {
+        match self {
+            Rt::Native => String::new(),
+            Rt::Docker => format!("    image: {IMAGE}\n"),
+        }
+    }
+
+    /// `busybox` applets: on the host through the busybox binary, in the
+    /// image as plain commands.
+    fn bb(self) -> &'static str {
+        match self {
+            Rt::Native => "busybox ",
+            Rt::Docker => "",
+        }
+    }
+}
+
+fn docker_available() -> bool {
+    let ok = std::env::var_os("DOCKER_HOST").is_some()
+        && std::process::Command::new("docker")
+            .args(["image", "inspect", IMAGE])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var("BERTH_REQUIRE_DOCKER").as_deref() != Ok("1"),
+            "BERTH_REQUIRE_DOCKER=1 but no Docker Engine with {IMAGE} at DOCKER_HOST (run .ci/docker-up)"
+        );
+        eprintln!("skipping the Docker half: no engine with {IMAGE} at DOCKER_HOST (run .ci/docker-up)");
+    }
+    ok
+}
+
+fn runtimes() -> Vec<Rt> {
+    let mut v = vec![Rt::Native];
+    if docker_available() {
+        v.push(Rt::Docker);
+    }
+    v
+}
+
+fn tokio_rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+type Client = SupervisorClient<Channel>;
+
+/// A project directory with a manifest.
+fn write_project(root: &Path, id: &str, compose: &str, secrets: &[&str]) -> PathBuf {
+    let dir = root.join(id);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("compose.yaml"), compose).unwrap();
+    let secrets: Vec<String> = secrets.iter().map(|s| format!("{s:?}")).collect();
+    std::fs::write(
+        dir.join("manifest.json"),
+        format!(
+            r#"{{"app_id":"dev.test.{id}","name":"{id}","version":"2.0","secrets":[{}]}}"#,
+            secrets.join(",")
+        ),
+    )
+    .unwrap();
+    dir
+}
+
+async fn ensure_open(c: &mut Client, id: &str, dir: &Path, rt: Rt) {
+    c.ensure_project(pb::EnsureProjectRequest {
+        project_id: id.into(),
+        package_path: dir.to_string_lossy().into_owned(),
+        runtime: rt.name().into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    c.open_project(pb::OpenProjectRequest {
+        project_id: id.into(),
+    })
+    .await
+    .unwrap();
+}
+
+async fn start(
+    c: &mut Client,
+    id: &str,
+    secrets: &[(&str, &str)],
+) -> Result<pb::StartProjectResponse, tonic::Status> {
+    c.start_project(pb::StartProjectRequest {
+        project_id: id.into(),
+        secrets: secrets
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    })
+    .await
+    .map(|r| r.into_inner())
+}
+
+async fn teardown(c: &mut Client, id: &str) {
+    let _ = c
+        .delete_project_runtime(pb::DeleteProjectRuntimeRequest {
+            project_id: id.into(),
+            force: true,
+        })
+        .await;
+}
+
+async fn log_lines(c: &mut Client, id: &str, service: Option<&str>) -> Vec<(String, String)> {
+    let mut s = c
+        .get_project_logs(pb::GetProjectLogsRequest {
+            project_id: id.into(),
+            service_name: service.map(str::to_owned),
+            follow: false,
+            tail_lines: Some(200),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut out = Vec::new();
+    while let Some(b) = s.message().await.unwrap() {
+        out.extend(b.entries.into_iter().map(|e| (e.service_name, e.line)));
+    }
+    out
+}
+
+fn status_of<'a>(s: &'a [pb::ServiceStatus], name: &str) -> &'a pb::ServiceStatus {
+    s.iter()
+        .find(|x| x.name == name)
+        .unwrap_or_else(|| panic!("{name} not in {s:?}"))
+}
+
+/// db serves HTTP only after a delay and is healthy then; api fetches from
+/// db when it starts, so it only works if it started after db was healthy.
+fn order_compose(rt: Rt, port: u16) -> String {
+    let (img, bb) = (rt.image(), rt.bb());
+    let (listen, url) = match rt {
+        Rt::Native => (format!("127.0.0.1:{port}"), format!("http://127.0.0.1:{port}/")),
+        Rt::Docker => ("80".to_string(), "http://db/".to_string()),
+    };
+    let local = match rt {
+        Rt::Native => url.clone(),
+        Rt::Docker => "http://127.0.0.1/".to_string(),
+    };
+    format!(
+        r#"services:
+  db:
+{img}    command: ["sh", "-c", "sleep 0.7; mkdir -p www; echo db-content > www/index.html; exec {bb}httpd -f -p {listen} -h www"]
+    healthcheck:
+      test: ["CMD-SHELL", "{bb}wget -q -O /dev/null {local}"]
+      interval: 30s
+      retries: 3
+  api:
+{img}    command: ["sh", "-c", "{bb}wget -q -O- {url} && echo api saw db; exec sleep 300"]
+    depends_on:
+      db:
+        condition: service_healthy
+"#
+    )
+}
+
+#[test]
+fn dependency_order_waits_for_health_on_both_runtimes() {
+    let d = Daemon::start();
+    for rt in runtimes() {
+        tokio_rt().block_on(async {
+            let mut c = project::connect(&d.project_socket).await.unwrap();
+            let id = format!("order-{}", rt.name());
+            let dir = write_project(d.dir.path(), &id, &order_compose(rt, free_port()), &[]);
+            ensure_open(&mut c, &id, &dir, rt).await;
+            let started = start(&mut c, &id, &[]).await.unwrap();
+            let db = status_of(&started.services, "db");
+            assert_eq!(db.status, "running", "{rt:?}");
+            assert_eq!(db.health, "healthy", "{rt:?}");
+            assert!(!db.started_at.is_empty() && db.started_at.ends_with('Z'), "{db:?}");
+            let mut saw = false;
+            for _ in 0..100 {
+                let lines = log_lines(&mut c, &id, Some("api")).await;
+                if lines.iter().any(|(_, l)| l == "api saw db") {
+                    saw = true;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            assert!(saw, "{rt:?}: api started before db served");
+            let st = c
+                .get_project_status(pb::GetProjectStatusRequest {
+                    project_id: id.clone(),
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            assert_eq!(st.status, "running");
+            assert_eq!(st.version, "2.0");
+            assert_eq!(st.runtime, rt.name());
+            let listed = c
+                .list_projects(pb::ListProjectsRequest {
+                    filter_status: Some("running".into()),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .projects;
+            assert!(listed.iter().any(|p| p.project_id == id && p.service_count == 2));
+            let stopped = c
+                .stop_project(pb::StopProjectRequest {
+                    project_id: id.clone(),
+                    timeout_seconds: Some(5),
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            assert!(stopped.services.iter().all(|s| s.status == "stopped"), "{stopped:?}");
+            teardown(&mut c, &id).await;
+        });
+    }
+}
+
+#[test]
+fn missing_secret_and_port_conflict_are_named() {
+    let d = Daemon::start();
+    for rt in runtimes() {
+        tokio_rt().block_on(async {
+            let mut c = project::connect(&d.project_socket).await.unwrap();
+            let img = rt.image();
+            let id = format!("secret-{}", rt.name());
+            let compose = format!(
+                "services:\n  x:\n{img}    command: [\"sh\", \"-c\", \"echo key=$$API_KEY; exec sleep 300\"]\n"
+            );
+            let dir = write_project(d.dir.path(), &id, &compose, &["API_KEY"]);
+            ensure_open(&mut c, &id, &dir, rt).await;
+            let err = start(&mut c, &id, &[]).await.unwrap_err();
+            assert_eq!(err.code(), tonic::Code::InvalidArgument);
+            assert_eq!(project::error_code(&err), Some("MISSING_SECRET"));
+            assert!(err.message().contains("API_KEY"), "{err:?}");
+            start(&mut c, &id, &[("API_KEY", "k1")]).await.unwrap();
+            let mut seen = false;
+            for _ in 0..100 {
+                if log_lines(&mut c, &id, None)
+                    .await
+                    .iter()
+                    .any(|(_, l)| l == "key=k1")
+                {
+                    seen = true;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            assert!(seen, "{rt:?}: the secret did not reach the service");
+            teardown(&mut c, &id).await;
+
+            let holder = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+            let held = holder.local_addr().unwrap().port();
+            let id = format!("clash-{}", rt.name());
+            let compose = format!(
+                "services:\n  web:\n{img}    command: [\"sleep\", \"300\"]\n    ports: [\"{held}:8080\"]\n"
+            );
+            let dir = write_project(d.dir.path(), &id, &compose, &[]);
+            ensure_open(&mut c, &id, &dir, rt).await;
+            let err = start(&mut c, &id, &[]).await.unwrap_err();
+            assert_eq!(project::error_code(&err), Some("PORT_CONFLICT"), "{err:?}");
+            assert!(err.message().contains(&held.to_string()), "{err:?}");
+            assert_eq!(project::error_detail(&err, "host_port"), Some(held.to_string()));
+            drop(holder);
+            teardown(&mut c, &id).await;
+        });
+    }
+}
+
+#[test]
+fn a_failed_start_rolls_back_and_reports_the_log() {
+    let d = Daemon::start();
+    for rt in runtimes() {
+        tokio_rt().block_on(async {
+            let mut c = project::connect(&d.project_socket).await.unwrap();
+            let img = rt.image();
+            let id = format!("fail-{}", rt.name());
+            let compose = format!(
+                r#"services:
+  base:
+{img}    command: ["sleep", "300"]
+  broken:
+{img}    command: ["sh", "-c", "echo cannot read config.toml >&2; sleep 0.5; exit 3"]
+    healthcheck:
+      test: ["CMD", "test", "-f", "never"]
+    depends_on: [base]
+  top:
+{img}    command: ["sleep", "300"]
+    depends_on:
+      broken:
+        condition: service_healthy
+"#
+            );
+            let dir = write_project(d.dir.path(), &id, &compose, &[]);
+            ensure_open(&mut c, &id, &dir, rt).await;
+            let err = start(&mut c, &id, &[]).await.unwrap_err();
+            assert_eq!(err.code(), tonic::Code::Aborted, "{err:?}");
+            assert_eq!(project::error_code(&err), Some("START_FAILED"));
+            assert_eq!(project::error_detail(&err, "service").as_deref(), Some("broken"));
+            let lines = project::error_detail(&err, "last_log_lines").unwrap_or_default();
+            assert!(lines.contains("cannot read config.toml"), "{rt:?}: {lines:?}");
+            let st = c
+                .get_project_status(pb::GetProjectStatusRequest {
+                    project_id: id.clone(),
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            assert_eq!(st.status, "failed");
+            assert_ne!(status_of(&st.services, "base").status, "running", "rolled back");
+            assert_eq!(status_of(&st.services, "top").container_id, "", "never created");
+            teardown(&mut c, &id).await;
+        });
+    }
+}
+
+#[test]
+fn stop_escalates_to_kill_after_the_timeout() {
+    let d = Daemon::start();
+    for rt in runtimes() {
+        tokio_rt().block_on(async {
+            let mut c = project::connect(&d.project_socket).await.unwrap();
+            let img = rt.image();
+            let id = format!("stubborn-{}", rt.name());
+            let compose = format!(
+                "services:\n  x:\n{img}    command: [\"sh\", \"-c\", \"trap '' TERM; while :; do sleep 0.1; done\"]\n  quick:\n{img}    command: [\"sleep\", \"300\"]\n"
+            );
+            let dir = write_project(d.dir.path(), &id, &compose, &[]);
+            ensure_open(&mut c, &id, &dir, rt).await;
+            start(&mut c, &id, &[]).await.unwrap();
+            let stopped = c
+                .stop_project(pb::StopProjectRequest {
+                    project_id: id.clone(),
+                    timeout_seconds: Some(1),
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            for s in &stopped.services {
+                assert_eq!(s.status, "stopped", "{rt:?}: {s:?}");
+            }
+            // A second stop has nothing to do.
+            let again = c
+                .stop_project(pb::StopProjectRequest {
+                    project_id: id.clone(),
+                    timeout_seconds: None,
+                })
+                .await
+                .unwrap_err();
+            assert_eq!(project::error_code(&again), Some("NOT_RUNNING"));
+            teardown(&mut c, &id).await;
+        });
+    }
+}
+
+/// Ids of what runs the project, as the runtime names them.
+async fn container_ids(c: &mut Client, id: &str) -> Vec<String> {
+    c.get_project_status(pb::GetProjectStatusRequest {
+        project_id: id.into(),
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .services
+    .into_iter()
+    .map(|s| s.container_id)
+    .collect()
+}
+
+#[test]
+fn a_killed_daemon_finds_running_projects_again() {
+    let mut d = Daemon::start();
+    let rts = runtimes();
+    let mut before: HashMap<String, Vec<String>> = HashMap::new();
+    for &rt in &rts {
+        tokio_rt().block_on(async {
+            let mut c = project::connect(&d.project_socket).await.unwrap();
+            let img = rt.image();
+            let id = format!("survive-{}", rt.name());
+            let compose = format!(
+                "services:\n  a:\n{img}    command: [\"sleep\", \"300\"]\n    ports: [\"8080\"]\n  b:\n{img}    command: [\"sleep\", \"300\"]\n    depends_on: [a]\n"
+            );
+            let dir = write_project(d.dir.path(), &id, &compose, &[]);
+            ensure_open(&mut c, &id, &dir, rt).await;
+            start(&mut c, &id, &[]).await.unwrap();
+            before.insert(id.clone(), container_ids(&mut c, &id).await);
+        });
+    }
+    d.kill9();
+    d.spawn(&[]);
+    for &rt in &rts {
+        tokio_rt().block_on(async {
+            let mut c = project::connect(&d.project_socket).await.unwrap();
+            let id = format!("survive-{}", rt.name());
+            let st = c
+                .get_project_status(pb::GetProjectStatusRequest {
+                    project_id: id.clone(),
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            assert_eq!(st.status, "running", "{rt:?}: {st:?}");
+            assert!(st.open);
+            assert!(st.services.iter().all(|s| s.status == "running"), "{st:?}");
+            assert_eq!(container_ids(&mut c, &id).await, before[&id], "{rt:?}: not duplicated");
+            // Starting again is refused rather than duplicating.
+            let err = start(&mut c, &id, &[]).await.unwrap_err();
+            assert_eq!(project::error_code(&err), Some("ALREADY_RUNNING"));
+            let ports = c
+                .resolve_ports(pb::ResolvePortsRequest {
+                    project_id: id.clone(),
+                    refresh: true,
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .ports;
+            assert_eq!(ports.len(), 1);
+            // The host port is served again after the restart.
+            let port = ports[0].host_port as u16;
+            assert!(
+                tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok(),
+                "{rt:?}: host port {port} not served after the restart"
+            );
+            teardown(&mut c, &id).await;
+        });
+    }
+    if rts.contains(&Rt::Native) {
+        let out = d.berth(&["svc", "ls"]);
+        assert!(!stdout(&out).contains("survive-native"), "{}", stdout(&out));
+    }
+}
+
+#[test]
+fn invalid_compose_gets_a_clear_report_and_is_not_registered() {
+    let d = Daemon::start();
+    tokio_rt().block_on(async {
+        let mut c = project::connect(&d.project_socket).await.unwrap();
+        let compose = "services:\n  web:\n    command: [\"sleep\", \"1\"]\n    privileged: true\n    depends_on: [ghost]\n";
+        let r = c
+            .validate_compose(pb::ValidateComposeRequest {
+                compose_content: compose.into(),
+                runtime: "native".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(!r.valid);
+        let rejected: Vec<_> = r.rejected_fields.iter().map(|n| n.path.as_str()).collect();
+        assert!(rejected.contains(&"web.privileged"), "{rejected:?}");
+        assert!(rejected.contains(&"web.depends_on"), "{rejected:?}");
+        let dir = write_project(d.dir.path(), "bad", compose, &[]);
+        let err = c
+            .ensure_project(pb::EnsureProjectRequest {
+                project_id: "bad".into(),
+                package_path: dir.to_string_lossy().into_owned(),
+                runtime: "native".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(project::error_code(&err), Some("INVALID_MANIFEST"));
+        assert!(err.message().contains("web.privileged"), "{err:?}");
+        let list = c
+            .list_projects(pb::ListProjectsRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .projects;
+        assert!(list.is_empty());
+    });
+}
+
+#[test]
+fn cli_up_runs_the_example_and_down_removes_it() {
+    let d = Daemon::start();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/notes");
+    // A copy, so the example directory stays clean.
+    let dir = d.dir.path().join("notes");
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in ["compose.yaml", "manifest.json"] {
+        std::fs::copy(example.join(f), dir.join(f)).unwrap();
+    }
+    let out = d.berth(&["up", dir.to_str().unwrap(), "--runtime", "native"]);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let text = stdout(&out);
+    for s in ["build", "web", "clock"] {
+        assert!(text.contains(s), "{text}");
+    }
+    let url = text
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in {text}"))
+        .to_string();
+    let body = std::process::Command::new("python3")
+        .args([
+            "-c",
+            &format!("import urllib.request as u; print(u.urlopen('{url}/').read().decode())"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&body).contains("berth notes"),
+        "{url}: {}{}",
+        stdout(&body),
+        stderr(&body)
+    );
+    let out = d.berth(&["projects"]);
+    assert!(stdout(&out).contains("notes") && stdout(&out).contains("running"), "{}", stdout(&out));
+    let out = d.berth(&["project", "logs", "notes", "--service", "build"]);
+    assert!(stdout(&out).contains("site built"), "{}", stdout(&out));
+    let out = d.berth(&["down", "notes"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("removed"), "{}", stdout(&out));
+    let out = d.berth(&["projects", "--status", "running"]);
+    assert!(!stdout(&out).contains("notes"), "{}", stdout(&out));
+    let out = d.berth(&["validate", example.join("compose.yaml").to_str().unwrap(), "--runtime", "native"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("valid"), "{}", stdout(&out));
+}
