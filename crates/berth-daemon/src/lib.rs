@@ -207,21 +207,19 @@ async fn open_projects(
     store: Arc<berth_engine::Store>,
     services: Arc<berth_engine::services::Services>,
 ) -> Result<Arc<Projects>, String> {
-    let docker = match config.project_runtime {
-        ProjectRuntimeChoice::Native => None,
-        ProjectRuntimeChoice::Auto | ProjectRuntimeChoice::Docker => connect_docker().await,
-    };
-    let default_runtime = match (config.project_runtime, &docker) {
-        (ProjectRuntimeChoice::Native, _) | (ProjectRuntimeChoice::Auto, None) => {
-            RuntimeKind::Native
-        }
-        (ProjectRuntimeChoice::Auto | ProjectRuntimeChoice::Docker, Some(_)) => RuntimeKind::Docker,
-        (ProjectRuntimeChoice::Docker, None) => {
-            return Err(
-                "--project-runtime docker: no Docker Engine answered (is dockerd running and its socket reachable?)"
-                    .into(),
-            )
-        }
+    let (default_runtime, docker) = match config.project_runtime {
+        ProjectRuntimeChoice::Native => (RuntimeKind::Native, None),
+        ProjectRuntimeChoice::Docker => match connect_docker().await {
+            Ok(d) => (RuntimeKind::Docker, Some(d)),
+            Err(e) => return Err(format!("--project-runtime docker: {e}")),
+        },
+        ProjectRuntimeChoice::Auto => match connect_docker().await {
+            Ok(d) => (RuntimeKind::Docker, Some(d)),
+            Err(e) => {
+                tracing::info!("projects run natively: {e}");
+                (RuntimeKind::Native, None)
+            }
+        },
     };
     tracing::info!(
         default_runtime = default_runtime.as_str(),
@@ -240,17 +238,13 @@ async fn open_projects(
     .map_err(|e| format!("cannot open the project engine: {e}"))
 }
 
-/// The Docker runtime of projects, when a Docker Engine answers.
-async fn connect_docker() -> Option<Arc<dyn ProjectRuntime>> {
-    // wired when projects::docker lands:
-    // match berth_engine::projects::docker::DockerRuntime::connect().await {
-    //     Ok(d) => Some(Arc::new(d)),
-    //     Err(e) => {
-    //         tracing::info!("no Docker Engine: {e}");
-    //         None
-    //     }
-    // }
-    None
+/// The Docker runtime of projects: the engine `DOCKER_HOST` names (or the
+/// default socket), if it answers a ping.
+async fn connect_docker() -> Result<Arc<dyn ProjectRuntime>, String> {
+    match berth_engine::projects::docker::DockerRuntime::connect().await {
+        Ok(d) => Ok(Arc::new(d)),
+        Err(e) => Err(format!("no Docker Engine answered: {e}")),
+    }
 }
 
 /// SIGTERM and SIGINT streams; `None` when they could not be installed

@@ -50,7 +50,7 @@ fn runtime() -> tokio::runtime::Runtime {
 
 #[test]
 fn validate_compose_reports_supported_and_rejected_fields() {
-    let d = Daemon::start();
+    let d = Daemon::start_with(&["--project-runtime", "native"]);
     runtime().block_on(async {
         let mut c = project::connect(&d.project_socket).await.unwrap();
         let ok = c
@@ -86,7 +86,7 @@ fn validate_compose_reports_supported_and_rejected_fields() {
         assert_eq!(rejected[0].path, "web.privileged");
         assert!(rejected[0].reason.contains("host"), "{rejected:?}");
 
-        // Without a Docker Engine, `auto` makes native the default, which
+        // This daemon's default runtime is native (see `start`), which
         // cannot run an image-only service either.
         let native = c
             .validate_compose(pb::ValidateComposeRequest {
@@ -114,7 +114,6 @@ fn validate_compose_reports_supported_and_rejected_fields() {
 }
 
 #[test]
-#[ignore = "needs Projects::list and Projects::status, which engine.rs still stubs on this branch"]
 fn unknown_project_is_not_found_with_the_seed_code() {
     let d = Daemon::start();
     runtime().block_on(async {
@@ -269,7 +268,6 @@ fn grpcio_discovers_the_service_by_reflection_and_validates() {
 }
 
 #[test]
-#[ignore = "needs Projects::list and Projects::status, which engine.rs still stubs on this branch"]
 fn grpcio_lists_projects_and_gets_not_found_with_the_seed_code() {
     python_peer("all");
 }
@@ -315,7 +313,6 @@ fn malformed_fields_are_invalid_argument_naming_the_field() {
 }
 
 #[test]
-#[ignore = "needs Projects::open_project and Projects::logs, which engine.rs still stubs on this branch"]
 fn streams_of_an_unknown_project_end_with_not_found() {
     let d = Daemon::start();
     runtime().block_on(async {
@@ -354,7 +351,12 @@ fn streams_of_an_unknown_project_end_with_not_found() {
 #[test]
 fn docker_runtime_without_a_docker_engine_refuses_to_start() {
     let d = Daemon::unstarted(&[]);
-    let out = d.berth(&["daemon", "--project-runtime", "docker"]);
+    let out = d
+        .command(BERTH)
+        .args(["daemon", "--project-runtime", "docker"])
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains("--project-runtime docker"), "{err}");
