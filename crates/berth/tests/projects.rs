@@ -61,7 +61,9 @@ fn docker_available() -> bool {
             std::env::var("BERTH_REQUIRE_DOCKER").as_deref() != Ok("1"),
             "BERTH_REQUIRE_DOCKER=1 but no Docker Engine with {IMAGE} at DOCKER_HOST (run .ci/docker-up)"
         );
-        eprintln!("skipping the Docker half: no engine with {IMAGE} at DOCKER_HOST (run .ci/docker-up)");
+        eprintln!(
+            "skipping the Docker half: no engine with {IMAGE} at DOCKER_HOST (run .ci/docker-up)"
+        );
     }
     ok
 }
@@ -178,7 +180,10 @@ fn status_of<'a>(s: &'a [pb::ServiceStatus], name: &str) -> &'a pb::ServiceStatu
 fn order_compose(rt: Rt, port: u16) -> String {
     let (img, bb) = (rt.image(), rt.bb());
     let (listen, url) = match rt {
-        Rt::Native => (format!("127.0.0.1:{port}"), format!("http://127.0.0.1:{port}/")),
+        Rt::Native => (
+            format!("127.0.0.1:{port}"),
+            format!("http://127.0.0.1:{port}/"),
+        ),
         Rt::Docker => ("80".to_string(), "http://db/".to_string()),
     };
     let local = match rt {
@@ -215,7 +220,10 @@ fn dependency_order_waits_for_health_on_both_runtimes() {
             let db = status_of(&started.services, "db");
             assert_eq!(db.status, "running", "{rt:?}");
             assert_eq!(db.health, "healthy", "{rt:?}");
-            assert!(!db.started_at.is_empty() && db.started_at.ends_with('Z'), "{db:?}");
+            assert!(
+                !db.started_at.is_empty() && db.started_at.ends_with('Z'),
+                "{db:?}"
+            );
             let mut saw = false;
             for _ in 0..100 {
                 let lines = log_lines(&mut c, &id, Some("api")).await;
@@ -244,7 +252,9 @@ fn dependency_order_waits_for_health_on_both_runtimes() {
                 .unwrap()
                 .into_inner()
                 .projects;
-            assert!(listed.iter().any(|p| p.project_id == id && p.service_count == 2));
+            assert!(listed
+                .iter()
+                .any(|p| p.project_id == id && p.service_count == 2));
             let stopped = c
                 .stop_project(pb::StopProjectRequest {
                     project_id: id.clone(),
@@ -253,7 +263,10 @@ fn dependency_order_waits_for_health_on_both_runtimes() {
                 .await
                 .unwrap()
                 .into_inner();
-            assert!(stopped.services.iter().all(|s| s.status == "stopped"), "{stopped:?}");
+            assert!(
+                stopped.services.iter().all(|s| s.status == "stopped"),
+                "{stopped:?}"
+            );
             teardown(&mut c, &id).await;
         });
     }
@@ -339,9 +352,15 @@ fn a_failed_start_rolls_back_and_reports_the_log() {
             let err = start(&mut c, &id, &[]).await.unwrap_err();
             assert_eq!(err.code(), tonic::Code::Aborted, "{err:?}");
             assert_eq!(project::error_code(&err), Some("START_FAILED"));
-            assert_eq!(project::error_detail(&err, "service").as_deref(), Some("broken"));
+            assert_eq!(
+                project::error_detail(&err, "service").as_deref(),
+                Some("broken")
+            );
             let lines = project::error_detail(&err, "last_log_lines").unwrap_or_default();
-            assert!(lines.contains("cannot read config.toml"), "{rt:?}: {lines:?}");
+            assert!(
+                lines.contains("cannot read config.toml"),
+                "{rt:?}: {lines:?}"
+            );
             let st = c
                 .get_project_status(pb::GetProjectStatusRequest {
                     project_id: id.clone(),
@@ -350,8 +369,16 @@ fn a_failed_start_rolls_back_and_reports_the_log() {
                 .unwrap()
                 .into_inner();
             assert_eq!(st.status, "failed");
-            assert_ne!(status_of(&st.services, "base").status, "running", "rolled back");
-            assert_eq!(status_of(&st.services, "top").container_id, "", "never created");
+            assert_ne!(
+                status_of(&st.services, "base").status,
+                "running",
+                "rolled back"
+            );
+            assert_eq!(
+                status_of(&st.services, "top").container_id,
+                "",
+                "never created"
+            );
             teardown(&mut c, &id).await;
         });
     }
@@ -445,7 +472,11 @@ fn a_killed_daemon_finds_running_projects_again() {
             assert_eq!(st.status, "running", "{rt:?}: {st:?}");
             assert!(st.open);
             assert!(st.services.iter().all(|s| s.status == "running"), "{st:?}");
-            assert_eq!(container_ids(&mut c, &id).await, before[&id], "{rt:?}: not duplicated");
+            assert_eq!(
+                container_ids(&mut c, &id).await,
+                before[&id],
+                "{rt:?}: not duplicated"
+            );
             // Starting again is refused rather than duplicating.
             let err = start(&mut c, &id, &[]).await.unwrap_err();
             assert_eq!(project::error_code(&err), Some("ALREADY_RUNNING"));
@@ -462,7 +493,9 @@ fn a_killed_daemon_finds_running_projects_again() {
             // The host port is served again after the restart.
             let port = ports[0].host_port as u16;
             assert!(
-                tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok(),
+                tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .is_ok(),
                 "{rt:?}: host port {port} not served after the restart"
             );
             teardown(&mut c, &id).await;
@@ -549,7 +582,11 @@ fn cli_up_runs_the_example_and_down_removes_it() {
         stderr(&body)
     );
     let out = d.berth(&["projects"]);
-    assert!(stdout(&out).contains("notes") && stdout(&out).contains("running"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("notes") && stdout(&out).contains("running"),
+        "{}",
+        stdout(&out)
+    );
     let out = d.berth(&["project", "logs", "notes", "--service", "build"]);
     assert!(stdout(&out).contains("site built"), "{}", stdout(&out));
     let out = d.berth(&["down", "notes"]);
@@ -557,7 +594,12 @@ fn cli_up_runs_the_example_and_down_removes_it() {
     assert!(stdout(&out).contains("removed"), "{}", stdout(&out));
     let out = d.berth(&["projects", "--status", "running"]);
     assert!(!stdout(&out).contains("notes"), "{}", stdout(&out));
-    let out = d.berth(&["validate", example.join("compose.yaml").to_str().unwrap(), "--runtime", "native"]);
+    let out = d.berth(&[
+        "validate",
+        example.join("compose.yaml").to_str().unwrap(),
+        "--runtime",
+        "native",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("valid"), "{}", stdout(&out));
 }
