@@ -121,6 +121,19 @@ enum Command {
         #[command(subcommand)]
         command: crate::remote_cmd::RemoteCommand,
     },
+    /// Register, open and start a Compose project (with progress).
+    Up(crate::projects_cmd::UpArgs),
+    /// Stop a project and remove its runtime resources.
+    Down(crate::projects_cmd::DownArgs),
+    /// List projects.
+    Projects(crate::projects_cmd::ProjectsArgs),
+    /// One project: status, logs, ports, rm.
+    Project {
+        #[command(subcommand)]
+        command: crate::projects_cmd::ProjectCmd,
+    },
+    /// Check a Compose file against what berth can run.
+    Validate(crate::projects_cmd::ValidateArgs),
 }
 
 #[derive(Subcommand)]
@@ -190,7 +203,7 @@ struct DaemonOpts {
     relay_ca: Option<PathBuf>,
 }
 
-fn fail(msg: impl std::fmt::Display) -> i32 {
+pub(crate) fn fail(msg: impl std::fmt::Display) -> i32 {
     eprintln!("berth: {msg}");
     1
 }
@@ -223,6 +236,27 @@ pub fn main() -> i32 {
         Command::Daemon { action: None, opts } => daemon(cli.scope, &socket, opts),
         Command::Relay(a) => crate::relay_cmd::main(a),
         Command::Remote { command } => crate::remote_cmd::main(command),
+        Command::Up(_)
+        | Command::Down(_)
+        | Command::Projects(_)
+        | Command::Project { .. }
+        | Command::Validate(_) => {
+            use crate::projects_cmd::Cmd;
+            // Starts the daemon when none answers, as every client command.
+            if let Err(e) = connect(&socket, cli.socket.is_some(), cli.scope.as_deref()) {
+                return fail(e);
+            }
+            let project_socket = berth_os::dirs::project_socket(cli.scope.as_deref());
+            let cmd = match cli.command {
+                Command::Up(a) => Cmd::Up(a),
+                Command::Down(a) => Cmd::Down(a),
+                Command::Projects(a) => Cmd::Projects(a),
+                Command::Project { command } => Cmd::Project(command),
+                Command::Validate(a) => Cmd::Validate(a),
+                _ => unreachable!("matched above"),
+            };
+            crate::projects_cmd::main(&project_socket, cmd)
+        }
         cmd => match connect(&socket, cli.socket.is_some(), cli.scope.as_deref()) {
             Ok(client) if matches!(cmd, Command::Attach(_) | Command::Logs(_)) => {
                 let r = match cmd {
@@ -427,7 +461,13 @@ fn run_client(c: &mut Client, cmd: Command) -> Result<i32, ClientError> {
         Command::Kill(a) => return crate::sessions::kill(c, a),
         Command::Tee(a) => return crate::sessions::tee(c, a),
         Command::Attach(_) | Command::Logs(_) => unreachable!("these take the connection"),
-        Command::Relay(_) | Command::Remote { .. } => unreachable!("handled before connecting"),
+        Command::Relay(_)
+        | Command::Remote { .. }
+        | Command::Up(_)
+        | Command::Down(_)
+        | Command::Projects(_)
+        | Command::Project { .. }
+        | Command::Validate(_) => unreachable!("handled before connecting"),
         Command::Ping => {
             let t = std::time::Instant::now();
             c.ping()?;

@@ -5,6 +5,8 @@
 mod cli;
 mod compat;
 mod output;
+mod progress;
+mod projects_cmd;
 mod relay_cmd;
 mod remote_cmd;
 mod sessions;

@@ -189,7 +189,13 @@ fn id_from_dir(dir: &Path) -> String {
         .unwrap_or_default();
     let mut id: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     id = id.trim_start_matches(['-', '_']).chars().take(63).collect();
     if id.is_empty() {
@@ -201,14 +207,17 @@ fn id_from_dir(dir: &Path) -> String {
 
 /// Resolves `berth up`'s path into (project dir, manifest to send).
 fn project_source(path: &Path) -> Result<(PathBuf, Vec<u8>), Failure> {
-    let path = std::fs::canonicalize(path)
-        .map_err(|e| Failure(format!("{}: {e}", path.display())))?;
+    let path =
+        std::fs::canonicalize(path).map_err(|e| Failure(format!("{}: {e}", path.display())))?;
     let (dir, compose) = if path.is_file() {
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        (path.parent().unwrap_or(Path::new("/")).to_owned(), Some(name))
+        (
+            path.parent().unwrap_or(Path::new("/")).to_owned(),
+            Some(name),
+        )
     } else {
         (path, None)
     };
@@ -220,7 +229,10 @@ fn project_source(path: &Path) -> Result<(PathBuf, Vec<u8>), Failure> {
                 let text = std::fs::read(&manifest_file)
                     .map_err(|e| Failure(format!("{}: {e}", manifest_file.display())))?;
                 let mut v: serde_json::Value = serde_json::from_slice(&text).map_err(|e| {
-                    Failure(format!("{} is not valid JSON: {e}", manifest_file.display()))
+                    Failure(format!(
+                        "{} is not valid JSON: {e}",
+                        manifest_file.display()
+                    ))
                 })?;
                 if let Some(o) = v.as_object_mut() {
                     o.insert("compose".into(), c.clone().into());
@@ -470,7 +482,10 @@ async fn projects(c: &mut Client, a: ProjectsArgs) -> Result<i32, Failure> {
         .collect();
     print!(
         "{}",
-        output::table(&["PROJECT", "NAME", "STATUS", "SERVICES", "PORTS", "APP"], rows)
+        output::table(
+            &["PROJECT", "NAME", "STATUS", "SERVICES", "PORTS", "APP"],
+            rows
+        )
     );
     Ok(0)
 }
@@ -486,11 +501,13 @@ async fn project_cmd(c: &mut Client, cmd: ProjectCmd) -> Result<i32, Failure> {
                 let svc: Vec<_> = st
                     .services
                     .iter()
-                    .map(|s| serde_json::json!({
-                        "name": s.name, "status": s.status, "container_id": s.container_id,
-                        "started_at": s.started_at, "restart_count": s.restart_count,
-                        "health": s.health, "detail": s.detail,
-                    }))
+                    .map(|s| {
+                        serde_json::json!({
+                            "name": s.name, "status": s.status, "container_id": s.container_id,
+                            "started_at": s.started_at, "restart_count": s.restart_count,
+                            "health": s.health, "detail": s.detail,
+                        })
+                    })
                     .collect();
                 let ports: Vec<_> = st.ports.iter().map(port_json).collect();
                 let v = serde_json::json!({
@@ -566,7 +583,12 @@ async fn project_cmd(c: &mut Client, cmd: ProjectCmd) -> Result<i32, Failure> {
                         p.service_name.clone(),
                         format!("{}/{}", p.container_port, p.protocol),
                         p.host_port.to_string(),
-                        if p.requested { "requested" } else { "allocated" }.to_string(),
+                        if p.requested {
+                            "requested"
+                        } else {
+                            "allocated"
+                        }
+                        .to_string(),
                         url(p),
                     ]
                 })
