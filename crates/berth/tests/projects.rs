@@ -524,7 +524,7 @@ fn invalid_compose_gets_a_clear_report_and_is_not_registered() {
         assert!(!r.valid);
         let rejected: Vec<_> = r.rejected_fields.iter().map(|n| n.path.as_str()).collect();
         assert!(rejected.contains(&"web.privileged"), "{rejected:?}");
-        assert!(rejected.contains(&"web.depends_on"), "{rejected:?}");
+        assert!(rejected.contains(&"web.depends_on.ghost"), "{rejected:?}");
         let dir = write_project(d.dir.path(), "bad", compose, &[]);
         let err = c
             .ensure_project(pb::EnsureProjectRequest {
