@@ -65,6 +65,7 @@ fn service(plan: &Plan, name: &str, command: &[&str]) -> PlannedService {
         user: None,
         networks: plan.networks.clone(),
         container_name: format!("{}-{}", plan.namespace, name),
+        container: Default::default(),
     }
 }
 

@@ -6,9 +6,10 @@
 use super::compose::{Command, ComposeFile, Environment, Mount, Node, Scalar};
 use super::model::{PortMapping, ProjectError, Protocol, RuntimeKind};
 use super::runtime::{
-    HealthSpec, MountSource, Plan, PlannedMount, PlannedService, PlannedVolume, Probe,
-    RestartPolicy,
+    ContainerSettings, HealthSpec, MountSource, Plan, PlannedMount, PlannedService, PlannedVolume,
+    Probe, RestartPolicy,
 };
+use super::settings::{container_settings, Context};
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
@@ -362,7 +363,20 @@ fn duration_at(node: &Node, key: &str, svc: &str) -> Result<Option<Duration>, Pr
     }
 }
 
+/// `restart`, unless `deploy.restart_policy` is set: it is the newer
+/// spelling and wins, as in Compose. Its `condition: any` restarts without
+/// limit (the engine counts attempts for `on-failure` only).
 fn restart_policy(node: &Node) -> RestartPolicy {
+    if let Some(p) = node.get("deploy").and_then(|d| d.get("restart_policy")) {
+        return match p.get("condition").and_then(Node::as_str).unwrap_or("any") {
+            "none" => RestartPolicy::No,
+            "on-failure" => RestartPolicy::OnFailure(match p.get("max_attempts") {
+                Some(Node::Int(n)) => u32::try_from(*n).unwrap_or(0),
+                _ => 0,
+            }),
+            _ => RestartPolicy::Always,
+        };
+    }
     let s = match node.get("restart") {
         Some(Node::Str(s)) => s.as_str(),
         _ => "no",
@@ -376,6 +390,130 @@ fn restart_policy(node: &Node) -> RestartPolicy {
             None => RestartPolicy::No,
         },
     }
+}
+
+/// The container name of service `name`: its `container_name` or the
+/// service name, under the namespace so projects never collide.
+fn container_name(ns: &str, name: &str, svc: &super::compose::Service) -> String {
+    svc.container_name
+        .as_ref()
+        .map(|c| format!("{ns}-{}", confined(c).to_string_lossy()))
+        .unwrap_or_else(|| format!("{ns}-{name}"))
+}
+
+/// The volume behind an anonymous mount of `service` at `target`: named
+/// after both, so the same mount finds the same volume after a restart,
+/// and namespaced so `remove` finds it.
+fn anonymous_volume(ns: &str, service: &str, target: &str) -> String {
+    let path: String = target
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    format!("{ns}_{service}_anon{path}")
+}
+
+/// Reads `label_file` entries (relative to the project, confined to it)
+/// into the labels; the file's own `labels` win.
+fn label_files(
+    node: &Node,
+    project_dir: &Path,
+    svc: &str,
+    c: &mut ContainerSettings,
+) -> Result<(), ProjectError> {
+    let files: Vec<&str> = match node.get("label_file") {
+        Some(Node::Str(s)) => vec![s.as_str()],
+        Some(Node::Seq(items)) => items.iter().filter_map(Node::as_str).collect(),
+        _ => return Ok(()),
+    };
+    let mut labels = BTreeMap::new();
+    for file in files {
+        let full = project_dir.join(confined(file));
+        let text = std::fs::read_to_string(&full).map_err(|e| {
+            ProjectError::PathNotFound(format!(
+                "{svc}.label_file: cannot read {}: {e}",
+                full.display()
+            ))
+        })?;
+        parse_env_lines(&text, &mut labels);
+    }
+    labels.extend(std::mem::take(&mut c.labels));
+    c.labels = labels;
+    Ok(())
+}
+
+#[derive(Clone, Copy)]
+enum FileKind {
+    Secret,
+    Config,
+}
+
+impl FileKind {
+    fn key(self) -> &'static str {
+        match self {
+            FileKind::Secret => "secrets",
+            FileKind::Config => "configs",
+        }
+    }
+}
+
+/// The read-only bind mounts of a service's `secrets` (at
+/// `/run/secrets/<name>`, or `target` under it) or `configs` (at
+/// `/<name>`, or `target`). Only `file:` sources are mounted (validation
+/// rejects the others); they resolve inside the project directory, and one
+/// that leads out of it through a symlink is refused.
+fn file_mounts(
+    input: &PlanInput<'_>,
+    node: &Node,
+    svc: &str,
+    kind: FileKind,
+) -> Result<Vec<PlannedMount>, ProjectError> {
+    let key = kind.key();
+    let Some(Node::Seq(refs)) = node.get(key) else {
+        return Ok(Vec::new());
+    };
+    let bad = |why: String| ProjectError::InvalidArgument(format!("{svc}.{key}: {why}"));
+    let mut out = Vec::new();
+    for r in refs {
+        let (source, target) = match r {
+            Node::Str(s) => (s.as_str(), None),
+            m @ Node::Map(_) => (
+                m.get("source")
+                    .and_then(Node::as_str)
+                    .ok_or_else(|| bad("an entry needs a `source`".into()))?,
+                m.get("target").and_then(Node::as_str),
+            ),
+            other => return Err(bad(format!("`{other}` is not a name or a mapping"))),
+        };
+        let file = input
+            .tree
+            .get(key)
+            .and_then(|defs| defs.get(source))
+            .and_then(|d| d.get("file"))
+            .and_then(Node::as_str)
+            .ok_or_else(|| {
+                bad(format!(
+                    "`{source}` is not defined with a `file:` at top level"
+                ))
+            })?;
+        let path = input.project_dir.join(confined(file));
+        // A symlink inside the project must not lead out of it.
+        if let (Ok(real), Ok(root)) = (path.canonicalize(), input.project_dir.canonicalize()) {
+            if !real.starts_with(&root) {
+                return Err(bad(format!("`{file}` leads outside the project directory")));
+            }
+        }
+        let target = match (kind, target) {
+            (_, Some(t)) if t.starts_with('/') => t.to_owned(),
+            (FileKind::Secret, t) => format!("/run/secrets/{}", t.unwrap_or(source)),
+            (FileKind::Config, t) => format!("/{}", t.unwrap_or(source)),
+        };
+        out.push(PlannedMount {
+            source: MountSource::Bind(path),
+            target,
+            read_only: true,
+        });
+    }
+    Ok(out)
 }
 
 /// Everything needed to build a plan.
@@ -422,6 +560,25 @@ pub fn build(input: &PlanInput<'_>) -> Result<Plan, ProjectError> {
     let vars = interpolation_vars(input.project_dir, input.secrets);
     let empty = Node::Null;
     let services_node = input.tree.get("services").unwrap_or(&empty);
+    let container_names: BTreeMap<String, String> = input
+        .file
+        .services
+        .0
+        .iter()
+        .map(|(name, svc)| (name.clone(), container_name(&ns, name, svc)))
+        .collect();
+    // `links: [db:database]` makes `database` another name of `db`.
+    let mut link_aliases: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (_, svc) in &input.file.services.0 {
+        for link in &svc.links {
+            if let Some((target, alias)) = link.split_once(':') {
+                let a = link_aliases.entry(target.to_owned()).or_default();
+                if !alias.is_empty() && !a.iter().any(|x| x == alias) {
+                    a.push(alias.to_owned());
+                }
+            }
+        }
+    }
     let mut services = Vec::new();
     for name in layers.iter().flatten() {
         let Some(svc) = input.file.services.get(name) else {
@@ -465,6 +622,26 @@ pub fn build(input: &PlanInput<'_>) -> Result<Plan, ProjectError> {
             },
             _ => None,
         };
+        let svc_networks: Vec<String> = match &svc.networks {
+            Some(n) => n.names().iter().map(|n| format!("{ns}_{n}")).collect(),
+            None => vec![format!("{ns}_default")],
+        };
+        let mut container = if docker {
+            let mut c = container_settings(
+                node,
+                &Context {
+                    service: name,
+                    namespace: &ns,
+                    container_names: &container_names,
+                    link_aliases: link_aliases.get(name).map_or(&[], Vec::as_slice),
+                    networks: &svc_networks,
+                },
+            )?;
+            label_files(node, input.project_dir, name, &mut c)?;
+            c
+        } else {
+            ContainerSettings::default()
+        };
         let mut mounts = Vec::new();
         for entry in &svc.volumes {
             let Ok(m) = entry.mount() else { continue };
@@ -490,13 +667,26 @@ pub fn build(input: &PlanInput<'_>) -> Result<Plan, ProjectError> {
                     target,
                     read_only,
                 }),
+                Mount::Anonymous { target } if docker => {
+                    let volume = anonymous_volume(&ns, name, &target);
+                    container.anonymous_volumes.push(volume.clone());
+                    mounts.push(PlannedMount {
+                        source: MountSource::Volume(volume),
+                        target,
+                        read_only,
+                    });
+                }
+                Mount::Tmpfs { target } if docker => {
+                    container.tmpfs.entry(target).or_default();
+                }
                 _ => {}
             }
         }
-        let svc_networks = match &svc.networks {
-            Some(n) => n.names().iter().map(|n| format!("{ns}_{n}")).collect(),
-            None => vec![format!("{ns}_default")],
-        };
+        if docker {
+            for kind in [FileKind::Secret, FileKind::Config] {
+                mounts.extend(file_mounts(input, node, name, kind)?);
+            }
+        }
         let working_dir = node.get("working_dir").and_then(Node::as_str).map(|w| {
             if docker {
                 w.to_owned()
@@ -540,11 +730,8 @@ pub fn build(input: &PlanInput<'_>) -> Result<Plan, ProjectError> {
                 .to_owned(),
             user: node.get("user").and_then(Node::as_str).map(str::to_owned),
             networks: svc_networks,
-            container_name: svc
-                .container_name
-                .as_ref()
-                .map(|c| format!("{ns}-{}", confined(c).to_string_lossy()))
-                .unwrap_or_else(|| format!("{ns}-{name}")),
+            container_name: container_name(&ns, name, svc),
+            container,
         });
     }
     Ok(Plan {
