@@ -108,6 +108,12 @@ impl DockerRuntime {
         Ok(DockerRuntime { docker, socket })
     }
 
+    /// The engine client, for tests that look at what was created.
+    #[cfg(test)]
+    pub(crate) fn client(&self) -> &Docker {
+        &self.docker
+    }
+
     /// The socket this runtime talks to.
     pub fn socket(&self) -> &str {
         &self.socket
