@@ -785,6 +785,120 @@ mod tests {
         assert_eq!(confined("./data/"), PathBuf::from("data"));
     }
 
+    /// The plan of `yaml` for project `p` in `dir`.
+    fn plan_of(yaml: &str, dir: &Path, runtime: RuntimeKind) -> Result<Plan, ProjectError> {
+        let (file, tree) = super::super::compose::parse(yaml.as_bytes()).expect("parses");
+        build(&PlanInput {
+            project_id: "p",
+            file: &file,
+            tree: &tree,
+            project_dir: dir,
+            state_path: &dir.join("state"),
+            runtime,
+            ports: &[],
+            secrets: &BTreeMap::new(),
+        })
+    }
+
+    #[test]
+    fn docker_services_get_their_container_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("labels.env"), "team=ops\ntier=db\n").unwrap();
+        std::fs::write(dir.path().join("key"), "k").unwrap();
+        let yaml = r#"
+services:
+  db:
+    image: x
+    label_file: ../labels.env
+    labels: { tier: primary }
+    volumes: [/var/lib/db, { type: tmpfs, target: /cache }]
+    secrets: [key, { source: key, target: other }]
+    configs: [{ source: conf, target: /etc/app.conf }]
+    deploy:
+      restart_policy: { condition: on-failure, max_attempts: 4 }
+  web:
+    image: x
+    links: ["db:database"]
+    pid: service:db
+secrets:
+  key: { file: ./key }
+configs:
+  conf: { file: ../../key }
+"#;
+        let plan = plan_of(yaml, dir.path(), RuntimeKind::Docker).unwrap();
+        let db = plan.service("db").unwrap();
+        // The file's own labels win over its label_file.
+        assert_eq!(
+            db.container.labels,
+            BTreeMap::from([
+                ("team".into(), "ops".into()),
+                ("tier".into(), "primary".into())
+            ])
+        );
+        assert_eq!(
+            db.container.anonymous_volumes,
+            ["berth-p_db_anon-var-lib-db"]
+        );
+        assert!(db.container.tmpfs.contains_key("/cache"));
+        assert_eq!(
+            db.container.network_aliases,
+            BTreeMap::from([("berth-p_default".into(), vec!["database".into()])])
+        );
+        assert_eq!(db.restart, RestartPolicy::OnFailure(4));
+        let key = dir.path().join("key");
+        let binds: Vec<_> = db
+            .mounts
+            .iter()
+            .filter_map(|m| match &m.source {
+                MountSource::Bind(p) => Some((p.clone(), m.target.as_str(), m.read_only)),
+                MountSource::Volume(_) => None,
+            })
+            .collect();
+        assert_eq!(
+            binds,
+            [
+                (key.clone(), "/run/secrets/key", true),
+                (key.clone(), "/run/secrets/other", true),
+                (key, "/etc/app.conf", true),
+            ]
+        );
+        let web = plan.service("web").unwrap();
+        assert_eq!(web.container.pid.as_deref(), Some("container:berth-p-db"));
+
+        // Native services carry no container settings.
+        let native = plan_of(
+            "services:\n  a:\n    command: [x]\n    hostname: h\n    mem_limit: lots\n",
+            dir.path(),
+            RuntimeKind::Native,
+        )
+        .unwrap();
+        assert_eq!(native.services[0].container, ContainerSettings::default());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn secret_files_stay_inside_the_project() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("shadow"), "x").unwrap();
+        std::os::unix::fs::symlink(outside.path().join("shadow"), dir.path().join("link")).unwrap();
+        let yaml =
+            "services:\n  a:\n    image: x\n    secrets: [s]\nsecrets:\n  s: { file: ./link }\n";
+        let err = plan_of(yaml, dir.path(), RuntimeKind::Docker).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("a.secrets: `./link` leads outside the project directory"),
+            "{err}"
+        );
+        let err = plan_of(
+            "services:\n  a:\n    image: x\n    mem_limit: lots\n",
+            dir.path(),
+            RuntimeKind::Docker,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("a.mem_limit: `lots`"), "{err}");
+    }
+
     #[test]
     fn project_ids() {
         assert!(check_project_id("todo-1").is_ok());

@@ -901,3 +901,26 @@ fn container_settings_on_docker_are_honoured_or_reported() {
         "berth does not build images: the service runs `image`, which must exist or be pullable"
     );
 }
+
+#[test]
+fn joining_a_pid_or_ipc_namespace_orders_the_start() {
+    let text = "services:
+  app: {image: x, pid: 'service:base', ipc: 'service:base'}
+  base: {image: x}
+  odd: {image: x, uts: 'service:base', ipc: 'service:ghost'}
+";
+    let r = validate(text.as_bytes(), Runtime::Docker);
+    assert_eq!(paths(&r.rejected_fields), ["odd.uts", "odd.ipc"]);
+    assert_eq!(
+        reason(&r.rejected_fields, "odd.uts"),
+        "`uts` cannot join another service; only `pid` and `ipc` can"
+    );
+    for p in ["app.pid", "app.ipc"] {
+        assert!(paths(&r.supported_fields).contains(&p), "{p}");
+    }
+    let ok = "services:
+  app: {image: x, pid: 'service:base'}
+  base: {image: x}
+";
+    assert_eq!(start_order(&file(ok)).unwrap(), [vec!["base"], vec!["app"]]);
+}

@@ -626,17 +626,14 @@ impl Checker<'_> {
                     );
                 } else if key == "cgroup" && mode != "private" && !self.native() {
                     self.reject(name, path, "`cgroup` must be `private` (or `host`, which is refused)");
-                } else if let Some(dep) = mode.strip_prefix("service:") {
-                    if self.native() || self.file.services.get(dep).is_some() {
-                        self.docker_only(
-                            name,
-                            path,
-                            "native services share the host's namespaces; this cannot be honoured",
-                        );
-                    } else {
-                        self.reject(name, path, format!("service `{dep}` is not defined"));
-                    }
-                } else {
+                } else if mode.starts_with("service:") && !matches!(key, "pid" | "ipc") {
+                    self.reject(
+                        name,
+                        path,
+                        format!("`{key}` cannot join another service; only `pid` and `ipc` can"),
+                    );
+                } else if !self.implicit_dependency(name, svc, key, cycle) {
+                    // `service:X` of pid/ipc was checked like a dependency.
                     self.docker_only(
                         name,
                         path,
