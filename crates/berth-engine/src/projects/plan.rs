@@ -412,6 +412,27 @@ fn anonymous_volume(ns: &str, service: &str, target: &str) -> String {
     format!("{ns}_{service}_anon{path}")
 }
 
+/// The engine's options for a long tmpfs mount's `size` (a byte size)
+/// and `mode` (octal digits, as written).
+fn tmpfs_options(t: &Node, at: &str) -> Result<String, ProjectError> {
+    let mut opts = Vec::new();
+    if let Some(size) = t.get("size") {
+        let bytes = super::settings::parse_bytes(size)
+            .map_err(|e| ProjectError::InvalidArgument(format!("{at}.size: {e}")))?;
+        opts.push(format!("size={bytes}"));
+    }
+    match t.get("mode") {
+        None => {}
+        Some(m @ (Node::Int(_) | Node::Str(_))) => opts.push(format!("mode={m}")),
+        Some(m) => {
+            return Err(ProjectError::InvalidArgument(format!(
+                "{at}.mode: `{m}` is not a mode"
+            )))
+        }
+    }
+    Ok(opts.join(","))
+}
+
 /// Reads `label_file` entries (relative to the project, confined to it)
 /// into the labels; the file's own `labels` win.
 fn label_files(
@@ -643,7 +664,11 @@ pub fn build(input: &PlanInput<'_>) -> Result<Plan, ProjectError> {
             ContainerSettings::default()
         };
         let mut mounts = Vec::new();
-        for entry in &svc.volumes {
+        let volume_nodes = match node.get("volumes") {
+            Some(Node::Seq(items)) => items.as_slice(),
+            _ => &[],
+        };
+        for (i, entry) in svc.volumes.iter().enumerate() {
             let Ok(m) = entry.mount() else { continue };
             let read_only = match entry {
                 super::compose::VolumeEntry::Short(s) => {
@@ -677,7 +702,13 @@ pub fn build(input: &PlanInput<'_>) -> Result<Plan, ProjectError> {
                     });
                 }
                 Mount::Tmpfs { target } if docker => {
-                    container.tmpfs.entry(target).or_default();
+                    let opts = volume_nodes
+                        .get(i)
+                        .and_then(|n| n.get("tmpfs"))
+                        .map(|t| tmpfs_options(t, &format!("{name}.volumes[{i}].tmpfs")))
+                        .transpose()?
+                        .unwrap_or_default();
+                    container.tmpfs.insert(target, opts);
                 }
                 _ => {}
             }
@@ -811,7 +842,7 @@ services:
     image: x
     label_file: ../labels.env
     labels: { tier: primary }
-    volumes: [/var/lib/db, { type: tmpfs, target: /cache }]
+    volumes: [/var/lib/db, { type: tmpfs, target: /cache, tmpfs: { size: 1m, mode: 1777 } }]
     secrets: [key, { source: key, target: other }]
     configs: [{ source: conf, target: /etc/app.conf }]
     deploy:
@@ -839,7 +870,7 @@ configs:
             db.container.anonymous_volumes,
             ["berth-p_db_anon-var-lib-db"]
         );
-        assert!(db.container.tmpfs.contains_key("/cache"));
+        assert_eq!(db.container.tmpfs["/cache"], "size=1048576,mode=1777");
         assert_eq!(
             db.container.network_aliases,
             BTreeMap::from([("berth-p_default".into(), vec!["database".into()])])

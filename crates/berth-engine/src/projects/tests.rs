@@ -894,6 +894,9 @@ fn container_settings_on_docker_are_honoured_or_reported() {
             "app.secrets[0].mode",
             "app.deploy.resources.reservations.cpus",
             "app.deploy.restart_policy.delay",
+            "helper.volumes[0].bind",
+            "helper.volumes[1].tmpfs.noexec",
+            "helper.attach",
         ]
     );
     assert_eq!(

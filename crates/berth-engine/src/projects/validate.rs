@@ -508,8 +508,21 @@ impl Checker<'_> {
                     );
                 }
             }
-            "command" | "entrypoint" | "environment" | "env_file" | "expose" | "healthcheck"
-            | "attach" => self.ok(name, path),
+            "command" | "entrypoint" | "environment" | "env_file" | "healthcheck" => {
+                self.ok(name, path)
+            }
+            "expose" => {
+                if self.native() {
+                    self.warn(name, path, "native services listen on the host; `expose` has no effect");
+                } else {
+                    self.ok(name, path);
+                }
+            }
+            "attach" => self.warn(
+                name,
+                path,
+                "berth keeps every service's logs; `attach` is ignored",
+            ),
             "profiles" => self.changed(
                 name,
                 path,
@@ -544,7 +557,7 @@ impl Checker<'_> {
             ),
             "blkio_config" => self.blkio(name, &path, value),
             "ports" => self.ports(name, svc),
-            "volumes" => self.volumes(name, svc),
+            "volumes" => self.volumes(name, svc, value),
             "depends_on" => self.depends_on(name, svc, cycle),
             "networks" => self.networks(name, svc, value),
             // `restart: false` is the boolean spelling of `no`.
@@ -872,9 +885,36 @@ impl Checker<'_> {
         }
     }
 
-    fn volumes(&mut self, name: &str, svc: &Service) {
+    fn volumes(&mut self, name: &str, svc: &Service, value: &Node) {
         for (i, entry) in svc.volumes.iter().enumerate() {
             let path = format!("{name}.volumes[{i}]");
+            // Of a long entry's options, only a tmpfs's `size` and `mode`
+            // reach the engine.
+            if let Some(Node::Map(opts)) = match value {
+                Node::Seq(items) => items.get(i),
+                _ => None,
+            } {
+                for (k, v) in opts {
+                    match k.as_str() {
+                        "type" | "source" | "target" | "read_only" => {}
+                        "tmpfs" => {
+                            let Node::Map(t) = v else { continue };
+                            for (o, _) in t.iter().filter(|(o, _)| o != "size" && o != "mode") {
+                                self.warn(
+                                    name,
+                                    format!("{path}.tmpfs.{o}"),
+                                    "not passed to the engine; ignored",
+                                );
+                            }
+                        }
+                        _ => self.warn(
+                            name,
+                            format!("{path}.{k}"),
+                            "mount options are not passed to the engine; ignored",
+                        ),
+                    }
+                }
+            }
             let mount = match entry.mount() {
                 Ok(m) => m,
                 Err(e) => {
