@@ -107,8 +107,7 @@ struct Row {
 fn compose_run(dir: &Path) -> Row {
     let dc = || {
         let mut c = Command::new("docker-compose");
-        c.current_dir(dir)
-            .args(["-p", "berthbenchdc", "-f", "compose.yaml"]);
+        c.current_dir(dir).args(["-p", "berthbenchdc", "-f", "compose.yaml"]);
         c
     };
     let t = Instant::now();
@@ -122,10 +121,7 @@ fn compose_run(dir: &Path) -> Row {
         if String::from_utf8_lossy(&out.stdout).trim() == "healthy" {
             break;
         }
-        assert!(
-            t.elapsed() < Duration::from_secs(300),
-            "compose chain never healthy"
-        );
+        assert!(t.elapsed() < Duration::from_secs(300), "compose chain never healthy");
         std::thread::sleep(Duration::from_millis(20));
     }
     let up = t.elapsed();
@@ -137,14 +133,7 @@ fn compose_run(dir: &Path) -> Row {
     }
 }
 
-fn berth_run(
-    berth: &Path,
-    xdg: &Path,
-    dir: &Path,
-    id: &str,
-    runtime: &str,
-    what: &'static str,
-) -> Row {
+fn berth_run(berth: &Path, xdg: &Path, dir: &Path, id: &str, runtime: &str, what: &'static str) -> Row {
     let cmd = || {
         let mut c = Command::new(berth);
         c.env("XDG_RUNTIME_DIR", xdg.join("run"))
@@ -181,16 +170,14 @@ fn main() {
             .status()
             .is_ok_and(|s| s.success());
     // One daemon serves both berth runs.
-    let daemon = common::start("berth", &berth, &["daemon"], "run/berth/daemon.sock", None);
-    let xdg = daemon
-        .socket
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_owned();
+    let daemon = common::start(
+        "berth",
+        &berth,
+        &["daemon"],
+        "run/berth/daemon.sock",
+        None,
+    );
+    let xdg = daemon.socket.parent().unwrap().parent().unwrap().parent().unwrap().to_owned();
     let mut rows = Vec::new();
     if docker_ok && have("docker-compose") {
         let dir = write_project(root.path(), "dc", &docker_chain());
@@ -200,14 +187,7 @@ fn main() {
     }
     if docker_ok {
         let dir = write_project(root.path(), "bd", &docker_chain());
-        rows.push(berth_run(
-            &berth,
-            &xdg,
-            &dir,
-            "benchdocker",
-            "docker",
-            "berth (docker)",
-        ));
+        rows.push(berth_run(&berth, &xdg, &dir, "benchdocker", "docker", "berth (docker)"));
     } else {
         println!("skipped berth on docker: needs DOCKER_HOST and {IMAGE}");
     }
@@ -216,22 +196,13 @@ fn main() {
         std::fs::create_dir_all(&dir).unwrap();
         let compose = native_chain(&dir);
         let dir = write_project(root.path(), "bn", &compose);
-        rows.push(berth_run(
-            &berth,
-            &xdg,
-            &dir,
-            "benchnative",
-            "native",
-            "berth (native)",
-        ));
+        rows.push(berth_run(&berth, &xdg, &dir, "benchnative", "native", "berth (native)"));
     } else {
         println!("skipped berth native: needs busybox");
     }
     drop(daemon);
     let base = rows.iter().find(|r| r.what.starts_with("docker-compose"));
-    println!(
-        "\n10-service healthcheck chain: up = until all healthy, down = stopped and removed\n"
-    );
+    println!("\n10-service healthcheck chain: up = until all healthy, down = stopped and removed\n");
     println!("| runner | up | down | up vs docker-compose | down vs docker-compose |");
     println!("|---|---|---|---|---|");
     for r in &rows {
