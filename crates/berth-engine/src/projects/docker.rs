@@ -143,12 +143,19 @@ impl DockerRuntime {
         )])
     }
 
-    /// Pulls `image`, forwarding the engine's progress.
-    async fn pull(&self, image: &str, progress: &ProgressFn) -> Result<(), RuntimeError> {
+    /// Pulls `image` (for `platform`, when the file names one),
+    /// forwarding the engine's progress.
+    async fn pull(
+        &self,
+        image: &str,
+        platform: Option<&str>,
+        progress: &ProgressFn,
+    ) -> Result<(), RuntimeError> {
         let (from_image, tag) = split_reference(image);
         let options = CreateImageOptions {
             from_image: Some(from_image),
             tag,
+            platform: platform.unwrap_or_default().to_string(),
             ..Default::default()
         };
         let fail = |why: String| {
@@ -549,7 +556,10 @@ impl ProjectRuntime for DockerRuntime {
     async fn prepare(&self, plan: &Plan, progress: &ProgressFn) -> Result<u32, RuntimeError> {
         let mut seen = BTreeSet::new();
         let mut pulled = 0;
-        for image in plan.services.iter().filter_map(|s| s.image.as_deref()) {
+        for svc in &plan.services {
+            let Some(image) = svc.image.as_deref() else {
+                continue;
+            };
             if !seen.insert(image) {
                 continue;
             }
@@ -561,7 +571,8 @@ impl ProjectRuntime for DockerRuntime {
                     total: 0,
                 }),
                 Err(e) if status(&e) == Some(404) => {
-                    self.pull(image, progress).await?;
+                    self.pull(image, svc.container.platform.as_deref(), progress)
+                        .await?;
                     pulled += 1;
                 }
                 Err(e) => return Err(engine_error(&format!("inspecting image {image}"), &e)),

@@ -180,6 +180,22 @@ pub fn parse_extra_hosts(node: &Node) -> Result<Vec<String>, String> {
         .collect()
 }
 
+/// One `expose` entry, `PORT[-PORT][/PROTO]`, as the engine's
+/// `port/proto` keys (a range is one key per port, as the CLI does).
+pub fn parse_expose(entry: &str) -> Result<Vec<String>, String> {
+    let (ports, proto) = entry.split_once('/').unwrap_or((entry, "tcp"));
+    let bad = || format!("`{entry}` is not PORT[-PORT][/PROTOCOL]");
+    let port = |s: &str| s.trim().parse::<u16>().map_err(|_| bad());
+    let (lo, hi) = match ports.split_once('-') {
+        Some((a, b)) => (port(a)?, port(b)?),
+        None => (port(ports)?, port(ports)?),
+    };
+    if lo > hi || !matches!(proto, "tcp" | "udp" | "sctp") {
+        return Err(bad());
+    }
+    Ok((lo..=hi).map(|p| format!("{p}/{proto}")).collect())
+}
+
 /// `tmpfs`: a path or a list of `path[:options]`.
 pub fn parse_tmpfs(node: &Node) -> Result<BTreeMap<String, String>, String> {
     Ok(strings(node)?
@@ -265,11 +281,8 @@ pub(super) fn container_settings(
             "network_mode" => c.network_mode = Some(join(key, v)?),
             "expose" => {
                 for p in list(key, v)? {
-                    c.expose.push(if p.contains('/') {
-                        p
-                    } else {
-                        format!("{p}/tcp")
-                    });
+                    c.expose
+                        .extend(parse_expose(&p).map_err(|e| err(ctx, key, e))?);
                 }
             }
             "tmpfs" => c
@@ -459,6 +472,18 @@ mod tests {
         assert!(b("12q").is_err());
         assert!(b("-1m").is_err());
         assert!(parse_bytes(&Node::Int(-5)).is_err());
+    }
+
+    #[test]
+    fn expose_entries_and_ranges() {
+        assert_eq!(parse_expose("80"), Ok(vec!["80/tcp".to_string()]));
+        assert_eq!(
+            parse_expose("53-54/udp"),
+            Ok(vec!["53/udp".to_string(), "54/udp".to_string()])
+        );
+        assert!(parse_expose("http").is_err());
+        assert!(parse_expose("9-8").is_err());
+        assert!(parse_expose("80/icmp").is_err());
     }
 
     #[test]
