@@ -4,7 +4,7 @@
 //! Only the Docker runtime uses them; validation rejects or warns about
 //! what they cannot carry.
 
-use super::compose::Node;
+use super::compose::{ComposeFile, Node};
 use super::model::ProjectError;
 use super::plan::parse_duration;
 use super::runtime::ContainerSettings;
@@ -325,6 +325,7 @@ pub(super) fn container_settings(
             "memswap_limit" => {
                 c.memory_swap = Some(match v {
                     Node::Int(-1) => -1,
+                    Node::Str(s) if s.trim() == "-1" => -1,
                     v => bytes(key, v)?,
                 })
             }
@@ -392,6 +393,35 @@ pub(super) fn container_settings(
         }
     }
     Ok(c)
+}
+
+/// Whether the plan can read `key: value` of service `service` in
+/// `file`; the error is the plan's, without the field prefix (validation
+/// reports the field as its path).
+pub(super) fn check(
+    file: &ComposeFile,
+    service: &str,
+    key: &str,
+    value: &Node,
+) -> Result<(), String> {
+    let names: BTreeMap<String, String> = file
+        .services
+        .keys()
+        .map(|s| (s.to_owned(), s.to_owned()))
+        .collect();
+    let ctx = Context {
+        service,
+        namespace: "",
+        container_names: &names,
+        link_aliases: &[],
+        networks: &[],
+    };
+    let node = Node::Map(vec![(key.to_owned(), value.clone())]);
+    container_settings(&node, &ctx).map(drop).map_err(|e| {
+        let msg = e.to_string();
+        let prefix = format!("{service}.{key}: ");
+        msg.strip_prefix(&prefix).map(str::to_owned).unwrap_or(msg)
+    })
 }
 
 /// `deploy.resources`: limits (`cpus`, `memory`, `pids`) and the memory

@@ -927,3 +927,31 @@ fn joining_a_pid_or_ipc_namespace_orders_the_start() {
 ";
     assert_eq!(start_order(&file(ok)).unwrap(), [vec!["base"], vec!["app"]]);
 }
+
+#[test]
+fn unreadable_container_values_are_rejected_with_the_plans_reason() {
+    let text = "services:
+  a:
+    image: x
+    mem_limit: lots
+    cpus: 0.5
+    ulimits: {nofile: {soft: 1}}
+    extra_hosts: [nocolon]
+    deploy: {resources: {limits: {memory: huge}}}
+";
+    let r = validate(text.as_bytes(), Runtime::Docker);
+    let x = &r.rejected_fields;
+    assert_eq!(
+        paths(x),
+        ["a.mem_limit", "a.ulimits", "a.extra_hosts", "a.deploy"]
+    );
+    assert_eq!(
+        reason(x, "a.mem_limit"),
+        "`lots` is not a byte size (like 512m or 1g)"
+    );
+    assert_eq!(reason(x, "a.ulimits"), "`nofile` needs `soft` and `hard`");
+    assert_eq!(
+        reason(x, "a.deploy"),
+        "a.deploy.resources.limits.memory: `huge` is not a byte size (like 512m or 1g)"
+    );
+}

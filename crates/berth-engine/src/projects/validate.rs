@@ -462,7 +462,28 @@ impl Checker<'_> {
         }
         for (key, value) in entries {
             self.service_key(name, svc, key, value, cycle);
+            if !self.native() {
+                self.container_value(name, key, value);
+            }
             interpolation_warnings(self.r, name, &format!("{name}.{key}"), value);
+        }
+    }
+
+    /// Rejects a container setting whose value the plan could not read
+    /// (`mem_limit: lots`, `cpus: half`, ...), with the plan's own
+    /// message, unless the key was rejected already.
+    fn container_value(&mut self, name: &str, key: &str, value: &Node) {
+        let path = format!("{name}.{key}");
+        if self
+            .r
+            .rejected_fields
+            .iter()
+            .any(|n| n.service == name && n.path.starts_with(&path))
+        {
+            return;
+        }
+        if let Err(why) = super::settings::check(self.file, name, key, value) {
+            self.reject(name, path, why);
         }
     }
 
