@@ -448,7 +448,8 @@ fn label_files(
     };
     let mut labels = BTreeMap::new();
     for file in files {
-        let full = project_dir.join(confined(file));
+        let full = inside_project(project_dir, file)
+            .map_err(|e| ProjectError::InvalidArgument(format!("{svc}.label_file: {e}")))?;
         let text = std::fs::read_to_string(&full).map_err(|e| {
             ProjectError::PathNotFound(format!(
                 "{svc}.label_file: cannot read {}: {e}",
@@ -460,6 +461,19 @@ fn label_files(
     labels.extend(std::mem::take(&mut c.labels));
     c.labels = labels;
     Ok(())
+}
+
+/// `file` under the project directory: `..` and absolute prefixes are
+/// dropped ([`confined`]), and a path that exists is resolved, so a
+/// symlink leading out of the project is refused and the engine is given
+/// the resolved path (a later swap of the link does not redirect it).
+fn inside_project(project_dir: &Path, file: &str) -> Result<PathBuf, String> {
+    let path = project_dir.join(confined(file));
+    match (path.canonicalize(), project_dir.canonicalize()) {
+        (Ok(real), Ok(root)) if real.starts_with(&root) => Ok(real),
+        (Ok(_), Ok(_)) => Err(format!("`{file}` leads outside the project directory")),
+        _ => Ok(path),
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -516,13 +530,7 @@ fn file_mounts(
                     "`{source}` is not defined with a `file:` at top level"
                 ))
             })?;
-        let path = input.project_dir.join(confined(file));
-        // A symlink inside the project must not lead out of it.
-        if let (Ok(real), Ok(root)) = (path.canonicalize(), input.project_dir.canonicalize()) {
-            if !real.starts_with(&root) {
-                return Err(bad(format!("`{file}` leads outside the project directory")));
-            }
-        }
+        let path = inside_project(input.project_dir, file).map_err(bad)?;
         let target = match (kind, target) {
             (_, Some(t)) if t.starts_with('/') => t.to_owned(),
             (FileKind::Secret, t) => format!("/run/secrets/{}", t.unwrap_or(source)),
@@ -876,7 +884,7 @@ configs:
             BTreeMap::from([("berth-p_default".into(), vec!["database".into()])])
         );
         assert_eq!(db.restart, RestartPolicy::OnFailure(4));
-        let key = dir.path().join("key");
+        let key = dir.path().join("key").canonicalize().unwrap();
         let binds: Vec<_> = db
             .mounts
             .iter()
