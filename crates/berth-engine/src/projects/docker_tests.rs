@@ -427,6 +427,7 @@ services:
         echo x > /scratch/f && echo tmpfs-ok;
         echo y > /data/f && echo anon-ok;
         echo "secret=$(cat /run/secrets/token)";
+        echo z 2>/dev/null > /run/secrets/token && echo secret-rw || echo secret-ro;
         sleep 1000
     hostname: boxhost
     labels:
@@ -440,6 +441,8 @@ services:
     cap_drop: [NET_RAW]
     volumes: [/data]
     secrets: [token]
+    deploy:
+      restart_policy: {{ condition: on-failure, max_attempts: 2 }}
 secrets:
   token:
     file: ../../token.txt
@@ -470,6 +473,7 @@ secrets:
         "tmpfs-ok",
         "anon-ok",
         "secret=s3cret",
+        "secret-ro",
     ];
     let mut lines = Vec::new();
     let seen = eventually(Duration::from_secs(20), async || {
@@ -496,6 +500,12 @@ secrets:
         Some(vec!["db.local:10.1.2.3".to_string()])
     );
     assert!(host.tmpfs.unwrap().contains_key("/scratch"));
+    let restart = host.restart_policy.unwrap();
+    assert_eq!(
+        restart.name,
+        Some(bollard::models::RestartPolicyNameEnum::ON_FAILURE)
+    );
+    assert_eq!(restart.maximum_retry_count, Some(2));
     let labels = info.config.unwrap().labels.unwrap();
     assert_eq!(labels["com.example.team"], "shop");
     // The file cannot take over berth's own labels.
