@@ -620,8 +620,8 @@ impl Service {
     /// `depends_on` (optional ones too: they order the start when present),
     /// and what Compose also treats as
     /// dependencies: `links` (`db` or `db:alias`), `network_mode:
-    /// service:X` and `volumes_from: X[:ro]` (`container:` sources are not
-    /// services).
+    /// service:X`, `pid`/`ipc: service:X` and `volumes_from: X[:ro]`
+    /// (`container:` sources are not services).
     pub fn start_after(&self) -> Vec<(String, &'static str)> {
         let mut out: Vec<(String, &'static str)> = Vec::new();
         let mut add = |s: &str, key: &'static str| {
@@ -641,6 +641,12 @@ impl Service {
             .and_then(|m| m.strip_prefix("service:"))
         {
             add(s, "network_mode");
+        }
+        // Joining another service's PID or IPC namespace needs it running.
+        for (mode, key) in [(&self.pid, "pid"), (&self.ipc, "ipc")] {
+            if let Some(s) = mode.as_deref().and_then(|m| m.strip_prefix("service:")) {
+                add(s, key);
+            }
         }
         for v in self
             .volumes_from

@@ -14,9 +14,9 @@ use bollard::container::LogOutput;
 use bollard::errors::Error as DockerError;
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use bollard::models::{
-    ContainerCreateBody, EndpointSettings, HostConfig, Mount, MountType, NetworkConnectRequest,
-    NetworkCreateRequest, NetworkingConfig, PortBinding, RestartPolicyNameEnum,
-    VolumeCreateRequest,
+    ContainerCreateBody, EndpointSettings, HostConfig, HostConfigCgroupnsModeEnum, Mount,
+    MountType, NetworkConnectRequest, NetworkCreateRequest, NetworkingConfig, PortBinding,
+    ResourcesUlimits, RestartPolicyNameEnum, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, ListContainersOptions, ListNetworksOptions,
@@ -108,6 +108,12 @@ impl DockerRuntime {
         Ok(DockerRuntime { docker, socket })
     }
 
+    /// The engine client, for tests that look at what was created.
+    #[cfg(test)]
+    pub(crate) fn client(&self) -> &Docker {
+        &self.docker
+    }
+
     /// The socket this runtime talks to.
     pub fn socket(&self) -> &str {
         &self.socket
@@ -137,12 +143,19 @@ impl DockerRuntime {
         )])
     }
 
-    /// Pulls `image`, forwarding the engine's progress.
-    async fn pull(&self, image: &str, progress: &ProgressFn) -> Result<(), RuntimeError> {
+    /// Pulls `image` (for `platform`, when the file names one),
+    /// forwarding the engine's progress.
+    async fn pull(
+        &self,
+        image: &str,
+        platform: Option<&str>,
+        progress: &ProgressFn,
+    ) -> Result<(), RuntimeError> {
         let (from_image, tag) = split_reference(image);
         let options = CreateImageOptions {
             from_image: Some(from_image),
             tag,
+            platform: platform.unwrap_or_default().to_string(),
             ..Default::default()
         };
         let fail = |why: String| {
@@ -207,9 +220,38 @@ impl DockerRuntime {
         }
     }
 
+    /// The endpoint of `svc` on network `net`: reachable by its service
+    /// name and the aliases the file gives it there.
+    fn endpoint(svc: &PlannedService, net: &str) -> EndpointSettings {
+        let mut aliases = vec![svc.name.clone()];
+        if let Some(extra) = svc.container.network_aliases.get(net) {
+            aliases.extend(extra.iter().filter(|a| **a != svc.name).cloned());
+        }
+        EndpointSettings {
+            aliases: Some(aliases),
+            ..Default::default()
+        }
+    }
+
+    /// The networks `svc` joins: none when it shares another container's
+    /// network (`network_mode: service:X`) or has none (`none`).
+    fn joined_networks(svc: &PlannedService) -> &[String] {
+        match svc.container.network_mode {
+            Some(_) => &[],
+            None => &svc.networks,
+        }
+    }
+
     /// The create request for `svc`.
     fn container_body(plan: &Plan, svc: &PlannedService, hash: &str) -> ContainerCreateBody {
-        let mut labels = Self::project_labels(plan);
+        let c = &svc.container;
+        // The file's labels first, so berth's own cannot be overridden.
+        let mut labels: HashMap<String, String> = c
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        labels.extend(Self::project_labels(plan));
         labels.insert(LABEL_SERVICE.into(), svc.name.clone());
         labels.insert(LABEL_CONFIG_HASH.into(), hash.to_string());
 
@@ -229,6 +271,11 @@ impl DockerRuntime {
                 .or_insert_with(|| Some(Vec::new()))
                 .get_or_insert_with(Vec::new)
                 .push(binding);
+        }
+        for port in &c.expose {
+            if !exposed.contains(port) {
+                exposed.push(port.clone());
+            }
         }
 
         let (name, retries) = match svc.restart {
@@ -260,16 +307,29 @@ impl DockerRuntime {
 
         // API 1.41 attaches a container to one network at create; the
         // others are connected before it starts.
-        let first_network = svc.networks.first();
+        let first_network = Self::joined_networks(svc).first();
         let networking_config = first_network.map(|net| NetworkingConfig {
-            endpoints_config: Some(HashMap::from([(
-                net.clone(),
-                EndpointSettings {
-                    aliases: Some(vec![svc.name.clone()]),
-                    ..Default::default()
-                },
-            )])),
+            endpoints_config: Some(HashMap::from([(net.clone(), Self::endpoint(svc, net))])),
         });
+
+        let list = |v: &Vec<String>| Some(v.clone()).filter(|v| !v.is_empty());
+        let map = |m: &std::collections::BTreeMap<String, String>| {
+            Some(
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect::<HashMap<_, _>>(),
+            )
+            .filter(|m| !m.is_empty())
+        };
+        let ulimits = c
+            .ulimits
+            .iter()
+            .map(|(name, soft, hard)| ResourcesUlimits {
+                name: Some(name.clone()),
+                soft: Some(*soft),
+                hard: Some(*hard),
+            })
+            .collect();
 
         ContainerCreateBody {
             image: svc.image.clone(),
@@ -278,6 +338,10 @@ impl DockerRuntime {
             env: Some(svc.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
             working_dir: svc.working_dir.clone(),
             user: svc.user.clone(),
+            hostname: c.hostname.clone(),
+            domainname: c.domainname.clone(),
+            tty: Some(c.tty),
+            open_stdin: Some(c.stdin_open),
             labels: Some(labels),
             exposed_ports: Some(exposed).filter(|e| !e.is_empty()),
             stop_signal: Some(svc.stop_signal.clone()).filter(|s| !s.is_empty()),
@@ -290,12 +354,77 @@ impl DockerRuntime {
                     maximum_retry_count: retries,
                 }),
                 mounts: Some(mounts),
-                network_mode: first_network.cloned(),
+                network_mode: c.network_mode.clone().or_else(|| first_network.cloned()),
+                dns: list(&c.dns),
+                dns_search: list(&c.dns_search),
+                dns_options: list(&c.dns_opt),
+                extra_hosts: list(&c.extra_hosts),
+                tmpfs: map(&c.tmpfs),
+                volumes_from: list(&c.volumes_from),
+                readonly_rootfs: Some(c.read_only),
+                shm_size: c.shm_size,
+                ulimits: Some(ulimits).filter(|u: &Vec<_>| !u.is_empty()),
+                sysctls: map(&c.sysctls),
+                storage_opt: map(&c.storage_opt),
+                memory: c.memory,
+                memory_reservation: c.memory_reservation,
+                memory_swap: c.memory_swap,
+                memory_swappiness: c.memory_swappiness,
+                nano_cpus: c.nano_cpus,
+                cpu_shares: c.cpu_shares,
+                cpu_period: c.cpu_period,
+                cpu_quota: c.cpu_quota,
+                cpu_realtime_runtime: c.cpu_rt_runtime,
+                cpu_realtime_period: c.cpu_rt_period,
+                cpuset_cpus: c.cpuset.clone(),
+                pids_limit: c.pids_limit,
+                blkio_weight: c.blkio_weight,
+                oom_kill_disable: c.oom_kill_disable,
+                oom_score_adj: c.oom_score_adj,
+                cap_add: list(&c.cap_add),
+                cap_drop: list(&c.cap_drop),
+                security_opt: list(&c.security_opt),
+                group_add: list(&c.group_add),
+                runtime: c.runtime.clone(),
+                cgroup_parent: c.cgroup_parent.clone(),
+                pid_mode: c.pid.clone(),
+                ipc_mode: c.ipc.clone(),
+                uts_mode: c.uts.clone(),
+                userns_mode: c.userns_mode.clone(),
+                cgroupns_mode: c
+                    .cgroup_private
+                    .then_some(HostConfigCgroupnsModeEnum::PRIVATE),
                 ..Default::default()
             }),
             networking_config,
             ..Default::default()
         }
+    }
+
+    /// Creates the anonymous volumes of `svc` (plain local volumes with
+    /// the project's labels, so `remove` finds them); existing ones are
+    /// kept, as Compose keeps them across recreation.
+    async fn ensure_anonymous_volumes(
+        &self,
+        plan: &Plan,
+        svc: &PlannedService,
+    ) -> Result<(), RuntimeError> {
+        for name in &svc.container.anonymous_volumes {
+            let mut labels = Self::project_labels(plan);
+            labels.insert(LABEL_SERVICE.into(), svc.name.clone());
+            let request = VolumeCreateRequest {
+                name: Some(name.clone()),
+                driver: Some("local".into()),
+                labels: Some(labels),
+                ..Default::default()
+            };
+            match self.docker.create_volume(request).await {
+                Ok(_) => {}
+                Err(e) if status(&e) == Some(409) => {}
+                Err(e) => return Err(engine_error(&format!("creating volume {name}"), &e)),
+            }
+        }
+        Ok(())
     }
 
     /// Creates, connects and starts `svc`'s container; returns its id.
@@ -306,13 +435,14 @@ impl DockerRuntime {
         hash: &str,
     ) -> Result<String, RuntimeError> {
         let name = &svc.container_name;
+        self.ensure_anonymous_volumes(plan, svc).await?;
         let body = Self::container_body(plan, svc, hash);
         let created = self
             .docker
             .create_container(
                 Some(CreateContainerOptions {
                     name: Some(name.clone()),
-                    ..Default::default()
+                    platform: svc.container.platform.clone().unwrap_or_default(),
                 }),
                 body,
             )
@@ -331,13 +461,10 @@ impl DockerRuntime {
         let id = created.id;
 
         let result = async {
-            for net in svc.networks.iter().skip(1) {
+            for net in Self::joined_networks(svc).iter().skip(1) {
                 let request = NetworkConnectRequest {
                     container: id.clone(),
-                    endpoint_config: Some(EndpointSettings {
-                        aliases: Some(vec![svc.name.clone()]),
-                        ..Default::default()
-                    }),
+                    endpoint_config: Some(Self::endpoint(svc, net)),
                 };
                 self.docker
                     .connect_network(net, request)
@@ -429,7 +556,10 @@ impl ProjectRuntime for DockerRuntime {
     async fn prepare(&self, plan: &Plan, progress: &ProgressFn) -> Result<u32, RuntimeError> {
         let mut seen = BTreeSet::new();
         let mut pulled = 0;
-        for image in plan.services.iter().filter_map(|s| s.image.as_deref()) {
+        for svc in &plan.services {
+            let Some(image) = svc.image.as_deref() else {
+                continue;
+            };
             if !seen.insert(image) {
                 continue;
             }
@@ -441,7 +571,8 @@ impl ProjectRuntime for DockerRuntime {
                     total: 0,
                 }),
                 Err(e) if status(&e) == Some(404) => {
-                    self.pull(image, progress).await?;
+                    self.pull(image, svc.container.platform.as_deref(), progress)
+                        .await?;
                     pulled += 1;
                 }
                 Err(e) => return Err(engine_error(&format!("inspecting image {image}"), &e)),

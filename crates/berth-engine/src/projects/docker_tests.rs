@@ -65,6 +65,7 @@ fn service(plan: &Plan, name: &str, command: &[&str]) -> PlannedService {
         user: None,
         networks: plan.networks.clone(),
         container_name: format!("{}-{}", plan.namespace, name),
+        container: Default::default(),
     }
 }
 
@@ -398,6 +399,198 @@ async fn settings_reach_the_container_and_on_failure_restarts_it() {
     assert!(
         lines.iter().all(|e| e.line == "hello in /tmp as 0"),
         "{lines:?}"
+    );
+    rt.remove(&p).await.unwrap();
+}
+
+/// A Compose file's container settings, planned by `plan::build`, are in
+/// effect in the container: the engine reports them and the service sees
+/// them. Anonymous volumes are labelled and go with `remove`.
+#[tokio::test]
+async fn compose_container_settings_take_effect() {
+    let Some(rt) = runtime().await else { return };
+    let project = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    std::fs::write(project.path().join("token.txt"), "s3cret\n").unwrap();
+    let yaml = format!(
+        r#"
+services:
+  box:
+    image: {IMAGE}
+    command:
+      - sh
+      - -c
+      - >-
+        echo "host=$(hostname)";
+        grep -q '10.1.2.3.*db.local' /etc/hosts && echo hosts-ok;
+        touch /rootfile 2>/dev/null && echo root-rw || echo root-ro;
+        echo x > /scratch/f && echo tmpfs-ok;
+        echo y > /data/f && echo anon-ok;
+        echo "secret=$(cat /run/secrets/token)";
+        echo z 2>/dev/null > /run/secrets/token && echo secret-rw || echo secret-ro;
+        sleep 1000
+    hostname: boxhost
+    labels:
+      com.example.team: shop
+      berth.project: spoofed
+    extra_hosts: ["db.local:10.1.2.3"]
+    tmpfs: /scratch
+    read_only: true
+    mem_limit: 64m
+    cpus: 0.5
+    cap_drop: [NET_RAW]
+    volumes: [/data]
+    secrets: [token]
+    deploy:
+      restart_policy: {{ condition: on-failure, max_attempts: 2 }}
+secrets:
+  token:
+    file: ../../token.txt
+"#
+    );
+    let (file, tree) = super::compose::parse(yaml.as_bytes()).unwrap();
+    let secrets = BTreeMap::new();
+    let p = super::plan::build(&super::plan::PlanInput {
+        project_id: "dt-fields",
+        file: &file,
+        tree: &tree,
+        project_dir: project.path(),
+        state_path: state.path(),
+        runtime: super::model::RuntimeKind::Docker,
+        ports: &[],
+        secrets: &secrets,
+    })
+    .unwrap();
+    let _ = rt.remove(&p).await;
+    let svc = p.service("box").unwrap().clone();
+    rt.create_resources(&p).await.unwrap();
+    rt.start(&p, &svc).await.unwrap();
+
+    let want = [
+        "host=boxhost",
+        "hosts-ok",
+        "root-ro",
+        "tmpfs-ok",
+        "anon-ok",
+        "secret=s3cret",
+        "secret-ro",
+    ];
+    let mut lines = Vec::new();
+    let seen = eventually(Duration::from_secs(20), async || {
+        let (entries, _) = rt.logs(&p, &["box".to_string()], 100, false).await.unwrap();
+        lines = entries.into_iter().map(|e| e.line).collect::<Vec<_>>();
+        lines.len() >= want.len()
+    })
+    .await;
+    assert!(seen, "{lines:?}");
+    assert_eq!(lines, want);
+
+    let docker = rt.client();
+    let info = docker
+        .inspect_container(&svc.container_name, None)
+        .await
+        .unwrap();
+    let host = info.host_config.unwrap();
+    assert_eq!(host.memory, Some(64 << 20));
+    assert_eq!(host.nano_cpus, Some(500_000_000));
+    assert_eq!(host.readonly_rootfs, Some(true));
+    assert_eq!(host.cap_drop, Some(vec!["NET_RAW".to_string()]));
+    assert_eq!(
+        host.extra_hosts,
+        Some(vec!["db.local:10.1.2.3".to_string()])
+    );
+    assert!(host.tmpfs.unwrap().contains_key("/scratch"));
+    let restart = host.restart_policy.unwrap();
+    assert_eq!(
+        restart.name,
+        Some(bollard::models::RestartPolicyNameEnum::ON_FAILURE)
+    );
+    assert_eq!(restart.maximum_retry_count, Some(2));
+    let labels = info.config.unwrap().labels.unwrap();
+    assert_eq!(labels["com.example.team"], "shop");
+    // The file cannot take over berth's own labels.
+    assert_eq!(labels["berth.project"], "dt-fields");
+
+    let anon = "berth-dt-fields_box_anon-data";
+    let volume = docker.inspect_volume(anon).await.unwrap();
+    assert_eq!(volume.labels["berth.project"], "dt-fields");
+    let removed = rt.remove(&p).await.unwrap();
+    assert!(removed.contains(&format!("volume {anon}")), "{removed:?}");
+    assert!(docker.inspect_volume(anon).await.is_err());
+}
+
+/// Aliases from `links` and `networks.<n>.aliases` resolve on the
+/// project network, and `network_mode: service:X` shares X's network.
+#[tokio::test]
+async fn aliases_and_shared_network_mode() {
+    let Some(rt) = runtime().await else { return };
+    let project = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        r#"
+services:
+  db:
+    image: {IMAGE}
+    command: [sleep, "1000"]
+    networks:
+      default:
+        aliases: [primary]
+  app:
+    image: {IMAGE}
+    command: [sh, -c, "nslookup database >/dev/null && nslookup primary >/dev/null && echo resolved; sleep 1000"]
+    links: ["db:database"]
+  sidecar:
+    image: {IMAGE}
+    network_mode: service:app
+    command: [sh, -c, "hostname; sleep 1000"]
+"#
+    );
+    let (file, tree) = super::compose::parse(yaml.as_bytes()).unwrap();
+    let secrets = BTreeMap::new();
+    let p = super::plan::build(&super::plan::PlanInput {
+        project_id: "dt-alias",
+        file: &file,
+        tree: &tree,
+        project_dir: project.path(),
+        state_path: state.path(),
+        runtime: super::model::RuntimeKind::Docker,
+        ports: &[],
+        secrets: &secrets,
+    })
+    .unwrap();
+    let _ = rt.remove(&p).await;
+    rt.create_resources(&p).await.unwrap();
+    for svc in &p.services {
+        rt.start(&p, svc).await.unwrap();
+    }
+    let mut lines = Vec::new();
+    let seen = eventually(Duration::from_secs(20), async || {
+        let (entries, _) = rt
+            .logs(&p, &["app".to_string(), "sidecar".to_string()], 100, false)
+            .await
+            .unwrap();
+        lines = entries.into_iter().map(|e| e.line).collect::<Vec<_>>();
+        lines.len() >= 2
+    })
+    .await;
+    assert!(seen, "{lines:?}");
+    assert!(lines.contains(&"resolved".to_string()), "{lines:?}");
+    let info = rt
+        .client()
+        .inspect_container("berth-dt-alias-sidecar", None)
+        .await
+        .unwrap();
+    // The engine keeps the name or resolves it to the id.
+    let mode = info.host_config.unwrap().network_mode.unwrap_or_default();
+    let app = rt
+        .client()
+        .inspect_container("berth-dt-alias-app", None)
+        .await
+        .unwrap();
+    assert!(
+        mode == "container:berth-dt-alias-app"
+            || mode == format!("container:{}", app.id.unwrap_or_default()),
+        "{mode}"
     );
     rt.remove(&p).await.unwrap();
 }

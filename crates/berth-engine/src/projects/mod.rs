@@ -14,6 +14,7 @@ mod persist;
 pub mod plan;
 pub mod ports;
 pub mod runtime;
+mod settings;
 pub mod validate;
 
 pub use compose::{parse, ComposeFile, ParseError};

@@ -6,9 +6,10 @@
 use super::compose::{Command, ComposeFile, Environment, Mount, Node, Scalar};
 use super::model::{PortMapping, ProjectError, Protocol, RuntimeKind};
 use super::runtime::{
-    HealthSpec, MountSource, Plan, PlannedMount, PlannedService, PlannedVolume, Probe,
-    RestartPolicy,
+    ContainerSettings, HealthSpec, MountSource, Plan, PlannedMount, PlannedService, PlannedVolume,
+    Probe, RestartPolicy,
 };
+use super::settings::{container_settings, Context};
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
@@ -362,7 +363,20 @@ fn duration_at(node: &Node, key: &str, svc: &str) -> Result<Option<Duration>, Pr
     }
 }
 
+/// `restart`, unless `deploy.restart_policy` is set: it is the newer
+/// spelling and wins, as in Compose. Its `condition: any` restarts without
+/// limit (the engine counts attempts for `on-failure` only).
 fn restart_policy(node: &Node) -> RestartPolicy {
+    if let Some(p) = node.get("deploy").and_then(|d| d.get("restart_policy")) {
+        return match p.get("condition").and_then(Node::as_str).unwrap_or("any") {
+            "none" => RestartPolicy::No,
+            "on-failure" => RestartPolicy::OnFailure(match p.get("max_attempts") {
+                Some(Node::Int(n)) => u32::try_from(*n).unwrap_or(0),
+                _ => 0,
+            }),
+            _ => RestartPolicy::Always,
+        };
+    }
     let s = match node.get("restart") {
         Some(Node::Str(s)) => s.as_str(),
         _ => "no",
@@ -376,6 +390,159 @@ fn restart_policy(node: &Node) -> RestartPolicy {
             None => RestartPolicy::No,
         },
     }
+}
+
+/// The container name of service `name`: its `container_name` or the
+/// service name, under the namespace so projects never collide.
+fn container_name(ns: &str, name: &str, svc: &super::compose::Service) -> String {
+    svc.container_name
+        .as_ref()
+        .map(|c| format!("{ns}-{}", confined(c).to_string_lossy()))
+        .unwrap_or_else(|| format!("{ns}-{name}"))
+}
+
+/// The volume behind an anonymous mount of `service` at `target`: named
+/// after both, so the same mount finds the same volume after a restart,
+/// and namespaced so `remove` finds it.
+fn anonymous_volume(ns: &str, service: &str, target: &str) -> String {
+    let path: String = target
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    format!("{ns}_{service}_anon{path}")
+}
+
+/// The engine's options for a long tmpfs mount's `size` (a byte size)
+/// and `mode` (octal digits, as written).
+fn tmpfs_options(t: &Node, at: &str) -> Result<String, ProjectError> {
+    let mut opts = Vec::new();
+    if let Some(size) = t.get("size") {
+        let bytes = super::settings::parse_bytes(size)
+            .map_err(|e| ProjectError::InvalidArgument(format!("{at}.size: {e}")))?;
+        opts.push(format!("size={bytes}"));
+    }
+    match t.get("mode") {
+        None => {}
+        Some(m @ (Node::Int(_) | Node::Str(_))) => opts.push(format!("mode={m}")),
+        Some(m) => {
+            return Err(ProjectError::InvalidArgument(format!(
+                "{at}.mode: `{m}` is not a mode"
+            )))
+        }
+    }
+    Ok(opts.join(","))
+}
+
+/// Reads `label_file` entries (relative to the project, confined to it)
+/// into the labels; the file's own `labels` win.
+fn label_files(
+    node: &Node,
+    project_dir: &Path,
+    svc: &str,
+    c: &mut ContainerSettings,
+) -> Result<(), ProjectError> {
+    let files: Vec<&str> = match node.get("label_file") {
+        Some(Node::Str(s)) => vec![s.as_str()],
+        Some(Node::Seq(items)) => items.iter().filter_map(Node::as_str).collect(),
+        _ => return Ok(()),
+    };
+    let mut labels = BTreeMap::new();
+    for file in files {
+        let full = inside_project(project_dir, file)
+            .map_err(|e| ProjectError::InvalidArgument(format!("{svc}.label_file: {e}")))?;
+        let text = std::fs::read_to_string(&full).map_err(|e| {
+            ProjectError::PathNotFound(format!(
+                "{svc}.label_file: cannot read {}: {e}",
+                full.display()
+            ))
+        })?;
+        parse_env_lines(&text, &mut labels);
+    }
+    labels.extend(std::mem::take(&mut c.labels));
+    c.labels = labels;
+    Ok(())
+}
+
+/// `file` under the project directory: `..` and absolute prefixes are
+/// dropped ([`confined`]), and a path that exists is resolved, so a
+/// symlink leading out of the project is refused and the engine is given
+/// the resolved path (a later swap of the link does not redirect it).
+fn inside_project(project_dir: &Path, file: &str) -> Result<PathBuf, String> {
+    let path = project_dir.join(confined(file));
+    match (path.canonicalize(), project_dir.canonicalize()) {
+        (Ok(real), Ok(root)) if real.starts_with(&root) => Ok(real),
+        (Ok(_), Ok(_)) => Err(format!("`{file}` leads outside the project directory")),
+        _ => Ok(path),
+    }
+}
+
+#[derive(Clone, Copy)]
+enum FileKind {
+    Secret,
+    Config,
+}
+
+impl FileKind {
+    fn key(self) -> &'static str {
+        match self {
+            FileKind::Secret => "secrets",
+            FileKind::Config => "configs",
+        }
+    }
+}
+
+/// The read-only bind mounts of a service's `secrets` (at
+/// `/run/secrets/<name>`, or `target` under it) or `configs` (at
+/// `/<name>`, or `target`). Only `file:` sources are mounted (validation
+/// rejects the others); they resolve inside the project directory, and one
+/// that leads out of it through a symlink is refused.
+fn file_mounts(
+    input: &PlanInput<'_>,
+    node: &Node,
+    svc: &str,
+    kind: FileKind,
+) -> Result<Vec<PlannedMount>, ProjectError> {
+    let key = kind.key();
+    let Some(Node::Seq(refs)) = node.get(key) else {
+        return Ok(Vec::new());
+    };
+    let bad = |why: String| ProjectError::InvalidArgument(format!("{svc}.{key}: {why}"));
+    let mut out = Vec::new();
+    for r in refs {
+        let (source, target) = match r {
+            Node::Str(s) => (s.as_str(), None),
+            m @ Node::Map(_) => (
+                m.get("source")
+                    .and_then(Node::as_str)
+                    .ok_or_else(|| bad("an entry needs a `source`".into()))?,
+                m.get("target").and_then(Node::as_str),
+            ),
+            other => return Err(bad(format!("`{other}` is not a name or a mapping"))),
+        };
+        let file = input
+            .tree
+            .get(key)
+            .and_then(|defs| defs.get(source))
+            .and_then(|d| d.get("file"))
+            .and_then(Node::as_str)
+            .ok_or_else(|| {
+                bad(format!(
+                    "`{source}` is not defined with a `file:` at top level"
+                ))
+            })?;
+        let path = inside_project(input.project_dir, file).map_err(bad)?;
+        let target = match (kind, target) {
+            (_, Some(t)) if t.starts_with('/') => t.to_owned(),
+            (FileKind::Secret, t) => format!("/run/secrets/{}", t.unwrap_or(source)),
+            (FileKind::Config, t) => format!("/{}", t.unwrap_or(source)),
+        };
+        out.push(PlannedMount {
+            source: MountSource::Bind(path),
+            target,
+            read_only: true,
+        });
+    }
+    Ok(out)
 }
 
 /// Everything needed to build a plan.
@@ -422,6 +589,25 @@ pub fn build(input: &PlanInput<'_>) -> Result<Plan, ProjectError> {
     let vars = interpolation_vars(input.project_dir, input.secrets);
     let empty = Node::Null;
     let services_node = input.tree.get("services").unwrap_or(&empty);
+    let container_names: BTreeMap<String, String> = input
+        .file
+        .services
+        .0
+        .iter()
+        .map(|(name, svc)| (name.clone(), container_name(&ns, name, svc)))
+        .collect();
+    // `links: [db:database]` makes `database` another name of `db`.
+    let mut link_aliases: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (_, svc) in &input.file.services.0 {
+        for link in &svc.links {
+            if let Some((target, alias)) = link.split_once(':') {
+                let a = link_aliases.entry(target.to_owned()).or_default();
+                if !alias.is_empty() && !a.iter().any(|x| x == alias) {
+                    a.push(alias.to_owned());
+                }
+            }
+        }
+    }
     let mut services = Vec::new();
     for name in layers.iter().flatten() {
         let Some(svc) = input.file.services.get(name) else {
@@ -465,8 +651,32 @@ pub fn build(input: &PlanInput<'_>) -> Result<Plan, ProjectError> {
             },
             _ => None,
         };
+        let svc_networks: Vec<String> = match &svc.networks {
+            Some(n) => n.names().iter().map(|n| format!("{ns}_{n}")).collect(),
+            None => vec![format!("{ns}_default")],
+        };
+        let mut container = if docker {
+            let mut c = container_settings(
+                node,
+                &Context {
+                    service: name,
+                    namespace: &ns,
+                    container_names: &container_names,
+                    link_aliases: link_aliases.get(name).map_or(&[], Vec::as_slice),
+                    networks: &svc_networks,
+                },
+            )?;
+            label_files(node, input.project_dir, name, &mut c)?;
+            c
+        } else {
+            ContainerSettings::default()
+        };
         let mut mounts = Vec::new();
-        for entry in &svc.volumes {
+        let volume_nodes = match node.get("volumes") {
+            Some(Node::Seq(items)) => items.as_slice(),
+            _ => &[],
+        };
+        for (i, entry) in svc.volumes.iter().enumerate() {
             let Ok(m) = entry.mount() else { continue };
             let read_only = match entry {
                 super::compose::VolumeEntry::Short(s) => {
@@ -490,13 +700,32 @@ pub fn build(input: &PlanInput<'_>) -> Result<Plan, ProjectError> {
                     target,
                     read_only,
                 }),
+                Mount::Anonymous { target } if docker => {
+                    let volume = anonymous_volume(&ns, name, &target);
+                    container.anonymous_volumes.push(volume.clone());
+                    mounts.push(PlannedMount {
+                        source: MountSource::Volume(volume),
+                        target,
+                        read_only,
+                    });
+                }
+                Mount::Tmpfs { target } if docker => {
+                    let opts = volume_nodes
+                        .get(i)
+                        .and_then(|n| n.get("tmpfs"))
+                        .map(|t| tmpfs_options(t, &format!("{name}.volumes[{i}].tmpfs")))
+                        .transpose()?
+                        .unwrap_or_default();
+                    container.tmpfs.insert(target, opts);
+                }
                 _ => {}
             }
         }
-        let svc_networks = match &svc.networks {
-            Some(n) => n.names().iter().map(|n| format!("{ns}_{n}")).collect(),
-            None => vec![format!("{ns}_default")],
-        };
+        if docker {
+            for kind in [FileKind::Secret, FileKind::Config] {
+                mounts.extend(file_mounts(input, node, name, kind)?);
+            }
+        }
         let working_dir = node.get("working_dir").and_then(Node::as_str).map(|w| {
             if docker {
                 w.to_owned()
@@ -540,11 +769,8 @@ pub fn build(input: &PlanInput<'_>) -> Result<Plan, ProjectError> {
                 .to_owned(),
             user: node.get("user").and_then(Node::as_str).map(str::to_owned),
             networks: svc_networks,
-            container_name: svc
-                .container_name
-                .as_ref()
-                .map(|c| format!("{ns}-{}", confined(c).to_string_lossy()))
-                .unwrap_or_else(|| format!("{ns}-{name}")),
+            container_name: container_name(&ns, name, svc),
+            container,
         });
     }
     Ok(Plan {
@@ -596,6 +822,120 @@ mod tests {
         assert_eq!(confined("/var/lib/db"), PathBuf::from("var/lib/db"));
         assert_eq!(confined("~/data"), PathBuf::from("data"));
         assert_eq!(confined("./data/"), PathBuf::from("data"));
+    }
+
+    /// The plan of `yaml` for project `p` in `dir`.
+    fn plan_of(yaml: &str, dir: &Path, runtime: RuntimeKind) -> Result<Plan, ProjectError> {
+        let (file, tree) = super::super::compose::parse(yaml.as_bytes()).expect("parses");
+        build(&PlanInput {
+            project_id: "p",
+            file: &file,
+            tree: &tree,
+            project_dir: dir,
+            state_path: &dir.join("state"),
+            runtime,
+            ports: &[],
+            secrets: &BTreeMap::new(),
+        })
+    }
+
+    #[test]
+    fn docker_services_get_their_container_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("labels.env"), "team=ops\ntier=db\n").unwrap();
+        std::fs::write(dir.path().join("key"), "k").unwrap();
+        let yaml = r#"
+services:
+  db:
+    image: x
+    label_file: ../labels.env
+    labels: { tier: primary }
+    volumes: [/var/lib/db, { type: tmpfs, target: /cache, tmpfs: { size: 1m, mode: 1777 } }]
+    secrets: [key, { source: key, target: other }]
+    configs: [{ source: conf, target: /etc/app.conf }]
+    deploy:
+      restart_policy: { condition: on-failure, max_attempts: 4 }
+  web:
+    image: x
+    links: ["db:database"]
+    pid: service:db
+secrets:
+  key: { file: ./key }
+configs:
+  conf: { file: ../../key }
+"#;
+        let plan = plan_of(yaml, dir.path(), RuntimeKind::Docker).unwrap();
+        let db = plan.service("db").unwrap();
+        // The file's own labels win over its label_file.
+        assert_eq!(
+            db.container.labels,
+            BTreeMap::from([
+                ("team".into(), "ops".into()),
+                ("tier".into(), "primary".into())
+            ])
+        );
+        assert_eq!(
+            db.container.anonymous_volumes,
+            ["berth-p_db_anon-var-lib-db"]
+        );
+        assert_eq!(db.container.tmpfs["/cache"], "size=1048576,mode=1777");
+        assert_eq!(
+            db.container.network_aliases,
+            BTreeMap::from([("berth-p_default".into(), vec!["database".into()])])
+        );
+        assert_eq!(db.restart, RestartPolicy::OnFailure(4));
+        let key = dir.path().join("key").canonicalize().unwrap();
+        let binds: Vec<_> = db
+            .mounts
+            .iter()
+            .filter_map(|m| match &m.source {
+                MountSource::Bind(p) => Some((p.clone(), m.target.as_str(), m.read_only)),
+                MountSource::Volume(_) => None,
+            })
+            .collect();
+        assert_eq!(
+            binds,
+            [
+                (key.clone(), "/run/secrets/key", true),
+                (key.clone(), "/run/secrets/other", true),
+                (key, "/etc/app.conf", true),
+            ]
+        );
+        let web = plan.service("web").unwrap();
+        assert_eq!(web.container.pid.as_deref(), Some("container:berth-p-db"));
+
+        // Native services carry no container settings.
+        let native = plan_of(
+            "services:\n  a:\n    command: [x]\n    hostname: h\n    mem_limit: lots\n",
+            dir.path(),
+            RuntimeKind::Native,
+        )
+        .unwrap();
+        assert_eq!(native.services[0].container, ContainerSettings::default());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn secret_files_stay_inside_the_project() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("shadow"), "x").unwrap();
+        std::os::unix::fs::symlink(outside.path().join("shadow"), dir.path().join("link")).unwrap();
+        let yaml =
+            "services:\n  a:\n    image: x\n    secrets: [s]\nsecrets:\n  s: { file: ./link }\n";
+        let err = plan_of(yaml, dir.path(), RuntimeKind::Docker).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("a.secrets: `./link` leads outside the project directory"),
+            "{err}"
+        );
+        let err = plan_of(
+            "services:\n  a:\n    image: x\n    mem_limit: lots\n",
+            dir.path(),
+            RuntimeKind::Docker,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("a.mem_limit: `lots`"), "{err}");
     }
 
     #[test]

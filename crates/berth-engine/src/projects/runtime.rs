@@ -86,6 +86,115 @@ pub struct PlannedService {
     pub networks: Vec<String>,
     /// `container_name` when the file sets one, else `<namespace>-<name>`.
     pub container_name: String,
+    /// Container settings beyond the above (Docker only; native services
+    /// leave it default).
+    pub container: ContainerSettings,
+}
+
+/// The Compose keys a container honours beyond command, environment, ports
+/// and mounts, with Compose's units already parsed (bytes, nano-CPUs,
+/// microseconds) so the runtime passes them on unchanged. Everything is
+/// empty or `None` when the file does not set it, so the engine's defaults
+/// apply.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ContainerSettings {
+    /// `labels` and `label_file` (berth's own labels win over them).
+    pub labels: BTreeMap<String, String>,
+    /// `hostname`.
+    pub hostname: Option<String>,
+    /// `domainname`.
+    pub domainname: Option<String>,
+    /// `dns`.
+    pub dns: Vec<String>,
+    /// `dns_search`.
+    pub dns_search: Vec<String>,
+    /// `dns_opt`.
+    pub dns_opt: Vec<String>,
+    /// `extra_hosts` as `host:ip`.
+    pub extra_hosts: Vec<String>,
+    /// Extra network aliases per namespaced network: `networks.<n>.aliases`
+    /// and the aliases other services give this one through `links`.
+    pub network_aliases: BTreeMap<String, Vec<String>>,
+    /// `network_mode: none` or `service:X` (as `container:<X's name>`);
+    /// `None` joins the planned networks.
+    pub network_mode: Option<String>,
+    /// `expose`, as `port/proto`.
+    pub expose: Vec<String>,
+    /// `tmpfs` and `type: tmpfs` volumes: path to mount options.
+    pub tmpfs: BTreeMap<String, String>,
+    /// Anonymous volumes, as namespaced volume names (their mounts are in
+    /// `mounts`); created with the project's labels.
+    pub anonymous_volumes: Vec<String>,
+    /// `volumes_from`, as `<container name>[:ro|:rw]`.
+    pub volumes_from: Vec<String>,
+    /// `read_only`.
+    pub read_only: bool,
+    /// `shm_size` in bytes.
+    pub shm_size: Option<i64>,
+    /// `ulimits`: name, soft, hard.
+    pub ulimits: Vec<(String, i64, i64)>,
+    /// `sysctls`.
+    pub sysctls: BTreeMap<String, String>,
+    /// `storage_opt`.
+    pub storage_opt: BTreeMap<String, String>,
+    /// `mem_limit` / `deploy.resources.limits.memory`, bytes.
+    pub memory: Option<i64>,
+    /// `mem_reservation` / `deploy.resources.reservations.memory`, bytes.
+    pub memory_reservation: Option<i64>,
+    /// `memswap_limit`, bytes (-1 = unlimited).
+    pub memory_swap: Option<i64>,
+    /// `mem_swappiness`.
+    pub memory_swappiness: Option<i64>,
+    /// `cpus` / `deploy.resources.limits.cpus`, in billionths of a CPU.
+    pub nano_cpus: Option<i64>,
+    /// `cpu_shares`.
+    pub cpu_shares: Option<i64>,
+    /// `cpu_period`, microseconds.
+    pub cpu_period: Option<i64>,
+    /// `cpu_quota`, microseconds.
+    pub cpu_quota: Option<i64>,
+    /// `cpu_rt_runtime`, microseconds.
+    pub cpu_rt_runtime: Option<i64>,
+    /// `cpu_rt_period`, microseconds.
+    pub cpu_rt_period: Option<i64>,
+    /// `cpuset`.
+    pub cpuset: Option<String>,
+    /// `pids_limit` / `deploy.resources.limits.pids`.
+    pub pids_limit: Option<i64>,
+    /// `blkio_config.weight`.
+    pub blkio_weight: Option<u16>,
+    /// `oom_kill_disable`.
+    pub oom_kill_disable: Option<bool>,
+    /// `oom_score_adj`.
+    pub oom_score_adj: Option<i64>,
+    /// `cap_add`.
+    pub cap_add: Vec<String>,
+    /// `cap_drop`.
+    pub cap_drop: Vec<String>,
+    /// `security_opt`.
+    pub security_opt: Vec<String>,
+    /// `group_add`.
+    pub group_add: Vec<String>,
+    /// `tty`.
+    pub tty: bool,
+    /// `stdin_open`.
+    pub stdin_open: bool,
+    /// `platform`, passed when the container is created.
+    pub platform: Option<String>,
+    /// `runtime`.
+    pub runtime: Option<String>,
+    /// `cgroup_parent`.
+    pub cgroup_parent: Option<String>,
+    /// `pid` (`service:X` as `container:<X's name>`).
+    pub pid: Option<String>,
+    /// `ipc` (`service:X` as `container:<X's name>`).
+    pub ipc: Option<String>,
+    /// `uts`.
+    pub uts: Option<String>,
+    /// `userns_mode`.
+    pub userns_mode: Option<String>,
+    /// `cgroup: private` (`host` is rejected).
+    pub cgroup_private: bool,
 }
 
 /// A mount of a service.

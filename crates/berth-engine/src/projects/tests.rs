@@ -15,6 +15,7 @@ const CYCLE: &str = include_str!("corpus/cycle.yaml");
 const UNKNOWN_DEP: &str = include_str!("corpus/unknown_dep.yaml");
 const KITCHEN_SINK: &str = include_str!("corpus/kitchen_sink.yaml");
 const MALFORMED: &str = include_str!("corpus/malformed.yaml");
+const CONTAINER_SETTINGS: &str = include_str!("corpus/container_settings.yaml");
 
 const INIT: &str =
     "berth runs every container under an init so that stop signals reach the service";
@@ -45,12 +46,17 @@ fn file(text: &str) -> ComposeFile {
 #[test]
 fn web_db_cache_on_docker() {
     let r = validate(WEB_DB_CACHE.as_bytes(), Runtime::Docker);
-    assert!(r.valid, "{:?}", r.rejected_fields);
+    // berth runs images; it does not build them.
+    assert!(!r.valid);
+    assert_eq!(
+        reason(&r.rejected_fields, "web.build"),
+        "berth does not build images: build it beforehand and give the service its `image`"
+    );
+    assert_eq!(paths(&r.rejected_fields), ["web.build"]);
     assert_eq!(r.services, ["web", "db", "cache"]);
     assert_eq!(
         paths(&r.supported_fields),
         [
-            "web.build",
             "web.environment",
             "web.depends_on.db",
             "web.depends_on.cache",
@@ -92,7 +98,6 @@ fn web_db_cache_on_docker() {
         reason(t, "cache.volumes[0]"),
         "`./redis-data` is moved under the project's state_path and mounted at `/data`"
     );
-    assert!(r.rejected_fields.is_empty());
     // POSTGRES_PASSWORD has a default in db, none in web.
     assert_eq!(
         r.warnings,
@@ -446,7 +451,7 @@ fn kitchen_sink_on_docker() {
     );
     assert_eq!(
         reason(t, "api.logging"),
-        "berth captures stdout and stderr in its own rotated logs; the logging driver is not used"
+        "berth reads stdout and stderr through the engine's default log driver; the file's driver and options are not used"
     );
     assert_eq!(
         reason(t, "api.container_name"),
@@ -464,6 +469,25 @@ fn kitchen_sink_on_docker() {
         reason(t, "worker.networks.back"),
         "network `back` is namespaced per project (`<namespace>_back`)"
     );
+    assert_eq!(
+        reason(t, "api.profiles"),
+        "berth runs every service of the file: profiles do not select services"
+    );
+    assert_eq!(
+        reason(t, "api.secrets[0]"),
+        "the file of `stripe_key` (inside the project directory) is bind-mounted read-only at `/run/secrets/<name>` (or `target` under it)"
+    );
+    assert_eq!(
+        reason(t, "api.configs[0]"),
+        "the file of `shop_config` (inside the project directory) is bind-mounted read-only at `/<name>` (or its `target`)"
+    );
+    for p in [
+        "secrets.stripe_key",
+        "configs.shop_config",
+        "worker.networks.back.aliases",
+    ] {
+        assert!(paths(&r.supported_fields).contains(&p), "{p}");
+    }
     // Forced init is reported once even when the file asks for it.
     assert_eq!(paths(t).iter().filter(|p| **p == "api.init").count(), 1);
     for p in [
@@ -477,7 +501,6 @@ fn kitchen_sink_on_docker() {
         "api.stop_signal",
         "api.deploy.replicas",
         "api.deploy.resources",
-        "api.profiles",
         "api.labels",
         "worker.volumes[2]",
     ] {
@@ -611,7 +634,7 @@ fn docker_needs_an_image_and_native_a_command() {
     let docker = validate(text.as_bytes(), Runtime::Docker);
     assert_eq!(
         reason(&docker.rejected_fields, "bare.image"),
-        "a container needs an `image` or a `build` section"
+        "a container needs an `image`"
     );
     let native = validate(text.as_bytes(), Runtime::Native);
     assert_eq!(
@@ -724,7 +747,7 @@ fn links_network_mode_and_volumes_from_order_the_start() {
   app:
     image: x
     network_mode: service:vpn
-    volumes_from: ['data:ro', 'container:outside']
+    volumes_from: ['data:ro']
     links: ['db:database']
     depends_on:
       cache: {condition: service_started, required: false}
@@ -790,5 +813,145 @@ fn shape_errors_say_what_was_expected_and_where() {
             .starts_with("line 4 column 5: duplicate mapping key: image"),
         "{:?}",
         r.rejected_fields
+    );
+}
+
+/// Every container setting validation calls supported is one berth passes
+/// to Docker; what it cannot pass is rejected or warned about as ignored.
+#[test]
+fn container_settings_on_docker_are_honoured_or_reported() {
+    let r = validate(CONTAINER_SETTINGS.as_bytes(), Runtime::Docker);
+    assert!(!r.valid);
+    assert_eq!(
+        paths(&r.rejected_fields),
+        [
+            "secrets.from_env",
+            "app.ipc",
+            "app.networks.default.ipv4_address",
+            "side.network_mode",
+            "side.mac_address",
+            "side.external_links",
+            "side.volumes_from",
+            "side.scale",
+            "helper.secrets[0]",
+        ]
+    );
+    let x = &r.rejected_fields;
+    assert_eq!(
+        reason(x, "secrets.from_env"),
+        "berth mounts secrets from files only: give it a `file:` in the project directory"
+    );
+    assert_eq!(
+        reason(x, "side.network_mode"),
+        "`network_mode: bridge` is not supported: use `none`, `service:<name>` or the project's `networks`"
+    );
+    assert_eq!(
+        reason(x, "helper.secrets[0]"),
+        "`nowhere` is not defined under the top-level `secrets`"
+    );
+    assert_eq!(
+        reason(x, "side.scale"),
+        "berth runs exactly one instance of every service; remove a service it should not run"
+    );
+    for p in [
+        "app.image",
+        "app.hostname",
+        "app.labels",
+        "app.extra_hosts",
+        "app.tmpfs",
+        "app.read_only",
+        "app.mem_limit",
+        "app.cpus",
+        "app.cap_drop",
+        "app.blkio_config.weight",
+        "app.networks.default.aliases",
+        "app.deploy.resources",
+        "secrets.token",
+    ] {
+        assert!(paths(&r.supported_fields).contains(&p), "{p}");
+    }
+    let t = &r.transformed_fields;
+    assert_eq!(
+        reason(t, "app.pull_policy"),
+        "berth pulls an image only when it is missing (`pull_policy: missing`)"
+    );
+    assert_eq!(
+        reason(t, "app.deploy.restart_policy"),
+        "mapped to berth's restart policy: autorestart (any), unlimited restarts: `max_attempts` applies to on-failure only"
+    );
+    assert_eq!(
+        paths(&r.warnings),
+        [
+            "networks.default.driver",
+            "networks.default.ipam",
+            "volumes.data.labels",
+            "app.build",
+            "app.blkio_config.device_read_bps",
+            "app.cpu_count",
+            "app.isolation",
+            "app.annotations",
+            "app.networks.default.priority",
+            "app.secrets[0].mode",
+            "app.deploy.resources.reservations.cpus",
+            "app.deploy.restart_policy.delay",
+            "helper.volumes[0].bind",
+            "helper.volumes[1].tmpfs.noexec",
+            "helper.attach",
+        ]
+    );
+    assert_eq!(
+        reason(&r.warnings, "app.build"),
+        "berth does not build images: the service runs `image`, which must exist or be pullable"
+    );
+}
+
+#[test]
+fn joining_a_pid_or_ipc_namespace_orders_the_start() {
+    let text = "services:
+  app: {image: x, pid: 'service:base', ipc: 'service:base'}
+  base: {image: x}
+  odd: {image: x, uts: 'service:base', ipc: 'service:ghost'}
+";
+    let r = validate(text.as_bytes(), Runtime::Docker);
+    assert_eq!(paths(&r.rejected_fields), ["odd.uts", "odd.ipc"]);
+    assert_eq!(
+        reason(&r.rejected_fields, "odd.uts"),
+        "`uts` cannot join another service; only `pid` and `ipc` can"
+    );
+    for p in ["app.pid", "app.ipc"] {
+        assert!(paths(&r.supported_fields).contains(&p), "{p}");
+    }
+    let ok = "services:
+  app: {image: x, pid: 'service:base'}
+  base: {image: x}
+";
+    assert_eq!(start_order(&file(ok)).unwrap(), [vec!["base"], vec!["app"]]);
+}
+
+#[test]
+fn unreadable_container_values_are_rejected_with_the_plans_reason() {
+    let text = "services:
+  a:
+    image: x
+    mem_limit: lots
+    cpus: 0.5
+    ulimits: {nofile: {soft: 1}}
+    extra_hosts: [nocolon]
+    deploy: {resources: {limits: {memory: huge}}}
+";
+    let r = validate(text.as_bytes(), Runtime::Docker);
+    let x = &r.rejected_fields;
+    assert_eq!(
+        paths(x),
+        ["a.mem_limit", "a.ulimits", "a.extra_hosts", "a.deploy"]
+    );
+    assert_eq!(
+        reason(x, "a.mem_limit"),
+        "`lots` is not a byte size (like 512m or 1g)"
+    );
+    assert_eq!(reason(x, "a.ulimits"), "`nofile` needs `soft` and `hard`");
+    assert_eq!(
+        reason(x, "a.deploy"),
+        "a.deploy.resources.limits.memory: `huge` is not a byte size (like 512m or 1g)"
     );
 }

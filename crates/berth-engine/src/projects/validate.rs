@@ -168,12 +168,20 @@ pub fn validate(content: &[u8], runtime: Runtime) -> ValidationReport {
     let mut r = ValidationReport::default();
     match parse(content) {
         Err(e) => r.rejected_fields.push(note("", "", e.to_string())),
-        Ok((file, tree)) => Checker {
-            runtime,
-            file: &file,
-            r: &mut r,
+        Ok((file, tree)) => {
+            let names = |key: &str| match tree.get(key) {
+                Some(Node::Map(m)) => m.iter().map(|(k, _)| k.clone()).collect(),
+                _ => Vec::new(),
+            };
+            let file_defs = (names("secrets"), names("configs"));
+            Checker {
+                runtime,
+                file: &file,
+                r: &mut r,
+                file_defs,
+            }
+            .check(&tree)
         }
-        .check(&tree),
     }
     r.valid = r.rejected_fields.is_empty();
     r
@@ -216,15 +224,12 @@ const CONTAINER_ONLY: &[&str] = &[
     "storage_opt",
     "platform",
     "runtime",
-    "isolation",
     "oom_kill_disable",
     "oom_score_adj",
     "mem_limit",
     "mem_reservation",
     "mem_swappiness",
     "memswap_limit",
-    "cpu_count",
-    "cpu_percent",
     "cpu_shares",
     "cpu_period",
     "cpu_quota",
@@ -247,9 +252,7 @@ const NETWORK_IDENTITY: &[&str] = &[
     "dns_search",
     "dns_opt",
     "extra_hosts",
-    "mac_address",
     "links",
-    "external_links",
 ];
 
 /// One dependency of a cycle, and the key of `from` that creates it.
@@ -264,6 +267,8 @@ struct Checker<'a> {
     runtime: Runtime,
     file: &'a ComposeFile,
     r: &'a mut ValidationReport,
+    /// Names of the top-level secrets and configs.
+    file_defs: (Vec<String>, Vec<String>),
 }
 
 impl Checker<'_> {
@@ -367,9 +372,10 @@ impl Checker<'_> {
                     } else {
                         self.changed(
                             "",
-                            path,
+                            path.clone(),
                             format!("created in the project's namespace (`<namespace>_{n}`)"),
                         );
+                        self.resource_options(&path, key, def);
                     }
                 }
             }
@@ -380,8 +386,20 @@ impl Checker<'_> {
                         path,
                         format!("native services cannot mount {key}; only used ones are rejected"),
                     );
-                } else {
-                    self.ok("", path);
+                    return;
+                }
+                let Node::Map(entries) = value else { return };
+                for (n, def) in entries {
+                    let path = format!("{key}.{n}");
+                    if def.get("file").and_then(Node::as_str).is_some() {
+                        self.ok("", path);
+                    } else {
+                        self.reject(
+                            "",
+                            path,
+                            format!("berth mounts {key} from files only: give it a `file:` in the project directory"),
+                        );
+                    }
                 }
             }
             "include" => self.reject(
@@ -418,7 +436,7 @@ impl Checker<'_> {
             self.reject(
                 name,
                 format!("{name}.image"),
-                "a container needs an `image` or a `build` section",
+                "a container needs an `image`",
             );
         }
         if self.native()
@@ -444,7 +462,28 @@ impl Checker<'_> {
         }
         for (key, value) in entries {
             self.service_key(name, svc, key, value, cycle);
+            if !self.native() {
+                self.container_value(name, key, value);
+            }
             interpolation_warnings(self.r, name, &format!("{name}.{key}"), value);
+        }
+    }
+
+    /// Rejects a container setting whose value the plan could not read
+    /// (`mem_limit: lots`, `cpus: half`, ...), with the plan's own
+    /// message, unless the key was rejected already.
+    fn container_value(&mut self, name: &str, key: &str, value: &Node) {
+        let path = format!("{name}.{key}");
+        if self
+            .r
+            .rejected_fields
+            .iter()
+            .any(|n| n.service == name && n.path.starts_with(&path))
+        {
+            return;
+        }
+        if let Err(why) = super::settings::check(self.file, name, key, value) {
+            self.reject(name, path, why);
         }
     }
 
@@ -469,24 +508,79 @@ impl Checker<'_> {
                     );
                 }
             }
-            "build" => self.docker_only(
+            "build" => {
+                if self.native() {
+                    self.reject(
+                        name,
+                        path,
+                        "the native runtime cannot build images: give the service a `command` instead",
+                    );
+                } else if svc.image.is_none() {
+                    self.reject(
+                        name,
+                        path,
+                        "berth does not build images: build it beforehand and give the service its `image`",
+                    );
+                } else {
+                    self.warn(
+                        name,
+                        path,
+                        "berth does not build images: the service runs `image`, which must exist or be pullable",
+                    );
+                }
+            }
+            "command" | "entrypoint" | "environment" | "env_file" | "healthcheck" => {
+                self.ok(name, path)
+            }
+            "expose" => {
+                if self.native() {
+                    self.warn(name, path, "native services listen on the host; `expose` has no effect");
+                } else {
+                    self.ok(name, path);
+                }
+            }
+            "attach" => self.warn(
                 name,
                 path,
-                "the native runtime cannot build images: give the service a `command` instead",
+                "berth keeps every service's logs; `attach` is ignored",
             ),
-            "command" | "entrypoint" | "environment" | "env_file" | "expose" | "healthcheck"
-            | "profiles" | "attach" => self.ok(name, path),
-            "labels" | "annotations" => {
+            "profiles" => self.changed(
+                name,
+                path,
+                "berth runs every service of the file: profiles do not select services",
+            ),
+            "labels" => {
                 if self.native() {
                     self.warn(name, path, format!("`{key}` have no effect on native services"));
                 } else {
                     self.ok(name, path);
                 }
             }
+            "annotations" => self.warn(
+                name,
+                path,
+                "annotations need a newer engine API than berth's 1.41; ignored",
+            ),
+            "external_links" => self.reject(
+                name,
+                path,
+                "linking to containers outside the project breaks its isolation",
+            ),
+            "mac_address" => self.reject(
+                name,
+                path,
+                "berth cannot set a MAC address (engine API 1.41 has no per-network MAC)",
+            ),
+            "cpu_count" | "cpu_percent" | "isolation" => self.warn(
+                name,
+                path,
+                format!("`{key}` applies to Windows containers only; ignored"),
+            ),
+            "blkio_config" => self.blkio(name, &path, value),
             "ports" => self.ports(name, svc),
-            "volumes" => self.volumes(name, svc),
+            "volumes" => self.volumes(name, svc, value),
             "depends_on" => self.depends_on(name, svc, cycle),
-            "networks" => self.networks(name, svc),
+            "networks" => self.networks(name, svc, value),
             // `restart: false` is the boolean spelling of `no`.
             "restart" => match value {
                 Node::Bool(false) => self.restart(name, path, "no"),
@@ -540,18 +634,40 @@ impl Checker<'_> {
                         path,
                         "joining a container outside the project breaks its isolation",
                     );
-                } else {
+                } else if mode == "none" {
                     self.ok(name, path);
+                } else {
+                    self.reject(
+                        name,
+                        path,
+                        format!("`network_mode: {value}` is not supported: use `none`, `service:<name>` or the project's `networks`"),
+                    );
                 }
             }
             "pid" | "ipc" | "uts" | "userns_mode" | "cgroup" => {
+                let mode = value.as_str().unwrap_or_default();
                 if host_value {
                     self.reject(
                         name,
                         path,
                         format!("`{key}: host` shares the host's namespace with the service"),
                     );
-                } else {
+                } else if mode.starts_with("container:") {
+                    self.reject(
+                        name,
+                        path,
+                        "joining a container outside the project breaks its isolation",
+                    );
+                } else if key == "cgroup" && mode != "private" && !self.native() {
+                    self.reject(name, path, "`cgroup` must be `private` (or `host`, which is refused)");
+                } else if mode.starts_with("service:") && !matches!(key, "pid" | "ipc") {
+                    self.reject(
+                        name,
+                        path,
+                        format!("`{key}` cannot join another service; only `pid` and `ipc` can"),
+                    );
+                } else if !self.implicit_dependency(name, svc, key, cycle) {
+                    // `service:X` of pid/ipc was checked like a dependency.
                     self.docker_only(
                         name,
                         path,
@@ -650,7 +766,11 @@ impl Checker<'_> {
             "logging" => self.changed(
                 name,
                 path,
-                "berth captures stdout and stderr in its own rotated logs; the logging driver is not used",
+                if self.native() {
+                    "berth captures stdout and stderr in its own rotated logs; the logging driver is not used"
+                } else {
+                    "berth reads stdout and stderr through the engine's default log driver; the file's driver and options are not used"
+                },
             ),
             "secrets" | "configs" => {
                 if self.native() {
@@ -660,11 +780,7 @@ impl Checker<'_> {
                         format!("native services cannot see {key} mounted at container paths"),
                     );
                 } else {
-                    self.changed(
-                        name,
-                        path,
-                        format!("{key} are mounted from the project's state_path"),
-                    );
+                    self.file_refs(name, &path, key, value);
                 }
             }
             "deploy" => self.deploy(name, value),
@@ -672,8 +788,14 @@ impl Checker<'_> {
             "pull_policy" => {
                 if self.native() {
                     self.warn(name, path, "the native runtime pulls no image; ignored");
-                } else {
+                } else if matches!(value.as_str(), Some("missing" | "if_not_present")) {
                     self.ok(name, path);
+                } else {
+                    self.changed(
+                        name,
+                        path,
+                        "berth pulls an image only when it is missing (`pull_policy: missing`)",
+                    );
                 }
             }
             "develop" => self.warn(name, path, "`develop` (compose watch) is not supported; ignored"),
@@ -701,6 +823,13 @@ impl Checker<'_> {
             ),
             k if k.starts_with("x-") => {}
             "links" | "volumes_from" if self.implicit_dependency(name, svc, key, cycle) => {}
+            "volumes_from" if svc.volumes_from.iter().any(|v| v.starts_with("container:")) => {
+                self.reject(
+                    name,
+                    path,
+                    "sharing volumes of a container outside the project breaks its isolation",
+                )
+            }
             k if NETWORK_IDENTITY.contains(&k) => self.docker_only(
                 name,
                 path,
@@ -777,9 +906,36 @@ impl Checker<'_> {
         }
     }
 
-    fn volumes(&mut self, name: &str, svc: &Service) {
+    fn volumes(&mut self, name: &str, svc: &Service, value: &Node) {
         for (i, entry) in svc.volumes.iter().enumerate() {
             let path = format!("{name}.volumes[{i}]");
+            // Of a long entry's options, only a tmpfs's `size` and `mode`
+            // reach the engine.
+            if let Some(Node::Map(opts)) = match value {
+                Node::Seq(items) => items.get(i),
+                _ => None,
+            } {
+                for (k, v) in opts {
+                    match k.as_str() {
+                        "type" | "source" | "target" | "read_only" => {}
+                        "tmpfs" => {
+                            let Node::Map(t) = v else { continue };
+                            for (o, _) in t.iter().filter(|(o, _)| o != "size" && o != "mode") {
+                                self.warn(
+                                    name,
+                                    format!("{path}.tmpfs.{o}"),
+                                    "not passed to the engine; ignored",
+                                );
+                            }
+                        }
+                        _ => self.warn(
+                            name,
+                            format!("{path}.{k}"),
+                            "mount options are not passed to the engine; ignored",
+                        ),
+                    }
+                }
+            }
             let mount = match entry.mount() {
                 Ok(m) => m,
                 Err(e) => {
@@ -906,7 +1062,7 @@ impl Checker<'_> {
         }
     }
 
-    fn networks(&mut self, name: &str, svc: &Service) {
+    fn networks(&mut self, name: &str, svc: &Service, node: &Node) {
         let Some(nets) = &svc.networks else { return };
         for net in nets.names() {
             let path = format!("{name}.networks.{net}");
@@ -929,9 +1085,24 @@ impl Checker<'_> {
             } else {
                 self.changed(
                     name,
-                    path,
+                    path.clone(),
                     format!("network `{net}` is namespaced per project (`<namespace>_{net}`)"),
                 );
+                let Some(Node::Map(opts)) = node.get(&net) else {
+                    continue;
+                };
+                for (k, _) in opts {
+                    let p = format!("{path}.{k}");
+                    match k.as_str() {
+                        "aliases" => self.ok(name, p),
+                        "ipv4_address" | "ipv6_address" => self.reject(
+                            name,
+                            p,
+                            "berth's networks have no fixed subnet, so addresses cannot be fixed: reach the service by name",
+                        ),
+                        _ => self.warn(name, p, format!("`{k}` is not passed to the engine; ignored")),
+                    }
+                }
             }
         }
     }
@@ -965,9 +1136,137 @@ impl Checker<'_> {
         );
     }
 
+    /// Options of a top-level network or volume beyond `external`: berth
+    /// creates a plain bridge network, and a volume backed by a directory
+    /// under state_path, so the others are ignored.
+    fn resource_options(&mut self, path: &str, key: &str, def: &Node) {
+        let Node::Map(opts) = def else { return };
+        let plain = if key == "networks" { "bridge" } else { "local" };
+        for (k, v) in opts {
+            if k == "external" || (k == "driver" && v.as_str() == Some(plain)) {
+                continue;
+            }
+            let why = if key == "networks" {
+                format!("`{k}` is ignored: berth creates a plain bridge network")
+            } else {
+                format!(
+                    "`{k}` is ignored: the volume is a directory under the project's state_path"
+                )
+            };
+            self.warn("", format!("{path}.{k}"), why);
+        }
+    }
+
+    /// A service's `secrets` or `configs`: each must name a top-level one
+    /// (whose `file:` is checked there); it is mounted read-only.
+    fn file_refs(&mut self, name: &str, path: &str, key: &str, value: &Node) {
+        let Node::Seq(refs) = value else {
+            self.reject(name, path.to_owned(), format!("`{key}` must be a list"));
+            return;
+        };
+        let defs = match key {
+            "secrets" => self.file_defs.0.clone(),
+            _ => self.file_defs.1.clone(),
+        };
+        let at = match key {
+            "secrets" => "`/run/secrets/<name>` (or `target` under it)",
+            _ => "`/<name>` (or its `target`)",
+        };
+        for (i, r) in refs.iter().enumerate() {
+            let p = format!("{path}[{i}]");
+            let source = match r {
+                Node::Str(s) => Some(s.as_str()),
+                m => m.get("source").and_then(Node::as_str),
+            };
+            let Some(source) = source else {
+                self.reject(name, p, "an entry needs a `source`");
+                continue;
+            };
+            if !defs.iter().any(|d| d == source) {
+                self.reject(
+                    name,
+                    p,
+                    format!("`{source}` is not defined under the top-level `{key}`"),
+                );
+                continue;
+            }
+            self.changed(
+                name,
+                p.clone(),
+                format!("the file of `{source}` (inside the project directory) is bind-mounted read-only at {at}"),
+            );
+            if let Node::Map(opts) = r {
+                for (k, _) in opts
+                    .iter()
+                    .filter(|(k, _)| matches!(k.as_str(), "uid" | "gid" | "mode"))
+                {
+                    self.warn(
+                        name,
+                        format!("{p}.{k}"),
+                        format!("`{k}` is not honoured: the file keeps its owner and mode"),
+                    );
+                }
+            }
+        }
+    }
+
+    /// `blkio_config`: the weight is passed on; per-device settings name
+    /// host devices and are ignored.
+    fn blkio(&mut self, name: &str, path: &str, value: &Node) {
+        if self.native() {
+            self.reject(
+                name,
+                path.to_owned(),
+                "a container setting with no equivalent for native services",
+            );
+            return;
+        }
+        let Node::Map(opts) = value else { return };
+        for (k, _) in opts {
+            let p = format!("{path}.{k}");
+            if k == "weight" {
+                self.ok(name, p);
+            } else {
+                self.warn(
+                    name,
+                    p,
+                    "per-device I/O settings are not passed to the engine; ignored",
+                );
+            }
+        }
+    }
+
+    /// `deploy.resources`: the CPU, memory and pids limits and the memory
+    /// reservation are honoured; the rest (CPU reservations, devices) is
+    /// not.
+    fn resources(&mut self, name: &str, path: &str, value: &Node) {
+        let Node::Map(groups) = value else { return };
+        for (group, v) in groups {
+            let Node::Map(items) = v else { continue };
+            for (k, _) in items {
+                let honoured = matches!(
+                    (group.as_str(), k.as_str()),
+                    ("limits", "cpus" | "memory" | "pids") | ("reservations", "memory")
+                );
+                if !honoured {
+                    self.warn(
+                        name,
+                        format!("{path}.{group}.{k}"),
+                        "not passed to the engine; ignored",
+                    );
+                }
+            }
+        }
+    }
+
     fn replicas(&mut self, name: &str, path: String, value: &Node) {
         match value {
-            Node::Int(0 | 1) => self.ok(name, path),
+            Node::Int(1) => self.ok(name, path),
+            Node::Int(0) => self.reject(
+                name,
+                path,
+                "berth runs exactly one instance of every service; remove a service it should not run",
+            ),
             _ => self.reject(
                 name,
                 path,
@@ -983,21 +1282,53 @@ impl Checker<'_> {
             match key.as_str() {
                 "replicas" => self.replicas(name, path, v),
                 "resources" => {
-                    self.docker_only(name, path, "native services run without resource limits")
+                    self.docker_only(
+                        name,
+                        path.clone(),
+                        "native services run without resource limits",
+                    );
+                    if !self.native() {
+                        self.resources(name, &path, v);
+                    }
                 }
                 "restart_policy" => {
                     let cond = v.get("condition").and_then(Node::as_str).unwrap_or("any");
                     let max = v.get("max_attempts").map(Node::to_string);
                     let why = match (cond, max) {
                         ("none", _) => "autorestart off".to_owned(),
-                        (c, Some(m)) => format!("autorestart ({c}), max_restarts {m}"),
-                        (c, None) => format!("autorestart ({c}), unlimited restarts"),
+                        ("on-failure", Some(m)) => {
+                            format!("autorestart (on-failure), max_restarts {m}")
+                        }
+                        ("on-failure", None) => {
+                            "autorestart (on-failure), unlimited restarts".to_owned()
+                        }
+                        ("any", Some(_)) => "autorestart (any), unlimited restarts: `max_attempts` applies to on-failure only".to_owned(),
+                        ("any", None) => "autorestart (any), unlimited restarts".to_owned(),
+                        (c, _) => {
+                            self.reject(
+                                name,
+                                path,
+                                format!("unknown restart condition `{c}` (none, on-failure or any)"),
+                            );
+                            continue;
+                        }
                     };
                     self.changed(
                         name,
-                        path,
+                        path.clone(),
                         format!("mapped to berth's restart policy: {why}"),
                     );
+                    if let Node::Map(opts) = v {
+                        for (k, _) in opts.iter().filter(|(k, _)| k == "delay" || k == "window") {
+                            self.warn(
+                                name,
+                                format!("{path}.{k}"),
+                                format!(
+                                    "`{k}` is not honoured; restarts follow the engine's backoff"
+                                ),
+                            );
+                        }
+                    }
                 }
                 "mode" | "placement" | "update_config" | "rollback_config" | "endpoint_mode"
                 | "labels" => self.warn(
