@@ -8,5 +8,6 @@ pub mod proc;
 pub mod pty;
 pub mod signal;
 pub mod spawn;
+pub mod time;
 
 pub use proc::{ProcessIdentity, ProcessTable};

@@ -5,35 +5,7 @@ use berth_engine::projects::{self as eng, FieldNote, RuntimeKind, ValidationRepo
 use berth_wire::supervisor as pb;
 use std::path::Path;
 
-/// Seconds since the epoch as ISO 8601 UTC with milliseconds
-/// (`2026-01-02T03:04:05.678Z`), the form berth's logs use.
-pub fn iso8601(epoch: f64) -> String {
-    let ms_total = (epoch * 1000.0).round() as i64;
-    let (secs, ms) = (ms_total.div_euclid(1000), ms_total.rem_euclid(1000));
-    let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z",
-        sod / 3600,
-        sod % 3600 / 60,
-        sod % 60
-    )
-}
-
-/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian
-/// (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
+pub use berth_os::time::iso8601;
 
 /// Counts and sizes are unsigned in the engine and `int32`/`int64` in the
 /// seed; saturate rather than wrap so a huge value never reads negative.

@@ -32,42 +32,6 @@ fn err(e: ServiceError) -> RuntimeError {
     RuntimeError::other(e.to_string())
 }
 
-/// Seconds since the epoch of `2026-01-02T03:04:05.678Z` (also with an
-/// offset, or nanoseconds, as Docker writes them).
-pub fn parse_timestamp(s: &str) -> Option<f64> {
-    let b = s.as_bytes();
-    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !(b[10] == b'T' || b[10] == b' ') {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let mut rest = &s[19..];
-    let mut frac = 0.0;
-    if let Some(r) = rest.strip_prefix('.') {
-        let n = r.find(|c: char| !c.is_ascii_digit()).unwrap_or(r.len());
-        frac = format!("0.{}", &r[..n]).parse().ok()?;
-        rest = &r[n..];
-    }
-    let offset = match rest {
-        "" | "Z" => 0,
-        o if o.len() == 6 && (o.starts_with('+') || o.starts_with('-')) => {
-            let sign = if o.starts_with('-') { -1 } else { 1 };
-            sign * (o[1..3].parse::<i64>().ok()? * 3600 + o[4..6].parse::<i64>().ok()? * 60)
-        }
-        _ => return None,
-    };
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if mo <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (mo + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146097 + doe - 719468;
-    Some((days * 86400 + h * 3600 + mi * 60 + se - offset) as f64 + frac)
-}
-
 /// `TS out|err TEXT` (the service engine's log line) as an entry; berth's
 /// own event lines are left out.
 fn entry(service: &str, line: &str) -> Option<LogEntry> {
@@ -79,7 +43,7 @@ fn entry(service: &str, line: &str) -> Option<LogEntry> {
         _ => return None,
     };
     Some(LogEntry {
-        timestamp: parse_timestamp(ts)?,
+        timestamp: berth_os::time::parse_rfc3339(ts)?,
         service: service.to_owned(),
         stream,
         line: text.to_owned(),
@@ -352,24 +316,6 @@ impl ProjectRuntime for NativeRuntime {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn timestamps() {
-        assert_eq!(parse_timestamp("1970-01-01T00:00:00Z"), Some(0.0));
-        assert_eq!(
-            parse_timestamp("2026-01-02T03:04:05.5Z"),
-            Some(1_767_323_045.5)
-        );
-        assert_eq!(
-            parse_timestamp("2026-01-02T04:04:05+01:00"),
-            Some(1_767_323_045.0)
-        );
-        assert_eq!(
-            parse_timestamp("2026-01-02T03:04:05.123456789Z").map(|t| (t * 1000.0).round()),
-            Some(1_767_323_045_123.0)
-        );
-        assert_eq!(parse_timestamp("yesterday"), None);
-    }
 
     #[test]
     fn log_lines_become_entries() {
