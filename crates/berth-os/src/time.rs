@@ -4,7 +4,7 @@
 /// Seconds since the epoch as ISO 8601 UTC with milliseconds
 /// (`2026-01-02T03:04:05.678Z`).
 pub fn iso8601(epoch: f64) -> String {
-    let ms_total = (epoch.max(0.0) * 1000.0).round() as i64;
+    let ms_total = (epoch * 1000.0).round() as i64;
     let (secs, ms) = (ms_total.div_euclid(1000), ms_total.rem_euclid(1000));
     let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (y, m, d) = civil_from_days(days);
