@@ -537,9 +537,7 @@ impl Projects {
                 &message,
                 None,
             )?;
-            let port_conflict = f.message.contains("address already in use")
-                || f.message.contains("port is already allocated");
-            if port_conflict {
+            if f.kind == Some(RuntimeErrorKind::PortTaken) {
                 if let Some(p) = open.plan.service(&f.service).and_then(|s| s.ports.first()) {
                     return Err(ProjectError::PortConflict {
                         service: f.service.clone(),

@@ -7,7 +7,9 @@
 //! milliseconds rather than after a first interval.
 
 use super::compose::Condition;
-use super::runtime::{HealthSpec, Plan, PlannedService, ProjectRuntime, RuntimeError};
+use super::runtime::{
+    HealthSpec, Plan, PlannedService, ProjectRuntime, RuntimeError, RuntimeErrorKind,
+};
 use futures_util::future::{join_all, try_join_all};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -36,6 +38,9 @@ pub struct StartFailure {
     pub service: String,
     /// What happened.
     pub message: String,
+    /// The runtime's kind of failure, when the runtime refused the start
+    /// (a taken host port becomes PORT_CONFLICT).
+    pub kind: Option<RuntimeErrorKind>,
 }
 
 /// Observer of health results, so status can report them.
@@ -162,13 +167,15 @@ pub async fn start_all(
             .filter_map(|(d, c)| Some((d.clone(), *c, receivers.get(d)?.clone())))
             .collect();
         async move {
-            let fail = |message: String| {
+            let fail_as = |message: String, kind: Option<RuntimeErrorKind>| {
                 let _ = tx.send(Reached::Failed(message.clone()));
                 StartFailure {
                     service: svc.name.clone(),
                     message,
+                    kind,
                 }
             };
+            let fail = |message: String| fail_as(message, None);
             for (dep, cond, mut rx) in deps {
                 wait_dependency(rt, plan, &dep, cond, &mut rx)
                     .await
@@ -176,7 +183,7 @@ pub async fn start_all(
             }
             rt.start(plan, svc)
                 .await
-                .map_err(|e: RuntimeError| fail(format!("it could not start: {e}")))?;
+                .map_err(|e| fail_as(format!("it could not start: {e}"), Some(e.kind)))?;
             let _ = tx.send(Reached::Started);
             if let Some(h) = &svc.healthcheck {
                 health(&svc.name, "starting");
@@ -204,6 +211,7 @@ pub async fn start_all(
                     return Err(StartFailure {
                         service: svc.name.clone(),
                         message: format!("exited with code {code} right after it started"),
+                        kind: None,
                     });
                 }
             }
