@@ -47,6 +47,8 @@ struct Open {
     plan: Plan,
     rt: Arc<dyn ProjectRuntime>,
     manifest: Manifest,
+    /// Validation warnings and transformations, for the user.
+    notes: Vec<String>,
     /// Health by service, as last probed.
     health: Arc<Mutex<BTreeMap<String, String>>>,
     /// Services being started or stopped right now.
@@ -182,7 +184,7 @@ impl Projects {
             }
             let slot = self.slot(&row.id);
             let _g = slot.op.lock().await;
-            let open = match self.load(&row, false).await {
+            let open = match self.load(&row, false, &BTreeMap::new()).await {
                 Ok(o) => o,
                 Err(e) => {
                     tracing::warn!(project = %row.id, "cannot reopen project: {e}");
@@ -335,13 +337,30 @@ impl Projects {
     }
 
     /// Validates, allocates ports and plans `row` (no runtime calls).
-    async fn load(&self, row: &ProjectRow, check_free: bool) -> Result<Open, ProjectError> {
+    async fn load(
+        &self,
+        row: &ProjectRow,
+        check_free: bool,
+        secrets: &BTreeMap<String, String>,
+    ) -> Result<Open, ProjectError> {
         let manifest = Manifest::parse(row.manifest.as_bytes())?;
         let (path, bytes, file, tree) = load_compose(&manifest, &row.package_path)?;
         let report = super::validate(&bytes, row.runtime.validation());
         if !report.valid {
             return Err(rejection(&path, row.runtime, &report));
         }
+        let notes = report
+            .warnings
+            .iter()
+            .chain(&report.transformed_fields)
+            .map(|n| {
+                if n.path.is_empty() {
+                    n.reason.clone()
+                } else {
+                    format!("{}: {}", n.path, n.reason)
+                }
+            })
+            .collect();
         let rt = self.runtime(row.runtime)?;
         let wanted = plan::wanted_ports(&file)?;
         let previous = persist::ports(&self.store, &row.id)?;
@@ -364,12 +383,13 @@ impl Projects {
             state_path: &row.state_path,
             runtime: row.runtime,
             ports: &ports,
-            secrets: &BTreeMap::new(),
+            secrets,
         })?;
         Ok(Open {
             plan,
             rt,
             manifest,
+            notes,
             health: Default::default(),
             transient: Default::default(),
         })
@@ -389,22 +409,8 @@ impl Projects {
                 "project {project_id:?} is already open; StartProject starts it, DeleteProjectRuntime closes it"
             )));
         }
-        let open = self.load(&row, false).await?;
-        let manifest = Manifest::parse(row.manifest.as_bytes())?;
-        let (_, bytes, _, _) = load_compose(&manifest, &row.package_path)?;
-        let report = super::validate(&bytes, row.runtime.validation());
-        let mut warnings: Vec<String> = report
-            .warnings
-            .iter()
-            .chain(&report.transformed_fields)
-            .map(|n| {
-                if n.path.is_empty() {
-                    n.reason.clone()
-                } else {
-                    format!("{}: {}", n.path, n.reason)
-                }
-            })
-            .collect();
+        let open = self.load(&row, false, &BTreeMap::new()).await?;
+        let mut warnings = open.notes.clone();
         let pulled = open
             .rt
             .prepare(&open.plan, progress)
@@ -464,27 +470,8 @@ impl Projects {
         }
         // Ports are checked against the machine now; the plan gets the
         // secrets as environment.
-        let fresh = self.load(&row, true).await?;
-        let manifest = &fresh.manifest;
-        let (_, _, file, tree) = load_compose(manifest, &row.package_path)?;
+        let open = Arc::new(self.load(&row, true, &secrets).await?);
         let ports = persist::ports(&self.store, project_id)?;
-        let plan = plan::build(&PlanInput {
-            project_id,
-            file: &file,
-            tree: &tree,
-            project_dir: &row.package_path,
-            state_path: &row.state_path,
-            runtime: row.runtime,
-            ports: &ports,
-            secrets: &secrets,
-        })?;
-        let open = Arc::new(Open {
-            plan,
-            rt: open.rt.clone(),
-            manifest: fresh.manifest.clone(),
-            health: Default::default(),
-            transient: Default::default(),
-        });
         slot.set_open(Some(open.clone()));
         for s in &open.plan.services {
             for m in &s.mounts {
@@ -587,7 +574,7 @@ impl Projects {
         let open = match slot.open() {
             Some(o) => o,
             None => {
-                let o = Arc::new(self.load(&row, false).await?);
+                let o = Arc::new(self.load(&row, false, &BTreeMap::new()).await?);
                 slot.set_open(Some(o.clone()));
                 o
             }
@@ -638,7 +625,7 @@ impl Projects {
         let _g = slot.op.lock().await;
         let open = match slot.open() {
             Some(o) => o,
-            None => Arc::new(self.load(&row, false).await?),
+            None => Arc::new(self.load(&row, false, &BTreeMap::new()).await?),
         };
         let mut running = Vec::new();
         for s in &open.plan.services {
@@ -775,7 +762,7 @@ impl Projects {
         let open = slot.open();
         let services = match &open {
             Some(o) => self.service_states(o, &row).await,
-            None => match self.load(&row, false).await {
+            None => match self.load(&row, false, &BTreeMap::new()).await {
                 Ok(o) => self.service_states(&o, &row).await,
                 Err(_) => Vec::new(),
             },
@@ -814,7 +801,7 @@ impl Projects {
         let row = self.row(project_id)?;
         let open = match self.slot(project_id).open() {
             Some(o) => o,
-            None => Arc::new(self.load(&row, false).await?),
+            None => Arc::new(self.load(&row, false, &BTreeMap::new()).await?),
         };
         let names: Vec<String> = match service.filter(|s| !s.is_empty()) {
             Some(s) => {
