@@ -247,10 +247,19 @@ impl Projects {
                 req.app_id, manifest.app_id
             )));
         }
-        let runtime = req.runtime.unwrap_or(self.cfg.default_runtime);
-        self.runtime(runtime)?;
         let (path, bytes, _, _) = load_compose(&manifest, &pkg)?;
-        let report = super::validate(&bytes, runtime.validation());
+        let mut runtime = req.runtime.unwrap_or(self.cfg.default_runtime);
+        let mut report = super::validate(&bytes, runtime.validation());
+        // A file of commands without images cannot run in containers: when
+        // the runtime was not asked for, such a project runs natively.
+        if !report.valid && req.runtime.is_none() && runtime == RuntimeKind::Docker {
+            let native = super::validate(&bytes, RuntimeKind::Native.validation());
+            if native.valid {
+                runtime = RuntimeKind::Native;
+                report = native;
+            }
+        }
+        self.runtime(runtime)?;
         if !report.valid {
             return Err(rejection(&path, runtime, &report));
         }

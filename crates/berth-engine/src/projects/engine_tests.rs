@@ -28,6 +28,11 @@ fn rt() -> tokio::runtime::Runtime {
 /// An engine over the files in `root` (a store, logs, state), recovering
 /// whatever a previous engine there left.
 async fn env_at(root: &Path) -> Env {
+    env_with(root, RuntimeKind::Native).await
+}
+
+/// Like [`env_at`], with `default_runtime` (and no Docker Engine).
+async fn env_with(root: &Path, default_runtime: RuntimeKind) -> Env {
     let store = Arc::new(Store::open(&root.join("b.db"), 0).unwrap());
     let services = Services::open(
         store.clone(),
@@ -48,7 +53,7 @@ async fn env_at(root: &Path) -> Env {
         services.clone(),
         ProjectsConfig {
             state_root: root.join("state"),
-            default_runtime: RuntimeKind::Native,
+            default_runtime,
             docker: None,
         },
     )
@@ -513,5 +518,41 @@ fn logs_follow_sees_new_lines() {
             "NOT_FOUND"
         );
         e.projects.stop("talk", None).await.unwrap();
+    });
+}
+
+#[test]
+fn a_file_without_images_runs_natively_when_no_runtime_was_asked_for() {
+    rt().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let e = env_with(dir.path(), RuntimeKind::Docker).await;
+        let cmds = project(
+            &e.root,
+            "cmds",
+            "services:\n  x:\n    command: sleep 9\n",
+            &[],
+        );
+        let ensured = e
+            .projects
+            .ensure(EnsureRequest {
+                project_id: "cmds".into(),
+                package_path: cmds,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(ensured.runtime, RuntimeKind::Native);
+        // An image-only file needs the engine, which is not there.
+        let imgs = project(&e.root, "imgs", "services:\n  x:\n    image: nginx\n", &[]);
+        let err = e
+            .projects
+            .ensure(EnsureRequest {
+                project_id: "imgs".into(),
+                package_path: imgs,
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "UNAVAILABLE", "{err}");
     });
 }
