@@ -438,7 +438,7 @@ async fn container_ids(c: &mut Client, id: &str) -> Vec<String> {
 }
 
 #[test]
-fn a_killed_daemon_finds_running_projects_again() {
+fn a_restarted_daemon_finds_running_projects_again() {
     let mut d = Daemon::start();
     let rts = runtimes();
     let mut before: HashMap<String, Vec<String>> = HashMap::new();
@@ -456,50 +456,70 @@ fn a_killed_daemon_finds_running_projects_again() {
             before.insert(id.clone(), container_ids(&mut c, &id).await);
         });
     }
-    d.kill9();
-    d.spawn(&[]);
-    for &rt in &rts {
-        tokio_rt().block_on(async {
-            let mut c = project::connect(&d.project_socket).await.unwrap();
-            let id = format!("survive-{}", rt.name());
-            let st = c
-                .get_project_status(pb::GetProjectStatusRequest {
-                    project_id: id.clone(),
-                })
-                .await
-                .unwrap()
-                .into_inner();
-            assert_eq!(st.status, "running", "{rt:?}: {st:?}");
-            assert!(st.open);
-            assert!(st.services.iter().all(|s| s.status == "running"), "{st:?}");
-            assert_eq!(
-                container_ids(&mut c, &id).await,
-                before[&id],
-                "{rt:?}: not duplicated"
-            );
-            // Starting again is refused rather than duplicating.
-            let err = start(&mut c, &id, &[]).await.unwrap_err();
-            assert_eq!(project::error_code(&err), Some("ALREADY_RUNNING"));
-            let ports = c
-                .resolve_ports(pb::ResolvePortsRequest {
-                    project_id: id.clone(),
-                    refresh: true,
-                })
-                .await
-                .unwrap()
-                .into_inner()
-                .ports;
-            assert_eq!(ports.len(), 1);
-            // The host port is served again after the restart.
-            let port = ports[0].host_port as u16;
-            assert!(
-                tokio::net::TcpStream::connect(("127.0.0.1", port))
+    // A crash, then a graceful stop: either way the projects keep running
+    // and the next daemon takes them back.
+    for graceful in [false, true] {
+        if graceful {
+            let out = d.berth(&["daemon", "stop"]);
+            assert!(out.status.success(), "{}", stderr(&out));
+            assert!(d.wait_exit(Duration::from_secs(20)), "daemon did not stop");
+        } else {
+            d.kill9();
+        }
+        d.spawn(&[]);
+        for &rt in &rts {
+            tokio_rt().block_on(async {
+                let mut c = project::connect(&d.project_socket).await.unwrap();
+                let id = format!("survive-{}", rt.name());
+                let how = if graceful {
+                    "graceful restart"
+                } else {
+                    "kill -9"
+                };
+                let st = c
+                    .get_project_status(pb::GetProjectStatusRequest {
+                        project_id: id.clone(),
+                    })
                     .await
-                    .is_ok(),
-                "{rt:?}: host port {port} not served after the restart"
-            );
-            teardown(&mut c, &id).await;
-        });
+                    .unwrap()
+                    .into_inner();
+                assert_eq!(st.status, "running", "{rt:?} after {how}: {st:?}");
+                assert!(st.open);
+                assert!(
+                    st.services.iter().all(|s| s.status == "running"),
+                    "{how}: {st:?}"
+                );
+                assert_eq!(
+                    container_ids(&mut c, &id).await,
+                    before[&id],
+                    "{rt:?} after {how}: not duplicated"
+                );
+                // Starting again is refused rather than duplicating.
+                let err = start(&mut c, &id, &[]).await.unwrap_err();
+                assert_eq!(project::error_code(&err), Some("ALREADY_RUNNING"));
+                let ports = c
+                    .resolve_ports(pb::ResolvePortsRequest {
+                        project_id: id.clone(),
+                        refresh: true,
+                    })
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .ports;
+                assert_eq!(ports.len(), 1);
+                // The host port is served again after the restart.
+                let port = ports[0].host_port as u16;
+                assert!(
+                    tokio::net::TcpStream::connect(("127.0.0.1", port))
+                        .await
+                        .is_ok(),
+                    "{rt:?}: host port {port} not served after {how}"
+                );
+                if graceful {
+                    teardown(&mut c, &id).await;
+                }
+            });
+        }
     }
     if rts.contains(&Rt::Native) {
         let out = d.berth(&["svc", "ls"]);
