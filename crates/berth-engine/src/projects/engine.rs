@@ -59,9 +59,38 @@ struct Open {
 struct Slot {
     op: tokio::sync::Mutex<()>,
     open: Mutex<Option<Arc<Open>>>,
+    /// The health monitor of the running project.
+    monitor: Mutex<Option<tokio::task::AbortHandle>>,
 }
 
 impl Slot {
+    /// Probes `open`'s health checks from now on (replacing any monitor).
+    fn watch_health(&self, open: Arc<Open>) {
+        let task = tokio::spawn(async move {
+            let health = open.health.clone();
+            let note = move |svc: &str, h: &str| {
+                health
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(svc.to_owned(), h.to_owned());
+            };
+            orchestrate::monitor_health(open.rt.as_ref(), &open.plan, &note).await;
+        });
+        self.unwatch_health();
+        *self.monitor.lock().unwrap_or_else(|p| p.into_inner()) = Some(task.abort_handle());
+    }
+
+    fn unwatch_health(&self) {
+        if let Some(h) = self
+            .monitor
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            h.abort();
+        }
+    }
+
     fn open(&self) -> Option<Arc<Open>> {
         self.open.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
@@ -205,7 +234,11 @@ impl Projects {
                 ProjectState::Stopped
             };
             persist::set_status(&self.store, &row.id, status, &row.detail, None)?;
-            slot.set_open(Some(Arc::new(open)));
+            let open = Arc::new(open);
+            if running > 0 {
+                slot.watch_health(open.clone());
+            }
+            slot.set_open(Some(open));
             back.push(row.id.clone());
         }
         Ok(back)
@@ -558,6 +591,7 @@ impl Projects {
             "",
             Some(berth_os::proc::now_epoch()),
         )?;
+        slot.watch_health(open.clone());
         let row = self.row(project_id)?;
         Ok(Started {
             project_id: project_id.to_owned(),
@@ -588,6 +622,7 @@ impl Projects {
                 o
             }
         };
+        slot.unwatch_health();
         persist::set_status(&self.store, project_id, ProjectState::Stopping, "", None)?;
         let set_transient = |s: Option<ServiceState>| {
             let mut t = open.transient.lock().unwrap_or_else(|p| p.into_inner());
@@ -658,6 +693,7 @@ impl Projects {
             .remove(&open.plan)
             .await
             .map_err(|e| ProjectError::Internal(e.message))?;
+        slot.unwatch_health();
         slot.set_open(None);
         persist::set_status(&self.store, project_id, ProjectState::Stopped, "", None)?;
         Ok(Deleted {

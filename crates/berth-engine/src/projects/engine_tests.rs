@@ -556,3 +556,40 @@ fn a_file_without_images_runs_natively_when_no_runtime_was_asked_for() {
         assert_eq!(err.code(), "UNAVAILABLE", "{err}");
     });
 }
+
+#[test]
+fn health_is_watched_after_the_start() {
+    rt().block_on(async {
+        let e = env().await;
+        let dir = project(
+            &e.root,
+            "watch",
+            "services:\n  x:\n    command: [\"sh\", \"-c\", \"touch alive; exec sleep 300\"]\n    healthcheck:\n      test: [\"CMD\", \"test\", \"-f\", \"alive\"]\n      interval: 200ms\n      retries: 2\n",
+            &[],
+        );
+        up(&e, "watch", &dir).await.unwrap();
+        let health = |e: &Env| {
+            let p = e.projects.clone();
+            async move { p.status("watch").await.unwrap().services[0].health.clone() }
+        };
+        assert_eq!(health(&e).await, "healthy");
+        let wait_for = |want: &'static str| {
+            let e = &e;
+            async move {
+                for _ in 0..200 {
+                    if health(e).await == want {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                panic!("health never became {want}");
+            }
+        };
+        std::fs::remove_file(dir.join("alive")).unwrap();
+        wait_for("unhealthy").await;
+        std::fs::write(dir.join("alive"), b"").unwrap();
+        wait_for("healthy").await;
+        e.projects.stop("watch", None).await.unwrap();
+        assert_eq!(health(&e).await, "");
+    });
+}

@@ -220,6 +220,41 @@ pub async fn start_all(
     Ok(())
 }
 
+/// Keeps probing the health checks of a started project, each at its
+/// `interval`, and reports `healthy`, or `unhealthy` after `retries`
+/// failures in a row, through `note`. A service that is not running is not
+/// probed (its state already says so). Runs until dropped.
+pub async fn monitor_health(rt: &dyn ProjectRuntime, plan: &Plan, note: HealthNote<'_>) {
+    let loops = plan.services.iter().filter_map(|svc| {
+        let h = svc.healthcheck.as_ref()?;
+        Some(async move {
+            let mut failures = 0u32;
+            loop {
+                tokio::time::sleep(h.interval).await;
+                let running = matches!(rt.inspect(plan, &svc.name).await, Ok(Some(o)) if o.running);
+                if !running {
+                    failures = 0;
+                    continue;
+                }
+                if rt
+                    .probe(plan, svc, &h.test, h.timeout)
+                    .await
+                    .unwrap_or(false)
+                {
+                    failures = 0;
+                    note(&svc.name, "healthy");
+                } else {
+                    failures += 1;
+                    if failures >= h.retries {
+                        note(&svc.name, "unhealthy");
+                    }
+                }
+            }
+        })
+    });
+    join_all(loops).await;
+}
+
 /// Stops `services` of `plan` (all of them when `None`) in reverse
 /// dependency order: each waits for the services that depend on it.
 /// Returns the failures, by service.
