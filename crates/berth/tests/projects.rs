@@ -623,3 +623,111 @@ fn cli_up_runs_the_example_and_down_removes_it() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("valid"), "{}", stdout(&out));
 }
+
+/// A loopback registry serving one image (see `registry.py`); killed on drop.
+struct Registry {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn registry(dir: &Path, repo: &str, tag: &str) -> Registry {
+    let saved = dir.join("saved.tar");
+    let out = std::process::Command::new("docker")
+        .args(["save", IMAGE, "-o", saved.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "docker save: {}", stderr(&out));
+    let port_file = dir.join("registry.port");
+    let child = std::process::Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/registry.py"))
+        .args([
+            saved.to_str().unwrap(),
+            repo,
+            tag,
+            port_file.to_str().unwrap(),
+        ])
+        .spawn()
+        .unwrap();
+    assert!(
+        wait_for(Duration::from_secs(30), || port_file.exists()),
+        "the test registry did not start"
+    );
+    let port = std::fs::read_to_string(&port_file)
+        .unwrap()
+        .parse()
+        .unwrap();
+    Registry { child, port }
+}
+
+#[test]
+fn images_are_pulled_with_progress_and_a_missing_one_fails_by_name() {
+    if !docker_available() {
+        return;
+    }
+    let d = Daemon::start();
+    let reg = registry(d.dir.path(), "berth/pulltest", "1");
+    let image = format!("127.0.0.1:{}/berth/pulltest:1", reg.port);
+    tokio_rt().block_on(async {
+        let mut c = project::connect(&d.project_socket).await.unwrap();
+        let compose =
+            format!("services:\n  x:\n    image: {image}\n    command: [\"sleep\", \"300\"]\n");
+        let dir = write_project(d.dir.path(), "pull", &compose, &[]);
+        c.ensure_project(pb::EnsureProjectRequest {
+            project_id: "pull".into(),
+            package_path: dir.to_string_lossy().into_owned(),
+            runtime: "docker".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let mut events = c
+            .open_project_with_progress(pb::OpenProjectRequest {
+                project_id: "pull".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let (mut statuses, mut done) = (Vec::new(), None);
+        while let Some(ev) = events.message().await.unwrap() {
+            match ev.event {
+                Some(pb::open_project_progress::Event::Image(i)) => {
+                    assert_eq!(i.image, image);
+                    statuses.push(i.status);
+                }
+                Some(pb::open_project_progress::Event::Done(r)) => done = Some(r),
+                _ => {}
+            }
+        }
+        let done = done.expect("the stream ends with the OpenProject answer");
+        assert_eq!(done.images_pulled, 1, "{statuses:?}");
+        assert!(statuses.len() > 1, "progress was reported: {statuses:?}");
+        let started = start(&mut c, "pull", &[]).await.unwrap();
+        assert_eq!(started.services[0].status, "running");
+        teardown(&mut c, "pull").await;
+    });
+    let _ = std::process::Command::new("docker")
+        .args(["image", "rm", &image])
+        .output();
+    // Through the CLI: a missing image is IMAGE_PULL_FAILED, naming it.
+    let missing = format!("127.0.0.1:{}/berth/missing:1", reg.port);
+    let dir = write_project(
+        d.dir.path(),
+        "nopull",
+        &format!("services:\n  x:\n    image: {missing}\n"),
+        &[],
+    );
+    let out = d.berth(&["up", dir.to_str().unwrap(), "--runtime", "docker"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("IMAGE_PULL_FAILED") && err.contains(&missing),
+        "{err}"
+    );
+}
