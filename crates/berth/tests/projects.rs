@@ -393,11 +393,25 @@ fn stop_escalates_to_kill_after_the_timeout() {
             let img = rt.image();
             let id = format!("stubborn-{}", rt.name());
             let compose = format!(
-                "services:\n  x:\n{img}    command: [\"sh\", \"-c\", \"trap '' TERM; while :; do sleep 0.1; done\"]\n  quick:\n{img}    command: [\"sleep\", \"300\"]\n"
+                "services:\n  x:\n{img}    command: [\"sh\", \"-c\", \"trap '' TERM; echo armed; while :; do sleep 0.1; done\"]\n  quick:\n{img}    command: [\"sleep\", \"300\"]\n"
             );
             let dir = write_project(d.dir.path(), &id, &compose, &[]);
             ensure_open(&mut c, &id, &dir, rt).await;
             start(&mut c, &id, &[]).await.unwrap();
+            // Stop only once the shell ignores SIGTERM.
+            let mut armed = false;
+            for _ in 0..100 {
+                if log_lines(&mut c, &id, Some("x"))
+                    .await
+                    .iter()
+                    .any(|(_, l)| l == "armed")
+                {
+                    armed = true;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            assert!(armed, "{rt:?}: x never started");
             let stopped = c
                 .stop_project(pb::StopProjectRequest {
                     project_id: id.clone(),
@@ -409,6 +423,15 @@ fn stop_escalates_to_kill_after_the_timeout() {
             for s in &stopped.services {
                 assert_eq!(s.status, "stopped", "{rt:?}: {s:?}");
             }
+            // x outlived SIGTERM and was killed: SIGKILL's status (137 in
+            // a container, -9 for a native process); quick ended on TERM.
+            let x = status_of(&stopped.services, "x");
+            assert!(
+                x.detail.contains("137") || x.detail.contains("-9"),
+                "{rt:?}: {x:?}"
+            );
+            let quick = status_of(&stopped.services, "quick");
+            assert!(!quick.detail.contains("137") && !quick.detail.contains("-9"), "{rt:?}: {quick:?}");
             // A second stop has nothing to do.
             let again = c
                 .stop_project(pb::StopProjectRequest {

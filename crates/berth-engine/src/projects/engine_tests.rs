@@ -342,10 +342,18 @@ fn stop_escalates_to_sigkill_after_the_timeout() {
         let dir = project(
             &e.root,
             "stubborn",
-            "services:\n  x:\n    command: [\"sh\", \"-c\", \"trap '' TERM; while :; do sleep 0.1; done\"]\n",
+            "services:\n  x:\n    command: [\"sh\", \"-c\", \"trap '' TERM; touch armed; while :; do sleep 0.1; done\"]\n",
             &[],
         );
         up(&e, "stubborn", &dir).await.unwrap();
+        // Stop only once the shell ignores SIGTERM.
+        for _ in 0..200 {
+            if dir.join("armed").exists() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert!(dir.join("armed").exists(), "the service never started");
         let stopped = e
             .projects
             .stop("stubborn", Some(Duration::from_millis(300)))
