@@ -189,6 +189,21 @@ async fn log_lines(c: &mut Client, id: &str, service: Option<&str>) -> Vec<(Stri
     out
 }
 
+/// Whether `line` shows up in the logs (of `service`) within 10 s.
+async fn logged(c: &mut Client, id: &str, service: Option<&str>, line: &str) -> bool {
+    for _ in 0..100 {
+        if log_lines(c, id, service)
+            .await
+            .iter()
+            .any(|(_, l)| l == line)
+        {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
 fn status_of<'a>(s: &'a [pb::ServiceStatus], name: &str) -> &'a pb::ServiceStatus {
     s.iter()
         .find(|x| x.name == name)
@@ -248,16 +263,10 @@ fn dependency_order_waits_for_health_on_both_runtimes() {
                 !db.started_at.is_empty() && db.started_at.ends_with('Z'),
                 "{db:?}"
             );
-            let mut saw = false;
-            for _ in 0..100 {
-                let lines = log_lines(&mut c, &id, Some("api")).await;
-                if lines.iter().any(|(_, l)| l == "api saw db") {
-                    saw = true;
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            assert!(saw, "{rt:?}: api started before db served");
+            assert!(
+                logged(&mut c, &id, Some("api"), "api saw db").await,
+                "{rt:?}: api started before db served"
+            );
             let st = c
                 .get_project_status(pb::GetProjectStatusRequest {
                     project_id: id.clone(),
@@ -314,19 +323,10 @@ fn missing_secret_and_port_conflict_are_named() {
             assert_eq!(project::error_code(&err), Some("MISSING_SECRET"));
             assert!(err.message().contains("API_KEY"), "{err:?}");
             start(&mut c, &id, &[("API_KEY", "k1")]).await.unwrap();
-            let mut seen = false;
-            for _ in 0..100 {
-                if log_lines(&mut c, &id, None)
-                    .await
-                    .iter()
-                    .any(|(_, l)| l == "key=k1")
-                {
-                    seen = true;
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            assert!(seen, "{rt:?}: the secret did not reach the service");
+            assert!(
+                logged(&mut c, &id, None, "key=k1").await,
+                "{rt:?}: the secret did not reach the service"
+            );
             teardown(&mut c, &id).await;
 
             let holder = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
@@ -423,19 +423,10 @@ fn stop_escalates_to_kill_after_the_timeout() {
             ensure_open(&mut c, &id, &dir, rt).await;
             start(&mut c, &id, &[]).await.unwrap();
             // Stop only once the shell ignores SIGTERM.
-            let mut armed = false;
-            for _ in 0..100 {
-                if log_lines(&mut c, &id, Some("x"))
-                    .await
-                    .iter()
-                    .any(|(_, l)| l == "armed")
-                {
-                    armed = true;
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            assert!(armed, "{rt:?}: x never started");
+            assert!(
+                logged(&mut c, &id, Some("x"), "armed").await,
+                "{rt:?}: x never started"
+            );
             let stopped = c
                 .stop_project(pb::StopProjectRequest {
                     project_id: id.clone(),
