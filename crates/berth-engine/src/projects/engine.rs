@@ -42,6 +42,16 @@ const FAILURE_LOG_LINES: usize = 20;
 /// Grace given to services stopped by a failed start's rollback.
 const ROLLBACK_GRACE: Duration = Duration::from_secs(10);
 
+/// What a plan is loaded for: a read (status, logs, stop, delete) never
+/// changes the recorded ports; opening records them; starting also
+/// checks them against the machine.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Load {
+    Read,
+    Open,
+    Start,
+}
+
 /// A project loaded into memory by OpenProject.
 struct Open {
     plan: Plan,
@@ -213,7 +223,7 @@ impl Projects {
             }
             let slot = self.slot(&row.id);
             let _g = slot.op.lock().await;
-            let open = match self.load(&row, false, &BTreeMap::new()).await {
+            let open = match self.load(&row, Load::Open, &BTreeMap::new()).await {
                 Ok(o) => o,
                 Err(e) => {
                     tracing::warn!(project = %row.id, "cannot reopen project: {e}");
@@ -382,7 +392,7 @@ impl Projects {
     async fn load(
         &self,
         row: &ProjectRow,
-        check_free: bool,
+        mode: Load,
         secrets: &BTreeMap<String, String>,
     ) -> Result<Open, ProjectError> {
         let manifest = Manifest::parse(row.manifest.as_bytes())?;
@@ -411,10 +421,10 @@ impl Projects {
             &wanted,
             &previous,
             &others,
-            check_free,
+            mode == Load::Start,
             row.runtime == RuntimeKind::Native,
         )?;
-        if ports != previous {
+        if ports != previous && mode != Load::Read {
             persist::set_ports(&self.store, &row.id, &ports)?;
         }
         let plan = plan::build(&PlanInput {
@@ -451,7 +461,7 @@ impl Projects {
                 "project {project_id:?} is already open; StartProject starts it, DeleteProjectRuntime closes it"
             )));
         }
-        let open = self.load(&row, false, &BTreeMap::new()).await?;
+        let open = self.load(&row, Load::Open, &BTreeMap::new()).await?;
         let mut warnings = open.notes.clone();
         let pulled = open
             .rt
@@ -512,7 +522,7 @@ impl Projects {
         }
         // Ports are checked against the machine now; the plan gets the
         // secrets as environment.
-        let open = Arc::new(self.load(&row, true, &secrets).await?);
+        let open = Arc::new(self.load(&row, Load::Start, &secrets).await?);
         let ports = persist::ports(&self.store, project_id)?;
         slot.set_open(Some(open.clone()));
         for s in &open.plan.services {
@@ -617,7 +627,7 @@ impl Projects {
         let open = match slot.open() {
             Some(o) => o,
             None => {
-                let o = Arc::new(self.load(&row, false, &BTreeMap::new()).await?);
+                let o = Arc::new(self.load(&row, Load::Read, &BTreeMap::new()).await?);
                 slot.set_open(Some(o.clone()));
                 o
             }
@@ -669,7 +679,7 @@ impl Projects {
         let _g = slot.op.lock().await;
         let open = match slot.open() {
             Some(o) => o,
-            None => Arc::new(self.load(&row, false, &BTreeMap::new()).await?),
+            None => Arc::new(self.load(&row, Load::Read, &BTreeMap::new()).await?),
         };
         let mut running = Vec::new();
         for s in &open.plan.services {
@@ -807,7 +817,7 @@ impl Projects {
         let open = slot.open();
         let services = match &open {
             Some(o) => self.service_states(o, &row).await,
-            None => match self.load(&row, false, &BTreeMap::new()).await {
+            None => match self.load(&row, Load::Read, &BTreeMap::new()).await {
                 Ok(o) => self.service_states(&o, &row).await,
                 Err(_) => Vec::new(),
             },
@@ -846,7 +856,7 @@ impl Projects {
         let row = self.row(project_id)?;
         let open = match self.slot(project_id).open() {
             Some(o) => o,
-            None => Arc::new(self.load(&row, false, &BTreeMap::new()).await?),
+            None => Arc::new(self.load(&row, Load::Read, &BTreeMap::new()).await?),
         };
         let names: Vec<String> = match service.filter(|s| !s.is_empty()) {
             Some(s) => {
