@@ -14,8 +14,7 @@ fn env_dir(name: &str) -> Option<PathBuf> {
 
 /// The effective uid of this process.
 pub fn uid() -> u32 {
-    // SAFETY: geteuid cannot fail.
-    unsafe { libc::geteuid() }
+    nix::unistd::geteuid().as_raw()
 }
 
 /// berth's runtime directory (sockets, pid files); mode 0700 once created.

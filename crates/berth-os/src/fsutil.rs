@@ -1,5 +1,6 @@
 //! File-system helpers with the guarantees berth promises: private socket
-//! directories and writes that a crash cannot leave half-done.
+//! directories, writes that a crash cannot leave half-done, disk space
+//! reserved ahead of need and given back behind a reader, and FIFOs.
 
 use std::fs;
 use std::io::{self, Write};
@@ -71,6 +72,50 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> io::Result<()> {
     result
 }
 
+/// Reserves `len` bytes of disk for `file` from offset 0 (`fallocate(2)`,
+/// mode 0): later writes into that range cannot fail for lack of space, and
+/// the file grows to at least `len` bytes.
+///
+/// Errors are the kernel's: `ENOSPC` when the disk cannot hold it,
+/// `EOPNOTSUPP` on a file system without preallocation.
+pub fn allocate(file: &fs::File, len: u64) -> io::Result<()> {
+    let len = offset(len)?;
+    nix::fcntl::fallocate(file, nix::fcntl::FallocateFlags::empty(), 0, len)?;
+    Ok(())
+}
+
+/// Frees the disk blocks of `len` bytes at `offset` of `file` while keeping
+/// its size (`FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE`): the range reads
+/// back as zeros. A spool that is read from the front gives its consumed
+/// part back this way without moving what follows.
+pub fn punch_hole(file: &fs::File, offset_bytes: u64, len: u64) -> io::Result<()> {
+    use nix::fcntl::FallocateFlags as F;
+    nix::fcntl::fallocate(
+        file,
+        F::FALLOC_FL_PUNCH_HOLE | F::FALLOC_FL_KEEP_SIZE,
+        offset(offset_bytes)?,
+        offset(len)?,
+    )?;
+    Ok(())
+}
+
+fn offset(n: u64) -> io::Result<libc::off_t> {
+    libc::off_t::try_from(n).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{n} bytes is beyond the largest file offset"),
+        )
+    })
+}
+
+/// Creates a FIFO (named pipe) at `path` with permission bits `mode` (before
+/// the umask). Fails with `AlreadyExists` when something is at `path`.
+pub fn make_fifo(path: &Path, mode: u32) -> io::Result<()> {
+    let mode = nix::sys::stat::Mode::from_bits_truncate(mode as libc::mode_t);
+    nix::unistd::mkfifo(path, mode)?;
+    Ok(())
+}
+
 trait PrivateMode {
     fn mode_private(&mut self) -> &mut Self;
 }
@@ -85,6 +130,7 @@ impl PrivateMode for fs::OpenOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::FileTypeExt;
 
     #[test]
     fn private_dir_is_tightened_to_0700() {
@@ -101,6 +147,52 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink(t.path(), t.path().join("link")).unwrap();
         assert!(ensure_private_dir(&t.path().join("link")).is_err());
+    }
+
+    #[test]
+    fn allocated_space_is_reserved_and_a_punched_hole_keeps_the_size() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("spool");
+        let f = fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(&p)
+            .unwrap();
+        let len = 1 << 20;
+        match allocate(&f, len) {
+            Ok(()) => {}
+            // tmpfs and overlayfs of old kernels cannot preallocate.
+            Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => return,
+            Err(e) => panic!("allocate: {e}"),
+        }
+        let meta = f.metadata().unwrap();
+        assert_eq!(meta.len(), len);
+        assert!(meta.blocks() * 512 >= len, "blocks are reserved");
+        punch_hole(&f, 0, len / 2).unwrap();
+        let after = f.metadata().unwrap();
+        assert_eq!(after.len(), len, "the size is kept");
+        assert!(after.blocks() < meta.blocks(), "the hole's blocks are freed");
+    }
+
+    #[test]
+    fn offsets_beyond_off_t_are_refused() {
+        let f = tempfile::tempfile().unwrap();
+        let e = punch_hole(&f, u64::MAX, 1).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn a_fifo_is_made_once() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("fifo");
+        make_fifo(&p, 0o600).unwrap();
+        assert!(fs::symlink_metadata(&p).unwrap().file_type().is_fifo());
+        assert_eq!(
+            make_fifo(&p, 0o600).unwrap_err().kind(),
+            io::ErrorKind::AlreadyExists
+        );
     }
 
     #[test]

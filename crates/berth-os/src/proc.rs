@@ -70,12 +70,9 @@ pub fn read_stat(pid: u32) -> io::Result<ProcStat> {
 pub fn clock_ticks() -> u64 {
     static TICKS: OnceLock<u64> = OnceLock::new();
     *TICKS.get_or_init(|| {
-        // SAFETY: sysconf has no memory-safety preconditions.
-        let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-        if t > 0 {
-            t as u64
-        } else {
-            100
+        match nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK) {
+            Ok(Some(t)) if t > 0 => t as u64,
+            _ => 100,
         }
     })
 }
@@ -340,7 +337,10 @@ mod tests {
         assert!(text.contains("sleep 30"), "{text}");
         assert!(text.contains("└─ "), "{text}");
         for id in &found {
-            unsafe { libc::kill(id.pid as i32, libc::SIGKILL) };
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(id.pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
         }
         child.kill().ok();
         child.wait().ok();

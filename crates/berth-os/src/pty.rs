@@ -2,8 +2,9 @@
 //! the slave as its controlling terminal, resize, and find the foreground
 //! process group (where Ctrl-C goes).
 
+use nix::sys::signal::Signal;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
@@ -44,32 +45,13 @@ pub fn open(size: WinSize) -> io::Result<PtyPair> {
         ws_ypixel: 0,
     };
     let p = nix::pty::openpty(Some(&ws), None).map_err(io::Error::from)?;
-    set_flags(p.master.as_raw_fd(), libc::O_NONBLOCK)?;
-    set_cloexec(p.master.as_raw_fd())?;
-    set_cloexec(p.slave.as_raw_fd())?;
+    crate::fd::set_nonblocking(&p.master, true)?;
+    crate::fd::set_cloexec(&p.master)?;
+    crate::fd::set_cloexec(&p.slave)?;
     Ok(PtyPair {
         master: p.master,
         slave: p.slave,
     })
-}
-
-fn set_flags(fd: RawFd, add: libc::c_int) -> io::Result<()> {
-    // SAFETY: fcntl on a valid fd.
-    unsafe {
-        let fl = libc::fcntl(fd, libc::F_GETFL);
-        if fl < 0 || libc::fcntl(fd, libc::F_SETFL, fl | add) < 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
-}
-
-fn set_cloexec(fd: RawFd) -> io::Result<()> {
-    // SAFETY: fcntl on a valid fd.
-    if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 /// Makes `cmd` run with the slave as stdin/stdout/stderr and controlling
@@ -81,28 +63,23 @@ pub fn attach_command(cmd: &mut Command, slave: &OwnedFd) -> io::Result<()> {
     cmd.stdin(Stdio::from(stdin))
         .stdout(Stdio::from(stdout))
         .stderr(Stdio::from(stderr));
-    // SAFETY: only async-signal-safe calls between fork and exec.
+    // SAFETY: the closure runs between fork and exec and makes only
+    // async-signal-safe calls (setsid, ioctl, sigprocmask, signal).
     unsafe {
         cmd.pre_exec(|| {
-            if libc::setsid() < 0 {
-                return Err(io::Error::last_os_error());
-            }
+            nix::unistd::setsid()?;
+            // fd 0 is the slave by now: make it the controlling terminal.
             if libc::ioctl(0, libc::TIOCSCTTY as _, 0) < 0 {
                 return Err(io::Error::last_os_error());
             }
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
-            for sig in [
-                libc::SIGPIPE,
-                libc::SIGINT,
-                libc::SIGTERM,
-                libc::SIGHUP,
-                libc::SIGQUIT,
-                libc::SIGTSTP,
-            ] {
-                libc::signal(sig, libc::SIG_DFL);
-            }
+            crate::spawn::reset_signals(&[
+                Signal::SIGPIPE,
+                Signal::SIGINT,
+                Signal::SIGTERM,
+                Signal::SIGHUP,
+                Signal::SIGQUIT,
+                Signal::SIGTSTP,
+            ]);
             Ok(())
         });
     }
@@ -121,7 +98,7 @@ pub fn resize(master: &impl AsRawFd, size: WinSize) -> io::Result<()> {
 
 /// The current terminal size.
 pub fn size(master: &impl AsRawFd) -> io::Result<WinSize> {
-    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    let mut ws = WinSize { rows: 0, cols: 0 }.raw();
     // SAFETY: TIOCGWINSZ writes into a winsize struct we own.
     if unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) } < 0 {
         return Err(io::Error::last_os_error());
@@ -133,13 +110,8 @@ pub fn size(master: &impl AsRawFd) -> io::Result<WinSize> {
 }
 
 /// The terminal's foreground process group (the job that gets Ctrl-C).
-pub fn foreground_group(master: &impl AsRawFd) -> io::Result<i32> {
-    // SAFETY: tcgetpgrp on a valid terminal fd.
-    let pg = unsafe { libc::tcgetpgrp(master.as_raw_fd()) };
-    if pg < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(pg)
+pub fn foreground_group(master: &impl AsFd) -> io::Result<i32> {
+    Ok(nix::unistd::tcgetpgrp(master)?.as_raw())
 }
 
 #[cfg(test)]

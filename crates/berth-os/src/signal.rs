@@ -3,6 +3,7 @@
 
 use crate::proc::{Liveness, ProcessIdentity};
 use std::io;
+use nix::unistd::Pid;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 pub use nix::sys::signal::Signal;
@@ -59,38 +60,47 @@ pub fn send(id: ProcessIdentity, sig: Signal) -> io::Result<SignalOutcome> {
         Liveness::Reused => return Ok(SignalOutcome::PidReused),
         Liveness::Alive => {}
     }
-    let rc = match &fd {
-        // SAFETY: valid pidfd, null siginfo is allowed.
-        Some(fd) => unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                fd.as_raw_fd(),
-                sig as libc::c_int,
-                std::ptr::null::<libc::siginfo_t>(),
-                0,
-            ) as i32
-        },
-        // SAFETY: kill has no memory-safety preconditions.
-        None => unsafe { libc::kill(id.pid as libc::pid_t, sig as libc::c_int) },
+    let sent = match &fd {
+        Some(fd) => {
+            // SAFETY: a valid pidfd, and a null siginfo is allowed.
+            let rc = unsafe {
+                libc::syscall(
+                    libc::SYS_pidfd_send_signal,
+                    fd.as_raw_fd(),
+                    sig as libc::c_int,
+                    std::ptr::null::<libc::siginfo_t>(),
+                    0,
+                )
+            };
+            if rc == 0 {
+                Ok(())
+            } else {
+                Err(io::Error::last_os_error())
+            }
+        }
+        None => nix::sys::signal::kill(Pid::from_raw(id.pid as libc::pid_t), sig)
+            .map_err(io::Error::from),
     };
-    if rc == 0 {
-        return Ok(SignalOutcome::Delivered);
-    }
-    let err = io::Error::last_os_error();
-    if err.raw_os_error() == Some(libc::ESRCH) {
-        Ok(SignalOutcome::AlreadyGone)
-    } else {
-        Err(err)
+    match sent {
+        Ok(()) => Ok(SignalOutcome::Delivered),
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(SignalOutcome::AlreadyGone),
+        Err(e) => Err(e),
     }
 }
 
 /// Sends `sig` to a whole process group.
 pub fn send_group(pgid: i32, sig: Signal) -> io::Result<()> {
-    // SAFETY: killpg has no memory-safety preconditions.
-    if unsafe { libc::killpg(pgid, sig as libc::c_int) } == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
+    Ok(nix::sys::signal::killpg(Pid::from_raw(pgid), sig)?)
+}
+
+/// True while some process we may signal is still in the group `pgid`
+/// (signal 0 probes without sending). Groups 0 and 1 are never probed: 0
+/// would mean our own group and 1 is init's, so both answer false, and so
+/// does a group whose members all belong to another user (`EPERM`).
+pub fn group_exists(pgid: u32) -> bool {
+    match i32::try_from(pgid) {
+        Ok(pgid) if pgid > 1 => nix::sys::signal::killpg(Pid::from_raw(pgid), None).is_ok(),
+        _ => false,
     }
 }
 
@@ -126,5 +136,18 @@ mod tests {
             send(real, Signal::SIGKILL).unwrap(),
             SignalOutcome::AlreadyGone
         );
+    }
+
+    #[test]
+    fn a_group_exists_while_its_leader_runs() {
+        let mut cmd = std::process::Command::new("sleep");
+        cmd.arg("30");
+        crate::spawn::new_session(&mut cmd);
+        let mut child = cmd.spawn().unwrap();
+        assert!(group_exists(child.id()));
+        assert!(!group_exists(0) && !group_exists(1) && !group_exists(u32::MAX));
+        send_group(child.id() as i32, Signal::SIGKILL).unwrap();
+        child.wait().unwrap();
+        assert!(!group_exists(child.id()), "the reaped group is gone");
     }
 }

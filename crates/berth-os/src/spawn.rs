@@ -2,6 +2,7 @@
 //! controlling terminal, stdio on `/dev/null`, and the environment layering
 //! of the running-process protocol.
 
+use nix::sys::signal::{signal, sigprocmask, SigHandler, SigSet, SigmaskHow, Signal};
 use std::io;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
@@ -80,22 +81,37 @@ pub fn detach(cmd: &mut Command) {
 /// Makes `cmd` lead a new session and process group (so the whole group
 /// can be signalled), with default signal dispositions and mask.
 pub fn new_session(cmd: &mut Command) {
-    // SAFETY: setsid is async-signal-safe and touches no Rust state.
+    // SAFETY: the closure runs between fork and exec and makes only
+    // async-signal-safe calls (setsid, sigprocmask, signal); it touches no
+    // Rust state that another thread could have left locked.
     unsafe {
         cmd.pre_exec(|| {
-            if libc::setsid() < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // Default signal dispositions and an empty mask, whatever the
-            // daemon set for itself.
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
-            for sig in [libc::SIGPIPE, libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-                libc::signal(sig, libc::SIG_DFL);
-            }
+            nix::unistd::setsid()?;
+            reset_signals(&[
+                Signal::SIGPIPE,
+                Signal::SIGINT,
+                Signal::SIGTERM,
+                Signal::SIGHUP,
+            ]);
             Ok(())
         });
+    }
+}
+
+/// In a forked child before exec: an empty signal mask, and the default
+/// disposition for `signals`, whatever the daemon set for itself.
+///
+/// # Safety
+///
+/// Call only in the child between fork and exec: `signal` must not race
+/// another thread's handler changes, and only the forking thread exists
+/// there.
+pub(crate) unsafe fn reset_signals(signals: &[Signal]) {
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    for &sig in signals {
+        // SAFETY: SIG_DFL installs no handler, so no Rust code can run from
+        // it; the caller guarantees no other thread exists.
+        let _ = unsafe { signal(sig, SigHandler::SigDfl) };
     }
 }
 
