@@ -173,7 +173,10 @@ mod tests {
         punch_hole(&f, 0, len / 2).unwrap();
         let after = f.metadata().unwrap();
         assert_eq!(after.len(), len, "the size is kept");
-        assert!(after.blocks() < meta.blocks(), "the hole's blocks are freed");
+        assert!(
+            after.blocks() < meta.blocks(),
+            "the hole's blocks are freed"
+        );
     }
 
     #[test]

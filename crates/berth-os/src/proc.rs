@@ -69,12 +69,12 @@ pub fn read_stat(pid: u32) -> io::Result<ProcStat> {
 /// Kernel clock ticks per second (`_SC_CLK_TCK`).
 pub fn clock_ticks() -> u64 {
     static TICKS: OnceLock<u64> = OnceLock::new();
-    *TICKS.get_or_init(|| {
-        match nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK) {
+    *TICKS.get_or_init(
+        || match nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK) {
             Ok(Some(t)) if t > 0 => t as u64,
             _ => 100,
-        }
-    })
+        },
+    )
 }
 
 /// Boot time as seconds since the Unix epoch (`btime` of `/proc/stat`).

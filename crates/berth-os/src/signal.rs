@@ -2,8 +2,8 @@
 //! belongs to someone else must not be hit.
 
 use crate::proc::{Liveness, ProcessIdentity};
-use std::io;
 use nix::unistd::Pid;
+use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 pub use nix::sys::signal::Signal;

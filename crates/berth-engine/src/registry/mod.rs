@@ -10,6 +10,7 @@ pub use spawn::SpawnRequest;
 
 use crate::store::{Store, StoreError};
 use berth_os::proc::{self, Liveness, ProcessIdentity};
+use berth_os::OsError;
 use rusqlite::{params, OptionalExtension, Row};
 use std::sync::Arc;
 use std::time::Duration;
@@ -131,9 +132,10 @@ pub enum RegistryError {
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The OS refused an operation.
-    #[error("{0}")]
-    Os(String),
+    /// The OS refused an operation: what berth was doing, with the
+    /// `io::Error` as the source.
+    #[error(transparent)]
+    Os(#[from] OsError),
 }
 
 /// The registry engine.

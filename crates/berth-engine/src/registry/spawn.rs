@@ -4,6 +4,8 @@
 use super::{ProcState, Registry, RegistryError, Tracked};
 use berth_os::proc::{self, ProcessIdentity};
 use berth_os::spawn::{detach, layer_env, SpawnSpec};
+use berth_os::OsError;
+use std::io;
 
 /// A detached launch.
 #[derive(Debug, Clone, Default)]
@@ -55,19 +57,18 @@ impl Registry {
         let mut spec = SpawnSpec::shell(&req.command);
         spec.cwd = Some(cwd.clone());
         spec.env = layer_env(std::env::vars(), &req.env, req.clear_inherited_env);
-        let mut cmd = spec
-            .command()
-            .map_err(|e| RegistryError::Os(e.to_string()))?;
+        let mut cmd = spec.command().map_err(|e| RegistryError::Os(e.into()))?;
         detach(&mut cmd);
-        let mut child = tokio::process::Command::from(cmd)
-            .spawn()
-            .map_err(|e| RegistryError::Os(format!("spawn_daemon: cannot start /bin/sh: {e}")))?;
-        let pid = child
-            .id()
-            .ok_or_else(|| RegistryError::Os("spawned child has no pid".into()))?;
+        let mut child = tokio::process::Command::from(cmd).spawn().map_err(|e| {
+            RegistryError::Os(OsError::new("spawn_daemon: cannot start /bin/sh", e))
+        })?;
+        let pid = child.id().ok_or_else(|| {
+            RegistryError::Os(io::Error::other("spawned child has no pid").into())
+        })?;
         let identity = ProcessIdentity::of(pid).map_err(|e| {
-            RegistryError::Os(format!(
-                "spawned pid {pid} vanished before it could be tracked: {e}"
+            RegistryError::Os(OsError::new(
+                format!("spawned pid {pid} vanished before it could be tracked"),
+                e,
             ))
         })?;
         // Reap it when it exits so it never lingers as a zombie of ours.

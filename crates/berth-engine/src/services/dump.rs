@@ -3,6 +3,7 @@
 //! the previous dump whole.
 
 use super::{ServiceError, ServiceInfo, ServiceSpec};
+use berth_os::OsError;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -53,11 +54,16 @@ pub(crate) fn save(path: &Path, services: &[ServiceInfo]) -> Result<(PathBuf, u3
     };
     let bytes = serde_json::to_vec_pretty(&dump).expect("a dump always serializes");
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| ServiceError::Os(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|e| {
+            ServiceError::Os(OsError::new(format!("cannot create {}", dir.display()), e))
+        })?;
     }
-    berth_os::fsutil::atomic_write(path, &bytes)
-        .map_err(|e| ServiceError::Os(format!("cannot write the dump {}: {e}", path.display())))?;
+    berth_os::fsutil::atomic_write(path, &bytes).map_err(|e| {
+        ServiceError::Os(OsError::new(
+            format!("cannot write the dump {}", path.display()),
+            e,
+        ))
+    })?;
     let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     Ok((abs, dump.services.len() as u32))
 }
@@ -71,7 +77,10 @@ pub(crate) fn load(path: &Path) -> Result<Vec<Entry>, ServiceError> {
                 path.display()
             ))
         } else {
-            ServiceError::Os(format!("cannot read the dump {}: {e}", path.display()))
+            ServiceError::Os(OsError::new(
+                format!("cannot read the dump {}", path.display()),
+                e,
+            ))
         }
     })?;
     let dump: Dump = serde_json::from_slice(&bytes).map_err(|e| {

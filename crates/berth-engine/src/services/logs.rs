@@ -17,7 +17,6 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -203,17 +202,10 @@ impl Spool {
         }
         if self.pos - self.punched >= PUNCH_STEP {
             let upto = self.pos - self.pos % PUNCH_STEP;
-            // SAFETY: valid fd; fallocate has no memory-safety preconditions.
-            let rc = unsafe {
-                libc::fallocate(
-                    self.file.as_raw_fd(),
-                    libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
-                    self.punched as libc::off_t,
-                    (upto - self.punched) as libc::off_t,
-                )
-            };
-            if rc != 0 {
-                tracing::debug!(spool = %self.path.display(), "punching a hole failed: {}", io::Error::last_os_error());
+            if let Err(e) =
+                berth_os::fsutil::punch_hole(&self.file, self.punched, upto - self.punched)
+            {
+                tracing::debug!(spool = %self.path.display(), "punching a hole failed: {e}");
             }
             self.punched = upto;
         }

@@ -24,6 +24,7 @@ pub use logs::{LogBatch, LogConfig};
 pub use policy::Exit;
 
 use crate::store::{Store, StoreError};
+use berth_os::OsError;
 use logs::LogHub;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -54,9 +55,10 @@ pub enum ServiceError {
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The OS refused (spawning, files).
-    #[error("{0}")]
-    Os(String),
+    /// The OS refused (spawning, files): what berth was doing, with the
+    /// `io::Error` as the source.
+    #[error(transparent)]
+    Os(#[from] OsError),
 }
 
 impl ServiceError {
@@ -280,9 +282,12 @@ impl Services {
     /// [`recover`](Self::recover) and [`run_pump`](Self::run_pump).
     pub fn open(store: Arc<Store>, cfg: ServicesConfig) -> Result<Arc<Self>, ServiceError> {
         let hub = LogHub::new(cfg.logs.clone()).map_err(|e| {
-            ServiceError::Os(format!(
-                "cannot prepare the service log directory {}: {e}",
-                cfg.logs.dir.display()
+            ServiceError::Os(OsError::new(
+                format!(
+                    "cannot prepare the service log directory {}",
+                    cfg.logs.dir.display()
+                ),
+                e,
             ))
         })?;
         Ok(Arc::new(Self {
@@ -425,7 +430,9 @@ impl Services {
     pub async fn start(&self, spec: ServiceSpec) -> Result<ServiceInfo, ServiceError> {
         spec.validate()?;
         if self.shared.closing.load(Ordering::Relaxed) {
-            return Err(ServiceError::Os("the daemon is shutting down".into()));
+            return Err(ServiceError::Os(
+                std::io::Error::other("the daemon is shutting down").into(),
+            ));
         }
         let existing = self
             .shared

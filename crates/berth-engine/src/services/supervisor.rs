@@ -14,6 +14,7 @@ use super::policy::{self, Decision, Exit};
 use super::{ServiceError, ServiceInfo, ServiceSpec, Shared, Status};
 use berth_os::proc::{Liveness, ProcessIdentity, ProcessTable};
 use berth_os::signal::{self, Signal};
+use berth_os::OsError;
 use std::os::fd::OwnedFd;
 use std::os::unix::process::ExitStatusExt;
 use std::process::Stdio;
@@ -83,9 +84,7 @@ enum Proc {
 impl Live {
     fn adopt(id: ProcessIdentity) -> Self {
         let fd = match signal::pidfd(id) {
-            // SAFETY: the OwnedFd is moved into the AsyncFd, which keeps it
-            // open and unchanged until it is dropped.
-            Ok(Some(fd)) => unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }.ok(),
+            Ok(Some(fd)) => berth_os::async_fd::register(fd, Interest::READABLE).ok(),
             _ => None,
         };
         Self {
@@ -166,12 +165,6 @@ fn tree(leader: ProcessIdentity) -> Vec<ProcessIdentity> {
     }
     out.retain(|p| p.pid != me && p.pid > 1);
     out
-}
-
-/// True when some process is still in the group `pgid`.
-fn group_exists(pgid: u32) -> bool {
-    // SAFETY: signal 0 only checks for existence.
-    pgid > 1 && unsafe { libc::killpg(pgid as i32, 0) } == 0
 }
 
 /// Ends the service's whole tree: SIGTERM to all, SIGKILL to what is left
@@ -428,7 +421,7 @@ impl Sup {
             .sh
             .hub
             .new_spools(self.id)
-            .map_err(|e| ServiceError::Os(format!("cannot create the log spools: {e}")))?;
+            .map_err(|e| ServiceError::Os(OsError::new("cannot create the log spools", e)))?;
         self.sh.spools_ready.notify_one();
         // Record the fresh spools (drained up to 0) before the pid: a daemon
         // dying in between leaves either the old pid (gone, so the spool is
@@ -469,7 +462,7 @@ impl Sup {
                 std::io::ErrorKind::PermissionDenied => {
                     ServiceError::invalid("cmd[0]", format!("{:?}: permission denied", spec.cmd[0]))
                 }
-                _ => ServiceError::Os(format!("cannot start {:?}: {e}", spec.cmd[0])),
+                _ => ServiceError::Os(OsError::new(format!("cannot start {:?}", spec.cmd[0]), e)),
             })?;
         let pid = child.id().unwrap_or(0);
         // Still readable if it already exited: it stays a zombie until we wait.
@@ -515,7 +508,7 @@ impl Sup {
     ) -> Phase {
         let spec = self.spec();
         let now = berth_os::proc::now_epoch();
-        if let Some(l) = leader.filter(|l| l.pid != 0 && group_exists(l.pid)) {
+        if let Some(l) = leader.filter(|l| l.pid != 0 && signal::group_exists(l.pid)) {
             end_tree(l, spec.kill_timeout(), None).await;
         }
         self.sh.hub.drain(self.id, true);

@@ -22,6 +22,7 @@ pub use tee::{TeeSpec, TeeStatus, TeeStream};
 use crate::store::{Store, StoreError};
 use berth_os::proc::now_epoch;
 use berth_os::pty::WinSize;
+use berth_os::OsError;
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -158,9 +159,10 @@ pub enum SessionError {
     /// Someone else holds the attachment and no steal was asked for.
     #[error("{0}")]
     AlreadyAttached(String),
-    /// The OS refused.
-    #[error("{0}")]
-    Os(String),
+    /// The OS refused: what berth was doing, with the `io::Error` as the
+    /// source.
+    #[error(transparent)]
+    Os(#[from] OsError),
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -306,7 +308,7 @@ impl Session {
         match &self.pty {
             Some(p) => spawn::write_all_fd(&p.master, data)
                 .await
-                .map_err(|e| SessionError::Os(format!("writing to the terminal: {e}"))),
+                .map_err(|e| SessionError::Os(OsError::new("writing to the terminal", e))),
             None => {
                 use tokio::io::AsyncWriteExt;
                 if self.stdin_closed.load(Ordering::Acquire) {
@@ -321,10 +323,10 @@ impl Session {
                 })?;
                 w.write_all(data)
                     .await
-                    .map_err(|e| SessionError::Os(format!("writing to stdin: {e}")))?;
+                    .map_err(|e| SessionError::Os(OsError::new("writing to stdin", e)))?;
                 w.flush()
                     .await
-                    .map_err(|e| SessionError::Os(format!("writing to stdin: {e}")))?;
+                    .map_err(|e| SessionError::Os(OsError::new("writing to stdin", e)))?;
                 Ok(data.len())
             }
         }
@@ -353,7 +355,7 @@ impl Session {
         let size = WinSize { rows, cols };
         if self.exit().is_none() {
             berth_os::pty::resize(p.master.get_ref(), size)
-                .map_err(|e| SessionError::Os(format!("resize: {e}")))?;
+                .map_err(|e| SessionError::Os(OsError::new("resize", e)))?;
         }
         *lock(&p.size) = size;
         p.screen.resize(rows, cols);
@@ -372,7 +374,7 @@ impl Session {
             None => self.pid as i32,
         };
         berth_os::signal::send_group(pgrp, berth_os::signal::Signal::SIGINT)
-            .map_err(|e| SessionError::Os(format!("interrupt: {e}")))
+            .map_err(|e| SessionError::Os(OsError::new("interrupt", e)))
     }
 
     /// Takes the attachment of `stream`: fails with ALREADY_ATTACHED if
@@ -655,32 +657,6 @@ fn closed_stream() -> Arc<OutputStream> {
     let s = OutputStream::new(1);
     s.close();
     s
-}
-
-/// A random UUID v4 string.
-pub fn uuid_v4() -> String {
-    let mut b = [0u8; 16];
-    // SAFETY: getrandom writes at most b.len() bytes into b.
-    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
-    if n != 16 {
-        // Extremely unlikely; fall back to time and pid mixing.
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos();
-        b = (t ^ ((std::process::id() as u128) << 64)).to_le_bytes();
-    }
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
 }
 
 #[cfg(test)]

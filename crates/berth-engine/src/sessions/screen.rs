@@ -221,11 +221,8 @@ fn worker() -> &'static Worker {
             .name("berth-screen".into())
             .spawn(move || {
                 // Lowest priority: the data path to clients comes first.
-                // SAFETY: setpriority on this thread's id.
-                unsafe {
-                    let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-                    libc::setpriority(libc::PRIO_PROCESS, tid, 19);
-                }
+                // Lowering needs no privilege, so this cannot fail in practice.
+                let _ = berth_os::priority::set_this_thread_nice(berth_os::priority::LOWEST);
                 // Sessions with new output, and when each may next be parsed.
                 let mut due: Vec<(std::time::Instant, Arc<ScreenState>)> = Vec::new();
                 loop {

@@ -3,7 +3,6 @@
 
 use super::*;
 use berth_os::spawn::{layer_env, new_session, SpawnSpec};
-use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::process::ExitStatusExt;
 use tokio::io::AsyncReadExt;
 
@@ -113,21 +112,7 @@ pub(super) async fn write_all_fd(fd: &AsyncFd<OwnedFd>, mut data: &[u8]) -> std:
     let total = data.len();
     while !data.is_empty() {
         let mut guard = fd.writable().await?;
-        match guard.try_io(|inner| {
-            // SAFETY: writing from a valid slice to a valid fd.
-            let n = unsafe {
-                libc::write(
-                    inner.get_ref().as_raw_fd(),
-                    data.as_ptr().cast(),
-                    data.len(),
-                )
-            };
-            if n < 0 {
-                Err(std::io::Error::last_os_error())
-            } else {
-                Ok(n as usize)
-            }
-        }) {
+        match guard.try_io(|inner| berth_os::fd::write(inner.get_ref(), data)) {
             Ok(Ok(n)) => data = &data[n..],
             Ok(Err(e)) => return Err(e),
             Err(_would_block) => continue,
@@ -140,29 +125,21 @@ pub(super) async fn write_all_fd(fd: &AsyncFd<OwnedFd>, mut data: &[u8]) -> std:
 /// hands out output a few KiB at a time, and appending, waking viewers and
 /// framing once per batch instead of once per read is what keeps the daemon's
 /// CPU per byte low.
-fn read_batch(fd: i32, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+fn read_batch(fd: &OwnedFd, buf: &mut Vec<u8>) -> std::io::Result<usize> {
     // Reads go into the vector's spare capacity, so its pages are only
     // touched when output actually arrives: an idle session's reader costs
     // no resident memory for its buffer.
     buf.clear();
     while buf.len() < buf.capacity() {
-        let spare = buf.capacity() - buf.len();
-        // SAFETY: writing at most `spare` bytes into the spare capacity,
-        // then extending the length by exactly what the kernel wrote.
-        let n = unsafe { libc::read(fd, buf.as_mut_ptr().add(buf.len()).cast(), spare) };
-        if n > 0 {
-            unsafe { buf.set_len(buf.len() + n as usize) };
-            continue;
+        match berth_os::fd::read_into_spare(fd, buf) {
+            Ok(n) if n > 0 => continue,
+            // End of file: what was read so far, or 0 when nothing was.
+            Ok(_) => return Ok(buf.len()),
+            // Would block, or a real error such as EIO once the slave
+            // closed: report what was read first, the error when nothing was.
+            Err(e) if buf.is_empty() => return Err(e),
+            Err(_) => return Ok(buf.len()),
         }
-        let err = std::io::Error::last_os_error();
-        if n < 0 && err.kind() == std::io::ErrorKind::WouldBlock && buf.is_empty() {
-            return Err(err);
-        }
-        if !buf.is_empty() {
-            return Ok(buf.len());
-        }
-        // 0 (end of file) or a real error such as EIO once the slave closed.
-        return if n == 0 { Ok(0) } else { Err(err) };
     }
     Ok(buf.len())
 }
@@ -173,7 +150,7 @@ async fn pump_pty(master: Arc<AsyncFd<OwnedFd>>, out: Arc<OutputStream>, screen:
         let Ok(mut guard) = master.readable().await else {
             break;
         };
-        match guard.try_io(|inner| read_batch(inner.get_ref().as_raw_fd(), &mut buf)) {
+        match guard.try_io(|inner| read_batch(inner.get_ref(), &mut buf)) {
             Ok(Ok(0)) => break,
             Ok(Ok(n)) => {
                 // Viewers that keep reading are protected by flow control
@@ -203,21 +180,12 @@ async fn pump_pipe(mut rx: tokio::net::unix::pipe::Receiver, out: Arc<OutputStre
 }
 
 fn pipe_pair() -> Result<(OwnedFd, OwnedFd), SessionError> {
-    let mut fds = [0i32; 2];
-    // SAFETY: pipe2 fills two fds on success.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-        return Err(SessionError::Os(format!(
-            "pipe: {}",
-            std::io::Error::last_os_error()
-        )));
-    }
-    // SAFETY: both fds were just created and are owned here.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    Ok(berth_os::fd::pipe().map_err(OsError::with("pipe"))?)
 }
 
 fn receiver(fd: OwnedFd) -> Result<tokio::net::unix::pipe::Receiver, SessionError> {
     tokio::net::unix::pipe::Receiver::from_owned_fd(fd)
-        .map_err(|e| SessionError::Os(format!("pipe: {e}")))
+        .map_err(|e| SessionError::Os(OsError::new("pipe", e)))
 }
 
 impl Sessions {
@@ -280,17 +248,19 @@ impl Sessions {
             req.clear_env,
         )?;
         self.check_name(&req.name)?;
+        // Drawn before the child starts, so a failure leaves nothing running.
+        let id = berth_os::ids::uuid_v4().map_err(OsError::with("session id"))?;
         if !spec.env.iter().any(|(k, _)| k == "TERM") {
             spec.env.push(("TERM".into(), "xterm-256color".into()));
         }
         let size = size_of(req.rows, req.cols)?;
         let pair =
-            berth_os::pty::open(size).map_err(|e| SessionError::Os(format!("openpty: {e}")))?;
+            berth_os::pty::open(size).map_err(|e| SessionError::Os(OsError::new("openpty", e)))?;
         let mut cmd = spec
             .command()
             .map_err(|e| SessionError::InvalidArgument(e.to_string()))?;
         berth_os::pty::attach_command(&mut cmd, &pair.slave)
-            .map_err(|e| SessionError::Os(e.to_string()))?;
+            .map_err(|e| SessionError::Os(e.into()))?;
         let child = tokio::process::Command::from(cmd).spawn().map_err(|e| {
             SessionError::InvalidArgument(format!(
                 "spawn_pty_session.argv: cannot start {:?}: {e}",
@@ -299,15 +269,16 @@ impl Sessions {
         })?;
         drop(pair.slave);
         let pid = child.id().unwrap_or(0);
-        // SAFETY: the fd is owned by the AsyncFd from here on and is not
-        // registered anywhere else.
-        let master = unsafe { AsyncFd::register(pair.master) }
-            .map_err(|e| SessionError::Os(format!("pty: {e}")))?;
+        let master = berth_os::async_fd::register(
+            pair.master,
+            tokio::io::Interest::READABLE | tokio::io::Interest::WRITABLE,
+        )
+        .map_err(OsError::with("pty"))?;
         let master = Arc::new(master);
         let output = OutputStream::new(self.config.backlog_bytes);
         let screen = ScreenState::new(output.clone(), size.rows, size.cols);
         let s = Arc::new(Session {
-            id: uuid_v4(),
+            id,
             name: req.name.clone(),
             kind: Kind::Pty,
             pid,
@@ -347,6 +318,8 @@ impl Sessions {
             req.clear_env,
         )?;
         self.check_name(&req.name)?;
+        // Drawn before the child starts, so a failure leaves nothing running.
+        let id = berth_os::ids::uuid_v4().map_err(OsError::with("session id"))?;
         let mut cmd = spec
             .command()
             .map_err(|e| SessionError::InvalidArgument(e.to_string()))?;
@@ -361,7 +334,7 @@ impl Sessions {
             Some((_, w)) => w.try_clone(),
             None => out_w.try_clone(),
         }
-        .map_err(|e| SessionError::Os(format!("pipe: {e}")))?;
+        .map_err(|e| SessionError::Os(OsError::new("pipe", e)))?;
         cmd.stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::from(out_w))
             .stderr(std::process::Stdio::from(stderr_w));
@@ -384,7 +357,7 @@ impl Sessions {
             .as_ref()
             .map(|_| OutputStream::new(self.config.backlog_bytes));
         let s = Arc::new(Session {
-            id: uuid_v4(),
+            id,
             name: req.name.clone(),
             kind: Kind::Pipe,
             pid,

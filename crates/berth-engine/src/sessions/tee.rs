@@ -120,7 +120,9 @@ impl Sessions {
         // writing; the worker opens it blocking instead.
         let file = match file {
             Ok(f) => {
-                clear_nonblock(&f);
+                // Opened non-blocking only so the open cannot hang; the
+                // worker's writes block (the tee's policy decides drops).
+                let _ = berth_os::fd::set_nonblocking(&f, false);
                 Some(f)
             }
             Err(e) if e.raw_os_error() == Some(libc::ENXIO) => None,
@@ -191,15 +193,6 @@ impl Sessions {
             missed: t.shared.missed.load(Ordering::Acquire),
             disconnected: t.shared.disconnected.load(Ordering::Acquire),
         })
-    }
-}
-
-fn clear_nonblock(f: &std::fs::File) {
-    use std::os::fd::AsRawFd;
-    // SAFETY: fcntl on a valid fd.
-    unsafe {
-        let fl = libc::fcntl(f.as_raw_fd(), libc::F_GETFL);
-        libc::fcntl(f.as_raw_fd(), libc::F_SETFL, fl & !libc::O_NONBLOCK);
     }
 }
 

@@ -353,8 +353,7 @@ async fn sessions_live_at_a_daemon_death_are_listed_as_lost() {
 }
 
 fn mkfifo(p: &std::path::Path) {
-    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    berth_os::fsutil::make_fifo(p, 0o600).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

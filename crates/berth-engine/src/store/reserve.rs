@@ -52,7 +52,6 @@ impl Reserve {
     }
 
     fn allocate(path: &Path, bytes: u64) -> std::io::Result<()> {
-        use std::os::fd::AsRawFd;
         if bytes == 0 {
             return Err(std::io::Error::other("reserve disabled (size 0)"));
         }
@@ -61,10 +60,7 @@ impl Reserve {
             .truncate(false)
             .write(true)
             .open(path)?;
-        // SAFETY: valid fd; fallocate has no memory-safety preconditions.
-        let rc = unsafe { libc::fallocate(f.as_raw_fd(), 0, 0, bytes as libc::off_t) };
-        if rc != 0 {
-            let e = std::io::Error::last_os_error();
+        if let Err(e) = berth_os::fsutil::allocate(&f, bytes) {
             drop(f);
             let _ = std::fs::remove_file(path);
             return Err(e);
