@@ -23,7 +23,7 @@ pub struct SpawnRequest {
 }
 
 /// Containment label of detached launches: their own session and group.
-pub const DETACHED_CONTAINMENT: &str = "session";
+pub(crate) const DETACHED_CONTAINMENT: &str = "session";
 
 impl Registry {
     /// Launches `req` detached and registers it (kind `daemon`).

@@ -143,4 +143,23 @@ mod tests {
         remove_stale_temps(&p);
         assert_eq!(std::fs::read_dir(t.path()).unwrap().count(), 1);
     }
+
+    #[test]
+    fn a_failed_write_names_the_path_and_keeps_the_io_error() {
+        let t = tempfile::tempdir().unwrap();
+        // A file where the dump's directory should be.
+        std::fs::write(t.path().join("blocker"), "x").unwrap();
+        let dir = t.path().join("blocker");
+        let err = save(&dir.join("svc.json"), &[]).unwrap_err();
+        assert!(matches!(err, ServiceError::Os(_)), "{err:?}");
+        let text = err.to_string();
+        assert!(
+            text.starts_with(&format!("cannot create {}: ", dir.display())),
+            "{text}"
+        );
+        let io = std::error::Error::source(&err)
+            .and_then(|s| s.downcast_ref::<std::io::Error>())
+            .expect("the io::Error is the source");
+        assert_eq!(io.kind(), std::io::ErrorKind::AlreadyExists);
+    }
 }

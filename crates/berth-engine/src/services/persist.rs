@@ -48,7 +48,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<(ServiceInfo, [SpoolPos; 2])> {
 }
 
 /// Every service, by id.
-pub fn load_all(store: &Store) -> Result<Vec<(ServiceInfo, [SpoolPos; 2])>, ServiceError> {
+pub(crate) fn load_all(store: &Store) -> Result<Vec<(ServiceInfo, [SpoolPos; 2])>, ServiceError> {
     Ok(store.read("loading services", |c| {
         let mut st = c.prepare(&format!("SELECT {COLUMNS} FROM services ORDER BY id"))?;
         let rows = st.query_map([], from_row)?;
@@ -57,7 +57,7 @@ pub fn load_all(store: &Store) -> Result<Vec<(ServiceInfo, [SpoolPos; 2])>, Serv
 }
 
 /// Adds a new, stopped service and returns its id.
-pub fn insert(store: &Store, spec: &ServiceSpec) -> Result<u32, ServiceError> {
+pub(crate) fn insert(store: &Store, spec: &ServiceSpec) -> Result<u32, ServiceError> {
     let json = spec_json(spec);
     let name = spec.name.clone();
     store
@@ -80,7 +80,7 @@ pub fn insert(store: &Store, spec: &ServiceSpec) -> Result<u32, ServiceError> {
 }
 
 /// Writes a service's definition and runtime state.
-pub fn save(store: &Store, info: &ServiceInfo) -> Result<(), ServiceError> {
+pub(crate) fn save(store: &Store, info: &ServiceInfo) -> Result<(), ServiceError> {
     let json = spec_json(&info.spec);
     store.write("saving a service", |tx| {
         tx.execute(
@@ -107,7 +107,10 @@ pub fn save(store: &Store, info: &ServiceInfo) -> Result<(), ServiceError> {
 }
 
 /// Records how far each listed service's spools were drained.
-pub fn save_spools(store: &Store, rows: &[(u32, [SpoolPos; 2])]) -> Result<(), ServiceError> {
+pub(crate) fn save_spools(
+    store: &Store,
+    rows: &[(u32, [SpoolPos; 2])],
+) -> Result<(), ServiceError> {
     if rows.is_empty() {
         return Ok(());
     }
@@ -125,7 +128,7 @@ pub fn save_spools(store: &Store, rows: &[(u32, [SpoolPos; 2])]) -> Result<(), S
 }
 
 /// Removes a service.
-pub fn delete(store: &Store, id: u32) -> Result<(), ServiceError> {
+pub(crate) fn delete(store: &Store, id: u32) -> Result<(), ServiceError> {
     store.write("deleting a service", |tx| {
         tx.execute("DELETE FROM services WHERE id = ?1", [id])
     })?;

@@ -71,7 +71,7 @@ impl Tee {
 }
 
 /// Marker written in place of dropped bytes.
-pub fn missed_marker(n: u64) -> Vec<u8> {
+pub(crate) fn missed_marker(n: u64) -> Vec<u8> {
     format!("\n[berth tee: missed {n} bytes]\n").into_bytes()
 }
 

@@ -86,7 +86,7 @@ const STEPS: &[&str] = &[
 
 /// Applies every step newer than the database's `user_version`, each in its
 /// own transaction together with the version bump.
-pub fn apply(conn: &mut Connection) -> rusqlite::Result<()> {
+pub(crate) fn apply(conn: &mut Connection) -> rusqlite::Result<()> {
     let current: usize =
         conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
     for (i, step) in STEPS.iter().enumerate().skip(current) {
