@@ -13,8 +13,12 @@ pub mod state;
 pub mod tls;
 
 use berth_engine::projects::{ProjectRuntime, Projects, ProjectsConfig, RuntimeKind};
+use berth_engine::registry::Registry;
+use berth_engine::services::Services;
+use berth_engine::sessions::Sessions;
+use berth_engine::Store;
 use config::{DaemonConfig, ProjectRuntimeChoice};
-use state::DaemonState;
+use state::{DaemonPlace, DaemonState};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,12 +41,23 @@ async fn serve(config: DaemonConfig) -> Result<(), String> {
     // daemon cleanly once it serves, instead of killing it with its socket
     // files left behind.
     let signals = StopSignals::install();
-    let store = berth_engine::Store::open(&config.db_path, config.reserve_bytes)
-        .map_err(|e| e.to_string())?;
+    // The engines, each over the one store; every surface below gets the
+    // engines it serves and nothing else.
+    let store = Store::open(&config.db_path, config.reserve_bytes).map_err(|e| e.to_string())?;
     let store = Arc::new(store);
-    let services = berth_engine::services::Services::open(store.clone(), config.services_config())
-        .map_err(|e| e.to_string())?;
-    let state = DaemonState::new(&config, store, services.clone())?;
+    let services =
+        Services::open(store.clone(), config.services_config()).map_err(|e| e.to_string())?;
+    let sessions =
+        Sessions::open(store.clone(), config.sessions.clone()).map_err(|e| e.to_string())?;
+    let sessions = Arc::new(sessions);
+    let registry = Registry::new(store.clone(), config.dead_retention);
+    let state = DaemonState::new(
+        store.clone(),
+        registry,
+        services.clone(),
+        sessions.clone(),
+        place(&config),
+    );
 
     // The project API is bound first: once the process API answers (what
     // clients and `--detach` wait for), both sockets accept connections.
@@ -67,7 +82,7 @@ async fn serve(config: DaemonConfig) -> Result<(), String> {
         tracing::info!(%addr, "listening");
         listeners.push((addr.clone(), Arc::new(l)));
     }
-    let projects = open_projects(&config, state.store.clone(), services.clone()).await?;
+    let projects = open_projects(&config, store, services.clone()).await?;
 
     // Services: take back what a previous daemon left (re-adoption), then
     // optionally the last SAVE. Supervisors are tasks on this runtime.
@@ -136,7 +151,7 @@ async fn serve(config: DaemonConfig) -> Result<(), String> {
     let relay_link = config
         .relay
         .clone()
-        .map(|cfg| tokio::spawn(remote_link::run(state.clone(), cfg)));
+        .map(|cfg| tokio::spawn(remote_link::run(sessions.clone(), cfg)));
 
     // Once start-up has settled (the tasks spawned above have had their
     // first run), give its code pages back (see page_out_own_code).
@@ -189,15 +204,29 @@ async fn serve(config: DaemonConfig) -> Result<(), String> {
     }
     // Sessions die with the daemon that owns their terminals: end them
     // properly so that their records say how.
-    state.sessions.terminate_all(Duration::from_millis(500));
-    for s in state.sessions.list(None, "") {
+    sessions.terminate_all(Duration::from_millis(500));
+    for s in sessions.list(None, "") {
         if s.exit.is_none() {
-            if let Ok(sess) = state.sessions.get(&s.id) {
+            if let Ok(sess) = sessions.get(&s.id) {
                 let _ = tokio::time::timeout(Duration::from_secs(2), sess.wait_exit()).await;
             }
         }
     }
     Ok(())
+}
+
+/// Where the daemon serves, as STATUS reports it.
+fn place(config: &DaemonConfig) -> DaemonPlace {
+    DaemonPlace {
+        scope: config.scope.clone(),
+        scope_cwd: std::env::current_dir()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        socket_path: config
+            .primary_socket()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+    }
 }
 
 /// Opens the project engine with its runtimes. `auto` means Docker when an
