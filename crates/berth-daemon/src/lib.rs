@@ -4,6 +4,7 @@
 
 pub mod addr;
 pub mod config;
+pub mod error;
 pub mod listen;
 pub mod process_api;
 pub mod project_api;
@@ -12,30 +13,39 @@ pub mod remote_link;
 pub mod state;
 pub mod tls;
 
-use berth_engine::projects::{ProjectRuntime, Projects, ProjectsConfig, RuntimeKind};
+use berth_engine::projects::{ProjectRuntime, Projects, ProjectsConfig, RuntimeError, RuntimeKind};
 use berth_engine::registry::Registry;
 use berth_engine::services::Services;
 use berth_engine::sessions::Sessions;
 use berth_engine::Store;
 use config::{DaemonConfig, ProjectRuntimeChoice};
+pub use error::DaemonError;
 use state::{DaemonPlace, DaemonState};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Runs the daemon until it is asked to stop. Returns an error message a
-/// person can act on if it cannot start.
-pub fn run(config: DaemonConfig) -> Result<(), String> {
+/// Runs the daemon until it is asked to stop (SIGTERM, SIGINT or a
+/// SHUTDOWN request). Fails with a [`DaemonError`] naming what a person
+/// can act on if it cannot start: a database, socket or runtime it cannot
+/// open.
+pub fn serve(config: DaemonConfig) -> Result<(), DaemonError> {
     // One thread: the daemon is I/O bound, and a single-threaded runtime
     // keeps its memory small. Blocking work is short (SQLite, /proc reads).
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    rt.block_on(serve(config))
+        .map_err(DaemonError::Runtime)?;
+    rt.block_on(serve_until_stopped(config))
 }
 
-async fn serve(config: DaemonConfig) -> Result<(), String> {
+/// [`serve`] with its error as the text the CLI prints, for callers that
+/// report errors as strings.
+pub fn run(config: DaemonConfig) -> Result<(), String> {
+    serve(config).map_err(|e| e.to_string())
+}
+
+async fn serve_until_stopped(config: DaemonConfig) -> Result<(), DaemonError> {
     // Catch SIGTERM/SIGINT before any socket exists: one that arrives while
     // the engines start (project recovery can take a while) then stops the
     // daemon cleanly once it serves, instead of killing it with its socket
@@ -43,13 +53,9 @@ async fn serve(config: DaemonConfig) -> Result<(), String> {
     let signals = StopSignals::install();
     // The engines, each over the one store; every surface below gets the
     // engines it serves and nothing else.
-    let store = Store::open(&config.db_path, config.reserve_bytes).map_err(|e| e.to_string())?;
-    let store = Arc::new(store);
-    let services =
-        Services::open(store.clone(), config.services_config()).map_err(|e| e.to_string())?;
-    let sessions =
-        Sessions::open(store.clone(), config.sessions.clone()).map_err(|e| e.to_string())?;
-    let sessions = Arc::new(sessions);
+    let store = Arc::new(Store::open(&config.db_path, config.reserve_bytes)?);
+    let services = Services::open(store.clone(), config.services_config())?;
+    let sessions = Arc::new(Sessions::open(store.clone(), config.sessions.clone())?);
     let registry = Registry::new(store.clone(), config.dead_retention);
     let state = DaemonState::new(
         store.clone(),
@@ -65,20 +71,18 @@ async fn serve(config: DaemonConfig) -> Result<(), String> {
     // reported as itself, not as a clash with a running daemon.
     for addr in config.listen.iter().chain(&config.project_listen) {
         if let addr::ListenAddr::Tcp(_) = addr {
-            return Err(format!(
-                "cannot listen on {addr}: the process and project APIs are served on unix:// and vsock:// only (they have no TLS or token auth)"
-            ));
+            return Err(DaemonError::TcpNotServed(addr.clone()));
         }
     }
     let mut project_listeners = Vec::new();
     for addr in &config.project_listen {
-        let l = listen::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let l = bind(addr)?;
         tracing::info!(%addr, "project API listening");
         project_listeners.push((addr.to_string(), l));
     }
     let mut listeners = Vec::new();
     for addr in &config.listen {
-        let l = listen::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let l = bind(addr)?;
         tracing::info!(%addr, "listening");
         listeners.push((addr.clone(), Arc::new(l)));
     }
@@ -215,6 +219,14 @@ async fn serve(config: DaemonConfig) -> Result<(), String> {
     Ok(())
 }
 
+/// Binds one listener, naming the address if it cannot.
+fn bind(addr: &addr::ListenAddr) -> Result<listen::Listener, DaemonError> {
+    listen::bind(addr).map_err(|source| DaemonError::Listen {
+        addr: addr.clone(),
+        source,
+    })
+}
+
 /// Where the daemon serves, as STATUS reports it.
 fn place(config: &DaemonConfig) -> DaemonPlace {
     DaemonPlace {
@@ -235,17 +247,17 @@ async fn open_projects(
     config: &DaemonConfig,
     store: Arc<berth_engine::Store>,
     services: Arc<berth_engine::services::Services>,
-) -> Result<Arc<Projects>, String> {
+) -> Result<Arc<Projects>, DaemonError> {
     let (default_runtime, docker) = match config.project_runtime {
         ProjectRuntimeChoice::Native => (RuntimeKind::Native, None),
         ProjectRuntimeChoice::Docker => match connect_docker().await {
             Ok(d) => (RuntimeKind::Docker, Some(d)),
-            Err(e) => return Err(format!("--project-runtime docker: {e}")),
+            Err(e) => return Err(DaemonError::NoDocker(e)),
         },
         ProjectRuntimeChoice::Auto => match connect_docker().await {
             Ok(d) => (RuntimeKind::Docker, Some(d)),
             Err(e) => {
-                tracing::info!("projects run natively: {e}");
+                tracing::info!("projects run natively: no Docker Engine answered: {e}");
                 (RuntimeKind::Native, None)
             }
         },
@@ -264,16 +276,14 @@ async fn open_projects(
             docker,
         },
     )
-    .map_err(|e| format!("cannot open the project engine: {e}"))
+    .map_err(DaemonError::Projects)
 }
 
 /// The Docker runtime of projects: the engine `DOCKER_HOST` names (or the
 /// default socket), if it answers a ping.
-async fn connect_docker() -> Result<Arc<dyn ProjectRuntime>, String> {
-    match berth_engine::projects::docker::DockerRuntime::connect().await {
-        Ok(d) => Ok(Arc::new(d)),
-        Err(e) => Err(format!("no Docker Engine answered: {e}")),
-    }
+async fn connect_docker() -> Result<Arc<dyn ProjectRuntime>, RuntimeError> {
+    let docker = berth_engine::projects::docker::DockerRuntime::connect().await?;
+    Ok(Arc::new(docker))
 }
 
 /// SIGTERM and SIGINT streams; `None` when they could not be installed
