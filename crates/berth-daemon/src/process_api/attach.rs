@@ -61,7 +61,7 @@ const _: () = assert!(CHUNK + 64 < frame::MAX_FRAME_LEN);
 
 /// Runs the stream until it ends. `dec` holds bytes the client sent after
 /// its ATTACH request (already buffered by the connection).
-pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
+pub(super) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
     mut dec: FrameDecoder,
     mut att: Attachment,
