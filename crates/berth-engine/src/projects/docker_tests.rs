@@ -60,8 +60,8 @@ fn service(plan: &Plan, name: &str, command: &[&str]) -> PlannedService {
         depends_on: Vec::new(),
         restart: RestartPolicy::No,
         init: false,
-        stop_grace: Duration::from_secs(10),
-        stop_signal: "SIGTERM".to_string(),
+        stop_grace_period: None,
+        stop_signal: None,
         user: None,
         networks: plan.networks.clone(),
         container_name: format!("{}-{}", plan.namespace, name),
@@ -272,14 +272,20 @@ async fn stop_under_init_ends_sleep_as_pid_1() {
     rt.start(&p, &sleeper).await.unwrap();
     assert!(rt.inspect(&p, "sleeper").await.unwrap().unwrap().running);
 
-    rt.stop(&p, &sleeper, sleeper.stop_grace).await.unwrap();
+    rt.stop(&p, &sleeper, Duration::from_secs(10))
+        .await
+        .unwrap();
     let seen = rt.inspect(&p, "sleeper").await.unwrap().unwrap();
     assert!(!seen.running);
     assert!(seen.exit_code.is_some());
     // Stopping what is stopped, or gone, succeeds.
-    rt.stop(&p, &sleeper, sleeper.stop_grace).await.unwrap();
+    rt.stop(&p, &sleeper, Duration::from_secs(10))
+        .await
+        .unwrap();
     rt.remove(&p).await.unwrap();
-    rt.stop(&p, &sleeper, sleeper.stop_grace).await.unwrap();
+    rt.stop(&p, &sleeper, Duration::from_secs(10))
+        .await
+        .unwrap();
     assert_eq!(rt.inspect(&p, "sleeper").await.unwrap(), None);
 }
 
