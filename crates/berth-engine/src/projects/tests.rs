@@ -22,7 +22,7 @@ const INIT: &str =
 const NEEDS_COMMAND: &str =
     "the native runtime runs a service's command, not an image: give the service a `command`";
 const BINDS_ONLY: &str =
-    "the native runtime supports bind mounts only (they are moved under state_path)";
+    "the native runtime supports bind mounts only (the project's own paths, or directories under state_path)";
 
 fn paths(notes: &[FieldNote]) -> Vec<&str> {
     notes.iter().map(|n| n.path.as_str()).collect()

@@ -983,7 +983,7 @@ impl Checker<'_> {
                 _ if self.native() => self.reject(
                     name,
                     path,
-                    "the native runtime supports bind mounts only (they are moved under state_path)",
+                    "the native runtime supports bind mounts only (the project's own paths, or directories under state_path)",
                 ),
                 Mount::Named { name: vol, .. } => {
                     if self.file.volumes.get(&vol).is_none() {
