@@ -9,5 +9,6 @@ pub mod pty;
 pub mod signal;
 pub mod spawn;
 pub mod time;
+pub mod tty;
 
 pub use proc::{ProcessIdentity, ProcessTable};

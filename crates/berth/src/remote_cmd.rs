@@ -10,7 +10,7 @@ use berth_wire::remote::{
 use bytes::Bytes;
 use clap::{Args, Subcommand, ValueEnum};
 use futures_util::{SinkExt, StreamExt};
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
@@ -199,22 +199,25 @@ async fn attach(a: AttachArgs) -> i32 {
         }
         None => None,
     };
-    let interactive = !scripted && crate::sessions::is_tty(0) && crate::sessions::is_tty(1);
+    let interactive =
+        !scripted && std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let size = a
         .size
         .as_deref()
         .and_then(|s| s.split_once('x'))
         .and_then(|(c, r)| Some((c.parse::<u32>().ok()?, r.parse::<u32>().ok()?)))
         .or_else(|| crate::sessions::term_size().map(|(r, c)| (u32::from(c), u32::from(r))));
-    let _raw = interactive.then(crate::sessions::RawMode::enter);
+    let _raw = interactive.then(berth_os::tty::RawMode::stdin);
     let (keys_tx, mut keys) = tokio::sync::mpsc::channel::<Vec<u8>>(64);
     if interactive {
         std::thread::spawn(move || {
             let mut buf = [0u8; 1024];
             loop {
-                // SAFETY: reading into a buffer we own.
-                let n = unsafe { libc::read(0, buf.as_mut_ptr().cast(), buf.len()) };
-                if n <= 0 || keys_tx.blocking_send(buf[..n as usize].to_vec()).is_err() {
+                let n = match berth_os::tty::read_input(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                if keys_tx.blocking_send(buf[..n].to_vec()).is_err() {
                     return;
                 }
             }

@@ -6,7 +6,7 @@ use berth_client::{Client, ClientError, StreamFrame};
 use berth_wire::daemon::*;
 use clap::{Args, Subcommand};
 use serde_json::json;
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -145,16 +145,9 @@ fn kvs(env: &[String]) -> Result<Vec<KeyValue>, ClientError> {
         .collect()
 }
 
+/// This terminal's (rows, cols), if stdout is one.
 pub(crate) fn term_size() -> Option<(u16, u16)> {
-    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
-    // SAFETY: TIOCGWINSZ writes into ws.
-    let ok = unsafe { libc::ioctl(1, libc::TIOCGWINSZ, &mut ws) } == 0;
-    (ok && ws.ws_row > 0 && ws.ws_col > 0).then_some((ws.ws_row, ws.ws_col))
-}
-
-pub(crate) fn is_tty(fd: i32) -> bool {
-    // SAFETY: isatty has no preconditions.
-    unsafe { libc::isatty(fd) == 1 }
+    berth_os::tty::size().map(|s| (s.rows, s.cols))
 }
 
 pub fn run(c: &mut Client, a: RunArgs) -> Result<i32, ClientError> {
@@ -206,46 +199,9 @@ fn parse_key(k: &str) -> Result<u8, ClientError> {
     }
 }
 
-/// Puts the terminal in raw mode; restores it on drop.
-pub(crate) struct RawMode(Option<libc::termios>);
-
-impl RawMode {
-    pub(crate) fn enter() -> Self {
-        if !is_tty(0) {
-            return RawMode(None);
-        }
-        let mut t: libc::termios = unsafe { std::mem::zeroed() };
-        // SAFETY: termios calls on fd 0 with structs we own.
-        unsafe {
-            if libc::tcgetattr(0, &mut t) != 0 {
-                return RawMode(None);
-            }
-            let saved = t;
-            libc::cfmakeraw(&mut t);
-            libc::tcsetattr(0, libc::TCSANOW, &t);
-            RawMode(Some(saved))
-        }
-    }
-}
-
-impl Drop for RawMode {
-    fn drop(&mut self) {
-        if let Some(t) = self.0 {
-            // SAFETY: restoring the saved attributes.
-            unsafe { libc::tcsetattr(0, libc::TCSANOW, &t) };
-        }
-    }
-}
-
-static WINCH: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_winch(_: libc::c_int) {
-    WINCH.store(true, Ordering::Relaxed);
-}
-
 pub fn attach(c: Client, a: AttachArgs) -> Result<i32, ClientError> {
     let key = parse_key(&a.detach_key)?;
-    let tty = is_tty(1);
+    let tty = std::io::stdout().is_terminal();
     let (rows, cols) = term_size().unwrap_or((0, 0));
     let (resp, mut stream) = c.attach_pty(AttachPtySessionRequest {
         session_id: a.session.clone(),
@@ -258,7 +214,7 @@ pub fn attach(c: Client, a: AttachArgs) -> Result<i32, ClientError> {
         screen_restore: tty && !a.raw,
         ..Default::default()
     })?;
-    let raw = RawMode::enter();
+    let raw = berth_os::tty::RawMode::stdin();
     let mut out = std::io::stdout().lock();
     if tty && !a.raw {
         // A clean terminal for the restored screen.
@@ -267,14 +223,13 @@ pub fn attach(c: Client, a: AttachArgs) -> Result<i32, ClientError> {
     let _ = out.write_all(&resp.backlog);
     let _ = out.flush();
     let mut input = stream.input()?;
-    // SAFETY: installing a handler that only stores an atomic.
-    unsafe { libc::signal(libc::SIGWINCH, on_winch as *const () as libc::sighandler_t) };
+    let resizes = berth_os::tty::watch_resizes()?;
     // Window size changes are checked on a timer, not only between
     // keystrokes (the key reader blocks in read).
     let mut resizer = input.clone();
     std::thread::spawn(move || loop {
         std::thread::sleep(std::time::Duration::from_millis(100));
-        if WINCH.swap(false, Ordering::Relaxed) {
+        if resizes.take() {
             if let Some((r, c)) = term_size() {
                 let f = pty_input_frame::Frame::Resize(PtyResize {
                     rows: r as u32,

@@ -47,13 +47,7 @@ pub fn spawn_background_raw(args: &[String]) -> std::io::Result<u32> {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log);
-    // SAFETY: setsid is async-signal-safe.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::setsid();
-            Ok(())
-        });
-    }
+    berth_os::spawn::new_session(&mut cmd);
     let child = cmd.spawn()?;
     Ok(child.id())
 }
