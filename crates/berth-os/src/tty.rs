@@ -88,9 +88,11 @@ extern "C" fn on_sigwinch(_: libc::c_int) {
 pub struct Resizes(());
 
 /// Starts noticing window size changes: installs a SIGWINCH handler (once
-/// per process) that only sets a flag. The handler restarts interrupted
-/// reads (`SA_RESTART`), so a thread blocked reading keys is not woken by
-/// a resize.
+/// per process, replacing any earlier one) that only sets a flag. The
+/// handler restarts interrupted reads (`SA_RESTART`), so a thread blocked
+/// reading keys is not woken by a resize. Async code can use tokio's
+/// `SignalKind::window_change()` instead; a process should use one or the
+/// other.
 ///
 /// # Errors
 /// The handler could not be installed (`sigaction` failed).
