@@ -61,7 +61,7 @@ impl Command {
 
 /// Parses the command line, runs the command, and returns the exit status
 /// (a failure is printed as one `berth: ...` line).
-pub fn main() -> i32 {
+pub(crate) fn main() -> i32 {
     let cli = Cli::parse();
     Ctx::new(cli.socket, cli.scope)
         .and_then(|mut ctx| cli.command.run(&mut ctx))

@@ -14,7 +14,7 @@ use std::time::Duration;
 const START_WAIT: Duration = Duration::from_secs(10);
 
 /// The context of one `berth` command.
-pub struct Ctx {
+pub(crate) struct Ctx {
     scope: Option<String>,
     socket: PathBuf,
     /// `--socket` (or `BERTH_SOCKET`) was given: that daemon is used as it
@@ -29,7 +29,7 @@ impl Ctx {
     ///
     /// # Errors
     /// The scope is not a valid scope name (see `berth_os::dirs`).
-    pub fn new(socket: Option<PathBuf>, scope: Option<String>) -> Result<Self, CliError> {
+    pub(crate) fn new(socket: Option<PathBuf>, scope: Option<String>) -> Result<Self, CliError> {
         if let Some(s) = &scope {
             berth_os::dirs::validate_scope(s).map_err(CliError::failed)?;
         }
@@ -42,12 +42,12 @@ impl Ctx {
     }
 
     /// The scope, if one was given.
-    pub fn scope(&self) -> Option<&str> {
+    pub(crate) fn scope(&self) -> Option<&str> {
         self.scope.as_deref()
     }
 
     /// The process-API socket commands talk to.
-    pub fn socket(&self) -> &Path {
+    pub(crate) fn socket(&self) -> &Path {
         &self.socket
     }
 
@@ -58,7 +58,7 @@ impl Ctx {
     /// # Errors
     /// No daemon answers (at an explicit socket), or one could not be
     /// started in time.
-    pub fn client(&mut self) -> Result<&mut Client, CliError> {
+    pub(crate) fn client(&mut self) -> Result<&mut Client, CliError> {
         let client = match self.client.take() {
             Some(c) => c,
             None => self.connect()?,
@@ -71,7 +71,7 @@ impl Ctx {
     ///
     /// # Errors
     /// As [`Ctx::client`].
-    pub fn take_client(&mut self) -> Result<Client, CliError> {
+    pub(crate) fn take_client(&mut self) -> Result<Client, CliError> {
         match self.client.take() {
             Some(c) => Ok(c),
             None => self.connect(),
@@ -83,7 +83,7 @@ impl Ctx {
     ///
     /// # Errors
     /// As [`Ctx::client`].
-    pub fn project_socket(&mut self) -> Result<PathBuf, CliError> {
+    pub(crate) fn project_socket(&mut self) -> Result<PathBuf, CliError> {
         self.client()?;
         Ok(berth_os::dirs::project_socket(self.scope()))
     }

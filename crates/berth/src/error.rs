@@ -9,31 +9,31 @@ use std::fmt;
 
 /// A command that could not do its work.
 #[derive(Debug)]
-pub struct CliError {
+pub(crate) struct CliError {
     message: String,
     status: i32,
 }
 
 /// What a command's `run` returns: its exit status, or why it failed.
-pub type CmdResult = Result<i32, CliError>;
+pub(crate) type CmdResult = Result<i32, CliError>;
 
 impl CliError {
     /// The work failed (the daemon refused, a file could not be read, the
     /// connection broke): exit status 1.
-    pub fn failed(message: impl fmt::Display) -> Self {
+    pub(crate) fn failed(message: impl fmt::Display) -> Self {
         Self::with_status(1, message)
     }
 
     /// The input cannot be used as given (a malformed flag value, a file
     /// that does not parse): exit status 2, as for clap's own usage errors.
-    pub fn usage(message: impl fmt::Display) -> Self {
+    pub(crate) fn usage(message: impl fmt::Display) -> Self {
         Self::with_status(2, message)
     }
 
     /// A flag value that a session request would be refused for, reported
     /// exactly as the daemon's refusal would be (`MESSAGE
     /// (STATUS_CODE_INVALID_ARGUMENT)`, exit status 1).
-    pub fn invalid_argument(message: impl fmt::Display) -> Self {
+    pub(crate) fn invalid_argument(message: impl fmt::Display) -> Self {
         Self::from(ClientError::Status {
             code: StatusCode::InvalidArgument,
             message: message.to_string(),
@@ -42,7 +42,7 @@ impl CliError {
 
     /// A failure with its own exit status (e.g. 3: `remote attach --until`
     /// timed out).
-    pub fn with_status(status: i32, message: impl fmt::Display) -> Self {
+    pub(crate) fn with_status(status: i32, message: impl fmt::Display) -> Self {
         Self {
             message: message.to_string(),
             status,
@@ -50,7 +50,7 @@ impl CliError {
     }
 
     /// Prints `berth: MESSAGE` on stderr and returns the exit status.
-    pub fn report(self) -> i32 {
+    pub(crate) fn report(self) -> i32 {
         eprintln!("berth: {}", self.message);
         self.status
     }

@@ -8,7 +8,7 @@ use std::fmt;
 
 /// A flag value that is not a usable pair.
 #[derive(Debug)]
-pub struct BadPair {
+pub(crate) struct BadPair {
     flag: &'static str,
     item: String,
     /// Whether a bare `NAME` was allowed (and missing from the environment).
@@ -35,7 +35,10 @@ impl fmt::Display for BadPair {
 ///
 /// # Errors
 /// The first item without `=`.
-pub fn pairs(flag: &'static str, items: &[String]) -> Result<Vec<(String, String)>, BadPair> {
+pub(crate) fn pairs(
+    flag: &'static str,
+    items: &[String],
+) -> Result<Vec<(String, String)>, BadPair> {
     items
         .iter()
         .map(|item| {
@@ -53,7 +56,7 @@ pub fn pairs(flag: &'static str, items: &[String]) -> Result<Vec<(String, String
 ///
 /// # Errors
 /// The first bare `NAME` that is not set here.
-pub fn pairs_or_env(
+pub(crate) fn pairs_or_env(
     flag: &'static str,
     items: &[String],
 ) -> Result<Vec<(String, String)>, BadPair> {

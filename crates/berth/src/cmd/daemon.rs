@@ -13,7 +13,7 @@ use std::time::Duration;
 
 /// The daemon group.
 #[derive(Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Run the daemon (foreground unless --detach), or `berth daemon stop`.
     #[command(args_conflicts_with_subcommands = true)]
     Daemon {
@@ -25,7 +25,7 @@ pub enum Command {
 }
 
 #[derive(Subcommand)]
-pub enum DaemonAction {
+pub(crate) enum DaemonAction {
     /// Stop the running daemon.
     Stop {
         /// Stop at once instead of letting requests finish.
@@ -38,7 +38,7 @@ pub enum DaemonAction {
 }
 
 #[derive(Args)]
-pub struct DaemonOpts {
+pub(crate) struct DaemonOpts {
     /// Start in the background and return once it answers.
     #[arg(long)]
     detach: bool,
@@ -93,7 +93,7 @@ pub struct DaemonOpts {
 
 impl Command {
     /// Runs the daemon or stops it; never starts one implicitly.
-    pub fn run(self, ctx: &mut Ctx) -> CmdResult {
+    pub(crate) fn run(self, ctx: &mut Ctx) -> CmdResult {
         let Command::Daemon { action, opts } = self;
         match action {
             Some(DaemonAction::Stop { now, timeout }) => stop(ctx, now, timeout),

@@ -3,10 +3,10 @@
 //! stay top-level words: `berth ps`, `berth run`, `berth up`), with
 //! `run(self, &mut Ctx) -> CmdResult`.
 
-pub mod daemon;
-pub mod processes;
-pub mod projects;
-pub mod relay;
-pub mod remote;
-pub mod services;
-pub mod sessions;
+pub(crate) mod daemon;
+pub(crate) mod processes;
+pub(crate) mod projects;
+pub(crate) mod relay;
+pub(crate) mod remote;
+pub(crate) mod services;
+pub(crate) mod sessions;

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 /// The process group.
 #[derive(Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// List tracked processes.
     Ps {
         /// Only processes of this originator tool.
@@ -74,7 +74,7 @@ pub enum Command {
 
 impl Command {
     /// Runs one command against the daemon (started if needed).
-    pub fn run(self, ctx: &mut Ctx) -> CmdResult {
+    pub(crate) fn run(self, ctx: &mut Ctx) -> CmdResult {
         match self {
             Command::Ps { originator, json } => {
                 let c = ctx.client()?;

@@ -9,13 +9,13 @@ use std::time::Duration;
 
 /// The relay group.
 #[derive(Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Serve remote protocol v3: the rendezvous of agents and mobile clients.
     Relay(RelayArgs),
 }
 
 #[derive(Args)]
-pub struct RelayArgs {
+pub(crate) struct RelayArgs {
     /// Address to listen on, HOST:PORT (or tcp://HOST:PORT).
     #[arg(long, value_name = "ADDR")]
     listen: String,
@@ -40,7 +40,7 @@ pub struct RelayArgs {
 
 impl Command {
     /// Serves until the relay stops; needs no daemon.
-    pub fn run(self, _ctx: &mut Ctx) -> CmdResult {
+    pub(crate) fn run(self, _ctx: &mut Ctx) -> CmdResult {
         let Command::Relay(a) = self;
         let addr: SocketAddr = a
             .listen

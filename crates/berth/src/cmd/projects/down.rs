@@ -9,7 +9,7 @@ use clap::Args;
 
 /// `berth down`.
 #[derive(Args)]
-pub struct DownArgs {
+pub(crate) struct DownArgs {
     /// Project id, or its directory / Compose file.
     target: Option<String>,
     /// Seconds each service gets to stop before it is killed.
@@ -22,7 +22,7 @@ pub struct DownArgs {
 
 /// Stops the project (a project that is not running is reported, not an
 /// error), then removes its runtime unless `--keep`.
-pub async fn down(c: &mut Client, a: DownArgs) -> CmdResult {
+pub(super) async fn down(c: &mut Client, a: DownArgs) -> CmdResult {
     let id = target_id(a.target.as_deref())?;
     match c
         .stop_project(pb::StopProjectRequest {

@@ -8,7 +8,7 @@ use clap::Args;
 
 /// `berth projects`.
 #[derive(Args)]
-pub struct ProjectsArgs {
+pub(crate) struct ProjectsArgs {
     /// Only projects in this state (running, starting, stopping, stopped, failed).
     #[arg(long)]
     status: Option<String>,
@@ -18,7 +18,7 @@ pub struct ProjectsArgs {
 }
 
 /// Lists projects, optionally of one status.
-pub async fn projects(c: &mut Client, a: ProjectsArgs) -> CmdResult {
+pub(super) async fn projects(c: &mut Client, a: ProjectsArgs) -> CmdResult {
     let list = c
         .list_projects(pb::ListProjectsRequest {
             filter_status: a.status.clone(),

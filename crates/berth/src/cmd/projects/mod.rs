@@ -32,7 +32,7 @@ type Client = SupervisorClient<Channel>;
 
 /// The projects group.
 #[derive(Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Register, open and start a Compose project (with progress).
     Up(UpArgs),
     /// Stop a project and remove its runtime resources.
@@ -51,7 +51,7 @@ pub enum Command {
 impl Command {
     /// Runs one project command against the daemon's project API (the
     /// daemon is started if needed, as for every client command).
-    pub fn run(self, ctx: &mut Ctx) -> CmdResult {
+    pub(crate) fn run(self, ctx: &mut Ctx) -> CmdResult {
         let socket = ctx.project_socket()?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()

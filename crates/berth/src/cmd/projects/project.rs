@@ -10,7 +10,7 @@ use clap::Subcommand;
 
 /// `berth project ...`.
 #[derive(Subcommand)]
-pub enum ProjectCmd {
+pub(crate) enum ProjectCmd {
     /// Everything about one project.
     Status {
         /// Project id.
@@ -53,7 +53,7 @@ pub enum ProjectCmd {
 }
 
 /// Runs one `berth project` subcommand.
-pub async fn run(c: &mut Client, cmd: ProjectCmd) -> CmdResult {
+pub(super) async fn run(c: &mut Client, cmd: ProjectCmd) -> CmdResult {
     match cmd {
         ProjectCmd::Status { id, json } => {
             let st = c

@@ -6,7 +6,7 @@ use berth_client::project::pb;
 
 /// Where a port is reached from this machine: `http://HOST:PORT` for TCP,
 /// `HOST:PORT/PROTO` otherwise (a wildcard host becomes 127.0.0.1).
-pub fn url(p: &pb::PortMapping) -> String {
+pub(super) fn url(p: &pb::PortMapping) -> String {
     let host = match p.host_ip.as_str() {
         "" | "0.0.0.0" | "::" => "127.0.0.1",
         ip => ip,
@@ -18,7 +18,7 @@ pub fn url(p: &pb::PortMapping) -> String {
 }
 
 /// The SERVICE / STATUS / URL / DETAIL table of a project's services.
-pub fn services_table(services: &[pb::ServiceStatus], ports: &[pb::PortMapping]) -> String {
+pub(super) fn services_table(services: &[pb::ServiceStatus], ports: &[pb::PortMapping]) -> String {
     let rows = services
         .iter()
         .map(|s| {
@@ -39,7 +39,7 @@ pub fn services_table(services: &[pb::ServiceStatus], ports: &[pb::PortMapping])
 }
 
 /// One port mapping as `berth project status --json` shows it.
-pub fn port_json(p: &pb::PortMapping) -> serde_json::Value {
+pub(super) fn port_json(p: &pb::PortMapping) -> serde_json::Value {
     serde_json::json!({
         "service_name": p.service_name, "container_port": p.container_port,
         "host_port": p.host_port, "protocol": p.protocol, "host_ip": p.host_ip,

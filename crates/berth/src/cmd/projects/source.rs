@@ -9,7 +9,7 @@ use crate::error::CliError;
 use std::path::{Path, PathBuf};
 
 /// A project id from a directory name: lowercase, `[a-z0-9_-]`.
-pub fn id_from_dir(dir: &Path) -> String {
+pub(super) fn id_from_dir(dir: &Path) -> String {
     let name = dir
         .file_name()
         .map(|n| n.to_string_lossy().to_lowercase())
@@ -33,7 +33,7 @@ pub fn id_from_dir(dir: &Path) -> String {
 }
 
 /// Resolves `berth up`'s path into (project dir, manifest to send).
-pub fn project_source(path: &Path) -> Result<(PathBuf, Vec<u8>), CliError> {
+pub(super) fn project_source(path: &Path) -> Result<(PathBuf, Vec<u8>), CliError> {
     let path = std::fs::canonicalize(path)
         .map_err(|e| CliError::failed(format!("{}: {e}", path.display())))?;
     let (dir, compose) = if path.is_file() {
@@ -87,7 +87,7 @@ pub fn project_source(path: &Path) -> Result<(PathBuf, Vec<u8>), CliError> {
 }
 
 /// `down`'s target: an id, or a path that names a project directory.
-pub fn target_id(target: Option<&str>) -> Result<String, CliError> {
+pub(super) fn target_id(target: Option<&str>) -> Result<String, CliError> {
     let t = target.unwrap_or(".");
     let p = Path::new(t);
     if p.exists() && (t.contains('/') || t == "." || p.is_dir() && target.is_none()) {

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 /// `berth up`.
 #[derive(Args)]
-pub struct UpArgs {
+pub(crate) struct UpArgs {
     /// The project: a directory (with compose.yaml and optionally
     /// manifest.json) or a Compose file. Default: the current directory.
     path: Option<PathBuf>,
@@ -34,7 +34,7 @@ pub struct UpArgs {
 
 /// Registers (or updates) the project, opens it with progress on stderr,
 /// starts it (already running is fine), and prints its services.
-pub async fn up(c: &mut Client, a: UpArgs) -> CmdResult {
+pub(super) async fn up(c: &mut Client, a: UpArgs) -> CmdResult {
     let (dir, manifest) = project_source(a.path.as_deref().unwrap_or(Path::new(".")))?;
     let id = a.id.clone().unwrap_or_else(|| id_from_dir(&dir));
     let secrets = key_value::pairs_or_env("--secret", &a.secrets)

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 /// `berth validate`.
 #[derive(Args)]
-pub struct ValidateArgs {
+pub(crate) struct ValidateArgs {
     /// The Compose file.
     file: PathBuf,
     /// Validate for this runtime (docker or native; default: the daemon's).
@@ -21,7 +21,7 @@ pub struct ValidateArgs {
 }
 
 /// Prints the verdict on the file; exit status 1 when it is not valid.
-pub async fn validate(c: &mut Client, a: ValidateArgs) -> CmdResult {
+pub(super) async fn validate(c: &mut Client, a: ValidateArgs) -> CmdResult {
     let content = std::fs::read(&a.file)
         .map_err(|e| CliError::failed(format!("{}: {e}", a.file.display())))?;
     let r = c

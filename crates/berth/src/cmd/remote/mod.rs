@@ -22,7 +22,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 /// The remote group.
 #[derive(Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Remote-protocol clients (through a relay).
     Remote {
         #[command(subcommand)]
@@ -31,7 +31,7 @@ pub enum Command {
 }
 
 #[derive(Subcommand)]
-pub enum RemoteCommand {
+pub(crate) enum RemoteCommand {
     /// Attach to a session through a relay and show it from grids.
     Attach(AttachArgs),
 }
@@ -45,7 +45,7 @@ enum DumpFormat {
 }
 
 #[derive(Args)]
-pub struct AttachArgs {
+pub(crate) struct AttachArgs {
     /// Relay URL, ws://HOST:PORT/.
     #[arg(long)]
     relay: String,
@@ -119,7 +119,7 @@ enum Outcome {
 
 impl Command {
     /// Runs a remote-protocol client; needs no local daemon.
-    pub fn run(self, _ctx: &mut Ctx) -> CmdResult {
+    pub(crate) fn run(self, _ctx: &mut Ctx) -> CmdResult {
         let Command::Remote {
             command: RemoteCommand::Attach(a),
         } = self;

@@ -4,7 +4,7 @@
 use berth_wire::remote::{self, Color, Grid};
 
 /// The screen as plain text (rows joined by newlines, trailing blanks cut).
-pub fn grid_text(g: &Grid) -> String {
+pub(super) fn grid_text(g: &Grid) -> String {
     (0..g.rows)
         .map(|y| {
             let line: String = g.row(y).iter().map(|c| c.text.as_str()).collect();
@@ -31,7 +31,7 @@ fn sgr_color(out: &mut String, c: Color, fg: bool) {
 }
 
 /// ANSI that paints `g` over the whole terminal.
-pub fn render(g: &Grid) -> String {
+pub(super) fn render(g: &Grid) -> String {
     use remote::attr;
     let mut out = String::from("\x1b[?25l\x1b[H");
     for y in 0..g.rows {

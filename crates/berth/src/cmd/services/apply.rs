@@ -15,7 +15,7 @@ use toml::Spanned;
 /// Environment key `berth svc apply` sets on each service it declares: the
 /// absolute path of the file. It is how a later apply of the same file
 /// knows which services the file owns (and stops those removed from it).
-pub const APPLY_TAG: &str = "BERTH_APPLY_FILE";
+pub(super) const APPLY_TAG: &str = "BERTH_APPLY_FILE";
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -194,7 +194,7 @@ fn located(path: &Path, text: &str, e: &FileError) -> String {
 /// `berth svc apply FILE`: exit status 2 when the file cannot be read or
 /// parsed (nothing changed), 1 when the daemon refuses a service (those
 /// before it in the file were applied).
-pub fn apply(ctx: &mut Ctx, path: &Path) -> CmdResult {
+pub(super) fn apply(ctx: &mut Ctx, path: &Path) -> CmdResult {
     let text = std::fs::read_to_string(path)
         .map_err(|e| CliError::usage(format!("cannot read {}: {e}", path.display())))?;
     let declared =

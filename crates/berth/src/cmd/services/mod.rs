@@ -15,7 +15,7 @@ use std::path::PathBuf;
 
 /// The services group.
 #[derive(Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Supervised services: start, ls, describe, logs, stop, restart, apply...
     Svc {
         #[command(subcommand)]
@@ -25,7 +25,7 @@ pub enum Command {
 
 /// `berth svc ...`.
 #[derive(Subcommand)]
-pub enum SvcCommand {
+pub(crate) enum SvcCommand {
     /// Define and start a service: `berth svc start NAME -- CMD ARGS...`.
     Start {
         /// Service name (letters, digits, . _ @ : + -).
@@ -213,7 +213,7 @@ fn plural(n: u32) -> &'static str {
 
 impl Command {
     /// Runs one `berth svc` command against the daemon (started if needed).
-    pub fn run(self, ctx: &mut Ctx) -> CmdResult {
+    pub(crate) fn run(self, ctx: &mut Ctx) -> CmdResult {
         let Command::Svc { cmd } = self;
         cmd.run(ctx)
     }

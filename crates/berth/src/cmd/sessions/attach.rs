@@ -11,7 +11,7 @@ use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 #[derive(Args)]
-pub struct AttachArgs {
+pub(crate) struct AttachArgs {
     /// Session id or name.
     session: String,
     /// Take the session over from the client attached to it.
@@ -45,7 +45,7 @@ fn parse_key(k: &str) -> Result<u8, CliError> {
 
 /// `berth attach`: this terminal becomes the session's until the detach
 /// key, the session's exit, or a takeover; exits with the session's code.
-pub fn attach(ctx: &mut Ctx, a: AttachArgs) -> CmdResult {
+pub(super) fn attach(ctx: &mut Ctx, a: AttachArgs) -> CmdResult {
     let key = parse_key(&a.detach_key)?;
     let c = ctx.take_client()?;
     let tty = std::io::stdout().is_terminal();

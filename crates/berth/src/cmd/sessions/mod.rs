@@ -19,7 +19,7 @@ use attach::AttachArgs;
 
 /// The sessions group.
 #[derive(Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Start a session (a command that outlives this terminal); prints its id.
     Run(RunArgs),
     /// Attach this terminal to a PTY session (detach with Ctrl-\\).
@@ -38,7 +38,7 @@ pub enum Command {
 
 impl Command {
     /// Runs one session command against the daemon (started if needed).
-    pub fn run(self, ctx: &mut Ctx) -> CmdResult {
+    pub(crate) fn run(self, ctx: &mut Ctx) -> CmdResult {
         match self {
             Command::Run(a) => run(ctx, a),
             Command::Attach(a) => attach::attach(ctx, a),
@@ -52,7 +52,7 @@ impl Command {
 }
 
 #[derive(Args)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// Run on a pseudo-terminal (interactive programs, shells).
     #[arg(long)]
     pty: bool,
@@ -79,7 +79,7 @@ pub struct RunArgs {
 }
 
 #[derive(Subcommand)]
-pub enum SessionsCmd {
+pub(crate) enum SessionsCmd {
     /// Remove ended sessions.
     Purge {
         /// Only sessions of this originator.
@@ -89,7 +89,7 @@ pub enum SessionsCmd {
 }
 
 #[derive(Args)]
-pub struct SessionsArgs {
+pub(crate) struct SessionsArgs {
     #[command(subcommand)]
     cmd: Option<SessionsCmd>,
     /// JSON instead of a table.
@@ -98,7 +98,7 @@ pub struct SessionsArgs {
 }
 
 #[derive(Args)]
-pub struct LogsArgs {
+pub(crate) struct LogsArgs {
     /// Session id or name.
     session: String,
     /// Keep printing new output until the session ends.
@@ -110,7 +110,7 @@ pub struct LogsArgs {
 }
 
 #[derive(Args)]
-pub struct SendArgs {
+pub(crate) struct SendArgs {
     /// Session id or name.
     session: String,
     /// Text to type (a newline is added unless --no-newline).
@@ -123,7 +123,7 @@ pub struct SendArgs {
 }
 
 #[derive(Args)]
-pub struct KillArgs {
+pub(crate) struct KillArgs {
     /// Session id or name.
     session: String,
     /// Milliseconds between SIGTERM and SIGKILL.
@@ -132,7 +132,7 @@ pub struct KillArgs {
 }
 
 #[derive(Args)]
-pub struct TeeArgs {
+pub(crate) struct TeeArgs {
     /// Session id or name.
     session: String,
     /// File to copy the stream into (created 0600).
