@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// Runs the daemon in this process until it stops.
-pub(crate) fn foreground(config: DaemonConfig) -> Result<(), String> {
+pub(crate) fn foreground(config: DaemonConfig) -> Result<(), berth_daemon::DaemonError> {
     // A plain level (BERTH_LOG=error|warn|info|debug|trace): a full filter
     // language would pull a regex engine into the daemon's memory.
     let level = std::env::var("BERTH_LOG")
@@ -20,7 +20,7 @@ pub(crate) fn foreground(config: DaemonConfig) -> Result<(), String> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .try_init();
-    berth_daemon::run(config)
+    berth_daemon::serve(config)
 }
 
 /// Starts `berth daemon ARGS` in its own session with stdio detached (stderr
