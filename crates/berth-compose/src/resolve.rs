@@ -1,0 +1,419 @@
+//! From files to the resolved model: the one path every consumer takes
+//! (validation, `config`, the engine's runtimes).
+//!
+//! Order (Compose Specification, "Compose file", "Interpolation",
+//! "Merge", "Profiles", "extends", "include"):
+//! 1. variables: the `--env-file`s (or the project directory's `.env`),
+//!    overridden by the shell environment;
+//! 2. each file parsed and interpolated on its own; its `include`s loaded
+//!    as projects of their own and added; its services' `extends`
+//!    resolved;
+//! 3. the files merged in order (`-f a -f b`, or the default file and its
+//!    `.override` file);
+//! 4. the project name; the active profiles select services, pulling in
+//!    the dependencies of active ones;
+//! 5. the typed [`ComposeFile`] read from the resulting tree.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::dotenv;
+use crate::files::{normalise, Files};
+use crate::interpolate::{interpolate_with, Vars};
+use crate::merge::merge_file;
+use crate::model::ComposeFile;
+use crate::node::Node;
+use crate::parse::parse_tree;
+use crate::validate::FieldNote;
+
+/// The default file names, in the order Compose looks for them.
+pub const DEFAULT_FILES: &[&str] = &[
+    "compose.yaml",
+    "compose.yml",
+    "docker-compose.yaml",
+    "docker-compose.yml",
+];
+
+/// What to load.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// The project directory (relative paths of the files are from it).
+    /// Default: the directory of the first file.
+    pub project_dir: Option<PathBuf>,
+    /// `-f` files, in order. Empty: the first of [`DEFAULT_FILES`] in the
+    /// project directory, and its `.override` file when there is one.
+    pub files: Vec<PathBuf>,
+    /// `--env-file`s, in order (later ones win). Empty: the project
+    /// directory's `.env`, if any.
+    pub env_files: Vec<PathBuf>,
+    /// `--profile`s. Empty: `COMPOSE_PROFILES` (comma separated).
+    pub profiles: Vec<String>,
+    /// `-p`.
+    pub project_name: Option<String>,
+    /// The shell environment; it wins over the env files.
+    pub environment: BTreeMap<String, String>,
+    /// An unset `${VAR:?e}` / `${VAR?e}` becomes empty with a warning
+    /// instead of an error: for validating a project whose variables are
+    /// given later (berth's secrets at start).
+    pub lenient_required: bool,
+}
+
+/// A resolved project.
+#[derive(Debug, Clone)]
+pub struct Project {
+    /// The normalised project name.
+    pub name: String,
+    /// The project directory.
+    pub dir: PathBuf,
+    /// The Compose files read, in merge order (includes and extended
+    /// files not listed).
+    pub files: Vec<PathBuf>,
+    /// The resolved tree.
+    pub tree: Node,
+    /// Its typed view.
+    pub file: ComposeFile,
+    /// The variables interpolation used.
+    pub vars: BTreeMap<String, String>,
+    /// Variables read unset and without a default: (path, name).
+    pub unset: Vec<(String, String)>,
+    /// Warnings of resolution (services left out by profiles, ...).
+    pub notes: Vec<FieldNote>,
+    /// The active profiles.
+    pub profiles: Vec<String>,
+    /// Every profile a service of the files names, sorted.
+    pub all_profiles: Vec<String>,
+}
+
+/// Why a project could not be resolved: the path of the field (empty for
+/// whole-file problems) and the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadError {
+    pub service: String,
+    pub path: String,
+    pub reason: String,
+}
+
+impl LoadError {
+    /// An error at `path` (report form); a path under a service names it
+    /// through [`LoadError::in_service`].
+    pub fn new(path: impl Into<String>, reason: impl Into<String>) -> Self {
+        LoadError {
+            service: String::new(),
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// An error at tree path `segments` (`services`, `web`, `ports`,
+    /// `[0]`), its service named when it is under `services`.
+    pub(crate) fn at(segments: &[String], reason: impl Into<String>) -> Self {
+        let service = match segments {
+            [top, svc, ..] if top == "services" => svc.clone(),
+            _ => String::new(),
+        };
+        LoadError {
+            service,
+            path: report_path(segments),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.reason)
+        } else {
+            write!(f, "{}: {}", self.path, self.reason)
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// A path in report form: under `services.<name>` it starts at the
+/// service name, as the import report names fields.
+pub(crate) fn report_path(segments: &[String]) -> String {
+    let segs = match segments.first().map(String::as_str) {
+        Some("services") if segments.len() > 1 => &segments[1..],
+        _ => segments,
+    };
+    let mut out = String::new();
+    for s in segs {
+        if s.starts_with('[') {
+            out.push_str(s);
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(s);
+        }
+    }
+    out
+}
+
+/// Interpolates every string value of `node` (keys stay as written).
+pub(crate) struct Interpolator<'a> {
+    pub vars: &'a BTreeMap<String, String>,
+    pub lenient: bool,
+    pub unset: Vec<(String, String)>,
+}
+
+impl Interpolator<'_> {
+    pub fn node(&mut self, node: &mut Node, path: &mut Vec<String>) -> Result<(), LoadError> {
+        match node {
+            Node::Str(s) if s.contains('$') => {
+                let r = interpolate_with(s, self.vars, self.lenient)
+                    .map_err(|e| LoadError::at(path, e.to_string()))?;
+                let at = report_path(path);
+                for v in r.unset {
+                    self.unset.push((at.clone(), v));
+                }
+                *s = r.value;
+                Ok(())
+            }
+            Node::Seq(items) => {
+                for (i, item) in items.iter_mut().enumerate() {
+                    path.push(format!("[{i}]"));
+                    let r = self.node(item, path);
+                    path.pop();
+                    r?;
+                }
+                Ok(())
+            }
+            Node::Map(entries) => {
+                for (k, v) in entries.iter_mut() {
+                    // Extension fields are not interpolated.
+                    if path.is_empty() && k.starts_with("x-") {
+                        continue;
+                    }
+                    path.push(k.clone());
+                    let r = self.node(v, path);
+                    path.pop();
+                    r?;
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Compose's project name rule: lowercase; only `a-z`, `0-9`, `_` and
+/// `-` kept; leading characters that are not a letter or digit dropped.
+/// `None` when nothing is left.
+pub fn normalise_project_name(name: &str) -> Option<String> {
+    let kept: String = name
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-'))
+        .collect();
+    let trimmed = kept.trim_start_matches(['_', '-']);
+    (!trimmed.is_empty()).then(|| trimmed.to_owned())
+}
+
+/// The override file next to `main` (`compose.yaml` →
+/// `compose.override.yaml`, `.yml` too), when one exists.
+fn override_of(files: &dyn Files, main: &Path) -> Option<PathBuf> {
+    let stem = main.file_stem()?.to_str()?;
+    let dir = main.parent()?;
+    ["yaml", "yml"]
+        .iter()
+        .map(|ext| dir.join(format!("{stem}.override.{ext}")))
+        .find(|p| files.exists(p))
+}
+
+/// The variables of a project in `dir`: the env files (or `.env`), then
+/// the environment over them.
+pub(crate) fn project_vars(
+    files: &dyn Files,
+    dir: &Path,
+    env_files: &[PathBuf],
+    environment: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, LoadError> {
+    let mut vars = BTreeMap::new();
+    let defaults = [dir.join(".env")];
+    let (list, required) = if env_files.is_empty() {
+        (&defaults[..], false)
+    } else {
+        (env_files, true)
+    };
+    for f in list {
+        let path = normalise(&dir.join(f));
+        let text = match files.read(&path) {
+            Ok(t) => t,
+            Err(_) if !required => continue,
+            Err(e) => {
+                return Err(LoadError::new(
+                    "",
+                    format!("cannot read env file {}: {e}", path.display()),
+                ))
+            }
+        };
+        let outer = Outer {
+            env: environment,
+            own: &vars,
+        };
+        let parsed = dotenv::parse(&text, &outer)
+            .map_err(|e| LoadError::new("", format!("{}: {e}", path.display())))?;
+        vars.extend(parsed);
+    }
+    vars.extend(environment.iter().map(|(k, v)| (k.clone(), v.clone())));
+    Ok(vars)
+}
+
+/// Lookup while reading env files: the environment, then earlier files.
+struct Outer<'a> {
+    env: &'a BTreeMap<String, String>,
+    own: &'a BTreeMap<String, String>,
+}
+
+impl Vars for Outer<'_> {
+    fn var(&self, name: &str) -> Option<&str> {
+        self.env
+            .get(name)
+            .or_else(|| self.own.get(name))
+            .map(String::as_str)
+    }
+}
+
+/// Loads and resolves a project.
+pub fn load(files: &dyn Files, opts: &Options) -> Result<Project, LoadError> {
+    let dir = match (&opts.project_dir, opts.files.first()) {
+        (Some(d), _) => normalise(d),
+        (None, Some(f)) => normalise(f)
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default(),
+        (None, None) => {
+            return Err(LoadError::new(
+                "",
+                "no project directory and no Compose file given",
+            ))
+        }
+    };
+    let paths: Vec<PathBuf> = if opts.files.is_empty() {
+        let main = DEFAULT_FILES
+            .iter()
+            .map(|n| dir.join(n))
+            .find(|p| files.exists(p))
+            .ok_or_else(|| {
+                LoadError::new(
+                    "",
+                    format!(
+                        "no Compose file in {} (looked for {})",
+                        dir.display(),
+                        DEFAULT_FILES.join(", ")
+                    ),
+                )
+            })?;
+        let mut v = vec![main.clone()];
+        v.extend(override_of(files, &main));
+        v
+    } else {
+        opts.files.iter().map(|f| normalise(&dir.join(f))).collect()
+    };
+    let vars = project_vars(files, &dir, &opts.env_files, &opts.environment)?;
+    let mut loader = Loader {
+        files,
+        lenient: opts.lenient_required,
+        unset: Vec::new(),
+        stack: Vec::new(),
+    };
+    let mut tree = Node::Map(Vec::new());
+    for p in &paths {
+        let one = loader.file(p, &vars, &dir)?;
+        merge_file(&mut tree, one);
+    }
+    tree.remove("include");
+    // The project name: `name:`, then -p, then COMPOSE_PROJECT_NAME, then
+    // the directory's name.
+    let candidates = [
+        tree.get("name").and_then(Node::scalar_text),
+        opts.project_name.clone(),
+        vars.get("COMPOSE_PROJECT_NAME").cloned(),
+        dir.file_name().map(|n| n.to_string_lossy().into_owned()),
+    ];
+    let raw = candidates
+        .into_iter()
+        .flatten()
+        .find(|c| !c.is_empty())
+        .unwrap_or_default();
+    let name = normalise_project_name(&raw).ok_or_else(|| {
+        LoadError::new(
+            "name",
+            format!("`{raw}` is not a project name: it needs a letter or digit"),
+        )
+    })?;
+    if tree.get("name").is_some() {
+        tree.set("name", Node::Str(name.clone()));
+    }
+    let mut notes = Vec::new();
+    let (profiles, all_profiles) =
+        crate::profiles::apply(&mut tree, &opts.profiles, &vars, &mut notes)?;
+    let file = crate::parse::typed(&tree)?;
+    Ok(Project {
+        name,
+        dir,
+        files: paths,
+        tree,
+        file,
+        vars,
+        unset: loader.unset,
+        notes,
+        profiles,
+        all_profiles,
+    })
+}
+
+/// Reads one file with its includes and extends.
+pub(crate) struct Loader<'a> {
+    pub files: &'a dyn Files,
+    pub lenient: bool,
+    pub unset: Vec<(String, String)>,
+    /// Files being loaded (include cycles).
+    pub stack: Vec<PathBuf>,
+}
+
+impl Loader<'_> {
+    /// The parsed, interpolated tree of `path` with its includes added
+    /// and its services' extends resolved. Relative paths stay relative
+    /// to `base` (the directory of the project the file belongs to).
+    pub fn file(
+        &mut self,
+        path: &Path,
+        vars: &BTreeMap<String, String>,
+        base: &Path,
+    ) -> Result<Node, LoadError> {
+        let mut tree = self.read(path, vars)?;
+        let includes = tree.remove("include");
+        if let Some(inc) = includes {
+            crate::include::apply(self, &mut tree, &inc, path, vars, base)?;
+        }
+        crate::extends::apply(self, &mut tree, path, vars, base)?;
+        Ok(tree)
+    }
+
+    /// Parsed and interpolated, nothing else.
+    pub fn read(
+        &mut self,
+        path: &Path,
+        vars: &BTreeMap<String, String>,
+    ) -> Result<Node, LoadError> {
+        let text = self
+            .files
+            .read(path)
+            .map_err(|e| LoadError::new("", format!("cannot read {}: {e}", path.display())))?;
+        let mut tree = parse_tree(text.as_bytes())
+            .map_err(|e| LoadError::new("", format!("{}: {e}", path.display())))?;
+        let mut i = Interpolator {
+            vars,
+            lenient: self.lenient,
+            unset: Vec::new(),
+        };
+        i.node(&mut tree, &mut Vec::new())?;
+        self.unset.extend(i.unset);
+        Ok(tree)
+    }
+}
