@@ -100,6 +100,38 @@ pub fn parse(text: &str, outer: &dyn Vars) -> Result<Vec<(String, String)>, Stri
     Ok(out)
 }
 
+/// The `raw` format of `env_file` entries (`format: raw`): each
+/// `KEY=VALUE` line as written, no quotes removed and no interpolation;
+/// blank lines and `#` comment lines skipped.
+pub fn parse_raw(text: &str) -> Result<Vec<(String, String)>, String> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() || line.trim_start().starts_with('#') {
+            continue;
+        }
+        let (k, v) = line
+            .split_once('=')
+            .ok_or_else(|| format!("line {}: expected KEY=VALUE", n + 1))?;
+        out.retain(|(key, _)| key != k);
+        out.push((k.to_owned(), v.to_owned()));
+    }
+    Ok(out)
+}
+
+/// An env file in `format` (`None` or `"dotenv"`: [`parse`]; `"raw"`:
+/// [`parse_raw`]); another format is an error naming it.
+pub fn parse_format(
+    text: &str,
+    format: Option<&str>,
+    outer: &dyn Vars,
+) -> Result<Vec<(String, String)>, String> {
+    match format {
+        None | Some("dotenv") => parse(text, outer),
+        Some("raw") => parse_raw(text),
+        Some(other) => Err(format!("unknown env_file format `{other}` (dotenv or raw)")),
+    }
+}
+
 /// [`parse`] into a map.
 pub fn parse_map(text: &str, outer: &dyn Vars) -> Result<BTreeMap<String, String>, String> {
     Ok(parse(text, outer)?.into_iter().collect())

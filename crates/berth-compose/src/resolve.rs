@@ -314,38 +314,55 @@ pub fn load(files: &dyn Files, opts: &Options) -> Result<Project, LoadError> {
     } else {
         opts.files.iter().map(|f| normalise(&dir.join(f))).collect()
     };
-    let vars = project_vars(files, &dir, &opts.env_files, &opts.environment)?;
-    let mut loader = Loader {
-        files,
-        lenient: opts.lenient_required,
-        unset: Vec::new(),
-        stack: Vec::new(),
-    };
-    let mut tree = Node::Map(Vec::new());
-    for p in &paths {
-        let one = loader.file(p, &vars, &dir)?;
-        merge_file(&mut tree, one);
-    }
-    tree.remove("include");
+    let mut vars = project_vars(files, &dir, &opts.env_files, &opts.environment)?;
     // The project name: `name:`, then -p, then COMPOSE_PROJECT_NAME, then
-    // the directory's name.
-    let candidates = [
-        tree.get("name").and_then(Node::scalar_text),
+    // the directory's name. It is visible to interpolation as
+    // COMPOSE_PROJECT_NAME, so when `name:` decides it, the files are read
+    // again with the final name.
+    let fallback = [
         opts.project_name.clone(),
         vars.get("COMPOSE_PROJECT_NAME").cloned(),
         dir.file_name().map(|n| n.to_string_lossy().into_owned()),
     ];
-    let raw = candidates
-        .into_iter()
-        .flatten()
-        .find(|c| !c.is_empty())
-        .unwrap_or_default();
-    let name = normalise_project_name(&raw).ok_or_else(|| {
-        LoadError::new(
-            "name",
-            format!("`{raw}` is not a project name: it needs a letter or digit"),
-        )
-    })?;
+    let first = |tree: &Node| {
+        let raw = std::iter::once(tree.get("name").and_then(Node::scalar_text))
+            .chain(fallback.iter().cloned())
+            .flatten()
+            .find(|c| !c.is_empty())
+            .unwrap_or_default();
+        normalise_project_name(&raw).ok_or_else(|| {
+            LoadError::new(
+                "name",
+                format!("`{raw}` is not a project name: it needs a letter or digit"),
+            )
+        })
+    };
+    let mut guess = first(&Node::Null)?;
+    let mut passes = 0;
+    let (tree, name, unset) = loop {
+        passes += 1;
+        vars.insert("COMPOSE_PROJECT_NAME".into(), guess.clone());
+        let mut loader = Loader {
+            files,
+            lenient: opts.lenient_required,
+            unset: Vec::new(),
+            stack: Vec::new(),
+        };
+        let mut tree = Node::Map(Vec::new());
+        for p in &paths {
+            let one = loader.file(p, &vars, &dir)?;
+            merge_file(&mut tree, one);
+        }
+        tree.remove("include");
+        let name = first(&tree)?;
+        // A name made from COMPOSE_PROJECT_NAME itself settles after
+        // one more reading.
+        if name == guess || passes == 2 {
+            break (tree, name, loader.unset);
+        }
+        guess = name;
+    };
+    let mut tree = tree;
     if tree.get("name").is_some() {
         tree.set("name", Node::Str(name.clone()));
     }
@@ -360,7 +377,7 @@ pub fn load(files: &dyn Files, opts: &Options) -> Result<Project, LoadError> {
         tree,
         file,
         vars,
-        unset: loader.unset,
+        unset,
         notes,
         profiles,
         all_profiles,
