@@ -75,7 +75,13 @@ struct Scanner<'a> {
     dedupe: bool,
     /// A required variable left unset is recorded and empty, not an error.
     lenient: bool,
+    /// Open `${` being read (bounded, so hostile input cannot exhaust the
+    /// stack).
+    depth: usize,
 }
+
+/// How deeply `${...}` may nest.
+pub const MAX_DEPTH: usize = 200;
 
 impl Scanner<'_> {
     fn invalid(&self, at: usize) -> InterpolateError {
@@ -170,6 +176,16 @@ impl Scanner<'_> {
 
     /// `${NAME}` or `${NAME<op>word}`; `*pos` is at the `$`.
     fn braced(&mut self, pos: &mut usize, eval: bool) -> Result<String, InterpolateError> {
+        if self.depth >= MAX_DEPTH {
+            return Err(self.invalid(*pos));
+        }
+        self.depth += 1;
+        let r = self.braced_inner(pos, eval);
+        self.depth -= 1;
+        r
+    }
+
+    fn braced_inner(&mut self, pos: &mut usize, eval: bool) -> Result<String, InterpolateError> {
         let b = self.text.as_bytes();
         let name_start = *pos + 2;
         if !b.get(name_start).copied().is_some_and(is_name_start) {
@@ -257,6 +273,7 @@ pub fn interpolate_with(
         unset: Vec::new(),
         dedupe: true,
         lenient,
+        depth: 0,
     };
     let mut pos = 0;
     let value = s.word(&mut pos, false, true)?;
@@ -283,6 +300,7 @@ pub fn undefaulted_vars(text: &str) -> Vec<String> {
         unset: Vec::new(),
         dedupe: false,
         lenient: false,
+        depth: 0,
     };
     let b = text.as_bytes();
     let mut pos = 0;
@@ -359,6 +377,8 @@ mod tests {
         assert!(interpolate("${}", &vars()).is_err());
         assert!(interpolate("${A B}", &vars()).is_err());
         assert!(interpolate("${N:-${unterminated}", &vars()).is_err());
+        let deep = "${A:-".repeat(MAX_DEPTH + 1) + &"}".repeat(MAX_DEPTH + 1);
+        assert!(interpolate(&deep, &vars()).is_err());
     }
 
     #[test]

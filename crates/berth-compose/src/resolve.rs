@@ -369,6 +369,7 @@ pub fn load(files: &dyn Files, opts: &Options) -> Result<Project, LoadError> {
     let mut notes = Vec::new();
     let (profiles, all_profiles) =
         crate::profiles::apply(&mut tree, &opts.profiles, &vars, &mut notes)?;
+    check_env_files(files, &dir, &tree)?;
     let file = crate::parse::typed(&tree)?;
     Ok(Project {
         name,
@@ -382,6 +383,50 @@ pub fn load(files: &dyn Files, opts: &Options) -> Result<Project, LoadError> {
         profiles,
         all_profiles,
     })
+}
+
+/// Every required `env_file` of the services left must exist: `up`
+/// reads them, so a missing one is refused here, at its path.
+fn check_env_files(files: &dyn Files, dir: &Path, tree: &Node) -> Result<(), LoadError> {
+    for (name, svc) in tree.get("services").map_or(&[][..], Node::entries) {
+        let entries: Vec<(usize, String, bool)> = match svc.get("env_file") {
+            Some(Node::Seq(items)) => items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, e)| match e {
+                    Node::Map(_) => Some((
+                        i,
+                        e.get("path")?.scalar_text()?,
+                        !matches!(e.get("required"), Some(Node::Bool(false))),
+                    )),
+                    other => Some((i, other.scalar_text()?, true)),
+                })
+                .collect(),
+            Some(other) => other
+                .scalar_text()
+                .map(|p| (0, p, true))
+                .into_iter()
+                .collect(),
+            None => Vec::new(),
+        };
+        for (i, p, required) in entries {
+            let full = normalise(&dir.join(&p));
+            if required && !files.exists(&full) {
+                let mut at = vec!["services".to_owned(), name.clone(), "env_file".to_owned()];
+                if matches!(svc.get("env_file"), Some(Node::Seq(_))) {
+                    at.push(format!("[{i}]"));
+                }
+                return Err(LoadError::at(
+                    &at,
+                    format!(
+                        "{} does not exist (mark it `required: false` if it is optional)",
+                        full.display()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Reads one file with its includes and extends.

@@ -452,7 +452,32 @@ impl Checker<'_> {
                     );
                 }
             }
-            "command" | "entrypoint" | "environment" | "env_file" => self.ok(name, path),
+            "command" | "entrypoint" | "environment" => self.ok(name, path),
+            "env_file" => {
+                let mut bad = false;
+                if let Node::Seq(items) = value {
+                    for (i, item) in items.iter().enumerate() {
+                        match item.get("format").map(|f| f.scalar_text()) {
+                            None => {}
+                            Some(Some(f)) if f == "dotenv" || f == "raw" => {}
+                            Some(f) => {
+                                self.reject(
+                                    name,
+                                    format!("{path}[{i}].format"),
+                                    format!(
+                                        "unknown env_file format `{}` (dotenv or raw)",
+                                        f.unwrap_or_default()
+                                    ),
+                                );
+                                bad = true;
+                            }
+                        }
+                    }
+                }
+                if !bad {
+                    self.ok(name, path);
+                }
+            }
             "healthcheck" => self.healthcheck(name, path, value),
             "expose" => {
                 if self.native() {

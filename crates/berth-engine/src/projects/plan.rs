@@ -180,23 +180,24 @@ fn env_files(
     vars: &BTreeMap<String, String>,
     out: &mut BTreeMap<String, String>,
 ) -> Result<(), ProjectError> {
-    let entries: Vec<(String, bool)> = match node.get("env_file") {
+    let entries: Vec<(String, bool, Option<String>)> = match node.get("env_file") {
         None => return Ok(()),
-        Some(Node::Str(s)) => vec![(s.clone(), true)],
+        Some(Node::Str(s)) => vec![(s.clone(), true, None)],
         Some(Node::Seq(items)) => items
             .iter()
             .filter_map(|i| match i {
-                Node::Str(s) => Some((s.clone(), true)),
+                Node::Str(s) => Some((s.clone(), true, None)),
                 m @ Node::Map(_) => m.get("path").and_then(Node::as_str).map(|p| {
                     let required = !matches!(m.get("required"), Some(Node::Bool(false)));
-                    (p.to_owned(), required)
+                    let format = m.get("format").and_then(Node::as_str).map(str::to_owned);
+                    (p.to_owned(), required, format)
                 }),
                 _ => None,
             })
             .collect(),
         Some(_) => return Ok(()),
     };
-    for (path, required) in entries {
+    for (path, required, format) in entries {
         let full = project_dir.join(confined(&path));
         let text = match std::fs::read_to_string(&full) {
             Ok(t) => t,
@@ -208,7 +209,9 @@ fn env_files(
                 )))
             }
         };
-        parse_env_lines(&text, vars, out, &format!("{svc}.env_file {path}"))?;
+        let parsed = berth_compose::dotenv::parse_format(&text, format.as_deref(), vars)
+            .map_err(|e| ProjectError::InvalidArgument(format!("{svc}.env_file {path}: {e}")))?;
+        out.extend(parsed);
     }
     Ok(())
 }

@@ -22,9 +22,10 @@ pub fn validate_project(project: &Project, runtime: Runtime) -> ValidationReport
     berth_compose::validate::validate(project, runtime, Some(&check))
 }
 
-/// Validates one Compose file given as text, as if it were alone in a
-/// project directory with no `.env`; variables are unset (a required one
-/// is a warning: berth's secrets come at start).
+/// Validates one Compose file given as text (ValidateCompose): the
+/// files it names (env files, includes) are not at hand, so they read as
+/// empty; variables are unset (a required one is a warning: berth's
+/// secrets come at start).
 pub fn validate(content: &[u8], runtime: Runtime) -> ValidationReport {
     validate_with(content, runtime, &Options::default())
 }
@@ -34,17 +35,31 @@ pub fn validate(content: &[u8], runtime: Runtime) -> ValidationReport {
 /// profiles, every profile is active, so the report covers every service
 /// of the file.
 pub fn validate_with(content: &[u8], runtime: Runtime, opts: &Options) -> ValidationReport {
-    let mut files = berth_compose::MemFiles::new();
+    /// The one file, and every other path an empty file.
+    struct Alone(String);
+    impl berth_compose::Files for Alone {
+        fn read(&self, path: &Path) -> std::io::Result<String> {
+            Ok(if path == Path::new(FILE) {
+                self.0.clone()
+            } else {
+                String::new()
+            })
+        }
+        fn exists(&self, _: &Path) -> bool {
+            true
+        }
+    }
+    const FILE: &str = "/project/compose.yaml";
     let Ok(text) = std::str::from_utf8(content) else {
         return berth_compose::validate::rejected(&compose::LoadError::new(
             "",
             "the file is not UTF-8 text",
         ));
     };
-    files.insert("/project/compose.yaml", text);
+    let files = Alone(text.to_owned());
     let opts = Options {
         project_dir: Some("/project".into()),
-        files: vec!["/project/compose.yaml".into()],
+        files: vec![FILE.into()],
         env_files: Vec::new(),
         lenient_required: true,
         profiles: if opts.profiles.is_empty() {
