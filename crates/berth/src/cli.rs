@@ -134,6 +134,8 @@ enum Command {
     },
     /// Check a Compose file against what berth can run.
     Validate(crate::projects_cmd::ValidateArgs),
+    /// Print the resolved Compose model (as `docker compose config`).
+    Config(crate::config_cmd::ConfigArgs),
 }
 
 #[derive(Subcommand)]
@@ -236,6 +238,7 @@ pub fn main() -> i32 {
         Command::Daemon { action: None, opts } => daemon(cli.scope, &socket, opts),
         Command::Relay(a) => crate::relay_cmd::main(a),
         Command::Remote { command } => crate::remote_cmd::main(command),
+        Command::Config(a) => crate::config_cmd::main(a),
         Command::Up(_)
         | Command::Down(_)
         | Command::Projects(_)
@@ -463,6 +466,7 @@ fn run_client(c: &mut Client, cmd: Command) -> Result<i32, ClientError> {
         Command::Attach(_) | Command::Logs(_) => unreachable!("these take the connection"),
         Command::Relay(_)
         | Command::Remote { .. }
+        | Command::Config(_)
         | Command::Up(_)
         | Command::Down(_)
         | Command::Projects(_)

@@ -4,6 +4,7 @@
 
 mod cli;
 mod compat;
+mod config_cmd;
 mod output;
 mod progress;
 mod projects_cmd;

@@ -28,6 +28,8 @@ pub struct UpArgs {
     /// Print nothing but errors.
     #[arg(long, short = 'q')]
     quiet: bool,
+    #[command(flatten)]
+    compose: crate::config_cmd::ComposeOpts,
 }
 
 /// `berth down`.
@@ -206,6 +208,94 @@ fn id_from_dir(dir: &Path) -> String {
 }
 
 /// Resolves `berth up`'s path into (project dir, manifest to send).
+/// `manifest` (or the directory's manifest.json) with the Compose
+/// options of `berth up`: `-f` files (the first is the manifest's
+/// `compose`, the others `compose_files`), `--env-file`s, the active
+/// profiles (`--profile`, else COMPOSE_PROFILES of this shell) and the
+/// project name, resolved here as the daemon will. Also returns that
+/// name. Files must lie inside the project directory.
+fn with_compose_options(
+    dir: &Path,
+    manifest: Vec<u8>,
+    path: Option<&Path>,
+    o: &crate::config_cmd::ComposeOpts,
+) -> Result<(Vec<u8>, Option<String>), Failure> {
+    let mut paths: Vec<PathBuf> = path.map(Path::to_path_buf).into_iter().collect();
+    if paths.is_empty() {
+        paths.push(dir.to_owned());
+    }
+    let opts = crate::config_cmd::options(&paths, o).map_err(Failure)?;
+    let name = berth_compose::load(&berth_compose::RealFiles, &opts)
+        .ok()
+        .map(|p| p.name)
+        .filter(|n| n.len() <= 63);
+    let profiles = if o.profiles.is_empty() {
+        opts.environment
+            .get("COMPOSE_PROFILES")
+            .map(|p| {
+                p.split(',')
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default()
+    } else {
+        o.profiles.clone()
+    };
+    if o.files.is_empty() && o.env_files.is_empty() && profiles.is_empty() && name.is_none() {
+        return Ok((manifest, None));
+    }
+    let text = if manifest.is_empty() {
+        let f = dir.join("manifest.json");
+        std::fs::read(&f).map_err(|e| Failure(format!("{}: {e}", f.display())))?
+    } else {
+        manifest
+    };
+    let mut v: serde_json::Value = serde_json::from_slice(&text)
+        .map_err(|e| Failure(format!("the manifest is not valid JSON: {e}")))?;
+    let inside = |p: &Path| -> Result<String, Failure> {
+        let full =
+            std::fs::canonicalize(p).map_err(|e| Failure(format!("{}: {e}", p.display())))?;
+        full.strip_prefix(dir)
+            .map(|r| r.to_string_lossy().into_owned())
+            .map_err(|_| {
+                Failure(format!(
+                    "{} is outside the project directory {}",
+                    p.display(),
+                    dir.display()
+                ))
+            })
+    };
+    if let Some(m) = v.as_object_mut() {
+        let files = opts
+            .files
+            .iter()
+            .map(|f| inside(f))
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some((first, rest)) = files.split_first() {
+            m.insert("compose".into(), first.clone().into());
+            if !rest.is_empty() {
+                m.insert("compose_files".into(), rest.to_vec().into());
+            }
+        }
+        if !opts.env_files.is_empty() {
+            let env = opts
+                .env_files
+                .iter()
+                .map(|f| inside(f))
+                .collect::<Result<Vec<_>, _>>()?;
+            m.insert("env_files".into(), env.into());
+        }
+        if !profiles.is_empty() {
+            m.insert("profiles".into(), profiles.into());
+        }
+        if let Some(n) = &name {
+            m.insert("project_name".into(), n.clone().into());
+        }
+    }
+    Ok((serde_json::to_vec(&v).unwrap_or_default(), name))
+}
+
 fn project_source(path: &Path) -> Result<(PathBuf, Vec<u8>), Failure> {
     let path =
         std::fs::canonicalize(path).map_err(|e| Failure(format!("{}: {e}", path.display())))?;
@@ -283,7 +373,14 @@ fn parse_secrets(items: &[String]) -> Result<HashMap<String, String>, Failure> {
 
 async fn up(c: &mut Client, a: UpArgs) -> Result<i32, Failure> {
     let (dir, manifest) = project_source(a.path.as_deref().unwrap_or(Path::new(".")))?;
-    let id = a.id.clone().unwrap_or_else(|| id_from_dir(&dir));
+    let (manifest, compose_name) =
+        with_compose_options(&dir, manifest, a.path.as_deref(), &a.compose)?;
+    // The project id follows the Compose project name (`name:`, -p,
+    // COMPOSE_PROJECT_NAME, the directory), as `docker compose` names it.
+    let id =
+        a.id.clone()
+            .or(compose_name)
+            .unwrap_or_else(|| id_from_dir(&dir));
     let secrets = parse_secrets(&a.secrets)?;
     let ensured = c
         .ensure_project(pb::EnsureProjectRequest {
