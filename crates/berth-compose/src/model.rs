@@ -201,11 +201,13 @@ pub fn fmt_range((lo, hi): (u16, u16)) -> String {
     }
 }
 
-/// A host range must match the container range port for port (one host
-/// port for a container range is refused too: a port cannot forward to
-/// several). `what` names the entry in the message.
+/// A host range must match the container range port for port, or be
+/// published for one container port (`8000-8005:80`: one free port of the
+/// range is used). One host port for a container range is refused: a
+/// port cannot forward to several. `what` names the entry in the message.
 fn same_size(what: &str, host: (u16, u16), container: (u16, u16)) -> Result<(), String> {
-    if host.1 - host.0 != container.1 - container.0 && host.0 != host.1 {
+    let single = container.0 == container.1;
+    if host.1 - host.0 != container.1 - container.0 && host.0 != host.1 && !single {
         return Err(format!(
             "{what}: host range and container range differ in size"
         ));

@@ -18,6 +18,9 @@ pub struct WantedPort {
     pub host_ip: String,
     /// The host port asked for, if any.
     pub host_port: Option<u16>,
+    /// A host range to pick one free port from (`8000-8005:80`); then
+    /// `host_port` is `None`.
+    pub host_range: Option<(u16, u16)>,
 }
 
 /// A port entry berth cannot publish: its path (`web.ports[0]`), its
@@ -49,18 +52,24 @@ pub fn entry(
     }
     let (c0, c1) = m.container;
     let count = u32::from(c1 - c0) + 1;
+    // One container port published on a host range: any free port of it.
+    let range = m.host.filter(|(h0, h1)| h0 != h1 && c0 == c1);
     Ok((0..count)
         .map(|k| {
             let container_port = c0 + k as u16;
-            let host_port = m
-                .host
-                .map(|(h0, h1)| if h0 == h1 { h0 } else { h0 + k as u16 });
+            let host_port = match range {
+                Some(_) => None,
+                None => m
+                    .host
+                    .map(|(h0, h1)| if h0 == h1 { h0 } else { h0 + k as u16 }),
+            };
             WantedPort {
                 service: name.to_owned(),
                 container_port,
                 protocol: m.protocol.clone(),
                 host_ip: m.host_ip.clone().unwrap_or_default(),
                 host_port: host_port.filter(|p| *p != 0),
+                host_range: range,
             }
         })
         .collect())

@@ -833,6 +833,10 @@ impl Checker<'_> {
                 true => format!("the service's port {}", fmt_range(m.container)),
             };
             let why = match m.host {
+                Some(h) if h.0 != h.1 && m.container.0 == m.container.1 => format!(
+                    "one free port of the host range {} is published (berth's port allocator picks it and keeps it across restarts); forwarded to {to}",
+                    fmt_range(h)
+                ),
                 Some(h) => format!(
                     "the host side ({} requested) is assigned by berth's port allocator, which keeps the requested one when free; forwarded to {to}",
                     fmt_range(h)

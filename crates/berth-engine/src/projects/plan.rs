@@ -35,6 +35,8 @@ pub struct WantedPort {
     pub host_ip: String,
     /// The host port asked for, if any.
     pub host_port: Option<u16>,
+    /// A host range to take one free port from (`8000-8005:80`).
+    pub host_range: Option<(u16, u16)>,
 }
 
 pub use berth_compose::units::parse_duration;
@@ -127,6 +129,7 @@ pub fn wanted_ports(file: &ComposeFile) -> Result<Vec<WantedPort>, ProjectError>
                 protocol,
                 host_ip: w.host_ip,
                 host_port: w.host_port,
+                host_range: w.host_range,
             })
         })
         .collect()
