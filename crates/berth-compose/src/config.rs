@@ -8,10 +8,11 @@
 use std::path::Path;
 
 use crate::dotenv;
+use crate::error::LoadError;
 use crate::files::{normalise, Files};
 use crate::model::{fmt_range, PortEntry};
 use crate::node::Node;
-use crate::resolve::{LoadError, Project};
+use crate::resolve::Project;
 
 /// The canonical tree of `project`. `files` reads the `env_file`s.
 pub fn canonical(project: &Project, files: &dyn Files) -> Result<Node, LoadError> {

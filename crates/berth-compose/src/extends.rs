@@ -7,11 +7,12 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::error::LoadError;
 use crate::files::normalise;
 use crate::merge::merge_service;
 use crate::node::Node;
 use crate::rebase;
-use crate::resolve::{LoadError, Loader};
+use crate::source::Source;
 
 /// Where a service extends from.
 struct From {
@@ -55,7 +56,7 @@ fn extends_of(svc: &Node, name: &str) -> Result<Option<From>, LoadError> {
 
 /// Resolves `extends` of every service of `tree` (the file at `path`).
 pub(crate) fn apply(
-    loader: &mut Loader<'_>,
+    loader: &mut dyn Source,
     tree: &mut Node,
     path: &Path,
     vars: &BTreeMap<String, String>,
@@ -81,7 +82,7 @@ pub(crate) fn apply(
 /// Service `name` of `file_tree` (the file at `path`) with its extends
 /// resolved, paths relative to `base`.
 fn resolve(
-    loader: &mut Loader<'_>,
+    loader: &mut dyn Source,
     file_tree: &Node,
     name: &str,
     path: &Path,

@@ -8,11 +8,13 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::env::project_vars;
+use crate::error::LoadError;
 use crate::files::normalise;
 use crate::merge::merge_file;
 use crate::node::Node;
 use crate::rebase;
-use crate::resolve::{project_vars, LoadError, Loader};
+use crate::source::Source;
 
 fn strings(n: &Node, at: &str) -> Result<Vec<String>, LoadError> {
     match n {
@@ -32,7 +34,7 @@ fn strings(n: &Node, at: &str) -> Result<Vec<String>, LoadError> {
 
 /// Adds the includes `inc` of the file at `path` to its `tree`.
 pub(crate) fn apply(
-    loader: &mut Loader<'_>,
+    loader: &mut dyn Source,
     tree: &mut Node,
     inc: &Node,
     path: &Path,
@@ -68,7 +70,7 @@ pub(crate) fn apply(
         let Some(first) = files.first() else {
             return Err(LoadError::new(&at, "an include needs a `path`"));
         };
-        if let Some(f) = files.iter().find(|f| loader.stack.contains(f)) {
+        if let Some(f) = files.iter().find(|f| loader.stack().contains(f)) {
             return Err(LoadError::new(
                 &at,
                 format!("{} includes itself", f.display()),
@@ -79,8 +81,8 @@ pub(crate) fn apply(
             None => first.parent().unwrap_or(Path::new("/")).to_path_buf(),
         };
         let env_files: Vec<PathBuf> = env_files.iter().map(|f| normalise(&here.join(f))).collect();
-        let own = project_vars(loader.files, &dir, &env_files, vars)?;
-        loader.stack.push(path.to_path_buf());
+        let own = project_vars(loader.files(), &dir, &env_files, vars)?;
+        loader.stack().push(path.to_path_buf());
         let mut included = Node::Map(Vec::new());
         let mut result = Ok(());
         for f in &files {
@@ -95,7 +97,7 @@ pub(crate) fn apply(
                 }
             }
         }
-        loader.stack.pop();
+        loader.stack().pop();
         result?;
         if let Some(Node::Map(services)) = included.get_mut("services") {
             for (_, svc) in services.iter_mut() {

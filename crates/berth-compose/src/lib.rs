@@ -15,10 +15,13 @@
 
 pub mod config;
 pub mod dotenv;
+mod env;
+pub mod error;
 mod extends;
 pub mod files;
 mod include;
 pub mod interpolate;
+mod loader;
 pub mod merge;
 pub mod model;
 pub mod node;
@@ -27,7 +30,9 @@ pub mod parse;
 pub mod ports;
 pub mod profiles;
 mod rebase;
+pub mod report;
 pub mod resolve;
+mod source;
 pub mod units;
 pub mod validate;
 

@@ -3,9 +3,9 @@
 
 use std::fmt;
 
+use crate::error::LoadError;
 use crate::model::ComposeFile;
 use crate::node::Node;
-use crate::resolve::LoadError;
 
 /// A file that YAML or the model refused: the parser's message, which
 /// carries the line and column when the parser knows them.

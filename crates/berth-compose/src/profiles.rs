@@ -6,9 +6,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::error::LoadError;
 use crate::node::Node;
-use crate::resolve::LoadError;
-use crate::validate::FieldNote;
+use crate::report::FieldNote;
 
 /// The services `svc` needs running: `depends_on`, `links`,
 /// `network_mode`/`pid`/`ipc: service:X`, `volumes_from` (not

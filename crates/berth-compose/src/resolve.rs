@@ -15,17 +15,17 @@
 //! 5. the typed [`ComposeFile`] read from the resulting tree.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::dotenv;
+use crate::env::project_vars;
+pub use crate::error::LoadError;
 use crate::files::{normalise, Files};
-use crate::interpolate::{interpolate_with, Vars};
+use crate::loader::Loader;
 use crate::merge::merge_file;
 use crate::model::ComposeFile;
 use crate::node::Node;
-use crate::parse::parse_tree;
-use crate::validate::FieldNote;
+use crate::report::FieldNote;
+use crate::source::Source;
 
 /// The default file names, in the order Compose looks for them.
 pub const DEFAULT_FILES: &[&str] = &[
@@ -85,121 +85,6 @@ pub struct Project {
     pub all_profiles: Vec<String>,
 }
 
-/// Why a project could not be resolved: the path of the field (empty for
-/// whole-file problems) and the reason.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LoadError {
-    pub service: String,
-    pub path: String,
-    pub reason: String,
-}
-
-impl LoadError {
-    /// An error at `path` (report form); a path under a service names it
-    /// through [`LoadError::in_service`].
-    pub fn new(path: impl Into<String>, reason: impl Into<String>) -> Self {
-        LoadError {
-            service: String::new(),
-            path: path.into(),
-            reason: reason.into(),
-        }
-    }
-
-    /// An error at tree path `segments` (`services`, `web`, `ports`,
-    /// `[0]`), its service named when it is under `services`.
-    pub(crate) fn at(segments: &[String], reason: impl Into<String>) -> Self {
-        let service = match segments {
-            [top, svc, ..] if top == "services" => svc.clone(),
-            _ => String::new(),
-        };
-        LoadError {
-            service,
-            path: report_path(segments),
-            reason: reason.into(),
-        }
-    }
-}
-
-impl fmt::Display for LoadError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.path.is_empty() {
-            f.write_str(&self.reason)
-        } else {
-            write!(f, "{}: {}", self.path, self.reason)
-        }
-    }
-}
-
-impl std::error::Error for LoadError {}
-
-/// A path in report form: under `services.<name>` it starts at the
-/// service name, as the import report names fields.
-pub(crate) fn report_path(segments: &[String]) -> String {
-    let segs = match segments.first().map(String::as_str) {
-        Some("services") if segments.len() > 1 => &segments[1..],
-        _ => segments,
-    };
-    let mut out = String::new();
-    for s in segs {
-        if s.starts_with('[') {
-            out.push_str(s);
-        } else {
-            if !out.is_empty() {
-                out.push('.');
-            }
-            out.push_str(s);
-        }
-    }
-    out
-}
-
-/// Interpolates every string value of `node` (keys stay as written).
-pub(crate) struct Interpolator<'a> {
-    pub vars: &'a BTreeMap<String, String>,
-    pub lenient: bool,
-    pub unset: Vec<(String, String)>,
-}
-
-impl Interpolator<'_> {
-    pub fn node(&mut self, node: &mut Node, path: &mut Vec<String>) -> Result<(), LoadError> {
-        match node {
-            Node::Str(s) if s.contains('$') => {
-                let r = interpolate_with(s, self.vars, self.lenient)
-                    .map_err(|e| LoadError::at(path, e.to_string()))?;
-                let at = report_path(path);
-                for v in r.unset {
-                    self.unset.push((at.clone(), v));
-                }
-                *s = r.value;
-                Ok(())
-            }
-            Node::Seq(items) => {
-                for (i, item) in items.iter_mut().enumerate() {
-                    path.push(format!("[{i}]"));
-                    let r = self.node(item, path);
-                    path.pop();
-                    r?;
-                }
-                Ok(())
-            }
-            Node::Map(entries) => {
-                for (k, v) in entries.iter_mut() {
-                    // Extension fields are not interpolated.
-                    if path.is_empty() && k.starts_with("x-") {
-                        continue;
-                    }
-                    path.push(k.clone());
-                    let r = self.node(v, path);
-                    path.pop();
-                    r?;
-                }
-                Ok(())
-            }
-            _ => Ok(()),
-        }
-    }
-}
-
 /// Compose's project name rule: lowercase; only `a-z`, `0-9`, `_` and
 /// `-` kept; leading characters that are not a letter or digit dropped.
 /// `None` when nothing is left.
@@ -222,60 +107,6 @@ fn override_of(files: &dyn Files, main: &Path) -> Option<PathBuf> {
         .iter()
         .map(|ext| dir.join(format!("{stem}.override.{ext}")))
         .find(|p| files.exists(p))
-}
-
-/// The variables of a project in `dir`: the env files (or `.env`), then
-/// the environment over them.
-pub(crate) fn project_vars(
-    files: &dyn Files,
-    dir: &Path,
-    env_files: &[PathBuf],
-    environment: &BTreeMap<String, String>,
-) -> Result<BTreeMap<String, String>, LoadError> {
-    let mut vars = BTreeMap::new();
-    let defaults = [dir.join(".env")];
-    let (list, required) = if env_files.is_empty() {
-        (&defaults[..], false)
-    } else {
-        (env_files, true)
-    };
-    for f in list {
-        let path = normalise(&dir.join(f));
-        let text = match files.read(&path) {
-            Ok(t) => t,
-            Err(_) if !required => continue,
-            Err(e) => {
-                return Err(LoadError::new(
-                    "",
-                    format!("cannot read env file {}: {e}", path.display()),
-                ))
-            }
-        };
-        let outer = Outer {
-            env: environment,
-            own: &vars,
-        };
-        let parsed = dotenv::parse(&text, &outer)
-            .map_err(|e| LoadError::new("", format!("{}: {e}", path.display())))?;
-        vars.extend(parsed);
-    }
-    vars.extend(environment.iter().map(|(k, v)| (k.clone(), v.clone())));
-    Ok(vars)
-}
-
-/// Lookup while reading env files: the environment, then earlier files.
-struct Outer<'a> {
-    env: &'a BTreeMap<String, String>,
-    own: &'a BTreeMap<String, String>,
-}
-
-impl Vars for Outer<'_> {
-    fn var(&self, name: &str) -> Option<&str> {
-        self.env
-            .get(name)
-            .or_else(|| self.own.get(name))
-            .map(String::as_str)
-    }
 }
 
 /// Loads and resolves a project.
@@ -427,55 +258,4 @@ fn check_env_files(files: &dyn Files, dir: &Path, tree: &Node) -> Result<(), Loa
         }
     }
     Ok(())
-}
-
-/// Reads one file with its includes and extends.
-pub(crate) struct Loader<'a> {
-    pub files: &'a dyn Files,
-    pub lenient: bool,
-    pub unset: Vec<(String, String)>,
-    /// Files being loaded (include cycles).
-    pub stack: Vec<PathBuf>,
-}
-
-impl Loader<'_> {
-    /// The parsed, interpolated tree of `path` with its includes added
-    /// and its services' extends resolved. Relative paths stay relative
-    /// to `base` (the directory of the project the file belongs to).
-    pub fn file(
-        &mut self,
-        path: &Path,
-        vars: &BTreeMap<String, String>,
-        base: &Path,
-    ) -> Result<Node, LoadError> {
-        let mut tree = self.read(path, vars)?;
-        let includes = tree.remove("include");
-        if let Some(inc) = includes {
-            crate::include::apply(self, &mut tree, &inc, path, vars, base)?;
-        }
-        crate::extends::apply(self, &mut tree, path, vars, base)?;
-        Ok(tree)
-    }
-
-    /// Parsed and interpolated, nothing else.
-    pub fn read(
-        &mut self,
-        path: &Path,
-        vars: &BTreeMap<String, String>,
-    ) -> Result<Node, LoadError> {
-        let text = self
-            .files
-            .read(path)
-            .map_err(|e| LoadError::new("", format!("cannot read {}: {e}", path.display())))?;
-        let mut tree = parse_tree(text.as_bytes())
-            .map_err(|e| LoadError::new("", format!("{}: {e}", path.display())))?;
-        let mut i = Interpolator {
-            vars,
-            lenient: self.lenient,
-            unset: Vec::new(),
-        };
-        i.node(&mut tree, &mut Vec::new())?;
-        self.unset.extend(i.unset);
-        Ok(tree)
-    }
 }

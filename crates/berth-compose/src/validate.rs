@@ -9,45 +9,13 @@
 //! capabilities) is refused on every runtime, and the native runtime
 //! refuses what it cannot honour rather than silently dropping it.
 
+use crate::error::LoadError;
 use crate::model::{fmt_range, ComposeFile, Condition, Mount, PortEntry, Service};
 use crate::node::Node;
 use crate::order::layers;
-use crate::resolve::{LoadError, Project};
+use crate::resolve::Project;
 
-/// Where a project's services run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Runtime {
-    /// Containers on a Docker Engine.
-    Docker,
-    /// Each service's command as a supervised process on the host.
-    Native,
-}
-
-/// One field of the file and what berth makes of it. `service` is empty
-/// for top-level keys and whole-file problems; `path` is the field as a
-/// user would point at it (`web.ports[0]`, `volumes.data`); `reason` is
-/// empty for supported fields.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldNote {
-    pub service: String,
-    pub path: String,
-    pub reason: String,
-}
-
-/// The import report of ValidateCompose.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ValidationReport {
-    /// True when nothing was rejected: berth can run the file.
-    pub valid: bool,
-    /// Service names in file order.
-    pub services: Vec<String>,
-    pub supported_fields: Vec<FieldNote>,
-    pub transformed_fields: Vec<FieldNote>,
-    /// Fields berth refuses, and whole-file errors (parse errors,
-    /// dependency cycles, unknown services), each with why.
-    pub rejected_fields: Vec<FieldNote>,
-    pub warnings: Vec<FieldNote>,
-}
+pub use crate::report::{FieldNote, Runtime, ValidationReport};
 
 /// A check the caller adds for one service key: whether its runtime can
 /// read `key: value` of `service` in `file` (the engine passes the code
