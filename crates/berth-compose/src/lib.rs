@@ -32,6 +32,7 @@ pub mod profiles;
 mod rebase;
 pub mod report;
 pub mod resolve;
+pub mod shape;
 mod source;
 pub mod units;
 pub mod validate;

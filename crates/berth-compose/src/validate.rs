@@ -62,6 +62,14 @@ pub fn rejected(err: &LoadError) -> ValidationReport {
     }
 }
 
+/// A value as an error shows it: scalars as written, others by kind.
+fn describe(v: &Node) -> String {
+    match v {
+        Node::Seq(_) | Node::Map(_) | Node::Null => v.kind().to_owned(),
+        other => format!("`{other}`"),
+    }
+}
+
 fn note(service: &str, path: &str, reason: impl Into<String>) -> FieldNote {
     FieldNote {
         service: service.to_owned(),
@@ -352,6 +360,14 @@ impl Checker<'_> {
             );
         }
         for (key, value) in entries {
+            if let Some(shape) = crate::shape::of(key).filter(|s| !s.fits(value)) {
+                self.reject(
+                    name,
+                    format!("{name}.{key}"),
+                    format!("expected {}, not {}", shape.expected(), describe(value)),
+                );
+                continue;
+            }
             self.service_key(name, svc, key, value, cycle);
             if !self.native() {
                 self.container_value(name, key, value);
