@@ -505,7 +505,13 @@ fn target_id(target: Option<&str>) -> Result<String, Failure> {
     let p = Path::new(t);
     if p.exists() && (t.contains('/') || t == "." || p.is_dir() && target.is_none()) {
         let (dir, _) = project_source(p)?;
-        return Ok(id_from_dir(&dir));
+        // The id `berth up` gave it: the Compose project name.
+        let name = crate::config_cmd::options(&[p.to_path_buf()], &Default::default())
+            .ok()
+            .and_then(|o| berth_compose::load(&berth_compose::RealFiles, &o).ok())
+            .map(|project| project.name)
+            .filter(|n| n.len() <= 63);
+        return Ok(name.unwrap_or_else(|| id_from_dir(&dir)));
     }
     Ok(t.to_string())
 }

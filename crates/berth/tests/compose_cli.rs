@@ -175,7 +175,8 @@ fn up_and_down_follow_the_compose_project() {
             assert!(text.contains(s), "{runtime}: {s} missing in {text}");
         }
         assert!(!text.contains("tools"), "{runtime}: {text}");
-        let out = d.berth(&["down", "shop"]);
+        // `down DIR` finds the project by the same name.
+        let out = d.berth(&["down", dir.to_str().unwrap()]);
         assert!(out.status.success(), "{runtime}: {}", stderr(&out));
         let out = d.berth(&["projects", "--status", "running"]);
         assert!(
