@@ -117,8 +117,8 @@ pub(crate) fn apply(
             };
             for (name, def) in add {
                 if have.iter().any(|(n, _)| *n == name) {
-                    return Err(LoadError::new(
-                        format!("{key}.{name}"),
+                    return Err(LoadError::at(
+                        &[key.to_owned(), name.clone()],
                         format!(
                             "defined both in {} and in the included {}",
                             path.display(),
