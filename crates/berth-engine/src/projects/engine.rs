@@ -14,7 +14,7 @@ use super::orchestrate;
 use super::persist::{self, ProjectRow};
 use super::plan::{self, PlanInput};
 use super::runtime::{Plan, ProgressFn, ProjectRuntime, RuntimeErrorKind};
-use super::{ComposeFile, ValidationReport};
+use super::ValidationReport;
 use crate::services::Services;
 use crate::store::Store;
 use std::collections::{BTreeMap, HashMap};
@@ -121,22 +121,6 @@ fn not_found(id: &str) -> ProjectError {
     ProjectError::NotFound(format!(
         "no project has the id {id:?} (EnsureProject registers one)"
     ))
-}
-
-fn load_compose(
-    manifest: &Manifest,
-    dir: &Path,
-) -> Result<(PathBuf, Vec<u8>, ComposeFile, super::compose::Node), ProjectError> {
-    let path = manifest.compose_path(dir)?;
-    let bytes = std::fs::read(&path)
-        .map_err(|e| ProjectError::PathNotFound(format!("cannot read {}: {e}", path.display())))?;
-    let (file, tree) = super::parse(&bytes).map_err(|e| {
-        ProjectError::InvalidManifest(format!(
-            "{} is not a valid Compose file: {e}",
-            path.display()
-        ))
-    })?;
-    Ok((path, bytes, file, tree))
 }
 
 /// The report's rejections as one message.
@@ -290,13 +274,15 @@ impl Projects {
                 req.app_id, manifest.app_id
             )));
         }
-        let (path, bytes, _, _) = load_compose(&manifest, &pkg)?;
         let mut runtime = req.runtime.unwrap_or(self.cfg.default_runtime);
-        let mut report = super::validate(&bytes, runtime.validation());
+        let checked = super::validate::check(&manifest, &pkg, runtime.validation(), None)?;
+        let (path, mut report) = (checked.path, checked.report);
         // A file of commands without images cannot run in containers: when
         // the runtime was not asked for, such a project runs natively.
         if !report.valid && req.runtime.is_none() && runtime == RuntimeKind::Docker {
-            let native = super::validate(&bytes, RuntimeKind::Native.validation());
+            let native =
+                super::validate::check(&manifest, &pkg, RuntimeKind::Native.validation(), None)?
+                    .report;
             if native.valid {
                 runtime = RuntimeKind::Native;
                 report = native;
@@ -396,11 +382,20 @@ impl Projects {
         secrets: &BTreeMap<String, String>,
     ) -> Result<Open, ProjectError> {
         let manifest = Manifest::parse(row.manifest.as_bytes())?;
-        let (path, bytes, file, tree) = load_compose(&manifest, &row.package_path)?;
-        let report = super::validate(&bytes, row.runtime.validation());
-        if !report.valid {
-            return Err(rejection(&path, row.runtime, &report));
-        }
+        // Variables come from the secrets at start; before, a required
+        // one left unset is only a warning.
+        let given = (mode == Load::Start).then_some(secrets);
+        let checked = super::validate::check(
+            &manifest,
+            &row.package_path,
+            row.runtime.validation(),
+            given,
+        )?;
+        let (path, report) = (checked.path, checked.report);
+        let project = match checked.project {
+            Some(p) if report.valid => p,
+            _ => return Err(rejection(&path, row.runtime, &report)),
+        };
         let notes = report
             .warnings
             .iter()
@@ -414,7 +409,7 @@ impl Projects {
             })
             .collect();
         let rt = self.runtime(row.runtime)?;
-        let wanted = plan::wanted_ports(&file)?;
+        let wanted = plan::wanted_ports(&project.file)?;
         let previous = persist::ports(&self.store, &row.id)?;
         let others = persist::ports_of_others(&self.store, &row.id)?;
         let ports = super::ports::allocate(
@@ -429,8 +424,8 @@ impl Projects {
         }
         let plan = plan::build(&PlanInput {
             project_id: &row.id,
-            file: &file,
-            tree: &tree,
+            file: &project.file,
+            tree: &project.tree,
             project_dir: &row.package_path,
             state_path: &row.state_path,
             runtime: row.runtime,
@@ -737,8 +732,12 @@ impl Projects {
                 Some(o) => o.plan.services.len(),
                 None => manifest
                     .as_ref()
-                    .and_then(|m| load_compose(m, &row.package_path).ok())
-                    .map_or(0, |(_, _, f, _)| f.services.0.len()),
+                    .and_then(|m| {
+                        super::validate::check(m, &row.package_path, row.runtime.validation(), None)
+                            .ok()
+                    })
+                    .and_then(|c| c.project)
+                    .map_or(0, |p| p.file.services.0.len()),
             };
             out.push(ProjectSummary {
                 port_count: persist::ports(&self.store, &row.id)?.len() as u32,
