@@ -11,7 +11,7 @@ use crate::interpolate::Vars;
 
 /// The variables of a project in `dir`: the env files (or `.env`), then
 /// the environment over them.
-pub fn project_vars(
+pub(crate) fn project_vars(
     files: &dyn Files,
     dir: &Path,
     env_files: &[PathBuf],

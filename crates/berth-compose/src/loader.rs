@@ -19,7 +19,11 @@ pub(crate) struct Interpolator<'a> {
 }
 
 impl Interpolator<'_> {
-    pub fn node(&mut self, node: &mut Node, path: &mut Vec<String>) -> Result<(), LoadError> {
+    pub(crate) fn node(
+        &mut self,
+        node: &mut Node,
+        path: &mut Vec<String>,
+    ) -> Result<(), LoadError> {
         match node {
             Node::Str(s) if s.contains('$') => {
                 let r = interpolate_with(s, self.vars, self.lenient)

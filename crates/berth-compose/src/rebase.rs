@@ -9,7 +9,7 @@ use crate::node::Node;
 
 /// `p` (relative to `from`) relative to `to` when `from` is under `to`
 /// (`./sub/x`), else absolute.
-pub fn rebase_path(p: &str, from: &Path, to: &Path) -> String {
+pub(crate) fn rebase_path(p: &str, from: &Path, to: &Path) -> String {
     if p.starts_with('/') || p.starts_with('~') || from == to {
         return p.to_owned();
     }
@@ -27,7 +27,7 @@ fn is_relative_source(s: &str) -> bool {
 
 /// Rebases the paths of a service: `build` (context), `env_file`,
 /// `label_file`, bind sources of `volumes`.
-pub fn service(svc: &mut Node, from: &Path, to: &Path) {
+pub(crate) fn service(svc: &mut Node, from: &Path, to: &Path) {
     let r = |s: &str| rebase_path(s, from, to);
     match svc.get_mut("build") {
         Some(Node::Str(s)) => *s = r(s),
@@ -81,7 +81,7 @@ pub fn service(svc: &mut Node, from: &Path, to: &Path) {
 }
 
 /// Rebases the `file:` of top-level secrets and configs.
-pub fn resources(tree: &mut Node, from: &Path, to: &Path) {
+pub(crate) fn resources(tree: &mut Node, from: &Path, to: &Path) {
     for key in ["secrets", "configs"] {
         if let Some(Node::Map(defs)) = tree.get_mut(key) {
             for (_, d) in defs {

@@ -7,7 +7,7 @@
 use super::compose::{ComposeFile, Node};
 use super::model::ProjectError;
 use super::runtime::ContainerSettings;
-pub use berth_compose::units::{
+pub(super) use berth_compose::units::{
     pairs, parse_bytes, parse_cpus, parse_expose, parse_extra_hosts, parse_int, parse_micros,
     parse_tmpfs, parse_ulimits, scalar, strings,
 };
