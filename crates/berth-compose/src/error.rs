@@ -6,8 +6,12 @@ use std::fmt;
 /// whole-file problems) and the reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadError {
+    /// The service the path is under; empty outside `services`.
     pub service: String,
+    /// The field as a user would point at it (`web.ports[0]`); empty for
+    /// the whole file.
     pub path: String,
+    /// Why, as one sentence for the report.
     pub reason: String,
 }
 

@@ -32,6 +32,7 @@ impl Files for RealFiles {
 pub struct MemFiles(BTreeMap<PathBuf, String>);
 
 impl MemFiles {
+    /// No files; add them with [`MemFiles::insert`].
     pub fn new() -> Self {
         Self::default()
     }

@@ -16,9 +16,19 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InterpolateError {
     /// `${VAR:?msg}` / `${VAR?msg}` with VAR unset (or empty, for `:?`).
-    Required { name: String, message: String },
+    Required {
+        /// The variable.
+        name: String,
+        /// The author's text after `?`; may be empty.
+        message: String,
+    },
     /// The text is not a well-formed template; `at` is a byte offset.
-    Invalid { text: String, at: usize },
+    Invalid {
+        /// The whole string, for the message.
+        text: String,
+        /// Where in `text` the template went wrong, in bytes.
+        at: usize,
+    },
 }
 
 impl fmt::Display for InterpolateError {
@@ -44,12 +54,17 @@ impl std::error::Error for InterpolateError {}
 /// unset and had no default (Compose warns that they become empty).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Interpolated {
+    /// The text with every variable replaced.
     pub value: String,
+    /// The variables that were unset and had no default, as they were met,
+    /// so the caller can warn about each.
     pub unset: Vec<String>,
 }
 
 /// Where variable values come from.
 pub trait Vars {
+    /// The value of `name`, or `None` when it is unset. An empty value is
+    /// set: `${X-d}` keeps it, `${X:-d}` does not.
     fn var(&self, name: &str) -> Option<&str>;
 }
 

@@ -9,12 +9,20 @@ use crate::node::{Node, Ordered};
 /// the [`Node`] tree validation walks.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct ComposeFile {
+    /// `name`: the Compose project name, which `berth up` makes the
+    /// project id; `None` when the file leaves the name to the caller.
     #[serde(default)]
     pub name: Option<String>,
+    /// `services`: every service by name, in file order, so reports and
+    /// ties in the start order follow the file.
     #[serde(default)]
     pub services: Ordered<Service>,
+    /// `networks`: the project's networks by key; `None` for a key with no
+    /// body (`backend:`), which takes every default.
     #[serde(default)]
     pub networks: Ordered<Option<TopLevelResource>>,
+    /// `volumes`: the project's named volumes by key; `None` for a key
+    /// with no body (`data:`), which takes every default.
     #[serde(default)]
     pub volumes: Ordered<Option<TopLevelResource>>,
 }
@@ -22,10 +30,17 @@ pub struct ComposeFile {
 /// A top-level network or volume definition.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct TopLevelResource {
+    /// `external`: true when the resource lives outside the project, which
+    /// validation refuses (it would leave the project's namespace). A
+    /// [`Node`] because the legacy form is a mapping, read as true.
     #[serde(default)]
     pub external: Option<Node>,
+    /// `name`: a fixed engine-side name; ignored with a warning, since
+    /// berth names resources inside the project's namespace.
     #[serde(default)]
     pub name: Option<String>,
+    /// `driver`: the engine driver; only the plain one (`bridge` for
+    /// networks, `local` for volumes) is honoured, others warn.
     #[serde(default)]
     pub driver: Option<String>,
 }
@@ -34,56 +49,108 @@ pub struct TopLevelResource {
 /// on. Keys not listed here are still seen, through the [`Node`] tree.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Service {
+    /// `services.<name>.image`: the image reference to run (`nginx:1.27`,
+    /// `repo/app@sha256:...`); containers need one, since berth does not build.
     #[serde(default)]
     pub image: Option<String>,
+    /// `services.<name>.build`: a build context or build mapping, kept as a
+    /// [`Node`] only to report that berth does not build images.
     #[serde(default)]
     pub build: Option<Node>,
+    /// `services.<name>.command`: replaces the image's default command; for
+    /// the native runtime, the process itself.
     #[serde(default)]
     pub command: Option<Command>,
+    /// `services.<name>.entrypoint`: replaces the image's entrypoint; the
+    /// native runtime puts it before `command`.
     #[serde(default)]
     pub entrypoint: Option<Command>,
+    /// `services.<name>.ports`: container ports to publish on the host, in
+    /// any syntax (see [`PortEntry::mapping`]).
     #[serde(default)]
     pub ports: Vec<PortEntry>,
+    /// `services.<name>.volumes`: mounts, short or long syntax (see
+    /// [`VolumeEntry::mount`]).
     #[serde(default)]
     pub volumes: Vec<VolumeEntry>,
+    /// `services.<name>.depends_on`: services to start first and when each
+    /// counts as ready (see [`Service::dependencies`]).
     #[serde(default)]
     pub depends_on: Option<DependsOn>,
+    /// `services.<name>.environment`: variables set in the service, over
+    /// those of its `env_file`s.
     #[serde(default)]
     pub environment: Option<Environment>,
+    /// `services.<name>.networks`: the project networks the service joins;
+    /// `None` means the project's `default` network.
     #[serde(default)]
     pub networks: Option<ServiceNetworks>,
+    /// `services.<name>.network_mode`: `none`, `host`, `service:<name>` or
+    /// `container:<id>`; `service:` makes that service start first.
     #[serde(default)]
     pub network_mode: Option<String>,
+    /// `services.<name>.pid`: the PID namespace to join (`host`,
+    /// `service:<name>`); `service:` makes that service start first.
     #[serde(default)]
     pub pid: Option<String>,
+    /// `services.<name>.ipc`: the IPC mode (`private`, `shareable`, `host`,
+    /// `service:<name>`); `service:` makes that service start first.
     #[serde(default)]
     pub ipc: Option<String>,
+    /// `services.<name>.uts`: the UTS (hostname) namespace; `host` shares the
+    /// host's, which validation refuses.
     #[serde(default)]
     pub uts: Option<String>,
+    /// `services.<name>.userns_mode`: the user namespace; `host` turns off
+    /// the engine's remapping, which validation refuses.
     #[serde(default)]
     pub userns_mode: Option<String>,
+    /// `services.<name>.cgroup`: `private` or `host` cgroup namespace; only
+    /// `private` keeps the service from seeing the host's cgroups.
     #[serde(default)]
     pub cgroup: Option<String>,
+    /// `services.<name>.privileged`: run with every capability and device;
+    /// validation refuses `true`, as it hands over the host.
     #[serde(default)]
     pub privileged: Option<bool>,
+    /// `services.<name>.devices`: host devices to expose (`/dev/x:/dev/y`
+    /// or a mapping); validation refuses each, as direct hardware access.
     #[serde(default)]
     pub devices: Vec<Node>,
+    /// `services.<name>.cap_add`: Linux capabilities to grant (`NET_ADMIN`
+    /// or `CAP_NET_ADMIN`); those that control the host are refused.
     #[serde(default)]
     pub cap_add: Vec<String>,
+    /// `services.<name>.security_opt`: security options (`label:...`,
+    /// `seccomp:...`); those that turn confinement off are refused.
     #[serde(default)]
     pub security_opt: Vec<String>,
+    /// `services.<name>.restart`: `no`, `always`, `on-failure[:N]` or
+    /// `unless-stopped`; becomes the runtime's restart policy.
     #[serde(default)]
     pub restart: Option<String>,
+    /// `services.<name>.init`: run an init as PID 1; berth always does for
+    /// containers, so stop signals reach the service either way.
     #[serde(default)]
     pub init: Option<bool>,
+    /// `services.<name>.healthcheck`: the probe berth runs to tell when
+    /// `service_healthy` dependents may start.
     #[serde(default)]
     pub healthcheck: Option<Healthcheck>,
+    /// `services.<name>.container_name`: a fixed container name; berth
+    /// puts it under the project's namespace so projects never collide.
     #[serde(default)]
     pub container_name: Option<String>,
+    /// `services.<name>.profiles`: the profiles that enable the service;
+    /// empty means it is always enabled.
     #[serde(default)]
     pub profiles: Vec<String>,
+    /// `services.<name>.links`: `service` or `service:alias`, a legacy way
+    /// to reach another service; the linked service starts first.
     #[serde(default)]
     pub links: Vec<String>,
+    /// `services.<name>.volumes_from`: `service[:ro|:rw]` or
+    /// `container:<name>[:ro|:rw]`; a service named here starts first.
     #[serde(default)]
     pub volumes_from: Vec<String>,
 }
@@ -92,22 +159,37 @@ pub struct Service {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(untagged, expecting = "a command: a string or a list of strings")]
 pub enum Command {
+    /// One string; berth runs it with `/bin/sh -c`.
     Shell(String),
+    /// An argv, run as is with no shell (the first item is the program).
     Exec(Vec<String>),
 }
 
+/// `services.<name>.healthcheck`: how to tell that a service is healthy.
+/// Durations stay text (`1m30s`) here; the engine's plan parses them, so a
+/// bad one is reported at its own path.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Healthcheck {
+    /// `test`: the probe; `["CMD", prog, ...]` runs an argv,
+    /// `["CMD-SHELL", s]` or a string runs a shell, `["NONE"]` disables.
     #[serde(default)]
     pub test: Option<Command>,
+    /// `disable`: `true` turns off the check, the image's own included.
     #[serde(default)]
     pub disable: Option<bool>,
+    /// `interval`: the time between probes (a Compose duration such as
+    /// `30s`).
     #[serde(default)]
     pub interval: Option<String>,
+    /// `timeout`: how long one probe may run before it counts as failed
+    /// (a Compose duration).
     #[serde(default)]
     pub timeout: Option<String>,
+    /// `retries`: how many failures in a row make the service unhealthy.
     #[serde(default)]
     pub retries: Option<u32>,
+    /// `start_period`: time after start in which failures do not count,
+    /// for slow starters (a Compose duration).
     #[serde(default)]
     pub start_period: Option<String>,
 }
@@ -128,24 +210,44 @@ impl Healthcheck {
     expecting = "a port: a number, \"[HOST_IP:][HOST:]CONTAINER[/PROTOCOL]\" or a mapping with a numeric `target`"
 )]
 pub enum PortEntry {
+    /// A container port alone (`- 80`), published on a host port the
+    /// allocator picks. `u32` so an out-of-range number is reported by
+    /// [`PortEntry::mapping`], not as a parse error.
     Number(u32),
+    /// `[HOST_IP:][HOST:]CONTAINER[/PROTOCOL]`, ranges allowed
+    /// (`127.0.0.1:8000-8005:80/tcp`).
     Short(String),
+    /// The long syntax: a mapping with a numeric `target`.
     Long(LongPort),
 }
 
+/// The long syntax of `services.<name>.ports`: one container port and how
+/// to publish it.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct LongPort {
+    /// `target`: the container port (1-65535, checked by
+    /// [`PortEntry::mapping`] so the error names the entry).
     pub target: u32,
+    /// `published`: the host port or range (`8080`, `"8000-8005"`), a
+    /// number or a string, hence a [`Node`]; absent or empty lets the
+    /// allocator choose.
     #[serde(default)]
     pub published: Option<Node>,
+    /// `host_ip`: the host address to listen on; `None` for all of them.
     #[serde(default)]
     pub host_ip: Option<String>,
+    /// `protocol`: `tcp` (the default), `udp` or `sctp`.
     #[serde(default)]
     pub protocol: Option<String>,
+    /// `mode`: `ingress` or `host`, a Swarm setting berth ignores (with a
+    /// warning for `host`).
     #[serde(default)]
     pub mode: Option<String>,
+    /// `name`: a label for the port, for people; no effect on publishing.
     #[serde(default)]
     pub name: Option<String>,
+    /// `app_protocol`: what speaks on the port (`http`, `grpc`), a hint
+    /// only; no effect on publishing.
     #[serde(default)]
     pub app_protocol: Option<String>,
 }
@@ -153,10 +255,14 @@ pub struct LongPort {
 /// A port mapping after parsing either syntax. Ranges keep their bounds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PortMapping {
+    /// The host address to listen on, without an IPv6 address's brackets;
+    /// `None` for all of them.
     pub host_ip: Option<String>,
     /// The requested host port or range; `None` lets the allocator choose.
     pub host: Option<(u16, u16)>,
+    /// The container port range, inclusive (`(80, 80)` for one port).
     pub container: (u16, u16),
+    /// `tcp`, `udp` or `sctp`, already checked.
     pub protocol: String,
 }
 
@@ -296,18 +402,30 @@ fn parse_short_port(spec: &str) -> Result<PortMapping, String> {
     expecting = "a volume: \"[SOURCE:]TARGET[:MODE]\" or a mapping with `type` and `target`"
 )]
 pub enum VolumeEntry {
+    /// `[SOURCE:]TARGET[:MODE]` (`./data:/var/lib/data:ro`); a source that
+    /// looks like a path is a bind mount, any other names a volume.
     Short(String),
+    /// The long syntax: a mapping with `type` and `target`.
     Long(LongVolume),
 }
 
+/// The long syntax of `services.<name>.volumes`. Other keys (`bind`,
+/// `volume`, `tmpfs` options) are read from the [`Node`] tree.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct LongVolume {
+    /// `type`: `bind`, `volume`, `tmpfs`, `npipe`, `cluster` or `image`;
+    /// required, since it decides what `source` means.
     #[serde(rename = "type")]
     pub kind: String,
+    /// `source`: the host path of a bind, or the top-level key of a
+    /// volume; absent or empty makes a volume anonymous.
     #[serde(default)]
     pub source: Option<String>,
+    /// `target`: the path inside the container. Optional here so that
+    /// [`VolumeEntry::mount`] can say which entry lacks it.
     #[serde(default)]
     pub target: Option<String>,
+    /// `read_only`: mount it read-only.
     #[serde(default)]
     pub read_only: Option<bool>,
 }
@@ -317,29 +435,41 @@ pub struct LongVolume {
 pub enum Mount {
     /// A host path (relative paths are relative to the project directory).
     Bind {
+        /// The host path as written (`./data`, `/srv/x`, `~/x`).
         source: String,
+        /// The path inside the container.
         target: String,
     },
     /// A volume declared at top level, by its key.
     Named {
+        /// The key under top-level `volumes`.
         name: String,
+        /// The path inside the container.
         target: String,
     },
     /// A fresh volume with no name.
     Anonymous {
+        /// The path inside the container.
         target: String,
     },
+    /// A memory-backed file system that lives as long as the container.
     Tmpfs {
+        /// The path inside the container.
         target: String,
     },
     /// `npipe`, `cluster`, `image` and anything else.
     Other {
+        /// The `type` as written, for the message that refuses it.
         kind: String,
+        /// The path inside the container.
         target: String,
     },
 }
 
 impl VolumeEntry {
+    /// What the entry mounts, or why it cannot be read: no target, a bind
+    /// without a source, too many `:` parts. A short form's `MODE` is not
+    /// checked here.
     pub fn mount(&self) -> Result<Mount, String> {
         match self {
             VolumeEntry::Short(s) => {
@@ -426,16 +556,25 @@ fn is_host_path(s: &str) -> bool {
     expecting = "a list of service names, or a mapping of service names to `condition`s"
 )]
 pub enum DependsOn {
+    /// `[db, cache]`: each required, and ready once started.
     List(Vec<String>),
+    /// `{db: {condition: service_healthy}}`: each with its own options.
     Map(Ordered<DependsOnLong>),
 }
 
+/// One entry of the long `depends_on` syntax.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 pub struct DependsOnLong {
+    /// `condition`: `service_started` (the default), `service_healthy` or
+    /// `service_completed_successfully`; text so an unknown one can be
+    /// reported by name.
     #[serde(default)]
     pub condition: Option<String>,
+    /// `restart`: restart this service when the dependency is restarted.
     #[serde(default)]
     pub restart: Option<bool>,
+    /// `required`: `false` lets the project start without the dependency;
+    /// `None` means required.
     #[serde(default)]
     pub required: Option<bool>,
 }
@@ -443,12 +582,18 @@ pub struct DependsOnLong {
 /// When a dependency counts as ready.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Condition {
+    /// `service_started`: once it has been started.
     Started,
+    /// `service_healthy`: once its healthcheck passes, so it needs one.
     Healthy,
+    /// `service_completed_successfully`: once it has exited with status 0,
+    /// for one-shot jobs such as migrations.
     CompletedSuccessfully,
 }
 
 impl Condition {
+    /// The condition of its Compose spelling (`service_healthy`), or
+    /// `None` for any other text.
     pub fn parse(s: &str) -> Option<Condition> {
         match s {
             "service_started" => Some(Condition::Started),
@@ -463,13 +608,17 @@ impl Condition {
 /// kept as text so validation can name it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dependency {
+    /// The service depended on, by name.
     pub service: String,
+    /// When it counts as ready, or the unknown condition as written.
     pub condition: Result<Condition, String>,
     /// `required: false` lets the dependency be absent.
     pub required: bool,
 }
 
 impl DependsOn {
+    /// The dependencies in file order. Unless said otherwise, one is
+    /// required and ready once started, in either syntax.
     pub fn dependencies(&self) -> Vec<Dependency> {
         match self {
             DependsOn::List(names) => names
@@ -497,6 +646,8 @@ impl DependsOn {
 }
 
 impl Service {
+    /// Its `depends_on` entries (none without the key); see
+    /// [`DependsOn::dependencies`].
     pub fn dependencies(&self) -> Vec<Dependency> {
         self.depends_on
             .as_ref()
@@ -554,16 +705,25 @@ impl Service {
     expecting = "a list of `KEY=VALUE` strings, or a mapping of names to scalar values"
 )]
 pub enum Environment {
+    /// `["K=V", "K"]`; a bare `K` takes its value from the variables given
+    /// at start, and is left out when they lack it.
     List(Vec<String>),
+    /// `{K: V}`; a null value acts like a bare `K` of the list form.
     Map(Ordered<Option<Scalar>>),
 }
 
+/// A value of an `environment` mapping, kept in its YAML type so it turns
+/// into the text the author wrote (`true`, `3`, `0.5`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(untagged, expecting = "a string, number or boolean")]
 pub enum Scalar {
+    /// `true` or `false`.
     Bool(bool),
+    /// A whole number.
     Int(i64),
+    /// A number with a fraction or an exponent.
     Float(f64),
+    /// Any other text.
     Str(String),
 }
 
@@ -574,11 +734,15 @@ pub enum Scalar {
     expecting = "a list of network names, or a mapping of network names to options"
 )]
 pub enum ServiceNetworks {
+    /// `[front, back]`: each joined with default options.
     List(Vec<String>),
+    /// `{front: {aliases: [web]}}`: per-network options (aliases,
+    /// addresses, ...) kept as a [`Node`]; null for none.
     Map(Ordered<Option<Node>>),
 }
 
 impl ServiceNetworks {
+    /// The network names in file order, from either syntax.
     pub fn names(&self) -> Vec<String> {
         match self {
             ServiceNetworks::List(v) => v.clone(),

@@ -13,12 +13,20 @@ use serde::{Deserialize, Serialize};
 /// sort them, and reports should follow the file).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Node {
+    /// `null`, `~` or an empty value (`key:`).
     Null,
+    /// `true` or `false`.
     Bool(bool),
+    /// A whole number; one beyond `i64` becomes a [`Node::Float`].
     Int(i64),
+    /// A number with a fraction or an exponent.
     Float(f64),
+    /// A string, quoted or not.
     Str(String),
+    /// A sequence, in order.
     Seq(Vec<Node>),
+    /// A mapping in file order; every key is text, as Compose reads keys
+    /// like `80:` or `true:`.
     Map(Vec<(String, Node)>),
 }
 
@@ -31,6 +39,8 @@ impl Node {
         }
     }
 
+    /// The text of a string node; `None` for any other kind (numbers
+    /// too: use `Display` to read a scalar as text).
     pub fn as_str(&self) -> Option<&str> {
         match self {
             Node::Str(s) => Some(s),
@@ -129,10 +139,12 @@ impl<V> Default for Ordered<V> {
 }
 
 impl<V> Ordered<V> {
+    /// The value of `key`; the first one if the key repeats.
     pub fn get(&self, key: &str) -> Option<&V> {
         self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
 
+    /// The keys in file order.
     pub fn keys(&self) -> impl Iterator<Item = &str> {
         self.0.iter().map(|(k, _)| k.as_str())
     }

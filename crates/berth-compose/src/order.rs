@@ -11,7 +11,12 @@ use crate::model::ComposeFile;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OrderError {
     /// `service` requires `dependency`, which the file does not define.
-    UnknownDependency { service: String, dependency: String },
+    UnknownDependency {
+        /// The service that names the dependency.
+        service: String,
+        /// The name it gives, which no service has.
+        dependency: String,
+    },
     /// The services of a cycle, in dependency order, first one repeated
     /// last (`a -> b -> a`).
     Cycle(Vec<String>),

@@ -27,8 +27,11 @@ pub struct WantedPort {
 /// service and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PortError {
+    /// The service whose entry it is.
     pub service: String,
+    /// The entry (`web.ports[0]`), so the report points at it.
     pub path: String,
+    /// Why it cannot be published.
     pub reason: String,
 }
 

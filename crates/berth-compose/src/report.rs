@@ -16,8 +16,11 @@ pub enum Runtime {
 /// empty for supported fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldNote {
+    /// The service the field belongs to; empty for top-level keys.
     pub service: String,
+    /// The field (`web.ports[0]`, `volumes.data`).
     pub path: String,
+    /// What berth does with it or why not; empty when supported as is.
     pub reason: String,
 }
 
@@ -28,10 +31,15 @@ pub struct ValidationReport {
     pub valid: bool,
     /// Service names in file order.
     pub services: Vec<String>,
+    /// Fields berth honours as Compose does.
     pub supported_fields: Vec<FieldNote>,
+    /// Fields berth honours differently (port allocation, namespacing,
+    /// the native runtime), each saying how.
     pub transformed_fields: Vec<FieldNote>,
     /// Fields berth refuses, and whole-file errors (parse errors,
     /// dependency cycles, unknown services), each with why.
     pub rejected_fields: Vec<FieldNote>,
+    /// Fields ignored or that may not do what the author expects (unset
+    /// variables, Swarm settings); they do not stop the project.
     pub warnings: Vec<FieldNote>,
 }

@@ -8,7 +8,9 @@ use crate::node::Node;
 /// What a key's value must be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shape {
+    /// A scalar read as text: a string or a number (`user: 1000`).
     Str,
+    /// A YAML boolean; the strings `"true"` and `"false"` do not fit.
     Bool,
     /// A duration: a string like `1m30s`, or a number of seconds.
     Duration,
@@ -18,6 +20,7 @@ pub enum Shape {
     List,
     /// A mapping, or a list (of `KEY=VALUE` strings or names).
     MapOrList,
+    /// A mapping.
     Map,
     /// A string or a mapping.
     StrOrMap,

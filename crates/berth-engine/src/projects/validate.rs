@@ -85,8 +85,12 @@ pub fn validate_with(content: &[u8], runtime: Runtime, opts: &Options) -> Valida
 /// A project resolved and validated: the file named in messages, the
 /// resolved project (`None` when it could not be resolved) and the report.
 pub struct Checked {
+    /// The Compose file, as messages name it.
     pub path: PathBuf,
+    /// The resolved project; `None` when it could not be resolved (the
+    /// report then says why).
     pub project: Option<Project>,
+    /// What berth makes of each field, for the runtime checked for.
     pub report: ValidationReport,
 }
 
