@@ -16,8 +16,8 @@ pub struct LoadError {
 }
 
 impl LoadError {
-    /// An error at `path` (report form); a path under a service names it
-    /// through [`LoadError::in_service`].
+    /// An error at `path` (report form, e.g. `volumes.data`) that names
+    /// no service.
     pub fn new(path: impl Into<String>, reason: impl Into<String>) -> Self {
         LoadError {
             service: String::new(),

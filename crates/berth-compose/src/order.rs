@@ -42,7 +42,7 @@ impl std::error::Error for OrderError {}
 /// The order to start services in: layers whose services depend only on
 /// earlier layers, so each layer can start in parallel. Within a layer,
 /// services keep file order, so the result is stable. Stopping walks the
-/// layers backwards. Dependencies are those of [`Service::start_after`];
+/// layers backwards. Dependencies are those of [`Service::start_after`](crate::model::Service::start_after);
 /// a missing one marked `required: false` is skipped, as Compose does.
 pub fn start_order(file: &ComposeFile) -> Result<Vec<Vec<String>>, OrderError> {
     for (name, svc) in &file.services.0 {
