@@ -109,7 +109,73 @@ impl Slot {
     }
 }
 
-/// The project engine.
+/// The project engine: the operations of seed 000 (EnsureProject,
+/// OpenProject, StartProject, StopProject, ...) over Compose projects, one
+/// async lock per project, on the Docker or the native runtime. The
+/// Compose file is resolved by `berth-compose`; this engine keeps the
+/// registration (SQLite), the host ports and the orchestration.
+///
+/// On the native runtime (below) each service is a supervised service of
+/// the [`Services`] engine, so nothing but `sh` is needed:
+///
+/// ```
+/// # use std::collections::BTreeMap;
+/// # use std::sync::Arc;
+/// use berth_engine::projects::{EnsureRequest, ProjectState, Projects, ProjectsConfig, RuntimeKind};
+/// use berth_engine::services::{LogConfig, Services, ServicesConfig};
+/// use berth_engine::Store;
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let app = dir.path().join("hello");
+/// std::fs::create_dir(&app).unwrap();
+/// std::fs::write(
+///     app.join("compose.yaml"),
+///     "services:\n  web:\n    command: [\"sh\", \"-c\", \"echo up; exec sleep 30\"]\n",
+/// )
+/// .unwrap();
+/// std::fs::write(
+///     app.join("manifest.json"),
+///     r#"{"app_id": "dev.example.hello", "name": "Hello", "version": "1.0.0"}"#,
+/// )
+/// .unwrap();
+///
+/// let store = Arc::new(Store::open(&dir.path().join("berth.db"), 0).unwrap());
+/// let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+/// rt.block_on(async {
+///     let logs = LogConfig { dir: dir.path().join("logs"), max_bytes: 1 << 20, keep: 2 };
+///     let dump_path = dir.path().join("services.json");
+///     let services = Services::open(store.clone(), ServicesConfig { logs, dump_path }).unwrap();
+///     tokio::spawn(services.clone().run_pump());
+///     let config = ProjectsConfig {
+///         state_root: dir.path().join("projects"),
+///         default_runtime: RuntimeKind::Native,
+///         docker: None,
+///     };
+///     let projects = Projects::open(store, services.clone(), config).unwrap();
+///
+///     let ensured = projects
+///         .ensure(EnsureRequest {
+///             project_id: "hello".into(),
+///             app_id: "dev.example.hello".into(),
+///             package_path: app.clone(),
+///             state_path: None,
+///             manifest: Vec::new(),
+///             runtime: None,
+///         })
+///         .await
+///         .unwrap();
+///     assert!(ensured.created);
+///     projects.open_project("hello", &|_| {}).await.unwrap();
+///     projects.start("hello", BTreeMap::new()).await.unwrap();
+///     let status = projects.status("hello").await.unwrap();
+///     assert_eq!(status.status, ProjectState::Running);
+///     assert_eq!(status.services[0].name, "web");
+///
+///     projects.stop("hello", None).await.unwrap();
+///     assert_eq!(projects.status("hello").await.unwrap().status, ProjectState::Stopped);
+///     services.shutdown().await;
+/// });
+/// ```
 pub struct Projects {
     store: Arc<Store>,
     cfg: ProjectsConfig,
