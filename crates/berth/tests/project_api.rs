@@ -281,6 +281,7 @@ fn malformed_fields_are_invalid_argument_naming_the_field() {
             .stop_project(pb::StopProjectRequest {
                 project_id: "p".into(),
                 timeout_seconds: Some(-1),
+                ..Default::default()
             })
             .await
             .unwrap_err();
@@ -319,6 +320,7 @@ fn streams_of_an_unknown_project_end_with_not_found() {
         let mut c = project::connect(&d.project_socket).await.unwrap();
         let req = pb::OpenProjectRequest {
             project_id: "nosuch".into(),
+            ..Default::default()
         };
         // The error comes either as the call's status or as the stream's.
         let err = match c.open_project_with_progress(req).await {

@@ -141,6 +141,7 @@ async fn ensure_open(c: &mut Client, id: &str, dir: &Path, rt: Rt) {
     .unwrap();
     c.open_project(pb::OpenProjectRequest {
         project_id: id.into(),
+        ..Default::default()
     })
     .await
     .unwrap();
@@ -157,6 +158,7 @@ async fn start(
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
+        ..Default::default()
     })
     .await
     .map(|r| r.into_inner())
@@ -167,6 +169,7 @@ async fn teardown(c: &mut Client, id: &str) {
         .delete_project_runtime(pb::DeleteProjectRuntimeRequest {
             project_id: id.into(),
             force: true,
+            ..Default::default()
         })
         .await;
 }
@@ -292,6 +295,7 @@ fn dependency_order_waits_for_health_on_both_runtimes() {
                 .stop_project(pb::StopProjectRequest {
                     project_id: id.clone(),
                     timeout_seconds: Some(5),
+                    ..Default::default()
                 })
                 .await
                 .unwrap()
@@ -431,6 +435,7 @@ fn stop_escalates_to_kill_after_the_timeout() {
                 .stop_project(pb::StopProjectRequest {
                     project_id: id.clone(),
                     timeout_seconds: Some(1),
+                    ..Default::default()
                 })
                 .await
                 .unwrap()
@@ -452,6 +457,7 @@ fn stop_escalates_to_kill_after_the_timeout() {
                 .stop_project(pb::StopProjectRequest {
                     project_id: id.clone(),
                     timeout_seconds: None,
+                    ..Default::default()
                 })
                 .await
                 .unwrap_err();
@@ -728,6 +734,7 @@ fn images_are_pulled_with_progress_and_a_missing_one_fails_by_name() {
         let mut events = c
             .open_project_with_progress(pb::OpenProjectRequest {
                 project_id: "pull".into(),
+                ..Default::default()
             })
             .await
             .unwrap()

@@ -28,6 +28,7 @@ pub(super) async fn down(c: &mut Client, a: DownArgs) -> CmdResult {
         .stop_project(pb::StopProjectRequest {
             project_id: id.clone(),
             timeout_seconds: a.timeout.map(|t| t.min(i32::MAX as u32) as i32),
+            services: Vec::new(),
         })
         .await
     {
@@ -45,6 +46,7 @@ pub(super) async fn down(c: &mut Client, a: DownArgs) -> CmdResult {
             .delete_project_runtime(pb::DeleteProjectRuntimeRequest {
                 project_id: id.clone(),
                 force: false,
+                unregister: false,
             })
             .await?
             .into_inner();

@@ -6,7 +6,7 @@ use super::source::{id_from_dir, project_source};
 use super::Client;
 use crate::error::{CliError, CmdResult};
 use crate::key_value;
-use berth_client::project::{self, pb};
+use berth_client::project::pb;
 use clap::Args;
 use std::path::{Path, PathBuf};
 
@@ -32,8 +32,11 @@ pub(crate) struct UpArgs {
     quiet: bool,
 }
 
-/// Registers (or updates) the project, opens it with progress on stderr,
-/// starts it (already running is fine), and prints its services.
+/// Registers (or updates) the project, opens it with progress on stderr
+/// (planned again from its file when it was open), starts it, and prints
+/// its services. Idempotent, as `docker compose up`: up again keeps what
+/// runs as planned, starts what is stopped, re-creates what changed and
+/// retries a failed start.
 pub(super) async fn up(c: &mut Client, a: UpArgs) -> CmdResult {
     let (dir, manifest) = project_source(a.path.as_deref().unwrap_or(Path::new(".")))?;
     let id = a.id.clone().unwrap_or_else(|| id_from_dir(&dir));
@@ -62,6 +65,7 @@ pub(super) async fn up(c: &mut Client, a: UpArgs) -> CmdResult {
     match c
         .open_project_with_progress(pb::OpenProjectRequest {
             project_id: id.clone(),
+            reload: true,
         })
         .await
     {
@@ -87,42 +91,20 @@ pub(super) async fn up(c: &mut Client, a: UpArgs) -> CmdResult {
                 }
             }
         }
-        Err(s) if project::error_code(&s) == Some("ALREADY_OPEN") => {}
         Err(s) => return Err(s.into()),
     }
-    let started = match c
+    let started = c
         .start_project(pb::StartProjectRequest {
             project_id: id.clone(),
             secrets,
+            // Up again applies the file to what runs (docker compose up).
+            reconcile: true,
+            services: Vec::new(),
         })
-        .await
-    {
-        Ok(r) => {
-            let r = r.into_inner();
-            Some((r.services, r.ports))
-        }
-        Err(s) if project::error_code(&s) == Some("ALREADY_RUNNING") => {
-            if !a.quiet {
-                println!("already running");
-            }
-            None
-        }
-        Err(s) => return Err(s.into()),
-    };
+        .await?
+        .into_inner();
     if !a.quiet {
-        let (services, ports) = match started {
-            Some(sp) => sp,
-            None => {
-                let st = c
-                    .get_project_status(pb::GetProjectStatusRequest {
-                        project_id: id.clone(),
-                    })
-                    .await?
-                    .into_inner();
-                (st.services, st.ports)
-            }
-        };
-        print!("{}", services_table(&services, &ports));
+        print!("{}", services_table(&started.services, &started.ports));
     }
     Ok(0)
 }
