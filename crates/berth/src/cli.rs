@@ -22,6 +22,9 @@ struct Cli {
     /// Scope: an isolated daemon with its own socket and database.
     #[arg(long, global = true, env = "BERTH_SCOPE")]
     scope: Option<String>,
+    /// Show the daemon's error code with an error (`berth: ... [NOT_FOUND]`).
+    #[arg(long, short = 'v', global = true)]
+    verbose: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -60,10 +63,13 @@ impl Command {
 }
 
 /// Parses the command line, runs the command, and returns the exit status
-/// (a failure is printed as one `berth: ...` line).
+/// (a failure is printed as one `berth: ...` line, see `CliError::report`).
 pub(crate) fn main() -> i32 {
     let cli = Cli::parse();
+    // `--json` commands report a failure as JSON too.
+    let json = std::env::args_os().any(|a| a == "--json");
+    let verbose = cli.verbose;
     Ctx::new(cli.socket, cli.scope)
         .and_then(|mut ctx| cli.command.run(&mut ctx))
-        .unwrap_or_else(|e| e.report())
+        .unwrap_or_else(|e| e.report(verbose, json))
 }

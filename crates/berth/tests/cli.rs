@@ -271,3 +271,82 @@ fn a_detached_daemon_gets_the_relay_token_by_environment_not_argv() {
     assert!(environ.contains("BERTH_RELAY_TOKEN=s3cret-token"));
     assert!(d.berth(&["daemon", "stop"]).status.success());
 }
+
+/// Item 2 of issue 19: a refusal is said in the CLI's commands and flags,
+/// in one style (`berth: MESSAGE`), with the daemon's code only under `-v`
+/// or `--json`.
+#[test]
+fn errors_speak_in_commands_and_flags_with_the_code_only_on_request() {
+    let d = Daemon::start();
+    let err = |args: &[&str]| {
+        let out = d.berth(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        stderr(&out)
+    };
+    assert_eq!(
+        err(&["project", "status", "nosuch"]),
+        "berth: no project has the id \"nosuch\"; `berth projects` lists them, `berth up DIR` registers one\n"
+    );
+    assert_eq!(
+        err(&["-v", "project", "status", "nosuch"]),
+        "berth: no project has the id \"nosuch\"; `berth projects` lists them, `berth up DIR` registers one [NOT_FOUND]\n"
+    );
+    assert_eq!(
+        err(&["svc", "stop", "nosuch"]),
+        "berth: no service is named \"nosuch\" (`berth svc ls` lists them)\n"
+    );
+    assert_eq!(
+        err(&["svc", "stop", "nosuch", "--verbose"]),
+        "berth: no service is named \"nosuch\" (`berth svc ls` lists them) [NOT_FOUND]\n"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&err(&["svc", "describe", "nosuch", "--json"])).unwrap();
+    assert_eq!(json["code"], "NOT_FOUND");
+    assert_eq!(json["status"], 1);
+    assert_eq!(
+        json["error"],
+        "no service is named \"nosuch\" (`berth svc ls` lists them)"
+    );
+    assert_eq!(
+        err(&["projects", "--status", "bogus"]),
+        "berth: --status \"bogus\" is not one of running, starting, stopping, stopped, failed\n"
+    );
+    assert_eq!(
+        err(&["tree", "4000000"]),
+        "berth: 4000000: no such process\n"
+    );
+
+    // A running project refuses `project rm` in the CLI's words.
+    let dir = d.dir.path().join("busy");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("compose.yaml"),
+        "services:\n  web:\n    command: [\"sleep\", \"1000\"]\n",
+    )
+    .unwrap();
+    assert!(d.berth(&["up", dir.to_str().unwrap()]).status.success());
+    assert_eq!(
+        err(&["project", "rm", "busy"]),
+        "berth: project \"busy\" still runs web: stop it first (`berth down --keep`), or pass --force\n"
+    );
+    for args in [
+        &["project", "rm", "busy"][..],
+        &["project", "logs", "busy", "--service", "nosuch"],
+        &["svc", "logs", "nosuch"],
+        &["kill", "nosuch"],
+    ] {
+        let e = err(args);
+        for api in [
+            "STATUS_CODE_",
+            "Project ",
+            "Project,",
+            "[NOT",
+            "[STILL",
+            "service_",
+            "_id ",
+        ] {
+            assert!(!e.contains(api), "{args:?}: {e}");
+        }
+    }
+    assert!(d.berth(&["down", dir.to_str().unwrap()]).status.success());
+}
