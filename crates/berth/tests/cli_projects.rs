@@ -147,3 +147,76 @@ fn services_start_stop_and_restart_one_by_one_and_a_project_can_be_forgotten() {
     assert!(out.contains("registered"), "{out}");
     ok(&d, &["down", p]);
 }
+
+/// Item 3 of issue 19: `up` says what `validate` knows, and `validate`
+/// takes what `up` takes.
+#[test]
+fn up_prints_the_validators_warnings_first_and_validate_takes_a_directory() {
+    let d = Daemon::start();
+    let dir = project(
+        d.dir.path(),
+        "typo",
+        "services:\n  web:\n    comand: [\"sleep\", \"100\"]\n",
+    );
+    let p = dir.to_str().unwrap();
+    let out = d.berth(&["up", "--runtime", "native", p]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(
+        lines[0], "warning: web.comand: unknown service key `comand`, ignored",
+        "{err}"
+    );
+    assert!(
+        lines[1].starts_with("berth: ") && lines[1].contains("give the service a `command`"),
+        "{err}"
+    );
+    assert!(!err.contains("[INVALID_MANIFEST]"), "{err}");
+
+    // validate DIR reads the directory's Compose file, as up does.
+    let out = d.berth(&["validate", "--runtime", "native", p]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(
+        text.starts_with(&format!(
+            "{}: NOT valid (1 service: web)\n",
+            dir.join("compose.yaml").display()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("web.comand: unknown service key `comand`, ignored"),
+        "{text}"
+    );
+    let out = d.berth(&["validate", d.dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("has no Compose file (looked for compose.yaml"),
+        "{}",
+        stderr(&out)
+    );
+
+    // An empty file's report says so in words.
+    let empty = d.dir.path().join("empty.yaml");
+    std::fs::write(&empty, "").unwrap();
+    let out = d.berth(&["validate", empty.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).starts_with(&format!("{}: NOT valid (no services)\n", empty.display())),
+        "{}",
+        stdout(&out)
+    );
+
+    // A warning on a file that runs is printed by up too.
+    std::fs::write(
+        dir.join("compose.yaml"),
+        "services:\n  web:\n    command: [\"sleep\", \"100\"]\n    restrat: always\n",
+    )
+    .unwrap();
+    let out = ok(&d, &["up", p]);
+    assert!(
+        out.contains("note: web.restrat: unknown service key `restrat`, ignored"),
+        "{out}"
+    );
+    ok(&d, &["down", p]);
+}

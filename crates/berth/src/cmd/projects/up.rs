@@ -6,7 +6,7 @@ use super::source::{id_from_dir, project_source};
 use super::Client;
 use crate::error::{CliError, CmdResult};
 use crate::key_value;
-use berth_client::project::pb;
+use berth_client::project::{self, pb};
 use clap::Args;
 use std::path::{Path, PathBuf};
 
@@ -44,7 +44,8 @@ pub(super) async fn up(c: &mut Client, a: UpArgs) -> CmdResult {
         .map_err(CliError::failed)?
         .into_iter()
         .collect();
-    let ensured = c
+    let path = a.path.clone().unwrap_or_else(|| PathBuf::from("."));
+    let ensured = match c
         .ensure_project(pb::EnsureProjectRequest {
             project_id: id.clone(),
             package_path: dir.to_string_lossy().into_owned(),
@@ -52,8 +53,21 @@ pub(super) async fn up(c: &mut Client, a: UpArgs) -> CmdResult {
             runtime: a.runtime.clone().unwrap_or_default(),
             ..Default::default()
         })
-        .await?
-        .into_inner();
+        .await
+    {
+        Ok(r) => r.into_inner(),
+        Err(s) => {
+            // What `validate` would warn about comes first: a typo'd key
+            // is ignored, and the error is then about the key it meant.
+            if project::error_code(&s) == Some("INVALID_MANIFEST") {
+                let runtime = a.runtime.clone().unwrap_or_default();
+                for w in super::validate::warnings_of(c, &path, &runtime).await {
+                    eprintln!("warning: {w}");
+                }
+            }
+            return Err(s.into());
+        }
+    };
     if !a.quiet {
         println!(
             "project {id} ({} runtime, namespace {}){}",
