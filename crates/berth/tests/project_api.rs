@@ -272,6 +272,13 @@ fn grpcio_lists_projects_and_gets_not_found_with_the_seed_code() {
     python_peer("all");
 }
 
+/// Issue 19 item 9: grpcio as it comes (it sends the %-encoded socket
+/// path as `:authority`) reaches the project API.
+#[test]
+fn stock_grpcio_with_default_options_reaches_the_project_api() {
+    python_peer("defaults");
+}
+
 #[test]
 fn malformed_fields_are_invalid_argument_naming_the_field() {
     let d = Daemon::start();
