@@ -220,3 +220,49 @@ fn up_prints_the_validators_warnings_first_and_validate_takes_a_directory() {
     );
     ok(&d, &["down", p]);
 }
+
+/// Item 4 of issue 19: `berth daemon stop` stops the services of projects
+/// as it stops services (one rule); `berth up` starts them again.
+#[test]
+fn daemon_stop_stops_project_services_like_services() {
+    let mut d = Daemon::start();
+    let pidfile = d.dir.path().join("web.pid");
+    let dir = project(
+        d.dir.path(),
+        "halt",
+        &format!(
+            "services:\n  web:\n    command: [\"sh\", \"-c\", \"echo $$$$ > {}; exec sleep 1000\"]\n",
+            pidfile.display()
+        ),
+    );
+    let p = dir.to_str().unwrap();
+    ok(&d, &["up", p]);
+    assert!(wait_for(Duration::from_secs(5), || {
+        std::fs::read_to_string(&pidfile).is_ok_and(|s| s.ends_with('\n'))
+    }));
+    let pid: u32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(is_alive(pid));
+    ok(&d, &["daemon", "stop"]);
+    assert!(d.wait_exit(Duration::from_secs(20)), "{}", d.log());
+    assert!(
+        !is_alive(pid),
+        "a stopped daemon stops its projects' services"
+    );
+
+    // The next daemon (started by the CLI) does not bring them back by
+    // itself; `berth up` does.
+    std::fs::remove_file(&pidfile).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&d, &["project", "status", "halt", "--json"])).unwrap();
+    assert_eq!(v["status"], "stopped", "{v}");
+    assert_eq!(v["services"][0]["status"], "stopped", "{v}");
+    ok(&d, &["up", p]);
+    assert_eq!(v["services"][0]["name"], "web");
+    assert!(wait_for(Duration::from_secs(5), || pidfile.exists()));
+    ok(&d, &["down", p]);
+    ok(&d, &["daemon", "stop"]);
+}

@@ -500,8 +500,9 @@ fn a_restarted_daemon_finds_running_projects_again() {
             before.insert(id.clone(), container_ids(&mut c, &id).await);
         });
     }
-    // A crash, then a graceful stop: either way the projects keep running
-    // and the next daemon takes them back.
+    // A crash leaves the projects running and the next daemon takes them
+    // back; a graceful stop stops them, as it stops services (one rule,
+    // README "Services"), and `up` starts them again.
     for graceful in [false, true] {
         if graceful {
             let out = d.berth(&["daemon", "stop"]);
@@ -527,6 +528,15 @@ fn a_restarted_daemon_finds_running_projects_again() {
                     .await
                     .unwrap()
                     .into_inner();
+                if graceful {
+                    assert_eq!(st.status, "stopped", "{rt:?} after {how}: {st:?}");
+                    assert!(
+                        st.services.iter().all(|s| s.status == "stopped"),
+                        "{how}: {st:?}"
+                    );
+                    teardown(&mut c, &id).await;
+                    return;
+                }
                 assert_eq!(st.status, "running", "{rt:?} after {how}: {st:?}");
                 assert!(st.open);
                 assert!(
@@ -559,9 +569,6 @@ fn a_restarted_daemon_finds_running_projects_again() {
                         .is_ok(),
                     "{rt:?}: host port {port} not served after {how}"
                 );
-                if graceful {
-                    teardown(&mut c, &id).await;
-                }
             });
         }
     }

@@ -868,6 +868,30 @@ impl Projects {
         Ok(deleted)
     }
 
+    /// A stopping daemon stops the services of every running project, as
+    /// it stops its own services: one rule for both (README, "Services").
+    /// Each service gets `grace` (at most 30 s) between its stop signal
+    /// and SIGKILL. The projects are marked stopped, so
+    /// the next daemon does not take them back; `berth up` starts them. A
+    /// daemon that crashes never gets here: its projects keep running and
+    /// the next daemon re-adopts them ([`recover`](Self::recover)).
+    pub async fn shutdown(&self, grace: Duration) {
+        let rows = match persist::all(&self.store) {
+            Ok(rows) => rows,
+            Err(e) => return tracing::warn!("cannot list projects to stop them: {e}"),
+        };
+        for row in rows {
+            if row.status == ProjectState::Stopped {
+                continue;
+            }
+            let cap = Some(grace.min(DEFAULT_STOP_TIMEOUT));
+            match self.stop(&row.id, cap).await {
+                Ok(_) | Err(ProjectError::NotRunning(_)) => {}
+                Err(e) => tracing::warn!(project = %row.id, "cannot stop the project: {e}"),
+            }
+        }
+    }
+
     /// ListProjects; `filter` is a [`ProjectState`] spelling.
     pub async fn list(&self, filter: Option<&str>) -> Result<Vec<ProjectSummary>, ProjectError> {
         let filter = match filter.filter(|f| !f.is_empty()) {
