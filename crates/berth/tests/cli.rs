@@ -350,3 +350,40 @@ fn errors_speak_in_commands_and_flags_with_the_code_only_on_request() {
     }
     assert!(d.berth(&["down", dir.to_str().unwrap()]).status.success());
 }
+
+/// Item 5 of issue 19: user text in a line-oriented record (logs, tables)
+/// is escaped, so each item stays one line.
+#[test]
+fn multi_line_commands_stay_one_line_in_logs_and_tables() {
+    let d = Daemon::start();
+    let script = "echo one\necho two\nexec sleep 100";
+    let out = d.berth(&["svc", "start", "ml", "--", "sh", "-c", script]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = d.berth(&["svc", "start", "other", "--", "sleep", "100"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(wait_for(Duration::from_secs(5), || stdout(
+        &d.berth(&["svc", "logs"])
+    )
+    .contains("[ml] out two")));
+    let logs = stdout(&d.berth(&["svc", "logs"]));
+    let lines: Vec<&str> = logs.lines().collect();
+    // Every line of the merged log is a record of one service.
+    for l in &lines {
+        assert!(
+            l.contains(" [ml] ") || l.contains(" [other] "),
+            "a stray line: {l:?} in\n{logs}"
+        );
+    }
+    assert!(
+        logs.contains("berth started pid ")
+            && logs.contains(": sh -c echo one\\necho two\\nexec sleep 100\n"),
+        "{logs}"
+    );
+    let table = stdout(&d.berth(&["svc", "ls"]));
+    assert_eq!(table.lines().count(), 3, "one row per service:\n{table}");
+    assert!(
+        table.contains("sh -c 'echo one\\necho two\\nexec sleep 100'"),
+        "{table}"
+    );
+    d.berth(&["svc", "delete", "all"]);
+}
