@@ -65,6 +65,7 @@ impl Command {
 /// Parses the command line, runs the command, and returns the exit status
 /// (a failure is printed as one `berth: ...` line, see `CliError::report`).
 pub(crate) fn main() -> i32 {
+    quiet_on_closed_pipe();
     let cli = Cli::parse();
     // `--json` commands report a failure as JSON too.
     let json = std::env::args_os().any(|a| a == "--json");
@@ -72,4 +73,24 @@ pub(crate) fn main() -> i32 {
     Ctx::new(cli.socket, cli.scope)
         .and_then(|mut ctx| cli.command.run(&mut ctx))
         .unwrap_or_else(|e| e.report(verbose, json))
+}
+
+/// A command whose reader goes away (`berth svc logs | head -1`) ends
+/// quietly with status 0, as a filter should, instead of panicking on the
+/// failed write (`println!` panics on EPIPE, since Rust ignores SIGPIPE).
+/// Other panics keep the default report.
+fn quiet_on_closed_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let msg = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.contains("Broken pipe") || msg.contains("os error 32") {
+            std::process::exit(0);
+        }
+        default(info)
+    }));
 }

@@ -77,7 +77,7 @@ pub(crate) fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
 /// `berth ps` table.
 pub(crate) fn processes_table(rows: &[TrackedProcess]) -> String {
     if rows.is_empty() {
-        return "no tracked processes\n".into();
+        return "no tracked processes (`berth ps` lists processes registered by clients; services: `berth svc ls`, sessions: `berth sessions`, projects: `berth projects`)\n".into();
     }
     table(
         &[

@@ -192,7 +192,11 @@ fn session_commands_run_list_log_send_tee_kill_purge() {
     assert_eq!(id.len(), 36);
     let tee = d.dir.path().join("calc.log");
     let handle = ok(&["tee", "calc", tee.to_str().unwrap()]);
-    assert!(handle.trim().parse::<u64>().is_ok(), "{handle}");
+    assert!(
+        handle.starts_with("tee 1: copying output of session calc into ")
+            && handle.ends_with("; `berth tee calc --stop 1` stops it\n"),
+        "{handle}"
+    );
     ok(&["send", "calc", "first"]);
     assert!(wait_for(Duration::from_secs(5), || ok(&["logs", "calc"])
         .contains("got first")));
@@ -386,4 +390,87 @@ fn multi_line_commands_stay_one_line_in_logs_and_tables() {
         "{table}"
     );
     d.berth(&["svc", "delete", "all"]);
+}
+
+/// Item 6 of issue 19: the small things a user notices.
+#[test]
+fn small_things_a_user_notices() {
+    let d = Daemon::start();
+    let run = |args: &[&str]| {
+        let out = d.berth(args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        stdout(&out)
+    };
+    // An empty `ps` says where the rest is.
+    assert!(run(&["ps"]).contains("services: `berth svc ls`, sessions: `berth sessions`"));
+
+    let id = run(&[
+        "run",
+        "--",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exec sleep 100",
+    ]);
+    let id = id.trim();
+    // A unique prefix of the id names the session.
+    assert!(wait_for(Duration::from_secs(5), || d
+        .berth(&["logs", &id[..6]])
+        .stdout
+        .starts_with(b"out")));
+    // --stderr of a merged session says how to get stderr apart.
+    let out = d.berth(&["logs", &id[..6], "--stderr"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        format!("berth: session {id} merges stderr into its output, so `berth logs {id}` has both; to keep stderr apart, start it with `berth run --separate-stderr`\n")
+    );
+    // tee says what it does and how to stop it; --stop stops it.
+    let file = d.dir.path().join("tee.out");
+    let out = run(&["tee", id, file.to_str().unwrap()]);
+    assert_eq!(
+        out,
+        format!(
+            "tee 1: copying output of session {id} into {}; `berth tee {id} --stop 1` stops it\n",
+            file.display()
+        )
+    );
+    assert_eq!(
+        run(&["tee", id, "--stop", "1"]),
+        format!("stopped tee 1 of session {id}\n")
+    );
+    // attach without a terminal fails and says what to use instead.
+    let out = d.berth(&["attach", id]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).starts_with("berth: attach needs a terminal on stdin; to watch "),
+        "{}",
+        stderr(&out)
+    );
+    // kill says what it did.
+    assert_eq!(run(&["kill", id]), format!("ended session {id}\n"));
+
+    // A closed pipe ends a command quietly.
+    assert!(run(&["svc", "start", "chatty", "--", "seq", "200000"]).starts_with("started"));
+    assert!(wait_for(Duration::from_secs(10), || run(&[
+        "svc", "logs", "chatty", "-n", "3"
+    ])
+    .contains("200000")));
+    let mut cmd = d.command("bash");
+    cmd.args([
+        "-c",
+        &format!("{BERTH} svc logs chatty -n 100000 | head -1; echo status=${{PIPESTATUS[0]}}"),
+    ]);
+    let out = cmd.output().unwrap();
+    assert_eq!(stderr(&out), "", "no panic on a closed pipe");
+    assert!(stdout(&out).ends_with("status=0\n"), "{}", stdout(&out));
+
+    // Help text: one default, no doubled backslash, every flag explained.
+    let help = run(&["attach", "--help"]);
+    assert!(help.contains("(detach with Ctrl-\\)"), "{help}");
+    let key = help.lines().find(|l| l.contains("--detach-key")).unwrap();
+    assert_eq!(key.matches("default").count(), 1, "{key}");
+    let help = run(&["run", "--help"]);
+    let cols = help.lines().find(|l| l.contains("--cols")).unwrap();
+    assert!(cols.contains("Terminal columns"), "{cols}");
+    run(&["svc", "delete", "all"]);
 }
