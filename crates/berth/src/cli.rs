@@ -3,10 +3,10 @@
 //! daemon`, `relay` and `remote` is a client of the daemon's socket and
 //! starts the daemon when none answers (see `Ctx`).
 
-use crate::cmd::{daemon, processes, projects, relay, remote, services, sessions};
+use crate::cmd::{daemon, processes, projects, relay, remote, services, sessions, shell};
 use crate::ctx::Ctx;
 use crate::error::CmdResult;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -46,6 +46,8 @@ enum Command {
     Remote(remote::Command),
     #[command(flatten)]
     Projects(projects::Command),
+    #[command(flatten)]
+    Shell(shell::Command),
 }
 
 impl Command {
@@ -58,8 +60,14 @@ impl Command {
             Command::Relay(c) => c.run(ctx),
             Command::Remote(c) => c.run(ctx),
             Command::Projects(c) => c.run(ctx),
+            Command::Shell(c) => c.run(ctx),
         }
     }
+}
+
+/// The whole command line definition, for completions and man pages.
+pub(crate) fn command() -> clap::Command {
+    Cli::command()
 }
 
 /// Parses the command line, runs the command, and returns the exit status

@@ -474,3 +474,58 @@ fn small_things_a_user_notices() {
     assert!(cols.contains("Terminal columns"), "{cols}");
     run(&["svc", "delete", "all"]);
 }
+
+/// Item 7 of issue 19: completions for bash, zsh and fish, and the man
+/// page, generated from the command line (no daemon needed).
+#[test]
+fn completions_and_man_pages_cover_the_commands() {
+    let d = Daemon::unstarted(&[]);
+    let out = |args: &[&str]| {
+        let o = d.berth(args);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        stdout(&o)
+    };
+    let bash = out(&["completions", "bash"]);
+    assert!(bash.contains("complete -F _berth") || bash.contains("-F _berth berth"));
+    assert!(bash.contains("forget") && bash.contains("--separate-stderr"));
+    // bash accepts the script.
+    let script = d.dir.path().join("berth.bash");
+    std::fs::write(&script, &bash).unwrap();
+    let check = std::process::Command::new("bash")
+        .args([
+            "-c",
+            &format!("source {} && complete -p berth", script.display()),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&check).contains("_berth berth"),
+        "{}",
+        stderr(&check)
+    );
+    assert!(out(&["completions", "zsh"]).starts_with("#compdef berth"));
+    assert!(out(&["completions", "fish"]).contains("complete -c berth"));
+    let bad = d.berth(&["completions", "tcsh"]);
+    assert_eq!(bad.status.code(), Some(2));
+
+    let man = out(&["man"]);
+    assert!(
+        man.contains(".TH berth 1"),
+        "{}",
+        &man[..200.min(man.len())]
+    );
+    assert!(man.contains("completions"));
+    let dir = d.dir.path().join("man1");
+    out(&["man", "--dir", dir.to_str().unwrap()]);
+    for page in [
+        "berth.1",
+        "berth-up.1",
+        "berth-project-forget.1",
+        "berth-svc-logs.1",
+    ] {
+        assert!(dir.join(page).is_file(), "{page}");
+    }
+    assert!(!dir.join("berth-help.1").exists());
+    // Neither started a daemon.
+    assert!(!exists(&d.socket));
+}

@@ -34,7 +34,10 @@ pub(super) async fn down(c: &mut Client, a: DownArgs) -> CmdResult {
     {
         Ok(r) => {
             let n = r.into_inner().services.len();
-            println!("stopped project {id} ({n} services)");
+            println!(
+                "stopped project {id} ({n} service{})",
+                if n == 1 { "" } else { "s" }
+            );
         }
         Err(s) if project::error_code(&s) == Some("NOT_RUNNING") => {
             println!("project {id} was not running");
