@@ -263,7 +263,7 @@ fn order_compose(rt: Rt, port: u16) -> String {
 
 fn dependency_order_waits_for_health_on_both_runtimes(rt: Rt) {
     let d = Daemon::start();
-    for rt in [rt] {
+    {
         // Natively the services are the host's busybox httpd and wget.
         tokio_rt().block_on(async {
             let mut c = project::connect(&d.project_socket).await.unwrap();
@@ -327,7 +327,7 @@ on_both_runtimes!(
 
 fn missing_secret_and_port_conflict_are_named(rt: Rt) {
     let d = Daemon::start();
-    for rt in [rt] {
+    {
         tokio_rt().block_on(async {
             let mut c = project::connect(&d.project_socket).await.unwrap();
             let img = rt.image();
@@ -369,7 +369,7 @@ on_both_runtimes!(missing_secret_and_port_conflict_are_named);
 
 fn a_failed_start_rolls_back_and_reports_the_log(rt: Rt) {
     let d = Daemon::start();
-    for rt in [rt] {
+    {
         tokio_rt().block_on(async {
             let mut c = project::connect(&d.project_socket).await.unwrap();
             let img = rt.image();
@@ -430,7 +430,7 @@ on_both_runtimes!(a_failed_start_rolls_back_and_reports_the_log);
 
 fn stop_escalates_to_kill_after_the_timeout(rt: Rt) {
     let d = Daemon::start();
-    for rt in [rt] {
+    {
         tokio_rt().block_on(async {
             let mut c = project::connect(&d.project_socket).await.unwrap();
             let img = rt.image();
@@ -782,7 +782,8 @@ fn images_are_pulled_with_progress_and_a_missing_one_fails_by_name() {
     let _ = std::process::Command::new("docker")
         .args(["image", "rm", &image])
         .output();
-    // Through the CLI: a missing image is IMAGE_PULL_FAILED, naming it.
+    // Through the CLI: a missing image is IMAGE_PULL_FAILED (shown with
+    // -v), naming it.
     let missing = format!("127.0.0.1:{}/berth/missing:1", reg.port);
     let dir = write_project(
         d.dir.path(),
@@ -790,7 +791,7 @@ fn images_are_pulled_with_progress_and_a_missing_one_fails_by_name() {
         &format!("services:\n  x:\n    image: {missing}\n"),
         &[],
     );
-    let out = d.berth(&["up", dir.to_str().unwrap(), "--runtime", "docker"]);
+    let out = d.berth(&["-v", "up", dir.to_str().unwrap(), "--runtime", "docker"]);
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(
@@ -804,7 +805,7 @@ fn images_are_pulled_with_progress_and_a_missing_one_fails_by_name() {
 /// its `stop_signal` (SIGINT, however it is written).
 fn down_honours_stop_grace_period_and_stop_signal(rt: Rt) {
     let d = Daemon::start();
-    for rt in [rt] {
+    {
         tokio_rt().block_on(async {
             let mut c = project::connect(&d.project_socket).await.unwrap();
             let img = rt.image();
@@ -854,10 +855,9 @@ on_both_runtimes!(down_honours_stop_grace_period_and_stop_signal);
 /// Docker mounted at their targets (a file over a file the image has, a
 /// directory), on native at their own paths in the project directory,
 /// where the service runs.
-
 fn relative_binds_show_the_projects_own_files(rt: Rt) {
     let d = Daemon::start();
-    for rt in [rt] {
+    {
         tokio_rt().block_on(async {
             let mut c = project::connect(&d.project_socket).await.unwrap();
             let img = rt.image();
@@ -898,10 +898,9 @@ on_both_runtimes!(relative_binds_show_the_projects_own_files);
 
 /// A followed log keeps streaming while a `restart:` policy reruns a
 /// service that prints a line and exits: each run's line arrives once.
-
 fn a_followed_log_streams_across_restarts(rt: Rt) {
     let d = Daemon::start();
-    for rt in [rt] {
+    {
         tokio_rt().block_on(async {
             let mut c = project::connect(&d.project_socket).await.unwrap();
             let img = rt.image();
