@@ -464,6 +464,17 @@ fn small_things_a_user_notices() {
     assert_eq!(stderr(&out), "", "no panic on a closed pipe");
     assert!(stdout(&out).ends_with("status=0\n"), "{}", stdout(&out));
 
+    // A unique prefix names a service; an ambiguous one is refused.
+    assert!(run(&["svc", "describe", "chat"]).contains("chatty"));
+    assert!(run(&["svc", "start", "chatter", "--", "sleep", "100"]).starts_with("started"));
+    let out = d.berth(&["svc", "stop", "chat"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        "berth: service prefix \"chat\" fits 2 services (chatty, chatter); give more of the name\n"
+    );
+    assert_eq!(run(&["svc", "stop", "chatte"]), "stopped 1 service\n");
+
     // Help text: one default, no doubled backslash, every flag explained.
     let help = run(&["attach", "--help"]);
     assert!(help.contains("(detach with Ctrl-\\)"), "{help}");
