@@ -668,6 +668,28 @@ fn cli_up_runs_the_example_and_down_removes_it() {
         stdout(&body),
         stderr(&body)
     );
+    // The page shows the clock: it fetches clock.txt, which the clock
+    // service keeps writing.
+    assert!(
+        stdout(&body).contains("fetch(\"clock.txt\")"),
+        "{}",
+        stdout(&body)
+    );
+    let fetch_clock = || {
+        let o = std::process::Command::new("python3")
+            .args([
+                "-c",
+                &format!("import urllib.request as u; print(u.urlopen('{url}/clock.txt').read().decode())"),
+            ])
+            .output()
+            .unwrap();
+        stdout(&o)
+    };
+    assert!(
+        wait_for(Duration::from_secs(10), || fetch_clock().ends_with("Z\n\n")),
+        "clock.txt: {:?}",
+        fetch_clock()
+    );
     let out = d.berth(&["projects"]);
     assert!(
         stdout(&out).contains("notes") && stdout(&out).contains("running"),
