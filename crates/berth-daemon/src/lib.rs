@@ -188,8 +188,10 @@ async fn serve_until_stopped(config: DaemonConfig) -> Result<(), DaemonError> {
         }
     }
     state.close_connections();
-    // A stopping daemon stops its services (like `pm2 kill`); a crashed one
-    // leaves them running to be re-adopted.
+    // A stopping daemon stops its services (like `pm2 kill`), its
+    // projects' services included (one rule); a crashed one leaves them
+    // running to be re-adopted.
+    projects.shutdown(stop.timeout).await;
     services.shutdown().await;
     pump.abort();
     if stop.graceful {

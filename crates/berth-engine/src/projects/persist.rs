@@ -109,6 +109,17 @@ pub(super) fn put(store: &Store, p: &ProjectRow) -> Result<(), ProjectError> {
         .map_err(internal)
 }
 
+/// Removes project `id` and its ports (`berth project forget`).
+pub fn delete(store: &Store, id: &str) -> Result<(), ProjectError> {
+    store
+        .write("forgetting a project", |tx| {
+            tx.execute("DELETE FROM project_ports WHERE project_id = ?1", [id])?;
+            tx.execute("DELETE FROM projects WHERE id = ?1", [id])
+        })
+        .map(|_| ())
+        .map_err(internal)
+}
+
 /// Records where project `id` is.
 pub(super) fn set_status(
     store: &Store,

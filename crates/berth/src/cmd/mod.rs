@@ -10,3 +10,4 @@ pub(crate) mod relay;
 pub(crate) mod remote;
 pub(crate) mod services;
 pub(crate) mod sessions;
+pub(crate) mod shell;

@@ -41,7 +41,7 @@ pub(crate) enum Command {
     Down(DownArgs),
     /// List projects.
     Projects(ProjectsArgs),
-    /// One project: status, logs, ports, rm.
+    /// One project: status, logs, ports, start, stop, restart, rm, forget.
     Project {
         #[command(subcommand)]
         command: ProjectCmd,
