@@ -110,7 +110,7 @@ pub(super) fn put(store: &Store, p: &ProjectRow) -> Result<(), ProjectError> {
 }
 
 /// Removes project `id` and its ports (`berth project forget`).
-pub fn delete(store: &Store, id: &str) -> Result<(), ProjectError> {
+pub(super) fn delete(store: &Store, id: &str) -> Result<(), ProjectError> {
     store
         .write("forgetting a project", |tx| {
             tx.execute("DELETE FROM project_ports WHERE project_id = ?1", [id])?;
