@@ -424,6 +424,7 @@ fn run_client(c: &mut Client, cmd: Command) -> Result<i32, ClientError> {
                 env: kvs,
                 originator: originator.unwrap_or_else(|| "berth".into()),
                 clear_inherited_env: clear_env,
+                ..Default::default()
             })?;
             println!("{}", r.pid);
         }

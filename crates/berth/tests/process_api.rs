@@ -330,6 +330,7 @@ fn spawn_daemon_detaches_layers_env_and_is_tracked() {
             ],
             originator: "itest".into(),
             clear_inherited_env: false,
+            ..Default::default()
         })
         .unwrap();
     assert!(r.pid > 0 && r.created_at > 0.0);

@@ -42,6 +42,21 @@ fn engine_error(id: u64, e: RegistryError) -> DaemonResponse {
     error_response(id, code, e.to_string())
 }
 
+/// The base environment a spawn request asks for, as `(clear, user_baseline)`:
+/// the published clients' `environment_policy` when set, else the legacy
+/// `clear_inherited_env` (false inherits the daemon's, true starts empty).
+pub(super) fn env_base(field: &str, policy: i32, clear: bool) -> Result<(bool, bool), String> {
+    match EnvironmentPolicy::try_from(policy) {
+        Ok(EnvironmentPolicy::Unspecified) => Ok((clear, false)),
+        Ok(EnvironmentPolicy::Inherit) => Ok((false, false)),
+        Ok(EnvironmentPolicy::UserBaseline) => Ok((true, true)),
+        Ok(EnvironmentPolicy::Clear) => Ok((true, false)),
+        Err(_) => Err(format!(
+            "{field}.environment_policy {policy} is not an EnvironmentPolicy (0-3)"
+        )),
+    }
+}
+
 fn tracked(t: &Tracked) -> TrackedProcess {
     TrackedProcess {
         pid: t.identity.pid,
@@ -65,6 +80,8 @@ fn tracked(t: &Tracked) -> TrackedProcess {
             ProcState::Zombie => ProcessState::Zombie,
         } as i32,
         last_validated_at: t.last_validated_at,
+        containment_detail: t.containment_detail.clone(),
+        identity_verified: t.identity_verified(),
     }
 }
 
@@ -101,7 +118,7 @@ pub async fn dispatch(req: &DaemonRequest, st: &DaemonState) -> (DaemonResponse,
         RequestType::Register => register(req, ty, st),
         RequestType::Unregister => unregister(req, ty, st),
         RequestType::SpawnDaemon => spawn_daemon(req, ty, st).await,
-        RequestType::ListActive => list_active(id, st),
+        RequestType::ListActive => list_active(req, st),
         RequestType::ListByOriginator => list_by_originator(req, ty, st),
         RequestType::GetProcessTree => process_tree(req, ty),
         RequestType::KillZombies => kill_zombies(req, ty, st).await,
@@ -224,6 +241,11 @@ fn unregister(req: &DaemonRequest, ty: RequestType, st: &DaemonState) -> DaemonR
 
 async fn spawn_daemon(req: &DaemonRequest, ty: RequestType, st: &DaemonState) -> DaemonResponse {
     let p = payload!(req, spawn_daemon, ty);
+    let (clear, user_baseline) =
+        match env_base("spawn_daemon", p.environment_policy, p.clear_inherited_env) {
+            Ok(b) => b,
+            Err(msg) => return error_response(req.id, StatusCode::InvalidArgument, msg),
+        };
     let spawn = SpawnRequest {
         command: p.command.clone(),
         cwd: p.cwd.clone(),
@@ -232,8 +254,14 @@ async fn spawn_daemon(req: &DaemonRequest, ty: RequestType, st: &DaemonState) ->
             .iter()
             .map(|kv| (kv.key.clone(), kv.value.clone()))
             .collect(),
-        clear_inherited_env: p.clear_inherited_env,
-        originator: p.originator.clone(),
+        clear_inherited_env: clear,
+        user_baseline,
+        // As the reference: no originator means the client's name.
+        originator: if p.originator.trim().is_empty() {
+            req.client_name.clone()
+        } else {
+            p.originator.clone()
+        },
     };
     match st.registry.spawn_detached(&spawn).await {
         Ok(t) => DaemonResponse {
@@ -244,6 +272,7 @@ async fn spawn_daemon(req: &DaemonRequest, ty: RequestType, st: &DaemonState) ->
                 cwd: t.cwd,
                 originator: t.originator,
                 containment: t.containment,
+                containment_detail: t.containment_detail,
             }),
             ..ok_response(req.id)
         },
@@ -251,8 +280,15 @@ async fn spawn_daemon(req: &DaemonRequest, ty: RequestType, st: &DaemonState) ->
     }
 }
 
-fn list_active(id: u64, st: &DaemonState) -> DaemonResponse {
-    match st.registry.list() {
+fn list_active(req: &DaemonRequest, st: &DaemonState) -> DaemonResponse {
+    let id = req.id;
+    let include_dead = req.list_active.as_ref().is_some_and(|p| p.include_dead);
+    let rows = if include_dead {
+        st.registry.list()
+    } else {
+        st.registry.list_active()
+    };
+    match rows {
         Ok(rows) => DaemonResponse {
             list_active: Some(ListActiveResponse {
                 processes: rows.iter().map(tracked).collect(),
@@ -272,7 +308,7 @@ fn list_by_originator(req: &DaemonRequest, ty: RequestType, st: &DaemonState) ->
             "list_by_originator.tool must not be empty",
         );
     }
-    match st.registry.list_by_originator(&p.tool) {
+    match st.registry.list_by_originator(&p.tool, p.include_dead) {
         Ok(rows) => DaemonResponse {
             list_by_originator: Some(ListByOriginatorResponse {
                 processes: rows.iter().map(tracked).collect(),
@@ -292,7 +328,19 @@ fn process_tree(req: &DaemonRequest, ty: RequestType) -> DaemonResponse {
             "get_process_tree.pid must be a process id > 0",
         );
     }
-    match ProcessTable::snapshot().render_tree(p.pid) {
+    let table = ProcessTable::snapshot();
+    // berth's own client gets berth's richer tree (state, command line of
+    // every process) and NOT_FOUND; every other client gets the text the
+    // published tools print, in the reference's format.
+    if req.client_name != berth_client_name() {
+        return DaemonResponse {
+            get_process_tree: Some(GetProcessTreeResponse {
+                tree_display: table.render_tree_reference(p.pid),
+            }),
+            ..ok_response(req.id)
+        };
+    }
+    match table.render_tree(p.pid) {
         Some(text) => DaemonResponse {
             get_process_tree: Some(GetProcessTreeResponse { tree_display: text }),
             ..ok_response(req.id)
@@ -303,6 +351,11 @@ fn process_tree(req: &DaemonRequest, ty: RequestType) -> DaemonResponse {
             format!("get_process_tree.pid {}: no such process", p.pid),
         ),
     }
+}
+
+/// The `client_name` berth's own client sends (`berth_client::CLIENT_NAME`).
+fn berth_client_name() -> &'static str {
+    "berth-cli"
 }
 
 async fn kill_zombies(req: &DaemonRequest, ty: RequestType, st: &DaemonState) -> DaemonResponse {

@@ -96,6 +96,17 @@ fn grace(ms: u32) -> Option<Duration> {
     (ms > 0).then(|| Duration::from_millis(ms as u64))
 }
 
+/// A spawn's originator: the requested one, else `client:<client_name>`
+/// (the reference's default, also what the child sees in
+/// `RUNNING_PROCESS_ORIGINATOR`).
+fn originator(req: &DaemonRequest, requested: &str) -> String {
+    if requested.is_empty() {
+        format!("client:{}", req.client_name)
+    } else {
+        requested.to_string()
+    }
+}
+
 fn label(req: &DaemonRequest) -> String {
     if req.client_name.is_empty() {
         "another client".into()
@@ -147,16 +158,25 @@ pub async fn handle(
     let resp = match ty {
         RequestType::SpawnPtySession => {
             let p = payload!(req, spawn_pty_session, ty);
+            let (clear_env, user_baseline) = invalid!(
+                id,
+                super::handlers::env_base(
+                    "spawn_pty_session",
+                    p.environment_policy,
+                    p.clear_inherited_env
+                )
+            );
             let s = tryx!(
                 id,
                 eng.spawn_pty(&PtySpawn {
                     argv: p.argv.clone(),
                     cwd: p.cwd.clone(),
                     env: env(&p.env),
-                    clear_env: p.clear_inherited_env,
+                    clear_env,
+                    user_baseline,
                     rows: p.rows,
                     cols: p.cols,
-                    originator: p.originator.clone(),
+                    originator: originator(req, &p.originator),
                     name: p.name.clone(),
                 })
             );
@@ -173,7 +193,9 @@ pub async fn handle(
         RequestType::AttachPtySession => {
             let p = payload!(req, attach_pty_session, ty);
             let s = tryx!(id, eng.get_kind(&p.session_id, Kind::Pty));
-            if !p.read_only && p.rows > 0 && p.cols > 0 {
+            // As the reference: a client that is not a terminal does not
+            // size the PTY.
+            if !p.read_only && p.is_tty && p.rows > 0 && p.cols > 0 {
                 let rows = invalid!(
                     id,
                     u16::try_from(p.rows)
@@ -269,14 +291,23 @@ pub async fn handle(
         }
         RequestType::SpawnPipeSession => {
             let p = payload!(req, spawn_pipe_session, ty);
+            let (clear_env, user_baseline) = invalid!(
+                id,
+                super::handlers::env_base(
+                    "spawn_pipe_session",
+                    p.environment_policy,
+                    p.clear_inherited_env
+                )
+            );
             let s = tryx!(
                 id,
                 eng.spawn_pipe(&PipeSpawn {
                     argv: p.argv.clone(),
                     cwd: p.cwd.clone(),
                     env: env(&p.env),
-                    clear_env: p.clear_inherited_env,
-                    originator: p.originator.clone(),
+                    clear_env,
+                    user_baseline,
+                    originator: originator(req, &p.originator),
                     merge_stderr: p.merge_stderr_into_stdout,
                     name: p.name.clone(),
                 })
