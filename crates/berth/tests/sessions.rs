@@ -206,11 +206,20 @@ fn resize_without_attaching_is_seen_by_stty() {
         .unwrap();
     let (out, _) = read_until(&mut s, &resp.backlog, |o| o.contains("37 111"));
     assert!(out.contains("37 111"), "{out}");
-    // Attaching with a size resizes too.
+    // Attaching with a size resizes too, from a terminal only (as the
+    // reference: a client that is not a terminal leaves the size alone).
+    drop(s);
+    let (_, s) = attach(&d, &id, |r| {
+        r.rows = 50;
+        r.cols = 150;
+    })
+    .unwrap();
+    assert_eq!((info(&d, &id).rows, info(&d, &id).cols), (37, 111));
     drop(s);
     let (_, _s) = attach(&d, &id, |r| {
         r.rows = 50;
         r.cols = 150;
+        r.is_tty = true;
     })
     .unwrap();
     assert_eq!((info(&d, &id).rows, info(&d, &id).cols), (50, 150));

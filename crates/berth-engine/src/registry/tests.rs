@@ -57,8 +57,15 @@ async fn created_at_far_from_the_kernel_start_time_is_recorded_dead_and_never_si
     let row = r.register(&q).unwrap();
     assert!(!row.identity_verified());
     assert_eq!(row.state, ProcState::Dead, "not the registered process");
-    assert_eq!(row.created_at, start - 3600.0, "the client's created_at is kept");
-    assert_eq!(row.identity.start_ticks, ProcessIdentity::of(c.id()).unwrap().start_ticks);
+    assert_eq!(
+        row.created_at,
+        start - 3600.0,
+        "the client's created_at is kept"
+    );
+    assert_eq!(
+        row.identity.start_ticks,
+        ProcessIdentity::of(c.id()).unwrap().start_ticks
+    );
     let listed = r.list_active().unwrap();
     assert_eq!(listed.len(), 1, "listed, dead, until reaped");
     let found = r.kill_zombies(false, Duration::from_secs(1)).await.unwrap();
@@ -89,12 +96,22 @@ async fn pids_that_do_not_exist_are_recorded_dead_and_reported_by_kill_zombies()
     assert_eq!(r.count().unwrap(), 1);
     let dry = r.kill_zombies(true, Duration::from_secs(1)).await.unwrap();
     assert_eq!(dry.len(), 1);
-    assert!(dry[0].reason.contains("no longer exists"), "{}", dry[0].reason);
+    assert!(
+        dry[0].reason.contains("no longer exists"),
+        "{}",
+        dry[0].reason
+    );
     assert!(!dry[0].killed);
     let wet = r.kill_zombies(false, Duration::from_secs(1)).await.unwrap();
-    assert!(wet[0].killed, "already dead counts as ended, as the reference");
+    assert!(
+        wet[0].killed,
+        "already dead counts as ended, as the reference"
+    );
     assert!(r.list().unwrap().is_empty());
-    let out = r.kill_tree(u32::MAX - 1, Duration::from_millis(10)).await.unwrap();
+    let out = r
+        .kill_tree(u32::MAX - 1, Duration::from_millis(10))
+        .await
+        .unwrap();
     assert_eq!(out.killed, 0, "killing what is gone is a success");
     assert!(matches!(
         r.unregister(4_000_000),
@@ -113,7 +130,10 @@ fn dead_rows_are_reported_then_purged() {
     let rows = r.list().unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].state, ProcState::Dead);
-    assert!(r.list_active().unwrap().is_empty(), "LIST_ACTIVE lists the living");
+    assert!(
+        r.list_active().unwrap().is_empty(),
+        "LIST_ACTIVE lists the living"
+    );
     std::thread::sleep(Duration::from_millis(400));
     assert!(r.list().unwrap().is_empty());
     assert_eq!(r.count().unwrap(), 0);
@@ -157,7 +177,10 @@ async fn kill_tree_ends_a_reparented_member_of_the_roots_session() {
     let mark = t.path().join("gc");
     let row = r
         .spawn_detached(&SpawnRequest {
-            command: format!("sh -c 'sleep 61 & echo $! > {}'; exec sleep 62", mark.display()),
+            command: format!(
+                "sh -c 'sleep 61 & echo $! > {}'; exec sleep 62",
+                mark.display()
+            ),
             ..Default::default()
         })
         .await
@@ -176,7 +199,10 @@ async fn kill_tree_ends_a_reparented_member_of_the_roots_session() {
     assert!(!ProcessTable::snapshot()
         .descendants_deepest_first(row.identity.pid)
         .contains(&gc));
-    let out = r.kill_tree(row.identity.pid, Duration::from_secs(1)).await.unwrap();
+    let out = r
+        .kill_tree(row.identity.pid, Duration::from_secs(1))
+        .await
+        .unwrap();
     assert_eq!(out.killed, 2);
     assert!(!gc.is_running());
 }
