@@ -475,9 +475,24 @@ fn kill_zombies_dry_run_then_kill_and_reused_pids_are_never_signalled() {
     assert_eq!(dry.len(), 2, "{dry:?}");
     assert!(dry.iter().all(|z| !z.killed));
     let o = dry.iter().find(|z| z.pid == orphan.pid()).unwrap();
-    assert!(o.reason.contains("is gone"), "{}", o.reason);
+    assert_eq!(
+        o.reason,
+        format!(
+            "originator tool:{0} (PID {0}) of process {1} is dead",
+            owner.pid(),
+            orphan.pid()
+        ),
+        "the reference's wording"
+    );
     let b = dry.iter().find(|z| z.pid == bystander.pid()).unwrap();
-    assert!(b.reason.contains("different process"), "{}", b.reason);
+    assert!(
+        b.reason.starts_with(&format!(
+            "PID {} reused: registered creation_time=",
+            bystander.pid()
+        )),
+        "{}",
+        b.reason
+    );
     assert!(is_alive(orphan.pid()), "dry run signals nothing");
 
     let real = c.kill_zombies(false).unwrap();

@@ -183,12 +183,8 @@ impl Registry {
             let liveness = t.identity.liveness();
             if !t.identity_verified() {
                 let (reason, what) = match proc::read_stat(pid) {
-                    Ok(_) => (
-                        format!(
-                            "pid {pid} is held by a process that did not start at the registered \
-                             created_at {:.3}; only unregistered",
-                            t.created_at
-                        ),
+                    Ok(st) => (
+                        reused(pid, t.created_at, proc::ticks_to_epoch(st.start_ticks)),
                         Found::NotOurs,
                     ),
                     Err(_) => (format!("process {pid} no longer exists"), Found::Gone),
@@ -198,8 +194,10 @@ impl Registry {
             }
             match liveness {
                 Liveness::Reused => {
-                    let reason =
-                        format!("pid {pid} now belongs to a different process; only unregistered");
+                    let now = proc::read_stat(pid)
+                        .map(|st| proc::ticks_to_epoch(st.start_ticks))
+                        .unwrap_or(0.0);
+                    let reason = reused(pid, t.identity.started_at(), now);
                     found.push((t, reason, Found::NotOurs));
                     continue;
                 }
@@ -218,9 +216,12 @@ impl Registry {
                 continue;
             }
             let reason = match (t.originator_pid(), t.parent) {
-                (Some(p), _) => format!("originator {} (pid {p}) is gone", t.originator),
-                (None, Some(p)) => format!("parent pid {} it was registered under is gone", p.pid),
-                (None, None) => "its parent is gone".to_string(),
+                (Some(p), _) => format!(
+                    "originator {} (PID {p}) of process {pid} is dead",
+                    t.originator
+                ),
+                (None, Some(p)) => format!("parent PID {} of process {pid} is dead", p.pid),
+                (None, None) => format!("parent of process {pid} is dead"),
             };
             found.push((t, reason, Found::Orphan));
         }
@@ -260,6 +261,16 @@ impl Registry {
         }
         Ok(reports)
     }
+}
+
+/// The reference daemon's reason for a pid that another process now holds,
+/// with berth's note that it is not signalled.
+fn reused(pid: u32, registered: f64, now: f64) -> String {
+    format!(
+        "PID {pid} reused: registered creation_time={}ms, OS creation_time={}ms; only unregistered",
+        (registered * 1000.0) as u64,
+        (now * 1000.0) as u64
+    )
 }
 
 /// Seconds from a client, as a duration; zero or invalid means the default.

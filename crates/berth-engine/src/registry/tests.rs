@@ -229,7 +229,15 @@ async fn orphans_are_found_dry_run_spares_them_and_kill_ends_them() {
     assert_eq!(dry.len(), 1);
     assert_eq!(dry[0].pid, orphan.id());
     assert!(!dry[0].killed);
-    assert!(dry[0].reason.contains("is gone"), "{}", dry[0].reason);
+    assert_eq!(
+        dry[0].reason,
+        format!(
+            "originator tool:{} (PID {}) of process {} is dead",
+            owner.id(),
+            owner.id(),
+            orphan.id()
+        )
+    );
     assert!(
         orphan.try_wait().unwrap().is_none(),
         "dry run signals nothing"
