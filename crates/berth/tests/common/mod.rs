@@ -95,6 +95,8 @@ impl Daemon {
             .args(["daemon", "--dead-retention-secs", "1"])
             .args(extra)
             .envs(env.iter().copied())
+            // Relative paths a client sends resolve here, not in the tree.
+            .current_dir(self.dir.path())
             .env("BERTH_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
