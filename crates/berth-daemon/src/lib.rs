@@ -4,6 +4,7 @@
 
 pub mod addr;
 pub mod config;
+pub mod error;
 pub mod listen;
 pub mod process_api;
 pub mod project_api;
@@ -12,37 +13,51 @@ pub mod remote_link;
 pub mod state;
 pub mod tls;
 
-use berth_engine::projects::{ProjectRuntime, Projects, ProjectsConfig, RuntimeKind};
+use berth_engine::projects::{ProjectRuntime, Projects, ProjectsConfig, RuntimeError, RuntimeKind};
+use berth_engine::registry::Registry;
+use berth_engine::services::Services;
+use berth_engine::sessions::Sessions;
+use berth_engine::Store;
 use config::{DaemonConfig, ProjectRuntimeChoice};
-use state::DaemonState;
+pub use error::DaemonError;
+use state::{DaemonPlace, DaemonState};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Runs the daemon until it is asked to stop. Returns an error message a
-/// person can act on if it cannot start.
-pub fn run(config: DaemonConfig) -> Result<(), String> {
+/// Runs the daemon until it is asked to stop (SIGTERM, SIGINT or a
+/// SHUTDOWN request). Fails with a [`DaemonError`] naming what a person
+/// can act on if it cannot start: a database, socket or runtime it cannot
+/// open.
+pub fn serve(config: DaemonConfig) -> Result<(), DaemonError> {
     // One thread: the daemon is I/O bound, and a single-threaded runtime
     // keeps its memory small. Blocking work is short (SQLite, /proc reads).
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    rt.block_on(serve(config))
+        .map_err(DaemonError::Runtime)?;
+    rt.block_on(serve_until_stopped(config))
 }
 
-async fn serve(config: DaemonConfig) -> Result<(), String> {
+async fn serve_until_stopped(config: DaemonConfig) -> Result<(), DaemonError> {
     // Catch SIGTERM/SIGINT before any socket exists: one that arrives while
     // the engines start (project recovery can take a while) then stops the
     // daemon cleanly once it serves, instead of killing it with its socket
     // files left behind.
     let signals = StopSignals::install();
-    let store = berth_engine::Store::open(&config.db_path, config.reserve_bytes)
-        .map_err(|e| e.to_string())?;
-    let store = Arc::new(store);
-    let services = berth_engine::services::Services::open(store.clone(), config.services_config())
-        .map_err(|e| e.to_string())?;
-    let state = DaemonState::new(&config, store, services.clone())?;
+    // The engines, each over the one store; every surface below gets the
+    // engines it serves and nothing else.
+    let store = Arc::new(Store::open(&config.db_path, config.reserve_bytes)?);
+    let services = Services::open(store.clone(), config.services_config())?;
+    let sessions = Arc::new(Sessions::open(store.clone(), config.sessions.clone())?);
+    let registry = Registry::new(store.clone(), config.dead_retention);
+    let state = DaemonState::new(
+        store.clone(),
+        registry,
+        services.clone(),
+        sessions.clone(),
+        place(&config),
+    );
 
     // The project API is bound first: once the process API answers (what
     // clients and `--detach` wait for), both sockets accept connections.
@@ -50,24 +65,22 @@ async fn serve(config: DaemonConfig) -> Result<(), String> {
     // reported as itself, not as a clash with a running daemon.
     for addr in config.listen.iter().chain(&config.project_listen) {
         if let addr::ListenAddr::Tcp(_) = addr {
-            return Err(format!(
-                "cannot listen on {addr}: the process and project APIs are served on unix:// and vsock:// only (they have no TLS or token auth)"
-            ));
+            return Err(DaemonError::TcpNotServed(addr.clone()));
         }
     }
     let mut project_listeners = Vec::new();
     for addr in &config.project_listen {
-        let l = listen::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let l = bind(addr)?;
         tracing::info!(%addr, "project API listening");
         project_listeners.push((addr.to_string(), l));
     }
     let mut listeners = Vec::new();
     for addr in &config.listen {
-        let l = listen::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let l = bind(addr)?;
         tracing::info!(%addr, "listening");
         listeners.push((addr.clone(), Arc::new(l)));
     }
-    let projects = open_projects(&config, state.store.clone(), services.clone()).await?;
+    let projects = open_projects(&config, store, services.clone()).await?;
 
     // Services: take back what a previous daemon left (re-adoption), then
     // optionally the last SAVE. Supervisors are tasks on this runtime.
@@ -136,7 +149,7 @@ async fn serve(config: DaemonConfig) -> Result<(), String> {
     let relay_link = config
         .relay
         .clone()
-        .map(|cfg| tokio::spawn(remote_link::run(state.clone(), cfg)));
+        .map(|cfg| tokio::spawn(remote_link::run(sessions.clone(), cfg)));
 
     // Once start-up has settled (the tasks spawned above have had their
     // first run), give its code pages back (see page_out_own_code).
@@ -189,15 +202,37 @@ async fn serve(config: DaemonConfig) -> Result<(), String> {
     }
     // Sessions die with the daemon that owns their terminals: end them
     // properly so that their records say how.
-    state.sessions.terminate_all(Duration::from_millis(500));
-    for s in state.sessions.list(None, "") {
+    sessions.terminate_all(Duration::from_millis(500));
+    for s in sessions.list(None, "") {
         if s.exit.is_none() {
-            if let Ok(sess) = state.sessions.get(&s.id) {
+            if let Ok(sess) = sessions.get(&s.id) {
                 let _ = tokio::time::timeout(Duration::from_secs(2), sess.wait_exit()).await;
             }
         }
     }
     Ok(())
+}
+
+/// Binds one listener, naming the address if it cannot.
+fn bind(addr: &addr::ListenAddr) -> Result<listen::Listener, DaemonError> {
+    listen::bind(addr).map_err(|source| DaemonError::Listen {
+        addr: addr.clone(),
+        source,
+    })
+}
+
+/// Where the daemon serves, as STATUS reports it.
+fn place(config: &DaemonConfig) -> DaemonPlace {
+    DaemonPlace {
+        scope: config.scope.clone(),
+        scope_cwd: std::env::current_dir()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        socket_path: config
+            .primary_socket()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+    }
 }
 
 /// Opens the project engine with its runtimes. `auto` means Docker when an
@@ -206,17 +241,17 @@ async fn open_projects(
     config: &DaemonConfig,
     store: Arc<berth_engine::Store>,
     services: Arc<berth_engine::services::Services>,
-) -> Result<Arc<Projects>, String> {
+) -> Result<Arc<Projects>, DaemonError> {
     let (default_runtime, docker) = match config.project_runtime {
         ProjectRuntimeChoice::Native => (RuntimeKind::Native, None),
         ProjectRuntimeChoice::Docker => match connect_docker().await {
             Ok(d) => (RuntimeKind::Docker, Some(d)),
-            Err(e) => return Err(format!("--project-runtime docker: {e}")),
+            Err(e) => return Err(DaemonError::NoDocker(e)),
         },
         ProjectRuntimeChoice::Auto => match connect_docker().await {
             Ok(d) => (RuntimeKind::Docker, Some(d)),
             Err(e) => {
-                tracing::info!("projects run natively: {e}");
+                tracing::info!("projects run natively: no Docker Engine answered: {e}");
                 (RuntimeKind::Native, None)
             }
         },
@@ -235,16 +270,14 @@ async fn open_projects(
             docker,
         },
     )
-    .map_err(|e| format!("cannot open the project engine: {e}"))
+    .map_err(DaemonError::Projects)
 }
 
 /// The Docker runtime of projects: the engine `DOCKER_HOST` names (or the
 /// default socket), if it answers a ping.
-async fn connect_docker() -> Result<Arc<dyn ProjectRuntime>, String> {
-    match berth_engine::projects::docker::DockerRuntime::connect().await {
-        Ok(d) => Ok(Arc::new(d)),
-        Err(e) => Err(format!("no Docker Engine answered: {e}")),
-    }
+async fn connect_docker() -> Result<Arc<dyn ProjectRuntime>, RuntimeError> {
+    let docker = berth_engine::projects::docker::DockerRuntime::connect().await?;
+    Ok(Arc::new(docker))
 }
 
 /// SIGTERM and SIGINT streams; `None` when they could not be installed

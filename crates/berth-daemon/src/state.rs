@@ -1,6 +1,8 @@
-//! Shared daemon state handed to every surface: engines plus lifecycle.
+//! The process API's view of the daemon: the engines it serves, what
+//! STATUS reports, and the lifecycle (connection count, stop requests).
+//! The composition root (`lib.rs`) builds the engines and this state; it
+//! knows nothing of how the daemon was configured.
 
-use crate::config::DaemonConfig;
 use berth_engine::registry::Registry;
 use berth_engine::services::Services;
 use berth_engine::sessions::Sessions;
@@ -17,6 +19,17 @@ pub struct StopRequest {
     pub graceful: bool,
     /// Upper bound on that wait.
     pub timeout: Duration,
+}
+
+/// Where this daemon serves, as STATUS reports it.
+#[derive(Debug, Clone, Default)]
+pub struct DaemonPlace {
+    /// Named scope, if any (`None` is the global one).
+    pub scope: Option<String>,
+    /// Working directory the daemon started in.
+    pub scope_cwd: String,
+    /// Primary socket path.
+    pub socket_path: String,
 }
 
 /// Engines and lifecycle, shared by all connections.
@@ -44,33 +57,28 @@ pub struct DaemonState {
 }
 
 impl DaemonState {
-    /// Builds the state over an opened store.
+    /// The state over engines the composition root has opened; the daemon
+    /// counts as started now.
     pub fn new(
-        config: &DaemonConfig,
         store: Arc<Store>,
+        registry: Registry,
         services: Arc<Services>,
-    ) -> Result<Arc<Self>, String> {
-        let registry = Registry::new(store.clone(), config.dead_retention);
-        let sessions =
-            Sessions::open(store.clone(), config.sessions.clone()).map_err(|e| e.to_string())?;
-        Ok(Arc::new(Self {
+        sessions: Arc<Sessions>,
+        place: DaemonPlace,
+    ) -> Arc<Self> {
+        Arc::new(Self {
             store,
             registry,
             services,
-            sessions: Arc::new(sessions),
+            sessions,
             started: Instant::now(),
             active_connections: AtomicU32::new(0),
-            scope: config.scope.clone(),
-            scope_cwd: std::env::current_dir()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default(),
-            socket_path: config
-                .primary_socket()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default(),
+            scope: place.scope,
+            scope_cwd: place.scope_cwd,
+            socket_path: place.socket_path,
             stop_tx: watch::channel(None).0,
             closing_tx: watch::channel(false).0,
-        }))
+        })
     }
 
     /// The scope's name as STATUS reports it.

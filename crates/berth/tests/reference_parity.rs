@@ -115,7 +115,7 @@ impl Reference {
 impl Drop for Reference {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            kill(c.id(), Signal::SIGTERM);
             if !wait_for(Duration::from_secs(5), || c.try_wait().unwrap().is_some()) {
                 let _ = c.kill();
                 let _ = c.wait();
@@ -916,7 +916,7 @@ fn process_tree_text_has_the_reference_format() {
     let tree = pair.berth.client().process_tree(root.id()).unwrap();
     assert!(tree.contains("sleep 41"), "{tree}");
     for id in berth_os::ProcessTable::snapshot().descendants_deepest_first(root.id()) {
-        unsafe { libc::kill(id.pid as i32, libc::SIGKILL) };
+        kill(id.pid, Signal::SIGKILL);
     }
     root.kill().ok();
     root.wait().ok();

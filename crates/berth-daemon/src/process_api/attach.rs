@@ -8,7 +8,7 @@ use berth_wire::daemon::{
     pipe_stream_frame, pty_input_frame, pty_stream_frame, PipeStreamFrame, PtyInputFrame,
     PtyStreamFrame,
 };
-use berth_wire::frame::FrameDecoder;
+use berth_wire::frame::{self, FrameDecoder};
 use prost::Message;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -25,9 +25,11 @@ enum Out {
     Stolen(String),
 }
 
+/// One stream frame for `kind`'s client, framed like every process-API
+/// message (`berth_wire::frame`).
 fn encode(kind: Kind, o: Out) -> Vec<u8> {
-    let bytes = match kind {
-        Kind::Pty => PtyStreamFrame {
+    let framed = match kind {
+        Kind::Pty => frame::encode(&PtyStreamFrame {
             frame: Some(match o {
                 Out::Bytes(b) => pty_stream_frame::Frame::Output(b),
                 Out::Missed(n) => pty_stream_frame::Frame::MissedBytes(n),
@@ -36,9 +38,8 @@ fn encode(kind: Kind, o: Out) -> Vec<u8> {
                 Out::Error(e) => pty_stream_frame::Frame::Error(e),
                 Out::Stolen(by) => pty_stream_frame::Frame::StolenBy(by),
             }),
-        }
-        .encode_to_vec(),
-        Kind::Pipe => PipeStreamFrame {
+        }),
+        Kind::Pipe => frame::encode(&PipeStreamFrame {
             frame: Some(match o {
                 Out::Bytes(b) => pipe_stream_frame::Frame::Bytes(b),
                 Out::Missed(n) => pipe_stream_frame::Frame::MissedBytes(n),
@@ -47,18 +48,20 @@ fn encode(kind: Kind, o: Out) -> Vec<u8> {
                 Out::Error(e) => pipe_stream_frame::Frame::Error(e),
                 Out::Stolen(by) => pipe_stream_frame::Frame::StolenBy(by),
             }),
-        }
-        .encode_to_vec(),
+        }),
     };
-    let mut out = Vec::with_capacity(4 + bytes.len());
-    out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
-    out.extend_from_slice(&bytes);
-    out
+    // Output comes in CHUNK-sized pieces and the other frames are short,
+    // so nothing here reaches the frame limit (checked below at compile
+    // time); were one to, the client is told instead of sent a frame it
+    // would refuse.
+    framed.unwrap_or_else(|e| encode(kind, Out::Error(format!("output frame: {e}"))))
 }
+
+const _: () = assert!(CHUNK + 64 < frame::MAX_FRAME_LEN);
 
 /// Runs the stream until it ends. `dec` holds bytes the client sent after
 /// its ATTACH request (already buffered by the connection).
-pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
+pub(super) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
     mut dec: FrameDecoder,
     mut att: Attachment,

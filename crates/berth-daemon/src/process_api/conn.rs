@@ -1,6 +1,7 @@
 //! One client connection: read frames, answer each request in order.
 
-use super::handlers::{dispatch, After};
+use super::after::After;
+use super::dispatch::dispatch;
 use crate::state::DaemonState;
 use berth_wire::daemon::{DaemonResponse, StatusCode};
 use berth_wire::envelope::{decode_request, error_response};

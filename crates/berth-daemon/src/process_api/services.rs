@@ -16,42 +16,25 @@
 //!   connection, so for that client name `follow` is answered with the tail
 //!   alone, as its reference daemon does.
 
+use super::after::{After, Answer};
+use super::refusal::{payload, Refusal};
 use crate::state::DaemonState;
 use berth_engine::services::{ServiceError, ServiceInfo, ServiceSpec};
 use berth_wire::daemon::*;
-use berth_wire::envelope::{error_response, ok_response, require};
+use berth_wire::envelope::ok_response;
 use berth_wire::frame;
 
 /// `client_name` of the published Rust/Python client, which implements
 /// `logs --follow` by polling with further requests on the same connection.
-pub const POLLING_CLIENT: &str = "running-process-client";
+pub(super) const POLLING_CLIENT: &str = "running-process-client";
 
 /// Most log text in one response: the newest lines are kept.
 const LOG_BUDGET: usize = 1 << 20;
 
-/// The request's payload, or return the refusal naming the missing field.
-macro_rules! payload {
-    ($req:expr, $field:ident, $ty:expr) => {
-        match require($req, &$req.$field, $ty) {
-            Ok(p) => p,
-            Err(r) => return *r,
-        }
-    };
-}
-
-/// An engine error as a response; `prefix` names where in the request the
+/// Maps an engine error to a refusal naming where in the request the
 /// offending field sits (`service_start.config`, `service_stop`).
-fn refuse(id: u64, prefix: &str, e: ServiceError) -> DaemonResponse {
-    let (code, msg) = match e {
-        ServiceError::Invalid { field, message } => (
-            StatusCode::InvalidArgument,
-            format!("{prefix}.{field}: {message}"),
-        ),
-        ServiceError::InvalidArgument(m) => (StatusCode::InvalidArgument, format!("{prefix}.{m}")),
-        ServiceError::NotFound(m) => (StatusCode::NotFound, format!("{prefix}.{m}")),
-        e @ (ServiceError::Store(_) | ServiceError::Os(_)) => (StatusCode::Internal, e.to_string()),
-    };
-    error_response(id, code, msg)
+fn at(prefix: &'static str) -> impl FnOnce(ServiceError) -> Refusal {
+    move |e| Refusal::from(e).at(prefix)
 }
 
 fn config_of(s: &ServiceSpec) -> ServiceConfig {
@@ -117,86 +100,108 @@ fn state_of(i: &ServiceInfo) -> ServiceState {
     }
 }
 
-pub async fn start(req: &DaemonRequest, ty: RequestType, st: &DaemonState) -> DaemonResponse {
-    let p = payload!(req, service_start, ty);
-    let Some(cfg) = &p.config else {
-        return error_response(
-            req.id,
-            StatusCode::InvalidArgument,
-            "service_start.config is required: the ServiceConfig to start",
-        );
-    };
-    match st.services.start(spec_of(cfg)).await {
-        Ok(info) => DaemonResponse {
-            service_start: Some(ServiceStartResponse {
-                service: Some(state_of(&info)),
-            }),
-            ..ok_response(req.id)
-        },
-        Err(e) => refuse(req.id, "service_start.config", e),
-    }
+/// SERVICE_START: define a service (or take an existing one by name) and
+/// start it.
+pub(super) async fn start(
+    req: &DaemonRequest,
+    st: &DaemonState,
+) -> Result<DaemonResponse, Refusal> {
+    let p = payload(&req.service_start, RequestType::ServiceStart)?;
+    let cfg = p.config.as_ref().ok_or_else(|| {
+        Refusal::invalid("service_start.config is required: the ServiceConfig to start")
+    })?;
+    let info = st
+        .services
+        .start(spec_of(cfg))
+        .await
+        .map_err(at("service_start.config"))?;
+    Ok(DaemonResponse {
+        service_start: Some(ServiceStartResponse {
+            service: Some(state_of(&info)),
+        }),
+        ..ok_response(req.id)
+    })
 }
 
-pub async fn stop(req: &DaemonRequest, ty: RequestType, st: &DaemonState) -> DaemonResponse {
-    let p = payload!(req, service_stop, ty);
-    match st.services.stop(&p.target).await {
-        Ok(n) => DaemonResponse {
-            service_stop: Some(ServiceStopResponse { stopped_count: n }),
-            ..ok_response(req.id)
-        },
-        Err(e) => refuse(req.id, "service_stop", e),
-    }
+/// SERVICE_STOP: stop the services `target` names (id, name or `all`).
+pub(super) async fn stop(req: &DaemonRequest, st: &DaemonState) -> Result<DaemonResponse, Refusal> {
+    let p = payload(&req.service_stop, RequestType::ServiceStop)?;
+    let n = st
+        .services
+        .stop(&p.target)
+        .await
+        .map_err(at("service_stop"))?;
+    Ok(DaemonResponse {
+        service_stop: Some(ServiceStopResponse { stopped_count: n }),
+        ..ok_response(req.id)
+    })
 }
 
-pub async fn restart(req: &DaemonRequest, ty: RequestType, st: &DaemonState) -> DaemonResponse {
-    let p = payload!(req, service_restart, ty);
-    match st.services.restart(&p.target).await {
-        Ok(n) => DaemonResponse {
-            service_restart: Some(ServiceRestartResponse { restarted_count: n }),
-            ..ok_response(req.id)
-        },
-        Err(e) => refuse(req.id, "service_restart", e),
-    }
+/// SERVICE_RESTART: restart the services `target` names.
+pub(super) async fn restart(
+    req: &DaemonRequest,
+    st: &DaemonState,
+) -> Result<DaemonResponse, Refusal> {
+    let p = payload(&req.service_restart, RequestType::ServiceRestart)?;
+    let n = st
+        .services
+        .restart(&p.target)
+        .await
+        .map_err(at("service_restart"))?;
+    Ok(DaemonResponse {
+        service_restart: Some(ServiceRestartResponse { restarted_count: n }),
+        ..ok_response(req.id)
+    })
 }
 
-pub async fn delete(req: &DaemonRequest, ty: RequestType, st: &DaemonState) -> DaemonResponse {
-    let p = payload!(req, service_delete, ty);
-    match st.services.delete(&p.target).await {
-        Ok(n) => DaemonResponse {
-            service_delete: Some(ServiceDeleteResponse { deleted_count: n }),
-            ..ok_response(req.id)
-        },
-        Err(e) => refuse(req.id, "service_delete", e),
-    }
+/// SERVICE_DELETE: stop and forget the services `target` names.
+pub(super) async fn delete(
+    req: &DaemonRequest,
+    st: &DaemonState,
+) -> Result<DaemonResponse, Refusal> {
+    let p = payload(&req.service_delete, RequestType::ServiceDelete)?;
+    let n = st
+        .services
+        .delete(&p.target)
+        .await
+        .map_err(at("service_delete"))?;
+    Ok(DaemonResponse {
+        service_delete: Some(ServiceDeleteResponse { deleted_count: n }),
+        ..ok_response(req.id)
+    })
 }
 
-pub fn list(id: u64, st: &DaemonState) -> DaemonResponse {
+/// SERVICE_LIST: every service, with one `ID<TAB>REASON` line each in
+/// `message`.
+pub(super) fn list(req: &DaemonRequest, st: &DaemonState) -> Result<DaemonResponse, Refusal> {
     let all = st.services.list();
     let reasons: Vec<String> = all
         .iter()
         .map(|i| format!("{}\t{}", i.id, i.reason.replace(['\n', '\t'], " ")))
         .collect();
-    DaemonResponse {
+    Ok(DaemonResponse {
         message: reasons.join("\n"),
         service_list: Some(ServiceListResponse {
             services: all.iter().map(state_of).collect(),
         }),
-        ..ok_response(id)
-    }
+        ..ok_response(req.id)
+    })
 }
 
-pub fn describe(req: &DaemonRequest, ty: RequestType, st: &DaemonState) -> DaemonResponse {
-    let p = payload!(req, service_describe, ty);
-    match st.services.describe(&p.target) {
-        Ok(info) => DaemonResponse {
-            message: info.reason.clone(),
-            service_describe: Some(ServiceDescribeResponse {
-                service: Some(state_of(&info)),
-            }),
-            ..ok_response(req.id)
-        },
-        Err(e) => refuse(req.id, "service_describe", e),
-    }
+/// SERVICE_DESCRIBE: one service, with why it is where it is in `message`.
+pub(super) fn describe(req: &DaemonRequest, st: &DaemonState) -> Result<DaemonResponse, Refusal> {
+    let p = payload(&req.service_describe, RequestType::ServiceDescribe)?;
+    let info = st
+        .services
+        .describe(&p.target)
+        .map_err(at("service_describe"))?;
+    Ok(DaemonResponse {
+        message: info.reason.clone(),
+        service_describe: Some(ServiceDescribeResponse {
+            service: Some(state_of(&info)),
+        }),
+        ..ok_response(req.id)
+    })
 }
 
 /// The largest char boundary of `s` at or below `i`.
@@ -247,27 +252,24 @@ fn logs_response(id: u64, text: String) -> DaemonResponse {
     }
 }
 
-pub fn logs(
-    req: &DaemonRequest,
-    ty: RequestType,
-    st: &DaemonState,
-) -> (DaemonResponse, super::handlers::After) {
-    use super::handlers::After;
-    let p = match require(req, &req.service_logs, ty) {
-        Ok(p) => p,
-        Err(r) => return (*r, After::Continue),
-    };
+/// SERVICE_LOGS: the newest `lines` of a service's log; with `follow`,
+/// then every further line as it is written (see the module docs).
+pub(super) fn logs(req: &DaemonRequest, st: &DaemonState) -> Result<Answer, Refusal> {
+    let p = payload(&req.service_logs, RequestType::ServiceLogs)?;
     if !p.follow || req.client_name == POLLING_CLIENT {
-        let r = match st.services.logs(&p.target, p.lines) {
-            Ok(text) => logs_response(req.id, newest(text, LOG_BUDGET)),
-            Err(e) => refuse(req.id, "service_logs", e),
-        };
-        return (r, After::Continue);
+        let text = st
+            .services
+            .logs(&p.target, p.lines)
+            .map_err(at("service_logs"))?;
+        return Ok((
+            logs_response(req.id, newest(text, LOG_BUDGET)),
+            After::Continue,
+        ));
     }
-    let (text, mut follow) = match st.services.follow(&p.target, p.lines) {
-        Ok(x) => x,
-        Err(e) => return (refuse(req.id, "service_logs", e), After::Continue),
-    };
+    let (text, mut follow) = st
+        .services
+        .follow(&p.target, p.lines)
+        .map_err(at("service_logs"))?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(64);
     let id = req.id;
     tokio::spawn(async move {
@@ -287,62 +289,64 @@ pub fn logs(
             }
         }
     });
-    (
+    Ok((
         logs_response(req.id, newest(text, LOG_BUDGET)),
         After::Stream(rx),
-    )
+    ))
 }
 
-pub fn flush(req: &DaemonRequest, _ty: RequestType, st: &DaemonState) -> DaemonResponse {
+/// SERVICE_FLUSH: empty the logs of the services `target` names.
+pub(super) fn flush(req: &DaemonRequest, st: &DaemonState) -> Result<DaemonResponse, Refusal> {
     // Like the reference daemon: no payload or an empty target means all.
     let target = req
         .service_flush
         .as_ref()
         .map(|p| p.target.as_str())
         .unwrap_or("");
-    match st.services.flush(target) {
-        Ok(n) => DaemonResponse {
-            service_flush: Some(ServiceFlushResponse { flushed_count: n }),
-            ..ok_response(req.id)
-        },
-        Err(e) => refuse(req.id, "service_flush", e),
-    }
+    let n = st.services.flush(target).map_err(at("service_flush"))?;
+    Ok(DaemonResponse {
+        service_flush: Some(ServiceFlushResponse { flushed_count: n }),
+        ..ok_response(req.id)
+    })
 }
 
-pub fn save(id: u64, st: &DaemonState) -> DaemonResponse {
-    match st.services.save() {
-        Ok((path, n)) => DaemonResponse {
-            service_save: Some(ServiceSaveResponse {
-                snapshot_path: path.display().to_string(),
-                service_count: n,
-            }),
-            ..ok_response(id)
-        },
-        Err(e) => refuse(id, "service_save", e),
-    }
+/// SERVICE_SAVE: write the service set to the dump.
+pub(super) fn save(req: &DaemonRequest, st: &DaemonState) -> Result<DaemonResponse, Refusal> {
+    let (path, n) = st.services.save().map_err(at("service_save"))?;
+    Ok(DaemonResponse {
+        service_save: Some(ServiceSaveResponse {
+            snapshot_path: path.display().to_string(),
+            service_count: n,
+        }),
+        ..ok_response(req.id)
+    })
 }
 
-pub async fn resurrect(id: u64, st: &DaemonState) -> DaemonResponse {
-    match st.services.resurrect().await {
-        Ok(r) => {
-            let mut message = format!(
-                "started {}, already running {}, restored stopped {}",
-                r.started, r.already_running, r.defined
-            );
-            for f in &r.failed {
-                message.push_str(&format!("; failed {f}"));
-            }
-            DaemonResponse {
-                message,
-                service_resurrect: Some(ServiceResurrectResponse {
-                    restored_count: r.started,
-                }),
-                ..ok_response(id)
-            }
-        }
-        Err(ServiceError::NotFound(m)) => error_response(id, StatusCode::NotFound, m),
-        Err(e) => error_response(id, StatusCode::Internal, e.to_string()),
+/// SERVICE_RESURRECT: start what the last SAVE recorded as running.
+pub(super) async fn resurrect(
+    req: &DaemonRequest,
+    st: &DaemonState,
+) -> Result<DaemonResponse, Refusal> {
+    // No dump is NOT_FOUND; any other failure (an unreadable dump, the
+    // store) is the daemon's own, whatever the engine calls it.
+    let r = st.services.resurrect().await.map_err(|e| match e {
+        ServiceError::NotFound(m) => Refusal::not_found(m),
+        e => Refusal::new(StatusCode::Internal, e.to_string()),
+    })?;
+    let mut message = format!(
+        "started {}, already running {}, restored stopped {}",
+        r.started, r.already_running, r.defined
+    );
+    for f in &r.failed {
+        message.push_str(&format!("; failed {f}"));
     }
+    Ok(DaemonResponse {
+        message,
+        service_resurrect: Some(ServiceResurrectResponse {
+            restored_count: r.started,
+        }),
+        ..ok_response(req.id)
+    })
 }
 
 #[cfg(test)]

@@ -13,8 +13,7 @@
 
 pub mod grid;
 
-use crate::state::DaemonState;
-use berth_engine::sessions::{AttachOptions, Kind, Next, Replay, Session, StreamId};
+use berth_engine::sessions::{AttachOptions, Kind, Next, Replay, Session, Sessions, StreamId};
 use berth_wire::remote::{
     self, AppMessage, CapAck, CapReq, Frame, GridDiff, GridResizeCapped, GridSnapshot, Hello,
     Machine, MachineList, Pong, PtyState, PtyStatus, Role, SessionAttach, SessionInfo,
@@ -84,11 +83,11 @@ fn app(m: AppMessage) -> Message {
 }
 
 /// Keeps the control link up for as long as the daemon runs.
-pub async fn run(state: Arc<DaemonState>, cfg: RelayLinkConfig) {
+pub async fn run(sessions: Arc<Sessions>, cfg: RelayLinkConfig) {
     let cfg = Arc::new(cfg);
     let mut backoff = Duration::from_millis(200);
     loop {
-        match control(&state, &cfg).await {
+        match control(&sessions, &cfg).await {
             Ok(()) => backoff = Duration::from_millis(200),
             Err(e) => tracing::info!(relay = %cfg.url, "relay link: {e}"),
         }
@@ -158,9 +157,8 @@ async fn open(cfg: &RelayLinkConfig) -> Result<(Ws, Duration), String> {
     }
 }
 
-fn session_list(state: &DaemonState) -> Vec<SessionInfo> {
-    state
-        .sessions
+fn session_list(sessions: &Sessions) -> Vec<SessionInfo> {
+    sessions
         .list(Some(Kind::Pty), "")
         .into_iter()
         .filter(|s| s.exit.is_none())
@@ -177,7 +175,7 @@ fn session_list(state: &DaemonState) -> Vec<SessionInfo> {
         .collect()
 }
 
-async fn control(state: &Arc<DaemonState>, cfg: &Arc<RelayLinkConfig>) -> Result<(), String> {
+async fn control(engine: &Arc<Sessions>, cfg: &Arc<RelayLinkConfig>) -> Result<(), String> {
     let (ws, ping) = open(cfg).await?;
     tracing::info!(relay = %cfg.url, "relay link up");
     let (mut tx, mut rx) = ws.split();
@@ -191,7 +189,7 @@ async fn control(state: &Arc<DaemonState>, cfg: &Arc<RelayLinkConfig>) -> Result
             }],
         }))
     };
-    let mut sessions = session_list(state);
+    let mut sessions = session_list(engine);
     tx.send(announce(sessions.clone()))
         .await
         .map_err(|e| e.to_string())?;
@@ -204,7 +202,7 @@ async fn control(state: &Arc<DaemonState>, cfg: &Arc<RelayLinkConfig>) -> Result
                 if last_seen.elapsed() > ping * 3 {
                     return Err("relay silent for three ping intervals".into());
                 }
-                let now = session_list(state);
+                let now = session_list(engine);
                 if now != sessions {
                     sessions = now;
                     tx.send(announce(sessions.clone())).await.map_err(|e| e.to_string())?;
@@ -228,9 +226,9 @@ async fn control(state: &Arc<DaemonState>, cfg: &Arc<RelayLinkConfig>) -> Result
                             max_cols: None,
                             max_rows: None,
                         });
-                        match state.sessions.get_kind(&a.session_id, Kind::Pty) {
+                        match engine.get_kind(&a.session_id, Kind::Pty) {
                             Ok(s) if s.exit().is_none() => {
-                                tokio::spawn(feed(state.clone(), cfg.clone(), s, want));
+                                tokio::spawn(feed(engine.clone(), cfg.clone(), s, want));
                                 None
                             }
                             found => Some(app(AppMessage::PtyStatus(PtyStatus {
@@ -263,20 +261,19 @@ enum Mode {
 
 /// One feed link: a session's output for every mobile of one mode.
 async fn feed(
-    state: Arc<DaemonState>,
+    engine: Arc<Sessions>,
     cfg: Arc<RelayLinkConfig>,
     session: Arc<Session>,
     want: CapReq,
 ) {
     let id = session.id().to_string();
-    if let Err(e) = feed_link(&state, &cfg, &session, &want).await {
+    if let Err(e) = feed_link(&engine, &cfg, &session, &want).await {
         tracing::debug!(session = %id, "feed link ended: {e}");
     }
 }
 
-fn attach(state: &DaemonState, id: &str) -> Result<berth_engine::sessions::Attachment, String> {
-    state
-        .sessions
+fn attach(engine: &Sessions, id: &str) -> Result<berth_engine::sessions::Attachment, String> {
+    engine
         .attach(
             id,
             AttachOptions {
@@ -292,7 +289,7 @@ fn attach(state: &DaemonState, id: &str) -> Result<berth_engine::sessions::Attac
 }
 
 async fn feed_link(
-    state: &DaemonState,
+    engine: &Sessions,
     cfg: &RelayLinkConfig,
     session: &Arc<Session>,
     want: &CapReq,
@@ -321,7 +318,7 @@ async fn feed_link(
     .await
     .map_err(|e| e.to_string())?;
 
-    let mut att = attach(state, &id)?;
+    let mut att = attach(engine, &id)?;
     let paint = |ansi: Vec<u8>| {
         bin(&Frame::FrameSnapshot {
             id: id.clone(),
@@ -360,7 +357,7 @@ async fn feed_link(
                 (Next::Data { .. }, Mode::Raw) => {
                     // The ring overran this feed: bytes after a gap would
                     // garble the screen, so repaint from the screen model.
-                    att = attach(state, &id)?;
+                    att = attach(engine, &id)?;
                     vec![paint(std::mem::take(&mut att.initial))]
                 }
                 (Next::Data { .. }, Mode::Grid { .. }) => {
@@ -430,7 +427,7 @@ async fn feed_link(
                         Mode::Raw => {
                             // A fresh attachment, so the paint and the bytes
                             // after it start at the same offset.
-                            att = attach(state, &id)?;
+                            att = attach(engine, &id)?;
                             vec![paint(std::mem::take(&mut att.initial))]
                         }
                         Mode::Grid { seq, last } => {
