@@ -49,7 +49,10 @@ pub struct Attachment {
     evicted: Option<oneshot::Receiver<String>>,
     /// What to show first (raw backlog or screen restore).
     pub initial: Vec<u8>,
-    /// Bytes the ring dropped before this attachment's first byte.
+    /// Bytes the ring dropped before this attachment's first byte: for an
+    /// attachment, those between the stream's delivered offset and the
+    /// oldest byte held (0 when nothing was lost); for a read-only viewer,
+    /// the ring's start offset.
     pub bytes_missed: u64,
 }
 
@@ -179,13 +182,12 @@ impl Sessions {
                 };
                 let held = log.read(from, usize::MAX).data;
                 drop(log);
-                let start = missed;
                 let initial = if session.kind == Kind::Pty {
                     replay::strip_queries(&held)
                 } else {
                     held
                 };
-                (initial, end, start)
+                (initial, end, missed)
             }
         };
         if slot.is_some() {

@@ -97,13 +97,18 @@ fn prepare(
     Ok(SpawnSpec {
         argv: argv.to_vec(),
         cwd: Some(cwd),
-        env: child_env(
-            env,
-            clear,
-            user_baseline,
-            &[(ORIGINATOR_ENV_VAR.to_string(), originator.to_string())],
-        ),
+        env: child_env(env, clear, user_baseline, &metadata(originator)),
     })
+}
+
+/// What berth adds to a session child's environment: its originator as
+/// `RUNNING_PROCESS_ORIGINATOR`, as the reference does (when there is one).
+fn metadata(originator: &str) -> Vec<(String, String)> {
+    if originator.is_empty() {
+        Vec::new()
+    } else {
+        vec![(ORIGINATOR_ENV_VAR.to_string(), originator.to_string())]
+    }
 }
 
 fn exit_code(status: std::process::ExitStatus) -> i32 {
