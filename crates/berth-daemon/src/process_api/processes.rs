@@ -15,8 +15,8 @@ use std::time::Duration;
 const ZOMBIE_KILL_WAIT: Duration = Duration::from_secs(3);
 
 /// The `client_name` berth's own client sends (`berth_client::CLIENT_NAME`);
-/// it gets berth's richer process tree.
-const BERTH_CLIENT_NAME: &str = "berth-cli";
+/// it gets berth's richer process tree and the whole session backlog.
+pub(super) const BERTH_CLIENT_NAME: &str = "berth-cli";
 
 /// The base environment a spawn request asks for, as `(clear, user_baseline)`:
 /// the published clients' `environment_policy` when set, else the legacy

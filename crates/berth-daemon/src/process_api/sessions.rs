@@ -372,7 +372,13 @@ pub(super) fn backlog(req: &DaemonRequest, st: &DaemonState) -> Result<DaemonRes
         Kind::Pipe if p.pipe_stream == 0 => StreamId::Output,
         Kind::Pipe => pipe_stream("get_session_backlog.pipe_stream", p.pipe_stream)?,
     };
-    let (s, backlog, missed) = st.sessions.backlog(&p.session_id, stream)?;
+    // As the reference: what the next ATTACH would return, unconsumed.
+    // berth's own client reads the whole ring instead (`berth logs`).
+    let (s, backlog, missed) = if req.client_name == super::processes::BERTH_CLIENT_NAME {
+        st.sessions.backlog(&p.session_id, stream)?
+    } else {
+        st.sessions.pending_backlog(&p.session_id, stream)?
+    };
     let exit = s.exit();
     Ok(DaemonResponse {
         get_session_backlog: Some(GetSessionBacklogResponse {
