@@ -14,7 +14,7 @@ use super::orchestrate;
 use super::persist::{self, ProjectRow};
 use super::plan::{self, PlanInput};
 use super::runtime::{Plan, ProgressFn, ProjectRuntime, RuntimeErrorKind};
-use super::{ComposeFile, ValidationReport};
+use super::ValidationReport;
 use crate::services::Services;
 use crate::store::Store;
 use std::collections::{BTreeMap, HashMap};
@@ -109,7 +109,73 @@ impl Slot {
     }
 }
 
-/// The project engine.
+/// The project engine: the operations of seed 000 (EnsureProject,
+/// OpenProject, StartProject, StopProject, ...) over Compose projects, one
+/// async lock per project, on the Docker or the native runtime. The
+/// Compose file is resolved by `berth-compose`; this engine keeps the
+/// registration (SQLite), the host ports and the orchestration.
+///
+/// On the native runtime (below) each service is a supervised service of
+/// the [`Services`] engine, so nothing but `sh` is needed:
+///
+/// ```
+/// # use std::collections::BTreeMap;
+/// # use std::sync::Arc;
+/// use berth_engine::projects::{EnsureRequest, ProjectState, Projects, ProjectsConfig, RuntimeKind};
+/// use berth_engine::services::{LogConfig, Services, ServicesConfig};
+/// use berth_engine::Store;
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let app = dir.path().join("hello");
+/// std::fs::create_dir(&app).unwrap();
+/// std::fs::write(
+///     app.join("compose.yaml"),
+///     "services:\n  web:\n    command: [\"sh\", \"-c\", \"echo up; exec sleep 30\"]\n",
+/// )
+/// .unwrap();
+/// std::fs::write(
+///     app.join("manifest.json"),
+///     r#"{"app_id": "dev.example.hello", "name": "Hello", "version": "1.0.0"}"#,
+/// )
+/// .unwrap();
+///
+/// let store = Arc::new(Store::open(&dir.path().join("berth.db"), 0).unwrap());
+/// let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+/// rt.block_on(async {
+///     let logs = LogConfig { dir: dir.path().join("logs"), max_bytes: 1 << 20, keep: 2 };
+///     let dump_path = dir.path().join("services.json");
+///     let services = Services::open(store.clone(), ServicesConfig { logs, dump_path }).unwrap();
+///     tokio::spawn(services.clone().run_pump());
+///     let config = ProjectsConfig {
+///         state_root: dir.path().join("projects"),
+///         default_runtime: RuntimeKind::Native,
+///         docker: None,
+///     };
+///     let projects = Projects::open(store, services.clone(), config).unwrap();
+///
+///     let ensured = projects
+///         .ensure(EnsureRequest {
+///             project_id: "hello".into(),
+///             app_id: "dev.example.hello".into(),
+///             package_path: app.clone(),
+///             state_path: None,
+///             manifest: Vec::new(),
+///             runtime: None,
+///         })
+///         .await
+///         .unwrap();
+///     assert!(ensured.created);
+///     projects.open_project("hello", &|_| {}).await.unwrap();
+///     projects.start("hello", BTreeMap::new()).await.unwrap();
+///     let status = projects.status("hello").await.unwrap();
+///     assert_eq!(status.status, ProjectState::Running);
+///     assert_eq!(status.services[0].name, "web");
+///
+///     projects.stop("hello", None).await.unwrap();
+///     assert_eq!(projects.status("hello").await.unwrap().status, ProjectState::Stopped);
+///     services.shutdown().await;
+/// });
+/// ```
 pub struct Projects {
     store: Arc<Store>,
     cfg: ProjectsConfig,
@@ -121,22 +187,6 @@ fn not_found(id: &str) -> ProjectError {
     ProjectError::NotFound(format!(
         "no project has the id {id:?} (EnsureProject registers one)"
     ))
-}
-
-fn load_compose(
-    manifest: &Manifest,
-    dir: &Path,
-) -> Result<(PathBuf, Vec<u8>, ComposeFile, super::compose::Node), ProjectError> {
-    let path = manifest.compose_path(dir)?;
-    let bytes = std::fs::read(&path)
-        .map_err(|e| ProjectError::PathNotFound(format!("cannot read {}: {e}", path.display())))?;
-    let (file, tree) = super::parse(&bytes).map_err(|e| {
-        ProjectError::InvalidManifest(format!(
-            "{} is not a valid Compose file: {e}",
-            path.display()
-        ))
-    })?;
-    Ok((path, bytes, file, tree))
 }
 
 /// The report's rejections as one message.
@@ -290,13 +340,15 @@ impl Projects {
                 req.app_id, manifest.app_id
             )));
         }
-        let (path, bytes, _, _) = load_compose(&manifest, &pkg)?;
         let mut runtime = req.runtime.unwrap_or(self.cfg.default_runtime);
-        let mut report = super::validate(&bytes, runtime.validation());
+        let checked = super::validate::check(&manifest, &pkg, runtime.validation(), None)?;
+        let (path, mut report) = (checked.path, checked.report);
         // A file of commands without images cannot run in containers: when
         // the runtime was not asked for, such a project runs natively.
         if !report.valid && req.runtime.is_none() && runtime == RuntimeKind::Docker {
-            let native = super::validate(&bytes, RuntimeKind::Native.validation());
+            let native =
+                super::validate::check(&manifest, &pkg, RuntimeKind::Native.validation(), None)?
+                    .report;
             if native.valid {
                 runtime = RuntimeKind::Native;
                 report = native;
@@ -396,11 +448,20 @@ impl Projects {
         secrets: &BTreeMap<String, String>,
     ) -> Result<Open, ProjectError> {
         let manifest = Manifest::parse(row.manifest.as_bytes())?;
-        let (path, bytes, file, tree) = load_compose(&manifest, &row.package_path)?;
-        let report = super::validate(&bytes, row.runtime.validation());
-        if !report.valid {
-            return Err(rejection(&path, row.runtime, &report));
-        }
+        // Variables come from the secrets at start; before, a required
+        // one left unset is only a warning.
+        let given = (mode == Load::Start).then_some(secrets);
+        let checked = super::validate::check(
+            &manifest,
+            &row.package_path,
+            row.runtime.validation(),
+            given,
+        )?;
+        let (path, report) = (checked.path, checked.report);
+        let project = match checked.project {
+            Some(p) if report.valid => p,
+            _ => return Err(rejection(&path, row.runtime, &report)),
+        };
         let notes = report
             .warnings
             .iter()
@@ -414,7 +475,7 @@ impl Projects {
             })
             .collect();
         let rt = self.runtime(row.runtime)?;
-        let wanted = plan::wanted_ports(&file)?;
+        let wanted = plan::wanted_ports(&project.file)?;
         let previous = persist::ports(&self.store, &row.id)?;
         let others = persist::ports_of_others(&self.store, &row.id)?;
         let ports = super::ports::allocate(
@@ -429,8 +490,8 @@ impl Projects {
         }
         let plan = plan::build(&PlanInput {
             project_id: &row.id,
-            file: &file,
-            tree: &tree,
+            file: &project.file,
+            tree: &project.tree,
             project_dir: &row.package_path,
             state_path: &row.state_path,
             runtime: row.runtime,
@@ -737,8 +798,12 @@ impl Projects {
                 Some(o) => o.plan.services.len(),
                 None => manifest
                     .as_ref()
-                    .and_then(|m| load_compose(m, &row.package_path).ok())
-                    .map_or(0, |(_, _, f, _)| f.services.0.len()),
+                    .and_then(|m| {
+                        super::validate::check(m, &row.package_path, row.runtime.validation(), None)
+                            .ok()
+                    })
+                    .and_then(|c| c.project)
+                    .map_or(0, |p| p.file.services.0.len()),
             };
             out.push(ProjectSummary {
                 port_count: persist::ports(&self.store, &row.id)?.len() as u32,

@@ -2,7 +2,7 @@
 //! progress) and start it, then show its services and URLs.
 
 use super::render::services_table;
-use super::source::{id_from_dir, project_source};
+use super::source::{id_from_dir, project_source, with_compose_options};
 use super::Client;
 use crate::error::{CliError, CmdResult};
 use crate::key_value;
@@ -30,13 +30,22 @@ pub(crate) struct UpArgs {
     /// Print nothing but errors.
     #[arg(long, short = 'q')]
     quiet: bool,
+    #[command(flatten)]
+    compose: super::config::ComposeOpts,
 }
 
 /// Registers (or updates) the project, opens it with progress on stderr,
 /// starts it (already running is fine), and prints its services.
 pub(super) async fn up(c: &mut Client, a: UpArgs) -> CmdResult {
     let (dir, manifest) = project_source(a.path.as_deref().unwrap_or(Path::new(".")))?;
-    let id = a.id.clone().unwrap_or_else(|| id_from_dir(&dir));
+    let (manifest, compose_name) =
+        with_compose_options(&dir, manifest, a.path.as_deref(), &a.compose)?;
+    // The project id follows the Compose project name (`name:`, -p,
+    // COMPOSE_PROJECT_NAME, the directory), as `docker compose` names it.
+    let id =
+        a.id.clone()
+            .or(compose_name)
+            .unwrap_or_else(|| id_from_dir(&dir));
     let secrets = key_value::pairs_or_env("--secret", &a.secrets)
         .map_err(CliError::failed)?
         .into_iter()
