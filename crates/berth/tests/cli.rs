@@ -49,8 +49,8 @@ fn commands_auto_start_the_daemon_and_render_tables_and_json() {
         .find(|p| p["pid"] == pid)
         .unwrap();
     assert_eq!(p["state"], "alive");
-    assert_eq!(p["kind"], "daemon");
-    assert_eq!(p["containment"], "session");
+    assert_eq!(p["kind"], "subprocess");
+    assert_eq!(p["containment"], "detached");
 
     let tree = stdout(&d.berth(&["tree", &pid.to_string()]));
     assert!(tree.contains("sleep 77"), "{tree}");
@@ -79,7 +79,6 @@ fn errors_are_one_line_and_exit_non_zero() {
     let d = Daemon::start();
     for args in [
         vec!["tree", "4000000"],
-        vec!["kill-tree", "4000000"],
         vec!["spawn", "--env", "NOEQUALS", "--", "true"],
         vec!["--scope", "../evil", "ping"],
     ] {
@@ -89,6 +88,10 @@ fn errors_are_one_line_and_exit_non_zero() {
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
         assert!(err.starts_with("berth: "), "{args:?}: {err}");
     }
+    // Ending what is already gone is a success (issue 20, as the reference).
+    let out = d.berth(&["kill-tree", "4000000"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "ended 0 processes\n");
     let out = d.berth(&["--socket", "/nonexistent/x.sock", "ping"]);
     assert!(!out.status.success());
     assert!(

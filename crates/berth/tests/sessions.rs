@@ -206,11 +206,20 @@ fn resize_without_attaching_is_seen_by_stty() {
         .unwrap();
     let (out, _) = read_until(&mut s, &resp.backlog, |o| o.contains("37 111"));
     assert!(out.contains("37 111"), "{out}");
-    // Attaching with a size resizes too.
+    // Attaching with a size resizes too, from a terminal only (as the
+    // reference: a client that is not a terminal leaves the size alone).
+    drop(s);
+    let (_, s) = attach(&d, &id, |r| {
+        r.rows = 50;
+        r.cols = 150;
+    })
+    .unwrap();
+    assert_eq!((info(&d, &id).rows, info(&d, &id).cols), (37, 111));
     drop(s);
     let (_, _s) = attach(&d, &id, |r| {
         r.rows = 50;
         r.cols = 150;
+        r.is_tty = true;
     })
     .unwrap();
     assert_eq!((info(&d, &id).rows, info(&d, &id).cols), (50, 150));
@@ -479,7 +488,11 @@ fn tee_to_a_file_and_its_status() {
         file_path: b"relative.log".to_vec(),
         ..Default::default()
     });
-    assert!(rel.unwrap_err().to_string().contains("absolute"));
+    // A relative path is resolved against the daemon's working directory
+    // (the sandbox here), as the reference daemon does (issue 20).
+    let h = rel.unwrap();
+    c.unregister_tee(&id, TeeSessionKind::Pipe, h).unwrap();
+    assert!(d.dir.path().join("relative.log").exists());
     c.terminate_pipe(&id, 100).unwrap();
 }
 

@@ -568,6 +568,30 @@ impl Sessions {
         Ok((s.clone(), log.contents(), log.start()))
     }
 
+    /// What the next ATTACH of `stream` would return, without consuming it
+    /// (the protocol's GET_SESSION_BACKLOG: "a real attach later still sees
+    /// the same backlog"): the held output from the stream's delivered
+    /// offset, and the bytes the ring dropped before it (see
+    /// [`Attachment::bytes_missed`]). Raw bytes; ATTACH strips terminal
+    /// queries from a PTY's.
+    pub fn pending_backlog(
+        &self,
+        id: &str,
+        stream: StreamId,
+    ) -> Result<(Arc<Session>, Vec<u8>, u64), SessionError> {
+        let s = self.get(id)?;
+        let out = s
+            .stream(stream)
+            .ok_or_else(|| SessionError::NotFound(format!("session {id} has no separate stderr")))?
+            .clone();
+        let delivered = out.delivered();
+        let log = out.log();
+        let from = delivered.max(log.start());
+        let missed = log.start().saturating_sub(delivered);
+        let bytes = log.read(from, usize::MAX).data;
+        Ok((s.clone(), bytes, missed))
+    }
+
     /// Starts the soft-then-hard termination of `id` and returns at once.
     pub fn terminate(
         self: &Arc<Self>,

@@ -84,11 +84,20 @@ impl Daemon {
 
     /// (Re)starts the daemon process and waits for its socket.
     pub(crate) fn spawn(&mut self, extra: &[&str]) {
+        self.spawn_with_env(extra, &[]);
+    }
+
+    /// As [`spawn`](Self::spawn), with extra variables in the daemon's
+    /// environment.
+    pub(crate) fn spawn_with_env(&mut self, extra: &[&str], env: &[(&str, &str)]) {
         let log = std::fs::File::create(self.dir.path().join("daemon.log")).unwrap();
         let child = self
             .command(BERTH)
             .args(["daemon", "--dead-retention-secs", "1"])
             .args(extra)
+            .envs(env.iter().copied())
+            // Relative paths a client sends resolve here, not in the tree.
+            .current_dir(self.dir.path())
             .env("BERTH_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
