@@ -60,14 +60,11 @@ impl Command {
             Command::Relay(c) => c.run(ctx),
             Command::Remote(c) => c.run(ctx),
             Command::Projects(c) => c.run(ctx),
-            Command::Shell(c) => c.run(ctx),
+            // The shell group renders the definition itself; handing it over
+            // keeps `cmd` from importing `cli`.
+            Command::Shell(c) => c.run(Cli::command()),
         }
     }
-}
-
-/// The whole command line definition, for completions and man pages.
-pub(crate) fn command() -> clap::Command {
-    Cli::command()
 }
 
 /// Parses the command line, runs the command, and returns the exit status

@@ -3,7 +3,6 @@
 //! definition itself, so they never drift from it. Neither talks to a
 //! daemon.
 
-use crate::ctx::Ctx;
 use crate::error::{CliError, CmdResult};
 use clap::Subcommand;
 use clap_complete::Shell;
@@ -28,9 +27,9 @@ pub(crate) enum Command {
 }
 
 impl Command {
-    /// Writes the script or the pages.
-    pub(crate) fn run(self, _ctx: &mut Ctx) -> CmdResult {
-        let mut cmd = crate::cli::command();
+    /// Writes the script or the pages of `cmd`, the whole command line
+    /// definition.
+    pub(crate) fn run(self, mut cmd: clap::Command) -> CmdResult {
         match self {
             Command::Completions { shell } => {
                 let mut out = std::io::stdout().lock();
