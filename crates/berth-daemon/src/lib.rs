@@ -75,7 +75,10 @@ async fn serve_until_stopped(config: DaemonConfig) -> Result<(), DaemonError> {
         project_listeners.push((addr.to_string(), l));
     }
     let mut listeners = Vec::new();
-    for addr in &config.listen {
+    // The first address (daemon.sock) is bound last: clients and `--detach`
+    // wait for it, so once it exists every other listener (the
+    // running-process compatible socket among them) exists too.
+    for addr in config.listen.iter().skip(1).chain(config.listen.first()) {
         let l = bind(addr)?;
         tracing::info!(%addr, "listening");
         listeners.push((addr.clone(), Arc::new(l)));

@@ -712,7 +712,9 @@ fn bad_session_requests_are_named_errors() {
         })
         .err()
         .unwrap();
-    assert_eq!(e.code(), Some(StatusCode::NotFound));
+    // The session exists; asking it for a kind it is not is a bad request,
+    // as the reference daemon answers (issue 19).
+    assert_eq!(e.code(), Some(StatusCode::InvalidArgument));
     assert!(e.to_string().contains("pipe session"), "{e}");
     let e = d
         .client()
@@ -747,4 +749,40 @@ fn a_clean_daemon_stop_ends_sessions_and_records_how() {
         TerminationOutcome::SoftExit as i32,
         "ended by the daemon's stop, not lost"
     );
+}
+
+#[test]
+fn a_stream_or_kind_the_session_lacks_is_invalid_argument_not_not_found() {
+    // As the published reference daemon answers: the session exists, the
+    // request names something it does not have.
+    let d = Daemon::start();
+    let mut c = d.client();
+    let id = c
+        .spawn_pipe(SpawnPipeSessionRequest {
+            argv: sh("sleep 30"),
+            merge_stderr_into_stdout: true,
+            ..Default::default()
+        })
+        .unwrap()
+        .session_id;
+    let as_pty = attach(&d, &id, |_| {}).map(|_| ()).unwrap_err();
+    assert_eq!(as_pty.code(), Some(StatusCode::InvalidArgument), "{as_pty}");
+    assert!(as_pty.to_string().contains("is a pipe session"), "{as_pty}");
+    let stderr = d
+        .client()
+        .attach_pipe(AttachPipeStreamRequest {
+            session_id: id.clone(),
+            stream: PipeStreamKind::Stderr as i32,
+            ..Default::default()
+        })
+        .map(|_| ())
+        .unwrap_err();
+    assert_eq!(stderr.code(), Some(StatusCode::InvalidArgument), "{stderr}");
+    assert!(
+        stderr.to_string().contains("no separate stderr"),
+        "{stderr}"
+    );
+    // A session that does not exist is still NOT_FOUND.
+    let missing = attach(&d, "nosuch", |_| {}).map(|_| ()).unwrap_err();
+    assert_eq!(missing.code(), Some(StatusCode::NotFound), "{missing}");
 }

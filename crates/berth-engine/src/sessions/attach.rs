@@ -151,7 +151,7 @@ impl Sessions {
         let out = session
             .stream(opts.stream)
             .ok_or_else(|| {
-                SessionError::NotFound(format!(
+                SessionError::InvalidArgument(format!(
                     "session {id} has no separate stderr (it is merged into stdout)"
                 ))
             })?

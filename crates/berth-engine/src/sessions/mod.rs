@@ -502,7 +502,10 @@ impl Sessions {
     pub fn get_kind(&self, id: &str, kind: Kind) -> Result<Arc<Session>, SessionError> {
         let s = self.get(id)?;
         if s.kind != kind {
-            return Err(SessionError::NotFound(format!(
+            // A stream or kind the session does not have is a bad request
+            // (INVALID_ARGUMENT, as the reference daemon answers), not a
+            // missing session.
+            return Err(SessionError::InvalidArgument(format!(
                 "session {id} is a {} session, not a {} session",
                 s.kind.as_str(),
                 kind.as_str()
@@ -562,7 +565,9 @@ impl Sessions {
         let s = self.get(id)?;
         let out = s
             .stream(stream)
-            .ok_or_else(|| SessionError::NotFound(format!("session {id} has no separate stderr")))?
+            .ok_or_else(|| {
+                SessionError::InvalidArgument(format!("session {id} has no separate stderr"))
+            })?
             .clone();
         let log = out.log();
         Ok((s.clone(), log.contents(), log.start()))
@@ -582,7 +587,9 @@ impl Sessions {
         let s = self.get(id)?;
         let out = s
             .stream(stream)
-            .ok_or_else(|| SessionError::NotFound(format!("session {id} has no separate stderr")))?
+            .ok_or_else(|| {
+                SessionError::InvalidArgument(format!("session {id} has no separate stderr"))
+            })?
             .clone();
         let delivered = out.delivered();
         let log = out.log();
