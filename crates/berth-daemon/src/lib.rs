@@ -81,7 +81,7 @@ async fn serve_until_stopped(config: DaemonConfig) -> Result<(), DaemonError> {
         tracing::info!(%addr, "listening");
         listeners.push((addr.clone(), Arc::new(l)));
     }
-    let guest_api = guest_api::spawn(config.guest_api.clone())?;
+    let guest_api = guest_api::spawn(config.guest_api.clone());
     let projects = open_projects(&config, store, services.clone()).await?;
 
     // Services: take back what a previous daemon left (re-adoption), then

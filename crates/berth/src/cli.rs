@@ -3,7 +3,9 @@
 //! daemon`, `relay` and `remote` is a client of the daemon's socket and
 //! starts the daemon when none answers (see `Ctx`).
 
-use crate::cmd::{daemon, processes, projects, relay, remote, services, sessions};
+use crate::cmd::{
+    daemon, host_api, processes, projects, relay, remote, services, sessions, share,
+};
 use crate::ctx::Ctx;
 use crate::error::CmdResult;
 use clap::{Parser, Subcommand};
@@ -43,6 +45,10 @@ enum Command {
     Remote(remote::Command),
     #[command(flatten)]
     Projects(projects::Command),
+    #[command(flatten)]
+    HostApi(host_api::Command),
+    #[command(flatten)]
+    Share(share::Command),
 }
 
 impl Command {
@@ -55,6 +61,8 @@ impl Command {
             Command::Relay(c) => c.run(ctx),
             Command::Remote(c) => c.run(ctx),
             Command::Projects(c) => c.run(ctx),
+            Command::HostApi(c) => c.run(ctx),
+            Command::Share(c) => c.run(ctx),
         }
     }
 }

@@ -195,26 +195,24 @@ fn too_large(limit: usize) -> ApiError {
 }
 
 /// Serves the guest API on every configured listener until the returned
-/// tasks are aborted. A listener that cannot be bound is logged and
-/// skipped when it is vsock (the driver may be missing); a Unix one that
-/// cannot be bound is an error naming it.
-pub fn spawn(
-    config: GuestApiConfig,
-) -> Result<Vec<tokio::task::JoinHandle<()>>, crate::DaemonError> {
+/// tasks are aborted. A listener that cannot be bound (vsock without the
+/// driver, a `guest.sock` another daemon serves) is logged and skipped:
+/// the guest API is an extra surface, and the daemon's own sockets must
+/// not fail because of it.
+pub fn spawn(config: GuestApiConfig) -> Vec<tokio::task::JoinHandle<()>> {
     let app = router(config.clone());
     let mut tasks = Vec::new();
     for addr in &config.listen {
         let bound = match crate::listen::bind(addr) {
             Ok(l) => l,
-            Err(e) if matches!(addr, ListenAddr::Vsock { .. }) => {
-                tracing::info!(%addr, "guest API not served on vsock: {e}");
+            Err(e) => {
+                match addr {
+                    ListenAddr::Vsock { .. } => {
+                        tracing::info!(%addr, "guest API not served on vsock: {e}")
+                    }
+                    _ => tracing::warn!(%addr, "guest API not served: {e}"),
+                }
                 continue;
-            }
-            Err(source) => {
-                return Err(crate::DaemonError::Listen {
-                    addr: addr.clone(),
-                    source,
-                })
             }
         };
         tracing::info!(%addr, "guest API listening");
@@ -226,5 +224,5 @@ pub fn spawn(
             }
         }));
     }
-    Ok(tasks)
+    tasks
 }
