@@ -202,8 +202,10 @@ fn need_display(what: &str) -> ApiResult<String> {
 fn pids_running(program: &str) -> Vec<u32> {
     use std::os::unix::fs::MetadataExt;
     let me = berth_os::dirs::uid();
+    let daemon = std::process::id();
     berth_os::proc::all_pids()
         .into_iter()
+        .filter(|&pid| pid != daemon)
         .filter(|&pid| {
             std::fs::metadata(format!("/proc/{pid}"))
                 .map(|m| m.uid() == me)
@@ -216,9 +218,20 @@ fn pids_running(program: &str) -> Vec<u32> {
             let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
                 .map(|c| c.trim().to_string())
                 .unwrap_or_default();
-            exe.as_deref() == Some(program) || (!comm.is_empty() && program.starts_with(&comm))
+            // comm is the name cut to 15 bytes (TASK_COMM_LEN - 1): it
+            // matches only a name cut the same way, never a mere prefix.
+            exe.as_deref() == Some(program) || comm == comm_of(program)
         })
         .collect()
+}
+
+/// What the kernel keeps of a program name as `comm`: its first 15 bytes.
+fn comm_of(program: &str) -> &str {
+    let mut end = program.len().min(15);
+    while !program.is_char_boundary(end) {
+        end -= 1;
+    }
+    &program[..end]
 }
 
 #[derive(Deserialize)]
