@@ -3,9 +3,7 @@
 //! daemon`, `relay` and `remote` is a client of the daemon's socket and
 //! starts the daemon when none answers (see `Ctx`).
 
-use crate::cmd::{
-    daemon, host_api, processes, projects, relay, remote, services, sessions, share,
-};
+use crate::cmd::{daemon, host_api, processes, projects, relay, remote, services, sessions, share};
 use crate::ctx::Ctx;
 use crate::error::CmdResult;
 use clap::{Parser, Subcommand};

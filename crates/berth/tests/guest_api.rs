@@ -53,14 +53,18 @@ impl Vm {
         );
         let guest = vm.guest_socket();
         assert!(
-            wait_for(Duration::from_secs(10), || UnixStream::connect(&guest).is_ok()),
+            wait_for(Duration::from_secs(10), || UnixStream::connect(&guest)
+                .is_ok()),
             "guest.sock did not appear: {}",
             std::fs::read_to_string(vm.dir.path().join("daemon.log")).unwrap_or_default()
         );
         let connect = format!("unix://{}", guest.display());
         vm.proxy = Some(vm.spawn_proxy(&["--vm", "dev", "--connect", &connect]));
         let host = vm.host_socket("dev");
-        assert!(wait_for(Duration::from_secs(10), || UnixStream::connect(&host).is_ok()));
+        assert!(wait_for(Duration::from_secs(10), || UnixStream::connect(
+            &host
+        )
+        .is_ok()));
         vm
     }
 
@@ -95,7 +99,9 @@ impl Vm {
     }
 
     fn host_socket(&self, vm: &str) -> PathBuf {
-        self.dir.path().join(format!("run/berth/api/{vm}.berth.sock"))
+        self.dir
+            .path()
+            .join(format!("run/berth/api/{vm}.berth.sock"))
     }
 
     fn home(&self) -> PathBuf {
@@ -111,7 +117,10 @@ impl Vm {
 
 impl Drop for Vm {
     fn drop(&mut self) {
-        for c in [self.proxy.take(), self.daemon.take()].into_iter().flatten() {
+        for c in [self.proxy.take(), self.daemon.take()]
+            .into_iter()
+            .flatten()
+        {
             stop(c);
         }
     }
@@ -133,9 +142,8 @@ struct Response {
 
 impl Response {
     fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body))
-        })
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
 }
 
@@ -152,7 +160,8 @@ fn request(sock: &Path, method: &str, path: &str, body: &[u8]) -> Response {
     // A refusal may close before the whole body is taken.
     let _ = s.write_all(body);
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("the server closes after answering");
+    s.read_to_end(&mut raw)
+        .expect("the server closes after answering");
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -186,8 +195,19 @@ fn the_seeds_examples_run_verbatim_against_the_host_socket() {
             .unwrap();
         assert_eq!(String::from_utf8_lossy(&out.stdout), r#"{"status":"ok"}"#);
         let out = Command::new("curl")
-            .args(["--unix-socket", sock, "-X", "POST", "-H", "Content-Type: application/json"])
-            .args(["-d", r#"{"command":"uname","args":["-a"]}"#, "http://localhost/api/v1/exec"])
+            .args([
+                "--unix-socket",
+                sock,
+                "-X",
+                "POST",
+                "-H",
+                "Content-Type: application/json",
+            ])
+            .args([
+                "-d",
+                r#"{"command":"uname","args":["-a"]}"#,
+                "http://localhost/api/v1/exec",
+            ])
             .output()
             .unwrap();
         let v: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -223,9 +243,16 @@ s.close()
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "{text} {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{text} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
-        assert!(text.to_ascii_lowercase().contains("content-length: 15\r\n"), "{text}");
+        assert!(
+            text.to_ascii_lowercase().contains("content-length: 15\r\n"),
+            "{text}"
+        );
         assert!(text.contains("\r\n\r\n{\"status\":\"ok\"}"), "{text}");
     } else {
         eprintln!("skipping the Python example: python3 is not installed");
@@ -249,15 +276,14 @@ fn exec_runs_without_a_shell_and_takes_stdin_env_and_cwd() {
         .call(
             "POST",
             "/api/v1/exec",
-            Some(&json!({"command": "echo \"$GREETING\" $1; pwd; cat; exit 3", "args": ["x"],
-                "shell": true, "env": {"GREETING": "hi"}, "cwd": home, "stdin": "from stdin"})),
+            Some(
+                &json!({"command": "echo \"$GREETING\" $1; pwd; cat; exit 3", "args": ["x"],
+                "shell": true, "env": {"GREETING": "hi"}, "cwd": home, "stdin": "from stdin"}),
+            ),
         )
         .json();
     assert_eq!(v["exit_code"], 3);
-    assert_eq!(
-        v["stdout"],
-        format!("hi x\n{}\nfrom stdin", home.display())
-    );
+    assert_eq!(v["stdout"], format!("hi x\n{}\nfrom stdin", home.display()));
     assert_eq!(v["timed_out"], false);
     let r = vm.call(
         "POST",
@@ -265,7 +291,10 @@ fn exec_runs_without_a_shell_and_takes_stdin_env_and_cwd() {
         Some(&json!({"command": "no-such-program-berth"})),
     );
     assert_eq!(r.status, 404);
-    assert!(r.json()["error"].as_str().unwrap().contains("no-such-program-berth"));
+    assert!(r.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("no-such-program-berth"));
 }
 
 #[test]
@@ -285,7 +314,11 @@ fn an_exec_timeout_kills_the_whole_tree_and_output_is_cut_at_the_limit() {
     assert!(started.elapsed() < Duration::from_secs(10));
     assert_eq!(v["timed_out"], true, "{v}");
     assert_eq!(v["signal"], 9);
-    let bg: u32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    let bg: u32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     assert!(
         wait_for(Duration::from_secs(5), || !common::is_alive(bg)),
         "the background grandchild {bg} survived the timeout"
@@ -314,7 +347,10 @@ fn fs_lists_inside_the_roots_and_refuses_escapes() {
     assert_eq!(r.status, 200);
     let v = r.json();
     let entries = v["entries"].as_array().unwrap();
-    let names: Vec<_> = entries.iter().map(|e| e["name"].as_str().unwrap()).collect();
+    let names: Vec<_> = entries
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["a.txt", "out", "sub"]);
     assert_eq!(entries[0]["type"], "file");
     assert_eq!(entries[0]["size"], 5);
@@ -335,9 +371,16 @@ fn fs_lists_inside_the_roots_and_refuses_escapes() {
     ] {
         let r = vm.call("GET", &format!("/api/v1/fs?path={escape}"), None);
         assert_eq!(r.status, 403, "{escape} was not refused");
-        assert!(r.json()["error"].as_str().unwrap().contains("outside the allowed roots"));
+        assert!(r.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("outside the allowed roots"));
     }
-    let r = vm.call("GET", &format!("/api/v1/fs?path={}/nope", home.display()), None);
+    let r = vm.call(
+        "GET",
+        &format!("/api/v1/fs?path={}/nope", home.display()),
+        None,
+    );
     assert_eq!(r.status, 404);
     let r = vm.call("GET", "/api/v1/fs", None);
     assert_eq!(r.status, 400);
@@ -351,7 +394,9 @@ fn the_clipboard_is_kept_by_the_daemon_and_says_so_and_large_bodies_pass_byte_ex
     assert_eq!(v["text"], "");
     assert_eq!(v["source"], "daemon");
     // 8 MiB of varied text through the proxy both ways.
-    let big: String = (0..(8 << 20)).map(|i| (b'a' + (i % 26) as u8) as char).collect();
+    let big: String = (0..(8 << 20))
+        .map(|i| (b'a' + (i % 26) as u8) as char)
+        .collect();
     let r = vm.call("POST", "/api/v1/clipboard", Some(&json!({"text": big})));
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     let v = vm.call("GET", "/api/v1/clipboard", None).json();
@@ -365,7 +410,9 @@ fn the_clipboard_is_kept_by_the_daemon_and_says_so_and_large_bodies_pass_byte_ex
 fn shared_files_are_listed_downloaded_byte_exact_and_cleared() {
     let vm = Vm::start();
     let big = vm.dir.path().join("big.bin");
-    let data: Vec<u8> = (0..(20u32 << 20)).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
+    let data: Vec<u8> = (0..(20u32 << 20))
+        .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
+        .collect();
     std::fs::write(&big, &data).unwrap();
     let small = vm.home().join("note.txt");
     std::fs::write(&small, "note").unwrap();
@@ -376,13 +423,20 @@ fn shared_files_are_listed_downloaded_byte_exact_and_cleared() {
         .arg(&small)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v = vm.call("GET", "/api/v1/files", None).json();
     let files = v["files"].as_array().unwrap();
     assert_eq!(files.len(), 2);
     assert_eq!(files[0]["name"], "big.bin");
     assert_eq!(files[0]["size"], data.len());
-    assert_eq!(files[0]["path"], big.canonicalize().unwrap().display().to_string());
+    assert_eq!(
+        files[0]["path"],
+        big.canonicalize().unwrap().display().to_string()
+    );
     assert!(files[0]["queued_at"].as_f64().unwrap() > 1.6e9);
 
     let r = vm.call("GET", "/api/v1/files/big.bin", None);
@@ -391,7 +445,11 @@ fn shared_files_are_listed_downloaded_byte_exact_and_cleared() {
     assert!(r.body == data, "the download differs from the file");
     assert_eq!(vm.call("GET", "/api/v1/files/nope", None).status, 404);
 
-    let bad = vm.command(BERTH).args(["share", "/no/such/file"]).output().unwrap();
+    let bad = vm
+        .command(BERTH)
+        .args(["share", "/no/such/file"])
+        .output()
+        .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("/no/such/file"));
 
@@ -408,7 +466,11 @@ fn open_and_window_actions_need_a_display() {
     let r = vm.call("POST", "/api/v1/open", Some(&json!({"path": home})));
     assert_eq!(r.status, 409);
     assert!(r.json()["error"].as_str().unwrap().contains("DISPLAY"));
-    let r = vm.call("POST", "/api/v1/open", Some(&json!({"path": home.join("nope")})));
+    let r = vm.call(
+        "POST",
+        "/api/v1/open",
+        Some(&json!({"path": home.join("nope")})),
+    );
     assert_eq!(r.status, 404);
     let r = vm.call("GET", "/api/v1/apps/frontmost", None);
     assert_eq!(r.status, 409);
@@ -421,14 +483,22 @@ fn apps_are_desktop_entries_matched_to_processes_and_quit_terminates_them() {
     // name, so it is matched by its executable.
     let prog = vm.dir.path().join("berth-test-app");
     std::fs::copy(
-        String::from_utf8(Command::new("sh").args(["-c", "command -v sleep"]).output().unwrap().stdout)
-            .unwrap()
-            .trim(),
+        String::from_utf8(
+            Command::new("sh")
+                .args(["-c", "command -v sleep"])
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap()
+        .trim(),
         &prog,
     )
     .unwrap();
     std::fs::write(
-        vm.dir.path().join("data/applications/org.berth.TestApp.desktop"),
+        vm.dir
+            .path()
+            .join("data/applications/org.berth.TestApp.desktop"),
         format!(
             "[Desktop Entry]\nType=Application\nName=Test App\nExec={} 300 %U\n",
             prog.display()
@@ -445,20 +515,40 @@ fn apps_are_desktop_entries_matched_to_processes_and_quit_terminates_them() {
     assert_eq!(ours["name"], "Test App");
     assert!(ours["pids"].as_array().unwrap().contains(&json!(app.id())));
 
-    let r = vm.call("POST", "/api/v1/apps/launch", Some(&json!({"bundle_id": "org.berth.TestApp"})));
+    let r = vm.call(
+        "POST",
+        "/api/v1/apps/launch",
+        Some(&json!({"bundle_id": "org.berth.TestApp"})),
+    );
     assert_eq!(r.status, 409, "launch needs a display");
-    let r = vm.call("POST", "/api/v1/apps/activate", Some(&json!({"bundle_id": "org.berth.TestApp"})));
+    let r = vm.call(
+        "POST",
+        "/api/v1/apps/activate",
+        Some(&json!({"bundle_id": "org.berth.TestApp"})),
+    );
     assert_eq!(r.status, 409);
-    let r = vm.call("POST", "/api/v1/apps/quit", Some(&json!({"bundle_id": "no.such.App"})));
+    let r = vm.call(
+        "POST",
+        "/api/v1/apps/quit",
+        Some(&json!({"bundle_id": "no.such.App"})),
+    );
     assert_eq!(r.status, 404);
 
-    let r = vm.call("POST", "/api/v1/apps/quit", Some(&json!({"bundle_id": "org.berth.TestApp"})));
+    let r = vm.call(
+        "POST",
+        "/api/v1/apps/quit",
+        Some(&json!({"bundle_id": "org.berth.TestApp"})),
+    );
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.json()["method"], "SIGTERM");
     let st = app.wait().unwrap();
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(st.signal(), Some(15));
-    let r = vm.call("POST", "/api/v1/apps/quit", Some(&json!({"bundle_id": "org.berth.TestApp"})));
+    let r = vm.call(
+        "POST",
+        "/api/v1/apps/quit",
+        Some(&json!({"bundle_id": "org.berth.TestApp"})),
+    );
     assert_eq!(r.status, 409, "no longer running");
 }
 
@@ -484,7 +574,10 @@ fn malformed_requests_get_json_errors_and_disturb_no_one() {
     assert!(r.json()["error"].as_str().unwrap().contains("limit"));
     // A client that connects and says nothing holds up no one.
     let _idle = UnixStream::connect(&sock).unwrap();
-    assert_eq!(vm.call("GET", "/health", None).json(), json!({"status": "ok"}));
+    assert_eq!(
+        vm.call("GET", "/health", None).json(),
+        json!({"status": "ok"})
+    );
 }
 
 #[test]
@@ -495,14 +588,33 @@ fn the_proxy_serves_several_vms_answers_503_replaces_stale_sockets_and_cleans_up
     drop(std::os::unix::net::UnixListener::bind(api.join("old.berth.sock")).unwrap());
     let guest = format!("unix://{}", vm.guest_socket().display());
     let gone = format!("unix://{}", vm.dir.path().join("nobody.sock").display());
-    let mut second = vm.spawn_proxy(&["--vm", "old", "--connect", &guest, "--vm", "down", "--connect", &gone]);
+    let mut second = vm.spawn_proxy(&[
+        "--vm",
+        "old",
+        "--connect",
+        &guest,
+        "--vm",
+        "down",
+        "--connect",
+        &gone,
+    ]);
     let (old, down) = (vm.host_socket("old"), vm.host_socket("down"));
-    assert!(wait_for(Duration::from_secs(10), || UnixStream::connect(&down).is_ok()));
-    assert_eq!(request(&old, "GET", "/health", b"").json(), json!({"status": "ok"}));
+    assert!(wait_for(Duration::from_secs(10), || UnixStream::connect(
+        &down
+    )
+    .is_ok()));
+    assert_eq!(
+        request(&old, "GET", "/health", b"").json(),
+        json!({"status": "ok"})
+    );
     let r = request(&down, "GET", "/health", b"");
     assert_eq!(r.status, 503);
     assert!(r.json()["error"].as_str().unwrap().contains("\"down\""));
-    assert_eq!(vm.call("GET", "/health", None).status, 200, "the first proxy still serves");
+    assert_eq!(
+        vm.call("GET", "/health", None).status,
+        200,
+        "the first proxy still serves"
+    );
 
     // A live proxy's socket is not taken over.
     let out = vm
@@ -525,21 +637,39 @@ fn the_proxy_reaches_the_guest_over_vsock_where_the_kernel_has_it() {
     // Loopback vsock (CID 1) stands in for the host-to-guest link.
     let port = 20000 + std::process::id() % 20000;
     let port_s = port.to_string();
-    let vm = Vm::start_with(&[("BERTH_GUEST_VSOCK", &port_s), ("BERTH_GUEST_ALLOW_CIDS", "1")]);
+    let vm = Vm::start_with(&[
+        ("BERTH_GUEST_VSOCK", &port_s),
+        ("BERTH_GUEST_ALLOW_CIDS", "1"),
+    ]);
     let log = std::fs::read_to_string(vm.dir.path().join("daemon.log")).unwrap_or_default();
     if log.contains("guest API not served on vsock") {
-        eprintln!("skipping: this kernel cannot bind vsock ({})", log.lines().find(|l| l.contains("vsock")).unwrap_or(""));
+        eprintln!(
+            "skipping: this kernel cannot bind vsock ({})",
+            log.lines().find(|l| l.contains("vsock")).unwrap_or("")
+        );
         return;
     }
     let mut p = vm.spawn_proxy(&["--vm", "vs", "--connect", &format!("vsock://1:{port}")]);
     let sock = vm.host_socket("vs");
-    assert!(wait_for(Duration::from_secs(10), || UnixStream::connect(&sock).is_ok()));
+    assert!(wait_for(Duration::from_secs(10), || UnixStream::connect(
+        &sock
+    )
+    .is_ok()));
     let r = request(&sock, "GET", "/health", b"");
     if r.status == 503 {
-        eprintln!("skipping: vsock loopback is not available: {}", String::from_utf8_lossy(&r.body));
+        eprintln!(
+            "skipping: vsock loopback is not available: {}",
+            String::from_utf8_lossy(&r.body)
+        );
     } else {
         assert_eq!(r.json(), json!({"status": "ok"}));
-        let v = request(&sock, "POST", "/api/v1/exec", br#"{"command":"echo","args":["over vsock"]}"#).json();
+        let v = request(
+            &sock,
+            "POST",
+            "/api/v1/exec",
+            br#"{"command":"echo","args":["over vsock"]}"#,
+        )
+        .json();
         assert_eq!(v["stdout"], "over vsock\n");
     }
     common::kill(p.id(), common::Signal::SIGTERM);

@@ -7,10 +7,10 @@
 //! `"note"`. GET answers `{text, mime_type, source, note}`; POST takes
 //! `{text, mime_type?}` (default `text/plain;charset=utf-8`).
 
+use super::error::Json;
 use super::error::{ApiError, ApiResult};
 use super::{JsonBody, Shared};
 use axum::extract::State;
-use super::error::Json;
 use serde::Deserialize;
 use std::sync::Mutex;
 

@@ -12,10 +12,10 @@
 //! - `POST /api/v1/open {path}`: `xdg-open` (or `gio open`) where a
 //!   display session exists, else 409.
 
+use super::error::Json;
 use super::error::{ApiError, ApiResult};
 use super::JsonBody;
 use axum::http::StatusCode;
-use super::error::Json;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -51,10 +51,11 @@ impl DesktopEntry {
                         cur.push(n);
                     }
                 }
-                '%' => match chars.next() {
-                    Some('%') => cur.push('%'),
-                    _ => {}
-                },
+                '%' => {
+                    if let Some('%') = chars.next() {
+                        cur.push('%');
+                    }
+                }
                 c if c.is_whitespace() && !quoted => {
                     if started || !cur.is_empty() {
                         out.push(std::mem::take(&mut cur));
@@ -252,9 +253,8 @@ pub(super) async fn apps() -> ApiResult<Json<serde_json::Value>> {
             .into_iter()
             .filter_map(|d| {
                 let pids = pids_running(&d.program()?);
-                (!pids.is_empty()).then(|| {
-                    serde_json::json!({"bundle_id": d.id, "name": d.name, "pids": pids})
-                })
+                (!pids.is_empty())
+                    .then(|| serde_json::json!({"bundle_id": d.id, "name": d.name, "pids": pids}))
             })
             .collect::<Vec<_>>()
     })
@@ -335,7 +335,10 @@ pub(super) async fn open(
 ) -> ApiResult<Json<serde_json::Value>> {
     let path = Path::new(&req.path);
     if !path.is_absolute() {
-        return Err(ApiError::bad_request(format!("{:?} is not an absolute path", req.path)));
+        return Err(ApiError::bad_request(format!(
+            "{:?} is not an absolute path",
+            req.path
+        )));
     }
     std::fs::symlink_metadata(path).map_err(|e| ApiError::io(&req.path, &e))?;
     need_display(&format!("opening {}", req.path))?;
@@ -391,6 +394,10 @@ mod tests {
         let e = parse("org.x.Term", t).unwrap();
         assert_eq!((e.name.as_str(), e.exec.as_str()), ("Term", "xterm"));
         assert!(parse("l", "[Desktop Entry]\nType=Link\nExec=x\n").is_none());
-        assert!(parse("h", "[Desktop Entry]\nType=Application\nHidden=true\nExec=x\n").is_none());
+        assert!(parse(
+            "h",
+            "[Desktop Entry]\nType=Application\nHidden=true\nExec=x\n"
+        )
+        .is_none());
     }
 }

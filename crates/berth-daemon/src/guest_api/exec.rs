@@ -10,10 +10,10 @@
 //! itself ends, what it left behind in its group is killed too, so the
 //! response never waits on a stray holder of its pipes.
 
+use super::error::Json;
 use super::error::{ApiError, ApiResult};
 use super::{JsonBody, Shared};
 use axum::extract::State;
-use super::error::Json;
 use berth_os::signal::Signal;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -80,7 +80,12 @@ pub async fn run(req: ExecRequest, limit: usize) -> ApiResult<ExecResponse> {
         return Err(ApiError::bad_request("\"command\" is empty"));
     }
     let argv = if req.shell {
-        let mut v = vec!["/bin/sh".into(), "-c".into(), req.command.clone(), "sh".into()];
+        let mut v = vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            req.command.clone(),
+            "sh".into(),
+        ];
         v.extend(req.args.iter().cloned());
         v
     } else {

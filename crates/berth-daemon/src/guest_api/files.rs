@@ -6,13 +6,13 @@
 //! (`shared-files.json`), written atomically; files stay where they are
 //! and are read when downloaded.
 
+use super::error::Json;
 use super::error::{ApiError, ApiResult};
 use super::Shared;
 use axum::body::Body;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::header;
 use axum::response::Response;
-use super::error::Json;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 

@@ -6,10 +6,10 @@
 //! a file that is not a directory 400. Entries are not followed: a
 //! symlink is listed as one, with its target.
 
+use super::error::Json;
 use super::error::{ApiError, ApiResult};
 use super::Shared;
 use axum::extract::{Query, State};
-use super::error::Json;
 use serde::{Deserialize, Serialize};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -48,7 +48,9 @@ pub(super) async fn list(
     let roots = api.config.fs_roots.clone();
     let (dir, entries) = tokio::task::spawn_blocking(move || list_dir(&roots, &path))
         .await
-        .map_err(|e| ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+        .map_err(|e| {
+            ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+        })??;
     Ok(Json(serde_json::json!({
         "path": dir.display().to_string(),
         "entries": entries,
@@ -59,9 +61,12 @@ pub(super) async fn list(
 /// it lies inside one of `roots`.
 pub fn resolve(roots: &[PathBuf], path: &str) -> ApiResult<PathBuf> {
     let asked = if let Some(rest) = path.strip_prefix('~') {
-        let home = roots
-            .first()
-            .ok_or_else(|| ApiError::new(axum::http::StatusCode::FORBIDDEN, "no fs roots are configured"))?;
+        let home = roots.first().ok_or_else(|| {
+            ApiError::new(
+                axum::http::StatusCode::FORBIDDEN,
+                "no fs roots are configured",
+            )
+        })?;
         home.join(rest.trim_start_matches('/'))
     } else if path.starts_with('/') {
         PathBuf::from(path)
@@ -96,7 +101,9 @@ pub fn resolve(roots: &[PathBuf], path: &str) -> ApiResult<PathBuf> {
 fn list_dir(roots: &[PathBuf], path: &str) -> ApiResult<(PathBuf, Vec<Entry>)> {
     let dir = resolve(roots, path)?;
     if !dir.is_dir() {
-        return Err(ApiError::bad_request(format!("{path:?} is not a directory")));
+        return Err(ApiError::bad_request(format!(
+            "{path:?} is not a directory"
+        )));
     }
     let mut entries = Vec::new();
     for e in std::fs::read_dir(&dir).map_err(|e| ApiError::io(path, &e))? {
@@ -104,7 +111,11 @@ fn list_dir(roots: &[PathBuf], path: &str) -> ApiResult<(PathBuf, Vec<Entry>)> {
         let Ok(meta) = e.path().symlink_metadata() else {
             continue;
         };
-        entries.push(entry(&e.path(), e.file_name().to_string_lossy().into_owned(), &meta));
+        entries.push(entry(
+            &e.path(),
+            e.file_name().to_string_lossy().into_owned(),
+            &meta,
+        ));
     }
     entries.sort_by(|a, b| a.name.cmp(&b.name));
     Ok((dir, entries))

@@ -114,7 +114,10 @@ async fn relay(
     let guest = match tokio::time::timeout(cfg.connect_timeout, connect(&cfg.connect)).await {
         Ok(Ok(g)) => g,
         Ok(Err(e)) => {
-            let why = format!("the guest agent of VM {:?} does not answer at {}: {e}", cfg.vm, cfg.connect);
+            let why = format!(
+                "the guest agent of VM {:?} does not answer at {}: {e}",
+                cfg.vm, cfg.connect
+            );
             let _ = refuse.send((client, why)).await;
             return;
         }

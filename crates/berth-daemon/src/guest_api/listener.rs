@@ -27,7 +27,10 @@ impl GuestListener {
             Listener::Vsock(l) => {
                 let (s, a) = l.accept().await?;
                 if !self.allowed_cids.contains(&a.cid()) {
-                    tracing::warn!(cid = a.cid(), "guest API refused a vsock peer that is not an allowed CID");
+                    tracing::warn!(
+                        cid = a.cid(),
+                        "guest API refused a vsock peer that is not an allowed CID"
+                    );
                     return Ok(None);
                 }
                 Ok(Some((Box::new(s), format!("vsock cid {}", a.cid()))))

@@ -116,7 +116,10 @@ pub fn router(config: GuestApiConfig) -> Router {
     });
     Router::new()
         .route("/health", get(health))
-        .route("/api/v1/clipboard", get(clipboard::get).post(clipboard::set))
+        .route(
+            "/api/v1/clipboard",
+            get(clipboard::get).post(clipboard::set),
+        )
         .route("/api/v1/files", get(files::list).delete(files::clear))
         .route("/api/v1/files/{name}", get(files::download))
         .route("/api/v1/open", post(desktop::open))
@@ -165,8 +168,9 @@ impl<T: DeserializeOwned> FromRequest<Shared> for JsonBody<T> {
 
     async fn from_request(req: Request, state: &Shared) -> Result<Self, ApiError> {
         let bytes = read_body(req, state.config.max_body).await?;
-        let value = serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError::bad_request(format!("the body is not the expected JSON: {e}")))?;
+        let value = serde_json::from_slice(&bytes).map_err(|e| {
+            ApiError::bad_request(format!("the body is not the expected JSON: {e}"))
+        })?;
         Ok(JsonBody(value))
     }
 }

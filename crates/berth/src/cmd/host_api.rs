@@ -67,8 +67,8 @@ impl Command {
             use tokio::signal::unix::{signal, SignalKind};
             let mut term = signal(SignalKind::terminate())
                 .map_err(|e| format!("cannot catch SIGTERM: {e}"))?;
-            let mut int = signal(SignalKind::interrupt())
-                .map_err(|e| format!("cannot catch SIGINT: {e}"))?;
+            let mut int =
+                signal(SignalKind::interrupt()).map_err(|e| format!("cannot catch SIGINT: {e}"))?;
             let stop = async move {
                 tokio::select! {
                     _ = term.recv() => {}

@@ -10,5 +10,5 @@ pub(crate) mod projects;
 pub(crate) mod relay;
 pub(crate) mod remote;
 pub(crate) mod services;
-pub(crate) mod share;
 pub(crate) mod sessions;
+pub(crate) mod share;
