@@ -675,3 +675,100 @@ fn the_proxy_reaches_the_guest_over_vsock_where_the_kernel_has_it() {
     common::kill(p.id(), common::Signal::SIGTERM);
     let _ = p.wait();
 }
+
+/// An Xvfb server on a free display, killed on drop.
+struct Xvfb(Child, String);
+
+impl Xvfb {
+    fn start() -> Option<Self> {
+        if !have("Xvfb") {
+            return None;
+        }
+        let mut c = Command::new("Xvfb")
+            .args([
+                "-displayfd",
+                "1",
+                "-nolisten",
+                "tcp",
+                "-screen",
+                "0",
+                "640x480x24",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let mut out = c.stdout.take().unwrap();
+        let mut num = String::new();
+        let mut b = [0u8; 1];
+        while out.read(&mut b).ok()? == 1 && b[0] != b'\n' {
+            num.push(b[0] as char);
+        }
+        Some(Xvfb(c, format!(":{}", num.trim())))
+    }
+}
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn apps_launch_activate_report_frontmost_and_quit_a_real_x_application_under_xvfb() {
+    if !have("xeyes") {
+        eprintln!("skipping: xeyes (x11-apps) is not installed");
+        return;
+    }
+    let Some(x) = Xvfb::start() else {
+        eprintln!("skipping: Xvfb is not installed");
+        return;
+    };
+    let vm = Vm::start_with(&[("DISPLAY", &x.1)]);
+    std::fs::write(
+        vm.dir
+            .path()
+            .join("data/applications/org.berth.XEyes.desktop"),
+        "[Desktop Entry]\nType=Application\nName=Eyes\nExec=xeyes -geometry 120x120 %F\n",
+    )
+    .unwrap();
+    let id = json!({"bundle_id": "org.berth.XEyes"});
+    let r = vm.call("POST", "/api/v1/apps/launch", Some(&id));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let pid = r.json()["pid"].as_u64().unwrap() as u32;
+
+    // Activation succeeds once its window is mapped.
+    let mut last = String::new();
+    let activated = wait_for(Duration::from_secs(15), || {
+        let r = vm.call("POST", "/api/v1/apps/activate", Some(&id));
+        last = String::from_utf8_lossy(&r.body).into_owned();
+        r.status == 200
+    });
+    assert!(activated, "never activated: {last}");
+    let v = vm.call("GET", "/api/v1/apps", None).json();
+    let app = v["apps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["bundle_id"] == "org.berth.XEyes")
+        .unwrap_or_else(|| panic!("not listed: {v}"))
+        .clone();
+    assert!(app["pids"].as_array().unwrap().contains(&json!(pid)));
+    let r = vm.call("GET", "/api/v1/apps/frontmost", None);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["bundle_id"], "org.berth.XEyes");
+
+    if !have("xdg-open") && !have("gio") {
+        let r = vm.call("POST", "/api/v1/open", Some(&json!({"path": vm.home()})));
+        assert_eq!(r.status, 409);
+        assert!(r.json()["error"].as_str().unwrap().contains("xdg-open"));
+    }
+
+    let r = vm.call("POST", "/api/v1/apps/quit", Some(&id));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let v = r.json();
+    assert_eq!(v["method"], "window close", "{v}");
+    assert!(wait_for(Duration::from_secs(5), || !common::is_alive(pid)));
+}

@@ -6,15 +6,19 @@
 //!   entries by their executable's name (the entry's `Exec` program).
 //! - `POST /api/v1/apps/launch {bundle_id}`: runs the entry's `Exec`
 //!   (field codes dropped), detached; 409 without a display.
-//! - `POST /api/v1/apps/quit {bundle_id}`: SIGTERM to the app's processes.
-//! - `POST /api/v1/apps/activate`, `GET /api/v1/apps/frontmost`: 409
-//!   without a display; with one, 501 (berth does not speak EWMH yet).
+//! - `POST /api/v1/apps/quit {bundle_id}`: on an X display its windows are
+//!   asked to close (EWMH `_NET_CLOSE_WINDOW`, or ICCCM `WM_DELETE_WINDOW`
+//!   without a window manager); what still runs after 2 s, or everything
+//!   without a display, gets SIGTERM.
+//! - `POST /api/v1/apps/activate`, `GET /api/v1/apps/frontmost`: EWMH on an
+//!   X display (see [`super::x11`]); 409 without a display, 501 on a
+//!   Wayland-only one.
 //! - `POST /api/v1/open {path}`: `xdg-open` (or `gio open`) where a
 //!   display session exists, else 409.
 
 use super::error::Json;
 use super::error::{ApiError, ApiResult};
-use super::JsonBody;
+use super::{x11, JsonBody};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -286,48 +290,144 @@ pub(super) async fn launch(
     Ok(Json(serde_json::json!({"bundle_id": entry.id, "pid": pid})))
 }
 
-pub(super) async fn activate(
-    JsonBody(req): JsonBody<BundleRequest>,
-) -> ApiResult<Json<serde_json::Value>> {
-    find_entry(&req.bundle_id)?;
-    need_display(&format!("activating {}", req.bundle_id))?;
-    Err(no_ewmh())
+/// The X display for window actions: 409 without any display, 501 on a
+/// Wayland-only session (it has no standard for one client to activate
+/// or close another's windows).
+fn x_display(what: &str) -> ApiResult<x11::Display> {
+    need_display(what)?;
+    if std::env::var("DISPLAY")
+        .map(|d| d.is_empty())
+        .unwrap_or(true)
+    {
+        return Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            format!(
+                "{what}: Wayland has no standard way to do this; it needs an X display (DISPLAY)"
+            ),
+        ));
+    }
+    x11::Display::open().map_err(ApiError::conflict)
 }
 
-pub(super) async fn frontmost() -> ApiResult<Json<serde_json::Value>> {
-    need_display("finding the frontmost app")?;
-    Err(no_ewmh())
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> ApiResult<T> + Send + 'static,
+) -> ApiResult<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
 }
 
-fn no_ewmh() -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "berth does not speak EWMH yet (_NET_ACTIVE_WINDOW): window activation and the frontmost window are not available",
-    )
-}
-
-pub(super) async fn quit(
-    JsonBody(req): JsonBody<BundleRequest>,
-) -> ApiResult<Json<serde_json::Value>> {
-    let entry = find_entry(&req.bundle_id)?;
+/// The entry, its program and its running processes.
+fn running_app(id: &str) -> ApiResult<(DesktopEntry, String, Vec<u32>)> {
+    let entry = find_entry(id)?;
     let program = entry
         .program()
         .ok_or_else(|| ApiError::bad_request(format!("{}: its Exec names no program", entry.id)))?;
     let pids = pids_running(&program);
-    if pids.is_empty() {
-        return Err(ApiError::conflict(format!("{} is not running", entry.id)));
-    }
-    let mut signalled = Vec::new();
-    for pid in pids {
-        if let Ok(id) = berth_os::proc::ProcessIdentity::of(pid) {
-            if berth_os::signal::send(id, berth_os::signal::Signal::SIGTERM).is_ok() {
-                signalled.push(pid);
+    Ok((entry, program, pids))
+}
+
+pub(super) async fn activate(
+    JsonBody(req): JsonBody<BundleRequest>,
+) -> ApiResult<Json<serde_json::Value>> {
+    blocking(move || {
+        let (entry, program, pids) = running_app(&req.bundle_id)?;
+        let d = x_display(&format!("activating {}", entry.id))?;
+        let clients = d.clients().map_err(ApiError::conflict)?;
+        let win = clients
+            .iter()
+            .find(|o| x11::owned_by(o, &pids, &program))
+            .ok_or_else(|| {
+                ApiError::conflict(format!("{} has no window on the display", entry.id))
+            })?;
+        let how = d.activate(win.window).map_err(ApiError::conflict)?;
+        Ok(Json(serde_json::json!({
+            "bundle_id": entry.id, "window": win.window, "method": how,
+        })))
+    })
+    .await
+}
+
+pub(super) async fn frontmost() -> ApiResult<Json<serde_json::Value>> {
+    blocking(|| {
+        let d = x_display("finding the frontmost app")?;
+        let owner = d
+            .frontmost()
+            .map_err(ApiError::conflict)?
+            .ok_or_else(|| ApiError::conflict("no window is active or has the focus"))?;
+        let exe = owner.pid.and_then(|p| {
+            std::fs::read_link(format!("/proc/{p}/exe"))
+                .ok()
+                .and_then(|e| e.file_name().map(|n| n.to_string_lossy().into_owned()))
+        });
+        let entry = desktop_entries(&application_dirs()).into_iter().find(|e| {
+            e.program().is_some_and(|prog| {
+                exe.as_deref() == Some(prog.as_str()) || x11::owned_by(&owner, &[], &prog)
+            })
+        });
+        Ok(Json(serde_json::json!({
+            "bundle_id": entry.as_ref().map(|e| e.id.clone()),
+            "name": entry.as_ref().map(|e| e.name.clone()),
+            "pid": owner.pid,
+            "wm_class": owner.class.as_ref().map(|(_, c)| c.clone()),
+            "window": owner.window,
+        })))
+    })
+    .await
+}
+
+/// How long windows asked to close have before SIGTERM.
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+pub(super) async fn quit(
+    JsonBody(req): JsonBody<BundleRequest>,
+) -> ApiResult<Json<serde_json::Value>> {
+    blocking(move || {
+        let (entry, program, pids) = running_app(&req.bundle_id)?;
+        if pids.is_empty() {
+            return Err(ApiError::conflict(format!("{} is not running", entry.id)));
+        }
+        // Politely first, where a display lets us: close its windows.
+        let mut asked = 0;
+        if std::env::var("DISPLAY").is_ok_and(|d| !d.is_empty()) {
+            if let Ok(d) = x11::Display::open() {
+                for o in d.clients().unwrap_or_default() {
+                    if x11::owned_by(&o, &pids, &program) && d.close(o.window).unwrap_or(false) {
+                        asked += 1;
+                    }
+                }
             }
         }
-    }
-    Ok(Json(serde_json::json!({
-        "bundle_id": entry.id, "signalled": signalled, "method": "SIGTERM",
-    })))
+        let alive = |pids: &[u32]| {
+            pids.iter()
+                .copied()
+                .filter(|p| berth_os::proc::ProcessIdentity::of(*p).is_ok_and(|i| i.is_running()))
+                .collect::<Vec<_>>()
+        };
+        if asked > 0 {
+            let deadline = std::time::Instant::now() + CLOSE_GRACE;
+            while !alive(&pids).is_empty() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+        let mut signalled = Vec::new();
+        for pid in alive(&pids) {
+            if let Ok(id) = berth_os::proc::ProcessIdentity::of(pid) {
+                if berth_os::signal::send(id, berth_os::signal::Signal::SIGTERM).is_ok() {
+                    signalled.push(pid);
+                }
+            }
+        }
+        let method = match (asked > 0, signalled.is_empty()) {
+            (true, true) => "window close",
+            (true, false) => "window close, then SIGTERM",
+            (false, _) => "SIGTERM",
+        };
+        Ok(Json(serde_json::json!({
+            "bundle_id": entry.id, "windows_closed": asked, "signalled": signalled, "method": method,
+        })))
+    })
+    .await
 }
 
 pub(super) async fn open(

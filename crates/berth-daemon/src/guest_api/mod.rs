@@ -16,6 +16,7 @@ pub mod files;
 pub mod fs;
 pub mod host_proxy;
 mod listener;
+pub mod x11;
 
 use crate::addr::ListenAddr;
 use axum::body::Bytes;
