@@ -746,7 +746,12 @@ fn apps_launch_activate_report_frontmost_and_quit_a_real_x_application_under_xvf
         last = String::from_utf8_lossy(&r.body).into_owned();
         r.status == 200
     });
-    assert!(activated, "never activated: {last}");
+    assert!(
+        activated,
+        "never activated: {last}; xeyes {pid} alive: {}; daemon log: {}",
+        common::is_alive(pid),
+        std::fs::read_to_string(vm.dir.path().join("daemon.log")).unwrap_or_default()
+    );
     let v = vm.call("GET", "/api/v1/apps", None).json();
     let app = v["apps"]
         .as_array()
@@ -759,6 +764,47 @@ fn apps_launch_activate_report_frontmost_and_quit_a_real_x_application_under_xvf
     let r = vm.call("GET", "/api/v1/apps/frontmost", None);
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.json()["bundle_id"], "org.berth.XEyes");
+
+    // The clipboard is the display's CLIPBOARD selection there.
+    let text: String = "héllo X — ".repeat(10_000);
+    let r = vm.call("POST", "/api/v1/clipboard", Some(&json!({"text": text})));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["source"], "x11");
+    let v = vm.call("GET", "/api/v1/clipboard", None).json();
+    assert_eq!(v["source"], "x11", "{v}");
+    assert!(
+        v["text"] == text.as_str(),
+        "the selection came back different"
+    );
+    if have("xclip") {
+        let out = Command::new("xclip")
+            .args(["-o", "-selection", "clipboard"])
+            .env("DISPLAY", &x.1)
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), text);
+        // And another client's selection is what GET reads.
+        let mut c = Command::new("xclip")
+            .args(["-i", "-selection", "clipboard"])
+            .env("DISPLAY", &x.1)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        c.stdin.take().unwrap().write_all(b"from xclip").unwrap();
+        c.wait().unwrap();
+        // xclip takes the selection from a child it forks: poll for it.
+        let mut last = Value::Null;
+        let read = wait_for(Duration::from_secs(5), || {
+            last = vm.call("GET", "/api/v1/clipboard", None).json()["text"].clone();
+            last == "from xclip"
+        });
+        assert!(
+            read,
+            "GET never read xclip's selection (last: {:.80})",
+            last.to_string()
+        );
+    }
 
     if !have("xdg-open") && !have("gio") {
         let r = vm.call("POST", "/api/v1/open", Some(&json!({"path": vm.home()})));

@@ -14,6 +14,7 @@ use axum::extract::ConnectInfo;
 use axum::http::StatusCode;
 use std::path::PathBuf;
 use std::time::Duration;
+use tokio::io::AsyncWriteExt;
 
 /// One VM's proxy.
 #[derive(Debug, Clone)]
@@ -107,7 +108,7 @@ pub async fn run(
 type Refusal = (Box<dyn PeerStream>, String);
 
 async fn relay(
-    mut client: Box<dyn PeerStream>,
+    client: Box<dyn PeerStream>,
     cfg: HostProxyConfig,
     refuse: tokio::sync::mpsc::Sender<Refusal>,
 ) {
@@ -132,8 +133,26 @@ async fn relay(
             return;
         }
     };
-    let mut guest = guest;
-    if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut guest).await {
+    let (mut client_rx, mut client_tx) = tokio::io::split(client);
+    let (mut guest_rx, mut guest_tx) = tokio::io::split(guest);
+    // The two directions are independent: a guest that answers before
+    // taking the whole request (413) stops the upload, yet its answer is
+    // still relayed. The guest closing after its answer ends the relay.
+    let up = async {
+        let _ = tokio::io::copy(&mut client_rx, &mut guest_tx).await;
+        let _ = guest_tx.shutdown().await;
+    };
+    let down = async {
+        let r = tokio::io::copy(&mut guest_rx, &mut client_tx).await;
+        let _ = client_tx.shutdown().await;
+        r
+    };
+    let mut down = std::pin::pin!(down);
+    let relayed = tokio::select! {
+        r = &mut down => r,
+        () = up => down.await,
+    };
+    if let Err(e) = relayed {
         tracing::debug!(vm = %cfg.vm, "relay ended: {e}");
     }
 }

@@ -17,6 +17,7 @@ pub mod fs;
 pub mod host_proxy;
 mod listener;
 pub mod x11;
+pub mod x11_clipboard;
 
 use crate::addr::ListenAddr;
 use axum::body::Bytes;
