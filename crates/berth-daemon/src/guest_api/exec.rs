@@ -121,6 +121,9 @@ pub async fn run(req: ExecRequest, limit: usize) -> ApiResult<ExecResponse> {
             ApiError::io(&what, &e)
         })?;
     let pgid = child.id().map(|p| p as i32);
+    // Should this future be dropped mid-run (the server stopping), the
+    // tree goes with it.
+    let mut tree = TreeGuard(pgid);
     if let (Some(text), Some(mut pipe)) = (req.stdin, child.stdin.take()) {
         // Written beside the wait: a program that never reads must not
         // block the response (its timeout still applies).
@@ -140,6 +143,7 @@ pub async fn run(req: ExecRequest, limit: usize) -> ApiResult<ExecResponse> {
     };
     // The command is done: whatever it left in its group goes with it.
     kill_group(pgid);
+    tree.0 = None;
     let status = status.map_err(|e| ApiError::io("cannot wait for the command", &e))?;
     let (stdout, t1) = out.await.unwrap_or_default();
     let (stderr, t2) = err.await.unwrap_or_default();
@@ -151,6 +155,15 @@ pub async fn run(req: ExecRequest, limit: usize) -> ApiResult<ExecResponse> {
         timed_out,
         truncated: t1 || t2,
     })
+}
+
+/// Kills the process group when dropped.
+struct TreeGuard(Option<i32>);
+
+impl Drop for TreeGuard {
+    fn drop(&mut self) {
+        kill_group(self.0);
+    }
 }
 
 fn kill_group(pgid: Option<i32>) {
