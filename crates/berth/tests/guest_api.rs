@@ -616,6 +616,22 @@ fn the_proxy_serves_several_vms_answers_503_replaces_stale_sockets_and_cleans_up
         "the first proxy still serves"
     );
 
+    use std::os::unix::fs::PermissionsExt;
+    for dir in [
+        api.clone(),
+        vm.guest_socket().parent().unwrap().to_path_buf(),
+    ] {
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{} is not private", dir.display());
+    }
+    let out = vm
+        .command(BERTH)
+        .args(["host-api", "--vm", "a", "--vm", "b", "--connect", &guest])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("one --connect per --vm"));
+
     // A live proxy's socket is not taken over.
     let out = vm
         .command(BERTH)
