@@ -5,6 +5,7 @@
 pub mod addr;
 pub mod config;
 pub mod error;
+pub mod guest_api;
 pub mod listen;
 pub mod process_api;
 pub mod project_api;
@@ -83,6 +84,7 @@ async fn serve_until_stopped(config: DaemonConfig) -> Result<(), DaemonError> {
         tracing::info!(%addr, "listening");
         listeners.push((addr.clone(), Arc::new(l)));
     }
+    let guest_api = guest_api::spawn(config.guest_api.clone());
     let projects = open_projects(&config, store, services.clone()).await?;
 
     // Services: take back what a previous daemon left (re-adoption), then
@@ -167,6 +169,9 @@ async fn serve_until_stopped(config: DaemonConfig) -> Result<(), DaemonError> {
         t.abort();
     }
     sweeper.abort();
+    for t in &guest_api {
+        t.abort();
+    }
     if let Some(t) = &relay_link {
         t.abort();
     }

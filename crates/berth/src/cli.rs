@@ -3,7 +3,9 @@
 //! daemon`, `relay` and `remote` is a client of the daemon's socket and
 //! starts the daemon when none answers (see `Ctx`).
 
-use crate::cmd::{daemon, processes, projects, relay, remote, services, sessions, shell};
+use crate::cmd::{
+    daemon, host_api, processes, projects, relay, remote, services, sessions, share, shell,
+};
 use crate::ctx::Ctx;
 use crate::error::CmdResult;
 use clap::{CommandFactory, Parser, Subcommand};
@@ -48,6 +50,10 @@ enum Command {
     Projects(projects::Command),
     #[command(flatten)]
     Shell(shell::Command),
+    #[command(flatten)]
+    HostApi(host_api::Command),
+    #[command(flatten)]
+    Share(share::Command),
 }
 
 impl Command {
@@ -63,6 +69,8 @@ impl Command {
             // The shell group renders the definition itself; handing it over
             // keeps `cmd` from importing `cli`.
             Command::Shell(c) => c.run(Cli::command()),
+            Command::HostApi(c) => c.run(ctx),
+            Command::Share(c) => c.run(ctx),
         }
     }
 }
