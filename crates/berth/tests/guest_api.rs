@@ -214,7 +214,7 @@ fn the_seeds_examples_run_verbatim_against_the_host_socket() {
         assert_eq!(v["exit_code"], 0);
         assert!(v["stdout"].as_str().unwrap().starts_with("Linux "), "{v}");
     } else {
-        eprintln!("skipping the curl examples: curl is not installed");
+        panic!("curl is needed for the seed's examples (apt install curl)");
     }
     if have("python3") {
         let script = r#"
@@ -255,7 +255,7 @@ s.close()
         );
         assert!(text.contains("\r\n\r\n{\"status\":\"ok\"}"), "{text}");
     } else {
-        eprintln!("skipping the Python example: python3 is not installed");
+        panic!("python3 is needed for the seed's Python example");
     }
 }
 
@@ -649,6 +649,7 @@ fn the_proxy_serves_several_vms_answers_503_replaces_stale_sockets_and_cleans_up
 }
 
 #[test]
+#[ignore = "needs vsock loopback (the vsock_loopback module, or a VM): see README"]
 fn the_proxy_reaches_the_guest_over_vsock_where_the_kernel_has_it() {
     // Loopback vsock (CID 1) stands in for the host-to-guest link.
     let port = 20000 + std::process::id() % 20000;
@@ -658,13 +659,11 @@ fn the_proxy_reaches_the_guest_over_vsock_where_the_kernel_has_it() {
         ("BERTH_GUEST_ALLOW_CIDS", "1"),
     ]);
     let log = std::fs::read_to_string(vm.dir.path().join("daemon.log")).unwrap_or_default();
-    if log.contains("guest API not served on vsock") {
-        eprintln!(
-            "skipping: this kernel cannot bind vsock ({})",
-            log.lines().find(|l| l.contains("vsock")).unwrap_or("")
-        );
-        return;
-    }
+    assert!(
+        !log.contains("guest API not served on vsock"),
+        "this kernel cannot bind vsock ({})",
+        log.lines().find(|l| l.contains("vsock")).unwrap_or("")
+    );
     let mut p = vm.spawn_proxy(&["--vm", "vs", "--connect", &format!("vsock://1:{port}")]);
     let sock = vm.host_socket("vs");
     assert!(wait_for(Duration::from_secs(10), || UnixStream::connect(
@@ -672,12 +671,13 @@ fn the_proxy_reaches_the_guest_over_vsock_where_the_kernel_has_it() {
     )
     .is_ok()));
     let r = request(&sock, "GET", "/health", b"");
-    if r.status == 503 {
-        eprintln!(
-            "skipping: vsock loopback is not available: {}",
-            String::from_utf8_lossy(&r.body)
-        );
-    } else {
+    assert_ne!(
+        r.status,
+        503,
+        "vsock loopback is not available: {}",
+        String::from_utf8_lossy(&r.body)
+    );
+    {
         assert_eq!(r.json(), json!({"status": "ok"}));
         let v = request(
             &sock,
@@ -733,15 +733,10 @@ impl Drop for Xvfb {
 }
 
 #[test]
+#[ignore = "needs Xvfb and xeyes (apt install xvfb x11-apps): see README"]
 fn apps_launch_activate_report_frontmost_and_quit_a_real_x_application_under_xvfb() {
-    if !have("xeyes") {
-        eprintln!("skipping: xeyes (x11-apps) is not installed");
-        return;
-    }
-    let Some(x) = Xvfb::start() else {
-        eprintln!("skipping: Xvfb is not installed");
-        return;
-    };
+    assert!(have("xeyes"), "xeyes (x11-apps) is not installed");
+    let x = Xvfb::start().expect("Xvfb is not installed");
     let vm = Vm::start_with(&[("DISPLAY", &x.1)]);
     std::fs::write(
         vm.dir
@@ -757,7 +752,9 @@ fn apps_launch_activate_report_frontmost_and_quit_a_real_x_application_under_xvf
 
     // Activation succeeds once its window is mapped.
     let mut last = String::new();
-    let activated = wait_for(Duration::from_secs(15), || {
+    // A liveness bound, not a timing claim: the window maps when the
+    // loaded machine gets to it.
+    let activated = wait_for(Duration::from_secs(60), || {
         let r = vm.call("POST", "/api/v1/apps/activate", Some(&id));
         last = String::from_utf8_lossy(&r.body).into_owned();
         r.status == 200
