@@ -8,7 +8,6 @@ pub mod error;
 pub mod listen;
 pub mod process_api;
 pub mod project_api;
-pub mod relay;
 pub mod remote_link;
 pub mod state;
 pub mod tls;

@@ -1,6 +1,6 @@
 //! `berth relay`: serves remote protocol v3 to agents and mobile clients.
 
-use berth_daemon::relay::{self, RelayConfig};
+use berth_relay::RelayConfig;
 use clap::Args;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -43,7 +43,7 @@ pub fn main(a: RelayArgs) -> i32 {
         tokens.extend(env.split(',').filter(|t| !t.is_empty()).map(String::from));
     }
     let tls = match (&a.tls_cert, &a.tls_key) {
-        (Some(c), Some(k)) => match berth_daemon::tls::server_config(c, k) {
+        (Some(c), Some(k)) => match berth_relay::tls::server_config(c, k) {
             Ok(t) => Some(t),
             Err(e) => {
                 eprintln!("berth: {e}");
@@ -59,7 +59,7 @@ pub fn main(a: RelayArgs) -> i32 {
         queue_bytes: a.queue_kib.max(16) << 10,
         ..RelayConfig::default()
     };
-    match relay::run(addr, config) {
+    match berth_relay::run(addr, config) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("berth: {e}");
