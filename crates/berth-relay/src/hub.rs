@@ -177,6 +177,11 @@ impl Hub {
         }
     }
 
+    /// Whether the machine's agent is connected to this instance.
+    pub(crate) fn is_local(&self, mk: &MachineKey) -> bool {
+        self.machines.get(mk).is_some_and(|m| m.online)
+    }
+
     fn locate(&self, mk: &MachineKey) -> Option<Location> {
         if self.machines.get(mk).is_some_and(|m| m.online) {
             return Some(Location::Local);

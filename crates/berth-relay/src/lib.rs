@@ -16,8 +16,10 @@
 //!
 //! Modules: `key` (the routing names), `hub` (routing state, no I/O),
 //! `link` (the per-link state machine), `outbox` (bounded send queues),
-//! `server` (axum, sockets), `tls`.
+//! `server` (axum, sockets), `tls`, and `cluster` (several instances
+//! sharing routing over NATS, `--cluster`; without it nothing changes).
 
+pub mod cluster;
 mod frames;
 mod hub;
 pub mod key;
@@ -47,6 +49,8 @@ pub struct RelayConfig {
     pub hello_timeout: Duration,
     /// Serve `wss://` with this configuration (see [`tls::server_config`]).
     pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    /// Share routing with other instances over NATS (see [`cluster`]).
+    pub cluster: Option<cluster::ClusterConfig>,
 }
 
 impl Default for RelayConfig {
@@ -57,17 +61,34 @@ impl Default for RelayConfig {
             queue_bytes: 1 << 20,
             hello_timeout: Duration::from_secs(10),
             tls: None,
+            cluster: None,
         }
     }
 }
 
-/// Serves on `listener` until the future is dropped (TLS if configured).
+/// Serves on `listener` until the future is dropped (TLS if configured;
+/// joining the cluster if configured). Errors: the cluster's credentials
+/// or URL are unusable, or serving fails.
 pub async fn serve(listener: tokio::net::TcpListener, config: RelayConfig) -> std::io::Result<()> {
-    let tls = config.tls.clone();
+    let (relay, _cluster) = start(config).await.map_err(std::io::Error::other)?;
+    serve_relay(listener, relay).await
+}
+
+async fn start(config: RelayConfig) -> Result<(Arc<Relay>, Option<Arc<cluster::Cluster>>), String> {
+    let cluster_cfg = config.cluster.clone();
     let relay = Arc::new(Relay {
         config,
         hub: Mutex::new(Hub::default()),
     });
+    let cluster = match &cluster_cfg {
+        Some(c) => Some(cluster::start(relay.clone(), c).await?),
+        None => None,
+    };
+    Ok((relay, cluster))
+}
+
+async fn serve_relay(listener: tokio::net::TcpListener, relay: Arc<Relay>) -> std::io::Result<()> {
+    let tls = relay.config.tls.clone();
     let app = server::router(relay);
     match tls {
         None => axum::serve(listener, app).await,
@@ -75,9 +96,11 @@ pub async fn serve(listener: tokio::net::TcpListener, config: RelayConfig) -> st
     }
 }
 
-/// Runs a relay on its own runtime until SIGTERM or SIGINT.
+/// Runs a relay on its own runtime until SIGTERM or SIGINT; a clustered
+/// relay then tells the others it left.
 ///
-/// Errors: no token configured, the runtime or the listener cannot start.
+/// Errors: no token configured, the runtime, the listener or the cluster
+/// cannot start.
 pub fn run(addr: SocketAddr, config: RelayConfig) -> Result<(), String> {
     if config.tokens.is_empty() {
         return Err("a relay needs at least one --token".into());
@@ -95,10 +118,15 @@ pub fn run(addr: SocketAddr, config: RelayConfig) -> Result<(), String> {
         use tokio::signal::unix::{signal, SignalKind};
         let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
         let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
-        tokio::select! {
-            r = serve(listener, config) => r.map_err(|e| e.to_string()),
+        let (relay, cluster) = start(config).await?;
+        let r = tokio::select! {
+            r = serve_relay(listener, relay) => r.map_err(|e| e.to_string()),
             _ = term.recv() => Ok(()),
             _ = int.recv() => Ok(()),
+        };
+        if let Some(c) = cluster {
+            c.leave().await;
         }
+        r
     })
 }

@@ -27,9 +27,26 @@ pub struct RelayArgs {
     /// Serve wss://: private key of --tls-cert, PEM.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<std::path::PathBuf>,
+    /// Share routing with other relay instances through this NATS server
+    /// (nats://HOST:4222, comma-separated for several).
+    #[arg(long, value_name = "URL")]
+    cluster: Option<String>,
+    /// NATS credentials file (JWT + NKey seed) for --cluster.
+    #[arg(long, value_name = "FILE", requires = "cluster")]
+    cluster_creds: Option<std::path::PathBuf>,
 }
 
 pub fn main(a: RelayArgs) -> i32 {
+    // The relay logs like the daemon: a plain level in BERTH_LOG, to stderr.
+    let level = std::env::var("BERTH_LOG")
+        .ok()
+        .and_then(|l| l.parse::<tracing::Level>().ok())
+        .unwrap_or(tracing::Level::INFO);
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .try_init();
     let addr = a.listen.trim_start_matches("tcp://");
     let addr: SocketAddr = match addr.parse() {
         Ok(a) => a,
@@ -52,8 +69,14 @@ pub fn main(a: RelayArgs) -> i32 {
         },
         _ => None,
     };
+    let cluster = a.cluster.map(|url| {
+        let mut c = berth_relay::cluster::ClusterConfig::new(url);
+        c.creds = a.cluster_creds;
+        c
+    });
     let config = RelayConfig {
         tls,
+        cluster,
         tokens,
         ping_interval: Duration::from_millis(a.ping_interval_ms.max(100)),
         queue_bytes: a.queue_kib.max(16) << 10,
