@@ -188,9 +188,16 @@ struct DaemonOpts {
     /// Output kept per session stream, in KiB (the backlog ring).
     #[arg(long, default_value_t = 1024)]
     backlog_kib: usize,
-    /// Link out to a remote-protocol relay, ws://HOST:PORT/.
-    #[arg(long, value_name = "URL", requires = "relay_token")]
-    relay: Option<String>,
+    /// Link out to a remote-protocol relay, ws://HOST:PORT/; repeat it (or
+    /// separate with commas) for the instances of a clustered relay, tried
+    /// in turn when one fails.
+    #[arg(
+        long,
+        value_name = "URL",
+        requires = "relay_token",
+        value_delimiter = ','
+    )]
+    relay: Vec<String>,
     /// Token presented to the relay.
     #[arg(long, value_name = "T", env = "BERTH_RELAY_TOKEN")]
     relay_token: Option<String>,
@@ -299,8 +306,9 @@ fn daemon(scope: Option<String>, socket: &std::path::Path, opts: DaemonOpts) -> 
         return fail("--backlog-kib must be at least 1");
     }
     config.sessions.backlog_bytes = opts.backlog_kib << 10;
-    if let (Some(url), Some(token)) = (&opts.relay, &opts.relay_token) {
-        let mut link = berth_daemon::remote_link::RelayLinkConfig::new(url.clone(), token.clone());
+    if let (false, Some(token)) = (opts.relay.is_empty(), &opts.relay_token) {
+        let mut link =
+            berth_daemon::remote_link::RelayLinkConfig::new(opts.relay.clone(), token.clone());
         if let Some(id) = &opts.relay_machine_id {
             link.machine_id = id.clone();
         }

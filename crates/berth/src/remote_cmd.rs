@@ -1,7 +1,9 @@
 //! `berth remote attach`: a terminal client of the relay that renders from
 //! grids, the way a phone does: it applies GRID_SNAPSHOT and GRID_DIFF to
 //! a local grid and draws it, sends keystrokes as `input` and its size as
-//! RESIZE, and re-attaches after the relay or the agent comes back.
+//! RESIZE, and re-attaches after the relay or the agent comes back. Given
+//! several relay URLs (a clustered relay), it moves to the next one when
+//! its relay fails, and resumes from the fresh GRID_SNAPSHOT sent there.
 
 use berth_wire::remote::{
     self, AppMessage, CapReq, Color, Frame, Grid, Hello, Input, Pong, Role, SessionAttach,
@@ -31,9 +33,10 @@ enum DumpFormat {
 
 #[derive(Args)]
 pub struct AttachArgs {
-    /// Relay URL, ws://HOST:PORT/.
-    #[arg(long)]
-    relay: String,
+    /// Relay URL, ws://HOST:PORT/; repeat it (or separate with commas) for
+    /// the instances of a clustered relay, tried in turn when one fails.
+    #[arg(long, required = true, value_delimiter = ',')]
+    relay: Vec<String>,
     /// Token for the relay.
     #[arg(long, env = "BERTH_RELAY_TOKEN")]
     token: String,
@@ -165,6 +168,8 @@ fn render(g: &Grid) -> String {
 struct View {
     grid: Option<(Grid, u32)>,
     typed: bool,
+    /// The current link was accepted (`hello_ack`).
+    up: bool,
 }
 
 enum Outcome {
@@ -228,11 +233,16 @@ async fn attach(a: AttachArgs) -> i32 {
     let mut view = View {
         grid: None,
         typed: false,
+        up: false,
     };
-    let mut backoff = Duration::from_millis(100);
+    let mut next = 0usize;
+    let mut failures = 0u32;
     loop {
+        let url = a.relay[next % a.relay.len()].clone();
+        view.up = false;
         let r = link(
             &a,
+            &url,
             ca.as_ref(),
             &mut view,
             &mut keys,
@@ -257,8 +267,14 @@ async fn attach(a: AttachArgs) -> i32 {
         if scripted && Instant::now() >= deadline {
             return dump_or_fail(&a, &view);
         }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(5));
+        if view.up {
+            failures = 0;
+        }
+        next += 1;
+        let delay = berth_daemon::remote_link::retry_delay(failures, a.relay.len())
+            .min(Duration::from_secs(5));
+        tokio::time::sleep(delay).await;
+        failures = failures.saturating_add(1);
     }
 }
 
@@ -290,6 +306,7 @@ fn dump_or_fail(a: &AttachArgs, view: &View) -> i32 {
 
 async fn link(
     a: &AttachArgs,
+    url: &str,
     ca: Option<&std::sync::Arc<tokio_rustls::rustls::ClientConfig>>,
     view: &mut View,
     keys: &mut tokio::sync::mpsc::Receiver<Vec<u8>>,
@@ -298,10 +315,8 @@ async fn link(
     deadline: Instant,
 ) -> Outcome {
     let scripted = !interactive && (a.until.is_some() || a.dump_after_ms.is_some());
-    let connect = tokio::time::timeout(
-        Duration::from_secs(10),
-        berth_daemon::tls::connect(&a.relay, ca),
-    );
+    let connect =
+        tokio::time::timeout(Duration::from_secs(10), berth_daemon::tls::connect(url, ca));
     let mut ws = match connect.await {
         Ok(Ok(ws)) => ws,
         Ok(Err(e)) => return Outcome::Retry(format!("connect: {e}")),
@@ -373,6 +388,7 @@ async fn link(
                 let mut changed = false;
                 match frame {
                     Frame::AppJson(AppMessage::HelloAck(h)) => {
+                        view.up = true;
                         ping = Duration::from_millis(u64::from(h.ping_interval_ms.unwrap_or(10_000).max(100)));
                     }
                     Frame::AppJson(AppMessage::Ping(p)) => {
