@@ -516,7 +516,7 @@ impl Hub {
 
     /// A mobile's input or RESIZE for its feed's agent, held until the
     /// feed link is up. `false`: the hold is full.
-    pub(crate) fn to_agent(&mut self, key: &RouteKey, frame: Bytes) -> bool {
+    pub(crate) fn send_to_agent(&mut self, key: &RouteKey, frame: Bytes) -> bool {
         if self.push_up(key, frame.clone()) {
             return true;
         }
@@ -802,7 +802,7 @@ mod tests {
                 Frame::AppJson(AppMessage::MachineList(l)) => Some(l),
                 _ => None,
             })
-            .last()
+            .next_back()
             .map(|l| {
                 l.machines
                     .into_iter()
@@ -941,7 +941,7 @@ mod tests {
             }]
         );
         assert!(hub.fed_by(&key, "ra"));
-        assert!(hub.to_agent(&key, Bytes::from_static(b"k")));
+        assert!(hub.send_to_agent(&key, Bytes::from_static(b"k")));
         assert!(matches!(&cluster.drain()[..], [Outgoing::Up { to, .. }] if to == "ra"));
         // The agent moved to relay rc; ra's presence loses it.
         hub.set_presence("rc", vec![(mk.clone(), "m".into(), vec![session("s")])]);

@@ -203,14 +203,14 @@ pub(crate) fn on_mobile(hub: &mut Hub, id: u64, out: &Outbox, frame: Frame) {
             match (grid, key) {
                 (Some(s), _) => out.push_resync(s),
                 (None, Some(k)) if has_link => {
-                    hub.to_agent(&k, json(AppMessage::SnapshotReq(r)));
+                    hub.send_to_agent(&k, json(AppMessage::SnapshotReq(r)));
                 }
                 _ => out.push(error("unavailable", "not attached to a live feed")),
             }
         }
         Frame::AppJson(AppMessage::Input(i)) => match attached {
             Some(k) if k.session == i.session_id => {
-                if !hub.to_agent(&k, json(AppMessage::Input(i))) {
+                if !hub.send_to_agent(&k, json(AppMessage::Input(i))) {
                     out.push(error("unavailable", "the session's feed is not up"));
                 }
             }
@@ -222,7 +222,7 @@ pub(crate) fn on_mobile(hub: &mut Hub, id: u64, out: &Outbox, frame: Frame) {
         },
         Frame::Resize { cols, rows } => match attached {
             Some(k) => {
-                if !hub.to_agent(&k, enc(&Frame::Resize { cols, rows })) {
+                if !hub.send_to_agent(&k, enc(&Frame::Resize { cols, rows })) {
                     out.push(error("unavailable", "the session's feed is not up"));
                 }
             }

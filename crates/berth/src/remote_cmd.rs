@@ -242,8 +242,10 @@ async fn attach(a: AttachArgs) -> i32 {
         view.up = false;
         let r = link(
             &a,
-            &url,
-            ca.as_ref(),
+            Target {
+                url: &url,
+                ca: ca.as_ref(),
+            },
             &mut view,
             &mut keys,
             size,
@@ -304,10 +306,15 @@ fn dump_or_fail(a: &AttachArgs, view: &View) -> i32 {
     }
 }
 
+/// The relay instance a link goes to, and the CA to trust for `wss://`.
+struct Target<'a> {
+    url: &'a str,
+    ca: Option<&'a std::sync::Arc<tokio_rustls::rustls::ClientConfig>>,
+}
+
 async fn link(
     a: &AttachArgs,
-    url: &str,
-    ca: Option<&std::sync::Arc<tokio_rustls::rustls::ClientConfig>>,
+    to: Target<'_>,
     view: &mut View,
     keys: &mut tokio::sync::mpsc::Receiver<Vec<u8>>,
     size: Option<(u32, u32)>,
@@ -315,8 +322,10 @@ async fn link(
     deadline: Instant,
 ) -> Outcome {
     let scripted = !interactive && (a.until.is_some() || a.dump_after_ms.is_some());
-    let connect =
-        tokio::time::timeout(Duration::from_secs(10), berth_daemon::tls::connect(url, ca));
+    let connect = tokio::time::timeout(
+        Duration::from_secs(10),
+        berth_daemon::tls::connect(to.url, to.ca),
+    );
     let mut ws = match connect.await {
         Ok(Ok(ws)) => ws,
         Ok(Err(e)) => return Outcome::Retry(format!("connect: {e}")),
