@@ -36,6 +36,9 @@ pub(crate) fn router(relay: Arc<Relay>) -> Router {
         .with_state(relay)
 }
 
+/// Read chunk and write batch of one link's WebSocket, bytes.
+const LINK_BUFFER: usize = 8 * 1024;
+
 #[derive(serde::Deserialize)]
 struct AuthQuery {
     token: Option<String>,
@@ -46,7 +49,13 @@ async fn upgrade(
     Query(q): Query<AuthQuery>,
     State(relay): State<Arc<Relay>>,
 ) -> Response {
+    // Small socket buffers: tungstenite reserves its read buffer per link
+    // up front (128 KiB by default), which made up most of a relay's
+    // memory per connection; frames larger than the buffer still arrive
+    // whole, the buffer grows for them.
     ws.max_message_size(remote::MAX_MESSAGE_LEN)
+        .read_buffer_size(LINK_BUFFER)
+        .write_buffer_size(LINK_BUFFER)
         .on_upgrade(move |socket| serve_link(socket, relay, q.token))
 }
 
