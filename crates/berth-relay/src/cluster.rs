@@ -27,7 +27,7 @@
 //! between its own links (logged once); the client reconnects by itself
 //! and presence rebuilds the shared view.
 
-use crate::hub::{Hub, MaxSize, Outgoing, RelayId};
+use crate::hub::{Hub, MaxSize, Outgoing, RelayId, LIST_WINDOW};
 use crate::key::{MachineKey, Namespace, RouteKey};
 use crate::link;
 use crate::outbox::Outbox;
@@ -221,6 +221,9 @@ pub(crate) async fn start(relay: Arc<Relay>, cfg: &ClusterConfig) -> Result<Arc<
         heartbeat: cfg.heartbeat,
         expiry: cfg.expiry,
         seen: HashMap::new(),
+        presence_due: false,
+        last_presence: Instant::now(),
+        lost: false,
         connected: cluster.client.connection_state() == async_nats::connection::State::Connected,
     };
     tokio::spawn(task.run(queue, presence, inbox, events));
@@ -235,6 +238,11 @@ struct Task {
     expiry: Duration,
     /// When each other instance was last heard from.
     seen: HashMap<RelayId, Instant>,
+    /// A change to announce once the presence window ends.
+    presence_due: bool,
+    last_presence: Instant,
+    /// NATS was lost since the last connection (for the log).
+    lost: bool,
     connected: bool,
 }
 
@@ -248,11 +256,16 @@ impl Task {
     ) {
         let mut tick = tokio::time::interval(self.heartbeat);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut window = tokio::time::interval(LIST_WINDOW);
+        window.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = tick.tick() => {
                     self.publish_presence().await;
                     self.expire();
+                }
+                _ = window.tick(), if self.presence_due => {
+                    self.publish_presence().await;
                 }
                 out = queue.take() => {
                     for m in out {
@@ -275,7 +288,20 @@ impl Task {
         }
     }
 
-    async fn publish_presence(&self) {
+    /// Announces the machines here at once, unless an announcement went
+    /// out less than a window ago: then at the window's end, so a storm of
+    /// reconnecting agents costs a few messages, not one per agent.
+    async fn presence_changed(&mut self) {
+        if self.last_presence.elapsed() >= LIST_WINDOW {
+            self.publish_presence().await;
+        } else {
+            self.presence_due = true;
+        }
+    }
+
+    async fn publish_presence(&mut self) {
+        self.presence_due = false;
+        self.last_presence = Instant::now();
         let machines = self
             .relay
             .hub()
@@ -313,10 +339,10 @@ impl Task {
         }
     }
 
-    async fn send(&self, m: Outgoing) {
+    async fn send(&mut self, m: Outgoing) {
         let me = self.cluster.id.clone();
         let (to, body) = match m {
-            Outgoing::PresenceChanged => return self.publish_presence().await,
+            Outgoing::PresenceChanged => return self.presence_changed().await,
             Outgoing::Attach { to, key, max } => {
                 let h = Header {
                     from: me,
@@ -460,19 +486,23 @@ impl Task {
     async fn on_event(&mut self, e: Event) {
         match e {
             Event::Disconnected => {
-                if self.connected {
+                if self.connected || !self.lost {
                     tracing::warn!(
                         "cluster: NATS unreachable; routing only between links on this relay until it is back"
                     );
                 }
+                self.lost = true;
                 self.connected = false;
                 self.seen.clear();
                 self.relay.hub().drop_all_remote();
             }
             Event::Connected => {
-                if !self.connected {
+                if self.lost {
                     tracing::warn!("cluster: NATS reachable again; sharing routes");
+                } else {
+                    tracing::info!("cluster: NATS connected; sharing routes");
                 }
+                self.lost = false;
                 self.connected = true;
                 self.publish_presence().await;
             }

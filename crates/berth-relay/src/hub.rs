@@ -163,7 +163,15 @@ pub(crate) struct Hub {
     pub(crate) watchers: HashMap<(RelayId, RouteKey), u64>,
     /// Set when clustered.
     pub(crate) cluster: Option<Arc<ClusterQueue>>,
+    /// A list was sent less than a window ago: further ones wait.
+    list_hold: bool,
+    /// Namespaces whose list is held until the window ends.
+    lists_due: Vec<Namespace>,
 }
+
+/// Machine lists to one namespace are sent at most once per this window
+/// after the first (see [`Hub::machines_changed`]).
+pub(crate) const LIST_WINDOW: std::time::Duration = std::time::Duration::from_millis(50);
 
 impl Hub {
     pub(crate) fn id(&mut self) -> u64 {
@@ -245,13 +253,37 @@ impl Hub {
         }
     }
 
-    pub(crate) fn machines_changed(&self, ns: &Namespace) {
+    /// The machines of `ns` changed: its mobiles get the new list now, or,
+    /// within [`LIST_WINDOW`] of the last list sent, once at the end of the
+    /// window ([`Hub::flush_lists`]). A reconnect storm of many agents thus
+    /// costs each mobile a few lists instead of one per agent.
+    pub(crate) fn machines_changed(&mut self, ns: &Namespace) {
+        if self.list_hold {
+            if !self.lists_due.contains(ns) {
+                self.lists_due.push(ns.clone());
+            }
+            return;
+        }
+        self.list_hold = true;
         let list = self.machine_list(ns);
         self.tell_mobiles(ns, &list);
     }
 
+    /// The end of a list window: sends the lists held during it; a window
+    /// with nothing held ends the hold. Called every [`LIST_WINDOW`].
+    pub(crate) fn flush_lists(&mut self) {
+        if self.lists_due.is_empty() {
+            self.list_hold = false;
+            return;
+        }
+        for ns in std::mem::take(&mut self.lists_due) {
+            let list = self.machine_list(&ns);
+            self.tell_mobiles(&ns, &list);
+        }
+    }
+
     /// A machine connected here came, went or changed its sessions.
-    pub(crate) fn local_machines_changed(&self, ns: &Namespace) {
+    pub(crate) fn local_machines_changed(&mut self, ns: &Namespace) {
         self.machines_changed(ns);
         self.tell_cluster(Outgoing::PresenceChanged);
     }
@@ -891,6 +923,7 @@ mod tests {
         );
         hub.set_presence("r2", vec![remote("b"), other_ns]);
         hub.set_presence("r3", vec![remote("c")]);
+        hub.flush_lists();
         assert_eq!(
             listed(&out),
             [
@@ -900,6 +933,7 @@ mod tests {
             ]
         );
         hub.drop_relay("r2");
+        hub.flush_lists();
         assert_eq!(
             listed(&out),
             [("a".to_string(), true, 1), ("c".to_string(), true, 2)]
@@ -912,6 +946,36 @@ mod tests {
             })
             .count();
         assert_eq!(statuses, 1);
+    }
+
+    #[test]
+    fn a_burst_of_machine_changes_costs_a_mobile_two_lists() {
+        let mut hub = Hub::default();
+        let (_, out) = mobile(&mut hub, 1 << 20, true);
+        for i in 0..50 {
+            let m = (
+                MachineKey {
+                    ns: ns(),
+                    machine: format!("m{i:02}"),
+                },
+                format!("m{i:02}"),
+                vec![session("s")],
+            );
+            hub.set_presence(&format!("r{i}"), vec![m]);
+        }
+        // The first change went out at once, the rest at the window's end.
+        assert_eq!(listed(&out).len(), 1);
+        hub.flush_lists();
+        assert_eq!(listed(&out).len(), 50);
+        let lists = decode_all(&out)
+            .iter()
+            .filter(|f| matches!(f, Frame::AppJson(AppMessage::MachineList(_))))
+            .count();
+        assert_eq!(lists, 2);
+        // A quiet window ends the hold: the next change is sent at once.
+        hub.flush_lists();
+        hub.drop_relay("r0");
+        assert_eq!(listed(&out).len(), 49);
     }
 
     #[test]

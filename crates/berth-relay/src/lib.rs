@@ -80,6 +80,17 @@ async fn start(config: RelayConfig) -> Result<(Arc<Relay>, Option<Arc<cluster::C
         config,
         hub: Mutex::new(Hub::default()),
     });
+    // Ends the machine-list windows (see hub::LIST_WINDOW); stops once the
+    // relay is gone.
+    let weak = Arc::downgrade(&relay);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(hub::LIST_WINDOW);
+        loop {
+            tick.tick().await;
+            let Some(relay) = weak.upgrade() else { return };
+            relay.hub().flush_lists();
+        }
+    });
     let cluster = match &cluster_cfg {
         Some(c) => Some(cluster::start(relay.clone(), c).await?),
         None => None,

@@ -93,6 +93,10 @@ impl Relay {
             .env("BERTH_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null());
+        if std::env::var_os("BENCH_TRACE").is_some() {
+            let log = std::fs::File::create(format!("/tmp/berth-bench-relay-{port}.log")).unwrap();
+            c.env("BERTH_LOG", "info").stderr(log);
+        }
         if let Some(n) = nats {
             c.args(["--cluster", n]);
         }
@@ -644,14 +648,38 @@ fn scale(nats_url: &str, agents: usize, mobiles: usize, fps: u64) {
         let kill_at = st.epoch.elapsed().as_micros() as u64;
         let t = Instant::now();
         drop(victim);
-        while !all_fed(kill_at) {
+        // When each mobile first got a frame after the kill (ms).
+        let mut back: Vec<Option<f64>> = vec![None; mobiles];
+        loop {
+            for (j, b) in back.iter_mut().enumerate() {
+                if b.is_none() && st.last[j].load(Ordering::Relaxed) > kill_at {
+                    *b = Some(t.elapsed().as_secs_f64() * 1e3);
+                }
+            }
+            if back.iter().all(Option::is_some) {
+                break;
+            }
             assert!(t.elapsed() < Duration::from_secs(120), "mobiles never all fed after the kill");
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
+        if std::env::var_os("BENCH_TRACE").is_some() {
+            // Slow mobiles by (first relay, relay of their agent at start).
+            let mut slow = std::collections::BTreeMap::new();
+            for (j, b) in back.iter().enumerate() {
+                if b.is_some_and(|ms| ms > 1000.0) {
+                    *slow.entry((j % 3, (j % agents) % 3)).or_insert(0) += 1;
+                }
+            }
+            eprintln!("slow mobiles by (mobile relay, agent relay): {slow:?}");
+        }
+        let mut ms: Vec<f64> = back.into_iter().flatten().collect();
         println!(
-            "  kill -9 of one relay ({on_victim} mobiles and about {} agents on it): every mobile fed again after {:.2} s",
+            "  kill -9 of one relay ({on_victim} mobiles and about {} agents on it): every mobile fed again after {:.2} s (per mobile: p50 {:.0} ms, p90 {:.0} ms, p99 {:.0} ms)",
             agents / 3,
-            t.elapsed().as_secs_f64()
+            t.elapsed().as_secs_f64(),
+            pct(&mut ms, 50),
+            pct(&mut ms, 90),
+            pct(&mut ms, 99)
         );
         ticker.abort();
     });
