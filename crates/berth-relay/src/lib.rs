@@ -101,8 +101,17 @@ async fn start(config: RelayConfig) -> Result<(Arc<Relay>, Option<Arc<cluster::C
 async fn serve_relay(listener: tokio::net::TcpListener, relay: Arc<Relay>) -> std::io::Result<()> {
     let tls = relay.config.tls.clone();
     let app = server::router(relay);
+    // Frames are small and latency matters (keystrokes): no Nagle delay.
+    use axum::serve::ListenerExt;
     match tls {
-        None => axum::serve(listener, app).await,
+        None => {
+            let listener = listener.tap_io(|tcp| {
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::debug!("TCP_NODELAY: {e}");
+                }
+            });
+            axum::serve(listener, app).await
+        }
         Some(cfg) => axum::serve(tls::TlsListener::new(listener, cfg), app).await,
     }
 }
