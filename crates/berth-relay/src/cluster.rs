@@ -186,8 +186,17 @@ pub(crate) async fn start(relay: Arc<Relay>, cfg: &ClusterConfig) -> Result<Arc<
             .await
             .map_err(|e| format!("--cluster-creds {}: {e}", creds.display()))?;
     }
+    let mut servers = Vec::new();
+    for u in cfg.url.split(',').map(str::trim).filter(|u| !u.is_empty()) {
+        let addr: async_nats::ServerAddr =
+            u.parse().map_err(|e| format!("--cluster {u:?}: {e}"))?;
+        servers.push(addr);
+    }
+    if servers.is_empty() {
+        return Err("--cluster needs a NATS URL (nats://HOST:4222)".into());
+    }
     let client = opts
-        .connect(cfg.url.as_str())
+        .connect(servers)
         .await
         .map_err(|e| format!("--cluster {}: {e}", cfg.url))?;
     let cluster = Arc::new(Cluster {
