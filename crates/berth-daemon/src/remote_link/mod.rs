@@ -537,3 +537,23 @@ fn grid_frame(screen: &berth_engine::sessions::ScreenState, mode: &mut Mode) -> 
     *last = now;
     Some(bin(&Frame::GridDiff(GridDiff { seq: *seq, ops })))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_next_relay_is_tried_at_once_and_backoff_starts_after_a_full_round() {
+        let jitter = Duration::from_millis(250);
+        // Three URLs: the first two failures move on with jitter only.
+        assert!(retry_delay(0, 3) < jitter);
+        assert!(retry_delay(2, 3) < jitter);
+        // Then 200 ms doubling per round, capped at 10 s (plus jitter).
+        let d = retry_delay(3, 3);
+        assert!(d >= Duration::from_millis(400) && d < Duration::from_millis(400) + jitter);
+        let d = retry_delay(300, 3);
+        assert!(d >= Duration::from_secs(10) && d < Duration::from_secs(10) + jitter);
+        // One URL: backoff from the first retry, as before.
+        assert!(retry_delay(1, 1) >= Duration::from_millis(400));
+    }
+}
