@@ -38,12 +38,6 @@ pub fn serve(config: DaemonConfig) -> Result<(), DaemonError> {
     rt.block_on(serve_until_stopped(config))
 }
 
-/// [`serve`] with its error as the text the CLI prints, for callers that
-/// report errors as strings.
-pub fn run(config: DaemonConfig) -> Result<(), String> {
-    serve(config).map_err(|e| e.to_string())
-}
-
 async fn serve_until_stopped(config: DaemonConfig) -> Result<(), DaemonError> {
     // Catch SIGTERM/SIGINT before any socket exists: one that arrives while
     // the engines start (project recovery can take a while) then stops the
@@ -80,7 +74,10 @@ async fn serve_until_stopped(config: DaemonConfig) -> Result<(), DaemonError> {
         project_listeners.push((addr.to_string(), l));
     }
     let mut listeners = Vec::new();
-    for addr in &config.listen {
+    // The first address (daemon.sock) is bound last: clients and `--detach`
+    // wait for it, so once it exists every other listener (the
+    // running-process compatible socket among them) exists too.
+    for addr in config.listen.iter().skip(1).chain(config.listen.first()) {
         let l = bind(addr)?;
         tracing::info!(%addr, "listening");
         listeners.push((addr.clone(), Arc::new(l)));
@@ -193,8 +190,10 @@ async fn serve_until_stopped(config: DaemonConfig) -> Result<(), DaemonError> {
         }
     }
     state.close_connections();
-    // A stopping daemon stops its services (like `pm2 kill`); a crashed one
-    // leaves them running to be re-adopted.
+    // A stopping daemon stops its services (like `pm2 kill`), its
+    // projects' services included (one rule); a crashed one leaves them
+    // running to be re-adopted.
+    projects.shutdown(stop.timeout).await;
     services.shutdown().await;
     pump.abort();
     if stop.graceful {

@@ -3,12 +3,14 @@
 #![allow(dead_code)]
 
 use berth_client::Client;
+use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
+use nix::unistd::Pid;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A daemon under measurement, killed on drop.
-pub struct Daemon {
+pub(crate) struct Daemon {
     pub name: &'static str,
     pub child: Child,
     pub socket: PathBuf,
@@ -22,18 +24,28 @@ impl Drop for Daemon {
     }
 }
 
-/// Pins the calling thread (or, in `pre_exec`, a child) to one CPU.
-pub fn pin_to(cpu: usize) {
-    // SAFETY: plain syscall on a zeroed, properly sized cpu set.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+/// Pins the calling thread to one CPU; processes it spawns from now on
+/// inherit the pin. Returns the CPUs it was allowed before, for
+/// [`unpin`].
+pub(crate) fn pin_to(cpu: usize) -> Option<CpuSet> {
+    let this_thread = Pid::from_raw(0);
+    let before = sched_getaffinity(this_thread).ok();
+    let mut set = CpuSet::new();
+    if set.set(cpu).is_ok() {
+        let _ = sched_setaffinity(this_thread, &set);
+    }
+    before
+}
+
+/// Gives the calling thread back the CPUs `pin_to` took from it.
+pub(crate) fn unpin(before: Option<CpuSet>) {
+    if let Some(set) = before {
+        let _ = sched_setaffinity(Pid::from_raw(0), &set);
     }
 }
 
 /// Number of CPUs.
-pub fn cpus() -> usize {
+pub(crate) fn cpus() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
@@ -41,30 +53,23 @@ pub fn cpus() -> usize {
 
 /// Starts `program args` with XDG dirs in a fresh temp dir and waits until
 /// `socket_rel` (relative to that dir) answers; optionally pinned to a CPU.
-pub fn start(
+pub(crate) fn start(
     name: &'static str,
     program: &Path,
     args: &[&str],
     socket_rel: &str,
     cpu: Option<usize>,
 ) -> Daemon {
-    use std::os::unix::process::CommandExt;
     let dir = tempfile::Builder::new()
         .prefix("berth-bench")
         .tempdir_in("/tmp")
         .unwrap();
     let socket = dir.path().join(socket_rel);
     let mut cmd = Command::new(program);
-    if let Some(cpu) = cpu {
-        // SAFETY: sched_setaffinity is async-signal-safe.
-        unsafe {
-            cmd.pre_exec(move || {
-                pin_to(cpu);
-                Ok(())
-            });
-        }
-    }
-    let child = cmd
+    // A child inherits the CPU set of the thread that spawns it: pin this
+    // thread for the spawn only.
+    let before = cpu.map(pin_to);
+    let spawned = cmd
         .args(args)
         .env("XDG_RUNTIME_DIR", dir.path().join("run"))
         .env("XDG_STATE_HOME", dir.path().join("state"))
@@ -73,8 +78,9 @@ pub fn start(
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .spawn();
+    unpin(before.flatten());
+    let child = spawned.unwrap();
     let t = Instant::now();
     while Client::connect(&socket).is_err() {
         assert!(
@@ -93,7 +99,7 @@ pub fn start(
 }
 
 /// Resident set of `pid` in KiB.
-pub fn rss_kib(pid: u32) -> u64 {
+pub(crate) fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()
@@ -103,7 +109,7 @@ pub fn rss_kib(pid: u32) -> u64 {
 }
 
 /// User + system CPU seconds of `pid` (all threads).
-pub fn cpu_secs(pid: u32) -> f64 {
+pub(crate) fn cpu_secs(pid: u32) -> f64 {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     let f: Vec<&str> = s.rsplit_once(')').unwrap().1.split_whitespace().collect();
     let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
@@ -112,7 +118,7 @@ pub fn cpu_secs(pid: u32) -> f64 {
 
 /// The published running-process-daemon: $RUNNING_PROCESS_DAEMON,
 /// /opt/running-process/bin, or PATH.
-pub fn peer() -> Option<PathBuf> {
+pub(crate) fn peer() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("RUNNING_PROCESS_DAEMON") {
         return Some(p.into());
     }
