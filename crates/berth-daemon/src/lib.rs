@@ -9,7 +9,6 @@ pub mod guest_api;
 pub mod listen;
 pub mod process_api;
 pub mod project_api;
-pub mod relay;
 pub mod remote_link;
 pub mod state;
 pub mod tls;

@@ -7,8 +7,11 @@
 //! a *feed link* for that session and mode, which streams either PTY_DATA
 //! (after a FRAME_SNAPSHOT painting the current screen) or GRID_SNAPSHOT
 //! then GRID_DIFFs computed from the screen model at most once per frame
-//! interval, and applies `input` and RESIZE. Links reconnect with capped
-//! exponential backoff. The engine is only read through attachments and
+//! interval, and applies `input` and RESIZE. Given several relay URLs
+//! (instances of one cluster, issue 14), the control link uses one at a
+//! time and its feed links follow it; when it drops, the next URL is tried
+//! at once (with jitter), and backoff grows only once every URL failed in
+//! a row. The sessions are untouched by any of this. The engine is only read through attachments and
 //! `ScreenState`; nothing here changes its semantics.
 
 pub mod grid;
@@ -31,8 +34,9 @@ type Ws =
 /// How the daemon reaches its relay.
 #[derive(Debug, Clone)]
 pub struct RelayLinkConfig {
-    /// `ws://host:port/` of the relay.
-    pub url: String,
+    /// `ws://host:port/` of the relay, or of each instance of a clustered
+    /// relay, in the order to try them (at least one).
+    pub urls: Vec<String>,
     /// Token presented in `hello`.
     pub token: String,
     /// Stable id of this machine.
@@ -51,10 +55,10 @@ pub struct RelayLinkConfig {
 
 impl RelayLinkConfig {
     /// Defaults: this host's name as id and name, 500 × 200 cap, 30 Hz.
-    pub fn new(url: String, token: String) -> Self {
+    pub fn new(urls: Vec<String>, token: String) -> Self {
         let host = hostname();
         Self {
-            url,
+            urls,
             token,
             machine_id: host.clone(),
             machine_name: host,
@@ -82,33 +86,65 @@ fn app(m: AppMessage) -> Message {
     bin(&Frame::AppJson(m))
 }
 
+/// Up to `max` of jitter, from the clock and the pid, so many agents (or
+/// mobiles) that lost one relay do not reconnect in step.
+pub fn jitter(max: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let mix = u64::from(nanos ^ std::process::id().wrapping_mul(2_654_435_761));
+    let spread = (mix.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) % (max.as_millis().max(1) as u64);
+    Duration::from_millis(spread)
+}
+
+/// The delay before connection attempt number `failures` (failures in a
+/// row, 0 after a link that was up) among `urls` relay URLs: a short
+/// jittered pause while other URLs remain untried in this round, then
+/// exponential backoff from 200 ms to 10 s, with jitter.
+pub fn retry_delay(failures: u32, urls: usize) -> Duration {
+    let round = failures / urls.max(1) as u32;
+    let base = if failures < urls.max(1) as u32 {
+        Duration::ZERO
+    } else {
+        Duration::from_millis(200)
+            .saturating_mul(1u32 << round.min(6))
+            .min(Duration::from_secs(10))
+    };
+    base + jitter(Duration::from_millis(250))
+}
+
 /// Keeps the control link up for as long as the daemon runs.
 pub async fn run(sessions: Arc<Sessions>, cfg: RelayLinkConfig) {
+    if cfg.urls.is_empty() {
+        tracing::warn!("relay link: no relay URL");
+        return;
+    }
     let cfg = Arc::new(cfg);
-    let mut backoff = Duration::from_millis(200);
+    let mut next = 0usize;
+    let mut failures = 0u32;
     loop {
-        match control(&sessions, &cfg).await {
-            Ok(()) => backoff = Duration::from_millis(200),
-            Err(e) => tracing::info!(relay = %cfg.url, "relay link: {e}"),
+        let url = cfg.urls[next % cfg.urls.len()].clone();
+        let mut up = false;
+        if let Err(e) = control(&sessions, &cfg, &url, &mut up).await {
+            tracing::info!(relay = %url, "relay link: {e}");
         }
-        // Jitter from the clock keeps many agents from reconnecting in step.
-        let jitter = Duration::from_millis(u64::from(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.subsec_millis() % 100)
-                .unwrap_or(0),
-        ));
-        tokio::time::sleep(backoff + jitter).await;
-        backoff = (backoff * 2).min(Duration::from_secs(10));
+        if up {
+            failures = 0;
+        }
+        // The next attempt goes to the next instance: this one just failed.
+        next += 1;
+        tokio::time::sleep(retry_delay(failures, cfg.urls.len())).await;
+        failures = failures.saturating_add(1);
     }
 }
 
 /// Connects, says hello and waits for `hello_ack`; returns the ping
 /// interval the relay asked for.
-async fn open(cfg: &RelayLinkConfig) -> Result<(Ws, Duration), String> {
+async fn open(cfg: &RelayLinkConfig, url: &str) -> Result<(Ws, Duration), String> {
     let mut ws = tokio::time::timeout(
         Duration::from_secs(10),
-        crate::tls::connect(&cfg.url, cfg.ca.as_ref()),
+        crate::tls::connect(url, cfg.ca.as_ref()),
     )
     .await
     .map_err(|_| "connect timed out".to_string())?
@@ -175,9 +211,17 @@ fn session_list(sessions: &Sessions) -> Vec<SessionInfo> {
         .collect()
 }
 
-async fn control(engine: &Arc<Sessions>, cfg: &Arc<RelayLinkConfig>) -> Result<(), String> {
-    let (ws, ping) = open(cfg).await?;
-    tracing::info!(relay = %cfg.url, "relay link up");
+/// One control link to `url`, until it ends; `up` is set once the relay
+/// accepted it.
+async fn control(
+    engine: &Arc<Sessions>,
+    cfg: &Arc<RelayLinkConfig>,
+    url: &str,
+    up: &mut bool,
+) -> Result<(), String> {
+    let (ws, ping) = open(cfg, url).await?;
+    *up = true;
+    tracing::info!(relay = %url, "relay link up");
     let (mut tx, mut rx) = ws.split();
     let announce = |sessions: Vec<SessionInfo>| {
         app(AppMessage::MachineList(MachineList {
@@ -228,7 +272,7 @@ async fn control(engine: &Arc<Sessions>, cfg: &Arc<RelayLinkConfig>) -> Result<(
                         });
                         match engine.get_kind(&a.session_id, Kind::Pty) {
                             Ok(s) if s.exit().is_none() => {
-                                tokio::spawn(feed(engine.clone(), cfg.clone(), s, want));
+                                tokio::spawn(feed(engine.clone(), cfg.clone(), url.to_string(), s, want));
                                 None
                             }
                             found => Some(app(AppMessage::PtyStatus(PtyStatus {
@@ -263,11 +307,12 @@ enum Mode {
 async fn feed(
     engine: Arc<Sessions>,
     cfg: Arc<RelayLinkConfig>,
+    url: String,
     session: Arc<Session>,
     want: CapReq,
 ) {
     let id = session.id().to_string();
-    if let Err(e) = feed_link(&engine, &cfg, &session, &want).await {
+    if let Err(e) = feed_link(&engine, &cfg, &url, &session, &want).await {
         tracing::debug!(session = %id, "feed link ended: {e}");
     }
 }
@@ -291,12 +336,13 @@ fn attach(engine: &Sessions, id: &str) -> Result<berth_engine::sessions::Attachm
 async fn feed_link(
     engine: &Sessions,
     cfg: &RelayLinkConfig,
+    url: &str,
     session: &Arc<Session>,
     want: &CapReq,
 ) -> Result<(), String> {
     let id = session.id().to_string();
     let screen = session.screen().cloned().ok_or("not a terminal session")?;
-    let (ws, ping) = open(cfg).await?;
+    let (ws, ping) = open(cfg, url).await?;
     let (mut tx, mut rx) = ws.split();
     let max_cols = want
         .max_cols
@@ -490,4 +536,24 @@ fn grid_frame(screen: &berth_engine::sessions::ScreenState, mode: &mut Mode) -> 
     *seq = seq.wrapping_add(1);
     *last = now;
     Some(bin(&Frame::GridDiff(GridDiff { seq: *seq, ops })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_next_relay_is_tried_at_once_and_backoff_starts_after_a_full_round() {
+        let jitter = Duration::from_millis(250);
+        // Three URLs: the first two failures move on with jitter only.
+        assert!(retry_delay(0, 3) < jitter);
+        assert!(retry_delay(2, 3) < jitter);
+        // Then 200 ms doubling per round, capped at 10 s (plus jitter).
+        let d = retry_delay(3, 3);
+        assert!(d >= Duration::from_millis(400) && d < Duration::from_millis(400) + jitter);
+        let d = retry_delay(300, 3);
+        assert!(d >= Duration::from_secs(10) && d < Duration::from_secs(10) + jitter);
+        // One URL: backoff from the first retry, as before.
+        assert!(retry_delay(1, 1) >= Duration::from_millis(400));
+    }
 }

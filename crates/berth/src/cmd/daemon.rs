@@ -76,9 +76,16 @@ pub(crate) struct DaemonOpts {
     /// Output kept per session stream, in KiB (the backlog ring).
     #[arg(long, default_value_t = 1024)]
     backlog_kib: usize,
-    /// Link out to a remote-protocol relay, ws://HOST:PORT/.
-    #[arg(long, value_name = "URL", requires = "relay_token")]
-    relay: Option<String>,
+    /// Link out to a remote-protocol relay, ws://HOST:PORT/; repeat it (or
+    /// separate with commas) for the instances of a clustered relay, tried
+    /// in turn when one fails.
+    #[arg(
+        long,
+        value_name = "URL",
+        requires = "relay_token",
+        value_delimiter = ','
+    )]
+    relay: Vec<String>,
     /// Token presented to the relay.
     #[arg(long, value_name = "T", env = "BERTH_RELAY_TOKEN")]
     relay_token: Option<String>,
@@ -144,9 +151,9 @@ impl DaemonOpts {
             return Err(CliError::failed("--backlog-kib must be at least 1"));
         }
         config.sessions.backlog_bytes = self.backlog_kib << 10;
-        if let (Some(url), Some(token)) = (&self.relay, &self.relay_token) {
+        if let (false, Some(token)) = (self.relay.is_empty(), &self.relay_token) {
             let mut link =
-                berth_daemon::remote_link::RelayLinkConfig::new(url.clone(), token.clone());
+                berth_daemon::remote_link::RelayLinkConfig::new(self.relay.clone(), token.clone());
             if let Some(id) = &self.relay_machine_id {
                 link.machine_id = id.clone();
             }

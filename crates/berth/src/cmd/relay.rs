@@ -2,7 +2,7 @@
 
 use crate::ctx::Ctx;
 use crate::error::{CliError, CmdResult};
-use berth_daemon::relay::{self, RelayConfig};
+use berth_relay::RelayConfig;
 use clap::{Args, Subcommand};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -36,12 +36,29 @@ pub(crate) struct RelayArgs {
     /// Serve wss://: private key of --tls-cert, PEM.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<std::path::PathBuf>,
+    /// Share routing with other relay instances through this NATS server
+    /// (nats://HOST:4222, comma-separated for several).
+    #[arg(long, value_name = "URL")]
+    cluster: Option<String>,
+    /// NATS credentials file (JWT + NKey seed) for --cluster.
+    #[arg(long, value_name = "FILE", requires = "cluster")]
+    cluster_creds: Option<std::path::PathBuf>,
 }
 
 impl Command {
     /// Serves until the relay stops; needs no daemon.
     pub(crate) fn run(self, _ctx: &mut Ctx) -> CmdResult {
         let Command::Relay(a) = self;
+        // The relay logs like the daemon: a plain level in BERTH_LOG, to stderr.
+        let level = std::env::var("BERTH_LOG")
+            .ok()
+            .and_then(|l| l.parse::<tracing::Level>().ok())
+            .unwrap_or(tracing::Level::INFO);
+        let _ = tracing_subscriber::fmt()
+            .with_max_level(level)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_writer(std::io::stderr)
+            .try_init();
         let addr: SocketAddr = a
             .listen
             .trim_start_matches("tcp://")
@@ -53,18 +70,24 @@ impl Command {
         }
         let tls = match (&a.tls_cert, &a.tls_key) {
             (Some(c), Some(k)) => {
-                Some(berth_daemon::tls::server_config(c, k).map_err(CliError::usage)?)
+                Some(berth_relay::tls::server_config(c, k).map_err(CliError::usage)?)
             }
             _ => None,
         };
+        let cluster = a.cluster.map(|url| {
+            let mut c = berth_relay::cluster::ClusterConfig::new(url);
+            c.creds = a.cluster_creds;
+            c
+        });
         let config = RelayConfig {
             tls,
+            cluster,
             tokens,
             ping_interval: Duration::from_millis(a.ping_interval_ms.max(100)),
             queue_bytes: a.queue_kib.max(16) << 10,
             ..RelayConfig::default()
         };
-        relay::run(addr, config).map_err(CliError::failed)?;
+        berth_relay::run(addr, config).map_err(CliError::failed)?;
         Ok(0)
     }
 }

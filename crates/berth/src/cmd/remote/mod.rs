@@ -2,7 +2,9 @@
 //! grids, the way a phone does: it applies GRID_SNAPSHOT and GRID_DIFF to
 //! a local grid and draws it (`screen`), sends keystrokes as `input` and
 //! its size as RESIZE, and re-attaches after the relay or the agent comes
-//! back.
+//! back. Given several relay URLs (a clustered relay), it moves to the
+//! next one when its relay fails, and resumes from the fresh GRID_SNAPSHOT
+//! sent there.
 
 mod screen;
 
@@ -46,9 +48,10 @@ enum DumpFormat {
 
 #[derive(Args)]
 pub(crate) struct AttachArgs {
-    /// Relay URL, ws://HOST:PORT/.
-    #[arg(long)]
-    relay: String,
+    /// Relay URL, ws://HOST:PORT/; repeat it (or separate with commas) for
+    /// the instances of a clustered relay, tried in turn when one fails.
+    #[arg(long, required = true, value_delimiter = ',')]
+    relay: Vec<String>,
     /// Token for the relay.
     #[arg(long, env = "BERTH_RELAY_TOKEN")]
     token: String,
@@ -108,6 +111,8 @@ fn app(m: AppMessage) -> Message {
 struct View {
     grid: Option<(Grid, u32)>,
     typed: bool,
+    /// The current link was accepted (`hello_ack`).
+    up: bool,
 }
 
 enum Outcome {
@@ -170,12 +175,19 @@ async fn attach(a: AttachArgs) -> CmdResult {
     let mut view = View {
         grid: None,
         typed: false,
+        up: false,
     };
-    let mut backoff = Duration::from_millis(100);
+    let mut next = 0usize;
+    let mut failures = 0u32;
     loop {
+        let url = a.relay[next % a.relay.len()].clone();
+        view.up = false;
         let r = link(
             &a,
-            ca.as_ref(),
+            Target {
+                url: &url,
+                ca: ca.as_ref(),
+            },
             &mut view,
             &mut keys,
             size,
@@ -199,8 +211,14 @@ async fn attach(a: AttachArgs) -> CmdResult {
         if scripted && Instant::now() >= deadline {
             return dump_or_fail(&a, &view);
         }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(5));
+        if view.up {
+            failures = 0;
+        }
+        next += 1;
+        let delay = berth_daemon::remote_link::retry_delay(failures, a.relay.len())
+            .min(Duration::from_secs(5));
+        tokio::time::sleep(delay).await;
+        failures = failures.saturating_add(1);
     }
 }
 
@@ -231,9 +249,15 @@ fn dump_or_fail(a: &AttachArgs, view: &View) -> CmdResult {
     }
 }
 
+/// The relay instance a link goes to, and the CA to trust for `wss://`.
+struct Target<'a> {
+    url: &'a str,
+    ca: Option<&'a std::sync::Arc<tokio_rustls::rustls::ClientConfig>>,
+}
+
 async fn link(
     a: &AttachArgs,
-    ca: Option<&std::sync::Arc<tokio_rustls::rustls::ClientConfig>>,
+    to: Target<'_>,
     view: &mut View,
     keys: &mut tokio::sync::mpsc::Receiver<Vec<u8>>,
     size: Option<(u32, u32)>,
@@ -243,7 +267,7 @@ async fn link(
     let scripted = !interactive && (a.until.is_some() || a.dump_after_ms.is_some());
     let connect = tokio::time::timeout(
         Duration::from_secs(10),
-        berth_daemon::tls::connect(&a.relay, ca),
+        berth_daemon::tls::connect(to.url, to.ca),
     );
     let mut ws = match connect.await {
         Ok(Ok(ws)) => ws,
@@ -321,6 +345,7 @@ async fn link(
                 let mut changed = false;
                 match frame {
                     Frame::AppJson(AppMessage::HelloAck(h)) => {
+                        view.up = true;
                         ping = Duration::from_millis(u64::from(h.ping_interval_ms.unwrap_or(10_000).max(100)));
                     }
                     Frame::AppJson(AppMessage::Ping(p)) => {
