@@ -44,6 +44,9 @@ pub struct Attachment {
     last_read_ms: Arc<AtomicU64>,
     rx: watch::Receiver<u64>,
     evicted: Option<oneshot::Receiver<String>>,
+    /// Token of a terminal client with the screen model (which then leaves
+    /// query answers to the client's terminal).
+    answering: Option<u64>,
     /// What to show first (raw backlog or screen restore).
     pub initial: Vec<u8>,
     /// Bytes the ring dropped before this attachment's first byte.
@@ -132,6 +135,9 @@ impl Drop for Attachment {
         if let Some(id) = self.slot {
             self.session.release_slot(self.stream, id);
         }
+        if let (Some(token), Some(screen)) = (self.answering, self.session.screen()) {
+            screen.client_left(token, self.cursor);
+        }
     }
 }
 
@@ -181,7 +187,14 @@ impl Sessions {
         // read before the producer stops waiting for it.
         let last_read_ms = Arc::new(AtomicU64::new(bytelog::now_ms()));
         out.add_viewer(flow_id, shared_cursor.clone(), last_read_ms.clone());
+        let answering = match session.screen() {
+            Some(screen) if slot.is_some() && opts.client.is_tty => {
+                Some(screen.client_joined(cursor))
+            }
+            _ => None,
+        };
         Ok(Attachment {
+            answering,
             session,
             stream: opts.stream,
             slot,

@@ -12,6 +12,7 @@ pub mod replay;
 pub mod screen;
 mod spawn;
 mod tee;
+pub mod termfront;
 
 pub use attach::{AttachOptions, Attachment, Next, Replay};
 pub use bytelog::{ByteLog, Chunk, OutputStream};

@@ -277,6 +277,14 @@ impl Sessions {
         let master = Arc::new(master);
         let output = OutputStream::new(self.config.backlog_bytes);
         let screen = ScreenState::new(output.clone(), size.rows, size.cols);
+        {
+            // The model answers terminal queries no attached terminal saw.
+            let (m, rt) = (master.clone(), tokio::runtime::Handle::current());
+            screen.set_responder(Arc::new(move |answer: &[u8]| {
+                let (m, answer) = (m.clone(), answer.to_vec());
+                rt.spawn(async move { write_all_fd(&m, &answer).await });
+            }));
+        }
         let s = Arc::new(Session {
             id,
             name: req.name.clone(),
