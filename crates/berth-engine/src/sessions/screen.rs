@@ -25,7 +25,7 @@
 //! no attached terminal received ([`ScreenState::set_responder`]).
 
 use super::bytelog::OutputStream;
-use super::termfront::{Front, Modes, Query, QueryKind};
+use super::termfront::{Event, EventKind, Front, Modes, QueryKind};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -86,7 +86,7 @@ struct Parsed {
     /// Offset up to which an unmaterialized model looked for queries.
     scanned: u64,
     out: Vec<u8>,
-    queries: Vec<Query>,
+    queries: Vec<Event>,
 }
 
 /// A screen captured at a byte offset of the session's output.
@@ -184,6 +184,12 @@ pub fn restore_sequence(parser: &vt100::Parser, modes: &Modes) -> Vec<u8> {
         r.extend_from_slice(b"\x1b[?6h");
         row = row.saturating_sub(top - 1).max(1);
     }
+    if let Some(tabs) = &modes.tabs {
+        r.extend_from_slice(b"\x1b[3g");
+        for t in tabs {
+            r.extend_from_slice(format!("\x1b[{}G\x1bH", t + 1).as_bytes());
+        }
+    }
     if !modes.autowrap {
         r.extend_from_slice(b"\x1b[?7l");
     }
@@ -267,6 +273,40 @@ fn plain_skip(stream: &OutputStream, from: u64, to: u64, rows: usize) -> Option<
         }
     }
     (state == 0 && lfs >= rows).then_some(sgr)
+}
+
+/// The tab stops in effect (every 8 columns until a program set its own).
+fn tab_stops(modes: &Modes, cols: u16) -> std::collections::BTreeSet<u16> {
+    match &modes.tabs {
+        Some(t) => t.clone(),
+        None => (8..cols).step_by(8).collect(),
+    }
+}
+
+/// Runs the erase sequence `seq` with only the background colour set, as
+/// terminals do (vt100 would fill with every current attribute), then puts
+/// the attributes back.
+fn erase_with_background(parser: &mut vt100::Parser, seq: &[u8]) {
+    let s = parser.screen();
+    let plain = s.fgcolor() == vt100::Color::Default
+        && !s.bold()
+        && !s.dim()
+        && !s.italic()
+        && !s.underline()
+        && !s.inverse();
+    if plain {
+        parser.process(seq);
+        return;
+    }
+    let saved = s.attributes_formatted();
+    let bg = match s.bgcolor() {
+        vt100::Color::Default => "\x1b[0m".to_string(),
+        vt100::Color::Idx(i) => format!("\x1b[0;48;5;{i}m"),
+        vt100::Color::Rgb(r, g, b) => format!("\x1b[0;48;2;{r};{g};{b}m"),
+    };
+    parser.process(bg.as_bytes());
+    parser.process(seq);
+    parser.process(&saved);
 }
 
 impl ScreenState {
@@ -398,17 +438,54 @@ impl ScreenState {
         front.feed(data, out, queries);
         let mut done = 0;
         for q in queries.iter() {
-            parser.process(&out[done..q.output]);
-            done = q.output;
-            let at = offset + q.input as u64;
-            let mut a = self.answers_lock();
-            if a.covered(at) {
-                continue;
+            match q.kind {
+                EventKind::Erase { start } => {
+                    parser.process(&out[done..start]);
+                    erase_with_background(parser, &out[start..q.output]);
+                }
+                _ => parser.process(&out[done..q.output]),
             }
-            if let Some(r) = a.responder.clone() {
-                a.answered += 1;
-                drop(a);
-                r(&answer(q.kind, parser.screen(), front.modes()));
+            done = q.output;
+            match q.kind {
+                EventKind::Query(kind) => {
+                    let at = offset + q.input as u64;
+                    let mut a = self.answers_lock();
+                    if a.covered(at) {
+                        continue;
+                    }
+                    if let Some(r) = a.responder.clone() {
+                        a.answered += 1;
+                        drop(a);
+                        r(&answer(kind, parser.screen(), front.modes()));
+                    }
+                }
+                EventKind::Erase { .. } => {}
+                EventKind::Printed => {
+                    let cols = parser.screen().size().1;
+                    if parser.screen().cursor_position().1 >= cols.saturating_sub(1) {
+                        parser.process(format!("\x1b[{cols}G").as_bytes());
+                    }
+                }
+                EventKind::Tab => {
+                    let (_, cols) = parser.screen().size();
+                    let col = parser.screen().cursor_position().1;
+                    let next = tab_stops(front.modes(), cols)
+                        .into_iter()
+                        .find(|&t| t > col)
+                        .unwrap_or(cols - 1);
+                    parser.process(format!("\x1b[{}G", next + 1).as_bytes());
+                }
+                EventKind::SetTab | EventKind::ClearTab => {
+                    let (_, cols) = parser.screen().size();
+                    let col = parser.screen().cursor_position().1;
+                    let mut stops = tab_stops(front.modes(), cols);
+                    if q.kind == EventKind::SetTab {
+                        stops.insert(col);
+                    } else {
+                        stops.remove(&col);
+                    }
+                    front.modes_mut().tabs = Some(stops);
+                }
             }
         }
         parser.process(&out[done..]);

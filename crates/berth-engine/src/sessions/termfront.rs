@@ -18,7 +18,7 @@
 //!   (DECSCUSR), the scroll region, and the charsets themselves, so that a
 //!   restore can rebuild them ([`Modes`]).
 //! - **Queries** a program asks its terminal (DA1, DA2, DSR, CPR, DECXCPR,
-//!   XTVERSION) are reported as [`Query`] events with their position, so
+//!   XTVERSION) are reported as [`Event`] events with their position, so
 //!   the model can answer them while no terminal is attached.
 //!
 //! Sequences may be split anywhere between calls; the pass keeps its state.
@@ -40,12 +40,38 @@ pub enum QueryKind {
     Version,
 }
 
-/// A query and where it ended: `input` bytes of the fed data had been
+/// Something the model must do at a point of the stream that needs the
+/// emulator's state (the cursor, the current attributes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// A terminal query to answer.
+    Query(QueryKind),
+    /// An erase or insert (ED, EL, ECH, ICH, DCH, IL, DL, SU, SD) starting
+    /// at output index `start`: terminals fill with the background colour
+    /// only, vt100 with every attribute, so the model erases under a
+    /// background-only SGR.
+    Erase {
+        /// Output index where the sequence starts.
+        start: usize,
+    },
+    /// A character was printed while autowrap is off: a cursor past the
+    /// last column stays on it (vt100 has no DECAWM).
+    Printed,
+    /// HT with custom tab stops, removed from the output: the model moves
+    /// the cursor to the next stop itself.
+    Tab,
+    /// HTS: a tab stop at the cursor column.
+    SetTab,
+    /// TBC 0: no tab stop at the cursor column.
+    ClearTab,
+}
+
+/// An event and where it ended: `input` bytes of the fed data had been
 /// consumed and `output` bytes emitted for vt100 at that point.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Query {
-    /// Which query.
-    pub kind: QueryKind,
+pub struct Event {
+    /// What happened.
+    pub kind: EventKind,
     /// Index in the input just past the query.
     pub input: usize,
     /// Index in the output (the bytes for vt100) just past the query.
@@ -75,6 +101,9 @@ pub struct Modes {
     pub g_graphics: [bool; 2],
     /// SO is in effect (G1 shifted in).
     pub shifted: bool,
+    /// Tab stops (0-based columns) once a program changed them; `None`:
+    /// every 8 columns.
+    pub tabs: Option<std::collections::BTreeSet<u16>>,
 }
 
 impl Default for Modes {
@@ -90,6 +119,7 @@ impl Default for Modes {
             scroll_region: None,
             g_graphics: [false; 2],
             shifted: false,
+            tabs: None,
         }
     }
 }
@@ -127,6 +157,8 @@ pub struct Front {
     /// Whether `seq` overflowed its cap (then it is not inspected).
     seq_long: bool,
     modes: Modes,
+    /// UTF-8 continuation bytes still expected (slow path only).
+    utf8_left: u8,
 }
 
 impl Default for Front {
@@ -149,12 +181,18 @@ impl Front {
             seq: Vec::with_capacity(64),
             seq_long: false,
             modes: Modes::default(),
+            utf8_left: 0,
         }
     }
 
     /// The tracked modes.
     pub fn modes(&self) -> &Modes {
         &self.modes
+    }
+
+    /// The tracked modes, for the model's updates (tab stops).
+    pub fn modes_mut(&mut self) -> &mut Modes {
+        &mut self.modes
     }
 
     /// Whether the pass is between sequences (nothing held back).
@@ -170,7 +208,7 @@ impl Front {
     /// Feeds `input`; appends what vt100 should parse to `out` and the
     /// queries found to `queries`. Bytes of an unfinished sequence are held
     /// until the sequence completes.
-    pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>, queries: &mut Vec<Query>) {
+    pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>, queries: &mut Vec<Event>) {
         out.reserve(input.len());
         let mut i = 0;
         while i < input.len() {
@@ -179,11 +217,24 @@ impl Front {
                 // needs a look (ESC, SI, SO) in one go.
                 let graphics = self.modes.graphics();
                 let rest = &input[i..];
-                let run = rest
-                    .iter()
-                    .position(|&b| b == 0x1b || b == 0x0e || b == 0x0f)
-                    .unwrap_or(rest.len());
-                if graphics {
+                let slow = !self.modes.autowrap || self.modes.tabs.is_some();
+                let run = if slow {
+                    0
+                } else {
+                    rest.iter()
+                        .position(|&b| b == 0x1b || b == 0x0e || b == 0x0f)
+                        .unwrap_or(rest.len())
+                };
+                if slow {
+                    // Byte by byte: HT and characters at the margin need
+                    // the model's cursor.
+                    let b = rest[0];
+                    if b != 0x1b && b != 0x0e && b != 0x0f {
+                        i += 1;
+                        self.ground_byte(b, graphics, out, queries, i);
+                        continue;
+                    }
+                } else if graphics {
                     for &b in &rest[..run] {
                         if (0x5f..=0x7e).contains(&b) {
                             let mut tmp = [0u8; 4];
@@ -219,6 +270,50 @@ impl Front {
         }
     }
 
+    /// One ground-state byte on the slow path (custom tabs or no autowrap).
+    fn ground_byte(
+        &mut self,
+        b: u8,
+        graphics: bool,
+        out: &mut Vec<u8>,
+        queries: &mut Vec<Event>,
+        input_pos: usize,
+    ) {
+        let event = |kind, out: &Vec<u8>| Event {
+            kind,
+            input: input_pos,
+            output: out.len(),
+        };
+        if b == b'\t' && self.modes.tabs.is_some() {
+            queries.push(event(EventKind::Tab, out));
+            return;
+        }
+        if graphics && (0x5f..=0x7e).contains(&b) {
+            let mut tmp = [0u8; 4];
+            out.extend_from_slice(DEC_GRAPHICS[(b - 0x5f) as usize].encode_utf8(&mut tmp).as_bytes());
+        } else {
+            out.push(b);
+        }
+        if self.modes.autowrap {
+            return;
+        }
+        // A character is complete after an ASCII byte or the last
+        // continuation byte of a UTF-8 sequence.
+        match b {
+            0x20..=0x7e => queries.push(event(EventKind::Printed, out)),
+            0xc0..=0xdf => self.utf8_left = 1,
+            0xe0..=0xef => self.utf8_left = 2,
+            0xf0..=0xf7 => self.utf8_left = 3,
+            0x80..=0xbf if self.utf8_left > 0 => {
+                self.utf8_left -= 1;
+                if self.utf8_left == 0 {
+                    queries.push(event(EventKind::Printed, out));
+                }
+            }
+            _ => self.utf8_left = 0,
+        }
+    }
+
     fn push_seq(&mut self, b: u8, cap: usize) {
         if self.seq.len() < cap {
             self.seq.push(b);
@@ -227,7 +322,7 @@ impl Front {
         }
     }
 
-    fn step(&mut self, b: u8, out: &mut Vec<u8>, queries: &mut Vec<Query>, input_pos: usize) {
+    fn step(&mut self, b: u8, out: &mut Vec<u8>, queries: &mut Vec<Event>, input_pos: usize) {
         match self.state {
             State::Ground => unreachable!("ground bytes are handled in feed"),
             State::Esc => match b {
@@ -263,6 +358,13 @@ impl Front {
                         self.modes = Modes::default();
                     }
                     out.extend_from_slice(&[0x1b, b]);
+                    if b == b'H' {
+                        queries.push(Event {
+                            kind: EventKind::SetTab,
+                            input: input_pos,
+                            output: out.len(),
+                        });
+                    }
                     self.state = State::Ground;
                 }
             },
@@ -359,7 +461,7 @@ impl Front {
     }
 
     /// A complete CSI is in `seq` (ESC [ params intermediates), final `fin`.
-    fn csi_done(&mut self, fin: u8, out: &mut Vec<u8>, queries: &mut Vec<Query>, input_pos: usize) {
+    fn csi_done(&mut self, fin: u8, out: &mut Vec<u8>, queries: &mut Vec<Event>, input_pos: usize) {
         let body = &self.seq[2..];
         let split = body
             .iter()
@@ -384,13 +486,39 @@ impl Front {
                 return;
             }
         }
+        let start = out.len();
         out.extend_from_slice(&self.seq);
         out.push(fin);
-        let query = |kind| Query {
-            kind,
+        let query = |kind| Event {
+            kind: EventKind::Query(kind),
             input: input_pos,
             output: out.len(),
         };
+        if private.is_none() && inter.is_empty() {
+            match fin {
+                b'J' | b'K' | b'X' | b'@' | b'L' | b'M' | b'P' | b'S' | b'T' => {
+                    queries.push(Event {
+                        kind: EventKind::Erase { start },
+                        input: input_pos,
+                        output: out.len(),
+                    });
+                    return;
+                }
+                b'g' => {
+                    match first_param(digits) {
+                        0 => queries.push(Event {
+                            kind: EventKind::ClearTab,
+                            input: input_pos,
+                            output: out.len(),
+                        }),
+                        3 => self.modes.tabs = Some(Default::default()),
+                        _ => {}
+                    }
+                    return;
+                }
+                _ => {}
+            }
+        }
         let first = || first_param(digits);
         match (private, inter, fin) {
             (None, b"", b'c') if first() == 0 => queries.push(query(QueryKind::Da1)),
@@ -546,7 +674,7 @@ fn rewrite_sgr(p: &[u8], out: &mut Vec<u8>) {
 mod tests {
     use super::*;
 
-    fn run(input: &[u8]) -> (Vec<u8>, Vec<Query>, Front) {
+    fn run(input: &[u8]) -> (Vec<u8>, Vec<Event>, Front) {
         let mut f = Front::new();
         let mut out = Vec::new();
         let mut q = Vec::new();
@@ -597,10 +725,10 @@ mod tests {
     #[test]
     fn queries_are_found_with_their_positions() {
         let (_, q, _) = run(b"x\x1b[c\x1b[>c\x1b[5n\x1b[6n\x1b[?6n\x1b[>q\x1b[1c");
-        let kinds: Vec<QueryKind> = q.iter().map(|q| q.kind).collect();
+        let kinds: Vec<EventKind> = q.iter().map(|q| q.kind).collect();
         assert_eq!(
             kinds,
-            vec![
+            [
                 QueryKind::Da1,
                 QueryKind::Da2,
                 QueryKind::Status,
@@ -608,6 +736,7 @@ mod tests {
                 QueryKind::DecCursor,
                 QueryKind::Version
             ]
+            .map(EventKind::Query)
         );
         assert_eq!(q[0].input, 4);
     }
