@@ -538,17 +538,27 @@ impl ScreenState {
         self.stream.reader_progressed();
     }
 
-    /// Resizes the model (after the PTY was resized).
+    /// Resizes the model (after the PTY was resized). Fewer rows: as tmux
+    /// and xterm do, rows below the cursor go first, then rows at the top
+    /// (the cursor moves up with its line); the scroll region resets.
     pub fn resize(&self, rows: u16, cols: u16) {
         let mut p = self.lock();
         self.catch_up_locked(&mut p);
         p.size = (rows, cols);
         p.front.resized();
-        p.parser
-            .as_mut()
-            .expect("materialized by catch_up")
-            .screen_mut()
-            .set_size(rows, cols);
+        let parser = p.parser.as_mut().expect("materialized by catch_up");
+        let (old_rows, _) = parser.screen().size();
+        let (cy, cx) = parser.screen().cursor_position();
+        if rows < old_rows {
+            let below = old_rows - 1 - cy;
+            let from_top = (old_rows - rows).saturating_sub(below);
+            if from_top > 0 {
+                let mut seq = format!("\x1b[r\x1b[{from_top}S").into_bytes();
+                seq.extend_from_slice(format!("\x1b[{};{}H", cy - from_top + 1, cx + 1).as_bytes());
+                erase_with_background(parser, &seq);
+            }
+        }
+        parser.screen_mut().set_size(rows, cols);
     }
 
     /// The current screen, caught up to the end of the log.
