@@ -318,11 +318,8 @@ impl Lcg {
 
 fn check_case(t: &mut Tmux, case: &Case) -> Vec<String> {
     let mut problems = Vec::new();
-    let parts: Vec<(&[u8], (u16, u16))> = case
-        .parts
-        .iter()
-        .map(|(b, s)| (b.as_slice(), *s))
-        .collect();
+    let parts: Vec<(&[u8], (u16, u16))> =
+        case.parts.iter().map(|(b, s)| (b.as_slice(), *s)).collect();
     let target = t.play(&parts);
     let (rows, cols) = case.parts.last().unwrap().1;
     let oracle = oracle_cells(t, &target, rows, cols);
@@ -493,7 +490,8 @@ fn git_log(n: usize) -> Vec<u8> {
 }
 
 fn vim_like() -> Vec<u8> {
-    let mut v = b"\x1b[?1049h\x1b[22;0;0t\x1b[?1h\x1b=\x1b[H\x1b[2J\x1b]2;file.rs - VIM\x07".to_vec();
+    let mut v =
+        b"\x1b[?1049h\x1b[22;0;0t\x1b[?1h\x1b=\x1b[H\x1b[2J\x1b]2;file.rs - VIM\x07".to_vec();
     v.extend_from_slice(b"\x1b[?25l");
     for r in 1..ROWS {
         v.extend_from_slice(
@@ -503,15 +501,15 @@ fn vim_like() -> Vec<u8> {
             .as_bytes(),
         );
     }
-    v.extend_from_slice(
-        format!("\x1b[{ROWS};1H\x1b[7m file.rs  [+]  \x1b[27m\x1b[K").as_bytes(),
-    );
+    v.extend_from_slice(format!("\x1b[{ROWS};1H\x1b[7m file.rs  [+]  \x1b[27m\x1b[K").as_bytes());
     // Scroll the text region up three lines, then down one (reverse index).
     v.extend_from_slice(format!("\x1b[1;{}r\x1b[{};1H\n\n\n", ROWS - 1, ROWS - 1).as_bytes());
     v.extend_from_slice(b"\x1b[1;1H\x1bMnew top line\x1b[r");
     // Insert and delete lines and characters.
     v.extend_from_slice(b"\x1b[5;1H\x1b[2L\x1b[48;5;22minserted\x1b[m\x1b[10;1H\x1b[3M");
-    v.extend_from_slice(b"\x1b[12;5H\x1b[4P\x1b[12;2H\x1b[3@abc\x1b[14;10H\x1b[1K\x1b[15;1H\x1b[5X");
+    v.extend_from_slice(
+        b"\x1b[12;5H\x1b[4P\x1b[12;2H\x1b[3@abc\x1b[14;10H\x1b[1K\x1b[15;1H\x1b[5X",
+    );
     v.extend_from_slice(b"\x1b[?25h\x1b[8;12H");
     v
 }
@@ -521,7 +519,9 @@ fn less_like() -> Vec<u8> {
     for page in 0..3 {
         v.extend_from_slice(b"\x1b[H\x1b[2J");
         for r in 0..ROWS - 1 {
-            v.extend_from_slice(format!("page {page} line {r} \x1b[1mbold\x1b[m text\r\n").as_bytes());
+            v.extend_from_slice(
+                format!("page {page} line {r} \x1b[1mbold\x1b[m text\r\n").as_bytes(),
+            );
         }
         v.extend_from_slice(b"\x1b[7m:\x1b[27m\x1b[K");
     }
@@ -617,7 +617,9 @@ fn wide() -> Vec<u8> {
 fn alt_saved_cursor() -> Vec<u8> {
     let mut v = b"M normal screen line\r\n\x1b[32mgreen prompt$ \x1b[m".to_vec();
     v.extend_from_slice(b"\x1b[5;7H\x1b[1;34m");
-    v.extend_from_slice(b"\x1b[?1049h\x1b[H\x1b[2J\x1b[0mon the alternate screen\x1b[10;10Hcursor here");
+    v.extend_from_slice(
+        b"\x1b[?1049h\x1b[H\x1b[2J\x1b[0mon the alternate screen\x1b[10;10Hcursor here",
+    );
     v
 }
 
@@ -648,7 +650,9 @@ fn origin() -> Vec<u8> {
     for i in 0..ROWS {
         v.extend_from_slice(format!("row {i}\r\n").as_bytes());
     }
-    v.extend_from_slice(b"\x1b[5;15r\x1b[?6h\x1b[1;1Hinside top\x1b[20;1Hclamped bottom\r\n\n\nscrolled");
+    v.extend_from_slice(
+        b"\x1b[5;15r\x1b[?6h\x1b[1;1Hinside top\x1b[20;1Hclamped bottom\r\n\n\nscrolled",
+    );
     v
 }
 

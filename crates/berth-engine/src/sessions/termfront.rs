@@ -290,7 +290,11 @@ impl Front {
         }
         if graphics && (0x5f..=0x7e).contains(&b) {
             let mut tmp = [0u8; 4];
-            out.extend_from_slice(DEC_GRAPHICS[(b - 0x5f) as usize].encode_utf8(&mut tmp).as_bytes());
+            out.extend_from_slice(
+                DEC_GRAPHICS[(b - 0x5f) as usize]
+                    .encode_utf8(&mut tmp)
+                    .as_bytes(),
+            );
         } else {
             out.push(b);
         }
