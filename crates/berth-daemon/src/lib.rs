@@ -39,12 +39,6 @@ pub fn serve(config: DaemonConfig) -> Result<(), DaemonError> {
     rt.block_on(serve_until_stopped(config))
 }
 
-/// [`serve`] with its error as the text the CLI prints, for callers that
-/// report errors as strings.
-pub fn run(config: DaemonConfig) -> Result<(), String> {
-    serve(config).map_err(|e| e.to_string())
-}
-
 async fn serve_until_stopped(config: DaemonConfig) -> Result<(), DaemonError> {
     // Catch SIGTERM/SIGINT before any socket exists: one that arrives while
     // the engines start (project recovery can take a while) then stops the

@@ -20,6 +20,7 @@ pub mod pty;
 pub mod signal;
 pub mod spawn;
 pub mod time;
+pub mod tty;
 
 pub use error::OsError;
 pub use proc::{ProcessIdentity, ProcessTable};

@@ -107,14 +107,11 @@ fn direct_throughput(cmd: &str) -> f64 {
     c.args(["-c", cmd]);
     berth_os::pty::attach_command(&mut c, &pair.slave).unwrap();
     // Blocking reads for the simplest possible reader.
-    unsafe {
-        use std::os::fd::AsRawFd;
-        let fd = pair.master.as_raw_fd();
-        libc::fcntl(
-            fd,
-            libc::F_SETFL,
-            libc::fcntl(fd, libc::F_GETFL) & !libc::O_NONBLOCK,
-        );
+    {
+        use nix::fcntl::{fcntl, FcntlArg, OFlag};
+        let flags = fcntl(&pair.master, FcntlArg::F_GETFL).unwrap();
+        let blocking = OFlag::from_bits_truncate(flags) - OFlag::O_NONBLOCK;
+        fcntl(&pair.master, FcntlArg::F_SETFL(blocking)).unwrap();
     }
     let t = Instant::now();
     let mut child = c.spawn().unwrap();

@@ -33,7 +33,7 @@ enum Cmd {
     },
 }
 
-pub fn main() -> i32 {
+pub(crate) fn main() -> i32 {
     let args = Compat::parse();
     let Cmd::Start {
         scope,

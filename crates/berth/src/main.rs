@@ -3,15 +3,13 @@
 //! published running-process clients can auto-start berth.
 
 mod cli;
+mod cmd;
 mod compat;
+mod ctx;
+mod error;
+mod key_value;
 mod output;
-mod progress;
-mod projects_cmd;
-mod relay_cmd;
-mod remote_cmd;
-mod sessions;
 mod start;
-mod svc;
 
 fn main() {
     let argv0 = std::env::args_os().next().unwrap_or_default();

@@ -13,7 +13,7 @@ fn state_name(s: i32) -> &'static str {
 }
 
 /// `1h02m`, `3m04s`, `12s`.
-pub fn duration(secs: f64) -> String {
+pub(crate) fn duration(secs: f64) -> String {
     let s = secs.max(0.0) as u64;
     match s {
         0..=59 => format!("{s}s"),
@@ -24,7 +24,7 @@ pub fn duration(secs: f64) -> String {
 }
 
 /// Left-aligned columns, the last one unpadded.
-pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
+pub(crate) fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for r in &rows {
         for (i, c) in r.iter().enumerate() {
@@ -51,7 +51,7 @@ pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
 }
 
 /// `berth ps` table.
-pub fn processes_table(rows: &[TrackedProcess]) -> String {
+pub(crate) fn processes_table(rows: &[TrackedProcess]) -> String {
     if rows.is_empty() {
         return "no tracked processes\n".into();
     }
@@ -82,7 +82,7 @@ pub fn processes_table(rows: &[TrackedProcess]) -> String {
 }
 
 /// `berth ps --json`.
-pub fn processes_json(rows: &[TrackedProcess]) -> String {
+pub(crate) fn processes_json(rows: &[TrackedProcess]) -> String {
     let v: Vec<_> = rows
         .iter()
         .map(|p| {
@@ -99,7 +99,7 @@ pub fn processes_json(rows: &[TrackedProcess]) -> String {
 }
 
 /// `berth zombies` table.
-pub fn zombies_table(z: &[ZombieReport], killing: bool) -> String {
+pub(crate) fn zombies_table(z: &[ZombieReport], killing: bool) -> String {
     if z.is_empty() {
         return "no orphaned processes\n".into();
     }
@@ -123,7 +123,7 @@ pub fn zombies_table(z: &[ZombieReport], killing: bool) -> String {
 }
 
 /// `berth zombies --json`.
-pub fn zombies_json(z: &[ZombieReport]) -> String {
+pub(crate) fn zombies_json(z: &[ZombieReport]) -> String {
     let v: Vec<_> = z
         .iter()
         .map(
@@ -134,7 +134,7 @@ pub fn zombies_json(z: &[ZombieReport]) -> String {
 }
 
 /// `berth status`.
-pub fn status_text(s: &StatusResponse) -> String {
+pub(crate) fn status_text(s: &StatusResponse) -> String {
     format!(
         "version:           {}\nuptime:            {}\ntracked processes: {}\nconnections:       {}\n\
          socket:            {}\ndatabase:          {}\nscope:             {}\nscope cwd:         {}\n\
@@ -152,7 +152,7 @@ pub fn status_text(s: &StatusResponse) -> String {
 }
 
 /// `berth status --json`.
-pub fn status_json(s: &StatusResponse) -> String {
+pub(crate) fn status_json(s: &StatusResponse) -> String {
     serde_json::to_string_pretty(&json!({
         "version": s.version, "uptime_seconds": s.uptime_seconds,
         "tracked_process_count": s.tracked_process_count, "active_connections": s.active_connections,
@@ -164,7 +164,7 @@ pub fn status_json(s: &StatusResponse) -> String {
 }
 
 /// Joins argv into one shell command line, quoting where needed.
-pub fn shell_join(argv: &[String]) -> String {
+pub(crate) fn shell_join(argv: &[String]) -> String {
     argv.iter()
         .map(|a| {
             if !a.is_empty()

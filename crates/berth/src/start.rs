@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// Runs the daemon in this process until it stops.
-pub fn foreground(config: DaemonConfig) -> Result<(), String> {
+pub(crate) fn foreground(config: DaemonConfig) -> Result<(), berth_daemon::DaemonError> {
     // A plain level (BERTH_LOG=error|warn|info|debug|trace): a full filter
     // language would pull a regex engine into the daemon's memory.
     let level = std::env::var("BERTH_LOG")
@@ -20,19 +20,19 @@ pub fn foreground(config: DaemonConfig) -> Result<(), String> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .try_init();
-    berth_daemon::run(config)
+    berth_daemon::serve(config)
 }
 
 /// Starts `berth daemon ARGS` in its own session with stdio detached (stderr
 /// to `daemon.log` in the state directory) and returns without waiting.
-pub fn spawn_background(args: &[String]) -> std::io::Result<u32> {
+pub(crate) fn spawn_background(args: &[String]) -> std::io::Result<u32> {
     let mut all = vec!["daemon".to_string()];
     all.extend_from_slice(args);
     spawn_background_raw(&all)
 }
 
 /// Starts `berth ARGS` (a full daemon command line) in the background.
-pub fn spawn_background_raw(args: &[String]) -> std::io::Result<u32> {
+pub(crate) fn spawn_background_raw(args: &[String]) -> std::io::Result<u32> {
     use std::os::unix::process::CommandExt;
     let exe = std::env::current_exe()?;
     let state = berth_os::dirs::state_dir();
@@ -47,19 +47,13 @@ pub fn spawn_background_raw(args: &[String]) -> std::io::Result<u32> {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log);
-    // SAFETY: setsid is async-signal-safe.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::setsid();
-            Ok(())
-        });
-    }
+    berth_os::spawn::new_session(&mut cmd);
     let child = cmd.spawn()?;
     Ok(child.id())
 }
 
 /// Waits until something accepts connections at `socket`.
-pub fn wait_for_socket(socket: &Path, wait: Duration) -> bool {
+pub(crate) fn wait_for_socket(socket: &Path, wait: Duration) -> bool {
     let deadline = std::time::Instant::now() + wait;
     while std::time::Instant::now() < deadline {
         if std::os::unix::net::UnixStream::connect(socket).is_ok() {

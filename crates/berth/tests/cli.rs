@@ -165,7 +165,7 @@ fn invoked_as_running_process_daemon_it_starts_berth() {
         .status()
         .unwrap();
     assert_eq!(s.scope, "py");
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    kill(child.id(), Signal::SIGTERM);
     assert!(child.wait().unwrap().success());
     assert!(!exists(&sock));
 }

@@ -378,7 +378,7 @@ fn spawn_daemon_detaches_layers_env_and_is_tracked() {
     let mut d = d;
     d.kill9();
     assert!(is_alive(r.pid));
-    unsafe { libc::kill(r.pid as i32, libc::SIGKILL) };
+    kill(r.pid, Signal::SIGKILL);
 }
 
 #[test]
@@ -487,7 +487,7 @@ fn shutdown_replies_then_stops_and_removes_its_sockets() {
 #[test]
 fn sigterm_stops_cleanly_and_stale_sockets_are_replaced() {
     let mut d = Daemon::start();
-    unsafe { libc::kill(d.pid() as i32, libc::SIGTERM) };
+    kill(d.pid(), Signal::SIGTERM);
     assert!(d.wait_exit(Duration::from_secs(5)));
     assert!(!exists(&d.socket));
     // A socket file left by a crashed daemon.

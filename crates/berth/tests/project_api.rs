@@ -145,7 +145,7 @@ fn project_socket_lives_in_a_private_dir_and_goes_away_at_exit() {
     assert_eq!(meta.mode() & 0o777, 0o700);
     assert_eq!(meta.uid(), berth_os_uid());
     assert_eq!(dir, d.socket.parent().unwrap(), "beside daemon.sock");
-    unsafe { libc::kill(d.pid() as i32, libc::SIGTERM) };
+    kill(d.pid(), Signal::SIGTERM);
     assert!(d.wait_exit(Duration::from_secs(10)), "{}", d.log());
     assert!(!exists(&d.project_socket), "socket removed at exit");
 }
@@ -220,7 +220,7 @@ fn connect_names_the_socket_when_nothing_listens() {
 }
 
 fn berth_os_uid() -> u32 {
-    unsafe { libc::geteuid() }
+    berth_os::dirs::uid()
 }
 
 fn required() -> bool {

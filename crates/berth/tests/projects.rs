@@ -769,3 +769,141 @@ fn images_are_pulled_with_progress_and_a_missing_one_fails_by_name() {
         "{err}"
     );
 }
+
+/// `berth down` gives each service its own `stop_grace_period` (a service
+/// ignoring SIGTERM with 1 s is killed after about 1 s, not 30) and sends
+/// its `stop_signal` (SIGINT, however it is written).
+#[test]
+fn down_honours_stop_grace_period_and_stop_signal() {
+    let d = Daemon::start();
+    for rt in runtimes() {
+        tokio_rt().block_on(async {
+            let mut c = project::connect(&d.project_socket).await.unwrap();
+            let img = rt.image();
+            let id = format!("grace-{}", rt.name());
+            let polite = "trap 'echo got-INT; exit 0' INT; trap 'echo got-TERM; exit 0' TERM; echo ready; while :; do sleep 0.1; done";
+            let compose = format!(
+                "services:\n  deaf:\n{img}    command: [\"sh\", \"-c\", \"trap '' TERM; echo ready; while :; do sleep 0.1; done\"]\n    stop_grace_period: 1s\n  \
+                 named:\n{img}    command: [\"sh\", \"-c\", \"{polite}\"]\n    stop_signal: SIGINT\n  \
+                 short:\n{img}    command: [\"sh\", \"-c\", \"{polite}\"]\n    stop_signal: INT\n  \
+                 plain:\n{img}    command: [\"sh\", \"-c\", \"{polite}\"]\n"
+            );
+            let dir = write_project(d.dir.path(), &id, &compose, &[]);
+            ensure_open(&mut c, &id, &dir, rt).await;
+            start(&mut c, &id, &[]).await.unwrap();
+            for s in ["deaf", "named", "short", "plain"] {
+                assert!(
+                    logged(&mut c, &id, Some(s), "ready").await,
+                    "{rt:?}: {s} never started"
+                );
+            }
+            let t0 = std::time::Instant::now();
+            let out = d.berth(&["down", &id, "--keep"]);
+            let took = t0.elapsed();
+            assert!(out.status.success(), "{rt:?}: {}", stderr(&out));
+            assert!(took >= Duration::from_millis(900), "{rt:?}: {took:?}");
+            assert!(took < Duration::from_secs(15), "{rt:?}: {took:?}");
+            for s in ["named", "short"] {
+                assert!(
+                    logged(&mut c, &id, Some(s), "got-INT").await,
+                    "{rt:?}: {s}: {:?}",
+                    log_lines(&mut c, &id, Some(s)).await
+                );
+            }
+            assert!(
+                logged(&mut c, &id, Some("plain"), "got-TERM").await,
+                "{rt:?}: {:?}",
+                log_lines(&mut c, &id, Some("plain")).await
+            );
+            teardown(&mut c, &id).await;
+        });
+    }
+}
+
+/// Relative binds are the project's own file and directory, live: on
+/// Docker mounted at their targets (a file over a file the image has, a
+/// directory), on native at their own paths in the project directory,
+/// where the service runs.
+#[test]
+fn relative_binds_show_the_projects_own_files() {
+    let d = Daemon::start();
+    for rt in runtimes() {
+        tokio_rt().block_on(async {
+            let mut c = project::connect(&d.project_socket).await.unwrap();
+            let img = rt.image();
+            let id = format!("binds-{}", rt.name());
+            let (conf, site) = match rt {
+                Rt::Docker => ("/etc/group", "/usr/share/site"),
+                Rt::Native => ("./group", "./site"),
+            };
+            let compose = format!(
+                "services:\n  box:\n{img}    command: [\"sh\", \"-c\", \"cat {conf}; while [ ! -e {site}/go ]; do sleep 0.1; done; cat {site}/index.html; exec sleep 300\"]\n    \
+                 volumes: [\"./group:/etc/group:ro\", \"./site:/usr/share/site\"]\n"
+            );
+            let dir = write_project(d.dir.path(), &id, &compose, &[]);
+            std::fs::write(dir.join("group"), "project-group:x:4242:\n").unwrap();
+            std::fs::create_dir_all(dir.join("site")).unwrap();
+            std::fs::write(dir.join("site/index.html"), "first\n").unwrap();
+            ensure_open(&mut c, &id, &dir, rt).await;
+            start(&mut c, &id, &[]).await.unwrap();
+            assert!(
+                logged(&mut c, &id, Some("box"), "project-group:x:4242:").await,
+                "{rt:?}: {:?}",
+                log_lines(&mut c, &id, Some("box")).await
+            );
+            // An edit on the host shows inside.
+            std::fs::write(dir.join("site/index.html"), "edited\n").unwrap();
+            std::fs::write(dir.join("site/go"), "").unwrap();
+            assert!(
+                logged(&mut c, &id, Some("box"), "edited").await,
+                "{rt:?}: {:?}",
+                log_lines(&mut c, &id, Some("box")).await
+            );
+            teardown(&mut c, &id).await;
+        });
+    }
+}
+
+/// A followed log keeps streaming while a `restart:` policy reruns a
+/// service that prints a line and exits: each run's line arrives once.
+#[test]
+fn a_followed_log_streams_across_restarts() {
+    let d = Daemon::start();
+    for rt in runtimes() {
+        tokio_rt().block_on(async {
+            let mut c = project::connect(&d.project_socket).await.unwrap();
+            let img = rt.image();
+            let id = format!("refollow-{}", rt.name());
+            // Counts its runs in a file that survives restarts (the
+            // project directory on native, the container's root on Docker).
+            let compose = format!(
+                "services:\n  job:\n{img}    command: [\"sh\", \"-c\", \"n=$$(cat n 2>/dev/null || echo 0); n=$$((n+1)); echo $$n > n; echo run-$$n; sleep 0.5; exit 1\"]\n    restart: always\n"
+            );
+            let dir = write_project(d.dir.path(), &id, &compose, &[]);
+            ensure_open(&mut c, &id, &dir, rt).await;
+            start(&mut c, &id, &[]).await.unwrap();
+            let mut s = c
+                .get_project_logs(pb::GetProjectLogsRequest {
+                    project_id: id.clone(),
+                    service_name: Some("job".into()),
+                    follow: true,
+                    tail_lines: Some(100),
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            let mut seen: Vec<String> = Vec::new();
+            while seen.len() < 3 {
+                let batch = tokio::time::timeout(Duration::from_secs(20), s.message())
+                    .await
+                    .unwrap_or_else(|_| panic!("{rt:?}: nothing more after {seen:?}"))
+                    .unwrap()
+                    .unwrap_or_else(|| panic!("{rt:?}: the follow ended after {seen:?}"));
+                seen.extend(batch.entries.into_iter().map(|e| e.line));
+            }
+            assert_eq!(seen[..3], ["run-1", "run-2", "run-3"], "{rt:?}");
+            drop(s);
+            teardown(&mut c, &id).await;
+        });
+    }
+}

@@ -438,7 +438,7 @@ fn after_kill9_running_services_are_readopted_and_keep_logging() {
         assert!(sorted.contains(&n), "beat {n} missing from the log");
     }
     // The restart policy still applies to the adopted process.
-    unsafe { libc::kill(s.pid as i32, libc::SIGKILL) };
+    kill(s.pid, Signal::SIGKILL);
     assert!(wait_for(Duration::from_secs(10), || lines_of(
         &m.join("runs")
     )

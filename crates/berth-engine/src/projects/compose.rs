@@ -525,6 +525,32 @@ impl VolumeEntry {
     }
 }
 
+/// Where a bind `source` lands inside the project directory `dir`, decided
+/// on the text alone (`.` dropped, `..` taken back, nothing on disk
+/// followed): the path relative to `dir` (empty for `dir` itself), or
+/// `None` when it leads out: `..` past `dir`, `~`, or an absolute path not
+/// under `dir` (with a relative `dir`, every absolute path).
+pub fn bind_in_project(dir: &std::path::Path, source: &str) -> Option<std::path::PathBuf> {
+    use std::path::{Component, Path, PathBuf};
+    let src = Path::new(source);
+    let rel = match (source.starts_with('~'), src.is_absolute()) {
+        (true, _) => return None,
+        (false, true) if dir.is_absolute() => src.strip_prefix(dir).ok()?,
+        (false, true) => return None,
+        (false, false) => src,
+    };
+    let mut out = PathBuf::new();
+    for c in rel.components() {
+        match c {
+            Component::CurDir => {}
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir if out.pop() => {}
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
 /// Compose's rule: a source that looks like a path is a bind mount,
 /// anything else names a volume.
 fn is_host_path(s: &str) -> bool {

@@ -345,8 +345,10 @@ impl DockerRuntime {
             open_stdin: Some(c.stdin_open),
             labels: Some(labels),
             exposed_ports: Some(exposed).filter(|e| !e.is_empty()),
-            stop_signal: Some(svc.stop_signal.clone()).filter(|s| !s.is_empty()),
-            stop_timeout: Some(i64::try_from(svc.stop_grace.as_secs()).unwrap_or(i64::MAX)),
+            // `docker stop` (ours included) sends this signal; the engine
+            // reads SIGINT, INT and numbers alike.
+            stop_signal: svc.stop_signal.clone().filter(|s| !s.is_empty()),
+            stop_timeout: svc.stop_grace_period.map(|g| whole_seconds(g) as i64),
             host_config: Some(HostConfig {
                 init: Some(svc.init),
                 port_bindings: Some(bindings).filter(|b| !b.is_empty()),
@@ -724,7 +726,7 @@ impl ProjectRuntime for DockerRuntime {
         timeout: Duration,
     ) -> Result<(), RuntimeError> {
         let name = &svc.container_name;
-        let secs = timeout.as_secs();
+        let secs = whole_seconds(timeout);
         // The call returns only once the container stopped, so the
         // client's own timeout must outlast the grace.
         let docker = self
@@ -781,17 +783,13 @@ impl ProjectRuntime for DockerRuntime {
         }
         let (tx, rx) = mpsc::channel(256);
         for (service, container, cutoff) in followers {
-            let options = LogsOptions {
-                follow: true,
-                stdout: true,
-                stderr: true,
-                timestamps: true,
-                since: cutoff.at.floor() as i32,
-                tail: "all".into(),
-                ..Default::default()
-            };
-            let stream = self.docker.logs(&container, Some(options));
-            tokio::spawn(forward_logs(service, stream, cutoff, tx.clone()));
+            tokio::spawn(follow_container(
+                self.docker.clone(),
+                service,
+                container,
+                cutoff,
+                tx.clone(),
+            ));
         }
         Ok((all, Some(rx)))
     }
@@ -862,40 +860,107 @@ impl ProjectRuntime for DockerRuntime {
     }
 }
 
-/// Where a follow stream takes over from the tail.
+/// `d` in the whole seconds the Engine API takes, rounded up so a grace
+/// under a second is not an immediate SIGKILL.
+fn whole_seconds(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+/// Where a follow stream takes over from what was already given (the tail,
+/// then every line sent).
 struct Cutoff {
-    /// Lines older than this were (or were meant to be) in the tail.
+    /// Lines older than this were (or were meant to be) given already.
     at: f64,
-    /// The tail's lines stamped exactly `at`.
+    /// The lines given that are stamped exactly `at`.
     seen: Vec<(LogStream, String)>,
 }
 
-/// Forwards one container's followed lines into `tx` until the stream
-/// ends or the receiver is dropped.
-async fn forward_logs<S>(service: String, stream: S, mut cutoff: Cutoff, tx: mpsc::Sender<LogEntry>)
+/// How often a follower whose container is not running checks whether it
+/// runs again (a `restart:` policy, or a later start).
+const REFOLLOW_POLL: Duration = Duration::from_millis(250);
+
+/// Follows one service's container until the receiver is dropped or the
+/// container is removed. The engine ends a log stream when its container
+/// stops, so each time the stream ends the follower waits for the
+/// container to run again (a `restart:` policy restarting it, or a new
+/// start) and follows on from the last line it sent, as the native
+/// runtime's log files do.
+async fn follow_container(
+    docker: Docker,
+    service: String,
+    container: String,
+    mut cutoff: Cutoff,
+    tx: mpsc::Sender<LogEntry>,
+) {
+    loop {
+        let options = LogsOptions {
+            follow: true,
+            stdout: true,
+            stderr: true,
+            timestamps: true,
+            since: cutoff.at.floor() as i32,
+            tail: "all".into(),
+            ..Default::default()
+        };
+        let stream = docker.logs(&container, Some(options));
+        if !forward_logs(&service, stream, &mut cutoff, &tx).await {
+            return;
+        }
+        loop {
+            tokio::select! {
+                _ = tx.closed() => return,
+                _ = tokio::time::sleep(REFOLLOW_POLL) => {}
+            }
+            match docker.inspect_container(&container, None).await {
+                Ok(info) if info.state.as_ref().and_then(|s| s.running) == Some(true) => break,
+                Ok(_) => {}
+                Err(e) if status(&e) == Some(404) => return,
+                // The engine did not answer: try again.
+                Err(_) => {}
+            }
+        }
+    }
+}
+
+/// Forwards one log stream's lines into `tx` until the stream ends (true)
+/// or the receiver is dropped (false). Lines `cutoff` says were given are
+/// skipped; `cutoff` then covers every line sent.
+async fn forward_logs<S>(
+    service: &str,
+    stream: S,
+    cutoff: &mut Cutoff,
+    tx: &mpsc::Sender<LogEntry>,
+) -> bool
 where
     S: Stream<Item = Result<LogOutput, DockerError>> + Send,
 {
     let mut stream = std::pin::pin!(stream);
+    // A reopened stream repeats the lines stamped `cutoff.at` once each.
+    let mut repeats = cutoff.seen.clone();
     loop {
         let item = tokio::select! {
-            _ = tx.closed() => return,
+            _ = tx.closed() => return false,
             item = stream.next() => item,
         };
-        let Some(Ok(output)) = item else { return };
-        for entry in log_entries(&service, output) {
+        let Some(Ok(output)) = item else { return true };
+        for entry in log_entries(service, output) {
             if entry.timestamp < cutoff.at {
                 continue;
             }
+            let key = (entry.stream, entry.line.clone());
             if entry.timestamp == cutoff.at {
-                let key = (entry.stream, entry.line.clone());
-                if let Some(i) = cutoff.seen.iter().position(|s| *s == key) {
-                    cutoff.seen.swap_remove(i);
+                if let Some(i) = repeats.iter().position(|s| *s == key) {
+                    repeats.swap_remove(i);
                     continue;
                 }
+                cutoff.seen.push(key);
+            } else {
+                cutoff.at = entry.timestamp;
+                cutoff.seen = vec![key];
+                repeats.clear();
             }
             if tx.send(entry).await.is_err() {
-                return;
+                return false;
             }
         }
     }
@@ -1081,17 +1146,62 @@ mod unit_tests {
             frame("2021-01-01T00:00:01Z", "same-time-new"),
             frame("2021-01-01T00:00:02Z", "new"),
         ];
-        let cutoff = Cutoff {
+        let mut cutoff = Cutoff {
             at: 1_609_459_201.0,
             seen: vec![(LogStream::Stdout, "in-tail".into())],
         };
         let (tx, mut rx) = mpsc::channel(8);
-        forward_logs("web".into(), futures_util::stream::iter(items), cutoff, tx).await;
+        let stream = futures_util::stream::iter(items);
+        assert!(forward_logs("web", stream, &mut cutoff, &tx).await);
+        drop(tx);
         let mut lines = Vec::new();
         while let Some(e) = rx.recv().await {
             lines.push(e.line);
         }
         assert_eq!(lines, ["same-time-new", "new"]);
+    }
+
+    #[tokio::test]
+    async fn a_reopened_follow_repeats_nothing() {
+        let frame = |ts: &str, line: &str| {
+            Ok(LogOutput::StdOut {
+                message: format!("{ts} {line}\n").into(),
+            })
+        };
+        let mut cutoff = Cutoff {
+            at: 0.0,
+            seen: Vec::new(),
+        };
+        let (tx, mut rx) = mpsc::channel(16);
+        let first = vec![
+            frame("2021-01-01T00:00:01Z", "run 1"),
+            frame("2021-01-01T00:00:02Z", "a"),
+            frame("2021-01-01T00:00:02Z", "b"),
+        ];
+        assert!(forward_logs("web", futures_util::stream::iter(first), &mut cutoff, &tx).await);
+        // The engine replays from the second the follow resumes at, and
+        // the same again when nothing new came in between.
+        for _ in 0..2 {
+            let again = vec![
+                frame("2021-01-01T00:00:02Z", "a"),
+                frame("2021-01-01T00:00:02Z", "b"),
+            ];
+            let stream = futures_util::stream::iter(again);
+            assert!(forward_logs("web", stream, &mut cutoff, &tx).await);
+        }
+        let second = vec![
+            frame("2021-01-01T00:00:02Z", "a"),
+            frame("2021-01-01T00:00:02Z", "b"),
+            frame("2021-01-01T00:00:02Z", "c"),
+            frame("2021-01-01T00:00:03Z", "run 2"),
+        ];
+        assert!(forward_logs("web", futures_util::stream::iter(second), &mut cutoff, &tx).await);
+        drop(tx);
+        let mut lines = Vec::new();
+        while let Some(e) = rx.recv().await {
+            lines.push(e.line);
+        }
+        assert_eq!(lines, ["run 1", "a", "b", "c", "run 2"]);
     }
 
     #[test]

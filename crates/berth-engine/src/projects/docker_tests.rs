@@ -60,8 +60,8 @@ fn service(plan: &Plan, name: &str, command: &[&str]) -> PlannedService {
         depends_on: Vec::new(),
         restart: RestartPolicy::No,
         init: false,
-        stop_grace: Duration::from_secs(10),
-        stop_signal: "SIGTERM".to_string(),
+        stop_grace_period: None,
+        stop_signal: None,
         user: None,
         networks: plan.networks.clone(),
         container_name: format!("{}-{}", plan.namespace, name),
@@ -272,14 +272,20 @@ async fn stop_under_init_ends_sleep_as_pid_1() {
     rt.start(&p, &sleeper).await.unwrap();
     assert!(rt.inspect(&p, "sleeper").await.unwrap().unwrap().running);
 
-    rt.stop(&p, &sleeper, sleeper.stop_grace).await.unwrap();
+    rt.stop(&p, &sleeper, Duration::from_secs(10))
+        .await
+        .unwrap();
     let seen = rt.inspect(&p, "sleeper").await.unwrap().unwrap();
     assert!(!seen.running);
     assert!(seen.exit_code.is_some());
     // Stopping what is stopped, or gone, succeeds.
-    rt.stop(&p, &sleeper, sleeper.stop_grace).await.unwrap();
+    rt.stop(&p, &sleeper, Duration::from_secs(10))
+        .await
+        .unwrap();
     rt.remove(&p).await.unwrap();
-    rt.stop(&p, &sleeper, sleeper.stop_grace).await.unwrap();
+    rt.stop(&p, &sleeper, Duration::from_secs(10))
+        .await
+        .unwrap();
     assert_eq!(rt.inspect(&p, "sleeper").await.unwrap(), None);
 }
 
@@ -592,5 +598,203 @@ services:
             || mode == format!("container:{}", app.id.unwrap_or_default()),
         "{mode}"
     );
+    rt.remove(&p).await.unwrap();
+}
+
+/// Plans `yaml` for Docker as project `id`, with `project` as its directory.
+fn plan_yaml(id: &str, yaml: &str, project: &Path, state: &Path) -> Plan {
+    let (file, tree) = super::compose::parse(yaml.as_bytes()).unwrap();
+    super::plan::build(&super::plan::PlanInput {
+        project_id: id,
+        file: &file,
+        tree: &tree,
+        project_dir: project,
+        state_path: state,
+        runtime: super::model::RuntimeKind::Docker,
+        ports: &[],
+        secrets: &BTreeMap::new(),
+    })
+    .unwrap()
+}
+
+/// Waits up to `limit` for `service`'s logs to hold `line`; returns them.
+async fn logs_until(
+    rt: &DockerRuntime,
+    p: &Plan,
+    service: &str,
+    line: &str,
+    limit: Duration,
+) -> Vec<String> {
+    let mut lines = Vec::new();
+    eventually(limit, async || {
+        lines = rt
+            .logs(p, &[service.to_string()], 100, false)
+            .await
+            .unwrap()
+            .0
+            .into_iter()
+            .map(|e| e.line)
+            .collect();
+        lines.iter().any(|l| l == line)
+    })
+    .await;
+    lines
+}
+
+/// `./file:/target` and `./dir:/target` show the project's own file and
+/// directory, live: a file bound over a file the image has, a file at a
+/// new path, a directory whose host edits the service sees, and `:ro`.
+#[tokio::test]
+async fn relative_binds_show_the_projects_own_files_live() {
+    let Some(rt) = runtime().await else { return };
+    let project = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let dir = project.path();
+    std::fs::write(dir.join("app.conf"), "conf-from-project\n").unwrap();
+    std::fs::write(dir.join("group"), "project-group:x:4242:\n").unwrap();
+    std::fs::create_dir(dir.join("site")).unwrap();
+    std::fs::write(dir.join("site/index.html"), "first\n").unwrap();
+    let yaml = format!(
+        r#"
+services:
+  box:
+    image: {IMAGE}
+    command:
+      - sh
+      - -c
+      - >-
+        cat /etc/app.conf; grep project-group /etc/group;
+        cat /usr/share/site/index.html;
+        echo x 2>/dev/null > /etc/app.conf && echo conf-rw || echo conf-ro;
+        while [ ! -e /usr/share/site/go ]; do sleep 0.2; done;
+        cat /usr/share/site/index.html; echo from-box > /usr/share/site/back;
+        exec sleep 1000
+    volumes:
+      - ./app.conf:/etc/app.conf:ro
+      - ./group:/etc/group:ro
+      - ./site:/usr/share/site
+"#
+    );
+    let p = plan_yaml("dt-binds", &yaml, dir, state.path());
+    let _ = rt.remove(&p).await;
+    rt.create_resources(&p).await.unwrap();
+    rt.start(&p, &p.services[0]).await.unwrap();
+    let lines = logs_until(&rt, &p, "box", "conf-ro", Duration::from_secs(15)).await;
+    for want in [
+        "conf-from-project",
+        "project-group:x:4242:",
+        "first",
+        "conf-ro",
+    ] {
+        assert!(lines.iter().any(|l| l == want), "{want}: {lines:?}");
+    }
+    // Host edits show inside; the service's writes show on the host.
+    std::fs::write(dir.join("site/index.html"), "second\n").unwrap();
+    std::fs::write(dir.join("site/go"), "").unwrap();
+    let lines = logs_until(&rt, &p, "box", "second", Duration::from_secs(15)).await;
+    assert!(lines.iter().any(|l| l == "second"), "{lines:?}");
+    let back = eventually(Duration::from_secs(5), async || {
+        dir.join("site/back").is_file()
+    })
+    .await;
+    assert!(back, "the service's write did not reach the project");
+    assert!(!state.path().join("binds").exists());
+    rt.remove(&p).await.unwrap();
+}
+
+/// Each service's `stop_grace_period` and `stop_signal` hold when the
+/// project stops without an explicit timeout: SIGINT (however it is
+/// written) reaches the service, and one that ignores SIGTERM is killed
+/// after its own 1 s, not the default 30 s.
+#[tokio::test]
+async fn stop_uses_each_services_signal_and_grace_period() {
+    let Some(rt) = runtime().await else { return };
+    let project = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let polite = "trap 'echo got-INT; exit 0' INT; trap 'echo got-TERM; exit 0' TERM; echo ready; while true; do sleep 0.1; done";
+    let yaml = format!(
+        r#"
+services:
+  deaf:
+    image: {IMAGE}
+    command: ["sh", "-c", "trap '' TERM; echo ready; while true; do sleep 0.1; done"]
+    stop_grace_period: 1s
+  named:
+    image: {IMAGE}
+    command: ["sh", "-c", "{polite}"]
+    stop_signal: SIGINT
+  short:
+    image: {IMAGE}
+    command: ["sh", "-c", "{polite}"]
+    stop_signal: INT
+  number:
+    image: {IMAGE}
+    command: ["sh", "-c", "{polite}"]
+    stop_signal: "2"
+  plain:
+    image: {IMAGE}
+    command: ["sh", "-c", "{polite}"]
+"#
+    );
+    let p = plan_yaml("dt-grace", &yaml, project.path(), state.path());
+    let _ = rt.remove(&p).await;
+    rt.create_resources(&p).await.unwrap();
+    for s in &p.services {
+        rt.start(&p, s).await.unwrap();
+    }
+    for s in &p.services {
+        let lines = logs_until(&rt, &p, &s.name, "ready", Duration::from_secs(15)).await;
+        assert!(lines.iter().any(|l| l == "ready"), "{}: {lines:?}", s.name);
+    }
+    let t0 = Instant::now();
+    let failures = super::orchestrate::stop_all(&rt, &p, None, Duration::from_secs(30)).await;
+    let took = t0.elapsed();
+    assert!(failures.is_empty(), "{failures:?}");
+    assert!(took >= Duration::from_millis(900), "{took:?}");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    for s in ["named", "short", "number"] {
+        let lines = logs_until(&rt, &p, s, "got-INT", Duration::from_secs(5)).await;
+        assert!(lines.iter().any(|l| l == "got-INT"), "{s}: {lines:?}");
+        assert!(!lines.iter().any(|l| l == "got-TERM"), "{s}: {lines:?}");
+    }
+    let lines = logs_until(&rt, &p, "plain", "got-TERM", Duration::from_secs(5)).await;
+    assert!(lines.iter().any(|l| l == "got-TERM"), "{lines:?}");
+    rt.remove(&p).await.unwrap();
+}
+
+/// A follow keeps streaming while a `restart:` policy reruns the
+/// container: every run's line arrives, once, in order.
+#[tokio::test]
+async fn follow_keeps_streaming_across_restarts() {
+    let Some(rt) = runtime().await else { return };
+    let state = tempfile::tempdir().unwrap();
+    let mut p = plan("dt-refollow", state.path());
+    let _ = rt.remove(&p).await;
+    // The container's own filesystem survives its restarts: count runs.
+    let mut job = service(
+        &p,
+        "job",
+        &[
+            "sh",
+            "-c",
+            "n=$(cat /tmp/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > /tmp/n; echo run-$n; sleep 0.5; exit 1",
+        ],
+    );
+    job.restart = RestartPolicy::Always;
+    p.services = vec![job.clone()];
+    rt.create_resources(&p).await.unwrap();
+    rt.start(&p, &job).await.unwrap();
+    let (tail, rx) = rt.logs(&p, &["job".to_string()], 10, true).await.unwrap();
+    let mut rx = rx.unwrap();
+    let mut seen: Vec<String> = tail.into_iter().map(|e| e.line).collect();
+    while seen.len() < 4 {
+        let next = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no line after {seen:?}"))
+            .unwrap_or_else(|| panic!("the follow ended after {seen:?}"));
+        seen.push(next.line);
+    }
+    assert_eq!(seen, ["run-1", "run-2", "run-3", "run-4"]);
+    drop(rx);
     rt.remove(&p).await.unwrap();
 }

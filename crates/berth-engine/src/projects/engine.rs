@@ -527,7 +527,12 @@ impl Projects {
         slot.set_open(Some(open.clone()));
         for s in &open.plan.services {
             for m in &s.mounts {
+                // A missing bind source becomes a directory, as Compose
+                // makes it; an existing file or directory is bound as is.
                 if let super::runtime::MountSource::Bind(p) = &m.source {
+                    if p.exists() {
+                        continue;
+                    }
                     std::fs::create_dir_all(p).map_err(|e| {
                         ProjectError::Internal(format!("cannot create {}: {e}", p.display()))
                     })?;
@@ -564,7 +569,7 @@ impl Projects {
                 )
                 .await
                 .unwrap_or_default();
-            orchestrate::stop_all(open.rt.as_ref(), &open.plan, ROLLBACK_GRACE).await;
+            orchestrate::stop_all(open.rt.as_ref(), &open.plan, None, ROLLBACK_GRACE).await;
             let message = format!(
                 "project {project_id:?} failed to start: service {} {}; the services already started were stopped again",
                 f.service, f.message
@@ -610,7 +615,10 @@ impl Projects {
         })
     }
 
-    /// StopProject; `timeout` `None` means [`DEFAULT_STOP_TIMEOUT`].
+    /// StopProject. `timeout` (the request's `timeout_seconds`) applies to
+    /// every service when given; otherwise each service gets its own
+    /// `stop_grace_period`, and [`DEFAULT_STOP_TIMEOUT`] (the seed's 30 s)
+    /// when the file sets none.
     pub async fn stop(
         &self,
         project_id: &str,
@@ -642,12 +650,9 @@ impl Projects {
             }
         };
         set_transient(Some(ServiceState::Stopping));
-        let failures = orchestrate::stop_all(
-            open.rt.as_ref(),
-            &open.plan,
-            timeout.unwrap_or(DEFAULT_STOP_TIMEOUT),
-        )
-        .await;
+        let failures =
+            orchestrate::stop_all(open.rt.as_ref(), &open.plan, timeout, DEFAULT_STOP_TIMEOUT)
+                .await;
         set_transient(None);
         open.health
             .lock()
@@ -696,7 +701,7 @@ impl Projects {
             )));
         }
         if !running.is_empty() {
-            orchestrate::stop_all(open.rt.as_ref(), &open.plan, ROLLBACK_GRACE).await;
+            orchestrate::stop_all(open.rt.as_ref(), &open.plan, None, ROLLBACK_GRACE).await;
         }
         let removed = open
             .rt

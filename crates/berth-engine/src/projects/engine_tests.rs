@@ -464,7 +464,9 @@ fn delete_runtime_needs_force_while_running_and_keeps_state() {
         let dir = project(
             &e.root,
             "del",
-            "services:\n  x:\n    command: [\"sh\", \"-c\", \"exec sleep 1000\"]\n    volumes: [\"./data:/data\"]\n",
+            // A source outside the project directory is a directory of the
+            // project's state.
+            "services:\n  x:\n    command: [\"sh\", \"-c\", \"exec sleep 1000\"]\n    volumes: [\"../data:/data\"]\n",
             &[],
         );
         up(&e, "del", &dir).await.unwrap();
@@ -599,5 +601,183 @@ fn health_is_watched_after_the_start() {
         wait_for("healthy").await;
         e.projects.stop("watch", None).await.unwrap();
         assert_eq!(health(&e).await, "");
+    });
+}
+
+/// The log lines of `service` in project `id` (the last 100).
+async fn lines_of(e: &Env, id: &str, service: &str) -> Vec<String> {
+    let feed = e
+        .projects
+        .logs(id, Some(service), Some(100), false)
+        .await
+        .unwrap();
+    feed.tail.into_iter().map(|l| l.line).collect()
+}
+
+/// Waits until every service of `id` logged "ready" (their traps are set).
+async fn wait_ready(e: &Env, id: &str, services: &[&str]) {
+    for s in services {
+        let mut ok = false;
+        for _ in 0..200 {
+            if lines_of(e, id, s).await.iter().any(|l| l == "ready") {
+                ok = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert!(ok, "{s} never said ready");
+    }
+}
+
+/// A service that ignores SIGTERM (its children too: an ignored signal
+/// stays ignored across exec).
+const DEAF: &str = r#"["sh", "-c", "trap '' TERM; echo ready; while true; do sleep 0.1; done"]"#;
+/// A service that says which signal ended it.
+const POLITE: &str = r#"["sh", "-c", "trap 'echo got-INT; exit 0' INT; trap 'echo got-TERM; exit 0' TERM; echo ready; while true; do sleep 0.1; done"]"#;
+
+#[test]
+fn stop_honours_each_services_grace_period_and_signal() {
+    rt().block_on(async {
+        let e = env().await;
+        let dir = project(
+            &e.root,
+            "grace",
+            &format!(
+                "services:\n  deaf:\n    command: {DEAF}\n    stop_grace_period: 1s\n  \
+                 named:\n    command: {POLITE}\n    stop_signal: SIGINT\n    restart: always\n  \
+                 short:\n    command: {POLITE}\n    stop_signal: INT\n  \
+                 number:\n    command: {POLITE}\n    stop_signal: \"2\"\n  \
+                 plain:\n    command: {POLITE}\n"
+            ),
+            &[],
+        );
+        up(&e, "grace", &dir).await.unwrap();
+        wait_ready(&e, "grace", &["deaf", "named", "short", "number", "plain"]).await;
+        // No explicit timeout: deaf gets its own 1 s, not the default 30 s.
+        let t0 = std::time::Instant::now();
+        let stopped = e.projects.stop("grace", None).await.unwrap();
+        let took = t0.elapsed();
+        assert!(took >= Duration::from_millis(900), "{took:?}");
+        assert!(took < Duration::from_secs(10), "{took:?}");
+        assert!(stopped
+            .services
+            .iter()
+            .all(|s| s.state != ServiceState::Running));
+        for s in ["named", "short", "number"] {
+            let lines = lines_of(&e, "grace", s).await;
+            assert!(lines.contains(&"got-INT".to_string()), "{s}: {lines:?}");
+            assert!(!lines.contains(&"got-TERM".to_string()), "{s}: {lines:?}");
+        }
+        let plain = lines_of(&e, "grace", "plain").await;
+        assert!(plain.contains(&"got-TERM".to_string()), "{plain:?}");
+        // The exit its own stop signal caused did not restart `named`.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let named = lines_of(&e, "grace", "named").await;
+        assert_eq!(
+            named.iter().filter(|l| *l == "ready").count(),
+            1,
+            "{named:?}"
+        );
+        let info = e.services.describe("berth-grace.named").unwrap();
+        assert!(!info.status.is_up(), "{info:?}");
+    });
+}
+
+#[test]
+fn an_explicit_stop_timeout_wins_over_the_grace_period() {
+    rt().block_on(async {
+        let e = env().await;
+        let dir = project(
+            &e.root,
+            "explicit",
+            &format!("services:\n  deaf:\n    command: {DEAF}\n    stop_grace_period: 1m\n"),
+            &[],
+        );
+        up(&e, "explicit", &dir).await.unwrap();
+        wait_ready(&e, "explicit", &["deaf"]).await;
+        let t0 = std::time::Instant::now();
+        e.projects
+            .stop("explicit", Some(Duration::from_secs(1)))
+            .await
+            .unwrap();
+        let took = t0.elapsed();
+        assert!(took >= Duration::from_millis(900), "{took:?}");
+        assert!(took < Duration::from_secs(10), "{took:?}");
+    });
+}
+
+#[test]
+fn a_bad_stop_signal_fails_open_naming_it() {
+    rt().block_on(async {
+        let e = env().await;
+        let dir = project(
+            &e.root,
+            "badsig",
+            &format!("services:\n  x:\n    command: {POLITE}\n    stop_signal: SIGNOPE\n"),
+            &[],
+        );
+        let err = up(&e, "badsig", &dir).await.unwrap_err();
+        assert!(err.to_string().contains("SIGNOPE"), "{err}");
+    });
+}
+
+/// On native a bind inside the project is the project's own path: the
+/// service, which runs in the project directory, reads and writes it there
+/// (a missing source is made, as Compose makes it); nothing is put under
+/// state_path for it.
+#[test]
+fn native_binds_inside_the_project_are_its_own_paths() {
+    rt().block_on(async {
+        let e = env().await;
+        let dir = project(
+            &e.root,
+            "nbind",
+            "services:\n  x:\n    command: [\"sh\", \"-c\", \"cat app.conf; echo written > out/f; exec sleep 1000\"]\n    \
+             volumes: [\"./app.conf:/etc/app.conf:ro\", \"./out:/out\"]\n",
+            &[],
+        );
+        std::fs::write(dir.join("app.conf"), "conf-from-project\n").unwrap();
+        up(&e, "nbind", &dir).await.unwrap();
+        let mut lines = Vec::new();
+        for _ in 0..200 {
+            lines = lines_of(&e, "nbind", "x").await;
+            if dir.join("out/f").is_file() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert_eq!(std::fs::read_to_string(dir.join("out/f")).unwrap(), "written\n");
+        assert!(lines.contains(&"conf-from-project".to_string()), "{lines:?}");
+        let st = e.projects.status("nbind").await.unwrap();
+        assert!(!st.state_path.join("binds").exists());
+        e.projects.stop("nbind", None).await.unwrap();
+    });
+}
+
+/// A bind source that leads out of the project through a symlink is
+/// refused, naming it, also when the part past the link does not exist
+/// (berth would otherwise make that directory outside the project).
+#[test]
+fn a_bind_through_a_symlink_out_of_the_project_is_refused() {
+    rt().block_on(async {
+        let e = env().await;
+        let outside = e.root.join("outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        for (id, source) in [("link1", "./escape"), ("link2", "./escape/new")] {
+            let dir = project(
+                &e.root,
+                id,
+                &format!(
+                    "services:\n  x:\n    command: [\"sleep\", \"1000\"]\n    volumes: [\"{source}:/x\"]\n"
+                ),
+                &[],
+            );
+            std::os::unix::fs::symlink(&outside, dir.join("escape")).unwrap();
+            let err = up(&e, id, &dir).await.unwrap_err();
+            let msg = err.to_string();
+            assert!(msg.contains(source), "{msg}");
+            assert!(msg.contains("outside the project directory"), "{msg}");
+        }
+        assert!(!outside.join("new").exists());
     });
 }

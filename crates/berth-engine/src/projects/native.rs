@@ -11,6 +11,7 @@ use super::runtime::{
     RuntimeErrorKind,
 };
 use crate::services::{ServiceError, ServiceSpec, Services, Status};
+use berth_os::signal::Signal;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -22,6 +23,15 @@ pub struct NativeRuntime {
     services: Arc<Services>,
     forwarders: Mutex<HashMap<String, Vec<Forwarder>>>,
 }
+
+/// Delay before the service engine restarts a project service that exited
+/// (Docker's first restart delay is 100 ms too).
+const RESTART_DELAY_MS: u32 = 100;
+/// The kill timeout of a service whose file sets no `stop_grace_period`
+/// (Compose's default), for stops that do not come through StopProject.
+const COMPOSE_STOP_GRACE: Duration = Duration::from_secs(10);
+/// How often a stop with a custom signal checks whether the service ended.
+const STOP_POLL: Duration = Duration::from_millis(10);
 
 /// The service-engine name of `svc` in `plan`.
 pub fn service_name(plan: &Plan, svc: &str) -> String {
@@ -73,6 +83,7 @@ impl NativeRuntime {
             RestartPolicy::Always | RestartPolicy::UnlessStopped => (true, 0),
             RestartPolicy::OnFailure(n) => (true, n),
         };
+        svc.signal().map_err(RuntimeError::other)?;
         let name = service_name(plan, &svc.name);
         if name.len() > crate::services::config::MAX_NAME_LEN {
             return Err(RuntimeError::other(format!(
@@ -89,8 +100,15 @@ impl NativeRuntime {
             env: svc.env.clone(),
             autorestart,
             max_restarts,
-            restart_delay_ms: 0,
-            kill_timeout_ms: svc.stop_grace.as_millis().min(u32::MAX as u128) as u32,
+            // Docker's first restart delay. It also lets a stop with a
+            // custom signal (see `stop`) cancel the restart its own signal
+            // would trigger.
+            restart_delay_ms: RESTART_DELAY_MS,
+            kill_timeout_ms: svc
+                .stop_grace_period
+                .unwrap_or(COMPOSE_STOP_GRACE)
+                .as_millis()
+                .min(u32::MAX as u128) as u32,
             min_uptime_ms: 0,
             outlive_daemon: true,
         })
@@ -128,6 +146,43 @@ impl NativeRuntime {
         }
         self.lock().insert(key.to_owned(), opened);
         Ok(())
+    }
+
+    /// Sends `signal` to the process group of the running service `name`
+    /// and waits up to `timeout` for it to end. Returns the grace left for
+    /// the service engine's own stop (SIGTERM then SIGKILL): zero when the
+    /// service outlived `timeout`, so it is killed at once. The engine only
+    /// sends SIGTERM, so a `stop_signal` other than SIGTERM is delivered
+    /// here first; the restart its exit would trigger waits
+    /// [`RESTART_DELAY_MS`] and the engine's stop cancels it.
+    async fn signal_and_wait(&self, name: &str, signal: Signal, timeout: Duration) -> Duration {
+        let Ok(info) = self.services.describe(name) else {
+            return timeout;
+        };
+        if info.status != Status::Online || info.pid <= 1 {
+            return timeout;
+        }
+        let pid = info.pid;
+        // Each service leads its own session and process group.
+        if berth_os::signal::send_group(pid as i32, signal).is_err() {
+            return timeout;
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let ended = self
+                .services
+                .describe(name)
+                .map(|i| i.status != Status::Online || i.pid != pid)
+                .unwrap_or(true);
+            let now = tokio::time::Instant::now();
+            if ended {
+                return deadline.saturating_duration_since(now);
+            }
+            if now >= deadline {
+                return Duration::ZERO;
+            }
+            tokio::time::sleep(STOP_POLL.min(deadline - now)).await;
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Forwarder>>> {
@@ -238,7 +293,13 @@ impl ProjectRuntime for NativeRuntime {
     ) -> Result<(), RuntimeError> {
         let name = service_name(plan, &svc.name);
         self.lock().remove(&name);
-        match self.services.stop_within(&name, Some(timeout)).await {
+        let signal = svc.signal().map_err(RuntimeError::other)?;
+        let grace = if signal == Signal::SIGTERM {
+            timeout
+        } else {
+            self.signal_and_wait(&name, signal, timeout).await
+        };
+        match self.services.stop_within(&name, Some(grace)).await {
             Ok(_) | Err(ServiceError::NotFound(_)) => Ok(()),
             Err(e) => Err(err(e)),
         }

@@ -255,13 +255,16 @@ pub async fn monitor_health(rt: &dyn ProjectRuntime, plan: &Plan, note: HealthNo
     join_all(loops).await;
 }
 
-/// Stops `services` of `plan` (all of them when `None`) in reverse
-/// dependency order: each waits for the services that depend on it.
-/// Returns the failures, by service.
+/// Stops every service of `plan` in reverse dependency order: each waits
+/// for the services that depend on it. Each gets `explicit` (StopProject's
+/// `timeout_seconds`) between its stop signal and SIGKILL when given, else
+/// its own `stop_grace_period`, else `default`. Returns the failures, by
+/// service.
 pub async fn stop_all(
     rt: &dyn ProjectRuntime,
     plan: &Plan,
-    timeout: Duration,
+    explicit: Option<Duration>,
+    default: Duration,
 ) -> Vec<(String, RuntimeError)> {
     let mut senders = BTreeMap::new();
     let mut receivers = BTreeMap::new();
@@ -292,7 +295,7 @@ pub async fn stop_all(
             for mut rx in waits {
                 let _ = rx.wait_for(|done| *done).await;
             }
-            let r = rt.stop(plan, svc, timeout).await;
+            let r = rt.stop(plan, svc, svc.grace(explicit, default)).await;
             let _ = tx.send(true);
             r.err().map(|e| (svc.name.clone(), e))
         }

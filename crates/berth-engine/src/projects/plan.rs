@@ -18,8 +18,6 @@ use std::time::Duration;
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_RETRIES: u32 = 3;
-/// Compose's default `stop_grace_period`.
-const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// A port the Compose file publishes, before host ports are assigned.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -476,6 +474,39 @@ fn inside_project(project_dir: &Path, file: &str) -> Result<PathBuf, String> {
     }
 }
 
+/// The host path a bind `source` mounts: inside the project directory the
+/// project's own path, live, resolved (its deepest existing part must
+/// resolve inside the project, so no symlink leads the mount, or the
+/// directory made for a missing source, out of it); elsewhere a directory
+/// of the project's under `state_path/binds/`.
+fn bind_source(input: &PlanInput<'_>, source: &str) -> Result<PathBuf, String> {
+    let dir = input.project_dir;
+    let Some(rel) = super::compose::bind_in_project(dir, source) else {
+        return Ok(input.state_path.join("binds").join(confined(source)));
+    };
+    let path = dir.join(rel);
+    let mut existing = path.as_path();
+    while !existing.exists() {
+        match existing.parent() {
+            Some(p) => existing = p,
+            None => break,
+        }
+    }
+    let (Ok(real), Ok(root)) = (existing.canonicalize(), dir.canonicalize()) else {
+        return Ok(path);
+    };
+    if !real.starts_with(&root) {
+        return Err(format!(
+            "`{source}` leads outside the project directory through a symlink"
+        ));
+    }
+    // (Joining an empty rest would add a trailing `/`.)
+    match path.strip_prefix(existing) {
+        Ok(rest) if !rest.as_os_str().is_empty() => Ok(real.join(rest)),
+        _ => Ok(real),
+    }
+}
+
 #[derive(Clone, Copy)]
 enum FileKind {
     Secret,
@@ -689,9 +720,9 @@ pub fn build(input: &PlanInput<'_>) -> Result<Plan, ProjectError> {
             };
             match m {
                 Mount::Bind { source, target } => mounts.push(PlannedMount {
-                    source: MountSource::Bind(
-                        input.state_path.join("binds").join(confined(&source)),
-                    ),
+                    source: MountSource::Bind(bind_source(input, &source).map_err(|why| {
+                        ProjectError::InvalidArgument(format!("{name}.volumes[{i}]: {why}"))
+                    })?),
                     target,
                     read_only,
                 }),
@@ -761,12 +792,8 @@ pub fn build(input: &PlanInput<'_>) -> Result<Plan, ProjectError> {
             // Containers always get an init (validation reports it); a
             // native service is its own process group instead.
             init: docker,
-            stop_grace: duration_at(node, "stop_grace_period", name)?.unwrap_or(DEFAULT_STOP_GRACE),
-            stop_signal: node
-                .get("stop_signal")
-                .and_then(Node::as_str)
-                .unwrap_or("SIGTERM")
-                .to_owned(),
+            stop_grace_period: duration_at(node, "stop_grace_period", name)?,
+            stop_signal: node.get("stop_signal").map(|n| n.to_string()),
             user: node.get("user").and_then(Node::as_str).map(str::to_owned),
             networks: svc_networks,
             container_name: container_name(&ns, name, svc),

@@ -31,6 +31,46 @@ pub struct Plan {
     pub volumes: Vec<PlannedVolume>,
 }
 
+impl PlannedService {
+    /// The grace this service gets between its stop signal and SIGKILL:
+    /// `explicit` (StopProject's `timeout_seconds`) when given, else its
+    /// own `stop_grace_period`, else `default`.
+    pub fn grace(&self, explicit: Option<Duration>, default: Duration) -> Duration {
+        explicit.or(self.stop_grace_period).unwrap_or(default)
+    }
+
+    /// The stop signal as a number the kernel takes: SIGTERM when the file
+    /// sets none; `SIGINT`, `INT` (any case) and `2` are the same signal,
+    /// as Compose reads them. Errors name the service and the value.
+    pub fn signal(&self) -> Result<berth_os::signal::Signal, String> {
+        match &self.stop_signal {
+            None => Ok(berth_os::signal::Signal::SIGTERM),
+            Some(s) => parse_signal(s).ok_or_else(|| {
+                format!(
+                    "service {}: stop_signal {s:?} is not a signal (give a name such as SIGINT or INT, or a number)",
+                    self.name
+                )
+            }),
+        }
+    }
+}
+
+/// `SIGINT`, `INT`, `sigint` or `2` as a signal; `None` for anything else.
+pub fn parse_signal(s: &str) -> Option<berth_os::signal::Signal> {
+    use berth_os::signal::Signal;
+    let s = s.trim();
+    if let Ok(n) = s.parse::<i32>() {
+        return Signal::try_from(n).ok();
+    }
+    let upper = s.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    name.parse().ok()
+}
+
 impl Plan {
     /// The planned service named `name`.
     pub fn service(&self, name: &str) -> Option<&PlannedService> {
@@ -76,10 +116,13 @@ pub struct PlannedService {
     pub restart: RestartPolicy,
     /// Run under an init (Docker; native services are process groups).
     pub init: bool,
-    /// Grace between the stop signal and SIGKILL.
-    pub stop_grace: Duration,
-    /// The stop signal (`SIGTERM` unless the file says otherwise).
-    pub stop_signal: String,
+    /// `stop_signal` as the file gives it (`SIGINT`, `INT` or a number);
+    /// `None` stops with SIGTERM. See [`PlannedService::signal`].
+    pub stop_signal: Option<String>,
+    /// `stop_grace_period`: the grace between the stop signal and SIGKILL.
+    /// `None` leaves it to the caller's default (StopProject: 30 s, seed
+    /// 000); an explicit StopProject `timeout_seconds` overrides it.
+    pub stop_grace_period: Option<Duration>,
     /// `user` (Docker only).
     pub user: Option<String>,
     /// Networks it joins, namespaced.
@@ -383,4 +426,51 @@ pub trait ProjectRuntime: Send + Sync {
     /// networks, volumes as runtime objects; never the state directory).
     /// Returns one line per resource removed.
     async fn remove(&self, plan: &Plan) -> Result<Vec<String>, RuntimeError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_os::signal::Signal;
+
+    #[test]
+    fn stop_signals_read_as_compose_reads_them() {
+        for s in ["SIGINT", "INT", "int", "SigInt", "2", " 2 "] {
+            assert_eq!(parse_signal(s), Some(Signal::SIGINT), "{s}");
+        }
+        assert_eq!(parse_signal("SIGQUIT"), Some(Signal::SIGQUIT));
+        assert_eq!(parse_signal("15"), Some(Signal::SIGTERM));
+        for s in ["", "SIG", "NOPE", "999", "-2"] {
+            assert_eq!(parse_signal(s), None, "{s}");
+        }
+    }
+
+    #[test]
+    fn bind_sources_inside_the_project_are_decided_on_the_text() {
+        use super::super::compose::bind_in_project;
+        use std::path::Path;
+        let dir = Path::new("/p/proj");
+        let inside = |s: &str| bind_in_project(dir, s).map(|p| p.to_string_lossy().into_owned());
+        assert_eq!(inside("./app.conf").as_deref(), Some("app.conf"));
+        assert_eq!(inside("site/").as_deref(), Some("site"));
+        assert_eq!(inside("./a/../b").as_deref(), Some("b"));
+        assert_eq!(inside(".").as_deref(), Some(""));
+        assert_eq!(inside("/p/proj/x").as_deref(), Some("x"));
+        for out in [
+            "../x",
+            "./a/../../x",
+            "/etc",
+            "/p/proj/../other",
+            "~/x",
+            "/p/projx",
+        ] {
+            assert_eq!(inside(out), None, "{out}");
+        }
+        // Without a directory, only relative sources can be inside.
+        assert_eq!(
+            bind_in_project(Path::new(""), "./x").as_deref(),
+            Some(Path::new("x"))
+        );
+        assert_eq!(bind_in_project(Path::new(""), "/x"), None);
+    }
 }

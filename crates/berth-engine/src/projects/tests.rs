@@ -22,7 +22,7 @@ const INIT: &str =
 const NEEDS_COMMAND: &str =
     "the native runtime runs a service's command, not an image: give the service a `command`";
 const BINDS_ONLY: &str =
-    "the native runtime supports bind mounts only (they are moved under state_path)";
+    "the native runtime supports bind mounts only (the project's own paths, or directories under state_path)";
 
 fn paths(notes: &[FieldNote]) -> Vec<&str> {
     notes.iter().map(|n| n.path.as_str()).collect()
@@ -96,7 +96,7 @@ fn web_db_cache_on_docker() {
     );
     assert_eq!(
         reason(t, "cache.volumes[0]"),
-        "`./redis-data` is moved under the project's state_path and mounted at `/data`"
+        "`./redis-data` is the project's own path, bound live at `/data`"
     );
     // POSTGRES_PASSWORD has a default in db, none in web.
     assert_eq!(
@@ -546,10 +546,6 @@ fn kitchen_sink_on_native_rejects_container_settings() {
             "a container setting with no equivalent for native services",
         ),
         (
-            "api.stop_signal",
-            "native services are stopped with SIGTERM, then SIGKILL",
-        ),
-        (
             "api.deploy.resources",
             "native services run without resource limits",
         ),
@@ -566,7 +562,11 @@ fn kitchen_sink_on_native_rejects_container_settings() {
     );
     assert_eq!(
         reason(t, "worker.volumes[1]"),
-        "`./fixtures` is moved under the project's state_path; a native service finds it there, not at `/srv/fixtures`"
+        "native services are not mounted: `./fixtures` stays at its path in the project directory (their default working directory), not at `/srv/fixtures`"
+    );
+    assert_eq!(
+        reason(t, "api.stop_signal"),
+        "sent to the service's process group at stop, then SIGKILL after the grace"
     );
     assert_eq!(
         reason(&r.warnings, "api.labels"),

@@ -753,11 +753,13 @@ impl Checker<'_> {
                     self.ok(name, path);
                 }
             }
-            "stop_signal" => self.docker_only(
-                name,
-                path,
-                "native services are stopped with SIGTERM, then SIGKILL",
-            ),
+            "stop_signal" => {
+                if self.native() {
+                    self.changed(name, path, "sent to the service's process group at stop, then SIGKILL after the grace");
+                } else {
+                    self.ok(name, path);
+                }
+            }
             "tty" | "stdin_open" => self.docker_only(
                 name,
                 path,
@@ -957,6 +959,13 @@ impl Checker<'_> {
                             path,
                             format!("binding `{source}` exposes the host to the service"),
                         );
+                    } else if super::compose::bind_in_project(std::path::Path::new(""), &source).is_some() {
+                        let how = if self.native() {
+                            format!("native services are not mounted: `{source}` stays at its path in the project directory (their default working directory), not at `{target}`")
+                        } else {
+                            format!("`{source}` is the project's own path, bound live at `{target}`")
+                        };
+                        self.changed(name, path, how);
                     } else if self.native() {
                         self.changed(
                             name,
@@ -974,7 +983,7 @@ impl Checker<'_> {
                 _ if self.native() => self.reject(
                     name,
                     path,
-                    "the native runtime supports bind mounts only (they are moved under state_path)",
+                    "the native runtime supports bind mounts only (the project's own paths, or directories under state_path)",
                 ),
                 Mount::Named { name: vol, .. } => {
                     if self.file.volumes.get(&vol).is_none() {

@@ -269,7 +269,48 @@ impl LogFollow {
     }
 }
 
-/// The service engine.
+/// The service engine: supervised services (runpm's model, seed 003
+/// requests 50-59), each run by one task that applies the restart policy
+/// and spools its output to rotated, timestamped logs.
+///
+/// The engine must run inside a tokio runtime, and [`run_pump`](Self::run_pump)
+/// must be running for logs to be drained.
+///
+/// ```
+/// # use std::sync::Arc;
+/// # use std::time::Duration;
+/// use berth_engine::services::{LogConfig, ServiceSpec, Services, ServicesConfig};
+/// use berth_engine::Store;
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let store = Arc::new(Store::open(&dir.path().join("berth.db"), 0).unwrap());
+/// let config = ServicesConfig {
+///     logs: LogConfig { dir: dir.path().join("logs"), max_bytes: 1 << 20, keep: 2 },
+///     dump_path: dir.path().join("services.json"),
+/// };
+/// let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+/// rt.block_on(async {
+///     let services = Services::open(store, config).unwrap();
+///     tokio::spawn(services.clone().run_pump());
+///     let spec = ServiceSpec {
+///         name: "hello".into(),
+///         cmd: vec!["sh".into(), "-c".into(), "echo hello; exec sleep 30".into()],
+///         ..ServiceSpec::default()
+///     };
+///     let info = services.start(spec).await.unwrap();
+///     assert!(info.status.is_up());
+///     // Output reaches the log within a drain tick (50 ms).
+///     let mut logs = String::new();
+///     for _ in 0..100 {
+///         logs = services.logs("hello", 10).unwrap();
+///         if logs.contains(" out hello") { break; }
+///         tokio::time::sleep(Duration::from_millis(50)).await;
+///     }
+///     assert!(logs.contains(" out hello"), "{logs}");
+///     assert_eq!(services.stop("hello").await.unwrap(), 1);
+///     services.shutdown().await;
+/// });
+/// ```
 pub struct Services {
     shared: Arc<Shared>,
 }

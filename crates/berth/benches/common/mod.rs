@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 use berth_client::Client;
+use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
+use nix::unistd::Pid;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -22,13 +24,23 @@ impl Drop for Daemon {
     }
 }
 
-/// Pins the calling thread (or, in `pre_exec`, a child) to one CPU.
-pub fn pin_to(cpu: usize) {
-    // SAFETY: plain syscall on a zeroed, properly sized cpu set.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+/// Pins the calling thread to one CPU; processes it spawns from now on
+/// inherit the pin. Returns the CPUs it was allowed before, for
+/// [`unpin`].
+pub fn pin_to(cpu: usize) -> Option<CpuSet> {
+    let this_thread = Pid::from_raw(0);
+    let before = sched_getaffinity(this_thread).ok();
+    let mut set = CpuSet::new();
+    if set.set(cpu).is_ok() {
+        let _ = sched_setaffinity(this_thread, &set);
+    }
+    before
+}
+
+/// Gives the calling thread back the CPUs `pin_to` took from it.
+pub fn unpin(before: Option<CpuSet>) {
+    if let Some(set) = before {
+        let _ = sched_setaffinity(Pid::from_raw(0), &set);
     }
 }
 
@@ -48,23 +60,16 @@ pub fn start(
     socket_rel: &str,
     cpu: Option<usize>,
 ) -> Daemon {
-    use std::os::unix::process::CommandExt;
     let dir = tempfile::Builder::new()
         .prefix("berth-bench")
         .tempdir_in("/tmp")
         .unwrap();
     let socket = dir.path().join(socket_rel);
     let mut cmd = Command::new(program);
-    if let Some(cpu) = cpu {
-        // SAFETY: sched_setaffinity is async-signal-safe.
-        unsafe {
-            cmd.pre_exec(move || {
-                pin_to(cpu);
-                Ok(())
-            });
-        }
-    }
-    let child = cmd
+    // A child inherits the CPU set of the thread that spawns it: pin this
+    // thread for the spawn only.
+    let before = cpu.map(pin_to);
+    let spawned = cmd
         .args(args)
         .env("XDG_RUNTIME_DIR", dir.path().join("run"))
         .env("XDG_STATE_HOME", dir.path().join("state"))
@@ -73,8 +78,9 @@ pub fn start(
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .spawn();
+    unpin(before.flatten());
+    let child = spawned.unwrap();
     let t = Instant::now();
     while Client::connect(&socket).is_err() {
         assert!(

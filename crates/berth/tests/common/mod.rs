@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use berth_client::Client;
+pub use nix::sys::signal::Signal;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -144,7 +145,7 @@ impl Daemon {
 impl Drop for Daemon {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            kill(c.id(), Signal::SIGTERM);
             if !wait_for(Duration::from_secs(5), || c.try_wait().unwrap().is_some()) {
                 let _ = c.kill();
                 let _ = c.wait();
@@ -201,6 +202,12 @@ pub fn is_alive(pid: u32) -> bool {
                 .unwrap_or(false)
         })
         .unwrap_or(false)
+}
+
+/// Sends `sig` to `pid` (a child of the test, so the pid is still ours);
+/// a process already gone is fine.
+pub fn kill(pid: u32, sig: Signal) {
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig);
 }
 
 pub fn exists(p: &Path) -> bool {

@@ -1,18 +1,58 @@
-//! Session subcommands: `run`, `attach`, `sessions`, `logs`, `send`,
-//! `kill`, `tee`. Each is a client of the process API.
+//! Sessions: `run`, `attach`, `sessions`, `logs`, `send`, `kill`, `tee`.
+//! Each is a client of the process API's session requests.
 
+mod attach;
+
+use crate::ctx::Ctx;
+use crate::error::{CliError, CmdResult};
+use crate::key_value;
 use crate::output::{duration, table};
-use berth_client::{Client, ClientError, StreamFrame};
+use berth_client::StreamFrame;
 use berth_wire::daemon::*;
 use clap::{Args, Subcommand};
 use serde_json::json;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+
+use attach::AttachArgs;
+
+/// The sessions group.
+#[derive(Subcommand)]
+pub(crate) enum Command {
+    /// Start a session (a command that outlives this terminal); prints its id.
+    Run(RunArgs),
+    /// Attach this terminal to a PTY session (detach with Ctrl-\\).
+    Attach(AttachArgs),
+    /// List sessions, or `sessions purge` ended ones.
+    Sessions(SessionsArgs),
+    /// Print a session's held output (-f to follow).
+    Logs(LogsArgs),
+    /// Type text into a session.
+    Send(SendArgs),
+    /// End a session (SIGTERM, then SIGKILL after --grace ms).
+    Kill(KillArgs),
+    /// Copy a session's stream into a file from now on; prints the tee handle.
+    Tee(TeeArgs),
+}
+
+impl Command {
+    /// Runs one session command against the daemon (started if needed).
+    pub(crate) fn run(self, ctx: &mut Ctx) -> CmdResult {
+        match self {
+            Command::Run(a) => run(ctx, a),
+            Command::Attach(a) => attach::attach(ctx, a),
+            Command::Sessions(a) => sessions(ctx, a),
+            Command::Logs(a) => logs(ctx, a),
+            Command::Send(a) => send(ctx, a),
+            Command::Kill(a) => kill(ctx, a),
+            Command::Tee(a) => tee(ctx, a),
+        }
+    }
+}
 
 #[derive(Args)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// Run on a pseudo-terminal (interactive programs, shells).
     #[arg(long)]
     pty: bool,
@@ -38,26 +78,8 @@ pub struct RunArgs {
     command: Vec<String>,
 }
 
-#[derive(Args)]
-pub struct AttachArgs {
-    /// Session id or name.
-    session: String,
-    /// Take the session over from the client attached to it.
-    #[arg(long)]
-    steal: bool,
-    /// Watch only: keystrokes are not sent, nobody is displaced.
-    #[arg(long)]
-    read_only: bool,
-    /// Detach key, as ^X notation (default ^\).
-    #[arg(long, default_value = "^\\")]
-    detach_key: String,
-    /// Replay the raw backlog instead of restoring the screen.
-    #[arg(long)]
-    raw: bool,
-}
-
 #[derive(Subcommand)]
-pub enum SessionsCmd {
+pub(crate) enum SessionsCmd {
     /// Remove ended sessions.
     Purge {
         /// Only sessions of this originator.
@@ -67,7 +89,7 @@ pub enum SessionsCmd {
 }
 
 #[derive(Args)]
-pub struct SessionsArgs {
+pub(crate) struct SessionsArgs {
     #[command(subcommand)]
     cmd: Option<SessionsCmd>,
     /// JSON instead of a table.
@@ -76,7 +98,7 @@ pub struct SessionsArgs {
 }
 
 #[derive(Args)]
-pub struct LogsArgs {
+pub(crate) struct LogsArgs {
     /// Session id or name.
     session: String,
     /// Keep printing new output until the session ends.
@@ -88,7 +110,7 @@ pub struct LogsArgs {
 }
 
 #[derive(Args)]
-pub struct SendArgs {
+pub(crate) struct SendArgs {
     /// Session id or name.
     session: String,
     /// Text to type (a newline is added unless --no-newline).
@@ -101,7 +123,7 @@ pub struct SendArgs {
 }
 
 #[derive(Args)]
-pub struct KillArgs {
+pub(crate) struct KillArgs {
     /// Session id or name.
     session: String,
     /// Milliseconds between SIGTERM and SIGKILL.
@@ -110,7 +132,7 @@ pub struct KillArgs {
 }
 
 #[derive(Args)]
-pub struct TeeArgs {
+pub(crate) struct TeeArgs {
     /// Session id or name.
     session: String,
     /// File to copy the stream into (created 0600).
@@ -129,43 +151,22 @@ pub struct TeeArgs {
     capacity: u32,
 }
 
-fn kvs(env: &[String]) -> Result<Vec<KeyValue>, ClientError> {
-    env.iter()
-        .map(|e| {
-            e.split_once('=')
-                .map(|(k, v)| KeyValue {
-                    key: k.into(),
-                    value: v.into(),
-                })
-                .ok_or_else(|| ClientError::Status {
-                    code: StatusCode::InvalidArgument,
-                    message: format!("--env {e:?} must be KEY=VALUE"),
-                })
-        })
-        .collect()
-}
-
-pub(crate) fn term_size() -> Option<(u16, u16)> {
-    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
-    // SAFETY: TIOCGWINSZ writes into ws.
-    let ok = unsafe { libc::ioctl(1, libc::TIOCGWINSZ, &mut ws) } == 0;
-    (ok && ws.ws_row > 0 && ws.ws_col > 0).then_some((ws.ws_row, ws.ws_col))
-}
-
-pub(crate) fn is_tty(fd: i32) -> bool {
-    // SAFETY: isatty has no preconditions.
-    unsafe { libc::isatty(fd) == 1 }
-}
-
-pub fn run(c: &mut Client, a: RunArgs) -> Result<i32, ClientError> {
+fn run(ctx: &mut Ctx, a: RunArgs) -> CmdResult {
     let cwd = a
         .cwd
         .or_else(|| std::env::current_dir().ok())
         .map(|p| p.display().to_string())
         .unwrap_or_default();
-    let env = kvs(&a.env)?;
+    // Reported as the daemon reports a refused argument (exit status 1).
+    let env = key_value::pairs("--env", &a.env)
+        .map_err(CliError::invalid_argument)?
+        .into_iter()
+        .map(|(key, value)| KeyValue { key, value })
+        .collect();
+    let c = ctx.client()?;
     let id = if a.pty {
-        let (rows, cols) = term_size().unwrap_or((24, 80));
+        let size = berth_os::tty::size().unwrap_or(berth_os::tty::WinSize { rows: 24, cols: 80 });
+        let (rows, cols) = (size.rows, size.cols);
         c.spawn_pty(SpawnPtySessionRequest {
             argv: a.command,
             cwd,
@@ -193,171 +194,6 @@ pub fn run(c: &mut Client, a: RunArgs) -> Result<i32, ClientError> {
     Ok(0)
 }
 
-fn parse_key(k: &str) -> Result<u8, ClientError> {
-    let bad = || ClientError::Status {
-        code: StatusCode::InvalidArgument,
-        message: format!("--detach-key {k:?}: use ^X notation, e.g. ^\\ or ^]"),
-    };
-    let b = k.as_bytes();
-    match b {
-        [b'^', c] => Ok(c.to_ascii_uppercase() ^ 0x40),
-        [c] if *c < 0x20 => Ok(*c),
-        _ => Err(bad()),
-    }
-}
-
-/// Puts the terminal in raw mode; restores it on drop.
-pub(crate) struct RawMode(Option<libc::termios>);
-
-impl RawMode {
-    pub(crate) fn enter() -> Self {
-        if !is_tty(0) {
-            return RawMode(None);
-        }
-        let mut t: libc::termios = unsafe { std::mem::zeroed() };
-        // SAFETY: termios calls on fd 0 with structs we own.
-        unsafe {
-            if libc::tcgetattr(0, &mut t) != 0 {
-                return RawMode(None);
-            }
-            let saved = t;
-            libc::cfmakeraw(&mut t);
-            libc::tcsetattr(0, libc::TCSANOW, &t);
-            RawMode(Some(saved))
-        }
-    }
-}
-
-impl Drop for RawMode {
-    fn drop(&mut self) {
-        if let Some(t) = self.0 {
-            // SAFETY: restoring the saved attributes.
-            unsafe { libc::tcsetattr(0, libc::TCSANOW, &t) };
-        }
-    }
-}
-
-static WINCH: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_winch(_: libc::c_int) {
-    WINCH.store(true, Ordering::Relaxed);
-}
-
-pub fn attach(c: Client, a: AttachArgs) -> Result<i32, ClientError> {
-    let key = parse_key(&a.detach_key)?;
-    let tty = is_tty(1);
-    let (rows, cols) = term_size().unwrap_or((0, 0));
-    let (resp, mut stream) = c.attach_pty(AttachPtySessionRequest {
-        session_id: a.session.clone(),
-        rows: rows as u32,
-        cols: cols as u32,
-        steal: a.steal,
-        term: std::env::var("TERM").unwrap_or_default(),
-        is_tty: tty,
-        read_only: a.read_only,
-        screen_restore: tty && !a.raw,
-        ..Default::default()
-    })?;
-    let raw = RawMode::enter();
-    let mut out = std::io::stdout().lock();
-    if tty && !a.raw {
-        // A clean terminal for the restored screen.
-        let _ = out.write_all(b"\x1b[!p\x1b[H\x1b[2J");
-    }
-    let _ = out.write_all(&resp.backlog);
-    let _ = out.flush();
-    let mut input = stream.input()?;
-    // SAFETY: installing a handler that only stores an atomic.
-    unsafe { libc::signal(libc::SIGWINCH, on_winch as *const () as libc::sighandler_t) };
-    // Window size changes are checked on a timer, not only between
-    // keystrokes (the key reader blocks in read).
-    let mut resizer = input.clone();
-    std::thread::spawn(move || loop {
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        if WINCH.swap(false, Ordering::Relaxed) {
-            if let Some((r, c)) = term_size() {
-                let f = pty_input_frame::Frame::Resize(PtyResize {
-                    rows: r as u32,
-                    cols: c as u32,
-                });
-                if resizer.send(f).is_err() {
-                    return;
-                }
-            }
-        }
-    });
-    let read_only = a.read_only;
-    let detached = std::sync::Arc::new(AtomicBool::new(false));
-    let flag = detached.clone();
-    std::thread::spawn(move || {
-        let mut stdin = std::io::stdin().lock();
-        let mut buf = [0u8; 4096];
-        loop {
-            let n = match stdin.read(&mut buf) {
-                Ok(0) | Err(_) => {
-                    if !read_only {
-                        let _ = input.send(pty_input_frame::Frame::Detach(true));
-                    }
-                    return;
-                }
-                Ok(n) => n,
-            };
-            if let Some(pos) = buf[..n].iter().position(|b| *b == key) {
-                if !read_only && pos > 0 {
-                    let _ = input.send(pty_input_frame::Frame::Input(buf[..pos].to_vec()));
-                }
-                flag.store(true, Ordering::Relaxed);
-                let _ = input.send(pty_input_frame::Frame::Detach(true));
-                return;
-            }
-            if !read_only
-                && input
-                    .send(pty_input_frame::Frame::Input(buf[..n].to_vec()))
-                    .is_err()
-            {
-                return;
-            }
-        }
-    });
-    let mut code = 0;
-    let mut note = String::new();
-    while let Some(f) = stream.next_frame()? {
-        let StreamFrame::Pty(f) = f else { continue };
-        match f.frame {
-            Some(pty_stream_frame::Frame::Output(b)) => {
-                let _ = out.write_all(&b);
-                let _ = out.flush();
-            }
-            Some(pty_stream_frame::Frame::MissedBytes(n)) => {
-                note = format!("[missed {n} bytes of output]")
-            }
-            Some(pty_stream_frame::Frame::ExitCode(c)) => {
-                code = c;
-                note = format!("[session exited with code {c}]");
-                break;
-            }
-            Some(pty_stream_frame::Frame::StolenBy(by)) => {
-                note = format!("[detached: taken over by {by}]");
-                break;
-            }
-            Some(pty_stream_frame::Frame::Error(e)) => {
-                note = format!("[stream ended: {e}]");
-                code = 1;
-                break;
-            }
-            None => {}
-        }
-    }
-    drop(raw);
-    if detached.load(Ordering::Relaxed) {
-        note = format!("[detached from {}]", a.session);
-    }
-    if !note.is_empty() {
-        eprintln!("\r\n{note}");
-    }
-    Ok(code)
-}
-
 fn state(exited: bool, code: i32, outcome: i32) -> String {
     if !exited {
         return "running".into();
@@ -370,7 +206,8 @@ fn state(exited: bool, code: i32, outcome: i32) -> String {
     }
 }
 
-pub fn sessions(c: &mut Client, a: SessionsArgs) -> Result<i32, ClientError> {
+fn sessions(ctx: &mut Ctx, a: SessionsArgs) -> CmdResult {
+    let c = ctx.client()?;
     if let Some(SessionsCmd::Purge { originator }) = a.cmd {
         let r = c.purge_sessions(&originator)?;
         println!(
@@ -449,8 +286,8 @@ pub fn sessions(c: &mut Client, a: SessionsArgs) -> Result<i32, ClientError> {
     Ok(0)
 }
 
-pub fn logs(c: Client, a: LogsArgs) -> Result<i32, ClientError> {
-    let mut c = c;
+fn logs(ctx: &mut Ctx, a: LogsArgs) -> CmdResult {
+    let mut c = ctx.take_client()?;
     let kind = if a.stderr {
         PipeStreamKind::Stderr
     } else {
@@ -509,16 +346,17 @@ pub fn logs(c: Client, a: LogsArgs) -> Result<i32, ClientError> {
     Ok(0)
 }
 
-pub fn send(c: &mut Client, a: SendArgs) -> Result<i32, ClientError> {
+fn send(ctx: &mut Ctx, a: SendArgs) -> CmdResult {
     let mut text = a.text.into_bytes();
     if !a.no_newline {
         text.push(b'\n');
     }
-    c.write_stdin(&a.session, &text, a.close)?;
+    ctx.client()?.write_stdin(&a.session, &text, a.close)?;
     Ok(0)
 }
 
-pub fn kill(c: &mut Client, a: KillArgs) -> Result<i32, ClientError> {
+fn kill(ctx: &mut Ctx, a: KillArgs) -> CmdResult {
+    let c = ctx.client()?;
     let b = c.backlog(&a.session, PipeStreamKind::Unspecified)?;
     if b.session_kind == "pipe" {
         c.terminate_pipe(&a.session, a.grace)?;
@@ -528,7 +366,8 @@ pub fn kill(c: &mut Client, a: KillArgs) -> Result<i32, ClientError> {
     Ok(0)
 }
 
-pub fn tee(c: &mut Client, a: TeeArgs) -> Result<i32, ClientError> {
+fn tee(ctx: &mut Ctx, a: TeeArgs) -> CmdResult {
+    let c = ctx.client()?;
     let b = c.backlog(&a.session, PipeStreamKind::Unspecified)?;
     let pty = b.session_kind == "pty";
     let stream = match (a.stream.as_str(), pty) {
@@ -537,13 +376,13 @@ pub fn tee(c: &mut Client, a: TeeArgs) -> Result<i32, ClientError> {
         ("stderr", _) => TeeStreamKind::Stderr,
         ("stdin" | "input", _) => TeeStreamKind::Stdin,
         (other, _) => {
-            return Err(ClientError::Status {
-                code: StatusCode::InvalidArgument,
-                message: format!("--stream {other:?}: use output, stderr or stdin"),
-            })
+            return Err(CliError::invalid_argument(format!(
+                "--stream {other:?}: use output, stderr or stdin"
+            )))
         }
     };
-    let path = std::path::absolute(&a.file)?;
+    let path = std::path::absolute(&a.file)
+        .map_err(|e| CliError::failed(format!("{}: {e}", a.file.display())))?;
     let handle = c.register_tee(RegisterSessionTeeRequest {
         session_id: a.session,
         session_kind: if pty {

@@ -1,22 +1,37 @@
 //! `berth remote attach`: a terminal client of the relay that renders from
 //! grids, the way a phone does: it applies GRID_SNAPSHOT and GRID_DIFF to
-//! a local grid and draws it, sends keystrokes as `input` and its size as
-//! RESIZE, and re-attaches after the relay or the agent comes back.
+//! a local grid and draws it (`screen`), sends keystrokes as `input` and
+//! its size as RESIZE, and re-attaches after the relay or the agent comes
+//! back.
 
+mod screen;
+
+use crate::ctx::Ctx;
+use crate::error::{CliError, CmdResult};
 use berth_wire::remote::{
-    self, AppMessage, CapReq, Color, Frame, Grid, Hello, Input, Pong, Role, SessionAttach,
-    SnapshotReq,
+    self, AppMessage, CapReq, Frame, Grid, Hello, Input, Pong, Role, SessionAttach, SnapshotReq,
 };
 use bytes::Bytes;
 use clap::{Args, Subcommand, ValueEnum};
 use futures_util::{SinkExt, StreamExt};
-use std::io::Write;
+use screen::{grid_text, render};
+use std::io::{IsTerminal, Write};
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
+/// The remote group.
 #[derive(Subcommand)]
-pub enum RemoteCommand {
+pub(crate) enum Command {
+    /// Remote-protocol clients (through a relay).
+    Remote {
+        #[command(subcommand)]
+        command: RemoteCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum RemoteCommand {
     /// Attach to a session through a relay and show it from grids.
     Attach(AttachArgs),
 }
@@ -30,7 +45,7 @@ enum DumpFormat {
 }
 
 #[derive(Args)]
-pub struct AttachArgs {
+pub(crate) struct AttachArgs {
     /// Relay URL, ws://HOST:PORT/.
     #[arg(long)]
     relay: String,
@@ -90,78 +105,6 @@ fn app(m: AppMessage) -> Message {
     Message::Binary(Bytes::from(Frame::AppJson(m).encode()))
 }
 
-/// The screen as plain text (rows joined by newlines, trailing blanks cut).
-pub fn grid_text(g: &Grid) -> String {
-    (0..g.rows)
-        .map(|y| {
-            let line: String = g.row(y).iter().map(|c| c.text.as_str()).collect();
-            line.trim_end().to_string()
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-fn sgr_color(out: &mut String, c: Color, fg: bool) {
-    use std::fmt::Write as _;
-    let base = if fg { 38 } else { 48 };
-    match c {
-        Color::Default => {
-            let _ = write!(out, ";{}", base + 1);
-        }
-        Color::Indexed(i) => {
-            let _ = write!(out, ";{base};5;{i}");
-        }
-        Color::Rgb(r, g, b) => {
-            let _ = write!(out, ";{base};2;{r};{g};{b}");
-        }
-    }
-}
-
-/// ANSI that paints `g` over the whole terminal.
-fn render(g: &Grid) -> String {
-    use remote::attr;
-    let mut out = String::from("\x1b[?25l\x1b[H");
-    for y in 0..g.rows {
-        out.push_str(&format!("\x1b[{};1H", y + 1));
-        let mut style = None;
-        for c in g.row(y) {
-            if c.width == 0 {
-                continue;
-            }
-            let s = (c.fg, c.bg, c.attrs);
-            if style != Some(s) {
-                style = Some(s);
-                out.push_str("\x1b[0");
-                for (bit, code) in [
-                    (attr::BOLD, 1),
-                    (attr::DIM, 2),
-                    (attr::ITALIC, 3),
-                    (attr::UNDERLINE, 4),
-                    (attr::BLINK, 5),
-                    (attr::INVERSE, 7),
-                    (attr::HIDDEN, 8),
-                    (attr::STRIKE, 9),
-                ] {
-                    if c.attrs & bit != 0 {
-                        out.push_str(&format!(";{code}"));
-                    }
-                }
-                sgr_color(&mut out, c.fg, true);
-                sgr_color(&mut out, c.bg, false);
-                out.push('m');
-            }
-            out.push_str(if c.text.is_empty() { " " } else { &c.text });
-        }
-    }
-    out.push_str(&format!(
-        "\x1b[0m\x1b[{};{}H{}",
-        g.cursor.y + 1,
-        g.cursor.x + 1,
-        if g.cursor.visible { "\x1b[?25h" } else { "" }
-    ));
-    out
-}
-
 struct View {
     grid: Option<(Grid, u32)>,
     typed: bool,
@@ -170,51 +113,50 @@ struct View {
 enum Outcome {
     /// The link ended; reconnect.
     Retry(String),
-    /// Done, with this exit status.
-    Exit(i32),
+    /// Done: the command's result.
+    Done(CmdResult),
 }
 
-pub fn main(cmd: RemoteCommand) -> i32 {
-    let RemoteCommand::Attach(a) = cmd;
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("berth: {e}");
-            return 1;
-        }
-    };
-    rt.block_on(attach(a))
+impl Command {
+    /// Runs a remote-protocol client; needs no local daemon.
+    pub(crate) fn run(self, _ctx: &mut Ctx) -> CmdResult {
+        let Command::Remote {
+            command: RemoteCommand::Attach(a),
+        } = self;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(CliError::failed)?;
+        rt.block_on(attach(a))
+    }
 }
 
-async fn attach(a: AttachArgs) -> i32 {
+async fn attach(a: AttachArgs) -> CmdResult {
     let scripted = a.until.is_some() || a.dump_after_ms.is_some();
-    let ca = match a.ca.as_deref().map(berth_daemon::tls::client_config) {
-        Some(Ok(c)) => Some(c),
-        Some(Err(e)) => {
-            eprintln!("berth: {e}");
-            return 2;
-        }
-        None => None,
-    };
-    let interactive = !scripted && crate::sessions::is_tty(0) && crate::sessions::is_tty(1);
+    let ca =
+        a.ca.as_deref()
+            .map(berth_daemon::tls::client_config)
+            .transpose()
+            .map_err(CliError::usage)?;
+    let interactive =
+        !scripted && std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let size = a
         .size
         .as_deref()
         .and_then(|s| s.split_once('x'))
         .and_then(|(c, r)| Some((c.parse::<u32>().ok()?, r.parse::<u32>().ok()?)))
-        .or_else(|| crate::sessions::term_size().map(|(r, c)| (u32::from(c), u32::from(r))));
-    let _raw = interactive.then(crate::sessions::RawMode::enter);
+        .or_else(|| berth_os::tty::size().map(|s| (u32::from(s.cols), u32::from(s.rows))));
+    let _raw = interactive.then(berth_os::tty::RawMode::stdin);
     let (keys_tx, mut keys) = tokio::sync::mpsc::channel::<Vec<u8>>(64);
     if interactive {
         std::thread::spawn(move || {
             let mut buf = [0u8; 1024];
             loop {
-                // SAFETY: reading into a buffer we own.
-                let n = unsafe { libc::read(0, buf.as_mut_ptr().cast(), buf.len()) };
-                if n <= 0 || keys_tx.blocking_send(buf[..n as usize].to_vec()).is_err() {
+                let n = match berth_os::tty::read_input(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                if keys_tx.blocking_send(buf[..n].to_vec()).is_err() {
                     return;
                 }
             }
@@ -242,11 +184,11 @@ async fn attach(a: AttachArgs) -> i32 {
         )
         .await;
         match r {
-            Outcome::Exit(code) => {
+            Outcome::Done(result) => {
                 if interactive {
                     print!("\x1b[0m\x1b[?25h\r\n");
                 }
-                return code;
+                return result;
             }
             Outcome::Retry(why) => {
                 if !interactive {
@@ -270,21 +212,22 @@ fn dump(a: &AttachArgs, g: &Grid) {
     println!("{s}");
 }
 
-/// At the deadline: `--dump-after-ms` prints what it has; `--until` failed.
-fn dump_or_fail(a: &AttachArgs, view: &View) -> i32 {
+/// At the deadline: `--dump-after-ms` prints what it has; `--until`
+/// failed (exit status 3, with the screen as it was).
+fn dump_or_fail(a: &AttachArgs, view: &View) -> CmdResult {
     match (&view.grid, a.until.is_some()) {
         (Some((g, _)), false) => {
             dump(a, g);
-            0
+            Ok(0)
         }
-        (g, _) => {
-            if let Some((g, _)) = g {
-                eprintln!("berth: timed out; the screen was:\n{}", grid_text(g));
-            } else {
-                eprintln!("berth: timed out before any grid arrived");
-            }
-            3
-        }
+        (Some((g, _)), true) => Err(CliError::with_status(
+            3,
+            format!("timed out; the screen was:\n{}", grid_text(g)),
+        )),
+        (None, _) => Err(CliError::with_status(
+            3,
+            "timed out before any grid arrived",
+        )),
     }
 }
 
@@ -330,25 +273,30 @@ async fn link(
         let mut out: Vec<Message> = Vec::new();
         tokio::select! {
             _ = tokio::time::sleep_until(deadline), if scripted => {
-                return Outcome::Exit(dump_or_fail(a, view));
+                return Outcome::Done(dump_or_fail(a, view));
             }
             _ = liveness.tick() => {
                 if last_seen.elapsed() > ping * 3 {
                     return Outcome::Retry("relay silent for three ping intervals".into());
                 }
             }
-            _ = async { winch.as_mut().unwrap().recv().await }, if winch.is_some() && interactive => {
-                if let Some((r, c)) = crate::sessions::term_size() {
+            _ = async {
+                match winch.as_mut() {
+                    Some(w) => w.recv().await,
+                    None => std::future::pending().await,
+                }
+            }, if winch.is_some() && interactive => {
+                if let Some(s) = berth_os::tty::size() {
                     out.push(Message::Binary(Bytes::from(
-                        Frame::Resize { cols: u32::from(c), rows: u32::from(r) }.encode(),
+                        Frame::Resize { cols: u32::from(s.cols), rows: u32::from(s.rows) }.encode(),
                     )));
                 }
             }
             k = keys.recv(), if interactive => {
-                let Some(k) = k else { return Outcome::Exit(0) };
+                let Some(k) = k else { return Outcome::Done(Ok(0)) };
                 // Ctrl-\ detaches, as in `berth attach`.
                 if k.contains(&0x1c) {
-                    return Outcome::Exit(0);
+                    return Outcome::Done(Ok(0));
                 }
                 out.push(app(AppMessage::Input(Input {
                     session_id: a.session.clone(),
@@ -398,11 +346,14 @@ async fn link(
                         }
                     }
                     Frame::AppJson(AppMessage::Error(e)) => {
+                        if e.code == "unauthorized" {
+                            return Outcome::Done(Err(CliError::failed(format!(
+                                "relay: {}: {}",
+                                e.code, e.message
+                            ))));
+                        }
                         if !interactive {
                             eprintln!("berth: relay: {}: {}", e.code, e.message);
-                        }
-                        if e.code == "unauthorized" {
-                            return Outcome::Exit(1);
                         }
                         attached = false;
                     }
@@ -411,11 +362,13 @@ async fn link(
                             && p.state == remote::PtyState::Exited
                             && !scripted =>
                     {
-                        return Outcome::Exit(0);
+                        return Outcome::Done(Ok(0));
                     }
                     Frame::AppJson(AppMessage::ProtocolMismatch(m)) => {
-                        eprintln!("berth: the relay speaks protocol versions {:?}", m.supported);
-                        return Outcome::Exit(1);
+                        return Outcome::Done(Err(CliError::failed(format!(
+                            "the relay speaks protocol versions {:?}",
+                            m.supported
+                        ))));
                     }
                     Frame::FrameSnapshot { ansi, .. } if interactive && view.grid.is_none() => {
                         // Instant first paint, until the grid arrives.
@@ -462,8 +415,7 @@ async fn link(
                     }
                     _ => {}
                 }
-                if changed {
-                    let (g, _) = view.grid.as_ref().expect("a grid was just set");
+                if let (true, Some((g, _))) = (changed, view.grid.as_ref()) {
                     if interactive {
                         let mut o = std::io::stdout();
                         let _ = o.write_all(render(g).as_bytes());
@@ -472,7 +424,7 @@ async fn link(
                     if let Some(until) = &a.until {
                         if grid_text(g).contains(until.as_str()) {
                             dump(a, g);
-                            return Outcome::Exit(0);
+                            return Outcome::Done(Ok(0));
                         }
                     }
                     if let (Some(text), false) = (&a.input, view.typed) {
@@ -498,16 +450,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn render_paints_text_styles_and_the_cursor() {
-        let mut g = Grid::new(3, 1);
-        g.cells[0].text = "a".into();
-        g.cells[0].attrs = remote::attr::BOLD;
-        g.cells[1].fg = Color::Indexed(2);
-        let s = render(&g);
-        assert!(s.contains("\x1b[0;1;39;49ma"), "{s:?}");
-        assert!(s.contains("\x1b[0;38;5;2;49m"), "{s:?}");
-        assert!(s.ends_with("\x1b[1;1H\x1b[?25h"));
-        assert_eq!(grid_text(&g), "a");
+    fn input_escapes_become_control_characters() {
         assert_eq!(unescape(r"x\r\e\\"), "x\r\x1b\\");
     }
 }

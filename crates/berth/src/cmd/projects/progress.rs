@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::io::IsTerminal;
 
 /// The bars of one `up`.
-pub struct Bars {
+pub(super) struct Bars {
     quiet: bool,
     tty: bool,
     multi: MultiProgress,
@@ -17,7 +17,7 @@ pub struct Bars {
 
 impl Bars {
     /// Bars on stderr; nothing at all when `quiet`.
-    pub fn new(quiet: bool) -> Self {
+    pub(super) fn new(quiet: bool) -> Self {
         Self {
             quiet,
             tty: std::io::stderr().is_terminal(),
@@ -27,7 +27,7 @@ impl Bars {
     }
 
     /// An image's progress.
-    pub fn image(&self, p: &ImageProgress) {
+    pub(super) fn image(&self, p: &ImageProgress) {
         if self.quiet {
             return;
         }
@@ -54,7 +54,7 @@ impl Bars {
     }
 
     /// A note from the daemon.
-    pub fn note(&self, n: &str) {
+    pub(super) fn note(&self, n: &str) {
         if !self.quiet {
             let _ = self.multi.println(n);
             if !self.tty {
@@ -64,7 +64,7 @@ impl Bars {
     }
 
     /// Ends every bar.
-    pub fn finish(&self) {
+    pub(super) fn finish(&self) {
         for (bar, _) in self.bars.borrow().values() {
             bar.finish();
         }
