@@ -197,22 +197,6 @@ pub fn restore_sequence(parser: &vt100::Parser, modes: &Modes) -> Vec<u8> {
     r
 }
 
-/// What a client writes to its own terminal when it leaves a session (or
-/// attaches, before the restore): every mode a program can set is put back
-/// to the terminal's default — the alternate screen left, mouse reporting
-/// (9, 1000-1003, 1005, 1006, 1015) and focus reporting off, the cursor
-/// visible with its default style, normal cursor keys and keypad, bracketed
-/// paste off, the whole screen as scroll region, no origin mode, autowrap
-/// on, plain SGR, ASCII charsets — and the title pushed at attach popped
-/// ([`ATTACH_PREFIX`]). This is what tmux does on detach; the CLI writes it
-/// after the last output so nothing of the session's state leaks into the
-/// user's shell.
-pub const DETACH_RESET: &[u8] = b"\x1b[?1049l\x1b[?9l\x1b[?1000l\x1b[?1001l\x1b[?1002l\x1b[?1003l\x1b[?1005l\x1b[?1006l\x1b[?1015l\x1b[?1004l\x1b[?2004l\x1b[?1l\x1b>\x1b[?6l\x1b[?7h\x1b[r\x1b[0m\x1b(B\x1b)B\x0f\x1b[0 q\x1b[?25h\x1b[23;0t";
-
-/// What a client writes to its terminal before the first restore: save the
-/// title on the terminal's title stack, so [`DETACH_RESET`] can restore it.
-pub const ATTACH_PREFIX: &[u8] = b"\x1b[22;0t";
-
 /// Whether `bytes` ask the terminal a question the model answers (used to
 /// build the model of an idle session as soon as its program asks).
 fn has_query(bytes: &[u8]) -> bool {
