@@ -75,6 +75,12 @@ impl Attachment {
         &self.session
     }
 
+    /// This client's window is `rows` x `cols` (see `sizes`: the latest
+    /// client's size wins; it is given back when the client leaves).
+    pub fn resize(&self, rows: u16, cols: u16) -> Result<(), SessionError> {
+        self.session.claim_size(self.flow_id, rows, cols)
+    }
+
     /// Whether this attachment may send input.
     pub fn may_write(&self) -> bool {
         self.slot.is_some()
@@ -135,6 +141,7 @@ impl Drop for Attachment {
         if let Some(id) = self.slot {
             self.session.release_slot(self.stream, id);
         }
+        self.session.release_size(self.flow_id);
         if let (Some(token), Some(screen)) = (self.answering, self.session.screen()) {
             screen.client_left(token, self.cursor);
         }

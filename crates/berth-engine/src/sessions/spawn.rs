@@ -309,6 +309,7 @@ impl Sessions {
             exit_tx: watch::channel(None).0,
             slots: Mutex::new([None, None]),
             tees: Mutex::new(Vec::new()),
+            sizes: Default::default(),
         });
         self.insert(s.clone())?;
         tokio::spawn(pump_pty(master, output, screen));
@@ -384,6 +385,7 @@ impl Sessions {
             exit_tx: watch::channel(None).0,
             slots: Mutex::new([None, None]),
             tees: Mutex::new(Vec::new()),
+            sizes: Default::default(),
         });
         self.insert(s.clone())?;
         tokio::spawn(pump_pipe(receiver(out_r)?, output));
