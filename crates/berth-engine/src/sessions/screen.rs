@@ -215,7 +215,6 @@ fn plain_skip(stream: &OutputStream, from: u64, to: u64, rows: usize) -> Option<
     let mut lfs = 0usize;
     // 0: text, 1: after ESC, 2: inside CSI (params so far in `sgr`).
     let mut state = 0u8;
-    let mut seq_start = 0usize;
     let mut at = from;
     while at < to {
         let chunk = stream.log().read(at, CHUNK.min((to - at) as usize));
@@ -223,14 +222,31 @@ fn plain_skip(stream: &OutputStream, from: u64, to: u64, rows: usize) -> Option<
             return None;
         }
         at = chunk.offset + chunk.data.len() as u64;
-        for &b in &chunk.data {
+        let data = &chunk.data;
+        let mut i = 0;
+        while i < data.len() {
+            if state == 0 {
+                // Eight bytes at a time while none is a control character
+                // (bytes of 0x80 and above are UTF-8 text and pass).
+                while i + 8 <= data.len() {
+                    let w = u64::from_le_bytes(data[i..i + 8].try_into().expect("8 bytes"));
+                    if w.wrapping_sub(0x2020_2020_2020_2020) & !w & 0x8080_8080_8080_8080 != 0 {
+                        break;
+                    }
+                    i += 8;
+                }
+                if i >= data.len() {
+                    break;
+                }
+            }
+            let b = data[i];
+            i += 1;
             match state {
                 0 => match b {
                     b'\n' => lfs += 1,
                     0x20..=0x7e | 0x80..=0xff | b'\r' | b'\t' | 0x08 | 0x07 | 0x7f => {}
                     0x1b => {
                         state = 1;
-                        seq_start = sgr.len();
                         sgr.push(0x1b);
                     }
                     _ => return None,
@@ -248,10 +264,7 @@ fn plain_skip(stream: &OutputStream, from: u64, to: u64, rows: usize) -> Option<
                         sgr.push(b);
                         state = 0;
                     }
-                    _ => {
-                        let _ = seq_start;
-                        return None;
-                    }
+                    _ => return None,
                 },
             }
         }
