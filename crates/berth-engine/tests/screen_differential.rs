@@ -305,6 +305,9 @@ fn model_of(case: &Case, mut cut: impl FnMut(usize) -> usize) -> Arc<ScreenState
     s
 }
 
+/// Chooses the next chunk's length from the bytes left.
+type Cutter = Box<dyn FnMut(usize) -> usize>;
+
 struct Lcg(u64);
 impl Lcg {
     fn next(&mut self) -> u64 {
@@ -326,7 +329,7 @@ fn check_case(t: &mut Tmux, case: &Case) -> Vec<String> {
     let oflags = flags(t, &target).trim_end().to_string();
     let total: usize = case.parts.iter().map(|p| p.0.len()).sum();
     let mut rng = Lcg(total as u64 ^ 0x9e37);
-    let chunkings: Vec<(&str, Box<dyn FnMut(usize) -> usize>)> = vec![
+    let chunkings: Vec<(&str, Cutter)> = vec![
         ("whole", Box::new(|n| n)),
         ("bytes", Box::new(|_| 1)),
         ("random", Box::new(move |_| 1 + (rng.next() % 977) as usize)),

@@ -533,6 +533,9 @@ impl ScreenState {
         }
         self.parsed_to.store(p.cursor, Ordering::Release);
         self.stream.reader_progressed();
+        // Ranges the model has parsed past can no longer matter.
+        let parsed = p.cursor;
+        self.answers_lock().covered.retain(|&(_, end)| end > parsed);
     }
 
     /// Resizes the model (after the PTY was resized). Fewer rows: as tmux
