@@ -278,11 +278,17 @@ impl Sessions {
         let output = OutputStream::new(self.config.backlog_bytes);
         let screen = ScreenState::new(output.clone(), size.rows, size.cols);
         {
-            // The model answers terminal queries no attached terminal saw.
-            let (m, rt) = (master.clone(), tokio::runtime::Handle::current());
+            // The model answers terminal queries no attached terminal saw,
+            // through one writer so that answers keep their order.
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+            let m = master.clone();
+            tokio::spawn(async move {
+                while let Some(answer) = rx.recv().await {
+                    let _ = write_all_fd(&m, &answer).await;
+                }
+            });
             screen.set_responder(Arc::new(move |answer: &[u8]| {
-                let (m, answer) = (m.clone(), answer.to_vec());
-                rt.spawn(async move { write_all_fd(&m, &answer).await });
+                let _ = tx.send(answer.to_vec());
             }));
         }
         let s = Arc::new(Session {
