@@ -53,6 +53,8 @@ pub struct ScreenState {
     skips: AtomicU64,
     /// Offset parsed up to (the producer waits for it: see module docs).
     parsed_to: Arc<AtomicU64>,
+    /// When the worker last parsed (ms, `bytelog::now_ms`).
+    last_pass_ms: AtomicU64,
     flow_id: u64,
     answers: Mutex<Answers>,
 }
@@ -328,6 +330,7 @@ impl ScreenState {
             queued: AtomicBool::new(false),
             skips: AtomicU64::new(0),
             parsed_to,
+            last_pass_ms: AtomicU64::new(0),
             flow_id,
             answers: Mutex::new(Answers::default()),
         })
@@ -657,7 +660,26 @@ fn worker() -> &'static Worker {
                         due.drain(..).partition(|(t, _)| *t <= now);
                     due = later;
                     for (_, s) in ready {
+                        // Little to do and parsed a moment ago (an urgent
+                        // wake-up sent during the last pass): wait for the
+                        // batch interval, so that small lags are parsed in
+                        // batches and big ones can take the proven skip.
+                        let lag = s
+                            .stream
+                            .log()
+                            .end()
+                            .saturating_sub(s.parsed_to.load(Ordering::Acquire));
+                        let since = super::bytelog::now_ms()
+                            .saturating_sub(s.last_pass_ms.load(Ordering::Relaxed));
+                        let interval = BATCH_INTERVAL.as_millis() as u64;
+                        if lag <= BURST && since < interval {
+                            let wait = std::time::Duration::from_millis(interval - since);
+                            due.push((now + wait, s));
+                            continue;
+                        }
                         s.queued.store(false, Ordering::Release);
+                        s.last_pass_ms
+                            .store(super::bytelog::now_ms(), Ordering::Relaxed);
                         s.catch_up();
                     }
                 }
