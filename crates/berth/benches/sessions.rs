@@ -96,6 +96,26 @@ fn drain(s: &mut AttachStream) -> u64 {
     n
 }
 
+/// CPU seconds of `pid`'s threads named `name` (the screen worker).
+fn thread_cpu_secs(pid: u32, name: &str) -> f64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0.0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| {
+            let stat = std::fs::read_to_string(t.path().join("stat")).ok()?;
+            let (head, rest) = stat.rsplit_once(')')?;
+            if head.split_once('(')?.1 != name {
+                return None;
+            }
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let ticks: u64 = f[11].parse::<u64>().ok()? + f[12].parse::<u64>().ok()?;
+            Some(ticks as f64 / 100.0)
+        })
+        .sum()
+}
+
 /// (a) through a daemon: bytes/s and daemon CPU seconds.
 fn daemon_throughput(d: &Daemon, cmd: &str) -> (f64, f64, u64) {
     let mut c = Client::connect(&d.socket).unwrap();
@@ -124,6 +144,7 @@ fn daemon_throughput(d: &Daemon, cmd: &str) -> (f64, f64, u64) {
         })
         .unwrap();
     let cpu0 = cpu_secs(d.child.id());
+    let model0 = thread_cpu_secs(d.child.id(), "berth-screen");
     let t = Instant::now();
     s.input()
         .unwrap()
@@ -131,6 +152,13 @@ fn daemon_throughput(d: &Daemon, cmd: &str) -> (f64, f64, u64) {
         .unwrap();
     let n = drain(&mut s);
     let secs = t.elapsed().as_secs_f64();
+    let model = thread_cpu_secs(d.child.id(), "berth-screen") - model0;
+    if model > 0.0 {
+        println!(
+            "    (of which the screen model: {:.2} s/GiB)",
+            model / (n as f64 / (1u64 << 30) as f64)
+        );
+    }
     (n as f64 / secs, cpu_secs(d.child.id()) - cpu0, n)
 }
 
