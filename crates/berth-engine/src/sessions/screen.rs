@@ -39,7 +39,7 @@ pub const TAIL: u64 = 64 * 1024;
 /// Output after which the worker builds the emulator without being asked.
 pub const EAGER_AFTER: u64 = 64 * 1024;
 /// Minimum time between two batches of the worker for one session while it
-/// lags little (a quarter of the ring or less); beyond that it runs at once.
+/// lags little (half the ring or less); beyond that it runs at once.
 pub const BATCH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(16);
 
 /// Sends the model's answers to the program (writes to the PTY master).
@@ -388,7 +388,10 @@ impl ScreenState {
             .log()
             .end()
             .saturating_sub(self.parsed_to.load(Ordering::Acquire));
-        let urgent = lag > self.stream.log().capacity() as u64 / 4;
+        // Half the ring: late enough that a pass covers a lot of text with
+        // one proven skip (its tail parse is per pass), early enough that
+        // the producer, which waits at a full ring, rarely has to.
+        let urgent = lag > self.stream.log().capacity() as u64 / 2;
         if !self.queued.swap(true, Ordering::AcqRel) || urgent {
             worker().send(self.clone(), urgent);
         }
