@@ -193,7 +193,7 @@ impl Client {
     /// All tracked processes.
     pub fn list_active(&mut self) -> Result<Vec<TrackedProcess>, ClientError> {
         let r = self.call(RequestType::ListActive, |q| {
-            q.list_active = Some(ListActiveRequest {})
+            q.list_active = Some(ListActiveRequest::default())
         })?;
         Ok(r.list_active.unwrap_or_default().processes)
     }
@@ -201,7 +201,10 @@ impl Client {
     /// Tracked processes of one originator tool.
     pub fn list_by_originator(&mut self, tool: &str) -> Result<Vec<TrackedProcess>, ClientError> {
         let r = self.call(RequestType::ListByOriginator, |q| {
-            q.list_by_originator = Some(ListByOriginatorRequest { tool: tool.into() })
+            q.list_by_originator = Some(ListByOriginatorRequest {
+                tool: tool.into(),
+                ..Default::default()
+            })
         })?;
         Ok(r.list_by_originator.unwrap_or_default().processes)
     }

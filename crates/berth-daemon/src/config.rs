@@ -36,6 +36,8 @@ pub struct DaemonConfig {
     pub project_listen: Vec<ListenAddr>,
     /// Which runtime runs projects that do not ask for one.
     pub project_runtime: ProjectRuntimeChoice,
+    /// The guest API (seed 002): `guest.sock` and vsock port 5002.
+    pub guest_api: crate::guest_api::GuestApiConfig,
 }
 
 /// `--project-runtime`: the default runtime of projects.
@@ -81,6 +83,7 @@ impl DaemonConfig {
             dirs::validate_scope(s)?;
         }
         let sc = scope.as_deref();
+        let guest_api = crate::guest_api::GuestApiConfig::for_scope(sc);
         Ok(Self {
             listen: vec![
                 ListenAddr::Unix(dirs::daemon_socket(sc)),
@@ -98,6 +101,7 @@ impl DaemonConfig {
             sessions: SessionConfig::default(),
             relay: None,
             project_runtime: ProjectRuntimeChoice::Auto,
+            guest_api,
         })
     }
 

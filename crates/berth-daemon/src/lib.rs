@@ -5,6 +5,7 @@
 pub mod addr;
 pub mod config;
 pub mod error;
+pub mod guest_api;
 pub mod listen;
 pub mod process_api;
 pub mod project_api;
@@ -75,11 +76,15 @@ async fn serve_until_stopped(config: DaemonConfig) -> Result<(), DaemonError> {
         project_listeners.push((addr.to_string(), l));
     }
     let mut listeners = Vec::new();
-    for addr in &config.listen {
+    // The first address (daemon.sock) is bound last: clients and `--detach`
+    // wait for it, so once it exists every other listener (the
+    // running-process compatible socket among them) exists too.
+    for addr in config.listen.iter().skip(1).chain(config.listen.first()) {
         let l = bind(addr)?;
         tracing::info!(%addr, "listening");
         listeners.push((addr.clone(), Arc::new(l)));
     }
+    let guest_api = guest_api::spawn(config.guest_api.clone());
     let projects = open_projects(&config, store, services.clone()).await?;
 
     // Services: take back what a previous daemon left (re-adoption), then
@@ -164,6 +169,9 @@ async fn serve_until_stopped(config: DaemonConfig) -> Result<(), DaemonError> {
         t.abort();
     }
     sweeper.abort();
+    for t in &guest_api {
+        t.abort();
+    }
     if let Some(t) = &relay_link {
         t.abort();
     }
@@ -188,8 +196,10 @@ async fn serve_until_stopped(config: DaemonConfig) -> Result<(), DaemonError> {
         }
     }
     state.close_connections();
-    // A stopping daemon stops its services (like `pm2 kill`); a crashed one
-    // leaves them running to be re-adopted.
+    // A stopping daemon stops its services (like `pm2 kill`), its
+    // projects' services included (one rule); a crashed one leaves them
+    // running to be re-adopted.
+    projects.shutdown(stop.timeout).await;
     services.shutdown().await;
     pump.abort();
     if stop.graceful {

@@ -232,6 +232,21 @@ impl ProcessTable {
         out
     }
 
+    /// Every process whose process group id is `pgid`, leader included.
+    pub fn group_members(&self, pgid: i32) -> Vec<ProcessIdentity> {
+        let mut out: Vec<ProcessIdentity> = self
+            .stats
+            .values()
+            .filter(|s| s.pgrp == pgid && !s.is_zombie())
+            .map(|s| ProcessIdentity {
+                pid: s.pid,
+                start_ticks: s.start_ticks,
+            })
+            .collect();
+        out.sort_by_key(|p| p.pid);
+        out
+    }
+
     /// Direct children of `pid`.
     pub fn children(&self, pid: u32) -> &[u32] {
         self.children.get(&pid).map(Vec::as_slice).unwrap_or(&[])
@@ -269,6 +284,45 @@ impl ProcessTable {
         let mut out = format!("{} [{}] {}\n", pid, st.state, command_line(pid));
         self.render_children(pid, "", &mut out);
         Some(out)
+    }
+
+    /// Renders `pid` and its descendants in the running-process reference
+    /// daemon's `GET_PROCESS_TREE` format, which its tools print: the root as
+    /// `NAME (pid=PID) ARGS`, each descendant as `NAME (pid=PID)` under
+    /// `├── ` / `└── ` connectors (`│   ` / four spaces of indent), lines
+    /// joined by `\n` with no trailing newline; `Process PID not found` when
+    /// no process has the pid. NAME is the kernel's `comm`; children are in
+    /// pid order.
+    pub fn render_tree_reference(&self, pid: u32) -> String {
+        let Some(st) = self.get(pid) else {
+            return format!("Process {pid} not found");
+        };
+        let args = std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|raw| {
+                raw.split(|b| *b == 0)
+                    .filter(|a| !a.is_empty())
+                    .map(|a| String::from_utf8_lossy(a).into_owned())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default();
+        let mut lines = vec![format!("{} (pid={pid}) {args}", st.comm)];
+        self.reference_children(pid, "", &mut lines);
+        lines.join("\n")
+    }
+
+    fn reference_children(&self, pid: u32, prefix: &str, lines: &mut Vec<String>) {
+        let kids = self.children(pid);
+        for (i, &c) in kids.iter().enumerate() {
+            let last = i + 1 == kids.len();
+            let name = self.get(c).map(|s| s.comm.as_str()).unwrap_or("?");
+            lines.push(format!(
+                "{prefix}{}{name} (pid={c})",
+                if last { "└── " } else { "├── " }
+            ));
+            let next = format!("{prefix}{}", if last { "    " } else { "│   " });
+            self.reference_children(c, &next, lines);
+        }
     }
 
     fn render_children(&self, pid: u32, prefix: &str, out: &mut String) {
@@ -336,6 +390,16 @@ mod tests {
         let text = ProcessTable::snapshot().render_tree(pid).unwrap();
         assert!(text.contains("sleep 30"), "{text}");
         assert!(text.contains("└─ "), "{text}");
+        let text = ProcessTable::snapshot().render_tree_reference(pid);
+        let grandchild = found[0].pid;
+        assert_eq!(
+            text,
+            format!("sh (pid={pid}) sh -c sleep 30 & wait\n└── sleep (pid={grandchild})"),
+        );
+        assert_eq!(
+            ProcessTable::snapshot().render_tree_reference(u32::MAX - 1),
+            format!("Process {} not found", u32::MAX - 1)
+        );
         for id in &found {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(id.pid as i32),

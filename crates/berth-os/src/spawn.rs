@@ -31,6 +31,39 @@ pub fn layer_env(
     out
 }
 
+/// The `PATH` of a fresh login (the customary `login(1)` default).
+pub const LOGIN_DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The environment a fresh login of the daemon's user starts from, as the
+/// running-process reference builds its `USER_BASELINE` policy on Unix:
+/// `USER`, `LOGNAME`, `HOME`, `PATH` (the login default) and `SHELL` from
+/// the passwd entry, plus the session variables `LANG`, `TZ`, `TMPDIR`,
+/// `XDG_RUNTIME_DIR` and `LC_*` carried from `current`. Without a passwd
+/// entry it is `current` unchanged (as the reference falls back).
+pub fn user_baseline_env(
+    current: impl IntoIterator<Item = (String, String)>,
+) -> Vec<(String, String)> {
+    let current: Vec<(String, String)> = current.into_iter().collect();
+    let user = match nix::unistd::User::from_uid(nix::unistd::getuid()) {
+        Ok(Some(u)) if !u.name.is_empty() => u,
+        _ => return current,
+    };
+    let mut env = vec![
+        ("USER".to_string(), user.name.clone()),
+        ("LOGNAME".to_string(), user.name.clone()),
+        ("HOME".to_string(), user.dir.display().to_string()),
+        ("PATH".to_string(), LOGIN_DEFAULT_PATH.to_string()),
+    ];
+    let shell = user.shell.display().to_string();
+    if !shell.is_empty() {
+        env.push(("SHELL".to_string(), shell));
+    }
+    env.extend(current.into_iter().filter(|(k, _)| {
+        k == "LANG" || k == "TZ" || k == "TMPDIR" || k == "XDG_RUNTIME_DIR" || k.starts_with("LC_")
+    }));
+    env
+}
+
 /// What to run and how.
 #[derive(Debug, Clone, Default)]
 pub struct SpawnSpec {
@@ -137,6 +170,21 @@ mod tests {
         );
         let env = layer_env(base, &[kv("A", "1")], true);
         assert_eq!(env, vec![kv("A", "1")]);
+    }
+
+    #[test]
+    fn user_baseline_has_the_login_identity_and_session_variables_only() {
+        let env = user_baseline_env(vec![
+            kv("LANG", "C.UTF-8"),
+            kv("SECRET_OF_THE_DAEMON", "x"),
+            kv("LC_TIME", "C"),
+        ]);
+        let get = |k: &str| env.iter().find(|(ek, _)| ek == k).map(|(_, v)| v.clone());
+        assert!(get("HOME").is_some_and(|h| h.starts_with('/')), "{env:?}");
+        assert_eq!(get("PATH").as_deref(), Some(LOGIN_DEFAULT_PATH));
+        assert_eq!(get("LANG").as_deref(), Some("C.UTF-8"));
+        assert_eq!(get("LC_TIME").as_deref(), Some("C"));
+        assert_eq!(get("SECRET_OF_THE_DAEMON"), None);
     }
 
     #[test]

@@ -3,10 +3,12 @@
 //! daemon`, `relay` and `remote` is a client of the daemon's socket and
 //! starts the daemon when none answers (see `Ctx`).
 
-use crate::cmd::{daemon, processes, projects, relay, remote, services, sessions};
+use crate::cmd::{
+    daemon, host_api, processes, projects, relay, remote, services, sessions, share, shell,
+};
 use crate::ctx::Ctx;
 use crate::error::CmdResult;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -22,6 +24,9 @@ struct Cli {
     /// Scope: an isolated daemon with its own socket and database.
     #[arg(long, global = true, env = "BERTH_SCOPE")]
     scope: Option<String>,
+    /// Show the daemon's error code with an error (`berth: ... [NOT_FOUND]`).
+    #[arg(long, short = 'v', global = true)]
+    verbose: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -43,6 +48,12 @@ enum Command {
     Remote(remote::Command),
     #[command(flatten)]
     Projects(projects::Command),
+    #[command(flatten)]
+    Shell(shell::Command),
+    #[command(flatten)]
+    HostApi(host_api::Command),
+    #[command(flatten)]
+    Share(share::Command),
 }
 
 impl Command {
@@ -55,15 +66,44 @@ impl Command {
             Command::Relay(c) => c.run(ctx),
             Command::Remote(c) => c.run(ctx),
             Command::Projects(c) => c.run(ctx),
+            // The shell group renders the definition itself; handing it over
+            // keeps `cmd` from importing `cli`.
+            Command::Shell(c) => c.run(Cli::command()),
+            Command::HostApi(c) => c.run(ctx),
+            Command::Share(c) => c.run(ctx),
         }
     }
 }
 
 /// Parses the command line, runs the command, and returns the exit status
-/// (a failure is printed as one `berth: ...` line).
+/// (a failure is printed as one `berth: ...` line, see `CliError::report`).
 pub(crate) fn main() -> i32 {
+    quiet_on_closed_pipe();
     let cli = Cli::parse();
+    // `--json` commands report a failure as JSON too.
+    let json = std::env::args_os().any(|a| a == "--json");
+    let verbose = cli.verbose;
     Ctx::new(cli.socket, cli.scope)
         .and_then(|mut ctx| cli.command.run(&mut ctx))
-        .unwrap_or_else(|e| e.report())
+        .unwrap_or_else(|e| e.report(verbose, json))
+}
+
+/// A command whose reader goes away (`berth svc logs | head -1`) ends
+/// quietly with status 0, as a filter should, instead of panicking on the
+/// failed write (`println!` panics on EPIPE, since Rust ignores SIGPIPE).
+/// Other panics keep the default report.
+fn quiet_on_closed_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let msg = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.contains("Broken pipe") || msg.contains("os error 32") {
+            std::process::exit(0);
+        }
+        default(info)
+    }));
 }

@@ -12,6 +12,9 @@ use std::fmt;
 pub(crate) struct CliError {
     message: String,
     status: i32,
+    /// The daemon's machine-readable code (`NOT_FOUND`, `STILL_RUNNING`),
+    /// shown only with `-v` or `--json`.
+    code: Option<String>,
 }
 
 /// What a command's `run` returns: its exit status, or why it failed.
@@ -31,13 +34,19 @@ impl CliError {
     }
 
     /// A flag value that a session request would be refused for, reported
-    /// exactly as the daemon's refusal would be (`MESSAGE
-    /// (STATUS_CODE_INVALID_ARGUMENT)`, exit status 1).
+    /// as the daemon's refusal would be (code INVALID_ARGUMENT, exit
+    /// status 1).
     pub(crate) fn invalid_argument(message: impl fmt::Display) -> Self {
         Self::from(ClientError::Status {
             code: StatusCode::InvalidArgument,
             message: message.to_string(),
         })
+    }
+
+    /// The same error, marked with the daemon's code.
+    fn coded(mut self, code: &str) -> Self {
+        self.code = Some(code.to_string());
+        self
     }
 
     /// A failure with its own exit status (e.g. 3: `remote attach --until`
@@ -46,12 +55,27 @@ impl CliError {
         Self {
             message: message.to_string(),
             status,
+            code: None,
         }
     }
 
-    /// Prints `berth: MESSAGE` on stderr and returns the exit status.
-    pub(crate) fn report(self) -> i32 {
-        eprintln!("berth: {}", self.message);
+    /// Prints the error on stderr and returns the exit status: `berth:
+    /// MESSAGE` (one style for every command); with `verbose`, the
+    /// daemon's code follows in brackets (`berth: MESSAGE [NOT_FOUND]`);
+    /// with `json`, one JSON object `{"error": MESSAGE, "code": CODE,
+    /// "status": N}` instead.
+    pub(crate) fn report(self, verbose: bool, json: bool) -> i32 {
+        if json {
+            let v = serde_json::json!({
+                "error": self.message, "code": self.code, "status": self.status,
+            });
+            eprintln!("{v}");
+        } else {
+            match (&self.code, verbose) {
+                (Some(code), true) => eprintln!("berth: {} [{code}]", self.message),
+                _ => eprintln!("berth: {}", self.message),
+            }
+        }
         self.status
     }
 }
@@ -62,22 +86,27 @@ impl fmt::Display for CliError {
     }
 }
 
+/// A process API refusal in the CLI's words (`words`), its status code
+/// kept apart.
 impl From<ClientError> for CliError {
     fn from(e: ClientError) -> Self {
-        Self::failed(e)
+        match e {
+            ClientError::Status { code, message } => {
+                Self::failed(crate::words::process_message(&message))
+                    .coded(crate::words::short_code(code.as_str_name()))
+            }
+            e => Self::failed(e),
+        }
     }
 }
 
-/// A refusal of the project API: its message, its berth error code in
-/// brackets, and the failing service's last log lines when the daemon sent
-/// them (see docs/project-api.md, error details).
+/// A refusal of the project API: its message in the CLI's words, and the
+/// failing service's last log lines when the daemon sent them (see
+/// docs/project-api.md, error details); its berth error code kept apart.
 impl From<tonic::Status> for CliError {
     fn from(s: tonic::Status) -> Self {
         use berth_client::project;
-        let mut msg = s.message().to_string();
-        if let Some(code) = project::error_code(&s) {
-            msg.push_str(&format!(" [{code}]"));
-        }
+        let mut msg = crate::words::project_message(s.message());
         if let Some(lines) = project::error_detail(&s, "last_log_lines").filter(|l| !l.is_empty()) {
             msg.push_str("\nlast log lines:\n");
             for l in lines.lines() {
@@ -86,6 +115,9 @@ impl From<tonic::Status> for CliError {
                 msg.push('\n');
             }
         }
-        Self::failed(msg)
+        let code = project::error_code(&s)
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("{:?}", s.code()).to_uppercase());
+        Self::failed(msg.trim_end()).coded(&code)
     }
 }

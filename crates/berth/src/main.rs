@@ -10,6 +10,7 @@ mod error;
 mod key_value;
 mod output;
 mod start;
+mod words;
 
 fn main() {
     let argv0 = std::env::args_os().next().unwrap_or_default();

@@ -23,8 +23,32 @@ pub(crate) fn duration(secs: f64) -> String {
     }
 }
 
-/// Left-aligned columns, the last one unpadded.
+/// `text` as one line for a table cell or a line-oriented record:
+/// `\`, newlines, tabs and other control characters escaped (`\\`,
+/// `\n`, `\t`, `\u{1b}`), so each item stays on its row and a terminal
+/// never receives control sequences from user-supplied text.
+pub(crate) fn one_line(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Left-aligned columns, the last one unpadded; one row per item (each
+/// cell is made [`one_line`]).
 pub(crate) fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .into_iter()
+        .map(|r| r.iter().map(|c| one_line(c)).collect())
+        .collect();
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for r in &rows {
         for (i, c) in r.iter().enumerate() {
@@ -53,7 +77,7 @@ pub(crate) fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
 /// `berth ps` table.
 pub(crate) fn processes_table(rows: &[TrackedProcess]) -> String {
     if rows.is_empty() {
-        return "no tracked processes\n".into();
+        return "no tracked processes (`berth ps` lists processes registered by clients; services: `berth svc ls`, sessions: `berth sessions`, projects: `berth projects`)\n".into();
     }
     table(
         &[

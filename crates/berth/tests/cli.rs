@@ -49,8 +49,8 @@ fn commands_auto_start_the_daemon_and_render_tables_and_json() {
         .find(|p| p["pid"] == pid)
         .unwrap();
     assert_eq!(p["state"], "alive");
-    assert_eq!(p["kind"], "daemon");
-    assert_eq!(p["containment"], "session");
+    assert_eq!(p["kind"], "subprocess");
+    assert_eq!(p["containment"], "detached");
 
     let tree = stdout(&d.berth(&["tree", &pid.to_string()]));
     assert!(tree.contains("sleep 77"), "{tree}");
@@ -79,7 +79,6 @@ fn errors_are_one_line_and_exit_non_zero() {
     let d = Daemon::start();
     for args in [
         vec!["tree", "4000000"],
-        vec!["kill-tree", "4000000"],
         vec!["spawn", "--env", "NOEQUALS", "--", "true"],
         vec!["--scope", "../evil", "ping"],
     ] {
@@ -89,6 +88,10 @@ fn errors_are_one_line_and_exit_non_zero() {
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
         assert!(err.starts_with("berth: "), "{args:?}: {err}");
     }
+    // Ending what is already gone is a success (issue 20, as the reference).
+    let out = d.berth(&["kill-tree", "4000000"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "ended 0 processes\n");
     let out = d.berth(&["--socket", "/nonexistent/x.sock", "ping"]);
     assert!(!out.status.success());
     assert!(
@@ -192,7 +195,11 @@ fn session_commands_run_list_log_send_tee_kill_purge() {
     assert_eq!(id.len(), 36);
     let tee = d.dir.path().join("calc.log");
     let handle = ok(&["tee", "calc", tee.to_str().unwrap()]);
-    assert!(handle.trim().parse::<u64>().is_ok(), "{handle}");
+    assert!(
+        handle.starts_with("tee 1: copying output of session calc into ")
+            && handle.ends_with("; `berth tee calc --stop 1` stops it\n"),
+        "{handle}"
+    );
     ok(&["send", "calc", "first"]);
     assert!(wait_for(Duration::from_secs(5), || ok(&["logs", "calc"])
         .contains("got first")));
@@ -270,4 +277,269 @@ fn a_detached_daemon_gets_the_relay_token_by_environment_not_argv() {
         .into_owned();
     assert!(environ.contains("BERTH_RELAY_TOKEN=s3cret-token"));
     assert!(d.berth(&["daemon", "stop"]).status.success());
+}
+
+/// Item 2 of issue 19: a refusal is said in the CLI's commands and flags,
+/// in one style (`berth: MESSAGE`), with the daemon's code only under `-v`
+/// or `--json`.
+#[test]
+fn errors_speak_in_commands_and_flags_with_the_code_only_on_request() {
+    let d = Daemon::start();
+    let err = |args: &[&str]| {
+        let out = d.berth(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        stderr(&out)
+    };
+    assert_eq!(
+        err(&["project", "status", "nosuch"]),
+        "berth: no project has the id \"nosuch\"; `berth projects` lists them, `berth up DIR` registers one\n"
+    );
+    assert_eq!(
+        err(&["-v", "project", "status", "nosuch"]),
+        "berth: no project has the id \"nosuch\"; `berth projects` lists them, `berth up DIR` registers one [NOT_FOUND]\n"
+    );
+    assert_eq!(
+        err(&["svc", "stop", "nosuch"]),
+        "berth: no service is named \"nosuch\" (`berth svc ls` lists them)\n"
+    );
+    assert_eq!(
+        err(&["svc", "stop", "nosuch", "--verbose"]),
+        "berth: no service is named \"nosuch\" (`berth svc ls` lists them) [NOT_FOUND]\n"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&err(&["svc", "describe", "nosuch", "--json"])).unwrap();
+    assert_eq!(json["code"], "NOT_FOUND");
+    assert_eq!(json["status"], 1);
+    assert_eq!(
+        json["error"],
+        "no service is named \"nosuch\" (`berth svc ls` lists them)"
+    );
+    assert_eq!(
+        err(&["projects", "--status", "bogus"]),
+        "berth: --status \"bogus\" is not one of running, starting, stopping, stopped, failed\n"
+    );
+    assert_eq!(
+        err(&["tree", "4000000"]),
+        "berth: 4000000: no such process\n"
+    );
+
+    // A running project refuses `project rm` in the CLI's words.
+    let dir = d.dir.path().join("busy");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("compose.yaml"),
+        "services:\n  web:\n    command: [\"sleep\", \"1000\"]\n",
+    )
+    .unwrap();
+    assert!(d.berth(&["up", dir.to_str().unwrap()]).status.success());
+    assert_eq!(
+        err(&["project", "rm", "busy"]),
+        "berth: project \"busy\" still runs web: stop it first (`berth down --keep`), or pass --force\n"
+    );
+    for args in [
+        &["project", "rm", "busy"][..],
+        &["project", "logs", "busy", "--service", "nosuch"],
+        &["svc", "logs", "nosuch"],
+        &["kill", "nosuch"],
+    ] {
+        let e = err(args);
+        for api in [
+            "STATUS_CODE_",
+            "Project ",
+            "Project,",
+            "[NOT",
+            "[STILL",
+            "service_",
+            "_id ",
+        ] {
+            assert!(!e.contains(api), "{args:?}: {e}");
+        }
+    }
+    assert!(d.berth(&["down", dir.to_str().unwrap()]).status.success());
+}
+
+/// Item 5 of issue 19: user text in a line-oriented record (logs, tables)
+/// is escaped, so each item stays one line.
+#[test]
+fn multi_line_commands_stay_one_line_in_logs_and_tables() {
+    let d = Daemon::start();
+    let script = "echo one\necho two\nexec sleep 100";
+    let out = d.berth(&["svc", "start", "ml", "--", "sh", "-c", script]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = d.berth(&["svc", "start", "other", "--", "sleep", "100"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(wait_for(Duration::from_secs(5), || stdout(
+        &d.berth(&["svc", "logs"])
+    )
+    .contains("[ml] out two")));
+    let logs = stdout(&d.berth(&["svc", "logs"]));
+    let lines: Vec<&str> = logs.lines().collect();
+    // Every line of the merged log is a record of one service.
+    for l in &lines {
+        assert!(
+            l.contains(" [ml] ") || l.contains(" [other] "),
+            "a stray line: {l:?} in\n{logs}"
+        );
+    }
+    assert!(
+        logs.contains("berth started pid ")
+            && logs.contains(": sh -c echo one\\necho two\\nexec sleep 100\n"),
+        "{logs}"
+    );
+    let table = stdout(&d.berth(&["svc", "ls"]));
+    assert_eq!(table.lines().count(), 3, "one row per service:\n{table}");
+    assert!(
+        table.contains("sh -c 'echo one\\necho two\\nexec sleep 100'"),
+        "{table}"
+    );
+    d.berth(&["svc", "delete", "all"]);
+}
+
+/// Item 6 of issue 19: the small things a user notices.
+#[test]
+fn small_things_a_user_notices() {
+    let d = Daemon::start();
+    let run = |args: &[&str]| {
+        let out = d.berth(args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        stdout(&out)
+    };
+    // An empty `ps` says where the rest is.
+    assert!(run(&["ps"]).contains("services: `berth svc ls`, sessions: `berth sessions`"));
+
+    let id = run(&[
+        "run",
+        "--",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exec sleep 100",
+    ]);
+    let id = id.trim();
+    // A unique prefix of the id names the session.
+    assert!(wait_for(Duration::from_secs(5), || d
+        .berth(&["logs", &id[..6]])
+        .stdout
+        .starts_with(b"out")));
+    // --stderr of a merged session says how to get stderr apart.
+    let out = d.berth(&["logs", &id[..6], "--stderr"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        format!("berth: session {id} merges stderr into its output, so `berth logs {id}` has both; to keep stderr apart, start it with `berth run --separate-stderr`\n")
+    );
+    // tee says what it does and how to stop it; --stop stops it.
+    let file = d.dir.path().join("tee.out");
+    let out = run(&["tee", id, file.to_str().unwrap()]);
+    assert_eq!(
+        out,
+        format!(
+            "tee 1: copying output of session {id} into {}; `berth tee {id} --stop 1` stops it\n",
+            file.display()
+        )
+    );
+    assert_eq!(
+        run(&["tee", id, "--stop", "1"]),
+        format!("stopped tee 1 of session {id}\n")
+    );
+    // attach without a terminal fails and says what to use instead.
+    let out = d.berth(&["attach", id]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).starts_with("berth: attach needs a terminal on stdin; to watch "),
+        "{}",
+        stderr(&out)
+    );
+    // kill says what it did.
+    assert_eq!(run(&["kill", id]), format!("ended session {id}\n"));
+
+    // A closed pipe ends a command quietly.
+    assert!(run(&["svc", "start", "chatty", "--", "seq", "200000"]).starts_with("started"));
+    assert!(wait_for(Duration::from_secs(10), || run(&[
+        "svc", "logs", "chatty", "-n", "3"
+    ])
+    .contains("200000")));
+    let mut cmd = d.command("bash");
+    cmd.args([
+        "-c",
+        &format!("{BERTH} svc logs chatty -n 100000 | head -1; echo status=${{PIPESTATUS[0]}}"),
+    ]);
+    let out = cmd.output().unwrap();
+    assert_eq!(stderr(&out), "", "no panic on a closed pipe");
+    assert!(stdout(&out).ends_with("status=0\n"), "{}", stdout(&out));
+
+    // A unique prefix names a service; an ambiguous one is refused.
+    assert!(run(&["svc", "describe", "chat"]).contains("chatty"));
+    assert!(run(&["svc", "start", "chatter", "--", "sleep", "100"]).starts_with("started"));
+    let out = d.berth(&["svc", "stop", "chat"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        "berth: service prefix \"chat\" fits 2 services (chatty, chatter); give more of the name\n"
+    );
+    assert_eq!(run(&["svc", "stop", "chatte"]), "stopped 1 service\n");
+
+    // Help text: one default, no doubled backslash, every flag explained.
+    let help = run(&["attach", "--help"]);
+    assert!(help.contains("(detach with Ctrl-\\)"), "{help}");
+    let key = help.lines().find(|l| l.contains("--detach-key")).unwrap();
+    assert_eq!(key.matches("default").count(), 1, "{key}");
+    let help = run(&["run", "--help"]);
+    let cols = help.lines().find(|l| l.contains("--cols")).unwrap();
+    assert!(cols.contains("Terminal columns"), "{cols}");
+    run(&["svc", "delete", "all"]);
+}
+
+/// Item 7 of issue 19: completions for bash, zsh and fish, and the man
+/// page, generated from the command line (no daemon needed).
+#[test]
+fn completions_and_man_pages_cover_the_commands() {
+    let d = Daemon::unstarted(&[]);
+    let out = |args: &[&str]| {
+        let o = d.berth(args);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        stdout(&o)
+    };
+    let bash = out(&["completions", "bash"]);
+    assert!(bash.contains("complete -F _berth") || bash.contains("-F _berth berth"));
+    assert!(bash.contains("forget") && bash.contains("--separate-stderr"));
+    // bash accepts the script.
+    let script = d.dir.path().join("berth.bash");
+    std::fs::write(&script, &bash).unwrap();
+    let check = std::process::Command::new("bash")
+        .args([
+            "-c",
+            &format!("source {} && complete -p berth", script.display()),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&check).contains("_berth berth"),
+        "{}",
+        stderr(&check)
+    );
+    assert!(out(&["completions", "zsh"]).starts_with("#compdef berth"));
+    assert!(out(&["completions", "fish"]).contains("complete -c berth"));
+    let bad = d.berth(&["completions", "tcsh"]);
+    assert_eq!(bad.status.code(), Some(2));
+
+    let man = out(&["man"]);
+    assert!(
+        man.contains(".TH berth 1"),
+        "{}",
+        &man[..200.min(man.len())]
+    );
+    assert!(man.contains("completions"));
+    let dir = d.dir.path().join("man1");
+    out(&["man", "--dir", dir.to_str().unwrap()]);
+    for page in [
+        "berth.1",
+        "berth-up.1",
+        "berth-project-forget.1",
+        "berth-svc-logs.1",
+    ] {
+        assert!(dir.join(page).is_file(), "{page}");
+    }
+    assert!(!dir.join("berth-help.1").exists());
+    // Neither started a daemon.
+    assert!(!exists(&d.socket));
 }

@@ -80,20 +80,28 @@ fn register_list_unregister_with_real_facts() {
     assert!(msg.contains("not tracked"), "{msg}");
 }
 
+/// Issue 20: as the reference daemon, REGISTER records a pid whatever its
+/// state; berth marks a wrong identity or a missing process dead at once.
 #[test]
-fn register_refuses_wrong_identity_and_missing_processes() {
+fn register_records_wrong_identity_and_missing_processes_as_dead() {
     let d = Daemon::start();
     let mut c = d.client();
     let s = Sleeper::new(60);
     let mut r = reg(s.pid(), "");
     r.created_at = 1_000_000_000.0;
-    let (st, msg) = code(c.register(r).unwrap_err());
-    assert_eq!(st, StatusCode::InvalidArgument);
-    assert!(msg.contains("created_at"), "{msg}");
+    c.register(r).unwrap();
+    c.register(reg(u32::MAX - 7, "")).unwrap();
     let (st, _) = code(c.register(reg(0, "")).unwrap_err());
     assert_eq!(st, StatusCode::InvalidArgument);
-    let (st, msg) = code(c.register(reg(u32::MAX - 7, "")).unwrap_err());
-    assert_eq!(st, StatusCode::NotFound, "{msg}");
+    let rows = c.list_active().unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    for row in &rows {
+        assert_eq!(row.state, ProcessState::Dead as i32, "{row:?}");
+        assert!(!row.identity_verified);
+    }
+    let wrong = rows.iter().find(|r| r.pid == s.pid()).unwrap();
+    assert_eq!(wrong.created_at, 1_000_000_000.0, "the client's created_at");
+    assert!(is_alive(s.pid()));
 }
 
 #[test]
@@ -104,13 +112,26 @@ fn dead_processes_are_reported_then_purged() {
     c.register(reg(s.pid(), "")).unwrap();
     s.0.kill().unwrap();
     s.0.wait().unwrap();
-    let rows = c.list_active().unwrap();
-    assert_eq!(rows.len(), 1);
-    assert_eq!(rows[0].state, ProcessState::Dead as i32);
-    assert!(!rows[0].parent_alive || rows[0].state == ProcessState::Dead as i32);
-    std::thread::sleep(Duration::from_millis(1200));
     assert!(
         c.list_active().unwrap().is_empty(),
+        "LIST_ACTIVE lists the living (issue 20)"
+    );
+    let all = |c: &mut berth_client::Client| {
+        c.call(RequestType::ListActive, |q| {
+            q.list_active = Some(ListActiveRequest { include_dead: true })
+        })
+        .unwrap()
+        .list_active
+        .unwrap()
+        .processes
+    };
+    let rows = all(&mut c);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].state, ProcessState::Dead as i32);
+    assert_eq!(c.status().unwrap().tracked_process_count, 1);
+    std::thread::sleep(Duration::from_millis(1200));
+    assert!(
+        all(&mut c).is_empty(),
         "purged after the retention (1 s here)"
     );
 }
@@ -330,10 +351,12 @@ fn spawn_daemon_detaches_layers_env_and_is_tracked() {
             ],
             originator: "itest".into(),
             clear_inherited_env: false,
+            ..Default::default()
         })
         .unwrap();
     assert!(r.pid > 0 && r.created_at > 0.0);
-    assert_eq!(r.containment, "session");
+    assert_eq!(r.containment, "detached");
+    assert_eq!(r.containment_detail, "session");
     assert_eq!(r.cwd, d.dir.path().display().to_string());
     assert!(wait_for(Duration::from_secs(5), || {
         std::fs::read_to_string(&out)
@@ -349,7 +372,7 @@ fn spawn_daemon_detaches_layers_env_and_is_tracked() {
     let rows = c.list_active().unwrap();
     assert!(rows
         .iter()
-        .any(|p| p.pid == r.pid && p.kind == "daemon" && p.originator == "itest"));
+        .any(|p| p.pid == r.pid && p.kind == "subprocess" && p.originator == "itest"));
 
     // clear_inherited_env replaces the environment.
     let out2 = d.dir.path().join("env2.txt");
@@ -411,8 +434,11 @@ fn process_tree_and_kill_tree_cover_all_descendants() {
         "waited for the grace period before SIGKILL"
     );
     assert!(!is_alive(r.pid));
-    let (st, msg) = code(c.kill_tree(r.pid, 1.0).unwrap_err());
-    assert_eq!(st, StatusCode::NotFound, "{msg}");
+    assert_eq!(
+        c.kill_tree(r.pid, 1.0).unwrap(),
+        0,
+        "ending what is gone is a success (issue 20)"
+    );
     let (st, _) = code(c.process_tree(4_000_000).unwrap_err());
     assert_eq!(st, StatusCode::NotFound);
     let (st, msg) = code(c.kill_tree(d.pid(), 1.0).unwrap_err());
@@ -449,9 +475,24 @@ fn kill_zombies_dry_run_then_kill_and_reused_pids_are_never_signalled() {
     assert_eq!(dry.len(), 2, "{dry:?}");
     assert!(dry.iter().all(|z| !z.killed));
     let o = dry.iter().find(|z| z.pid == orphan.pid()).unwrap();
-    assert!(o.reason.contains("is gone"), "{}", o.reason);
+    assert_eq!(
+        o.reason,
+        format!(
+            "originator tool:{0} (PID {0}) of process {1} is dead",
+            owner.pid(),
+            orphan.pid()
+        ),
+        "the reference's wording"
+    );
     let b = dry.iter().find(|z| z.pid == bystander.pid()).unwrap();
-    assert!(b.reason.contains("different process"), "{}", b.reason);
+    assert!(
+        b.reason.starts_with(&format!(
+            "PID {} reused: registered creation_time=",
+            bystander.pid()
+        )),
+        "{}",
+        b.reason
+    );
     assert!(is_alive(orphan.pid()), "dry run signals nothing");
 
     let real = c.kill_zombies(false).unwrap();

@@ -3,9 +3,11 @@
 berth.supervisor.v1.Supervisor it learns from the daemon's gRPC server
 reflection.
 
-Usage: project_grpc.py SOCKET [validate|all]
+Usage: project_grpc.py SOCKET [validate|all|defaults]
   validate: reflection, ValidateCompose
   all:      also ListProjects and GetProjectStatus of an unknown id
+  defaults: as all, on a channel with grpcio's default options (no
+            grpc.default_authority), as a host-app developer writes it
 Exit status 0 when every check passed; 3 when grpcio or
 grpcio-reflection is not importable (the Rust runner skips then).
 """
@@ -48,12 +50,16 @@ def check(cond, what):
 
 def main():
     sock, mode = sys.argv[1], (sys.argv[2] if len(sys.argv) > 2 else "all")
-    # grpcio (since 1.57) sends the %-encoded socket path as :authority,
-    # which HTTP/2 servers built on h2 (tonic, so berth) reject as
-    # malformed; "localhost" is the convention for Unix sockets.
-    channel = grpc.insecure_channel(
-        f"unix://{sock}", options=[("grpc.default_authority", "localhost")]
-    )
+    # grpcio (since 1.57) sends the %-encoded socket path as :authority;
+    # berth accepts any authority on its Unix and vsock listeners
+    # (vendor/h2/BERTH-PATCH.md), so both the default channel and the
+    # "localhost" convention work.
+    if mode == "defaults":
+        channel = grpc.insecure_channel(f"unix://{sock}")
+    else:
+        channel = grpc.insecure_channel(
+            f"unix://{sock}", options=[("grpc.default_authority", "localhost")]
+        )
     db = ProtoReflectionDescriptorDatabase(channel)
     check(SERVICE in db.get_services(), f"reflection lists {SERVICE}")
     pool = DescriptorPool(db)

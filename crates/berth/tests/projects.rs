@@ -1,8 +1,11 @@
 //! Compose projects end to end, through a real daemon's project API, on
 //! both runtimes: native (always) and Docker (a real engine at
 //! `DOCKER_HOST`, with the image `berth-test/busybox:latest` that
-//! `.ci/docker-up` imports; skipped with a reason when absent, unless
-//! `BERTH_REQUIRE_DOCKER=1`).
+//! `.ci/docker-up` imports). Each scenario is one test per runtime
+//! (`NAME::native`, `NAME::docker`); the Docker ones are `#[ignore]`d with
+//! the reason, so a plain `cargo test` counts them as not run, and
+//! `cargo test -- --include-ignored` (as `.ci/run` does) runs them, failing
+//! when the engine is missing.
 
 mod common;
 
@@ -48,7 +51,8 @@ impl Rt {
     }
 }
 
-fn docker_available() -> bool {
+/// A Docker test that runs has its engine and image, or fails saying so.
+fn require_docker() {
     let ok = std::env::var_os("DOCKER_HOST").is_some()
         && std::process::Command::new("docker")
             .args(["image", "inspect", IMAGE])
@@ -56,44 +60,56 @@ fn docker_available() -> bool {
             .stderr(std::process::Stdio::null())
             .status()
             .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var("BERTH_REQUIRE_DOCKER").as_deref() != Ok("1"),
-            "BERTH_REQUIRE_DOCKER=1 but no Docker Engine with {IMAGE} at DOCKER_HOST (run .ci/docker-up)"
-        );
-        eprintln!(
-            "skipping the Docker half: no engine with {IMAGE} at DOCKER_HOST (run .ci/docker-up)"
-        );
-    }
-    ok
+    assert!(
+        ok,
+        "needs a Docker Engine with {IMAGE} at DOCKER_HOST: run .ci/docker-up and export its DOCKER_HOST"
+    );
 }
 
-/// Whether the host has busybox (CI installs `busybox-static`); without
-/// it the native half of a busybox scenario is skipped with a reason,
-/// unless `BERTH_REQUIRE_PEERS=1`.
-fn host_has_busybox() -> bool {
+/// A test of the host's busybox (CI installs `busybox-static`) has it, or
+/// fails saying so.
+fn require_busybox() {
     let ok = std::process::Command::new("busybox")
         .arg("true")
         .status()
         .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var("BERTH_REQUIRE_PEERS").as_deref() != Ok("1"),
-            "BERTH_REQUIRE_PEERS=1 but busybox is not installed"
-        );
-        eprintln!(
-            "skipping the native half: busybox is not installed (apt install busybox-static)"
-        );
-    }
-    ok
+    assert!(ok, "needs busybox on the host (apt install busybox-static)");
 }
 
-fn runtimes() -> Vec<Rt> {
-    let mut v = vec![Rt::Native];
-    if docker_available() {
-        v.push(Rt::Docker);
-    }
-    v
+/// One test per runtime for scenario `$name(rt)`: `$name::native` runs by
+/// default (or is ignored with `$native_needs`), `$name::docker` is
+/// ignored unless asked for (`--include-ignored`).
+macro_rules! on_both_runtimes {
+    ($name:ident) => {
+        mod $name {
+            #[test]
+            fn native() {
+                super::$name(super::Rt::Native)
+            }
+            #[test]
+            #[ignore = "needs a Docker Engine: see README"]
+            fn docker() {
+                super::require_docker();
+                super::$name(super::Rt::Docker)
+            }
+        }
+    };
+    ($name:ident, native_needs_busybox) => {
+        mod $name {
+            #[test]
+            #[ignore = "needs busybox on the host: see README"]
+            fn native() {
+                super::require_busybox();
+                super::$name(super::Rt::Native)
+            }
+            #[test]
+            #[ignore = "needs a Docker Engine: see README"]
+            fn docker() {
+                super::require_docker();
+                super::$name(super::Rt::Docker)
+            }
+        }
+    };
 }
 
 fn tokio_rt() -> tokio::runtime::Runtime {
@@ -141,6 +157,7 @@ async fn ensure_open(c: &mut Client, id: &str, dir: &Path, rt: Rt) {
     .unwrap();
     c.open_project(pb::OpenProjectRequest {
         project_id: id.into(),
+        ..Default::default()
     })
     .await
     .unwrap();
@@ -157,6 +174,7 @@ async fn start(
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
+        ..Default::default()
     })
     .await
     .map(|r| r.into_inner())
@@ -167,6 +185,7 @@ async fn teardown(c: &mut Client, id: &str) {
         .delete_project_runtime(pb::DeleteProjectRuntimeRequest {
             project_id: id.into(),
             force: true,
+            ..Default::default()
         })
         .await;
 }
@@ -242,14 +261,10 @@ fn order_compose(rt: Rt, port: u16) -> String {
     )
 }
 
-#[test]
-fn dependency_order_waits_for_health_on_both_runtimes() {
+fn dependency_order_waits_for_health_on_both_runtimes(rt: Rt) {
     let d = Daemon::start();
-    for rt in runtimes() {
+    {
         // Natively the services are the host's busybox httpd and wget.
-        if rt == Rt::Native && !host_has_busybox() {
-            continue;
-        }
         tokio_rt().block_on(async {
             let mut c = project::connect(&d.project_socket).await.unwrap();
             let id = format!("order-{}", rt.name());
@@ -292,6 +307,7 @@ fn dependency_order_waits_for_health_on_both_runtimes() {
                 .stop_project(pb::StopProjectRequest {
                     project_id: id.clone(),
                     timeout_seconds: Some(5),
+                    ..Default::default()
                 })
                 .await
                 .unwrap()
@@ -304,11 +320,14 @@ fn dependency_order_waits_for_health_on_both_runtimes() {
         });
     }
 }
+on_both_runtimes!(
+    dependency_order_waits_for_health_on_both_runtimes,
+    native_needs_busybox
+);
 
-#[test]
-fn missing_secret_and_port_conflict_are_named() {
+fn missing_secret_and_port_conflict_are_named(rt: Rt) {
     let d = Daemon::start();
-    for rt in runtimes() {
+    {
         tokio_rt().block_on(async {
             let mut c = project::connect(&d.project_socket).await.unwrap();
             let img = rt.image();
@@ -346,11 +365,11 @@ fn missing_secret_and_port_conflict_are_named() {
         });
     }
 }
+on_both_runtimes!(missing_secret_and_port_conflict_are_named);
 
-#[test]
-fn a_failed_start_rolls_back_and_reports_the_log() {
+fn a_failed_start_rolls_back_and_reports_the_log(rt: Rt) {
     let d = Daemon::start();
-    for rt in runtimes() {
+    {
         tokio_rt().block_on(async {
             let mut c = project::connect(&d.project_socket).await.unwrap();
             let img = rt.image();
@@ -407,11 +426,11 @@ fn a_failed_start_rolls_back_and_reports_the_log() {
         });
     }
 }
+on_both_runtimes!(a_failed_start_rolls_back_and_reports_the_log);
 
-#[test]
-fn stop_escalates_to_kill_after_the_timeout() {
+fn stop_escalates_to_kill_after_the_timeout(rt: Rt) {
     let d = Daemon::start();
-    for rt in runtimes() {
+    {
         tokio_rt().block_on(async {
             let mut c = project::connect(&d.project_socket).await.unwrap();
             let img = rt.image();
@@ -431,6 +450,7 @@ fn stop_escalates_to_kill_after_the_timeout() {
                 .stop_project(pb::StopProjectRequest {
                     project_id: id.clone(),
                     timeout_seconds: Some(1),
+                    ..Default::default()
                 })
                 .await
                 .unwrap()
@@ -452,6 +472,7 @@ fn stop_escalates_to_kill_after_the_timeout() {
                 .stop_project(pb::StopProjectRequest {
                     project_id: id.clone(),
                     timeout_seconds: None,
+                    ..Default::default()
                 })
                 .await
                 .unwrap_err();
@@ -474,11 +495,11 @@ async fn container_ids(c: &mut Client, id: &str) -> Vec<String> {
     .map(|s| s.container_id)
     .collect()
 }
+on_both_runtimes!(stop_escalates_to_kill_after_the_timeout);
 
-#[test]
-fn a_restarted_daemon_finds_running_projects_again() {
+fn a_restarted_daemon_finds_running_projects_again(rt: Rt) {
     let mut d = Daemon::start();
-    let rts = runtimes();
+    let rts = vec![rt];
     let mut before: HashMap<String, Vec<String>> = HashMap::new();
     for &rt in &rts {
         tokio_rt().block_on(async {
@@ -494,8 +515,9 @@ fn a_restarted_daemon_finds_running_projects_again() {
             before.insert(id.clone(), container_ids(&mut c, &id).await);
         });
     }
-    // A crash, then a graceful stop: either way the projects keep running
-    // and the next daemon takes them back.
+    // A crash leaves the projects running and the next daemon takes them
+    // back; a graceful stop stops them, as it stops services (one rule,
+    // README "Services"), and `up` starts them again.
     for graceful in [false, true] {
         if graceful {
             let out = d.berth(&["daemon", "stop"]);
@@ -521,6 +543,15 @@ fn a_restarted_daemon_finds_running_projects_again() {
                     .await
                     .unwrap()
                     .into_inner();
+                if graceful {
+                    assert_eq!(st.status, "stopped", "{rt:?} after {how}: {st:?}");
+                    assert!(
+                        st.services.iter().all(|s| s.status == "stopped"),
+                        "{how}: {st:?}"
+                    );
+                    teardown(&mut c, &id).await;
+                    return;
+                }
                 assert_eq!(st.status, "running", "{rt:?} after {how}: {st:?}");
                 assert!(st.open);
                 assert!(
@@ -553,9 +584,6 @@ fn a_restarted_daemon_finds_running_projects_again() {
                         .is_ok(),
                     "{rt:?}: host port {port} not served after {how}"
                 );
-                if graceful {
-                    teardown(&mut c, &id).await;
-                }
             });
         }
     }
@@ -564,6 +592,7 @@ fn a_restarted_daemon_finds_running_projects_again() {
         assert!(!stdout(&out).contains("survive-native"), "{}", stdout(&out));
     }
 }
+on_both_runtimes!(a_restarted_daemon_finds_running_projects_again);
 
 #[test]
 fn invalid_compose_gets_a_clear_report_and_is_not_registered() {
@@ -639,6 +668,28 @@ fn cli_up_runs_the_example_and_down_removes_it() {
         stdout(&body),
         stderr(&body)
     );
+    // The page shows the clock: it fetches clock.txt, which the clock
+    // service keeps writing.
+    assert!(
+        stdout(&body).contains("fetch(\"clock.txt\")"),
+        "{}",
+        stdout(&body)
+    );
+    let fetch_clock = || {
+        let o = std::process::Command::new("python3")
+            .args([
+                "-c",
+                &format!("import urllib.request as u; print(u.urlopen('{url}/clock.txt').read().decode())"),
+            ])
+            .output()
+            .unwrap();
+        stdout(&o)
+    };
+    assert!(
+        wait_for(Duration::from_secs(10), || fetch_clock().ends_with("Z\n\n")),
+        "clock.txt: {:?}",
+        fetch_clock()
+    );
     let out = d.berth(&["projects"]);
     assert!(
         stdout(&out).contains("notes") && stdout(&out).contains("running"),
@@ -705,10 +756,9 @@ fn registry(dir: &Path, repo: &str, tag: &str) -> Registry {
 }
 
 #[test]
+#[ignore = "needs a Docker Engine: see README"]
 fn images_are_pulled_with_progress_and_a_missing_one_fails_by_name() {
-    if !docker_available() {
-        return;
-    }
+    require_docker();
     let d = Daemon::start();
     let reg = registry(d.dir.path(), "berth/pulltest", "1");
     let image = format!("127.0.0.1:{}/berth/pulltest:1", reg.port);
@@ -728,6 +778,7 @@ fn images_are_pulled_with_progress_and_a_missing_one_fails_by_name() {
         let mut events = c
             .open_project_with_progress(pb::OpenProjectRequest {
                 project_id: "pull".into(),
+                ..Default::default()
             })
             .await
             .unwrap()
@@ -753,7 +804,8 @@ fn images_are_pulled_with_progress_and_a_missing_one_fails_by_name() {
     let _ = std::process::Command::new("docker")
         .args(["image", "rm", &image])
         .output();
-    // Through the CLI: a missing image is IMAGE_PULL_FAILED, naming it.
+    // Through the CLI: a missing image is IMAGE_PULL_FAILED (shown with
+    // -v), naming it.
     let missing = format!("127.0.0.1:{}/berth/missing:1", reg.port);
     let dir = write_project(
         d.dir.path(),
@@ -761,7 +813,7 @@ fn images_are_pulled_with_progress_and_a_missing_one_fails_by_name() {
         &format!("services:\n  x:\n    image: {missing}\n"),
         &[],
     );
-    let out = d.berth(&["up", dir.to_str().unwrap(), "--runtime", "docker"]);
+    let out = d.berth(&["-v", "up", dir.to_str().unwrap(), "--runtime", "docker"]);
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(
@@ -773,10 +825,9 @@ fn images_are_pulled_with_progress_and_a_missing_one_fails_by_name() {
 /// `berth down` gives each service its own `stop_grace_period` (a service
 /// ignoring SIGTERM with 1 s is killed after about 1 s, not 30) and sends
 /// its `stop_signal` (SIGINT, however it is written).
-#[test]
-fn down_honours_stop_grace_period_and_stop_signal() {
+fn down_honours_stop_grace_period_and_stop_signal(rt: Rt) {
     let d = Daemon::start();
-    for rt in runtimes() {
+    {
         tokio_rt().block_on(async {
             let mut c = project::connect(&d.project_socket).await.unwrap();
             let img = rt.image();
@@ -820,14 +871,15 @@ fn down_honours_stop_grace_period_and_stop_signal() {
     }
 }
 
+on_both_runtimes!(down_honours_stop_grace_period_and_stop_signal);
+
 /// Relative binds are the project's own file and directory, live: on
 /// Docker mounted at their targets (a file over a file the image has, a
 /// directory), on native at their own paths in the project directory,
 /// where the service runs.
-#[test]
-fn relative_binds_show_the_projects_own_files() {
+fn relative_binds_show_the_projects_own_files(rt: Rt) {
     let d = Daemon::start();
-    for rt in runtimes() {
+    {
         tokio_rt().block_on(async {
             let mut c = project::connect(&d.project_socket).await.unwrap();
             let img = rt.image();
@@ -864,12 +916,13 @@ fn relative_binds_show_the_projects_own_files() {
     }
 }
 
+on_both_runtimes!(relative_binds_show_the_projects_own_files);
+
 /// A followed log keeps streaming while a `restart:` policy reruns a
 /// service that prints a line and exits: each run's line arrives once.
-#[test]
-fn a_followed_log_streams_across_restarts() {
+fn a_followed_log_streams_across_restarts(rt: Rt) {
     let d = Daemon::start();
-    for rt in runtimes() {
+    {
         tokio_rt().block_on(async {
             let mut c = project::connect(&d.project_socket).await.unwrap();
             let img = rt.image();
@@ -907,3 +960,4 @@ fn a_followed_log_streams_across_restarts() {
         });
     }
 }
+on_both_runtimes!(a_followed_log_streams_across_restarts);

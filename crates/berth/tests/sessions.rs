@@ -206,11 +206,20 @@ fn resize_without_attaching_is_seen_by_stty() {
         .unwrap();
     let (out, _) = read_until(&mut s, &resp.backlog, |o| o.contains("37 111"));
     assert!(out.contains("37 111"), "{out}");
-    // Attaching with a size resizes too.
+    // Attaching with a size resizes too, from a terminal only (as the
+    // reference: a client that is not a terminal leaves the size alone).
+    drop(s);
+    let (_, s) = attach(&d, &id, |r| {
+        r.rows = 50;
+        r.cols = 150;
+    })
+    .unwrap();
+    assert_eq!((info(&d, &id).rows, info(&d, &id).cols), (37, 111));
     drop(s);
     let (_, _s) = attach(&d, &id, |r| {
         r.rows = 50;
         r.cols = 150;
+        r.is_tty = true;
     })
     .unwrap();
     assert_eq!((info(&d, &id).rows, info(&d, &id).cols), (50, 150));
@@ -479,7 +488,11 @@ fn tee_to_a_file_and_its_status() {
         file_path: b"relative.log".to_vec(),
         ..Default::default()
     });
-    assert!(rel.unwrap_err().to_string().contains("absolute"));
+    // A relative path is resolved against the daemon's working directory
+    // (the sandbox here), as the reference daemon does (issue 20).
+    let h = rel.unwrap();
+    c.unregister_tee(&id, TeeSessionKind::Pipe, h).unwrap();
+    assert!(d.dir.path().join("relative.log").exists());
     c.terminate_pipe(&id, 100).unwrap();
 }
 
@@ -699,7 +712,9 @@ fn bad_session_requests_are_named_errors() {
         })
         .err()
         .unwrap();
-    assert_eq!(e.code(), Some(StatusCode::NotFound));
+    // The session exists; asking it for a kind it is not is a bad request,
+    // as the reference daemon answers (issue 19).
+    assert_eq!(e.code(), Some(StatusCode::InvalidArgument));
     assert!(e.to_string().contains("pipe session"), "{e}");
     let e = d
         .client()
@@ -734,4 +749,40 @@ fn a_clean_daemon_stop_ends_sessions_and_records_how() {
         TerminationOutcome::SoftExit as i32,
         "ended by the daemon's stop, not lost"
     );
+}
+
+#[test]
+fn a_stream_or_kind_the_session_lacks_is_invalid_argument_not_not_found() {
+    // As the published reference daemon answers: the session exists, the
+    // request names something it does not have.
+    let d = Daemon::start();
+    let mut c = d.client();
+    let id = c
+        .spawn_pipe(SpawnPipeSessionRequest {
+            argv: sh("sleep 30"),
+            merge_stderr_into_stdout: true,
+            ..Default::default()
+        })
+        .unwrap()
+        .session_id;
+    let as_pty = attach(&d, &id, |_| {}).map(|_| ()).unwrap_err();
+    assert_eq!(as_pty.code(), Some(StatusCode::InvalidArgument), "{as_pty}");
+    assert!(as_pty.to_string().contains("is a pipe session"), "{as_pty}");
+    let stderr = d
+        .client()
+        .attach_pipe(AttachPipeStreamRequest {
+            session_id: id.clone(),
+            stream: PipeStreamKind::Stderr as i32,
+            ..Default::default()
+        })
+        .map(|_| ())
+        .unwrap_err();
+    assert_eq!(stderr.code(), Some(StatusCode::InvalidArgument), "{stderr}");
+    assert!(
+        stderr.to_string().contains("no separate stderr"),
+        "{stderr}"
+    );
+    // A session that does not exist is still NOT_FOUND.
+    let missing = attach(&d, "nosuch", |_| {}).map(|_| ()).unwrap_err();
+    assert_eq!(missing.code(), Some(StatusCode::NotFound), "{missing}");
 }

@@ -65,15 +65,26 @@ fn python_launch_detached_is_served_and_tracked_by_berth() {
     );
     let mut parts = out.split_whitespace();
     let pid: u32 = parts.next().unwrap().parse().unwrap();
-    assert_eq!(parts.next(), Some("session"));
+    assert_eq!(parts.next(), Some("detached"), "the reference's value");
     assert_eq!(parts.next(), Some("pytest:1"));
     let rows = d.client().list_active().unwrap();
     let row = rows
         .iter()
         .find(|p| p.pid == pid)
         .expect("berth tracks the launched process");
-    assert_eq!(row.kind, "daemon");
+    assert_eq!(row.kind, "subprocess");
     assert!(is_alive(pid));
+    // The published tools find a tool's processes by the
+    // RUNNING_PROCESS_ORIGINATOR berth puts in the child's environment.
+    let found = python(
+        &d,
+        "import running_process as rp\n\
+         print(' '.join(str(p.pid) for p in rp.find_processes_by_originator('pytest')))",
+    );
+    assert!(
+        found.split_whitespace().any(|p| p == pid.to_string()),
+        "find_processes_by_originator found {found:?}, not {pid}"
+    );
     assert!(d.client().kill_tree(pid, 1.0).unwrap() >= 1);
 }
 

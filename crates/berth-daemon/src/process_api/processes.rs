@@ -14,6 +14,25 @@ use std::time::Duration;
 /// How long KILL_ZOMBIES waits for a killed process to go.
 const ZOMBIE_KILL_WAIT: Duration = Duration::from_secs(3);
 
+/// The `client_name` berth's own client sends (`berth_client::CLIENT_NAME`);
+/// it gets berth's richer process tree and the whole session backlog.
+pub(super) const BERTH_CLIENT_NAME: &str = "berth-cli";
+
+/// The base environment a spawn request asks for, as `(clear, user_baseline)`:
+/// the published clients' `environment_policy` when set, else the legacy
+/// `clear_inherited_env` (false inherits the daemon's, true starts empty).
+pub(super) fn env_base(field: &str, policy: i32, clear: bool) -> Result<(bool, bool), Refusal> {
+    match EnvironmentPolicy::try_from(policy) {
+        Ok(EnvironmentPolicy::Unspecified) => Ok((clear, false)),
+        Ok(EnvironmentPolicy::Inherit) => Ok((false, false)),
+        Ok(EnvironmentPolicy::UserBaseline) => Ok((true, true)),
+        Ok(EnvironmentPolicy::Clear) => Ok((true, false)),
+        Err(_) => Err(Refusal::invalid(format!(
+            "{field}.environment_policy {policy} is not an EnvironmentPolicy (0-3)"
+        ))),
+    }
+}
+
 fn tracked(t: &Tracked) -> TrackedProcess {
     TrackedProcess {
         pid: t.identity.pid,
@@ -37,6 +56,8 @@ fn tracked(t: &Tracked) -> TrackedProcess {
             ProcState::Zombie => ProcessState::Zombie,
         } as i32,
         last_validated_at: t.last_validated_at,
+        containment_detail: t.containment_detail.clone(),
+        identity_verified: t.identity_verified(),
     }
 }
 
@@ -74,6 +95,8 @@ pub(super) async fn spawn_daemon(
     st: &DaemonState,
 ) -> Result<DaemonResponse, Refusal> {
     let p = payload(&req.spawn_daemon, RequestType::SpawnDaemon)?;
+    let (clear, user_baseline) =
+        env_base("spawn_daemon", p.environment_policy, p.clear_inherited_env)?;
     let spawn = SpawnRequest {
         command: p.command.clone(),
         cwd: p.cwd.clone(),
@@ -82,8 +105,14 @@ pub(super) async fn spawn_daemon(
             .iter()
             .map(|kv| (kv.key.clone(), kv.value.clone()))
             .collect(),
-        clear_inherited_env: p.clear_inherited_env,
-        originator: p.originator.clone(),
+        clear_inherited_env: clear,
+        user_baseline,
+        // As the reference: no originator means the client's name.
+        originator: if p.originator.trim().is_empty() {
+            req.client_name.clone()
+        } else {
+            p.originator.clone()
+        },
     };
     let t = st.registry.spawn_detached(&spawn).await?;
     Ok(DaemonResponse {
@@ -94,17 +123,24 @@ pub(super) async fn spawn_daemon(
             cwd: t.cwd,
             originator: t.originator,
             containment: t.containment,
+            containment_detail: t.containment_detail,
         }),
         ..ok_response(req.id)
     })
 }
 
-/// LIST_ACTIVE: every tracked process.
+/// LIST_ACTIVE: the living tracked processes (and registrations never seen
+/// running, until reaped); with the `include_dead` extension, also the
+/// exited ones still retained.
 pub(super) fn list_active(
     req: &DaemonRequest,
     st: &DaemonState,
 ) -> Result<DaemonResponse, Refusal> {
-    let rows = st.registry.list()?;
+    let rows = if req.list_active.as_ref().is_some_and(|p| p.include_dead) {
+        st.registry.list()?
+    } else {
+        st.registry.list_active()?
+    };
     Ok(DaemonResponse {
         list_active: Some(ListActiveResponse {
             processes: rows.iter().map(tracked).collect(),
@@ -124,7 +160,7 @@ pub(super) fn list_by_originator(
             "list_by_originator.tool must not be empty",
         ));
     }
-    let rows = st.registry.list_by_originator(&p.tool)?;
+    let rows = st.registry.list_by_originator(&p.tool, p.include_dead)?;
     Ok(DaemonResponse {
         list_by_originator: Some(ListByOriginatorResponse {
             processes: rows.iter().map(tracked).collect(),
@@ -141,9 +177,17 @@ pub(super) fn process_tree(req: &DaemonRequest) -> Result<DaemonResponse, Refusa
             "get_process_tree.pid must be a process id > 0",
         ));
     }
-    let text = ProcessTable::snapshot().render_tree(p.pid).ok_or_else(|| {
-        Refusal::not_found(format!("get_process_tree.pid {}: no such process", p.pid))
-    })?;
+    let table = ProcessTable::snapshot();
+    // Every client but berth's own gets the text the published tools print,
+    // in the reference's format (OK with "Process N not found" for a
+    // missing pid); berth's own gets berth's richer tree and NOT_FOUND.
+    let text = if req.client_name != BERTH_CLIENT_NAME {
+        table.render_tree_reference(p.pid)
+    } else {
+        table.render_tree(p.pid).ok_or_else(|| {
+            Refusal::not_found(format!("get_process_tree.pid {}: no such process", p.pid))
+        })?
+    };
     Ok(DaemonResponse {
         get_process_tree: Some(GetProcessTreeResponse { tree_display: text }),
         ..ok_response(req.id)

@@ -51,11 +51,31 @@ fn config_of(s: &ServiceSpec) -> ServiceConfig {
     }
 }
 
+/// A relative `cwd` (runpm passes `--cwd .` as typed) is resolved against
+/// the daemon's working directory, where the reference daemon's spawn would
+/// resolve it; the service records the absolute path.
+fn resolve_cwd(cwd: &str) -> String {
+    if cwd.is_empty() || std::path::Path::new(cwd).is_absolute() {
+        return cwd.to_string();
+    }
+    match std::env::current_dir() {
+        Ok(here) => {
+            let joined = here.join(cwd);
+            joined
+                .canonicalize()
+                .unwrap_or(joined)
+                .display()
+                .to_string()
+        }
+        Err(_) => cwd.to_string(),
+    }
+}
+
 fn spec_of(c: &ServiceConfig) -> ServiceSpec {
     ServiceSpec {
         name: c.name.clone(),
         cmd: c.cmd.clone(),
-        cwd: c.cwd.clone(),
+        cwd: resolve_cwd(&c.cwd),
         env: c.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         autorestart: c.autorestart,
         max_restarts: c.max_restarts,

@@ -2,6 +2,7 @@
 //! Translation only: the session engine owns every session.
 
 use super::after::{After, Answer};
+use super::processes::env_base;
 use super::refusal::{dimension, payload, Refusal};
 use crate::state::DaemonState;
 use berth_engine::sessions::{
@@ -87,6 +88,17 @@ fn grace(ms: u32) -> Option<Duration> {
     (ms > 0).then(|| Duration::from_millis(ms as u64))
 }
 
+/// A spawn's originator: the requested one, else `client:<client_name>`
+/// (the reference's default, also what the child sees in
+/// `RUNNING_PROCESS_ORIGINATOR`).
+fn originator(req: &DaemonRequest, requested: &str) -> String {
+    if requested.is_empty() {
+        format!("client:{}", req.client_name)
+    } else {
+        requested.to_string()
+    }
+}
+
 fn label(req: &DaemonRequest) -> String {
     if req.client_name.is_empty() {
         "another client".into()
@@ -98,14 +110,20 @@ fn label(req: &DaemonRequest) -> String {
 /// SPAWN_PTY_SESSION: start a command on a new pseudo-terminal.
 pub(super) fn spawn_pty(req: &DaemonRequest, st: &DaemonState) -> Result<DaemonResponse, Refusal> {
     let p = payload(&req.spawn_pty_session, RequestType::SpawnPtySession)?;
+    let (clear_env, user_baseline) = env_base(
+        "spawn_pty_session",
+        p.environment_policy,
+        p.clear_inherited_env,
+    )?;
     let s = st.sessions.spawn_pty(&PtySpawn {
         argv: p.argv.clone(),
         cwd: p.cwd.clone(),
         env: env(&p.env),
-        clear_env: p.clear_inherited_env,
+        clear_env,
+        user_baseline,
         rows: p.rows,
         cols: p.cols,
-        originator: p.originator.clone(),
+        originator: originator(req, &p.originator),
         name: p.name.clone(),
     })?;
     let info = s.info();
@@ -124,7 +142,9 @@ pub(super) fn spawn_pty(req: &DaemonRequest, st: &DaemonState) -> Result<DaemonR
 pub(super) fn attach_pty(req: &DaemonRequest, st: &DaemonState) -> Result<Answer, Refusal> {
     let p = payload(&req.attach_pty_session, RequestType::AttachPtySession)?;
     let s = st.sessions.get_kind(&p.session_id, Kind::Pty)?;
-    let size = if !p.read_only && p.rows > 0 && p.cols > 0 {
+    // As the reference: a client that is not a terminal does not size the
+    // PTY.
+    let size = if !p.read_only && p.is_tty && p.rows > 0 && p.cols > 0 {
         let rows = dimension("attach_pty_session.rows", p.rows)?;
         let cols = dimension("attach_pty_session.cols", p.cols)?;
         s.resize(rows, cols)?;
@@ -227,12 +247,18 @@ pub(super) fn resize_pty(req: &DaemonRequest, st: &DaemonState) -> Result<Daemon
 /// SPAWN_PIPE_SESSION: start a command with its stdio on pipes.
 pub(super) fn spawn_pipe(req: &DaemonRequest, st: &DaemonState) -> Result<DaemonResponse, Refusal> {
     let p = payload(&req.spawn_pipe_session, RequestType::SpawnPipeSession)?;
+    let (clear_env, user_baseline) = env_base(
+        "spawn_pipe_session",
+        p.environment_policy,
+        p.clear_inherited_env,
+    )?;
     let s = st.sessions.spawn_pipe(&PipeSpawn {
         argv: p.argv.clone(),
         cwd: p.cwd.clone(),
         env: env(&p.env),
-        clear_env: p.clear_inherited_env,
-        originator: p.originator.clone(),
+        clear_env,
+        user_baseline,
+        originator: originator(req, &p.originator),
         merge_stderr: p.merge_stderr_into_stdout,
         name: p.name.clone(),
     })?;
@@ -353,7 +379,13 @@ pub(super) fn backlog(req: &DaemonRequest, st: &DaemonState) -> Result<DaemonRes
         Kind::Pipe if p.pipe_stream == 0 => StreamId::Output,
         Kind::Pipe => pipe_stream("get_session_backlog.pipe_stream", p.pipe_stream)?,
     };
-    let (s, backlog, missed) = st.sessions.backlog(&p.session_id, stream)?;
+    // As the reference: what the next ATTACH would return, unconsumed.
+    // berth's own client reads the whole ring instead (`berth logs`).
+    let (s, backlog, missed) = if req.client_name == super::processes::BERTH_CLIENT_NAME {
+        st.sessions.backlog(&p.session_id, stream)?
+    } else {
+        st.sessions.pending_backlog(&p.session_id, stream)?
+    };
     let exit = s.exit();
     Ok(DaemonResponse {
         get_session_backlog: Some(GetSessionBacklogResponse {

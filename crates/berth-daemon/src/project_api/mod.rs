@@ -69,12 +69,13 @@ impl Supervisor for ProjectApi {
         &self,
         req: Request<pb::OpenProjectRequest>,
     ) -> Result<Response<pb::OpenProjectResponse>, Status> {
-        let id = req.into_inner().project_id;
-        let opened = self
-            .projects
-            .open_project(&id, &|_| {})
-            .await
-            .map_err(status)?;
+        let req = req.into_inner();
+        let opened = if req.reload {
+            self.projects.reopen_project(&req.project_id, &|_| {}).await
+        } else {
+            self.projects.open_project(&req.project_id, &|_| {}).await
+        }
+        .map_err(status)?;
         Ok(Response::new(convert::opened(opened)))
     }
 
@@ -86,7 +87,7 @@ impl Supervisor for ProjectApi {
         let secrets = req.secrets.into_iter().collect();
         let started = self
             .projects
-            .start(&req.project_id, secrets)
+            .start_services(&req.project_id, secrets, &req.services, req.reconcile)
             .await
             .map_err(status)?;
         Ok(Response::new(convert::started(started)))
@@ -108,7 +109,7 @@ impl Supervisor for ProjectApi {
         };
         let stopped = self
             .projects
-            .stop(&req.project_id, timeout)
+            .stop_services(&req.project_id, timeout, &req.services)
             .await
             .map_err(status)?;
         Ok(Response::new(convert::stopped(stopped)))
@@ -119,11 +120,14 @@ impl Supervisor for ProjectApi {
         req: Request<pb::DeleteProjectRuntimeRequest>,
     ) -> Result<Response<pb::DeleteProjectRuntimeResponse>, Status> {
         let req = req.into_inner();
-        let deleted = self
-            .projects
-            .delete_runtime(&req.project_id, req.force)
-            .await
-            .map_err(status)?;
+        let deleted = if req.unregister {
+            self.projects.forget(&req.project_id, req.force).await
+        } else {
+            self.projects
+                .delete_runtime(&req.project_id, req.force)
+                .await
+        }
+        .map_err(status)?;
         Ok(Response::new(convert::deleted(deleted)))
     }
 
@@ -258,7 +262,8 @@ impl Supervisor for ProjectApi {
         &self,
         req: Request<pb::OpenProjectRequest>,
     ) -> Result<Response<Self::OpenProjectWithProgressStream>, Status> {
-        let id = req.into_inner().project_id;
+        let req = req.into_inner();
+        let (id, reload) = (req.project_id, req.reload);
         let (tx, rx) = mpsc::unbounded_channel();
         let projects = self.projects.clone();
         tokio::spawn(async move {
@@ -266,7 +271,12 @@ impl Supervisor for ProjectApi {
             let report = move |p| {
                 let _ = progress_tx.send(Ok(convert::progress(p)));
             };
-            let last = match projects.open_project(&id, &report).await {
+            let opened = if reload {
+                projects.reopen_project(&id, &report).await
+            } else {
+                projects.open_project(&id, &report).await
+            };
+            let last = match opened {
                 Ok(opened) => Ok(pb::OpenProjectProgress {
                     event: Some(pb::open_project_progress::Event::Done(convert::opened(
                         opened,

@@ -14,7 +14,7 @@ use super::orchestrate;
 use super::persist::{self, ProjectRow};
 use super::plan::{self, PlanInput};
 use super::runtime::{Plan, ProgressFn, ProjectRuntime, RuntimeErrorKind};
-use super::{ComposeFile, ValidationReport};
+use super::ValidationReport;
 use crate::services::Services;
 use crate::store::Store;
 use std::collections::{BTreeMap, HashMap};
@@ -109,7 +109,73 @@ impl Slot {
     }
 }
 
-/// The project engine.
+/// The project engine: the operations of seed 000 (EnsureProject,
+/// OpenProject, StartProject, StopProject, ...) over Compose projects, one
+/// async lock per project, on the Docker or the native runtime. The
+/// Compose file is resolved by `berth-compose`; this engine keeps the
+/// registration (SQLite), the host ports and the orchestration.
+///
+/// On the native runtime (below) each service is a supervised service of
+/// the [`Services`] engine, so nothing but `sh` is needed:
+///
+/// ```
+/// # use std::collections::BTreeMap;
+/// # use std::sync::Arc;
+/// use berth_engine::projects::{EnsureRequest, ProjectState, Projects, ProjectsConfig, RuntimeKind};
+/// use berth_engine::services::{LogConfig, Services, ServicesConfig};
+/// use berth_engine::Store;
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let app = dir.path().join("hello");
+/// std::fs::create_dir(&app).unwrap();
+/// std::fs::write(
+///     app.join("compose.yaml"),
+///     "services:\n  web:\n    command: [\"sh\", \"-c\", \"echo up; exec sleep 30\"]\n",
+/// )
+/// .unwrap();
+/// std::fs::write(
+///     app.join("manifest.json"),
+///     r#"{"app_id": "dev.example.hello", "name": "Hello", "version": "1.0.0"}"#,
+/// )
+/// .unwrap();
+///
+/// let store = Arc::new(Store::open(&dir.path().join("berth.db"), 0).unwrap());
+/// let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+/// rt.block_on(async {
+///     let logs = LogConfig { dir: dir.path().join("logs"), max_bytes: 1 << 20, keep: 2 };
+///     let dump_path = dir.path().join("services.json");
+///     let services = Services::open(store.clone(), ServicesConfig { logs, dump_path }).unwrap();
+///     tokio::spawn(services.clone().run_pump());
+///     let config = ProjectsConfig {
+///         state_root: dir.path().join("projects"),
+///         default_runtime: RuntimeKind::Native,
+///         docker: None,
+///     };
+///     let projects = Projects::open(store, services.clone(), config).unwrap();
+///
+///     let ensured = projects
+///         .ensure(EnsureRequest {
+///             project_id: "hello".into(),
+///             app_id: "dev.example.hello".into(),
+///             package_path: app.clone(),
+///             state_path: None,
+///             manifest: Vec::new(),
+///             runtime: None,
+///         })
+///         .await
+///         .unwrap();
+///     assert!(ensured.created);
+///     projects.open_project("hello", &|_| {}).await.unwrap();
+///     projects.start("hello", BTreeMap::new()).await.unwrap();
+///     let status = projects.status("hello").await.unwrap();
+///     assert_eq!(status.status, ProjectState::Running);
+///     assert_eq!(status.services[0].name, "web");
+///
+///     projects.stop("hello", None).await.unwrap();
+///     assert_eq!(projects.status("hello").await.unwrap().status, ProjectState::Stopped);
+///     services.shutdown().await;
+/// });
+/// ```
 pub struct Projects {
     store: Arc<Store>,
     cfg: ProjectsConfig,
@@ -121,22 +187,6 @@ fn not_found(id: &str) -> ProjectError {
     ProjectError::NotFound(format!(
         "no project has the id {id:?} (EnsureProject registers one)"
     ))
-}
-
-fn load_compose(
-    manifest: &Manifest,
-    dir: &Path,
-) -> Result<(PathBuf, Vec<u8>, ComposeFile, super::compose::Node), ProjectError> {
-    let path = manifest.compose_path(dir)?;
-    let bytes = std::fs::read(&path)
-        .map_err(|e| ProjectError::PathNotFound(format!("cannot read {}: {e}", path.display())))?;
-    let (file, tree) = super::parse(&bytes).map_err(|e| {
-        ProjectError::InvalidManifest(format!(
-            "{} is not a valid Compose file: {e}",
-            path.display()
-        ))
-    })?;
-    Ok((path, bytes, file, tree))
 }
 
 /// The report's rejections as one message.
@@ -158,6 +208,26 @@ fn rejection(path: &Path, runtime: RuntimeKind, r: &ValidationReport) -> Project
         runtime.as_str(),
         items.join("; ")
     ))
+}
+
+/// Every name in `services` is a service of `plan`, or NOT_FOUND.
+fn check_services(project_id: &str, plan: &Plan, services: &[String]) -> Result<(), ProjectError> {
+    match services.iter().find(|s| plan.service(s).is_none()) {
+        Some(s) => Err(ProjectError::NotFound(format!(
+            "project {project_id:?} has no service {s:?}"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// `plan` narrowed to `services` (empty: all of it). Dependencies on
+/// services left out are not waited for.
+fn sub_plan(plan: &Plan, services: &[String]) -> Plan {
+    let mut p = plan.clone();
+    if !services.is_empty() {
+        p.services.retain(|s| services.contains(&s.name));
+    }
+    p
 }
 
 fn dir_size(p: &Path) -> u64 {
@@ -290,13 +360,15 @@ impl Projects {
                 req.app_id, manifest.app_id
             )));
         }
-        let (path, bytes, _, _) = load_compose(&manifest, &pkg)?;
         let mut runtime = req.runtime.unwrap_or(self.cfg.default_runtime);
-        let mut report = super::validate(&bytes, runtime.validation());
+        let checked = super::validate::check(&manifest, &pkg, runtime.validation(), None)?;
+        let (path, mut report) = (checked.path, checked.report);
         // A file of commands without images cannot run in containers: when
         // the runtime was not asked for, such a project runs natively.
         if !report.valid && req.runtime.is_none() && runtime == RuntimeKind::Docker {
-            let native = super::validate(&bytes, RuntimeKind::Native.validation());
+            let native =
+                super::validate::check(&manifest, &pkg, RuntimeKind::Native.validation(), None)?
+                    .report;
             if native.valid {
                 runtime = RuntimeKind::Native;
                 report = native;
@@ -396,11 +468,20 @@ impl Projects {
         secrets: &BTreeMap<String, String>,
     ) -> Result<Open, ProjectError> {
         let manifest = Manifest::parse(row.manifest.as_bytes())?;
-        let (path, bytes, file, tree) = load_compose(&manifest, &row.package_path)?;
-        let report = super::validate(&bytes, row.runtime.validation());
-        if !report.valid {
-            return Err(rejection(&path, row.runtime, &report));
-        }
+        // Variables come from the secrets at start; before, a required
+        // one left unset is only a warning.
+        let given = (mode == Load::Start).then_some(secrets);
+        let checked = super::validate::check(
+            &manifest,
+            &row.package_path,
+            row.runtime.validation(),
+            given,
+        )?;
+        let (path, report) = (checked.path, checked.report);
+        let project = match checked.project {
+            Some(p) if report.valid => p,
+            _ => return Err(rejection(&path, row.runtime, &report)),
+        };
         let notes = report
             .warnings
             .iter()
@@ -414,7 +495,7 @@ impl Projects {
             })
             .collect();
         let rt = self.runtime(row.runtime)?;
-        let wanted = plan::wanted_ports(&file)?;
+        let wanted = plan::wanted_ports(&project.file)?;
         let previous = persist::ports(&self.store, &row.id)?;
         let others = persist::ports_of_others(&self.store, &row.id)?;
         let ports = super::ports::allocate(
@@ -429,8 +510,8 @@ impl Projects {
         }
         let plan = plan::build(&PlanInput {
             project_id: &row.id,
-            file: &file,
-            tree: &tree,
+            file: &project.file,
+            tree: &project.tree,
             project_dir: &row.package_path,
             state_path: &row.state_path,
             runtime: row.runtime,
@@ -448,15 +529,38 @@ impl Projects {
     }
 
     /// OpenProject: plans the project and makes its images available.
+    /// An open project is ALREADY_OPEN.
     pub async fn open_project(
         &self,
         project_id: &str,
         progress: &ProgressFn,
     ) -> Result<Opened, ProjectError> {
+        self.open_inner(project_id, false, progress).await
+    }
+
+    /// OpenProject with `reload` (what `berth up` asks for): an open
+    /// project is planned again from its file and its images made
+    /// available again (a changed image is pulled), instead of
+    /// ALREADY_OPEN. Services keep running; StartProject with `reconcile`
+    /// applies the new plan to them.
+    pub async fn reopen_project(
+        &self,
+        project_id: &str,
+        progress: &ProgressFn,
+    ) -> Result<Opened, ProjectError> {
+        self.open_inner(project_id, true, progress).await
+    }
+
+    async fn open_inner(
+        &self,
+        project_id: &str,
+        reload: bool,
+        progress: &ProgressFn,
+    ) -> Result<Opened, ProjectError> {
         let row = self.row(project_id)?;
         let slot = self.slot(project_id);
         let _g = slot.op.lock().await;
-        if slot.open().is_some() {
+        if !reload && slot.open().is_some() {
             return Err(ProjectError::AlreadyOpen(format!(
                 "project {project_id:?} is already open; StartProject starts it, DeleteProjectRuntime closes it"
             )));
@@ -476,7 +580,11 @@ impl Projects {
             warnings.push("runs on the native runtime: services are host processes".into());
         }
         let open = Arc::new(open);
-        slot.set_open(Some(open.clone()));
+        // A reload keeps the open plan (the one running services were
+        // started from) until StartProject replaces it.
+        if slot.open().is_none() {
+            slot.set_open(Some(open.clone()));
+        }
         Ok(Opened {
             project_id: project_id.to_owned(),
             services: self.service_states(&open, &row).await,
@@ -491,19 +599,38 @@ impl Projects {
         project_id: &str,
         secrets: BTreeMap<String, String>,
     ) -> Result<Started, ProjectError> {
+        self.start_services(project_id, secrets, &[], false).await
+    }
+
+    /// StartProject with its extensions: `services` (empty: all) names the
+    /// services to start, and `reconcile` makes a start of a running
+    /// project apply its file as `docker compose up` does instead of
+    /// ALREADY_RUNNING: what runs as planned is kept, what is stopped is
+    /// started, what changed is re-created, and services no longer in the
+    /// file are stopped. A start that fails rolls back only when the whole
+    /// project was starting from stopped; otherwise what ran keeps running.
+    pub async fn start_services(
+        &self,
+        project_id: &str,
+        secrets: BTreeMap<String, String>,
+        services: &[String],
+        reconcile: bool,
+    ) -> Result<Started, ProjectError> {
         let row = self.row(project_id)?;
         let slot = self.slot(project_id);
         let _g = slot.op.lock().await;
-        let Some(open) = slot.open() else {
+        let Some(previous) = slot.open() else {
             return Err(ProjectError::NotOpen(format!(
                 "project {project_id:?} is not open: call OpenProject first"
             )));
         };
-        if matches!(row.status, ProjectState::Running | ProjectState::Starting) {
+        let was_running = matches!(row.status, ProjectState::Running | ProjectState::Starting);
+        if was_running && !reconcile && services.is_empty() {
             return Err(ProjectError::AlreadyRunning(format!(
                 "project {project_id:?} is already running; StopProject first to restart it"
             )));
         }
+        let open = previous.clone();
         let missing: Vec<String> = open
             .manifest
             .required_secrets()
@@ -520,9 +647,12 @@ impl Projects {
                 names: missing,
             });
         }
-        // Ports are checked against the machine now; the plan gets the
+        // Ports are checked against the machine now (not those of a
+        // running project: it holds them itself); the plan gets the
         // secrets as environment.
-        let open = Arc::new(self.load(&row, Load::Start, &secrets).await?);
+        let mode = if was_running { Load::Open } else { Load::Start };
+        let open = Arc::new(self.load(&row, mode, &secrets).await?);
+        check_services(project_id, &open.plan, services)?;
         let ports = persist::ports(&self.store, project_id)?;
         slot.set_open(Some(open.clone()));
         for s in &open.plan.services {
@@ -539,7 +669,9 @@ impl Projects {
                 }
             }
         }
-        persist::set_status(&self.store, project_id, ProjectState::Starting, "", None)?;
+        if !was_running {
+            persist::set_status(&self.store, project_id, ProjectState::Starting, "", None)?;
+        }
         if let Err(e) = open.rt.create_resources(&open.plan).await {
             persist::set_status(
                 &self.store,
@@ -557,7 +689,9 @@ impl Projects {
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(svc.to_owned(), h.to_owned());
         };
-        let result = orchestrate::start_all(open.rt.as_ref(), &open.plan, &note).await;
+        let target = sub_plan(&open.plan, services);
+        let result = orchestrate::start_all(open.rt.as_ref(), &target, &note).await;
+        let whole_start = !was_running && services.is_empty();
         if let Err(f) = result {
             let (lines, _) = open
                 .rt
@@ -569,18 +703,27 @@ impl Projects {
                 )
                 .await
                 .unwrap_or_default();
-            orchestrate::stop_all(open.rt.as_ref(), &open.plan, None, ROLLBACK_GRACE).await;
-            let message = format!(
-                "project {project_id:?} failed to start: service {} {}; the services already started were stopped again",
-                f.service, f.message
-            );
-            persist::set_status(
-                &self.store,
-                project_id,
-                ProjectState::Failed,
-                &message,
-                None,
-            )?;
+            let message = if whole_start {
+                orchestrate::stop_all(open.rt.as_ref(), &open.plan, None, ROLLBACK_GRACE).await;
+                format!(
+                    "project {project_id:?} failed to start: service {} {}; the services already started were stopped again",
+                    f.service, f.message
+                )
+            } else {
+                format!(
+                    "project {project_id:?}: service {} {}; the other services were left as they were",
+                    f.service, f.message
+                )
+            };
+            let state = if was_running {
+                ProjectState::Running
+            } else {
+                ProjectState::Failed
+            };
+            persist::set_status(&self.store, project_id, state, &message, None)?;
+            if was_running {
+                slot.watch_health(open.clone());
+            }
             if f.kind == Some(RuntimeErrorKind::PortTaken) {
                 if let Some(p) = open.plan.service(&f.service).and_then(|s| s.ports.first()) {
                     return Err(ProjectError::PortConflict {
@@ -599,12 +742,30 @@ impl Projects {
                     .collect(),
             });
         }
+        if services.is_empty() {
+            // Services the file no longer has are stopped.
+            let gone: Vec<String> = previous
+                .plan
+                .services
+                .iter()
+                .filter(|s| open.plan.service(&s.name).is_none())
+                .map(|s| s.name.clone())
+                .collect();
+            if !gone.is_empty() {
+                let old = sub_plan(&previous.plan, &gone);
+                for (svc, e) in
+                    orchestrate::stop_all(previous.rt.as_ref(), &old, None, ROLLBACK_GRACE).await
+                {
+                    tracing::warn!(project = %project_id, service = %svc, "cannot stop a removed service: {e}");
+                }
+            }
+        }
         persist::set_status(
             &self.store,
             project_id,
             ProjectState::Running,
             "",
-            Some(berth_os::proc::now_epoch()),
+            (!was_running).then(berth_os::proc::now_epoch),
         )?;
         slot.watch_health(open.clone());
         let row = self.row(project_id)?;
@@ -624,6 +785,17 @@ impl Projects {
         project_id: &str,
         timeout: Option<Duration>,
     ) -> Result<Stopped, ProjectError> {
+        self.stop_services(project_id, timeout, &[]).await
+    }
+
+    /// StopProject with its `services` extension (empty: all). Stopping
+    /// some services leaves the project running while any service runs.
+    pub async fn stop_services(
+        &self,
+        project_id: &str,
+        timeout: Option<Duration>,
+        services: &[String],
+    ) -> Result<Stopped, ProjectError> {
         let row = self.row(project_id)?;
         let slot = self.slot(project_id);
         let _g = slot.op.lock().await;
@@ -640,30 +812,51 @@ impl Projects {
                 o
             }
         };
-        slot.unwatch_health();
-        persist::set_status(&self.store, project_id, ProjectState::Stopping, "", None)?;
+        check_services(project_id, &open.plan, services)?;
+        let target = sub_plan(&open.plan, services);
+        let whole = services.is_empty();
+        if whole {
+            slot.unwatch_health();
+            persist::set_status(&self.store, project_id, ProjectState::Stopping, "", None)?;
+        }
+        // A service stopped on its own stays `stopped` (not `failed` for
+        // its signal's exit code) until the next start replaces the plan.
         let set_transient = |s: Option<ServiceState>| {
             let mut t = open.transient.lock().unwrap_or_else(|p| p.into_inner());
-            t.clear();
-            if let Some(s) = s {
-                t.extend(open.plan.services.iter().map(|v| (v.name.clone(), s)));
+            for v in &target.services {
+                match s {
+                    Some(s) => t.insert(v.name.clone(), s),
+                    None => t.remove(&v.name),
+                };
             }
         };
         set_transient(Some(ServiceState::Stopping));
         let failures =
-            orchestrate::stop_all(open.rt.as_ref(), &open.plan, timeout, DEFAULT_STOP_TIMEOUT)
-                .await;
-        set_transient(None);
-        open.health
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
+            orchestrate::stop_all(open.rt.as_ref(), &target, timeout, DEFAULT_STOP_TIMEOUT).await;
+        set_transient((!whole).then_some(ServiceState::Stopped));
+        {
+            let mut health = open.health.lock().unwrap_or_else(|p| p.into_inner());
+            for s in &target.services {
+                health.remove(&s.name);
+            }
+        }
         if let Some((svc, e)) = failures.first() {
             let msg = format!("service {svc} could not be stopped: {e}");
             persist::set_status(&self.store, project_id, ProjectState::Failed, &msg, None)?;
             return Err(ProjectError::Internal(msg));
         }
-        persist::set_status(&self.store, project_id, ProjectState::Stopped, "", None)?;
+        let mut any_running = false;
+        if !whole {
+            for s in &open.plan.services {
+                if matches!(open.rt.inspect(&open.plan, &s.name).await, Ok(Some(o)) if o.running) {
+                    any_running = true;
+                }
+            }
+        }
+        if !any_running {
+            slot.unwatch_health();
+            persist::set_status(&self.store, project_id, ProjectState::Stopped, "", None)?;
+        }
         let row = self.row(project_id)?;
         Ok(Stopped {
             project_id: project_id.to_owned(),
@@ -717,6 +910,49 @@ impl Projects {
         })
     }
 
+    /// DeleteProjectRuntime with its `unregister` extension (`berth project
+    /// forget`): removes the runtime as [`delete_runtime`](Self::delete_runtime)
+    /// does, then the registration and its ports. The state directory
+    /// stays on disk (it may hold the user's data); its path is returned
+    /// as the last line of `resources_removed`'s note.
+    pub async fn forget(&self, project_id: &str, force: bool) -> Result<Deleted, ProjectError> {
+        let deleted = self.delete_runtime(project_id, force).await?;
+        let slot = self.slot(project_id);
+        let _g = slot.op.lock().await;
+        persist::delete(&self.store, project_id)?;
+        slot.unwatch_health();
+        slot.set_open(None);
+        self.slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(project_id);
+        Ok(deleted)
+    }
+
+    /// A stopping daemon stops the services of every running project, as
+    /// it stops its own services: one rule for both (README, "Services").
+    /// Each service gets `grace` (at most 30 s) between its stop signal
+    /// and SIGKILL. The projects are marked stopped, so
+    /// the next daemon does not take them back; `berth up` starts them. A
+    /// daemon that crashes never gets here: its projects keep running and
+    /// the next daemon re-adopts them ([`recover`](Self::recover)).
+    pub async fn shutdown(&self, grace: Duration) {
+        let rows = match persist::all(&self.store) {
+            Ok(rows) => rows,
+            Err(e) => return tracing::warn!("cannot list projects to stop them: {e}"),
+        };
+        for row in rows {
+            if row.status == ProjectState::Stopped {
+                continue;
+            }
+            let cap = Some(grace.min(DEFAULT_STOP_TIMEOUT));
+            match self.stop(&row.id, cap).await {
+                Ok(_) | Err(ProjectError::NotRunning(_)) => {}
+                Err(e) => tracing::warn!(project = %row.id, "cannot stop the project: {e}"),
+            }
+        }
+    }
+
     /// ListProjects; `filter` is a [`ProjectState`] spelling.
     pub async fn list(&self, filter: Option<&str>) -> Result<Vec<ProjectSummary>, ProjectError> {
         let filter = match filter.filter(|f| !f.is_empty()) {
@@ -737,8 +973,12 @@ impl Projects {
                 Some(o) => o.plan.services.len(),
                 None => manifest
                     .as_ref()
-                    .and_then(|m| load_compose(m, &row.package_path).ok())
-                    .map_or(0, |(_, _, f, _)| f.services.0.len()),
+                    .and_then(|m| {
+                        super::validate::check(m, &row.package_path, row.runtime.validation(), None)
+                            .ok()
+                    })
+                    .and_then(|c| c.project)
+                    .map_or(0, |p| p.file.services.0.len()),
             };
             out.push(ProjectSummary {
                 port_count: persist::ports(&self.store, &row.id)?.len() as u32,

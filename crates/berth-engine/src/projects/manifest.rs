@@ -8,7 +8,11 @@
 //!   "name": "Todo",
 //!   "version": "1.4.0",
 //!   "compose": "compose.yaml",
-//!   "secrets": ["API_KEY", {"name": "SMTP_PASSWORD", "description": "mail relay", "optional": true}]
+//!   "secrets": ["API_KEY", {"name": "SMTP_PASSWORD", "description": "mail relay", "optional": true}],
+//!   "compose_files": ["compose.prod.yaml"],
+//!   "env_files": ["prod.env"],
+//!   "profiles": ["debug"],
+//!   "project_name": "todo"
 //! }
 //! ```
 //!
@@ -50,6 +54,19 @@ pub struct Manifest {
     /// Secrets the app needs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<SecretDecl>,
+    /// More Compose files merged over `compose` in order (`-f a -f b`);
+    /// without them, the default file's `.override` file is merged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub compose_files: Vec<String>,
+    /// Env files for interpolation (`--env-file`); default `.env`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_files: Vec<String>,
+    /// Active profiles (`--profile`); default `COMPOSE_PROFILES`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub profiles: Vec<String>,
+    /// The Compose project name (`-p`), used when the file has no `name:`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_name: Option<String>,
 }
 
 /// A secret, by name alone or with details.
@@ -126,6 +143,15 @@ impl Manifest {
         if let Some(c) = &self.compose {
             relative_inside(c)
                 .map_err(|why| bad(format!("manifest field `compose` {c:?} {why}")))?;
+        }
+        for (field, list) in [
+            ("compose_files", &self.compose_files),
+            ("env_files", &self.env_files),
+        ] {
+            for (i, f) in list.iter().enumerate() {
+                relative_inside(f)
+                    .map_err(|why| bad(format!("manifest field `{field}[{i}]` {f:?} {why}")))?;
+            }
         }
         let mut seen = std::collections::BTreeSet::new();
         for (i, s) in self.secrets.iter().enumerate() {

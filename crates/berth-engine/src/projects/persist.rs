@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 /// A registered project.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ProjectRow {
+pub(super) struct ProjectRow {
     /// Its id.
     pub id: String,
     /// From the manifest.
@@ -58,7 +58,7 @@ fn row(r: &Row<'_>) -> rusqlite::Result<ProjectRow> {
 }
 
 /// The project `id`.
-pub fn get(store: &Store, id: &str) -> Result<Option<ProjectRow>, ProjectError> {
+pub(super) fn get(store: &Store, id: &str) -> Result<Option<ProjectRow>, ProjectError> {
     store
         .read("reading a project", |c| {
             c.query_row("SELECT * FROM projects WHERE id = ?1", [id], row)
@@ -68,7 +68,7 @@ pub fn get(store: &Store, id: &str) -> Result<Option<ProjectRow>, ProjectError> 
 }
 
 /// Every project, by id.
-pub fn all(store: &Store) -> Result<Vec<ProjectRow>, ProjectError> {
+pub(super) fn all(store: &Store) -> Result<Vec<ProjectRow>, ProjectError> {
     store
         .read("listing projects", |c| {
             let mut st = c.prepare("SELECT * FROM projects ORDER BY id")?;
@@ -79,7 +79,7 @@ pub fn all(store: &Store) -> Result<Vec<ProjectRow>, ProjectError> {
 }
 
 /// Inserts or replaces `p`.
-pub fn put(store: &Store, p: &ProjectRow) -> Result<(), ProjectError> {
+pub(super) fn put(store: &Store, p: &ProjectRow) -> Result<(), ProjectError> {
     store
         .write("saving a project", |tx| {
             tx.execute(
@@ -109,8 +109,19 @@ pub fn put(store: &Store, p: &ProjectRow) -> Result<(), ProjectError> {
         .map_err(internal)
 }
 
+/// Removes project `id` and its ports (`berth project forget`).
+pub(super) fn delete(store: &Store, id: &str) -> Result<(), ProjectError> {
+    store
+        .write("forgetting a project", |tx| {
+            tx.execute("DELETE FROM project_ports WHERE project_id = ?1", [id])?;
+            tx.execute("DELETE FROM projects WHERE id = ?1", [id])
+        })
+        .map(|_| ())
+        .map_err(internal)
+}
+
 /// Records where project `id` is.
-pub fn set_status(
+pub(super) fn set_status(
     store: &Store,
     id: &str,
     status: ProjectState,
@@ -142,7 +153,7 @@ fn port_row(r: &Row<'_>) -> rusqlite::Result<PortMapping> {
 }
 
 /// The host ports of project `id`.
-pub fn ports(store: &Store, id: &str) -> Result<Vec<PortMapping>, ProjectError> {
+pub(super) fn ports(store: &Store, id: &str) -> Result<Vec<PortMapping>, ProjectError> {
     store
         .read("reading project ports", |c| {
             let mut st = c.prepare(
@@ -158,7 +169,7 @@ pub fn ports(store: &Store, id: &str) -> Result<Vec<PortMapping>, ProjectError> 
 }
 
 /// Every host port held by a project other than `except`, with its owner.
-pub fn ports_of_others(
+pub(super) fn ports_of_others(
     store: &Store,
     except: &str,
 ) -> Result<Vec<(String, PortMapping)>, ProjectError> {
@@ -174,7 +185,11 @@ pub fn ports_of_others(
 }
 
 /// Replaces the host ports of project `id`, in one transaction.
-pub fn set_ports(store: &Store, id: &str, ports: &[PortMapping]) -> Result<(), ProjectError> {
+pub(super) fn set_ports(
+    store: &Store,
+    id: &str,
+    ports: &[PortMapping],
+) -> Result<(), ProjectError> {
     store
         .write("saving project ports", |tx| {
             tx.execute("DELETE FROM project_ports WHERE project_id = ?1", [id])?;

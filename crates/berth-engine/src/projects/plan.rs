@@ -1,4 +1,5 @@
-//! From a validated Compose file to a [`Plan`]: commands in exec form,
+//! From a resolved, validated Compose project (`berth_compose::load`:
+//! interpolated, merged, profiles applied) to a [`Plan`]: commands in exec form,
 //! environment, health checks with Compose's defaults, restart policies,
 //! bind sources moved under `state_path`, names namespaced, host ports from
 //! the allocator.
@@ -32,143 +33,30 @@ pub struct WantedPort {
     pub host_ip: String,
     /// The host port asked for, if any.
     pub host_port: Option<u16>,
+    /// A host range to take one free port from (`8000-8005:80`).
+    pub host_range: Option<(u16, u16)>,
 }
 
-/// Parses a Compose duration: `1h2m3s`, `1m30s`, `500ms`, `10s`, `2us`, or
-/// a bare number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    if let Ok(n) = t.parse::<f64>() {
-        if n >= 0.0 && n.is_finite() {
-            return Ok(Duration::from_secs_f64(n));
-        }
-    }
-    let bad = || format!("`{s}` is not a duration (like 30s, 1m30s, 500ms)");
-    let mut total = 0f64;
-    let mut rest = t;
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
-        if num_len == 0 {
-            return Err(bad());
-        }
-        let n: f64 = rest[..num_len].parse().map_err(|_| bad())?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "h" => 3600.0,
-            "m" => 60.0,
-            "s" => 1.0,
-            "ms" => 1e-3,
-            "us" | "µs" => 1e-6,
-            "ns" => 1e-9,
-            _ => return Err(bad()),
-        };
-        total += n * scale;
-        rest = &rest[unit_len..];
-    }
-    Ok(Duration::from_secs_f64(total))
+pub use berth_compose::units::parse_duration;
+
+/// Reads an env file's text into `out` (the Compose format of
+/// `berth_compose::dotenv`); `vars` are the variables its values may use.
+fn parse_env_lines(
+    text: &str,
+    vars: &BTreeMap<String, String>,
+    out: &mut BTreeMap<String, String>,
+    what: &str,
+) -> Result<(), ProjectError> {
+    let parsed = berth_compose::dotenv::parse(text, vars)
+        .map_err(|e| ProjectError::InvalidArgument(format!("{what}: {e}")))?;
+    out.extend(parsed);
+    Ok(())
 }
 
-/// Compose interpolation: `$$` is a literal `$`; `${NAME}`, `$NAME`,
-/// `${NAME:-default}` / `${NAME-default}` (default when unset, or also
-/// when empty with `:`), `${NAME:?msg}` / `${NAME?msg}` (empty here; the
-/// validation report warned). Values come from `vars`: the project's
-/// `.env` file and the secrets given at start.
-pub fn interpolate(s: &str, vars: &BTreeMap<String, String>) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(i) = rest.find('$') {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 1..];
-        if let Some(r) = after.strip_prefix('$') {
-            out.push('$');
-            rest = r;
-        } else if let Some(r) = after.strip_prefix('{') {
-            let Some(end) = r.find('}') else {
-                out.push_str(&rest[i..]);
-                return out;
-            };
-            let body = &r[..end];
-            let name_len = body
-                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                .unwrap_or(body.len());
-            let (name, op) = body.split_at(name_len);
-            let val = vars.get(name);
-            let value = if let Some(d) = op.strip_prefix(":-") {
-                val.filter(|v| !v.is_empty())
-                    .cloned()
-                    .unwrap_or_else(|| interpolate(d, vars))
-            } else if let Some(d) = op.strip_prefix('-') {
-                val.cloned().unwrap_or_else(|| interpolate(d, vars))
-            } else if let Some(alt) = op.strip_prefix(":+") {
-                match val.filter(|v| !v.is_empty()) {
-                    Some(_) => interpolate(alt, vars),
-                    None => String::new(),
-                }
-            } else {
-                val.cloned().unwrap_or_default()
-            };
-            out.push_str(&value);
-            rest = &r[end + 1..];
-        } else {
-            let n = after
-                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                .unwrap_or(after.len());
-            if n == 0 {
-                out.push('$');
-            } else {
-                out.push_str(vars.get(&after[..n]).map_or("", String::as_str));
-            }
-            rest = &after[n..];
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-/// Variables for interpolation: the project's `.env`, then the secrets.
-fn interpolation_vars(
-    project_dir: &Path,
-    secrets: &BTreeMap<String, String>,
-) -> BTreeMap<String, String> {
-    let mut vars = BTreeMap::new();
-    if let Ok(text) = std::fs::read_to_string(project_dir.join(".env")) {
-        parse_env_lines(&text, &mut vars);
-    }
-    vars.extend(secrets.iter().map(|(k, v)| (k.clone(), v.clone())));
-    vars
-}
-
-fn parse_env_lines(text: &str, out: &mut BTreeMap<String, String>) {
-    for line in text.lines() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let line = line.strip_prefix("export ").unwrap_or(line);
-        if let Some((k, v)) = line.split_once('=') {
-            let v = v.trim();
-            let v = v
-                .strip_prefix('"')
-                .and_then(|v| v.strip_suffix('"'))
-                .or_else(|| v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
-                .unwrap_or(v);
-            out.insert(k.trim().to_owned(), v.to_owned());
-        }
-    }
-}
-
-fn argv(c: &Command, vars: &BTreeMap<String, String>) -> Vec<String> {
+fn argv(c: &Command) -> Vec<String> {
     match c {
-        Command::Shell(s) => vec!["/bin/sh".into(), "-c".into(), interpolate(s, vars)],
-        Command::Exec(v) => v.iter().map(|a| interpolate(a, vars)).collect(),
+        Command::Shell(s) => vec!["/bin/sh".into(), "-c".into(), s.clone()],
+        Command::Exec(v) => v.clone(),
     }
 }
 
@@ -219,53 +107,30 @@ fn confined(p: &str) -> PathBuf {
     out
 }
 
-/// The ports `file` publishes, expanded (ranges become single ports).
+/// The ports `file` publishes, expanded (ranges become single ports):
+/// `berth_compose::ports::wanted`, which validation reports from too.
 pub fn wanted_ports(file: &ComposeFile) -> Result<Vec<WantedPort>, ProjectError> {
-    let mut out = Vec::new();
-    for (name, svc) in &file.services.0 {
-        for (i, entry) in svc.ports.iter().enumerate() {
-            let m = entry
-                .mapping()
-                .map_err(|e| ProjectError::InvalidArgument(format!("{name}.ports[{i}]: {e}")))?;
-            let protocol = Protocol::parse(&m.protocol).ok_or_else(|| {
+    let wanted = berth_compose::ports::wanted(file)
+        .map_err(|e| ProjectError::InvalidArgument(format!("{}: {}", e.path, e.reason)))?;
+    wanted
+        .into_iter()
+        .map(|w| {
+            let protocol = Protocol::parse(&w.protocol).ok_or_else(|| {
                 ProjectError::InvalidArgument(format!(
-                    "{name}.ports[{i}]: protocol {} is not forwarded (tcp or udp)",
-                    m.protocol
+                    "{}: protocol {} is not forwarded (tcp or udp)",
+                    w.service, w.protocol
                 ))
             })?;
-            let (c0, c1) = m.container;
-            let count = c1.saturating_sub(c0) as u32 + 1;
-            if let Some((h0, h1)) = m.host {
-                let hcount = h1.saturating_sub(h0) as u32 + 1;
-                if hcount != count && hcount != 1 {
-                    return Err(ProjectError::InvalidArgument(format!(
-                        "{name}.ports[{i}]: the host range has {hcount} ports and the container range {count}"
-                    )));
-                }
-            }
-            for k in 0..count {
-                let container_port = c0 + k as u16;
-                let host_port = m
-                    .host
-                    .map(|(h0, h1)| if h0 == h1 { h0 } else { h0 + k as u16 });
-                let w = WantedPort {
-                    service: name.clone(),
-                    container_port,
-                    protocol,
-                    host_ip: m.host_ip.clone().unwrap_or_default(),
-                    host_port: host_port.filter(|p| *p != 0),
-                };
-                if !out.iter().any(|o: &WantedPort| {
-                    o.service == w.service
-                        && o.container_port == w.container_port
-                        && o.protocol == w.protocol
-                }) {
-                    out.push(w);
-                }
-            }
-        }
-    }
-    Ok(out)
+            Ok(WantedPort {
+                service: w.service,
+                container_port: w.container_port,
+                protocol,
+                host_ip: w.host_ip,
+                host_port: w.host_port,
+                host_range: w.host_range,
+            })
+        })
+        .collect()
 }
 
 fn environment(
@@ -313,25 +178,27 @@ fn env_files(
     node: &Node,
     project_dir: &Path,
     svc: &str,
+    vars: &BTreeMap<String, String>,
     out: &mut BTreeMap<String, String>,
 ) -> Result<(), ProjectError> {
-    let entries: Vec<(String, bool)> = match node.get("env_file") {
+    let entries: Vec<(String, bool, Option<String>)> = match node.get("env_file") {
         None => return Ok(()),
-        Some(Node::Str(s)) => vec![(s.clone(), true)],
+        Some(Node::Str(s)) => vec![(s.clone(), true, None)],
         Some(Node::Seq(items)) => items
             .iter()
             .filter_map(|i| match i {
-                Node::Str(s) => Some((s.clone(), true)),
+                Node::Str(s) => Some((s.clone(), true, None)),
                 m @ Node::Map(_) => m.get("path").and_then(Node::as_str).map(|p| {
                     let required = !matches!(m.get("required"), Some(Node::Bool(false)));
-                    (p.to_owned(), required)
+                    let format = m.get("format").and_then(Node::as_str).map(str::to_owned);
+                    (p.to_owned(), required, format)
                 }),
                 _ => None,
             })
             .collect(),
         Some(_) => return Ok(()),
     };
-    for (path, required) in entries {
+    for (path, required, format) in entries {
         let full = project_dir.join(confined(&path));
         let text = match std::fs::read_to_string(&full) {
             Ok(t) => t,
@@ -343,7 +210,9 @@ fn env_files(
                 )))
             }
         };
-        parse_env_lines(&text, out);
+        let parsed = berth_compose::dotenv::parse_format(&text, format.as_deref(), vars)
+            .map_err(|e| ProjectError::InvalidArgument(format!("{svc}.env_file {path}: {e}")))?;
+        out.extend(parsed);
     }
     Ok(())
 }
@@ -454,7 +323,12 @@ fn label_files(
                 full.display()
             ))
         })?;
-        parse_env_lines(&text, &mut labels);
+        parse_env_lines(
+            &text,
+            &BTreeMap::new(),
+            &mut labels,
+            &format!("{svc}.label_file"),
+        )?;
     }
     labels.extend(std::mem::take(&mut c.labels));
     c.labels = labels;
@@ -617,7 +491,6 @@ pub fn build(input: &PlanInput<'_>) -> Result<Plan, ProjectError> {
             networks.push(n);
         }
     }
-    let vars = interpolation_vars(input.project_dir, input.secrets);
     let empty = Node::Null;
     let services_node = input.tree.get("services").unwrap_or(&empty);
     let container_names: BTreeMap<String, String> = input
@@ -646,24 +519,20 @@ pub fn build(input: &PlanInput<'_>) -> Result<Plan, ProjectError> {
         };
         let node = services_node.get(name).unwrap_or(&empty);
         let mut env = BTreeMap::new();
-        env_files(node, input.project_dir, name, &mut env)?;
+        env_files(node, input.project_dir, name, input.secrets, &mut env)?;
         environment(&svc.environment, &mut env, input.secrets);
-        for v in env.values_mut() {
-            *v = interpolate(v, &vars);
-        }
         for (k, v) in input.secrets {
             env.insert(k.clone(), v.clone());
         }
         let healthcheck = match &svc.healthcheck {
             Some(h) if h.enabled() => match &h.test {
                 Some(test) => {
-                    let i = |s: &str| interpolate(s, &vars);
                     let probe = match test {
-                        Command::Shell(s) => Probe::Shell(i(s)),
+                        Command::Shell(s) => Probe::Shell(s.clone()),
                         Command::Exec(v) => match v.first().map(String::as_str) {
-                            Some("CMD-SHELL") => Probe::Shell(i(&v[1..].join(" "))),
-                            Some("CMD") => Probe::Exec(v[1..].iter().map(|a| i(a)).collect()),
-                            _ => Probe::Exec(v.iter().map(|a| i(a)).collect()),
+                            Some("CMD-SHELL") => Probe::Shell(v[1..].join(" ")),
+                            Some("CMD") => Probe::Exec(v[1..].to_vec()),
+                            _ => Probe::Exec(v.clone()),
                         },
                     };
                     let hnode = node.get("healthcheck").unwrap_or(&empty);
@@ -771,8 +640,8 @@ pub fn build(input: &PlanInput<'_>) -> Result<Plan, ProjectError> {
         services.push(PlannedService {
             name: name.clone(),
             image: if docker { svc.image.clone() } else { None },
-            entrypoint: svc.entrypoint.as_ref().map(|c| argv(c, &vars)),
-            command: svc.command.as_ref().map(|c| argv(c, &vars)),
+            entrypoint: svc.entrypoint.as_ref().map(argv),
+            command: svc.command.as_ref().map(argv),
             working_dir,
             env,
             ports: input
@@ -815,33 +684,6 @@ pub fn build(input: &PlanInput<'_>) -> Result<Plan, ProjectError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
-        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
-        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
-        assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("10x").is_err());
-    }
-
-    #[test]
-    fn interpolation_follows_compose() {
-        let vars = BTreeMap::from([
-            ("A".to_string(), "1".to_string()),
-            ("E".to_string(), String::new()),
-        ]);
-        let i = |s: &str| interpolate(s, &vars);
-        assert_eq!(i("x$A-${A}"), "x1-1");
-        assert_eq!(i("$$A costs $$5"), "$A costs $5");
-        assert_eq!(i("${B:-two}|${E:-d}|${E-d}|${B-d}"), "two|d||d");
-        assert_eq!(i("${A:+set}${B:+no}"), "set");
-        assert_eq!(i("${MISSING}.${MISSING:?required}"), ".");
-        assert_eq!(i("end$"), "end$");
-        assert_eq!(i("${unterminated"), "${unterminated");
-    }
 
     #[test]
     fn sources_are_confined() {

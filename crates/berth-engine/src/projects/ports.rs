@@ -122,6 +122,7 @@ pub fn allocate(
                 && !(native && service_ports.contains(&(p, w.protocol)))
                 && (!check_free || is_free(&w.host_ip, p, w.protocol))
         };
+        let in_range = |p: u16| w.host_range.is_none_or(|(lo, hi)| (lo..=hi).contains(&p));
         let kept = previous
             .iter()
             .find(|p| {
@@ -131,10 +132,14 @@ pub fn allocate(
                     && !p.requested
             })
             .map(|p| p.host_port)
-            .filter(|p| usable(*p, &out));
-        let port = match kept {
-            Some(p) => p,
-            None => (0..64)
+            .filter(|p| in_range(*p) && usable(*p, &out));
+        let port = match (kept, w.host_range) {
+            (Some(p), _) => p,
+            // `8000-8005:80`: the first usable port of the range.
+            (None, Some((lo, hi))) => (lo..=hi).find(|p| usable(*p, &out)).ok_or_else(|| {
+                conflict(w, lo, &format!("no port of the range {lo}-{hi} is free"))
+            })?,
+            (None, None) => (0..64)
                 .filter_map(|_| ephemeral(&w.host_ip, w.protocol))
                 .find(|p| usable(*p, &out))
                 .ok_or_else(|| {
@@ -178,6 +183,20 @@ fn conflict(w: &WantedPort, port: u16, why: &str) -> ProjectError {
 mod tests {
     use super::*;
 
+    /// `8000-8005:80`: one free port of the range, kept across restarts.
+    #[test]
+    fn a_host_range_publishes_one_free_port_of_it() {
+        let base = ephemeral("127.0.0.1", Protocol::Tcp).unwrap().min(60000);
+        let hold = TcpListener::bind(("127.0.0.1", base)).unwrap();
+        let mut w = want("web", 80, None);
+        w.host_range = Some((base, base + 3));
+        let got = allocate(std::slice::from_ref(&w), &[], &[], true, false).unwrap();
+        assert!((base + 1..=base + 3).contains(&got[0].host_port), "{got:?}");
+        let again = allocate(std::slice::from_ref(&w), &got, &[], false, false).unwrap();
+        assert_eq!(again, got);
+        drop(hold);
+    }
+
     fn want(service: &str, port: u16, host: Option<u16>) -> WantedPort {
         WantedPort {
             service: service.into(),
@@ -185,6 +204,7 @@ mod tests {
             protocol: Protocol::Tcp,
             host_ip: "127.0.0.1".into(),
             host_port: host,
+            host_range: None,
         }
     }
 

@@ -426,11 +426,9 @@ fn kitchen_sink_on_docker() {
         paths(&r.rejected_fields),
         [
             "networks.legacy",
-            "include",
             "worker.scale",
             "worker.networks.missing",
             "worker.volumes[4]",
-            "worker.extends",
             "worker.gpus",
         ]
     );
@@ -469,10 +467,8 @@ fn kitchen_sink_on_docker() {
         reason(t, "worker.networks.back"),
         "network `back` is namespaced per project (`<namespace>_back`)"
     );
-    assert_eq!(
-        reason(t, "api.profiles"),
-        "berth runs every service of the file: profiles do not select services"
-    );
+    // Profiles select services now; ValidateCompose reports every one.
+    assert!(paths(&r.supported_fields).contains(&"api.profiles"));
     assert_eq!(
         reason(t, "api.secrets[0]"),
         "the file of `stripe_key` (inside the project directory) is bind-mounted read-only at `/run/secrets/<name>` (or `target` under it)"
@@ -624,8 +620,10 @@ fn hostile_and_odd_inputs_never_panic() {
         reason(&r.rejected_fields, "services"),
         "the file defines no services"
     );
+    // A value of the wrong shape is named by its path.
     let r = validate(b"services:\n  a:\n    ports: 80\n", Runtime::Docker);
-    assert_eq!(r.rejected_fields[0].path, "");
+    assert_eq!(r.rejected_fields[0].path, "a.ports");
+    assert_eq!(r.rejected_fields[0].service, "a");
 }
 
 #[test]
@@ -799,9 +797,11 @@ fn shape_errors_say_what_was_expected_and_where() {
         b"services:\n  a:\n    ports:\n      - target: '80'\n",
         Runtime::Docker,
     );
+    // The field is named by its path, with what was expected.
+    assert_eq!(r.rejected_fields[0].path, "a.ports[0]");
     assert_eq!(
         r.rejected_fields[0].reason,
-        "line 4 column 9: a port: a number, \"[HOST_IP:][HOST:]CONTAINER[/PROTOCOL]\" or a mapping with a numeric `target`"
+        "expected a port: a number, \"[HOST_IP:][HOST:]CONTAINER[/PROTOCOL]\" or a mapping with a numeric `target`"
     );
     let r = validate(
         b"services:\n  a:\n    image: x\n    image: y\n",
@@ -954,4 +954,115 @@ fn unreadable_container_values_are_rejected_with_the_plans_reason() {
         reason(x, "a.deploy"),
         "a.deploy.resources.limits.memory: `huge` is not a byte size (like 512m or 1g)"
     );
+}
+
+/// A project using an override file, profiles, `extends` and `include`
+/// runs on the native runtime exactly as resolved: the override's
+/// service joins, a service of an inactive profile does not run, the one
+/// an active service needs does, the extended service gets its base's
+/// environment, the included project's service runs; `stop` ends them.
+#[test]
+fn override_profiles_extends_and_include_run_natively() {
+    use crate::services::{LogConfig, Services, ServicesConfig};
+    use crate::store::Store;
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let pkg = root.join("shop");
+    std::fs::create_dir_all(pkg.join("extra")).unwrap();
+    let write = |p: &str, t: &str| std::fs::write(pkg.join(p), t).unwrap();
+    write(
+        "manifest.json",
+        r#"{"app_id":"dev.test.shop","name":"shop","version":"1","profiles":["web"]}"#,
+    );
+    write(
+        "compose.yaml",
+        "name: shop
+include: [extra/compose.yaml]
+services:
+  base:
+    command: [sleep, '30']
+    environment: {GREETING: hello}
+    profiles: [never]
+  web:
+    extends: base
+    profiles: [web]
+    depends_on: [db]
+  db:
+    command: [sleep, '30']
+    profiles: [storage]
+  tools:
+    command: [sleep, '30']
+    profiles: [tools]
+",
+    );
+    write(
+        "compose.override.yaml",
+        "services:\n  worker:\n    command: [sleep, '30']\n",
+    );
+    write(
+        "extra/compose.yaml",
+        "services:\n  cache:\n    command: [sleep, '${SLEEP}']\n",
+    );
+    write("extra/.env", "SLEEP=30\n");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = Arc::new(Store::open(&root.join("b.db"), 0).unwrap());
+        let services = Services::open(
+            store.clone(),
+            ServicesConfig {
+                logs: LogConfig {
+                    dir: root.join("logs"),
+                    max_bytes: 1 << 20,
+                    keep: 2,
+                },
+                dump_path: root.join("dump.json"),
+            },
+        )
+        .unwrap();
+        tokio::spawn(services.clone().run_pump());
+        let projects = Projects::open(
+            store,
+            services,
+            ProjectsConfig {
+                state_root: root.join("state"),
+                default_runtime: RuntimeKind::Native,
+                docker: None,
+            },
+        )
+        .unwrap();
+        projects
+            .ensure(EnsureRequest {
+                project_id: "shop".into(),
+                package_path: pkg.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        projects.open_project("shop", &|_| {}).await.unwrap();
+        projects
+            .start("shop", std::collections::BTreeMap::new())
+            .await
+            .unwrap();
+        let st = projects.status("shop").await.unwrap();
+        let mut names: Vec<&str> = st.services.iter().map(|s| s.name.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["cache", "db", "web", "worker"]);
+        assert!(
+            st.services.iter().all(|s| s.state == ServiceState::Running),
+            "{:?}",
+            st.services
+        );
+        projects.stop("shop", None).await.unwrap();
+        let st = projects.status("shop").await.unwrap();
+        assert!(
+            st.services.iter().all(|s| s.state != ServiceState::Running),
+            "{:?}",
+            st.services
+        );
+    });
 }

@@ -6,7 +6,7 @@ mod kill;
 mod spawn;
 
 pub use kill::{kill_tree, timeout_from_secs, KillTreeOutcome, ZombieReport, DEFAULT_KILL_TIMEOUT};
-pub use spawn::SpawnRequest;
+pub use spawn::{child_env, SpawnRequest, DAEMON_MARKER_ENV_VAR, ORIGINATOR_ENV_VAR, SPAWNED_KIND};
 
 use crate::store::{Store, StoreError};
 use berth_os::proc::{self, Liveness, ProcessIdentity};
@@ -16,7 +16,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// How far a client's wall-clock `created_at` may be from the start time the
-/// kernel reports before the registration is refused as a different process.
+/// kernel reports before the registered process is taken to be a different
+/// one than the pid's current holder (the reference daemon's tolerance too).
 pub const CREATED_AT_TOLERANCE_SECS: f64 = 2.0;
 
 /// Observed state of a tracked process.
@@ -52,13 +53,22 @@ impl ProcState {
 }
 
 /// One row of the registry, with the facts measured at the last validation.
+///
+/// Two identities sit side by side: the registrant's (`pid` + `created_at`,
+/// as the client saw it) and berth's own observation at registration
+/// (`identity.start_ticks` from `/proc`, 0 when no process had the pid).
+/// Only a row where both agree ([`identity_verified`](Self::identity_verified))
+/// is ever signalled.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tracked {
-    /// The process.
+    /// The process: its pid and the start time berth observed (0 ticks when
+    /// the pid was not running at registration).
     pub identity: ProcessIdentity,
-    /// Start time, seconds since the epoch (from /proc).
+    /// Start time, seconds since the epoch: the registrant's `created_at`,
+    /// or the observed start time when it gave none.
     pub created_at: f64,
-    /// Free-form kind given by the registrant ("daemon" for SPAWN_DAEMON).
+    /// Free-form kind given by the registrant ("subprocess" for SPAWN_DAEMON,
+    /// as the reference daemon reports).
     pub kind: String,
     /// Command line.
     pub command: String,
@@ -66,8 +76,12 @@ pub struct Tracked {
     pub cwd: String,
     /// Who asked for it, conventionally `tool:pid`.
     pub originator: String,
-    /// How it is contained ("session" for a setsid'd spawn).
+    /// How it is contained, in the reference's words: the registrant's
+    /// label, or "detached" for SPAWN_DAEMON.
     pub containment: String,
+    /// berth's own containment detail: "session" (own session and process
+    /// group) for SPAWN_DAEMON, empty for registered processes.
+    pub containment_detail: String,
     /// When the registry learnt of it.
     pub registered_at: f64,
     /// The parent it had when registered, if it had a meaningful one.
@@ -82,6 +96,15 @@ pub struct Tracked {
 }
 
 impl Tracked {
+    /// Whether the pid was running at registration with a start time that
+    /// matches the registrant's `created_at` (within
+    /// [`CREATED_AT_TOLERANCE_SECS`]). An unverified row is reported dead
+    /// and never signalled.
+    pub fn identity_verified(&self) -> bool {
+        self.identity.start_ticks != 0
+            && (self.created_at - self.identity.started_at()).abs() <= CREATED_AT_TOLERANCE_SECS
+    }
+
     /// Seconds since the process started.
     pub fn uptime_seconds(&self) -> f64 {
         (proc::now_epoch() - self.created_at).max(0.0)
@@ -120,6 +143,15 @@ pub struct RegisterRequest {
     pub containment: String,
 }
 
+/// Stored containment of berth's detached spawns; reported as
+/// [`DETACHED`] with detail [`SESSION_DETAIL`].
+const STORED_SESSION: &str = "berth:session";
+/// The reference's containment value for detached launches.
+pub const DETACHED: &str = "detached";
+/// berth's containment detail of detached launches: their own session and
+/// process group.
+pub const SESSION_DETAIL: &str = "session";
+
 /// Why a registry operation was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -155,6 +187,12 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Tracked> {
         }),
         _ => None,
     };
+    let stored: String = r.get(7)?;
+    let (containment, containment_detail) = if stored == STORED_SESSION {
+        (DETACHED.to_string(), SESSION_DETAIL.to_string())
+    } else {
+        (stored, String::new())
+    };
     Ok(Tracked {
         identity: ProcessIdentity {
             pid: r.get(0)?,
@@ -165,7 +203,8 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Tracked> {
         command: r.get(4)?,
         cwd: r.get(5)?,
         originator: r.get(6)?,
-        containment: r.get(7)?,
+        containment,
+        containment_detail,
         registered_at: r.get(8)?,
         parent,
         state: ProcState::from_db(r.get(11)?),
@@ -192,8 +231,15 @@ impl Registry {
         }
     }
 
-    /// Tracks `req.pid`. Re-registering a pid replaces the old row (the old
-    /// holder of the pid is gone if the start time differs).
+    /// Tracks `req.pid`, as the reference daemon does: any pid is accepted.
+    /// berth records its own observation next to the client's `created_at`;
+    /// a pid that is not running, or whose start time is more than
+    /// [`CREATED_AT_TOLERANCE_SECS`] from `created_at`, is recorded dead at
+    /// once (KILL_ZOMBIES reports it) and is never signalled.
+    /// Re-registering a pid replaces the old row.
+    ///
+    /// Errors: `InvalidArgument` for pid 0 or a `created_at` that is not a
+    /// finite number of seconds >= 0.
     pub fn register(&self, req: &RegisterRequest) -> Result<Tracked, RegistryError> {
         if req.pid == 0 {
             return Err(RegistryError::InvalidArgument(
@@ -206,61 +252,72 @@ impl Registry {
                 req.created_at
             )));
         }
-        let stat = proc::read_stat(req.pid).map_err(|_| {
-            RegistryError::NotFound(format!("register.pid {}: no such process", req.pid))
-        })?;
+        let stat = proc::read_stat(req.pid).ok();
         let identity = ProcessIdentity {
             pid: req.pid,
-            start_ticks: stat.start_ticks,
+            start_ticks: stat.as_ref().map(|s| s.start_ticks).unwrap_or(0),
         };
-        let started = identity.started_at();
-        if req.created_at > 0.0 && (req.created_at - started).abs() > CREATED_AT_TOLERANCE_SECS {
-            return Err(RegistryError::InvalidArgument(format!(
-                "register.created_at {:.3} does not match pid {}'s start time {:.3} (off by {:.1}s, \
-                 tolerance {}s): the pid belongs to a different process",
-                req.created_at,
-                req.pid,
-                started,
-                req.created_at - started,
-                CREATED_AT_TOLERANCE_SECS
-            )));
-        }
-        let parent = (stat.ppid > 1)
-            .then(|| ProcessIdentity::of(stat.ppid).ok())
-            .flatten();
+        let created_at = match (&stat, req.created_at > 0.0) {
+            (_, true) => req.created_at,
+            (Some(_), false) => identity.started_at(),
+            (None, false) => 0.0,
+        };
         let now = proc::now_epoch();
-        let row = Tracked {
+        let mut row = Tracked {
             identity,
-            created_at: started,
+            created_at,
             kind: req.kind.clone(),
-            command: if req.command.is_empty() {
-                proc::command_line(req.pid)
-            } else {
-                req.command.clone()
-            },
-            cwd: if req.cwd.is_empty() {
-                proc::cwd(req.pid)
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default()
-            } else {
-                req.cwd.clone()
-            },
+            command: req.command.clone(),
+            cwd: req.cwd.clone(),
             originator: req.originator.clone(),
             containment: req.containment.clone(),
+            containment_detail: String::new(),
             registered_at: now,
-            parent,
-            state: ProcState::Alive,
+            parent: None,
+            state: ProcState::Dead,
             last_validated_at: now,
-            parent_alive: true,
+            parent_alive: false,
         };
+        if row.identity_verified() {
+            let stat = stat.expect("verified rows have a stat");
+            row.state = if stat.is_zombie() {
+                ProcState::Zombie
+            } else {
+                ProcState::Alive
+            };
+            row.parent = (stat.ppid > 1)
+                .then(|| ProcessIdentity::of(stat.ppid).ok())
+                .flatten();
+            if row.command.is_empty() {
+                row.command = proc::command_line(req.pid);
+            }
+            if row.cwd.is_empty() {
+                row.cwd = proc::cwd(req.pid)
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default();
+            }
+        } else {
+            tracing::info!(
+                pid = req.pid,
+                created_at = req.created_at,
+                running = stat.is_some(),
+                "registered a process that is not running as described; recorded dead"
+            );
+        }
         self.insert(&row)?;
         Ok(self.annotate(row))
     }
 
     fn insert(&self, t: &Tracked) -> Result<(), RegistryError> {
+        let containment = if t.containment_detail == SESSION_DETAIL && t.containment == DETACHED {
+            STORED_SESSION
+        } else {
+            t.containment.as_str()
+        };
+        let dead_since = (t.state == ProcState::Dead).then_some(t.last_validated_at);
         self.store.write("registering a process", |tx| {
             tx.execute(
-                &format!("INSERT OR REPLACE INTO tracked_processes ({COLUMNS}, dead_since) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,NULL)"),
+                &format!("INSERT OR REPLACE INTO tracked_processes ({COLUMNS}, dead_since) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14)"),
                 params![
                     t.identity.pid,
                     t.identity.start_ticks as i64,
@@ -269,12 +326,13 @@ impl Registry {
                     t.command,
                     t.cwd,
                     t.originator,
-                    t.containment,
+                    containment,
                     t.registered_at,
                     t.parent.map(|p| p.pid),
                     t.parent.map(|p| p.start_ticks as i64),
                     t.state.to_db(),
-                    t.last_validated_at
+                    t.last_validated_at,
+                    dead_since
                 ],
             )
         })?;
@@ -340,19 +398,35 @@ impl Registry {
         })?)
     }
 
-    /// Every tracked process, freshly validated against /proc. Processes
-    /// that have died are reported as dead until they are purged.
+    /// Every tracked process, freshly validated against /proc, including
+    /// those that have died (reported as dead until they are purged).
     pub fn list(&self) -> Result<Vec<Tracked>, RegistryError> {
         self.validate()
     }
 
-    /// Like [`list`](Self::list) but only rows whose originator is `tool`
-    /// or starts with `tool:`.
-    pub fn list_by_originator(&self, tool: &str) -> Result<Vec<Tracked>, RegistryError> {
+    /// What LIST_ACTIVE shows (as the reference daemon): the living, plus
+    /// registrations that were never seen running as described (recorded
+    /// dead at once, kept until KILL_ZOMBIES or the retention removes them,
+    /// as the reference keeps them until its reaper runs). A process that
+    /// was seen alive and has exited is dropped at once; it stays visible
+    /// through [`list`](Self::list) until purged.
+    pub fn list_active(&self) -> Result<Vec<Tracked>, RegistryError> {
+        Ok(self.validate()?.into_iter().filter(is_active).collect())
+    }
+
+    /// Rows whose originator is `tool` or starts with `tool:`, from
+    /// [`list_active`](Self::list_active), or [`list`](Self::list) when
+    /// `include_dead`.
+    pub fn list_by_originator(
+        &self,
+        tool: &str,
+        include_dead: bool,
+    ) -> Result<Vec<Tracked>, RegistryError> {
         let prefix = format!("{tool}:");
         Ok(self
             .validate()?
             .into_iter()
+            .filter(|t| include_dead || is_active(t))
             .filter(|t| t.originator == tool || t.originator.starts_with(&prefix))
             .collect())
     }
@@ -365,7 +439,11 @@ impl Registry {
         let retention = self.dead_retention.as_secs_f64();
         let mut rows = self.all()?;
         for r in rows.iter_mut() {
-            r.state = liveness_state(r.identity.liveness());
+            r.state = if r.identity_verified() {
+                liveness_state(r.identity.liveness())
+            } else {
+                ProcState::Dead
+            };
             r.last_validated_at = now;
         }
         let states: Vec<(u32, i64, i64)> = rows
@@ -413,6 +491,12 @@ impl Registry {
         t.parent_alive = parent_alive(&t);
         t
     }
+}
+
+/// Whether a validated row belongs in LIST_ACTIVE: not dead, or dead
+/// without ever having been seen running as registered.
+fn is_active(t: &Tracked) -> bool {
+    t.state != ProcState::Dead || !t.identity_verified()
 }
 
 /// Whether the process a tracked one depends on still lives: the pid in

@@ -399,7 +399,9 @@ impl LogHub {
         };
         let mut out = Vec::new();
         let ts = timestamp(berth_os::proc::now_epoch());
-        push_line(&mut out, ts.as_bytes(), b"berth", text.as_bytes());
+        // An event is one record: text from the user (a command line
+        // with newlines) must not split it into lines that read as output.
+        push_line(&mut out, ts.as_bytes(), b"berth", one_line(text).as_bytes());
         self.append(sink, id, &out);
     }
 
@@ -619,6 +621,26 @@ fn tail_file(f: &File, n: usize) -> Vec<String> {
     }
     let skip = lines.len().saturating_sub(n);
     lines[skip..].iter().map(|s| s.to_string()).collect()
+}
+
+/// `text` as one line: `\`, newlines, tabs and other control characters
+/// escaped (`\\`, `\n`, `\t`, `\u{1b}`), so a record stays one line.
+fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(|c| c.is_control() || c == '\\') {
+        return text.into();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.into()
 }
 
 #[cfg(test)]

@@ -8,7 +8,10 @@ use super::*;
 /// How an attachment starts its stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Replay {
-    /// The held backlog with terminal queries removed.
+    /// The protocol's ATTACH (the reference daemon's meaning): the output no
+    /// attachment has been given yet, from the stream's delivered offset to
+    /// its end, terminal queries removed. A read-only viewer (which is no
+    /// attachment) gets the whole held backlog instead.
     Raw,
     /// A screen snapshot (PTY sessions): what a fresh terminal needs to
     /// show the current screen; falls back to raw for pipe streams.
@@ -49,7 +52,10 @@ pub struct Attachment {
     answering: Option<u64>,
     /// What to show first (raw backlog or screen restore).
     pub initial: Vec<u8>,
-    /// Bytes the ring dropped before this attachment's first byte.
+    /// Bytes the ring dropped before this attachment's first byte: for an
+    /// attachment, those between the stream's delivered offset and the
+    /// oldest byte held (0 when nothing was lost); for a read-only viewer,
+    /// the ring's start offset.
     pub bytes_missed: u64,
 }
 
@@ -98,6 +104,9 @@ impl Attachment {
             if !chunk.data.is_empty() || chunk.missed > 0 {
                 self.cursor = chunk.offset + chunk.data.len() as u64;
                 self.shared_cursor.store(self.cursor, Ordering::Release);
+                if self.slot.is_some() {
+                    out.mark_delivered(self.cursor);
+                }
                 self.last_read_ms
                     .store(bytelog::now_ms(), Ordering::Release);
                 out.reader_progressed();
@@ -155,7 +164,7 @@ impl Sessions {
         let out = session
             .stream(opts.stream)
             .ok_or_else(|| {
-                SessionError::NotFound(format!(
+                SessionError::InvalidArgument(format!(
                     "session {id} has no separate stderr (it is merged into stdout)"
                 ))
             })?
@@ -177,16 +186,26 @@ impl Sessions {
             _ => {
                 let log = out.log();
                 let (start, end) = (log.start(), log.end());
-                let held = log.read(start, usize::MAX).data;
+                let drain = !opts.read_only;
+                let (from, missed) = if drain {
+                    let delivered = out.delivered();
+                    (delivered.max(start), start.saturating_sub(delivered))
+                } else {
+                    (start, start)
+                };
+                let held = log.read(from, usize::MAX).data;
                 drop(log);
                 let initial = if session.kind == Kind::Pty {
                     replay::strip_queries(&held)
                 } else {
                     held
                 };
-                (initial, end, start)
+                (initial, end, missed)
             }
         };
+        if slot.is_some() {
+            out.mark_delivered(cursor);
+        }
         static FLOW: AtomicU64 = AtomicU64::new(1 << 40);
         let flow_id = FLOW.fetch_add(1, Ordering::Relaxed);
         let shared_cursor = Arc::new(AtomicU64::new(cursor));

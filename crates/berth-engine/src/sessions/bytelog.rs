@@ -182,6 +182,10 @@ pub struct OutputStream {
     sync_waiters: AtomicUsize,
     sync_gate: Mutex<()>,
     sync_cv: Condvar,
+    /// Offset up to which output has been delivered to an attachment (the
+    /// protocol's ATTACH starts here, so a re-attach does not replay what
+    /// an earlier attachment already showed).
+    delivered: AtomicU64,
 }
 
 impl OutputStream {
@@ -196,7 +200,18 @@ impl OutputStream {
             sync_waiters: AtomicUsize::new(0),
             sync_gate: Mutex::new(()),
             sync_cv: Condvar::new(),
+            delivered: AtomicU64::new(0),
         })
+    }
+
+    /// Offset up to which output was delivered to an attachment.
+    pub fn delivered(&self) -> u64 {
+        self.delivered.load(Ordering::Acquire)
+    }
+
+    /// Records that an attachment has been given everything before `upto`.
+    pub fn mark_delivered(&self, upto: u64) {
+        self.delivered.fetch_max(upto, Ordering::AcqRel);
     }
 
     /// Locks the log for reading.

@@ -506,7 +506,10 @@ impl Sessions {
     pub fn get_kind(&self, id: &str, kind: Kind) -> Result<Arc<Session>, SessionError> {
         let s = self.get(id)?;
         if s.kind != kind {
-            return Err(SessionError::NotFound(format!(
+            // A stream or kind the session does not have is a bad request
+            // (INVALID_ARGUMENT, as the reference daemon answers), not a
+            // missing session.
+            return Err(SessionError::InvalidArgument(format!(
                 "session {id} is a {} session, not a {} session",
                 s.kind.as_str(),
                 kind.as_str()
@@ -566,10 +569,38 @@ impl Sessions {
         let s = self.get(id)?;
         let out = s
             .stream(stream)
-            .ok_or_else(|| SessionError::NotFound(format!("session {id} has no separate stderr")))?
+            .ok_or_else(|| {
+                SessionError::InvalidArgument(format!("session {id} has no separate stderr"))
+            })?
             .clone();
         let log = out.log();
         Ok((s.clone(), log.contents(), log.start()))
+    }
+
+    /// What the next ATTACH of `stream` would return, without consuming it
+    /// (the protocol's GET_SESSION_BACKLOG: "a real attach later still sees
+    /// the same backlog"): the held output from the stream's delivered
+    /// offset, and the bytes the ring dropped before it (see
+    /// [`Attachment::bytes_missed`]). Raw bytes; ATTACH strips terminal
+    /// queries from a PTY's.
+    pub fn pending_backlog(
+        &self,
+        id: &str,
+        stream: StreamId,
+    ) -> Result<(Arc<Session>, Vec<u8>, u64), SessionError> {
+        let s = self.get(id)?;
+        let out = s
+            .stream(stream)
+            .ok_or_else(|| {
+                SessionError::InvalidArgument(format!("session {id} has no separate stderr"))
+            })?
+            .clone();
+        let delivered = out.delivered();
+        let log = out.log();
+        let from = delivered.max(log.start());
+        let missed = log.start().saturating_sub(delivered);
+        let bytes = log.read(from, usize::MAX).data;
+        Ok((s.clone(), bytes, missed))
     }
 
     /// Starts the soft-then-hard termination of `id` and returns at once.

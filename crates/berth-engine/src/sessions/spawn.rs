@@ -2,7 +2,8 @@
 //! fill the byte logs, and the watcher that records how it ended.
 
 use super::*;
-use berth_os::spawn::{layer_env, new_session, SpawnSpec};
+use crate::registry::{child_env, ORIGINATOR_ENV_VAR};
+use berth_os::spawn::{new_session, SpawnSpec};
 use std::os::unix::process::ExitStatusExt;
 use tokio::io::AsyncReadExt;
 
@@ -17,11 +18,17 @@ pub struct PtySpawn {
     pub env: Vec<(String, String)>,
     /// Start from an empty environment.
     pub clear_env: bool,
+    /// Start from the user's login environment (the reference's
+    /// `USER_BASELINE` policy: `HOME`, `USER`, `PATH`...); wins over
+    /// `clear_env`.
+    pub user_baseline: bool,
     /// Initial size; 0 means 24x80.
     pub rows: u32,
     /// Initial size; 0 means 24x80.
     pub cols: u32,
-    /// Originator label.
+    /// Originator label, also exported to the child as
+    /// `RUNNING_PROCESS_ORIGINATOR` (the surface fills in a default, as the
+    /// reference uses `client:<client_name>`).
     pub originator: String,
     /// Optional unique name.
     pub name: String,
@@ -38,7 +45,13 @@ pub struct PipeSpawn {
     pub env: Vec<(String, String)>,
     /// Start from an empty environment.
     pub clear_env: bool,
-    /// Originator label.
+    /// Start from the user's login environment (the reference's
+    /// `USER_BASELINE` policy: `HOME`, `USER`, `PATH`...); wins over
+    /// `clear_env`.
+    pub user_baseline: bool,
+    /// Originator label, also exported to the child as
+    /// `RUNNING_PROCESS_ORIGINATOR` (the surface fills in a default, as the
+    /// reference uses `client:<client_name>`).
     pub originator: String,
     /// Send stderr into the stdout stream.
     pub merge_stderr: bool,
@@ -53,7 +66,8 @@ fn prepare(
     argv: &[String],
     cwd: &str,
     env: &[(String, String)],
-    clear: bool,
+    (clear, user_baseline): (bool, bool),
+    originator: &str,
 ) -> Result<SpawnSpec, SessionError> {
     if argv.is_empty() || argv[0].is_empty() {
         return Err(SessionError::InvalidArgument(format!(
@@ -83,8 +97,18 @@ fn prepare(
     Ok(SpawnSpec {
         argv: argv.to_vec(),
         cwd: Some(cwd),
-        env: layer_env(std::env::vars(), env, clear),
+        env: child_env(env, clear, user_baseline, &metadata(originator)),
     })
+}
+
+/// What berth adds to a session child's environment: its originator as
+/// `RUNNING_PROCESS_ORIGINATOR`, as the reference does (when there is one).
+fn metadata(originator: &str) -> Vec<(String, String)> {
+    if originator.is_empty() {
+        Vec::new()
+    } else {
+        vec![(ORIGINATOR_ENV_VAR.to_string(), originator.to_string())]
+    }
 }
 
 fn exit_code(status: std::process::ExitStatus) -> i32 {
@@ -245,7 +269,8 @@ impl Sessions {
             &req.argv,
             &req.cwd,
             &req.env,
-            req.clear_env,
+            (req.clear_env, req.user_baseline),
+            &req.originator,
         )?;
         self.check_name(&req.name)?;
         // Drawn before the child starts, so a failure leaves nothing running.
@@ -330,7 +355,8 @@ impl Sessions {
             &req.argv,
             &req.cwd,
             &req.env,
-            req.clear_env,
+            (req.clear_env, req.user_baseline),
+            &req.originator,
         )?;
         self.check_name(&req.name)?;
         // Drawn before the child starts, so a failure leaves nothing running.

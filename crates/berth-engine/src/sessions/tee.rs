@@ -85,11 +85,18 @@ impl Sessions {
                 "session {id} has exited; nothing more to tee"
             )));
         }
-        if !spec.path.is_absolute() {
-            return Err(SessionError::InvalidArgument(format!(
-                "register_session_tee.file_path {:?} must be an absolute path",
-                spec.path
-            )));
+        // A relative path is resolved against the daemon's working
+        // directory, as the reference daemon opens it (issue 20).
+        let mut spec = spec;
+        if spec.path.is_relative() {
+            let here = std::env::current_dir().map_err(|e| {
+                SessionError::InvalidArgument(format!(
+                    "register_session_tee.file_path {:?} is relative and the daemon's working \
+                     directory is unknown: {e}",
+                    spec.path
+                ))
+            })?;
+            spec.path = here.join(&spec.path);
         }
         let stream = match (s.kind, spec.stream) {
             (Kind::Pty, TeeStream::PtyOutput) | (Kind::Pipe, TeeStream::Stdout) => s.output.clone(),

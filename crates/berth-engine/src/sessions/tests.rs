@@ -469,3 +469,33 @@ async fn a_viewer_that_keeps_reading_slowly_slows_the_child_and_misses_nothing()
     }
     assert_eq!((got, missed), (2_000_000, 0));
 }
+
+#[tokio::test]
+async fn attach_starts_where_the_last_attachment_stopped() {
+    let t = tempfile::tempdir().unwrap();
+    let e = engine(t.path(), 1 << 20);
+    let s = pty(&e, "echo one-x; sleep 0.5; echo two-x; sleep 30");
+    let mut a = e.attach(s.id(), opts("first")).unwrap();
+    let got = collect_until(&mut a, |b| contains(b, "two-x")).await;
+    assert!(contains(&got, "one-x") && contains(&got, "two-x"));
+    drop(a);
+    // Everything was delivered: a new attachment starts at the end.
+    let a = e.attach(s.id(), opts("second")).unwrap();
+    assert!(
+        !contains(&a.initial, "one-x") && !contains(&a.initial, "two-x"),
+        "{:?}",
+        String::from_utf8_lossy(&a.initial)
+    );
+    assert_eq!(a.bytes_missed, 0);
+    drop(a);
+    // A read-only viewer and the snapshot still see the whole ring.
+    let mut ro = opts("viewer");
+    ro.read_only = true;
+    let v = e.attach(s.id(), ro).unwrap();
+    assert!(contains(&v.initial, "one-x") && contains(&v.initial, "two-x"));
+    let (_, held, _) = e.backlog(s.id(), StreamId::Output).unwrap();
+    assert!(contains(&held, "one-x"));
+    drop(v);
+    e.terminate(s.id(), Some(Duration::from_millis(100)))
+        .unwrap();
+}

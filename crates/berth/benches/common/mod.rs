@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A daemon under measurement, killed on drop.
-pub struct Daemon {
+pub(crate) struct Daemon {
     pub name: &'static str,
     pub child: Child,
     pub socket: PathBuf,
@@ -27,7 +27,7 @@ impl Drop for Daemon {
 /// Pins the calling thread to one CPU; processes it spawns from now on
 /// inherit the pin. Returns the CPUs it was allowed before, for
 /// [`unpin`].
-pub fn pin_to(cpu: usize) -> Option<CpuSet> {
+pub(crate) fn pin_to(cpu: usize) -> Option<CpuSet> {
     let this_thread = Pid::from_raw(0);
     let before = sched_getaffinity(this_thread).ok();
     let mut set = CpuSet::new();
@@ -38,14 +38,14 @@ pub fn pin_to(cpu: usize) -> Option<CpuSet> {
 }
 
 /// Gives the calling thread back the CPUs `pin_to` took from it.
-pub fn unpin(before: Option<CpuSet>) {
+pub(crate) fn unpin(before: Option<CpuSet>) {
     if let Some(set) = before {
         let _ = sched_setaffinity(Pid::from_raw(0), &set);
     }
 }
 
 /// Number of CPUs.
-pub fn cpus() -> usize {
+pub(crate) fn cpus() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
@@ -53,7 +53,7 @@ pub fn cpus() -> usize {
 
 /// Starts `program args` with XDG dirs in a fresh temp dir and waits until
 /// `socket_rel` (relative to that dir) answers; optionally pinned to a CPU.
-pub fn start(
+pub(crate) fn start(
     name: &'static str,
     program: &Path,
     args: &[&str],
@@ -99,7 +99,7 @@ pub fn start(
 }
 
 /// Resident set of `pid` in KiB.
-pub fn rss_kib(pid: u32) -> u64 {
+pub(crate) fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()
@@ -109,7 +109,7 @@ pub fn rss_kib(pid: u32) -> u64 {
 }
 
 /// User + system CPU seconds of `pid` (all threads).
-pub fn cpu_secs(pid: u32) -> f64 {
+pub(crate) fn cpu_secs(pid: u32) -> f64 {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     let f: Vec<&str> = s.rsplit_once(')').unwrap().1.split_whitespace().collect();
     let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
@@ -118,7 +118,7 @@ pub fn cpu_secs(pid: u32) -> f64 {
 
 /// The published running-process-daemon: $RUNNING_PROCESS_DAEMON,
 /// /opt/running-process/bin, or PATH.
-pub fn peer() -> Option<PathBuf> {
+pub(crate) fn peer() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("RUNNING_PROCESS_DAEMON") {
         return Some(p.into());
     }

@@ -4,9 +4,12 @@
 //! `run(self, &mut Ctx) -> CmdResult`.
 
 pub(crate) mod daemon;
+pub(crate) mod host_api;
 pub(crate) mod processes;
 pub(crate) mod projects;
 pub(crate) mod relay;
 pub(crate) mod remote;
 pub(crate) mod services;
 pub(crate) mod sessions;
+pub(crate) mod share;
+pub(crate) mod shell;

@@ -113,6 +113,7 @@ impl Command {
                     env,
                     originator: originator.unwrap_or_else(|| "berth".into()),
                     clear_inherited_env: clear_env,
+                    ..Default::default()
                 })?;
                 println!("{}", r.pid);
             }

@@ -2,15 +2,15 @@
 #![allow(dead_code)]
 
 use berth_client::Client;
-pub use nix::sys::signal::Signal;
+pub(crate) use nix::sys::signal::Signal;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-pub const BERTH: &str = env!("CARGO_BIN_EXE_berth");
+pub(crate) const BERTH: &str = env!("CARGO_BIN_EXE_berth");
 
 /// A daemon under test and the sandbox it lives in.
-pub struct Daemon {
+pub(crate) struct Daemon {
     pub dir: tempfile::TempDir,
     pub child: Option<Child>,
     pub socket: PathBuf,
@@ -20,18 +20,18 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    pub fn start() -> Self {
+    pub(crate) fn start() -> Self {
         Self::start_with(&[])
     }
 
-    pub fn start_with(extra: &[&str]) -> Self {
+    pub(crate) fn start_with(extra: &[&str]) -> Self {
         let mut d = Self::unstarted(extra);
         d.spawn(extra);
         d
     }
 
     /// The sandbox, with no daemon running yet.
-    pub fn unstarted(extra: &[&str]) -> Self {
+    pub(crate) fn unstarted(extra: &[&str]) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("berth-t")
             .tempdir_in("/tmp")
@@ -57,23 +57,23 @@ impl Daemon {
         }
     }
 
-    pub fn runtime_dir(&self) -> PathBuf {
+    pub(crate) fn runtime_dir(&self) -> PathBuf {
         self.dir.path().join("run")
     }
 
-    pub fn state_dir(&self) -> PathBuf {
+    pub(crate) fn state_dir(&self) -> PathBuf {
         self.dir.path().join("state")
     }
 
     /// Environment that points berth and running-process clients here.
-    pub fn env(&self) -> Vec<(&'static str, PathBuf)> {
+    pub(crate) fn env(&self) -> Vec<(&'static str, PathBuf)> {
         vec![
             ("XDG_RUNTIME_DIR", self.runtime_dir()),
             ("XDG_STATE_HOME", self.state_dir()),
         ]
     }
 
-    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+    pub(crate) fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut c = Command::new(program);
         c.env_remove("BERTH_SOCKET").env_remove("BERTH_SCOPE");
         for (k, v) in self.env() {
@@ -83,12 +83,21 @@ impl Daemon {
     }
 
     /// (Re)starts the daemon process and waits for its socket.
-    pub fn spawn(&mut self, extra: &[&str]) {
+    pub(crate) fn spawn(&mut self, extra: &[&str]) {
+        self.spawn_with_env(extra, &[]);
+    }
+
+    /// As [`spawn`](Self::spawn), with extra variables in the daemon's
+    /// environment.
+    pub(crate) fn spawn_with_env(&mut self, extra: &[&str], env: &[(&str, &str)]) {
         let log = std::fs::File::create(self.dir.path().join("daemon.log")).unwrap();
         let child = self
             .command(BERTH)
             .args(["daemon", "--dead-retention-secs", "1"])
             .args(extra)
+            .envs(env.iter().copied())
+            // Relative paths a client sends resolve here, not in the tree.
+            .current_dir(self.dir.path())
             .env("BERTH_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -104,20 +113,20 @@ impl Daemon {
         );
     }
 
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
     }
 
-    pub fn client(&self) -> Client {
+    pub(crate) fn client(&self) -> Client {
         Client::connect(&self.socket).unwrap()
     }
 
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.as_ref().unwrap().id()
     }
 
     /// SIGKILL, no cleanup: what a crash looks like.
-    pub fn kill9(&mut self) {
+    pub(crate) fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
             c.kill().unwrap();
             c.wait().unwrap();
@@ -125,7 +134,7 @@ impl Daemon {
     }
 
     /// Waits for the daemon process to exit by itself.
-    pub fn wait_exit(&mut self, within: Duration) -> bool {
+    pub(crate) fn wait_exit(&mut self, within: Duration) -> bool {
         let Some(c) = self.child.as_mut() else {
             return true;
         };
@@ -137,7 +146,7 @@ impl Daemon {
     }
 
     /// Runs the CLI against this daemon.
-    pub fn berth(&self, args: &[&str]) -> Output {
+    pub(crate) fn berth(&self, args: &[&str]) -> Output {
         self.command(BERTH).args(args).output().unwrap()
     }
 }
@@ -154,7 +163,7 @@ impl Drop for Daemon {
     }
 }
 
-pub fn wait_for(within: Duration, mut f: impl FnMut() -> bool) -> bool {
+pub(crate) fn wait_for(within: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + within;
     loop {
         if f() {
@@ -167,22 +176,22 @@ pub fn wait_for(within: Duration, mut f: impl FnMut() -> bool) -> bool {
     }
 }
 
-pub fn stdout(o: &Output) -> String {
+pub(crate) fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-pub fn stderr(o: &Output) -> String {
+pub(crate) fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// A `sleep` child that dies with the test.
-pub struct Sleeper(pub Child);
+pub(crate) struct Sleeper(pub Child);
 
 impl Sleeper {
-    pub fn new(secs: u32) -> Self {
+    pub(crate) fn new(secs: u32) -> Self {
         Sleeper(Command::new("sleep").arg(secs.to_string()).spawn().unwrap())
     }
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.0.id()
     }
 }
@@ -194,7 +203,7 @@ impl Drop for Sleeper {
     }
 }
 
-pub fn is_alive(pid: u32) -> bool {
+pub(crate) fn is_alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .map(|s| {
             !s.rsplit_once(')')
@@ -206,10 +215,10 @@ pub fn is_alive(pid: u32) -> bool {
 
 /// Sends `sig` to `pid` (a child of the test, so the pid is still ours);
 /// a process already gone is fine.
-pub fn kill(pid: u32, sig: Signal) {
+pub(crate) fn kill(pid: u32, sig: Signal) {
     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig);
 }
 
-pub fn exists(p: &Path) -> bool {
+pub(crate) fn exists(p: &Path) -> bool {
     std::fs::symlink_metadata(p).is_ok()
 }

@@ -28,12 +28,16 @@ pub(super) async fn down(c: &mut Client, a: DownArgs) -> CmdResult {
         .stop_project(pb::StopProjectRequest {
             project_id: id.clone(),
             timeout_seconds: a.timeout.map(|t| t.min(i32::MAX as u32) as i32),
+            services: Vec::new(),
         })
         .await
     {
         Ok(r) => {
             let n = r.into_inner().services.len();
-            println!("stopped project {id} ({n} services)");
+            println!(
+                "stopped project {id} ({n} service{})",
+                if n == 1 { "" } else { "s" }
+            );
         }
         Err(s) if project::error_code(&s) == Some("NOT_RUNNING") => {
             println!("project {id} was not running");
@@ -45,6 +49,7 @@ pub(super) async fn down(c: &mut Client, a: DownArgs) -> CmdResult {
             .delete_project_runtime(pb::DeleteProjectRuntimeRequest {
                 project_id: id.clone(),
                 force: false,
+                unregister: false,
             })
             .await?
             .into_inner();

@@ -6,6 +6,7 @@
 //! beside the others, and one arm in [`Command::run`]. Options choosing a
 //! project's files or name belong in `source`.
 
+mod config;
 mod down;
 mod list;
 mod progress;
@@ -21,6 +22,7 @@ use berth_client::project::SupervisorClient;
 use clap::Subcommand;
 use tonic::transport::Channel;
 
+use config::ConfigArgs;
 use down::DownArgs;
 use list::ProjectsArgs;
 use project::ProjectCmd;
@@ -39,19 +41,26 @@ pub(crate) enum Command {
     Down(DownArgs),
     /// List projects.
     Projects(ProjectsArgs),
-    /// One project: status, logs, ports, rm.
+    /// One project: status, logs, ports, start, stop, restart, rm, forget.
     Project {
         #[command(subcommand)]
         command: ProjectCmd,
     },
     /// Check a Compose file against what berth can run.
     Validate(ValidateArgs),
+    /// Print the resolved Compose model (as `docker compose config`).
+    Config(ConfigArgs),
 }
 
 impl Command {
     /// Runs one project command against the daemon's project API (the
     /// daemon is started if needed, as for every client command).
     pub(crate) fn run(self, ctx: &mut Ctx) -> CmdResult {
+        // Resolving a Compose file is local: no daemon is needed or started.
+        let command = match self {
+            Command::Config(a) => return config::config(a),
+            other => other,
+        };
         let socket = ctx.project_socket()?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -61,12 +70,13 @@ impl Command {
             let mut c = berth_client::project::connect(&socket)
                 .await
                 .map_err(CliError::failed)?;
-            match self {
+            match command {
                 Command::Up(a) => up::up(&mut c, a).await,
                 Command::Down(a) => down::down(&mut c, a).await,
                 Command::Projects(a) => list::projects(&mut c, a).await,
                 Command::Project { command } => project::run(&mut c, command).await,
                 Command::Validate(a) => validate::validate(&mut c, a).await,
+                Command::Config(a) => config::config(a),
             }
         })
     }

@@ -3,10 +3,13 @@
 
 use super::render::{port_json, services_table, url};
 use super::Client;
-use crate::error::CmdResult;
+use crate::error::{CliError, CmdResult};
+use crate::key_value;
 use crate::output;
+use berth_client::project;
 use berth_client::project::pb;
 use clap::Subcommand;
+use std::collections::HashMap;
 
 /// `berth project ...`.
 #[derive(Subcommand)]
@@ -40,6 +43,50 @@ pub(crate) enum ProjectCmd {
         /// Check each port is served and take broken ones back.
         #[arg(long)]
         refresh: bool,
+    },
+    /// Start its services (all, or those named); what runs is kept.
+    Start {
+        /// Project id.
+        id: String,
+        /// Only these services.
+        services: Vec<String>,
+        /// A secret, NAME=VALUE, or NAME to take it from this environment;
+        /// repeatable.
+        #[arg(long = "secret", short = 's', value_name = "NAME[=VALUE]")]
+        secrets: Vec<String>,
+    },
+    /// Stop its services (all, or those named).
+    Stop {
+        /// Project id.
+        id: String,
+        /// Only these services.
+        services: Vec<String>,
+        /// Seconds each service gets to stop before it is killed.
+        #[arg(long, short = 't')]
+        timeout: Option<u32>,
+    },
+    /// Stop, then start its services (all, or those named).
+    Restart {
+        /// Project id.
+        id: String,
+        /// Only these services.
+        services: Vec<String>,
+        /// Seconds each service gets to stop before it is killed.
+        #[arg(long, short = 't')]
+        timeout: Option<u32>,
+        /// A secret, NAME=VALUE, or NAME to take it from this environment;
+        /// repeatable.
+        #[arg(long = "secret", short = 's', value_name = "NAME[=VALUE]")]
+        secrets: Vec<String>,
+    },
+    /// Unregister it: its runtime resources are removed and `berth
+    /// projects` no longer lists it; its state directory stays on disk.
+    Forget {
+        /// Project id.
+        id: String,
+        /// Stop it first if it runs.
+        #[arg(long)]
+        force: bool,
     },
     /// Remove its runtime resources (containers, networks, native
     /// services); its state and registration stay.
@@ -162,11 +209,57 @@ pub(super) async fn run(c: &mut Client, cmd: ProjectCmd) -> CmdResult {
             );
             Ok(0)
         }
+        ProjectCmd::Start {
+            id,
+            services,
+            secrets,
+        } => {
+            let secrets = secret_map(&secrets)?;
+            start(c, &id, services, secrets).await
+        }
+        ProjectCmd::Stop {
+            id,
+            services,
+            timeout,
+        } => stop(c, &id, services, timeout).await.map(|_| 0),
+        ProjectCmd::Restart {
+            id,
+            services,
+            timeout,
+            secrets,
+        } => {
+            let secrets = secret_map(&secrets)?;
+            stop(c, &id, services.clone(), timeout).await?;
+            start(c, &id, services, secrets).await
+        }
+        ProjectCmd::Forget { id, force } => {
+            let state = c
+                .get_project_status(pb::GetProjectStatusRequest {
+                    project_id: id.clone(),
+                })
+                .await?
+                .into_inner()
+                .state_path;
+            let r = c
+                .delete_project_runtime(pb::DeleteProjectRuntimeRequest {
+                    project_id: id.clone(),
+                    force,
+                    unregister: true,
+                })
+                .await?
+                .into_inner();
+            for line in &r.resources_removed {
+                println!("removed {line}");
+            }
+            println!("project {id} forgotten; its state stays in {state}");
+            Ok(0)
+        }
         ProjectCmd::Rm { id, force } => {
             let r = c
                 .delete_project_runtime(pb::DeleteProjectRuntimeRequest {
                     project_id: id.clone(),
                     force,
+                    unregister: false,
                 })
                 .await?
                 .into_inner();
@@ -176,5 +269,75 @@ pub(super) async fn run(c: &mut Client, cmd: ProjectCmd) -> CmdResult {
             println!("project {id}: runtime removed, state kept");
             Ok(0)
         }
+    }
+}
+
+fn secret_map(secrets: &[String]) -> Result<HashMap<String, String>, CliError> {
+    Ok(key_value::pairs_or_env("--secret", secrets)
+        .map_err(CliError::failed)?
+        .into_iter()
+        .collect())
+}
+
+/// Opens the project if it is not (a daemon restart closes stopped
+/// projects), then starts `services` (empty: all), keeping what runs.
+async fn start(
+    c: &mut Client,
+    id: &str,
+    services: Vec<String>,
+    secrets: HashMap<String, String>,
+) -> CmdResult {
+    match c
+        .open_project(pb::OpenProjectRequest {
+            project_id: id.to_owned(),
+            reload: false,
+        })
+        .await
+    {
+        Ok(_) => {}
+        Err(s) if project::error_code(&s) == Some("ALREADY_OPEN") => {}
+        Err(s) => return Err(s.into()),
+    }
+    let r = c
+        .start_project(pb::StartProjectRequest {
+            project_id: id.to_owned(),
+            secrets,
+            reconcile: true,
+            services,
+        })
+        .await?
+        .into_inner();
+    print!("{}", services_table(&r.services, &r.ports));
+    Ok(0)
+}
+
+/// Stops `services` (empty: all); a project that is not running is said,
+/// not an error.
+async fn stop(
+    c: &mut Client,
+    id: &str,
+    services: Vec<String>,
+    timeout: Option<u32>,
+) -> Result<(), CliError> {
+    let n = services.len();
+    match c
+        .stop_project(pb::StopProjectRequest {
+            project_id: id.to_owned(),
+            timeout_seconds: timeout.map(|t| t.min(i32::MAX as u32) as i32),
+            services,
+        })
+        .await
+    {
+        Ok(r) => {
+            let r = r.into_inner();
+            let count = if n == 0 { r.services.len() } else { n };
+            println!("stopped {count} service(s) of project {id}");
+            Ok(())
+        }
+        Err(s) if project::error_code(&s) == Some("NOT_RUNNING") => {
+            println!("project {id} was not running");
+            Ok(())
+        }
+        Err(s) => Err(s.into()),
     }
 }

@@ -2,7 +2,7 @@
 //! progress) and start it, then show its services and URLs.
 
 use super::render::services_table;
-use super::source::{id_from_dir, project_source};
+use super::source::{id_from_dir, project_source, with_compose_options};
 use super::Client;
 use crate::error::{CliError, CmdResult};
 use crate::key_value;
@@ -30,18 +30,31 @@ pub(crate) struct UpArgs {
     /// Print nothing but errors.
     #[arg(long, short = 'q')]
     quiet: bool,
+    #[command(flatten)]
+    compose: super::config::ComposeOpts,
 }
 
-/// Registers (or updates) the project, opens it with progress on stderr,
-/// starts it (already running is fine), and prints its services.
+/// Registers (or updates) the project, opens it with progress on stderr
+/// (planned again from its file when it was open), starts it, and prints
+/// its services. Idempotent, as `docker compose up`: up again keeps what
+/// runs as planned, starts what is stopped, re-creates what changed and
+/// retries a failed start.
 pub(super) async fn up(c: &mut Client, a: UpArgs) -> CmdResult {
     let (dir, manifest) = project_source(a.path.as_deref().unwrap_or(Path::new(".")))?;
-    let id = a.id.clone().unwrap_or_else(|| id_from_dir(&dir));
+    let (manifest, compose_name) =
+        with_compose_options(&dir, manifest, a.path.as_deref(), &a.compose)?;
+    // The project id follows the Compose project name (`name:`, -p,
+    // COMPOSE_PROJECT_NAME, the directory), as `docker compose` names it.
+    let id =
+        a.id.clone()
+            .or(compose_name)
+            .unwrap_or_else(|| id_from_dir(&dir));
     let secrets = key_value::pairs_or_env("--secret", &a.secrets)
         .map_err(CliError::failed)?
         .into_iter()
         .collect();
-    let ensured = c
+    let path = a.path.clone().unwrap_or_else(|| PathBuf::from("."));
+    let ensured = match c
         .ensure_project(pb::EnsureProjectRequest {
             project_id: id.clone(),
             package_path: dir.to_string_lossy().into_owned(),
@@ -49,8 +62,21 @@ pub(super) async fn up(c: &mut Client, a: UpArgs) -> CmdResult {
             runtime: a.runtime.clone().unwrap_or_default(),
             ..Default::default()
         })
-        .await?
-        .into_inner();
+        .await
+    {
+        Ok(r) => r.into_inner(),
+        Err(s) => {
+            // What `validate` would warn about comes first: a typo'd key
+            // is ignored, and the error is then about the key it meant.
+            if project::error_code(&s) == Some("INVALID_MANIFEST") {
+                let runtime = a.runtime.clone().unwrap_or_default();
+                for w in super::validate::warnings_of(c, &path, &runtime).await {
+                    eprintln!("warning: {w}");
+                }
+            }
+            return Err(s.into());
+        }
+    };
     if !a.quiet {
         println!(
             "project {id} ({} runtime, namespace {}){}",
@@ -62,6 +88,7 @@ pub(super) async fn up(c: &mut Client, a: UpArgs) -> CmdResult {
     match c
         .open_project_with_progress(pb::OpenProjectRequest {
             project_id: id.clone(),
+            reload: true,
         })
         .await
     {
@@ -87,42 +114,20 @@ pub(super) async fn up(c: &mut Client, a: UpArgs) -> CmdResult {
                 }
             }
         }
-        Err(s) if project::error_code(&s) == Some("ALREADY_OPEN") => {}
         Err(s) => return Err(s.into()),
     }
-    let started = match c
+    let started = c
         .start_project(pb::StartProjectRequest {
             project_id: id.clone(),
             secrets,
+            // Up again applies the file to what runs (docker compose up).
+            reconcile: true,
+            services: Vec::new(),
         })
-        .await
-    {
-        Ok(r) => {
-            let r = r.into_inner();
-            Some((r.services, r.ports))
-        }
-        Err(s) if project::error_code(&s) == Some("ALREADY_RUNNING") => {
-            if !a.quiet {
-                println!("already running");
-            }
-            None
-        }
-        Err(s) => return Err(s.into()),
-    };
+        .await?
+        .into_inner();
     if !a.quiet {
-        let (services, ports) = match started {
-            Some(sp) => sp,
-            None => {
-                let st = c
-                    .get_project_status(pb::GetProjectStatusRequest {
-                        project_id: id.clone(),
-                    })
-                    .await?
-                    .into_inner();
-                (st.services, st.ports)
-            }
-        };
-        print!("{}", services_table(&services, &ports));
+        print!("{}", services_table(&started.services, &started.ports));
     }
     Ok(0)
 }

@@ -5,12 +5,81 @@ use super::Client;
 use crate::error::{CliError, CmdResult};
 use berth_client::project::pb;
 use clap::Args;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+/// The names a project directory's Compose file may have, in the order
+/// the daemon looks for them (`berth_engine::projects::COMPOSE_NAMES`).
+const COMPOSE_NAMES: &[&str] = &[
+    "compose.yaml",
+    "compose.yml",
+    "docker-compose.yaml",
+    "docker-compose.yml",
+];
+
+/// The Compose file `path` means, as `berth up PATH` reads it: the file
+/// itself, or in a directory the file its `manifest.json` names, else the
+/// first of [`COMPOSE_NAMES`] there.
+///
+/// # Errors
+/// A directory without a Compose file, named in the message.
+pub(super) fn compose_file(path: &Path) -> Result<PathBuf, CliError> {
+    if !path.is_dir() {
+        return Ok(path.to_owned());
+    }
+    let named = std::fs::read(path.join("manifest.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v.get("compose")?.as_str().map(|c| path.join(c)));
+    named
+        .into_iter()
+        .chain(COMPOSE_NAMES.iter().map(|n| path.join(n)))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            CliError::failed(format!(
+                "{} has no Compose file (looked for {})",
+                path.display(),
+                COMPOSE_NAMES.join(", ")
+            ))
+        })
+}
+
+/// The warnings of the validator on `path`'s Compose file (unknown keys,
+/// ignored fields), one line each; empty when they cannot be had. `berth
+/// up` prints them before an error, since they often explain it (a typo'd
+/// key is ignored, so the key it meant is missing).
+pub(super) async fn warnings_of(c: &mut Client, path: &Path, runtime: &str) -> Vec<String> {
+    let Ok(file) = compose_file(path) else {
+        return Vec::new();
+    };
+    let Ok(content) = std::fs::read(&file) else {
+        return Vec::new();
+    };
+    let Ok(r) = c
+        .validate_compose(pb::ValidateComposeRequest {
+            compose_content: content,
+            runtime: runtime.to_string(),
+        })
+        .await
+    else {
+        return Vec::new();
+    };
+    r.into_inner()
+        .warnings
+        .iter()
+        .map(|n| {
+            if n.path.is_empty() {
+                n.reason.clone()
+            } else {
+                format!("{}: {}", n.path, n.reason)
+            }
+        })
+        .collect()
+}
 
 /// `berth validate`.
 #[derive(Args)]
 pub(crate) struct ValidateArgs {
-    /// The Compose file.
+    /// The Compose file, or a project directory holding one.
     file: PathBuf,
     /// Validate for this runtime (docker or native; default: the daemon's).
     #[arg(long)]
@@ -22,8 +91,9 @@ pub(crate) struct ValidateArgs {
 
 /// Prints the verdict on the file; exit status 1 when it is not valid.
 pub(super) async fn validate(c: &mut Client, a: ValidateArgs) -> CmdResult {
-    let content = std::fs::read(&a.file)
-        .map_err(|e| CliError::failed(format!("{}: {e}", a.file.display())))?;
+    let file = compose_file(&a.file)?;
+    let content =
+        std::fs::read(&file).map_err(|e| CliError::failed(format!("{}: {e}", file.display())))?;
     let r = c
         .validate_compose(pb::ValidateComposeRequest {
             compose_content: content,
@@ -46,12 +116,15 @@ pub(super) async fn validate(c: &mut Client, a: ValidateArgs) -> CmdResult {
         });
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     } else {
+        let services = match r.services.len() {
+            0 => "no services".to_string(),
+            1 => format!("1 service: {}", r.services[0]),
+            n => format!("{n} services: {}", r.services.join(", ")),
+        };
         println!(
-            "{}: {} ({} services: {})",
-            a.file.display(),
+            "{}: {} ({services})",
+            file.display(),
             if r.valid { "valid" } else { "NOT valid" },
-            r.services.len(),
-            r.services.join(", ")
         );
         let section = |title: &str, v: &[pb::FieldNote]| {
             if v.is_empty() {

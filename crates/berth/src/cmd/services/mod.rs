@@ -102,6 +102,37 @@ pub(crate) enum SvcCommand {
     },
 }
 
+/// A service named by its name, its id, "all" (or nothing), or a unique
+/// prefix of its name (as git takes commit prefixes). A prefix that fits
+/// several services is refused naming them; one that fits none is passed
+/// on for the daemon to say so.
+fn resolve(c: &mut berth_client::Client, target: &str) -> Result<String, CliError> {
+    if target.is_empty() || target == "all" {
+        return Ok(target.to_string());
+    }
+    let list = c.service_list()?;
+    if list
+        .iter()
+        .any(|(s, _)| s.name == target || s.id.to_string() == target)
+    {
+        return Ok(target.to_string());
+    }
+    let fits: Vec<&str> = list
+        .iter()
+        .map(|(s, _)| s.name.as_str())
+        .filter(|n| n.starts_with(target))
+        .collect();
+    match fits.as_slice() {
+        [one] => Ok((*one).to_string()),
+        [] => Ok(target.to_string()),
+        many => Err(CliError::failed(format!(
+            "service prefix {target:?} fits {} services ({}); give more of the name",
+            many.len(),
+            many.join(", ")
+        ))),
+    }
+}
+
 fn uptime(s: &ServiceState) -> String {
     if s.status == "online" && s.last_started_at > 0.0 {
         output::duration(berth_os::proc::now_epoch() - s.last_started_at)
@@ -265,6 +296,7 @@ impl SvcCommand {
                 }
             }
             SvcCommand::Describe { target, json } => {
+                let target = resolve(ctx.client()?, &target)?;
                 let (s, reason) = ctx.client()?.service_describe(&target)?;
                 if json {
                     println!(
@@ -281,7 +313,7 @@ impl SvcCommand {
                 lines,
             } => {
                 let c = ctx.client()?;
-                let target = target.unwrap_or_default();
+                let target = resolve(c, &target.unwrap_or_default())?;
                 if !follow {
                     print!("{}", c.service_logs(&target, lines)?);
                     return Ok(0);
@@ -297,19 +329,23 @@ impl SvcCommand {
                 }
             }
             SvcCommand::Restart { target } => {
+                let target = resolve(ctx.client()?, &target)?;
                 let n = ctx.client()?.service_restart(&target)?;
                 println!("restarted {n} service{}", plural(n));
             }
             SvcCommand::Stop { target } => {
+                let target = resolve(ctx.client()?, &target)?;
                 let n = ctx.client()?.service_stop(&target)?;
                 println!("stopped {n} service{}", plural(n));
             }
             SvcCommand::Delete { target } => {
+                let target = resolve(ctx.client()?, &target)?;
                 let n = ctx.client()?.service_delete(&target)?;
                 println!("deleted {n} service{}", plural(n));
             }
             SvcCommand::Flush { target } => {
-                let n = ctx.client()?.service_flush(&target.unwrap_or_default())?;
+                let target = resolve(ctx.client()?, &target.unwrap_or_default())?;
+                let n = ctx.client()?.service_flush(&target)?;
                 println!("flushed the logs of {n} service{}", plural(n));
             }
             SvcCommand::Save => {

@@ -21,7 +21,7 @@ pub(crate) struct AttachArgs {
     /// Watch only: keystrokes are not sent, nobody is displaced.
     #[arg(long)]
     read_only: bool,
-    /// Detach key, as ^X notation (default ^\).
+    /// Detach key, as ^X notation.
     #[arg(long, default_value = "^\\")]
     detach_key: String,
     /// Replay the raw backlog instead of restoring the screen.
@@ -48,6 +48,16 @@ fn parse_key(k: &str) -> Result<u8, CliError> {
 /// key, the session's exit, or a takeover; exits with the session's code.
 pub(super) fn attach(ctx: &mut Ctx, a: AttachArgs) -> CmdResult {
     let key = parse_key(&a.detach_key)?;
+    // Without a terminal there is nothing to attach: say so rather than
+    // exit 0 having shown nothing.
+    if !a.read_only && !std::io::stdin().is_terminal() {
+        return Err(CliError::failed(format!(
+            "attach needs a terminal on stdin; to watch {0} from a script use `berth logs -f {0}` (or `berth attach --read-only {0}`)",
+            a.session
+        )));
+    }
+    let session = super::resolve(ctx.client()?, &a.session)?;
+    let a = AttachArgs { session, ..a };
     let c = ctx.take_client()?;
     let tty = std::io::stdout().is_terminal();
     let (rows, cols) = berth_os::tty::size().map_or((0, 0), |s| (s.rows, s.cols));

@@ -22,7 +22,7 @@ use attach::AttachArgs;
 pub(crate) enum Command {
     /// Start a session (a command that outlives this terminal); prints its id.
     Run(RunArgs),
-    /// Attach this terminal to a PTY session (detach with Ctrl-\\).
+    /// Attach this terminal to a PTY session (detach with Ctrl-\).
     Attach(AttachArgs),
     /// List sessions, or `sessions purge` ended ones.
     Sessions(SessionsArgs),
@@ -32,7 +32,8 @@ pub(crate) enum Command {
     Send(SendArgs),
     /// End a session (SIGTERM, then SIGKILL after --grace ms).
     Kill(KillArgs),
-    /// Copy a session's stream into a file from now on; prints the tee handle.
+    /// Copy a session's stream into a file from now on (`--stop HANDLE`
+    /// ends a copy).
     Tee(TeeArgs),
 }
 
@@ -65,9 +66,10 @@ pub(crate) struct RunArgs {
     /// Extra environment, KEY=VALUE; repeatable, last wins.
     #[arg(long = "env", short = 'e', value_name = "KEY=VALUE")]
     env: Vec<String>,
-    /// Terminal rows and columns (PTY; default: this terminal's, else 24x80).
+    /// Terminal rows (PTY; default: this terminal's, else 24).
     #[arg(long)]
     rows: Option<u32>,
+    /// Terminal columns (PTY; default: this terminal's, else 80).
     #[arg(long)]
     cols: Option<u32>,
     /// Keep stderr apart from stdout (pipe sessions merge them by default).
@@ -136,7 +138,11 @@ pub(crate) struct TeeArgs {
     /// Session id or name.
     session: String,
     /// File to copy the stream into (created 0600).
-    file: PathBuf,
+    #[arg(required_unless_present = "stop")]
+    file: Option<PathBuf>,
+    /// Stop the copy with this handle (as `berth tee` printed it).
+    #[arg(long, value_name = "HANDLE", conflicts_with = "file")]
+    stop: Option<u64>,
     /// Which stream: output (default), stderr, stdin.
     #[arg(long, default_value = "output")]
     stream: String,
@@ -286,7 +292,11 @@ fn sessions(ctx: &mut Ctx, a: SessionsArgs) -> CmdResult {
     Ok(0)
 }
 
-fn logs(ctx: &mut Ctx, a: LogsArgs) -> CmdResult {
+fn logs(ctx: &mut Ctx, mut a: LogsArgs) -> CmdResult {
+    a.session = resolve(ctx.client()?, &a.session)?;
+    if a.stderr {
+        stderr_is_apart(ctx.client()?, &a.session)?;
+    }
     let mut c = ctx.take_client()?;
     let kind = if a.stderr {
         PipeStreamKind::Stderr
@@ -346,7 +356,8 @@ fn logs(ctx: &mut Ctx, a: LogsArgs) -> CmdResult {
     Ok(0)
 }
 
-fn send(ctx: &mut Ctx, a: SendArgs) -> CmdResult {
+fn send(ctx: &mut Ctx, mut a: SendArgs) -> CmdResult {
+    a.session = resolve(ctx.client()?, &a.session)?;
     let mut text = a.text.into_bytes();
     if !a.no_newline {
         text.push(b'\n');
@@ -357,19 +368,89 @@ fn send(ctx: &mut Ctx, a: SendArgs) -> CmdResult {
 
 fn kill(ctx: &mut Ctx, a: KillArgs) -> CmdResult {
     let c = ctx.client()?;
-    let b = c.backlog(&a.session, PipeStreamKind::Unspecified)?;
+    let id = resolve(c, &a.session)?;
+    let b = c.backlog(&id, PipeStreamKind::Unspecified)?;
     if b.session_kind == "pipe" {
-        c.terminate_pipe(&a.session, a.grace)?;
+        c.terminate_pipe(&id, a.grace)?;
     } else {
-        c.terminate_pty(&a.session, a.grace)?;
+        c.terminate_pty(&id, a.grace)?;
     }
+    println!("ended session {id}");
     Ok(0)
 }
 
-fn tee(ctx: &mut Ctx, a: TeeArgs) -> CmdResult {
+/// A session named by its id, its name, or a unique prefix of its id (as
+/// git takes commit prefixes). A prefix that fits several sessions is
+/// refused naming them; one that fits none is passed on as it is, for the
+/// daemon to say it does not exist.
+pub(super) fn resolve(c: &mut berth_client::Client, s: &str) -> Result<String, CliError> {
+    let ptys = c.list_pty("")?;
+    let pipes = c.list_pipe("")?;
+    let all: Vec<(&str, &str)> = ptys
+        .iter()
+        .map(|p| (p.session_id.as_str(), p.name.as_str()))
+        .chain(
+            pipes
+                .iter()
+                .map(|p| (p.session_id.as_str(), p.name.as_str())),
+        )
+        .collect();
+    if all.iter().any(|(id, name)| *id == s || *name == s) {
+        return Ok(s.to_string());
+    }
+    let fits: Vec<&str> = all
+        .iter()
+        .map(|(id, _)| *id)
+        .filter(|id| !s.is_empty() && id.starts_with(s))
+        .collect();
+    match fits.as_slice() {
+        [one] => Ok((*one).to_string()),
+        [] => Ok(s.to_string()),
+        many => Err(CliError::failed(format!(
+            "session prefix {s:?} fits {} sessions ({}); give more of the id",
+            many.len(),
+            many.join(", ")
+        ))),
+    }
+}
+
+/// `--stderr` needs a pipe session that keeps stderr apart.
+fn stderr_is_apart(c: &mut berth_client::Client, id: &str) -> Result<(), CliError> {
+    let pipes = c.list_pipe("")?;
+    match pipes.iter().find(|p| p.session_id == id || p.name == id) {
+        Some(p) if p.merge_stderr_into_stdout => Err(CliError::invalid_argument(format!(
+            "session {id} merges stderr into its output, so `berth logs {id}` has both; to keep stderr apart, start it with `berth run --separate-stderr`"
+        ))),
+        Some(_) => Ok(()),
+        None if c.list_pty("")?.iter().any(|p| p.session_id == id || p.name == id) => {
+            Err(CliError::invalid_argument(format!(
+                "session {id} is a PTY session, whose terminal has one stream: `berth logs {id}` shows it; --stderr is for pipe sessions started with `berth run --separate-stderr`"
+            )))
+        }
+        None => Ok(()),
+    }
+}
+
+fn tee(ctx: &mut Ctx, mut a: TeeArgs) -> CmdResult {
     let c = ctx.client()?;
+    a.session = resolve(c, &a.session)?;
     let b = c.backlog(&a.session, PipeStreamKind::Unspecified)?;
     let pty = b.session_kind == "pty";
+    let kind = if pty {
+        TeeSessionKind::Pty
+    } else {
+        TeeSessionKind::Pipe
+    };
+    if let Some(handle) = a.stop {
+        c.unregister_tee(&a.session, kind, handle)?;
+        println!("stopped tee {handle} of session {}", a.session);
+        return Ok(0);
+    }
+    let Some(file) = a.file else {
+        return Err(CliError::usage(
+            "give the FILE to copy into, or --stop HANDLE",
+        ));
+    };
     let stream = match (a.stream.as_str(), pty) {
         ("output" | "stdout", true) => TeeStreamKind::PtyOutput,
         ("output" | "stdout", false) => TeeStreamKind::Stdout,
@@ -381,15 +462,11 @@ fn tee(ctx: &mut Ctx, a: TeeArgs) -> CmdResult {
             )))
         }
     };
-    let path = std::path::absolute(&a.file)
-        .map_err(|e| CliError::failed(format!("{}: {e}", a.file.display())))?;
+    let path = std::path::absolute(&file)
+        .map_err(|e| CliError::failed(format!("{}: {e}", file.display())))?;
     let handle = c.register_tee(RegisterSessionTeeRequest {
-        session_id: a.session,
-        session_kind: if pty {
-            TeeSessionKind::Pty
-        } else {
-            TeeSessionKind::Pipe
-        } as i32,
+        session_id: a.session.clone(),
+        session_kind: kind as i32,
         stream: stream as i32,
         sink_kind: TeeSinkKind::File as i32,
         file_path: path.as_os_str().as_bytes().to_vec(),
@@ -406,6 +483,12 @@ fn tee(ctx: &mut Ctx, a: TeeArgs) -> CmdResult {
             TeeBackpressure::DropOldest
         } as i32,
     })?;
-    println!("{handle}");
+    println!(
+        "tee {handle}: copying {} of session {} into {}; `berth tee {} --stop {handle}` stops it",
+        a.stream,
+        a.session,
+        path.display(),
+        a.session
+    );
     Ok(0)
 }
