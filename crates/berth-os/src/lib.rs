@@ -19,6 +19,7 @@ pub mod proc;
 pub mod pty;
 pub mod signal;
 pub mod spawn;
+pub mod termmodes;
 pub mod time;
 pub mod tty;
 

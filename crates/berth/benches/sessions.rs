@@ -1,8 +1,10 @@
 //! Session benchmark, one run, side by side:
 //! (a) PTY output throughput of a child writing 256 MiB with one attached
-//!     client (screen model running), against reading the PTY directly (the
-//!     limit), tmux with an attached client, and the published
-//!     running-process daemon's attach; and each daemon's CPU per GiB;
+//!     client (exact screen model running), against reading the PTY
+//!     directly (the limit), tmux with an attached client, and the published
+//!     running-process daemon's attach; and each daemon's (and tmux's) CPU
+//!     per GiB relayed, with ratios; for text lines and for full-screen
+//!     redraws (which no screen-model shortcut can skip);
 //! (b) spawn-to-first-byte latency; (c) re-attach latency with a full 1 MiB
 //!     backlog, raw and (berth) with screen restore; (d) RSS per idle
 //!     session over 200 sessions.
@@ -35,6 +37,42 @@ fn workload(dir: &Path, times: usize) -> String {
     )
 }
 
+/// A 1 MiB file of full-screen redraws (cursor home, 50 rows of coloured
+/// cells with erase-to-end-of-line, like htop or vim repainting), and the
+/// command that writes it `times` times: output the screen model cannot
+/// skip over, so it measures the cost of parsing every byte.
+fn redraw_workload(dir: &Path, times: usize) -> String {
+    let file = dir.join("redraw.bin");
+    let mut v = Vec::new();
+    let mut frame = 0usize;
+    while v.len() < (1 << 20) {
+        v.extend_from_slice(b"\x1b[H");
+        for row in 0..50 {
+            v.extend_from_slice(format!("\x1b[{};1H", row + 1).as_bytes());
+            for cell in 0..12 {
+                let c = (frame + row + cell) % 8;
+                v.extend_from_slice(
+                    format!(
+                        "\x1b[3{c};48;5;{}m{:>5} item {:<6}",
+                        232 + c,
+                        row * 12 + cell,
+                        frame
+                    )
+                    .as_bytes(),
+                );
+            }
+            v.extend_from_slice(b"\x1b[m\x1b[K");
+        }
+        frame += 1;
+    }
+    v.truncate(1 << 20);
+    std::fs::write(&file, &v).unwrap();
+    format!(
+        "i=0; while [ $i -lt {times} ]; do cat {}; i=$((i+1)); done",
+        file.display()
+    )
+}
+
 /// Drains an attach stream until the exit frame; returns bytes received.
 fn drain(s: &mut AttachStream) -> u64 {
     let mut n = 0u64;
@@ -56,6 +94,26 @@ fn drain(s: &mut AttachStream) -> u64 {
         }
     }
     n
+}
+
+/// CPU seconds of `pid`'s threads named `name` (the screen worker).
+fn thread_cpu_secs(pid: u32, name: &str) -> f64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0.0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| {
+            let stat = std::fs::read_to_string(t.path().join("stat")).ok()?;
+            let (head, rest) = stat.rsplit_once(')')?;
+            if head.split_once('(')?.1 != name {
+                return None;
+            }
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let ticks: u64 = f[11].parse::<u64>().ok()? + f[12].parse::<u64>().ok()?;
+            Some(ticks as f64 / 100.0)
+        })
+        .sum()
 }
 
 /// (a) through a daemon: bytes/s and daemon CPU seconds.
@@ -86,6 +144,7 @@ fn daemon_throughput(d: &Daemon, cmd: &str) -> (f64, f64, u64) {
         })
         .unwrap();
     let cpu0 = cpu_secs(d.child.id());
+    let model0 = thread_cpu_secs(d.child.id(), "berth-screen");
     let t = Instant::now();
     s.input()
         .unwrap()
@@ -93,6 +152,13 @@ fn daemon_throughput(d: &Daemon, cmd: &str) -> (f64, f64, u64) {
         .unwrap();
     let n = drain(&mut s);
     let secs = t.elapsed().as_secs_f64();
+    let model = thread_cpu_secs(d.child.id(), "berth-screen") - model0;
+    if model > 0.0 {
+        println!(
+            "    (of which the screen model: {:.2} s/GiB)",
+            model / (n as f64 / (1u64 << 30) as f64)
+        );
+    }
     (n as f64 / secs, cpu_secs(d.child.id()) - cpu0, n)
 }
 
@@ -131,8 +197,9 @@ fn direct_throughput(cmd: &str) -> f64 {
     n as f64 / t.elapsed().as_secs_f64()
 }
 
-/// (a) tmux with an attached client (under `script`, output discarded).
-fn tmux_throughput(dir: &Path, cmd: &str, bytes: u64) -> Option<f64> {
+/// (a) tmux with an attached client (under `script`, output discarded):
+/// bytes/s and the tmux server's CPU seconds.
+fn tmux_throughput(dir: &Path, cmd: &str, bytes: u64) -> Option<(f64, f64)> {
     Command::new("tmux").arg("-V").output().ok()?;
     Command::new("script").arg("--version").output().ok()?;
     let sock = dir.join("tmux.sock");
@@ -172,15 +239,29 @@ fn tmux_throughput(dir: &Path, cmd: &str, bytes: u64) -> Option<f64> {
         .spawn()
         .ok()?;
     std::thread::sleep(Duration::from_millis(500));
+    let server: u32 = String::from_utf8_lossy(
+        &Command::new("tmux")
+            .arg("-S")
+            .arg(&sock)
+            .args(["display", "-p", "#{pid}"])
+            .output()
+            .ok()?
+            .stdout,
+    )
+    .trim()
+    .parse()
+    .ok()?;
+    let cpu0 = cpu_secs(server);
     let t = Instant::now();
     std::fs::write(&go, b"").unwrap();
     tmux(&["wait-for", "done"]);
     let secs = t.elapsed().as_secs_f64();
+    let cpu = cpu_secs(server) - cpu0;
     let _ = tmux(&["kill-server"]);
     let _ = client.kill();
     let _ = client.wait();
     let _ = std::fs::remove_file(&go);
-    Some(bytes as f64 / secs)
+    Some((bytes as f64 / secs, cpu))
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -295,6 +376,61 @@ fn rss_per_session(d: &Daemon) -> f64 {
     (after.saturating_sub(before)) as f64 / 200.0
 }
 
+/// (a) one workload through every peer, printed side by side with the
+/// ratios the issue asks for (throughput to the direct read, daemon CPU per
+/// GiB to the reference's).
+fn throughput(
+    dir: &Path,
+    what: &str,
+    cmd: &str,
+    mib: usize,
+    berth: &Daemon,
+    reference: Option<&Daemon>,
+) {
+    let bytes = (mib as u64) << 20;
+    let gib = |n: u64| n as f64 / (1u64 << 30) as f64;
+    println!("(a) PTY throughput, {mib} MiB of {what}, one attached client (MB/s; ratio to direct; CPU per GiB relayed)");
+    let direct = direct_throughput(cmd);
+    println!(
+        "    {:<26} {:>9.0}  1.00",
+        "direct read (the limit)",
+        direct / 1e6
+    );
+    let (bt, bcpu, bn) = daemon_throughput(berth, cmd);
+    assert!(bn >= bytes, "berth delivered {bn} of {bytes}");
+    let b_per_gib = bcpu / gib(bn);
+    println!(
+        "    {:<26} {:>9.0}  {:.2}   daemon CPU {:.2} s/GiB",
+        "berth (exact screen model)",
+        bt / 1e6,
+        bt / direct,
+        b_per_gib
+    );
+    match tmux_throughput(dir, cmd, bytes) {
+        Some((tm, tcpu)) => println!(
+            "    {:<26} {:>9.0}  {:.2}   server CPU {:.2} s/GiB (berth {:.2}x)",
+            "tmux, client attached",
+            tm / 1e6,
+            tm / direct,
+            tcpu / gib(bytes),
+            b_per_gib / (tcpu / gib(bytes))
+        ),
+        None => println!("    tmux: not installed"),
+    }
+    if let Some(r) = reference {
+        let (rt, rcpu, rn) = daemon_throughput(r, cmd);
+        let per_gib = rcpu / gib(rn);
+        println!(
+            "    {:<26} {:>9.0}  {:.2}   daemon CPU {:.2} s/GiB (berth {:.2}x)",
+            r.name,
+            rt / 1e6,
+            rt / direct,
+            per_gib,
+            b_per_gib / per_gib
+        );
+    }
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
@@ -305,7 +441,6 @@ fn main() {
         .unwrap_or(256);
     let tmp = tempfile::tempdir().unwrap();
     let cmd = workload(tmp.path(), mib);
-    let bytes = (mib as u64) << 20;
     let berth = start(
         "berth",
         Path::new(env!("CARGO_BIN_EXE_berth")),
@@ -323,50 +458,9 @@ fn main() {
         )
     });
 
-    println!("(a) PTY throughput, {mib} MiB of text, one attached client (MB/s; ratio to direct)");
-    let direct = direct_throughput(&cmd);
-    println!(
-        "    {:<26} {:>9.0}  1.00",
-        "direct read (the limit)",
-        direct / 1e6
-    );
-    let (bt, bcpu, bn) = daemon_throughput(&berth, &cmd);
-    assert!(bn >= bytes, "berth delivered {bn} of {bytes}");
-    println!(
-        "    {:<26} {:>9.0}  {:.2}   daemon CPU {:.2} s/GiB",
-        "berth (screen model on)",
-        bt / 1e6,
-        bt / direct,
-        bcpu / (bn as f64 / (1u64 << 30) as f64)
-    );
-    if let Some(tm) = tmux_throughput(tmp.path(), &cmd, bytes) {
-        println!(
-            "    {:<26} {:>9.0}  {:.2}",
-            "tmux, client attached",
-            tm / 1e6,
-            tm / direct
-        );
-    } else {
-        println!("    tmux: not installed");
-    }
-    let mut ref_cpu = None;
-    if let Some(r) = &reference {
-        let (rt, rcpu, rn) = daemon_throughput(r, &cmd);
-        let per_gib = rcpu / (rn as f64 / (1u64 << 30) as f64);
-        ref_cpu = Some(per_gib);
-        println!(
-            "    {:<26} {:>9.0}  {:.2}   daemon CPU {:.2} s/GiB",
-            r.name,
-            rt / 1e6,
-            rt / direct,
-            per_gib
-        );
-    }
-    if let Some(rc) = ref_cpu {
-        println!(
-            "    berth CPU per GiB / reference: {:.2}x",
-            (bcpu / (bn as f64 / (1u64 << 30) as f64)) / rc
-        );
+    let redraw = redraw_workload(tmp.path(), mib);
+    for (what, cmd) in [("text lines", &cmd), ("full-screen redraws", &redraw)] {
+        throughput(tmp.path(), what, cmd, mib, &berth, reference.as_ref());
     }
 
     println!("(b) spawn to first byte, median of 30 (ms)");

@@ -169,7 +169,7 @@ async fn apply_input<W: AsyncWrite + Unpin>(
                 .map_err(|e| e.to_string()),
             Some(pty_input_frame::Frame::Resize(r)) => {
                 match (u16::try_from(r.rows), u16::try_from(r.cols)) {
-                    (Ok(rows), Ok(cols)) => s.resize(rows, cols).map_err(|e| e.to_string()),
+                    (Ok(rows), Ok(cols)) => att.resize(rows, cols).map_err(|e| e.to_string()),
                     _ => Err(format!("resize {}x{} is too large", r.rows, r.cols)),
                 }
             }

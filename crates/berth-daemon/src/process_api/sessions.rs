@@ -144,11 +144,14 @@ pub(super) fn attach_pty(req: &DaemonRequest, st: &DaemonState) -> Result<Answer
     let s = st.sessions.get_kind(&p.session_id, Kind::Pty)?;
     // As the reference: a client that is not a terminal does not size the
     // PTY.
-    if !p.read_only && p.is_tty && p.rows > 0 && p.cols > 0 {
+    let size = if !p.read_only && p.is_tty && p.rows > 0 && p.cols > 0 {
         let rows = dimension("attach_pty_session.rows", p.rows)?;
         let cols = dimension("attach_pty_session.cols", p.cols)?;
         s.resize(rows, cols)?;
-    }
+        Some((rows, cols))
+    } else {
+        None
+    };
     let opts = AttachOptions {
         stream: StreamId::Output,
         steal: p.steal,
@@ -170,6 +173,10 @@ pub(super) fn attach_pty(req: &DaemonRequest, st: &DaemonState) -> Result<Answer
         label: label(req),
     };
     let mut att = st.sessions.attach(&p.session_id, opts)?;
+    if let Some((rows, cols)) = size {
+        // The size is this client's claim, given back when it leaves.
+        att.resize(rows, cols)?;
+    }
     let resp = DaemonResponse {
         attach_pty_session: Some(AttachPtySessionResponse {
             stream_endpoint: String::new(),

@@ -76,6 +76,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_sgr_colour_form_reaches_the_grid() {
+        use berth_engine::sessions::{OutputStream, ScreenState};
+        let out = OutputStream::new(1 << 16);
+        let s = ScreenState::new(out.clone(), 2, 8);
+        out.append(
+            b"\x1b[38:2::10:20:30mA\x1b[38:2:0:1:2:3mB\x1b[48:2::4:5:6mC\x1b[0;38:5:200mD\x1b[4:3;58:2::1:1:1mE",
+        );
+        let g = s.with_screen(|screen, _| screen_to_grid(screen));
+        assert_eq!(g.cells[0].fg, Color::Rgb(10, 20, 30));
+        assert_eq!(g.cells[1].fg, Color::Rgb(1, 2, 3));
+        assert_eq!(g.cells[2].bg, Color::Rgb(4, 5, 6));
+        assert_eq!(g.cells[3].fg, Color::Indexed(200));
+        assert_eq!(g.cells[3].bg, Color::Default);
+        assert_eq!(g.cells[4].fg, Color::Indexed(200));
+        assert_ne!(g.cells[4].attrs & attr::UNDERLINE, 0);
+    }
+
+    #[test]
     fn colours_attributes_and_wide_characters_translate() {
         let mut p = vt100::Parser::new(2, 6, 0);
         p.process("\x1b[1;31ma\x1b[0m中\x1b[48;2;1;2;3mb\x1b[?25l".as_bytes());

@@ -491,7 +491,7 @@ async fn feed_link(
                         let mut v = Vec::new();
                         if ended {
                             // Nothing to resize.
-                        } else if let Err(e) = session.resize(r as u16, c as u16) {
+                        } else if let Err(e) = att.resize(r as u16, c as u16) {
                             tracing::debug!(session = %id, "remote resize refused: {e}");
                         } else {
                             dirty = matches!(mode, Mode::Grid { .. });

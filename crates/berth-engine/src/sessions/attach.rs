@@ -47,6 +47,9 @@ pub struct Attachment {
     last_read_ms: Arc<AtomicU64>,
     rx: watch::Receiver<u64>,
     evicted: Option<oneshot::Receiver<String>>,
+    /// Token of a terminal client with the screen model (which then leaves
+    /// query answers to the client's terminal).
+    answering: Option<u64>,
     /// What to show first (raw backlog or screen restore).
     pub initial: Vec<u8>,
     /// Bytes the ring dropped before this attachment's first byte: for an
@@ -76,6 +79,12 @@ impl Attachment {
     /// The session.
     pub fn session(&self) -> &Arc<Session> {
         &self.session
+    }
+
+    /// This client's window is `rows` x `cols` (see `sizes`: the latest
+    /// client's size wins; it is given back when the client leaves).
+    pub fn resize(&self, rows: u16, cols: u16) -> Result<(), SessionError> {
+        self.session.claim_size(self.flow_id, rows, cols)
     }
 
     /// Whether this attachment may send input.
@@ -141,6 +150,10 @@ impl Drop for Attachment {
         if let Some(id) = self.slot {
             self.session.release_slot(self.stream, id);
         }
+        self.session.release_size(self.flow_id);
+        if let (Some(token), Some(screen)) = (self.answering, self.session.screen()) {
+            screen.client_left(token, self.cursor);
+        }
     }
 }
 
@@ -200,7 +213,14 @@ impl Sessions {
         // read before the producer stops waiting for it.
         let last_read_ms = Arc::new(AtomicU64::new(bytelog::now_ms()));
         out.add_viewer(flow_id, shared_cursor.clone(), last_read_ms.clone());
+        let answering = match session.screen() {
+            Some(screen) if slot.is_some() && opts.client.is_tty => {
+                Some(screen.client_joined(cursor))
+            }
+            _ => None,
+        };
         Ok(Attachment {
+            answering,
             session,
             stream: opts.stream,
             slot,

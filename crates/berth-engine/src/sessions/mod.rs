@@ -10,8 +10,10 @@ pub mod bytelog;
 mod record;
 pub mod replay;
 pub mod screen;
+mod sizes;
 mod spawn;
 mod tee;
+pub mod termfront;
 
 pub use attach::{AttachOptions, Attachment, Next, Replay};
 pub use bytelog::{ByteLog, Chunk, OutputStream};
@@ -208,6 +210,7 @@ pub struct Session {
     exit_tx: watch::Sender<Option<ExitInfo>>,
     slots: Mutex<[Option<Slot>; 2]>,
     tees: Mutex<Vec<tee::Tee>>,
+    sizes: sizes::SizeClaims,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -469,6 +472,7 @@ impl Sessions {
                 exit_tx: watch::channel(Some(r.exit)).0,
                 slots: Mutex::new([None, None]),
                 tees: Mutex::new(Vec::new()),
+                sizes: Default::default(),
             });
             map.insert(r.id, s);
         }

@@ -8,30 +8,42 @@
 //! cursor, in batches at most every [`BATCH_INTERVAL`], and anyone who needs
 //! the screen first catches it up to the end of the log.
 //!
-//! Bulk output (a build log, `cat` of a big file) would cost a core to
-//! parse in full while only its last screenful matters. When more than
-//! [`BURST`] bytes are waiting, the parser skips to the last [`TAIL`] bytes
-//! (`skips` counts this). Plain text then ends on exactly the right screen;
-//! a full-screen program repaints soon after a burst. Interactive output
-//! never comes near the threshold and is parsed byte for byte.
+//! Bulk output (a build log, `cat` of a big file) is parsed exactly, with
+//! one shortcut that provably changes nothing ([`plain_skip`]): a run of
+//! plain text (printable characters, CR, LF, TAB, BS, BEL and SGR only)
+//! followed by at least a screenful of CR-LF-ended lines, on a model whose
+//! scroll region is the whole screen, leaves exactly the screen that its last
+//! `rows` lines draw from the bottom row, with the SGR state folded from the
+//! whole run. Anything else (a title, a mode, the alternate screen, a scroll
+//! region) stops the skip, so it is parsed byte for byte. The model is a
+//! blocking reader of the byte log: the producer waits rather than overrun
+//! it, so no byte is ever lost to the ring (`skips` counts only proven skips).
+//!
+//! The front end ([`super::termfront`]) rewrites what vt100 would misread
+//! (SGR sub-parameters, DEC graphics) and keeps the modes it forgets; the
+//! model answers terminal queries (DA1, DA2, DSR, CPR, XTVERSION) for bytes
+//! no attached terminal received ([`ScreenState::set_responder`]).
 
 use super::bytelog::OutputStream;
+use super::termfront::{Event, EventKind, Front, Modes, QueryKind};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock};
 
 const CHUNK: usize = 256 * 1024;
 
-/// Unparsed bytes beyond which a batch skips ahead.
+/// Unparsed bytes beyond which a batch looks for a provable skip.
 pub const BURST: u64 = 256 * 1024;
-/// Bytes parsed after a skip (many screenfuls of text).
+/// How far back from the end a skip looks for its last screenful of lines.
 pub const TAIL: u64 = 64 * 1024;
-/// Time between batches while a session is in a burst.
-pub const BURST_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
 /// Output after which the worker builds the emulator without being asked.
 pub const EAGER_AFTER: u64 = 64 * 1024;
-/// Minimum time between two batches of the worker for one session.
+/// Minimum time between two batches of the worker for one session while it
+/// lags little (half the ring or less); beyond that it runs at once.
 pub const BATCH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(16);
+
+/// Sends the model's answers to the program (writes to the PTY master).
+pub type Responder = Arc<dyn Fn(&[u8]) + Send + Sync>;
 
 /// The emulator state of one PTY session.
 pub struct ScreenState {
@@ -39,22 +51,52 @@ pub struct ScreenState {
     stream: Arc<OutputStream>,
     queued: AtomicBool,
     skips: AtomicU64,
-    bursting: AtomicBool,
+    /// Offset parsed up to (the producer waits for it: see module docs).
+    parsed_to: Arc<AtomicU64>,
+    /// When the worker last parsed (ms, `bytelog::now_ms`).
+    last_pass_ms: AtomicU64,
+    flow_id: u64,
+    answers: Mutex<Answers>,
+}
+
+/// Who answers queries at which offsets.
+#[derive(Default)]
+struct Answers {
+    responder: Option<Responder>,
+    /// Terminal clients attached now: (token, first offset they receive).
+    open: Vec<(u64, u64)>,
+    /// Offset ranges that attached terminals received (and answered).
+    covered: Vec<(u64, u64)>,
+    answered: u64,
+}
+
+impl Answers {
+    fn covered(&self, at: u64) -> bool {
+        self.open.iter().any(|&(_, from)| at >= from)
+            || self.covered.iter().any(|&(a, b)| at >= a && at < b)
+    }
 }
 
 /// The emulator is created lazily: an idle session (a shell at its prompt)
-/// costs no grid until someone asks for its screen, it is resized, or its
-/// output passes [`EAGER_AFTER`]. Until the ring drops its first byte, the
-/// late parser replays the whole log and is exact.
+/// costs no grid until someone asks for its screen, it is resized, its
+/// output passes [`EAGER_AFTER`], or it asks its terminal a question.
 struct Parsed {
     parser: Option<vt100::Parser>,
+    front: Front,
     cursor: u64,
     size: (u16, u16),
+    /// Offset up to which an unmaterialized model looked for queries.
+    scanned: u64,
+    out: Vec<u8>,
+    queries: Vec<Event>,
 }
 
 /// A screen captured at a byte offset of the session's output.
 pub struct ScreenSnapshot {
-    /// Bytes that draw this screen on a fresh terminal of the same size.
+    /// Bytes that draw this screen on a fresh terminal of the same size:
+    /// the normal screen, then (if the program is on it) the alternate
+    /// screen entered with 1049 so that the cursor 1049 saved is the
+    /// program's, then every mode (see [`restore_sequence`]).
     pub restore: Vec<u8>,
     /// Output offset the snapshot reflects; live output continues here.
     pub offset: u64,
@@ -66,31 +108,292 @@ pub struct ScreenSnapshot {
     pub cursor: (u16, u16),
 }
 
+/// Answer to primary device attributes: a VT220-class terminal with ANSI
+/// colour (what tmux reports is similar; programs only check it arrives).
+pub const DA1_ANSWER: &[u8] = b"\x1b[?62;22c";
+/// Answer to secondary device attributes.
+pub const DA2_ANSWER: &[u8] = b"\x1b[>1;10;0c";
+
+fn answer(kind: QueryKind, screen: &vt100::Screen, modes: &Modes) -> Vec<u8> {
+    let (row, col) = screen.cursor_position();
+    let row = match (modes.origin, modes.scroll_region) {
+        (true, Some((top, _))) => row.saturating_sub(top.saturating_sub(1)),
+        _ => row,
+    };
+    match kind {
+        QueryKind::Da1 => DA1_ANSWER.to_vec(),
+        QueryKind::Da2 => DA2_ANSWER.to_vec(),
+        QueryKind::Status => b"\x1b[0n".to_vec(),
+        QueryKind::Cursor => format!("\x1b[{};{}R", row + 1, col + 1).into_bytes(),
+        QueryKind::DecCursor => format!("\x1b[?{};{};1R", row + 1, col + 1).into_bytes(),
+        QueryKind::Version => {
+            format!("\x1bP>|berth {}\x1b\\", env!("CARGO_PKG_VERSION")).into_bytes()
+        }
+    }
+}
+
+/// Bytes that rebuild `parser`'s terminal on a fresh terminal of the same
+/// size: the normal screen (contents, attributes, cursor), then, when the
+/// program is on the alternate screen, `CSI ? 1049 h` from the cursor 1049
+/// saved and the alternate screen; then the input modes, the modes the
+/// front end tracks (title, focus, urxvt mouse, autowrap, cursor style,
+/// charsets, scroll region, origin mode) and the cursor again.
+pub fn restore_sequence(parser: &vt100::Parser, modes: &Modes) -> Vec<u8> {
+    let screen = parser.screen();
+    let (rows, cols) = screen.size();
+    let mut r = Vec::with_capacity(rows as usize * cols as usize * 2);
+    r.extend_from_slice(b"\x1b[!p\x1b[?7h");
+    if screen.alternate_screen() {
+        let mut normal = vt100::Parser::new(rows, cols, 0);
+        *normal.screen_mut() = screen.clone();
+        normal.process(b"\x1b[?1049l");
+        r.extend_from_slice(&normal.screen().contents_formatted());
+        r.extend_from_slice(b"\x1b[?1049h");
+    }
+    r.extend_from_slice(&screen.state_formatted());
+    if let Some(t) = &modes.title {
+        r.extend_from_slice(b"\x1b]2;");
+        r.extend_from_slice(t);
+        r.extend_from_slice(b"\x1b\\");
+    }
+    if modes.focus {
+        r.extend_from_slice(b"\x1b[?1004h");
+    }
+    if modes.mouse_urxvt {
+        r.extend_from_slice(b"\x1b[?1015h");
+    }
+    if modes.cursor_style != 0 {
+        r.extend_from_slice(format!("\x1b[{} q", modes.cursor_style).as_bytes());
+    }
+    if modes.g_graphics[0] {
+        r.extend_from_slice(b"\x1b(0");
+    }
+    if modes.g_graphics[1] {
+        r.extend_from_slice(b"\x1b)0");
+    }
+    if modes.shifted {
+        r.push(0x0e);
+    }
+    let (crow, ccol) = screen.cursor_position();
+    let mut top = 1;
+    if let Some((t, b)) = modes.scroll_region {
+        let b = if b == 0 { rows } else { b };
+        r.extend_from_slice(format!("\x1b[{t};{b}r").as_bytes());
+        top = t;
+    }
+    let mut row = crow + 1;
+    if modes.origin {
+        r.extend_from_slice(b"\x1b[?6h");
+        row = row.saturating_sub(top - 1).max(1);
+    }
+    if let Some(tabs) = &modes.tabs {
+        r.extend_from_slice(b"\x1b[3g");
+        for t in tabs {
+            r.extend_from_slice(format!("\x1b[{}G\x1bH", t + 1).as_bytes());
+        }
+    }
+    if !modes.autowrap {
+        r.extend_from_slice(b"\x1b[?7l");
+    }
+    r.extend_from_slice(format!("\x1b[{};{}H", row, ccol + 1).as_bytes());
+    r
+}
+
+/// Whether `bytes` ask the terminal a question the model answers (used to
+/// build the model of an idle session as soon as its program asks).
+fn has_query(bytes: &[u8]) -> bool {
+    let mut f = Front::new();
+    let mut out = Vec::new();
+    let mut q = Vec::new();
+    f.feed(bytes, &mut out, &mut q);
+    !q.is_empty()
+}
+
+/// Scans `[from, to)` of the log for a provable skip (module docs): returns
+/// the SGR sequences to fold, or `None` if anything else is there or fewer
+/// than `rows` line feeds are.
+fn plain_skip(stream: &OutputStream, from: u64, to: u64, rows: usize) -> Option<Vec<u8>> {
+    let mut sgr = Vec::new();
+    let mut lfs = 0usize;
+    // 0: text, 1: after ESC, 2: inside CSI (params so far in `sgr`).
+    let mut state = 0u8;
+    let mut at = from;
+    while at < to {
+        let chunk = stream.log().read(at, CHUNK.min((to - at) as usize));
+        if chunk.missed > 0 || chunk.data.is_empty() {
+            return None;
+        }
+        at = chunk.offset + chunk.data.len() as u64;
+        let data = &chunk.data;
+        let mut i = 0;
+        while i < data.len() {
+            if state == 0 {
+                // Eight bytes at a time while none is a control character
+                // (bytes of 0x80 and above are UTF-8 text and pass).
+                while i + 8 <= data.len() {
+                    let w = u64::from_le_bytes(data[i..i + 8].try_into().expect("8 bytes"));
+                    if w.wrapping_sub(0x2020_2020_2020_2020) & !w & 0x8080_8080_8080_8080 != 0 {
+                        break;
+                    }
+                    i += 8;
+                }
+                if i >= data.len() {
+                    break;
+                }
+            }
+            let b = data[i];
+            i += 1;
+            match state {
+                0 => match b {
+                    b'\n' => lfs += 1,
+                    0x20..=0x7e | 0x80..=0xff | b'\r' | b'\t' | 0x08 | 0x07 | 0x7f => {}
+                    0x1b => {
+                        state = 1;
+                        sgr.push(0x1b);
+                    }
+                    _ => return None,
+                },
+                1 => {
+                    if b != b'[' {
+                        return None;
+                    }
+                    sgr.push(b);
+                    state = 2;
+                }
+                _ => match b {
+                    b'0'..=b'9' | b';' | b':' => sgr.push(b),
+                    b'm' => {
+                        sgr.push(b);
+                        state = 0;
+                    }
+                    _ => return None,
+                },
+            }
+        }
+    }
+    (state == 0 && lfs >= rows).then_some(sgr)
+}
+
+/// The tab stops in effect (every 8 columns until a program set its own).
+fn tab_stops(modes: &Modes, cols: u16) -> std::collections::BTreeSet<u16> {
+    match &modes.tabs {
+        Some(t) => t.clone(),
+        None => (8..cols).step_by(8).collect(),
+    }
+}
+
+/// Runs the erase sequence `seq` with only the background colour set, as
+/// terminals do (vt100 would fill with every current attribute), then puts
+/// the attributes back.
+fn erase_with_background(parser: &mut vt100::Parser, seq: &[u8]) {
+    let s = parser.screen();
+    let plain = s.fgcolor() == vt100::Color::Default
+        && !s.bold()
+        && !s.dim()
+        && !s.italic()
+        && !s.underline()
+        && !s.inverse();
+    if plain {
+        parser.process(seq);
+        return;
+    }
+    let saved = s.attributes_formatted();
+    let bg = match s.bgcolor() {
+        vt100::Color::Default => "\x1b[0m".to_string(),
+        vt100::Color::Idx(i) => format!("\x1b[0;48;5;{i}m"),
+        vt100::Color::Rgb(r, g, b) => format!("\x1b[0;48;2;{r};{g};{b}m"),
+    };
+    parser.process(bg.as_bytes());
+    parser.process(seq);
+    parser.process(&saved);
+}
+
 impl ScreenState {
-    /// A model of `rows` x `cols` following `stream`.
+    /// A model of `rows` x `cols` following `stream`. The model registers
+    /// as a reader the producer must not overrun.
     pub fn new(stream: Arc<OutputStream>, rows: u16, cols: u16) -> Arc<Self> {
+        static NEXT: AtomicU64 = AtomicU64::new(1 << 50);
+        let flow_id = NEXT.fetch_add(1, Ordering::Relaxed);
+        let parsed_to = Arc::new(AtomicU64::new(0));
+        stream.add_blocker(flow_id, parsed_to.clone(), u64::MAX);
         Arc::new(Self {
             parser: Mutex::new(Parsed {
                 parser: None,
+                front: Front::new(),
                 cursor: 0,
                 size: (rows, cols),
+                scanned: 0,
+                out: Vec::new(),
+                queries: Vec::new(),
             }),
             stream,
             queued: AtomicBool::new(false),
             skips: AtomicU64::new(0),
-            bursting: AtomicBool::new(false),
+            parsed_to,
+            last_pass_ms: AtomicU64::new(0),
+            flow_id,
+            answers: Mutex::new(Answers::default()),
         })
     }
 
-    /// Times the parser skipped part of a burst (or the ring overran it).
+    /// Times the parser took a proven skip over plain text.
     pub fn skips(&self) -> u64 {
         self.skips.load(Ordering::Relaxed)
     }
 
+    /// Queries the model has answered.
+    pub fn answered(&self) -> u64 {
+        self.answers_lock().answered
+    }
+
+    fn answers_lock(&self) -> std::sync::MutexGuard<'_, Answers> {
+        self.answers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Where the model's answers to terminal queries go (the PTY master).
+    /// Without a responder, queries are not answered by the model.
+    pub fn set_responder(&self, r: Responder) {
+        self.answers_lock().responder = Some(r);
+    }
+
+    /// A terminal client starts receiving live output at offset `from`: it
+    /// answers queries from there on, so the model stops answering them.
+    /// Returns a token for [`client_left`](Self::client_left).
+    pub fn client_joined(&self, from: u64) -> u64 {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let token = NEXT.fetch_add(1, Ordering::Relaxed);
+        self.answers_lock().open.push((token, from));
+        token
+    }
+
+    /// The client `token` left having received output up to `delivered`:
+    /// queries after that are the model's again.
+    pub fn client_left(self: &Arc<Self>, token: u64, delivered: u64) {
+        let mut a = self.answers_lock();
+        if let Some(i) = a.open.iter().position(|&(t, _)| t == token) {
+            let (_, from) = a.open.remove(i);
+            if delivered > from {
+                a.covered.push((from, delivered));
+            }
+        }
+        drop(a);
+        // Output the client never received may hold questions.
+        self.mark_dirty();
+    }
+
     /// Tells the worker there is new output.
     pub fn mark_dirty(self: &Arc<Self>) {
-        if !self.queued.swap(true, Ordering::AcqRel) {
-            worker().send(self.clone());
+        let lag = self
+            .stream
+            .log()
+            .end()
+            .saturating_sub(self.parsed_to.load(Ordering::Acquire));
+        // Half the ring: late enough that a pass covers a lot of text with
+        // one proven skip (its tail parse is per pass), early enough that
+        // the producer, which waits at a full ring, rarely has to.
+        let urgent = lag > self.stream.log().capacity() as u64 / 2;
+        if !self.queued.swap(true, Ordering::AcqRel) || urgent {
+            worker().send(self.clone(), urgent);
         }
     }
 
@@ -99,11 +402,22 @@ impl ScreenState {
     }
 
     /// Parses everything up to the end of the log (the worker's pass: an
-    /// emulator that does not exist yet is only built past `EAGER_AFTER`).
+    /// emulator that does not exist yet is only built past `EAGER_AFTER`,
+    /// or when the program asked its terminal something).
     pub fn catch_up(&self) {
         let mut p = self.lock();
-        if p.parser.is_none() && self.stream.log().end() < EAGER_AFTER {
-            return;
+        if p.parser.is_none() {
+            let end = self.stream.log().end();
+            if end < EAGER_AFTER {
+                // Look for queries in what is new (with a little overlap
+                // for a query split between two reads).
+                let from = p.scanned.saturating_sub(32);
+                let new = self.stream.log().read(from, usize::MAX).data;
+                p.scanned = end;
+                if !has_query(&new) {
+                    return;
+                }
+            }
         }
         self.catch_up_locked(&mut p);
     }
@@ -113,80 +427,166 @@ impl ScreenState {
         self.lock().parser.is_some()
     }
 
+    fn process(&self, p: &mut Parsed, data: &[u8], offset: u64) {
+        let Parsed {
+            parser,
+            front,
+            out,
+            queries,
+            ..
+        } = p;
+        let parser = parser.as_mut().expect("materialized before processing");
+        out.clear();
+        queries.clear();
+        front.feed(data, out, queries);
+        let mut done = 0;
+        for q in queries.iter() {
+            match q.kind {
+                EventKind::Erase { start } => {
+                    parser.process(&out[done..start]);
+                    erase_with_background(parser, &out[start..q.output]);
+                }
+                _ => parser.process(&out[done..q.output]),
+            }
+            done = q.output;
+            match q.kind {
+                EventKind::Query(kind) => {
+                    let at = offset + q.input as u64;
+                    let mut a = self.answers_lock();
+                    if a.covered(at) {
+                        continue;
+                    }
+                    if let Some(r) = a.responder.clone() {
+                        a.answered += 1;
+                        drop(a);
+                        r(&answer(kind, parser.screen(), front.modes()));
+                    }
+                }
+                EventKind::Erase { .. } => {}
+                EventKind::Printed => {
+                    let cols = parser.screen().size().1;
+                    if parser.screen().cursor_position().1 >= cols.saturating_sub(1) {
+                        parser.process(format!("\x1b[{cols}G").as_bytes());
+                    }
+                }
+                EventKind::Tab => {
+                    let (_, cols) = parser.screen().size();
+                    let col = parser.screen().cursor_position().1;
+                    let next = tab_stops(front.modes(), cols)
+                        .into_iter()
+                        .find(|&t| t > col)
+                        .unwrap_or(cols - 1);
+                    parser.process(format!("\x1b[{}G", next + 1).as_bytes());
+                }
+                EventKind::SetTab | EventKind::ClearTab => {
+                    let (_, cols) = parser.screen().size();
+                    let col = parser.screen().cursor_position().1;
+                    let mut stops = tab_stops(front.modes(), cols);
+                    if q.kind == EventKind::SetTab {
+                        stops.insert(col);
+                    } else {
+                        stops.remove(&col);
+                    }
+                    front.modes_mut().tabs = Some(stops);
+                }
+            }
+        }
+        parser.process(&out[done..]);
+    }
+
     fn catch_up_locked(&self, p: &mut Parsed) {
         if p.parser.is_none() {
             p.parser = Some(vt100::Parser::new(p.size.0, p.size.1, 0));
-            p.cursor = 0;
+            p.cursor = self.stream.log().start();
         }
-        // Parse up to the end as it is now: output that keeps arriving
-        // meanwhile waits for the next pass (which may skip it).
-        let target = {
-            let log = self.stream.log();
-            let end = log.end();
-            if end.saturating_sub(p.cursor) > BURST {
-                // Line-oriented bursts need only their last screenful of
-                // lines; anything else gets the last TAIL bytes.
-                let rows = p.size.0 as usize;
-                p.cursor = log
-                    .after_nth_newline_from_end(rows + 1, TAIL)
-                    .unwrap_or(end - TAIL);
-                self.skips.fetch_add(1, Ordering::Relaxed);
+        let target = self.stream.log().end();
+        if target.saturating_sub(p.cursor) > BURST
+            && p.front.at_ground()
+            && p.front.modes().scroll_region.is_none()
+        {
+            let rows = p.size.0 as usize;
+            let cut = {
+                let log = self.stream.log();
+                log.after_nth_newline_from_end(rows + 1, TAIL)
+                    .filter(|&c| c >= p.cursor + 2 && log.read(c - 2, 2).data == b"\r\n")
+            };
+            if let Some(cut) = cut {
+                if let Some(sgr) = plain_skip(&self.stream, p.cursor, cut, rows) {
+                    let mut fold = sgr;
+                    fold.extend_from_slice(format!("\x1b[{};1H", p.size.0).as_bytes());
+                    self.process(p, &fold, p.cursor);
+                    p.cursor = cut;
+                    self.parsed_to.store(cut, Ordering::Release);
+                    self.skips.fetch_add(1, Ordering::Relaxed);
+                }
             }
-            end
-        };
+        }
         while p.cursor < target {
             let chunk = self
                 .stream
                 .log()
                 .read(p.cursor, CHUNK.min((target - p.cursor) as usize));
-            if chunk.missed > 0 {
-                self.skips.fetch_add(1, Ordering::Relaxed);
-            }
             if chunk.data.is_empty() {
                 p.cursor = chunk.offset;
-                return;
+                break;
             }
-            p.parser
-                .as_mut()
-                .expect("materialized above")
-                .process(&chunk.data);
+            // The model blocks the producer, so `missed` is only ever the
+            // part before a late-built model's first byte.
+            self.process(p, &chunk.data, chunk.offset);
             p.cursor = chunk.offset + chunk.data.len() as u64;
+            self.parsed_to.store(p.cursor, Ordering::Release);
+            self.stream.reader_progressed();
         }
+        self.parsed_to.store(p.cursor, Ordering::Release);
+        self.stream.reader_progressed();
+        // Ranges the model has parsed past can no longer matter.
+        let parsed = p.cursor;
+        self.answers_lock().covered.retain(|&(_, end)| end > parsed);
     }
 
-    /// Resizes the model (after the PTY was resized).
+    /// Resizes the model (after the PTY was resized). Fewer rows: as tmux
+    /// and xterm do, rows below the cursor go first, then rows at the top
+    /// (the cursor moves up with its line); the scroll region resets.
     pub fn resize(&self, rows: u16, cols: u16) {
         let mut p = self.lock();
         self.catch_up_locked(&mut p);
         p.size = (rows, cols);
-        p.parser
-            .as_mut()
-            .expect("materialized by catch_up")
-            .screen_mut()
-            .set_size(rows, cols);
+        p.front.resized();
+        let parser = p.parser.as_mut().expect("materialized by catch_up");
+        let (old_rows, _) = parser.screen().size();
+        let (cy, cx) = parser.screen().cursor_position();
+        if rows < old_rows {
+            let below = old_rows - 1 - cy;
+            let from_top = (old_rows - rows).saturating_sub(below);
+            if from_top > 0 {
+                let mut seq = format!("\x1b[r\x1b[{from_top}S").into_bytes();
+                seq.extend_from_slice(format!("\x1b[{};{}H", cy - from_top + 1, cx + 1).as_bytes());
+                erase_with_background(parser, &seq);
+            }
+        }
+        parser.screen_mut().set_size(rows, cols);
     }
 
     /// The current screen, caught up to the end of the log.
     pub fn snapshot(&self) -> ScreenSnapshot {
         let mut p = self.lock();
         self.catch_up_locked(&mut p);
-        let screen = p
-            .parser
-            .as_ref()
-            .expect("materialized by catch_up")
-            .screen();
-        let mut restore = Vec::new();
-        if screen.alternate_screen() {
-            restore.extend_from_slice(b"\x1b[?1049h");
-        }
-        restore.extend_from_slice(&screen.state_formatted());
+        let parser = p.parser.as_ref().expect("materialized by catch_up");
+        let screen = parser.screen();
         ScreenSnapshot {
-            restore,
+            restore: restore_sequence(parser, p.front.modes()),
             offset: p.cursor,
             text: screen.contents(),
             size: screen.size(),
             cursor: screen.cursor_position(),
         }
+    }
+
+    /// The modes the front end tracks (title, focus, cursor style...).
+    pub fn modes(&self) -> Modes {
+        let mut p = self.lock();
+        self.catch_up_locked(&mut p);
+        p.front.modes().clone()
     }
 
     /// Runs `f` on the caught-up vt100 screen (for grid renderers).
@@ -203,20 +603,30 @@ impl ScreenState {
     }
 }
 
+impl Drop for ScreenState {
+    fn drop(&mut self) {
+        self.stream.remove_blocker(self.flow_id);
+    }
+}
+
 struct Worker {
-    tx: Mutex<mpsc::Sender<Arc<ScreenState>>>,
+    tx: Mutex<mpsc::Sender<(Arc<ScreenState>, bool)>>,
 }
 
 impl Worker {
-    fn send(&self, s: Arc<ScreenState>) {
-        let _ = self.tx.lock().unwrap_or_else(|p| p.into_inner()).send(s);
+    fn send(&self, s: Arc<ScreenState>, urgent: bool) {
+        let _ = self
+            .tx
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send((s, urgent));
     }
 }
 
 fn worker() -> &'static Worker {
     static W: OnceLock<Worker> = OnceLock::new();
     W.get_or_init(|| {
-        let (tx, rx) = mpsc::channel::<Arc<ScreenState>>();
+        let (tx, rx) = mpsc::channel::<(Arc<ScreenState>, bool)>();
         std::thread::Builder::new()
             .name("berth-screen".into())
             .spawn(move || {
@@ -235,14 +645,15 @@ fn worker() -> &'static Worker {
                         Some(w) => rx.recv_timeout(w),
                     };
                     match got {
-                        // A session in a burst is looked at less often.
-                        Ok(s) => {
-                            let every = if s.bursting.load(Ordering::Relaxed) {
-                                BURST_INTERVAL
-                            } else {
-                                BATCH_INTERVAL
-                            };
-                            due.push((std::time::Instant::now() + every, s))
+                        // A session that lags far behind (its producer may
+                        // be waiting for the model) is parsed at once.
+                        Ok((s, urgent)) => {
+                            let now = std::time::Instant::now();
+                            let at = if urgent { now } else { now + BATCH_INTERVAL };
+                            match due.iter_mut().find(|(_, d)| Arc::ptr_eq(d, &s)) {
+                                Some(entry) => entry.0 = entry.0.min(at),
+                                None => due.push((at, s)),
+                            }
                         }
                         Err(mpsc::RecvTimeoutError::Disconnected) => return,
                         Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -252,10 +663,27 @@ fn worker() -> &'static Worker {
                         due.drain(..).partition(|(t, _)| *t <= now);
                     due = later;
                     for (_, s) in ready {
+                        // Little to do and parsed a moment ago (an urgent
+                        // wake-up sent during the last pass): wait for the
+                        // batch interval, so that small lags are parsed in
+                        // batches and big ones can take the proven skip.
+                        let lag = s
+                            .stream
+                            .log()
+                            .end()
+                            .saturating_sub(s.parsed_to.load(Ordering::Acquire));
+                        let since = super::bytelog::now_ms()
+                            .saturating_sub(s.last_pass_ms.load(Ordering::Relaxed));
+                        let interval = BATCH_INTERVAL.as_millis() as u64;
+                        if lag <= BURST && since < interval {
+                            let wait = std::time::Duration::from_millis(interval - since);
+                            due.push((now + wait, s));
+                            continue;
+                        }
                         s.queued.store(false, Ordering::Release);
-                        let skips = s.skips();
+                        s.last_pass_ms
+                            .store(super::bytelog::now_ms(), Ordering::Relaxed);
                         s.catch_up();
-                        s.bursting.store(s.skips() != skips, Ordering::Relaxed);
                     }
                 }
             })

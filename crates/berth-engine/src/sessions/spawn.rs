@@ -302,6 +302,20 @@ impl Sessions {
         let master = Arc::new(master);
         let output = OutputStream::new(self.config.backlog_bytes);
         let screen = ScreenState::new(output.clone(), size.rows, size.cols);
+        {
+            // The model answers terminal queries no attached terminal saw,
+            // through one writer so that answers keep their order.
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+            let m = master.clone();
+            tokio::spawn(async move {
+                while let Some(answer) = rx.recv().await {
+                    let _ = write_all_fd(&m, &answer).await;
+                }
+            });
+            screen.set_responder(Arc::new(move |answer: &[u8]| {
+                let _ = tx.send(answer.to_vec());
+            }));
+        }
         let s = Arc::new(Session {
             id,
             name: req.name.clone(),
@@ -326,6 +340,7 @@ impl Sessions {
             exit_tx: watch::channel(None).0,
             slots: Mutex::new([None, None]),
             tees: Mutex::new(Vec::new()),
+            sizes: Default::default(),
         });
         self.insert(s.clone())?;
         tokio::spawn(pump_pty(master, output, screen));
@@ -402,6 +417,7 @@ impl Sessions {
             exit_tx: watch::channel(None).0,
             slots: Mutex::new([None, None]),
             tees: Mutex::new(Vec::new()),
+            sizes: Default::default(),
         });
         self.insert(s.clone())?;
         tokio::spawn(pump_pipe(receiver(out_r)?, output));

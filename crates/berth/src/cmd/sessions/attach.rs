@@ -1,6 +1,7 @@
 //! `berth attach`: this terminal on a PTY session. Keys go in raw, output
 //! comes out as it is, window size changes follow, and the detach key (^\
-//! by default) hands the session back.
+//! by default) hands the session back, leaving this terminal's modes as
+//! they were (`berth_os::termmodes`).
 
 use crate::ctx::Ctx;
 use crate::error::{CliError, CmdResult};
@@ -73,10 +74,16 @@ pub(super) fn attach(ctx: &mut Ctx, a: AttachArgs) -> CmdResult {
     })?;
     let raw = berth_os::tty::RawMode::stdin();
     let mut out = std::io::stdout().lock();
+    // What the session leaves in this terminal is undone when we leave.
+    let mut alt = berth_os::termmodes::AltScreenWatch::new();
+    if tty {
+        let _ = out.write_all(berth_os::termmodes::ENTER);
+    }
     if tty && !a.raw {
         // A clean terminal for the restored screen.
         let _ = out.write_all(b"\x1b[!p\x1b[H\x1b[2J");
     }
+    alt.saw(&resp.backlog);
     let _ = out.write_all(&resp.backlog);
     let _ = out.flush();
     let mut input = stream.input()?;
@@ -137,6 +144,7 @@ pub(super) fn attach(ctx: &mut Ctx, a: AttachArgs) -> CmdResult {
         let StreamFrame::Pty(f) = f else { continue };
         match f.frame {
             Some(pty_stream_frame::Frame::Output(b)) => {
+                alt.saw(&b);
                 let _ = out.write_all(&b);
                 let _ = out.flush();
             }
@@ -159,6 +167,10 @@ pub(super) fn attach(ctx: &mut Ctx, a: AttachArgs) -> CmdResult {
             }
             None => {}
         }
+    }
+    if tty {
+        let _ = out.write_all(&berth_os::termmodes::leave_sequence(&alt));
+        let _ = out.flush();
     }
     drop(raw);
     if detached.load(Ordering::Relaxed) {
