@@ -435,7 +435,39 @@ impl Session {
     }
 }
 
-/// The session engine.
+/// The session engine: PTY and pipe sessions that outlive their clients
+/// (seed 003 requests 60-77). Each output stream is a byte ring with
+/// absolute offsets that every viewer reads with its own cursor, and a PTY
+/// session keeps a screen model for restores and grid clients.
+///
+/// Spawning needs a tokio runtime (the readers are tasks):
+///
+/// ```
+/// # use std::sync::Arc;
+/// use berth_engine::sessions::{PtySpawn, SessionConfig, Sessions};
+/// use berth_engine::Store;
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let store = Arc::new(Store::open(&dir.path().join("berth.db"), 0).unwrap());
+/// let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+/// rt.block_on(async {
+///     let sessions = Arc::new(Sessions::open(store, SessionConfig::default()).unwrap());
+///     let spawn = PtySpawn {
+///         argv: vec!["printf".into(), r"hello \033[1mworld\033[0m".into()],
+///         rows: 24,
+///         cols: 80,
+///         ..PtySpawn::default()
+///     };
+///     let session = sessions.spawn_pty(&spawn).unwrap();
+///     assert_eq!(session.wait_exit().await.code, 0);
+///     // The raw bytes stay in the ring for any later viewer...
+///     let raw = session.output().log().contents();
+///     assert!(raw.windows(5).any(|w| w == b"hello"));
+///     // ...and the screen model holds what a terminal would show.
+///     let screen = session.screen().unwrap().snapshot();
+///     assert!(screen.text.starts_with("hello world"), "{:?}", screen.text);
+/// });
+/// ```
 pub struct Sessions {
     store: Arc<Store>,
     config: SessionConfig,
