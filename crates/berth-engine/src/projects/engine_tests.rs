@@ -781,3 +781,35 @@ fn a_bind_through_a_symlink_out_of_the_project_is_refused() {
         assert!(!outside.join("new").exists());
     });
 }
+
+/// Issue 17: a second `up` with nothing changed leaves a running service
+/// with a published port alone (its forwarder is kept, not re-opened).
+#[test]
+fn a_second_up_keeps_a_service_with_a_forwarded_port() {
+    rt().block_on(async {
+        let e = env().await;
+        let dir = project(
+            &e.root,
+            "p2",
+            "services:\n  s:\n    command: [\"sleep\", \"1000\"]\n    ports: [\"9999\"]\n",
+            &[],
+        );
+        let first = up(&e, "p2", &dir).await.unwrap();
+        let pid = e.services.describe("berth-p2.s").unwrap().pid;
+        for _ in 0..2 {
+            let again = e
+                .projects
+                .start_services("p2", BTreeMap::new(), &[], true)
+                .await
+                .unwrap();
+            assert_eq!(again.ports, first.ports);
+            assert_eq!(state(&again.services, "s").state, ServiceState::Running);
+        }
+        let info = e.services.describe("berth-p2.s").unwrap();
+        assert_eq!(info.pid, pid, "the service was not restarted");
+        // The host port still answers.
+        let host = first.ports[0].host_port;
+        assert!(std::net::TcpStream::connect(("127.0.0.1", host)).is_ok());
+        e.projects.stop("p2", None).await.unwrap();
+    });
+}
