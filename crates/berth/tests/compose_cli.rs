@@ -186,3 +186,47 @@ fn up_and_down_follow_the_compose_project() {
         );
     }
 }
+
+/// Issue 19: Compose's project-name order (-p, COMPOSE_PROJECT_NAME,
+/// `name:`, the directory), and an invalid -p refused with the rule.
+#[test]
+fn project_name_follows_compose_precedence() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("Shop Dir");
+    write_shop(&dir, "");
+    let name = |args: &[&str], env: Option<&str>| {
+        let mut c = Command::new(BERTH);
+        c.arg("config")
+            .args(args)
+            .args(["--format", "json"])
+            .current_dir(&dir)
+            .env_remove("COMPOSE_PROFILES")
+            .env_remove("COMPOSE_PROJECT_NAME");
+        if let Some(e) = env {
+            c.env("COMPOSE_PROJECT_NAME", e);
+        }
+        let out = c.output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        v["name"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(name(&[], None), "shop");
+    assert_eq!(name(&[], Some("from-env")), "from-env");
+    assert_eq!(name(&["-p", "flag"], Some("from-env")), "flag");
+    let out = config(&dir, &["-p", "My Proj"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("\"My Proj\" is not a valid project name")
+            && err.contains("lowercase letters, digits, dashes and underscores"),
+        "{err}"
+    );
+    // The directory's name is still normalised.
+    std::fs::write(
+        dir.join("compose.yaml"),
+        "services:\n  a:\n    command: [\"true\"]\n",
+    )
+    .unwrap();
+    std::fs::remove_file(dir.join("compose.override.yaml")).unwrap();
+    assert_eq!(name(&[], None), "shopdir");
+}
