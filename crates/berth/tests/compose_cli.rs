@@ -230,3 +230,45 @@ fn project_name_follows_compose_precedence() {
     std::fs::remove_file(dir.join("compose.override.yaml")).unwrap();
     assert_eq!(name(&[], None), "shopdir");
 }
+
+/// Issue 19: `config` (and `config -q`) refuses what `validate` and `up`
+/// refuse, naming the path and the reason; unknown keys are warnings on
+/// stderr.
+#[test]
+fn config_fails_on_what_up_refuses() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let cases = [
+        (
+            "    healthcheck:\n      test: [\"exit 0\"]\n",
+            "a.healthcheck.test",
+        ),
+        ("    stop_grace_period: forever\n", "a.stop_grace_period"),
+        ("    depends_on: [nosuch]\n", "a.depends_on.nosuch"),
+        ("    mem_limit: lots\n", "a.mem_limit"),
+    ];
+    for (extra, path) in cases {
+        std::fs::write(
+            dir.join("compose.yaml"),
+            format!("services:\n  a:\n    command: [\"true\"]\n{extra}"),
+        )
+        .unwrap();
+        for args in [&["-q"][..], &[][..]] {
+            let out = config(dir, args);
+            assert_eq!(out.status.code(), Some(1), "{extra}");
+            assert!(stderr(&out).contains(path), "{}", stderr(&out));
+        }
+    }
+    std::fs::write(dir.join("compose.yaml"), "").unwrap();
+    let out = config(dir, &["-q"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("no services"), "{}", stderr(&out));
+    std::fs::write(
+        dir.join("compose.yaml"),
+        "services:\n  a:\n    command: [\"true\"]\n    bogus: 1\n",
+    )
+    .unwrap();
+    let out = config(dir, &["-q"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("a.bogus"), "{}", stderr(&out));
+}
