@@ -517,6 +517,7 @@ impl Projects {
             runtime: row.runtime,
             ports: &ports,
             secrets,
+            vars: &project.vars,
         })?;
         Ok(Open {
             plan,
