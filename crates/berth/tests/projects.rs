@@ -961,3 +961,69 @@ fn a_followed_log_streams_across_restarts(rt: Rt) {
     }
 }
 on_both_runtimes!(a_followed_log_streams_across_restarts);
+
+/// Issue 19: `berth validate` reports on the project `up` runs: with no
+/// argument the current directory, its override file, `extends` from
+/// another file, `-p`/`--profile`; and by default the runtime `up` would
+/// use (the README's example is valid: it runs natively).
+#[test]
+fn validate_sees_the_resolved_project_up_runs() {
+    let d = Daemon::start();
+    let dir = d.dir.path().join("proj");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("compose.yaml"),
+        "services:\n  b:\n    extends: {file: common.yaml, service: base}\n  p:\n    command: [\"sleep\", \"1\"]\n    profiles: [extra]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("common.yaml"),
+        "services:\n  base:\n    command: [\"sleep\", \"1\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("compose.override.yaml"),
+        "services:\n  o:\n    command: [\"sleep\", \"1\"]\n",
+    )
+    .unwrap();
+    let validate = |args: &[&str]| {
+        d.command(BERTH)
+            .arg("validate")
+            .args(args)
+            .current_dir(&dir)
+            .env_remove("COMPOSE_PROFILES")
+            .env_remove("COMPOSE_PROJECT_NAME")
+            .output()
+            .unwrap()
+    };
+    let out = validate(&[]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).starts_with(&format!(
+            "{}: valid (2 services: b, o)\n",
+            dir.join("compose.yaml").display()
+        )),
+        "{}",
+        stdout(&out)
+    );
+    let out = validate(&["--profile", "extra", "-p", "named", "."]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).contains("3 services: b, p, o"),
+        "{}",
+        stdout(&out)
+    );
+    let out = validate(&["-f", "compose.yaml"]);
+    assert!(stdout(&out).contains("1 service: b"), "{}", stdout(&out));
+    let out = validate(&["-p", "Bad Name"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("not a valid project name"),
+        "{}",
+        stdout(&out)
+    );
+
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/notes");
+    let out = d.berth(&["validate", example.to_str().unwrap()]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+}

@@ -71,7 +71,7 @@ pub(super) async fn up(c: &mut Client, a: UpArgs) -> CmdResult {
             // is ignored, and the error is then about the key it meant.
             if project::error_code(&s) == Some("INVALID_MANIFEST") {
                 let runtime = a.runtime.clone().unwrap_or_default();
-                for w in super::validate::warnings_of(c, &path, &runtime).await {
+                for w in super::validate::warnings_of(c, &path, &a.compose, &runtime).await {
                     eprintln!("warning: {w}");
                 }
             }
