@@ -1027,3 +1027,39 @@ fn validate_sees_the_resolved_project_up_runs() {
     let out = d.berth(&["validate", example.to_str().unwrap()]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
 }
+
+/// Issue 19: `project restart` says it restarted, and a service that
+/// cannot start is named in a sentence ("service x could not start").
+#[test]
+fn restart_says_restarted_and_start_failures_read_well() {
+    let d = Daemon::start();
+    let dir = d.dir.path().join("rs");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("compose.yaml"),
+        "services:\n  s:\n    command: [\"sleep\", \"100\"]\n",
+    )
+    .unwrap();
+    let out = d.berth(&["up", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = d.berth(&["project", "restart", "rs"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("restarted 1 service(s) of project rs"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(!stdout(&out).contains("stopped"), "{}", stdout(&out));
+    d.berth(&["down", "rs"]);
+    let bad = d.dir.path().join("bad");
+    std::fs::create_dir_all(&bad).unwrap();
+    std::fs::write(
+        bad.join("compose.yaml"),
+        "services:\n  web:\n    command: [\"/nonexistent/prog\"]\n",
+    )
+    .unwrap();
+    let out = d.berth(&["up", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(!err.contains("it could not"), "{err}");
+}
