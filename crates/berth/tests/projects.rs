@@ -1063,3 +1063,53 @@ fn restart_says_restarted_and_start_failures_read_well() {
     let err = stderr(&out);
     assert!(!err.contains("it could not"), "{err}");
 }
+
+/// Issue 19: `up` without `--profile` leaves running the services an
+/// earlier `up --profile` started (as docker compose does); a service
+/// deleted from the files is stopped.
+#[test]
+fn up_without_a_profile_keeps_what_an_earlier_profile_started() {
+    let d = Daemon::start();
+    let dir = d.dir.path().join("prof");
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |extra: &str| {
+        std::fs::write(
+            dir.join("compose.yaml"),
+            format!("services:\n  a:\n    command: [\"sleep\", \"100\"]\n  p:\n    command: [\"sleep\", \"100\"]\n    profiles: [extra]\n{extra}"),
+        )
+        .unwrap();
+    };
+    write("  gone:\n    command: [\"sleep\", \"100\"]\n");
+    let up = |args: &[&str]| {
+        let out = d
+            .command(BERTH)
+            .arg("up")
+            .args(args)
+            .arg(&dir)
+            .env_remove("COMPOSE_PROFILES")
+            .env_remove("COMPOSE_PROJECT_NAME")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+        stdout(&out)
+    };
+    let first = up(&["--profile", "extra"]);
+    assert!(first.contains("gone"), "{first}");
+    let pid = |name: &str| {
+        let out = d.berth(&["svc", "describe", name, "--json"]);
+        let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap_or_default();
+        (v["status"].clone(), v["pid"].clone())
+    };
+    let before = pid("berth-prof.p");
+    assert!(before.1.as_u64().is_some_and(|p| p > 0), "{before:?}");
+    write("");
+    let second = up(&[]);
+    let line = second
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some("p"))
+        .unwrap_or_else(|| panic!("p not listed: {second}"));
+    assert!(line.contains("running"), "{second}");
+    assert_eq!(pid("berth-prof.p"), before, "p kept running as it was");
+    assert!(!second.lines().any(|l| l.starts_with("gone")), "{second}");
+    d.berth(&["down", "prof"]);
+}
