@@ -42,5 +42,5 @@ pub use model::*;
 pub use node::{Node, Ordered};
 pub use order::{start_order, OrderError};
 pub use parse::{parse, ParseError};
-pub use resolve::{load, LoadError, Options, Project};
+pub use resolve::{check_project_name, load, LoadError, Options, Project};
 pub use validate::{FieldNote, Runtime, ValidationReport};

@@ -1,7 +1,8 @@
 //! Merging Compose files (Compose Specification, "Merge and override"):
 //! mappings are merged key by key; scalars are replaced; sequences follow
 //! their field: `command`, `entrypoint` and `healthcheck.test` are
-//! replaced, `ports` are merged by container port and protocol, `volumes`
+//! replaced, `ports` are merged by host IP, published port, target and
+//! protocol, `volumes`
 //! by target, `secrets` and `configs` by source, `environment`, `labels`,
 //! `annotations`, `sysctls`, `extra_hosts` and `build.args` by key (their
 //! list forms read as mappings), and other sequences appended without
@@ -59,25 +60,43 @@ fn keyed_list(node: &Node, sep: &[char]) -> Option<Vec<(String, Node)>> {
     }
 }
 
-/// `80`, `"8080:80"`, `"127.0.0.1:8080:80/udp"` or `{target: 80}`: the
-/// container side and protocol.
+/// A port entry's identity: host IP, target, published port and protocol
+/// (Compose Specification, "Merge and override": ports are the same entry
+/// only when all four match, so `8080:80` and `8081:80` are two ports).
 fn port_key(n: &Node) -> Option<String> {
-    match n {
+    let (ip, published, target, proto) = match n {
         Node::Map(_) => {
-            let target = n.get("target")?.scalar_text()?;
-            let proto = n.get("protocol").and_then(Node::scalar_text);
-            Some(format!(
-                "{target}/{}",
-                proto.unwrap_or_else(|| "tcp".into())
-            ))
+            let text = |k: &str| n.get(k).and_then(Node::scalar_text).unwrap_or_default();
+            (
+                text("host_ip"),
+                text("published"),
+                n.get("target")?.scalar_text()?,
+                text("protocol"),
+            )
         }
         other => {
             let s = other.scalar_text()?;
-            let (rest, proto) = s.rsplit_once('/').unwrap_or((&s, "tcp"));
-            let container = rest.rsplit(':').next()?;
-            Some(format!("{container}/{proto}"))
+            let (rest, proto) = s.rsplit_once('/').unwrap_or((&s, ""));
+            let (front, target) = rest.rsplit_once(':').unwrap_or(("", rest));
+            let (ip, published) = match front.rsplit_once(':') {
+                Some((ip, p)) => (ip, p),
+                None => ("", front),
+            };
+            (
+                ip.to_owned(),
+                published.to_owned(),
+                target.to_owned(),
+                proto.to_owned(),
+            )
         }
-    }
+    };
+    let proto = if proto.is_empty() {
+        "tcp".into()
+    } else {
+        proto.to_lowercase()
+    };
+    let ip = ip.trim_start_matches('[').trim_end_matches(']');
+    Some(format!("{ip}|{published}|{target}|{proto}"))
 }
 
 /// A volume entry's target.
@@ -260,7 +279,7 @@ mod tests {
     image: b
     command: [c]
     environment: {B: 3, C: 4}
-    ports: [{target: 80, published: 9090}]
+    ports: [{target: 80, published: 9090}, {target: 443, published: '443', protocol: tcp}, '8080:80/udp']
     volumes: ['./b:/data']
     dns: [1.1.1.1, 8.8.8.8]
     depends_on: {cache: {condition: service_healthy}}
@@ -276,7 +295,7 @@ mod tests {
     image: b
     command: [c]
     environment: {A: '1', B: 3, C: 4}
-    ports: [{target: 80, published: 9090}, '443']
+    ports: ['8080:80', '443', {target: 80, published: 9090}, {target: 443, published: '443', protocol: tcp}, '8080:80/udp']
     volumes: ['./b:/data', '/cache']
     dns: [1.1.1.1, 8.8.8.8]
     depends_on: {db: {condition: service_started}, cache: {condition: service_healthy}}
@@ -285,6 +304,17 @@ mod tests {
     image: x
 ",
         );
+        assert_eq!(base, expected);
+    }
+
+    #[test]
+    fn ports_are_one_entry_only_when_ip_target_published_and_protocol_match() {
+        let mut base = tree("services:\n  w:\n    ports: ['8080:80', '127.0.0.1:5000:5000', '[::1]:6000:6000/udp']\n");
+        merge_file(
+            &mut base,
+            tree("services:\n  w:\n    ports: ['8081:80', {host_ip: 127.0.0.1, target: 5000, published: '5000'}, '[::1]:6000:6000/UDP']\n"),
+        );
+        let expected = tree("services:\n  w:\n    ports: ['8080:80', {host_ip: 127.0.0.1, target: 5000, published: '5000'}, '[::1]:6000:6000/UDP', '8081:80']\n");
         assert_eq!(base, expected);
     }
 }

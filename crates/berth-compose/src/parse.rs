@@ -25,7 +25,17 @@ fn saphyr_error(e: serde_saphyr::Error) -> ParseError {
     // line alone ("line L column C: ...") is what fits a report.
     let text = e.to_string();
     let first = text.lines().next().unwrap_or_default();
-    ParseError(first.strip_prefix("error: ").unwrap_or(first).to_owned())
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    // The parser's duplicate-key message names an option of the parser,
+    // which means nothing to the file's author: say which key repeats.
+    if let Some((at, rest)) = first.split_once("duplicate mapping key: ") {
+        let key = rest
+            .split(", set DuplicateKeyPolicy")
+            .next()
+            .unwrap_or(rest);
+        return ParseError(format!("{at}duplicate key \"{key}\""));
+    }
+    ParseError(first.to_owned())
 }
 
 /// Parses YAML text into the ordered tree; the document must be a
@@ -130,4 +140,17 @@ pub fn parse(content: &[u8]) -> Result<(ComposeFile, Node), ParseError> {
     }
     let file = typed(&tree).map_err(|e| ParseError(e.to_string()))?;
     Ok((file, tree))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 19: a repeated key is named with its line and column, without
+    /// the parser's own option names.
+    #[test]
+    fn a_duplicate_key_is_named_with_its_position() {
+        let e = parse_tree(b"services:\n  a:\n    image: x\n    image: y\n").unwrap_err();
+        assert_eq!(e.0, "line 4 column 5: duplicate key \"image\"");
+    }
 }

@@ -98,6 +98,26 @@ pub fn normalise_project_name(name: &str) -> Option<String> {
     (!trimmed.is_empty()).then(|| trimmed.to_owned())
 }
 
+/// Checks a project name given imperatively (`-p`, COMPOSE_PROJECT_NAME):
+/// Compose refuses one that is not already normal rather than changing
+/// it, so the project a user names is the one they get.
+///
+/// # Errors
+/// A sentence naming the value, where it came from (`from`) and the rule.
+pub fn check_project_name(name: &str, from: &str) -> Result<(), String> {
+    let ok = name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{from} {name:?} is not a valid project name: it must consist only of lowercase letters, digits, dashes and underscores, and start with a letter or digit"
+        ))
+    }
+}
+
 /// The override file next to `main` (`compose.yaml` →
 /// `compose.override.yaml`, `.yml` too), when one exists.
 fn override_of(files: &dyn Files, main: &Path) -> Option<PathBuf> {
@@ -146,21 +166,34 @@ pub fn load(files: &dyn Files, opts: &Options) -> Result<Project, LoadError> {
         opts.files.iter().map(|f| normalise(&dir.join(f))).collect()
     };
     let mut vars = project_vars(files, &dir, &opts.env_files, &opts.environment)?;
-    // The project name: `name:`, then -p, then COMPOSE_PROJECT_NAME, then
-    // the directory's name. It is visible to interpolation as
+    // The project name, in Compose's order: -p, then COMPOSE_PROJECT_NAME
+    // (shell or env file), then `name:`, then the directory's name. The
+    // first two must already be valid names; `name:` and the directory's
+    // name are normalised. The name is visible to interpolation as
     // COMPOSE_PROJECT_NAME, so when `name:` decides it, the files are read
     // again with the final name.
-    let fallback = [
-        opts.project_name.clone(),
-        vars.get("COMPOSE_PROJECT_NAME").cloned(),
-        dir.file_name().map(|n| n.to_string_lossy().into_owned()),
-    ];
+    let imperative = match (&opts.project_name, vars.get("COMPOSE_PROJECT_NAME")) {
+        (Some(n), _) if !n.is_empty() => Some(("-p", n.clone())),
+        (_, Some(n)) if !n.is_empty() => Some(("COMPOSE_PROJECT_NAME", n.clone())),
+        _ => None,
+    };
+    if let Some((from, n)) = &imperative {
+        check_project_name(n, from).map_err(|e| LoadError::new("name", e))?;
+    }
+    let imperative = imperative.map(|(_, n)| n);
+    let dir_name = dir.file_name().map(|n| n.to_string_lossy().into_owned());
     let first = |tree: &Node| {
-        let raw = std::iter::once(tree.get("name").and_then(Node::scalar_text))
-            .chain(fallback.iter().cloned())
-            .flatten()
-            .find(|c| !c.is_empty())
-            .unwrap_or_default();
+        if let Some(n) = &imperative {
+            return Ok(n.clone());
+        }
+        let raw = [
+            tree.get("name").and_then(Node::scalar_text),
+            dir_name.clone(),
+        ]
+        .into_iter()
+        .flatten()
+        .find(|c| !c.is_empty())
+        .unwrap_or_default();
         normalise_project_name(&raw).ok_or_else(|| {
             LoadError::new(
                 "name",

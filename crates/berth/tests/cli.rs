@@ -449,6 +449,14 @@ fn small_things_a_user_notices() {
         "{}",
         stderr(&out)
     );
+    // The hint is one that works for this (pipe) session: logs -f, not
+    // --read-only (a pipe session has no screen to watch).
+    assert!(
+        stderr(&out).contains(&format!("`berth logs -f {id}`"))
+            && !stderr(&out).contains("--read-only"),
+        "{}",
+        stderr(&out)
+    );
     // kill says what it did.
     assert_eq!(run(&["kill", id]), format!("ended session {id}\n"));
 

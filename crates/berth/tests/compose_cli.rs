@@ -186,3 +186,89 @@ fn up_and_down_follow_the_compose_project() {
         );
     }
 }
+
+/// Issue 19: Compose's project-name order (-p, COMPOSE_PROJECT_NAME,
+/// `name:`, the directory), and an invalid -p refused with the rule.
+#[test]
+fn project_name_follows_compose_precedence() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("Shop Dir");
+    write_shop(&dir, "");
+    let name = |args: &[&str], env: Option<&str>| {
+        let mut c = Command::new(BERTH);
+        c.arg("config")
+            .args(args)
+            .args(["--format", "json"])
+            .current_dir(&dir)
+            .env_remove("COMPOSE_PROFILES")
+            .env_remove("COMPOSE_PROJECT_NAME");
+        if let Some(e) = env {
+            c.env("COMPOSE_PROJECT_NAME", e);
+        }
+        let out = c.output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        v["name"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(name(&[], None), "shop");
+    assert_eq!(name(&[], Some("from-env")), "from-env");
+    assert_eq!(name(&["-p", "flag"], Some("from-env")), "flag");
+    let out = config(&dir, &["-p", "My Proj"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("\"My Proj\" is not a valid project name")
+            && err.contains("lowercase letters, digits, dashes and underscores"),
+        "{err}"
+    );
+    // The directory's name is still normalised.
+    std::fs::write(
+        dir.join("compose.yaml"),
+        "services:\n  a:\n    command: [\"true\"]\n",
+    )
+    .unwrap();
+    std::fs::remove_file(dir.join("compose.override.yaml")).unwrap();
+    assert_eq!(name(&[], None), "shopdir");
+}
+
+/// Issue 19: `config` (and `config -q`) refuses what `validate` and `up`
+/// refuse, naming the path and the reason; unknown keys are warnings on
+/// stderr.
+#[test]
+fn config_fails_on_what_up_refuses() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let cases = [
+        (
+            "    healthcheck:\n      test: [\"exit 0\"]\n",
+            "a.healthcheck.test",
+        ),
+        ("    stop_grace_period: forever\n", "a.stop_grace_period"),
+        ("    depends_on: [nosuch]\n", "a.depends_on.nosuch"),
+        ("    mem_limit: lots\n", "a.mem_limit"),
+    ];
+    for (extra, path) in cases {
+        std::fs::write(
+            dir.join("compose.yaml"),
+            format!("services:\n  a:\n    command: [\"true\"]\n{extra}"),
+        )
+        .unwrap();
+        for args in [&["-q"][..], &[][..]] {
+            let out = config(dir, args);
+            assert_eq!(out.status.code(), Some(1), "{extra}");
+            assert!(stderr(&out).contains(path), "{}", stderr(&out));
+        }
+    }
+    std::fs::write(dir.join("compose.yaml"), "").unwrap();
+    let out = config(dir, &["-q"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("no services"), "{}", stderr(&out));
+    std::fs::write(
+        dir.join("compose.yaml"),
+        "services:\n  a:\n    command: [\"true\"]\n    bogus: 1\n",
+    )
+    .unwrap();
+    let out = config(dir, &["-q"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("a.bogus"), "{}", stderr(&out));
+}

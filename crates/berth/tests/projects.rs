@@ -961,3 +961,155 @@ fn a_followed_log_streams_across_restarts(rt: Rt) {
     }
 }
 on_both_runtimes!(a_followed_log_streams_across_restarts);
+
+/// Issue 19: `berth validate` reports on the project `up` runs: with no
+/// argument the current directory, its override file, `extends` from
+/// another file, `-p`/`--profile`; and by default the runtime `up` would
+/// use (the README's example is valid: it runs natively).
+#[test]
+fn validate_sees_the_resolved_project_up_runs() {
+    let d = Daemon::start();
+    let dir = d.dir.path().join("proj");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("compose.yaml"),
+        "services:\n  b:\n    extends: {file: common.yaml, service: base}\n  p:\n    command: [\"sleep\", \"1\"]\n    profiles: [extra]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("common.yaml"),
+        "services:\n  base:\n    command: [\"sleep\", \"1\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("compose.override.yaml"),
+        "services:\n  o:\n    command: [\"sleep\", \"1\"]\n",
+    )
+    .unwrap();
+    let validate = |args: &[&str]| {
+        d.command(BERTH)
+            .arg("validate")
+            .args(args)
+            .current_dir(&dir)
+            .env_remove("COMPOSE_PROFILES")
+            .env_remove("COMPOSE_PROJECT_NAME")
+            .output()
+            .unwrap()
+    };
+    let out = validate(&[]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).starts_with(&format!(
+            "{}: valid (2 services: b, o)\n",
+            dir.join("compose.yaml").display()
+        )),
+        "{}",
+        stdout(&out)
+    );
+    let out = validate(&["--profile", "extra", "-p", "named", "."]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).contains("3 services: b, p, o"),
+        "{}",
+        stdout(&out)
+    );
+    let out = validate(&["-f", "compose.yaml"]);
+    assert!(stdout(&out).contains("1 service: b"), "{}", stdout(&out));
+    let out = validate(&["-p", "Bad Name"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("not a valid project name"),
+        "{}",
+        stdout(&out)
+    );
+
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/notes");
+    let out = d.berth(&["validate", example.to_str().unwrap()]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+}
+
+/// Issue 19: `project restart` says it restarted, and a service that
+/// cannot start is named in a sentence ("service x could not start").
+#[test]
+fn restart_says_restarted_and_start_failures_read_well() {
+    let d = Daemon::start();
+    let dir = d.dir.path().join("rs");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("compose.yaml"),
+        "services:\n  s:\n    command: [\"sleep\", \"100\"]\n",
+    )
+    .unwrap();
+    let out = d.berth(&["up", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = d.berth(&["project", "restart", "rs"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("restarted 1 service(s) of project rs"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(!stdout(&out).contains("stopped"), "{}", stdout(&out));
+    d.berth(&["down", "rs"]);
+    let bad = d.dir.path().join("bad");
+    std::fs::create_dir_all(&bad).unwrap();
+    std::fs::write(
+        bad.join("compose.yaml"),
+        "services:\n  web:\n    command: [\"/nonexistent/prog\"]\n",
+    )
+    .unwrap();
+    let out = d.berth(&["up", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(!err.contains("it could not"), "{err}");
+}
+
+/// Issue 19: `up` without `--profile` leaves running the services an
+/// earlier `up --profile` started (as docker compose does); a service
+/// deleted from the files is stopped.
+#[test]
+fn up_without_a_profile_keeps_what_an_earlier_profile_started() {
+    let d = Daemon::start();
+    let dir = d.dir.path().join("prof");
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |extra: &str| {
+        std::fs::write(
+            dir.join("compose.yaml"),
+            format!("services:\n  a:\n    command: [\"sleep\", \"100\"]\n  p:\n    command: [\"sleep\", \"100\"]\n    profiles: [extra]\n{extra}"),
+        )
+        .unwrap();
+    };
+    write("  gone:\n    command: [\"sleep\", \"100\"]\n");
+    let up = |args: &[&str]| {
+        let out = d
+            .command(BERTH)
+            .arg("up")
+            .args(args)
+            .arg(&dir)
+            .env_remove("COMPOSE_PROFILES")
+            .env_remove("COMPOSE_PROJECT_NAME")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+        stdout(&out)
+    };
+    let first = up(&["--profile", "extra"]);
+    assert!(first.contains("gone"), "{first}");
+    let pid = |name: &str| {
+        let out = d.berth(&["svc", "describe", name, "--json"]);
+        let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap_or_default();
+        (v["status"].clone(), v["pid"].clone())
+    };
+    let before = pid("berth-prof.p");
+    assert!(before.1.as_u64().is_some_and(|p| p > 0), "{before:?}");
+    write("");
+    let second = up(&[]);
+    let line = second
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some("p"))
+        .unwrap_or_else(|| panic!("p not listed: {second}"));
+    assert!(line.contains("running"), "{second}");
+    assert_eq!(pid("berth-prof.p"), before, "p kept running as it was");
+    assert!(!second.lines().any(|l| l.starts_with("gone")), "{second}");
+    d.berth(&["down", "prof"]);
+}

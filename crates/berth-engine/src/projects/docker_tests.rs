@@ -471,6 +471,7 @@ secrets:
         runtime: super::model::RuntimeKind::Docker,
         ports: &[],
         secrets: &secrets,
+        vars: &secrets,
     })
     .unwrap();
     let _ = rt.remove(&p).await;
@@ -569,6 +570,7 @@ services:
         runtime: super::model::RuntimeKind::Docker,
         ports: &[],
         secrets: &secrets,
+        vars: &secrets,
     })
     .unwrap();
     let _ = rt.remove(&p).await;
@@ -620,6 +622,7 @@ fn plan_yaml(id: &str, yaml: &str, project: &Path, state: &Path) -> Plan {
         runtime: super::model::RuntimeKind::Docker,
         ports: &[],
         secrets: &BTreeMap::new(),
+        vars: &BTreeMap::new(),
     })
     .unwrap()
 }

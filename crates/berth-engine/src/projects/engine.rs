@@ -63,6 +63,8 @@ struct Open {
     health: Arc<Mutex<BTreeMap<String, String>>>,
     /// Services being started or stopped right now.
     transient: Arc<Mutex<BTreeMap<String, ServiceState>>>,
+    /// Services the files define that no active profile selects.
+    left_out: Vec<String>,
 }
 
 #[derive(Default)]
@@ -517,7 +519,17 @@ impl Projects {
             runtime: row.runtime,
             ports: &ports,
             secrets,
+            vars: &project.vars,
         })?;
+        let left_out = project
+            .notes
+            .iter()
+            .filter(|n| {
+                n.path == format!("{}.profiles", n.service)
+                    && project.file.services.get(&n.service).is_none()
+            })
+            .map(|n| n.service.clone())
+            .collect();
         Ok(Open {
             plan,
             rt,
@@ -525,6 +537,7 @@ impl Projects {
             notes,
             health: Default::default(),
             transient: Default::default(),
+            left_out,
         })
     }
 
@@ -651,7 +664,21 @@ impl Projects {
         // running project: it holds them itself); the plan gets the
         // secrets as environment.
         let mode = if was_running { Load::Open } else { Load::Start };
-        let open = Arc::new(self.load(&row, mode, &secrets).await?);
+        let mut loaded = self.load(&row, mode, &secrets).await?;
+        // A service an earlier start ran under a profile this start does
+        // not activate keeps running and stays in the plan (so stop and
+        // down still reach it), as `docker compose up` leaves it; only
+        // services deleted from the files are stopped (below).
+        let mut carried = Vec::new();
+        if was_running && services.is_empty() {
+            for s in &previous.plan.services {
+                if loaded.plan.service(&s.name).is_none() && loaded.left_out.contains(&s.name) {
+                    loaded.plan.services.push(s.clone());
+                    carried.push(s.name.clone());
+                }
+            }
+        }
+        let open = Arc::new(loaded);
         check_services(project_id, &open.plan, services)?;
         let ports = persist::ports(&self.store, project_id)?;
         slot.set_open(Some(open.clone()));
@@ -689,7 +716,8 @@ impl Projects {
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(svc.to_owned(), h.to_owned());
         };
-        let target = sub_plan(&open.plan, services);
+        let mut target = sub_plan(&open.plan, services);
+        target.services.retain(|s| !carried.contains(&s.name));
         let result = orchestrate::start_all(open.rt.as_ref(), &target, &note).await;
         let whole_start = !was_running && services.is_empty();
         if let Err(f) = result {

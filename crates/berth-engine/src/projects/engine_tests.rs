@@ -781,3 +781,83 @@ fn a_bind_through_a_symlink_out_of_the_project_is_refused() {
         assert!(!outside.join("new").exists());
     });
 }
+
+/// Issue 17: a second `up` with nothing changed leaves a running service
+/// with a published port alone (its forwarder is kept, not re-opened).
+#[test]
+fn a_second_up_keeps_a_service_with_a_forwarded_port() {
+    rt().block_on(async {
+        let e = env().await;
+        let dir = project(
+            &e.root,
+            "p2",
+            "services:\n  s:\n    command: [\"sleep\", \"1000\"]\n    ports: [\"9999\"]\n",
+            &[],
+        );
+        let first = up(&e, "p2", &dir).await.unwrap();
+        let pid = e.services.describe("berth-p2.s").unwrap().pid;
+        for _ in 0..2 {
+            let again = e
+                .projects
+                .start_services("p2", BTreeMap::new(), &[], true)
+                .await
+                .unwrap();
+            assert_eq!(again.ports, first.ports);
+            assert_eq!(state(&again.services, "s").state, ServiceState::Running);
+        }
+        let info = e.services.describe("berth-p2.s").unwrap();
+        assert_eq!(info.pid, pid, "the service was not restarted");
+        // The host port still answers.
+        let host = first.ports[0].host_port;
+        assert!(std::net::TcpStream::connect(("127.0.0.1", host)).is_ok());
+        e.projects.stop("p2", None).await.unwrap();
+    });
+}
+
+/// Issue 19: `env_file` values get what `berth config` shows: the default
+/// format interpolates with the project's variables (its `.env`), `format:
+/// raw` does not.
+#[test]
+fn env_file_values_are_interpolated_as_config_shows_them() {
+    rt().block_on(async {
+        let e = env().await;
+        let dir = project(
+            &e.root,
+            "envf",
+            "services:\n  s:\n    command: [\"sh\", \"-c\", \"printf '%s|%s' \\\"$$W\\\" \\\"$$R\\\" > out.txt; exec sleep 100\"]\n    env_file:\n      - w.env\n      - {path: r.env, format: raw}\n",
+            &[],
+        );
+        std::fs::write(dir.join(".env"), "X=dotenv\n").unwrap();
+        std::fs::write(dir.join("w.env"), "W=raw${X}\n").unwrap();
+        std::fs::write(dir.join("r.env"), "R=raw${X}\n").unwrap();
+        let expected = {
+            let opts = berth_compose::Options {
+                project_dir: Some(dir.clone()),
+                ..Default::default()
+            };
+            let p = berth_compose::load(&berth_compose::RealFiles, &opts).unwrap();
+            let tree = berth_compose::config::canonical(&p, &berth_compose::RealFiles).unwrap();
+            let env = tree.get("services").unwrap().get("s").unwrap().get("environment").unwrap();
+            format!(
+                "{}|{}",
+                env.get("W").unwrap().scalar_text().unwrap(),
+                env.get("R").unwrap().scalar_text().unwrap()
+            )
+        };
+        assert_eq!(expected, "rawdotenv|raw${X}");
+        up(&e, "envf", &dir).await.unwrap();
+        let out = dir.join("out.txt");
+        let mut got = String::new();
+        for _ in 0..200 {
+            if let Ok(t) = std::fs::read_to_string(&out) {
+                if t.contains('|') {
+                    got = t;
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert_eq!(got, expected);
+        e.projects.stop("envf", None).await.unwrap();
+    });
+}

@@ -1,11 +1,13 @@
 //! Host port forwarding for native services: a host port relays TCP
 //! connections and UDP datagrams to the port the service listens on.
-//! Dropping a [`Forwarder`] closes its port and every relayed connection.
+//! Dropping a [`Forwarder`] closes its port and every relayed connection;
+//! its target can change while it runs, so a service re-created on another
+//! port keeps its host port without closing and re-binding it.
 
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::task::{JoinHandle, JoinSet};
@@ -17,8 +19,26 @@ const UDP_IDLE: Duration = Duration::from_secs(120);
 #[derive(Debug)]
 pub struct Forwarder {
     task: JoinHandle<()>,
+    target: Arc<Mutex<SocketAddr>>,
     /// The bound address.
     pub local: SocketAddr,
+}
+
+impl Forwarder {
+    /// Where new connections (TCP) and new clients (UDP) are relayed to.
+    pub fn target(&self) -> SocketAddr {
+        *self.target.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Relays new connections and clients to `target` from now on; those
+    /// already relayed keep their upstream.
+    pub fn retarget(&self, target: SocketAddr) {
+        *self.target.lock().unwrap_or_else(|p| p.into_inner()) = target;
+    }
+}
+
+fn current(target: &Mutex<SocketAddr>) -> SocketAddr {
+    *target.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Drop for Forwarder {
@@ -31,6 +51,8 @@ impl Drop for Forwarder {
 pub async fn tcp(bind: SocketAddr, target: SocketAddr) -> io::Result<Forwarder> {
     let listener = TcpListener::bind(bind).await?;
     let local = listener.local_addr()?;
+    let target = Arc::new(Mutex::new(target));
+    let shared = target.clone();
     let task = tokio::spawn(async move {
         // Owned here, so aborting the accept loop aborts every relay too.
         let mut conns = JoinSet::new();
@@ -38,6 +60,7 @@ pub async fn tcp(bind: SocketAddr, target: SocketAddr) -> io::Result<Forwarder> 
             tokio::select! {
                 accepted = listener.accept() => {
                     let Ok((mut inbound, _)) = accepted else { continue };
+                    let target = current(&shared);
                     conns.spawn(async move {
                         if let Ok(mut outbound) = TcpStream::connect(target).await {
                             let _ = inbound.set_nodelay(true);
@@ -50,7 +73,11 @@ pub async fn tcp(bind: SocketAddr, target: SocketAddr) -> io::Result<Forwarder> 
             }
         }
     });
-    Ok(Forwarder { task, local })
+    Ok(Forwarder {
+        task,
+        target,
+        local,
+    })
 }
 
 /// Relays UDP datagrams on `bind` to `target`, and replies back to each
@@ -58,6 +85,8 @@ pub async fn tcp(bind: SocketAddr, target: SocketAddr) -> io::Result<Forwarder> 
 pub async fn udp(bind: SocketAddr, target: SocketAddr) -> io::Result<Forwarder> {
     let sock = Arc::new(UdpSocket::bind(bind).await?);
     let local = sock.local_addr()?;
+    let target = Arc::new(Mutex::new(target));
+    let shared = target.clone();
     let task = tokio::spawn(async move {
         let mut relays: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
         let mut tasks = JoinSet::new();
@@ -69,6 +98,7 @@ pub async fn udp(bind: SocketAddr, target: SocketAddr) -> io::Result<Forwarder> 
                     let up = match relays.get(&client) {
                         Some(u) => u.clone(),
                         None => {
+                            let target = current(&shared);
                             let any: SocketAddr = if target.is_ipv4() {
                                 "0.0.0.0:0".parse().expect("literal address")
                             } else {
@@ -101,7 +131,11 @@ pub async fn udp(bind: SocketAddr, target: SocketAddr) -> io::Result<Forwarder> 
             }
         }
     });
-    Ok(Forwarder { task, local })
+    Ok(Forwarder {
+        task,
+        target,
+        local,
+    })
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 /// Runs project services on the host.
 pub struct NativeRuntime {
     services: Arc<Services>,
-    forwarders: Mutex<HashMap<String, Vec<Forwarder>>>,
+    forwarders: Mutex<HashMap<String, Vec<(Protocol, Forwarder)>>>,
 }
 
 /// Delay before the service engine restarts a project service that exited
@@ -115,8 +115,13 @@ impl NativeRuntime {
     }
 
     /// Opens the forwarders of `svc`'s ports that differ from the port the
-    /// service binds itself.
+    /// service binds itself. A forwarder `key` already holds on the same
+    /// host address and protocol is kept (retargeted if the service's port
+    /// changed): re-binding a port this runtime holds itself would fail
+    /// with "address in use", which killed a running service on a second
+    /// `up` (issue 17). Forwarders no longer asked for are closed.
     async fn forward(&self, key: &str, ports: &[PortMapping]) -> Result<(), RuntimeError> {
+        let mut held = self.lock().remove(key).unwrap_or_default();
         let mut opened = Vec::new();
         for p in ports.iter().filter(|p| p.host_port != p.container_port) {
             let ip: IpAddr = p
@@ -125,13 +130,25 @@ impl NativeRuntime {
                 .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
             let bind = SocketAddr::new(ip, p.host_port);
             let target = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), p.container_port);
+            if let Some(i) = held
+                .iter()
+                .position(|(proto, f)| *proto == p.protocol && f.local == bind)
+            {
+                let (proto, f) = held.swap_remove(i);
+                f.retarget(target);
+                opened.push((proto, f));
+                continue;
+            }
             let f = match p.protocol {
                 Protocol::Tcp => forward::tcp(bind, target).await,
                 Protocol::Udp => forward::udp(bind, target).await,
             };
             match f {
-                Ok(f) => opened.push(f),
+                Ok(f) => opened.push((p.protocol, f)),
                 Err(e) => {
+                    // What it held stays open: the service keeps its ports.
+                    opened.extend(held);
+                    self.lock().insert(key.to_owned(), opened);
                     return Err(RuntimeError::new(
                         RuntimeErrorKind::PortTaken,
                         format!(
@@ -140,7 +157,7 @@ impl NativeRuntime {
                             p.protocol.as_str(),
                             p.service
                         ),
-                    ))
+                    ));
                 }
             }
         }
@@ -185,7 +202,7 @@ impl NativeRuntime {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Forwarder>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<(Protocol, Forwarder)>>> {
         self.forwarders.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

@@ -183,7 +183,7 @@ pub async fn start_all(
             }
             rt.start(plan, svc)
                 .await
-                .map_err(|e| fail_as(format!("it could not start: {e}"), Some(e.kind)))?;
+                .map_err(|e| fail_as(format!("could not start: {e}"), Some(e.kind)))?;
             let _ = tx.send(Reached::Started);
             if let Some(h) = &svc.healthcheck {
                 health(&svc.name, "starting");

@@ -468,6 +468,10 @@ pub struct PlanInput<'a> {
     pub ports: &'a [PortMapping],
     /// Secrets given at start (empty at open).
     pub secrets: &'a BTreeMap<String, String>,
+    /// The variables the project was interpolated with (its `.env`, env
+    /// files and the secrets): `env_file` values in the default format
+    /// are interpolated with them, as `berth config` shows them.
+    pub vars: &'a BTreeMap<String, String>,
 }
 
 /// Builds the plan. The file must have passed validation for `runtime`.
@@ -519,7 +523,7 @@ pub fn build(input: &PlanInput<'_>) -> Result<Plan, ProjectError> {
         };
         let node = services_node.get(name).unwrap_or(&empty);
         let mut env = BTreeMap::new();
-        env_files(node, input.project_dir, name, input.secrets, &mut env)?;
+        env_files(node, input.project_dir, name, input.vars, &mut env)?;
         environment(&svc.environment, &mut env, input.secrets);
         for (k, v) in input.secrets {
             env.insert(k.clone(), v.clone());
@@ -705,6 +709,7 @@ mod tests {
             runtime,
             ports: &[],
             secrets: &BTreeMap::new(),
+            vars: &BTreeMap::new(),
         })
     }
 

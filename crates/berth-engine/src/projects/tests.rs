@@ -810,7 +810,7 @@ fn shape_errors_say_what_was_expected_and_where() {
     assert!(
         r.rejected_fields[0]
             .reason
-            .starts_with("line 4 column 5: duplicate mapping key: image"),
+            .starts_with("line 4 column 5: duplicate key \"image\""),
         "{:?}",
         r.rejected_fields
     );

@@ -107,12 +107,63 @@ pub(super) fn options(paths: &[PathBuf], opts: &ComposeOpts) -> Result<Options, 
     })
 }
 
+/// What `berth validate` and `up` would say of `project`, for the runtime
+/// `up` would pick as the daemon does (Docker, else native when only the
+/// native runtime can run the file): warnings on stderr, and an error
+/// with each rejected field's path and reason when it cannot run, so
+/// `config -q` refuses what `up` refuses.
+fn check(project: &berth_compose::Project) -> Result<(), CliError> {
+    use berth_compose::validate::{validate, Runtime};
+    let docker = validate(project, Runtime::Docker, None);
+    let report = if docker.valid {
+        docker
+    } else {
+        // A file of commands alone is meant for the native runtime: its
+        // problems are those the native runtime finds.
+        let commands_only = project
+            .tree
+            .get("services")
+            .map_or(&[][..], berth_compose::Node::entries)
+            .iter()
+            .all(|(_, s)| s.get("image").is_none() && s.get("build").is_none());
+        let native = validate(project, Runtime::Native, None);
+        if native.valid || commands_only {
+            native
+        } else {
+            docker
+        }
+    };
+    let line = |n: &berth_compose::FieldNote| {
+        if n.path.is_empty() {
+            n.reason.clone()
+        } else {
+            format!("{}: {}", n.path, n.reason)
+        }
+    };
+    for w in &report.warnings {
+        eprintln!("warning: {}", line(w));
+    }
+    if report.valid {
+        return Ok(());
+    }
+    let lines: Vec<String> = report.rejected_fields.iter().map(line).collect();
+    Err(CliError::failed(format!(
+        "{} is not valid: {}",
+        project.files.first().map_or_else(
+            || project.dir.display().to_string(),
+            |f| f.display().to_string()
+        ),
+        lines.join("; ")
+    )))
+}
+
 /// Runs `berth config`: prints the resolved model, the service or profile
 /// names, or (with `-q`) nothing but the verdict in the exit status.
 pub(super) fn config(a: ConfigArgs) -> CmdResult {
     let opts = options(&a.paths, &a.compose).map_err(CliError::failed)?;
     let project = berth_compose::load(&RealFiles, &opts).map_err(CliError::failed)?;
     let tree = config::canonical(&project, &RealFiles).map_err(CliError::failed)?;
+    check(&project)?;
     if a.quiet {
         return Ok(0);
     }

@@ -221,7 +221,13 @@ pub(super) async fn run(c: &mut Client, cmd: ProjectCmd) -> CmdResult {
             id,
             services,
             timeout,
-        } => stop(c, &id, services, timeout).await.map(|_| 0),
+        } => {
+            match stop(c, &id, services, timeout).await? {
+                Some(n) => println!("stopped {n} service(s) of project {id}"),
+                None => println!("project {id} was not running"),
+            }
+            Ok(0)
+        }
         ProjectCmd::Restart {
             id,
             services,
@@ -229,8 +235,13 @@ pub(super) async fn run(c: &mut Client, cmd: ProjectCmd) -> CmdResult {
             secrets,
         } => {
             let secrets = secret_map(&secrets)?;
-            stop(c, &id, services.clone(), timeout).await?;
-            start(c, &id, services, secrets).await
+            let stopped = stop(c, &id, services.clone(), timeout).await?;
+            let rc = start(c, &id, services, secrets).await?;
+            match stopped {
+                Some(n) => println!("restarted {n} service(s) of project {id}"),
+                None => println!("project {id} was not running; started it"),
+            }
+            Ok(rc)
         }
         ProjectCmd::Forget { id, force } => {
             let state = c
@@ -311,14 +322,15 @@ async fn start(
     Ok(0)
 }
 
-/// Stops `services` (empty: all); a project that is not running is said,
-/// not an error.
+/// Stops `services` (empty: all) and returns how many; `None` for a
+/// project that was not running (not an error). The caller says what it
+/// did: `stop` and `restart` word it differently.
 async fn stop(
     c: &mut Client,
     id: &str,
     services: Vec<String>,
     timeout: Option<u32>,
-) -> Result<(), CliError> {
+) -> Result<Option<usize>, CliError> {
     let n = services.len();
     match c
         .stop_project(pb::StopProjectRequest {
@@ -330,14 +342,9 @@ async fn stop(
     {
         Ok(r) => {
             let r = r.into_inner();
-            let count = if n == 0 { r.services.len() } else { n };
-            println!("stopped {count} service(s) of project {id}");
-            Ok(())
+            Ok(Some(if n == 0 { r.services.len() } else { n }))
         }
-        Err(s) if project::error_code(&s) == Some("NOT_RUNNING") => {
-            println!("project {id} was not running");
-            Ok(())
-        }
+        Err(s) if project::error_code(&s) == Some("NOT_RUNNING") => Ok(None),
         Err(s) => Err(s.into()),
     }
 }

@@ -103,10 +103,13 @@ pub(super) fn with_compose_options(
         paths.push(dir.to_owned());
     }
     let opts = super::config::options(&paths, o).map_err(CliError::failed)?;
-    let name = berth_compose::load(&berth_compose::RealFiles, &opts)
-        .ok()
-        .map(|p| p.name)
-        .filter(|n| n.len() <= 63);
+    // An invalid -p or COMPOSE_PROJECT_NAME is refused, as Compose does,
+    // not silently dropped; other problems are the daemon's to report.
+    let name = match berth_compose::load(&berth_compose::RealFiles, &opts) {
+        Ok(p) => Some(p.name).filter(|n| n.len() <= 63),
+        Err(e) if e.path == "name" => return Err(CliError::failed(e.reason)),
+        Err(_) => None,
+    };
     let profiles = if o.profiles.is_empty() {
         opts.environment
             .get("COMPOSE_PROFILES")

@@ -43,8 +43,9 @@ pub(super) async fn up(c: &mut Client, a: UpArgs) -> CmdResult {
     let (dir, manifest) = project_source(a.path.as_deref().unwrap_or(Path::new(".")))?;
     let (manifest, compose_name) =
         with_compose_options(&dir, manifest, a.path.as_deref(), &a.compose)?;
-    // The project id follows the Compose project name (`name:`, -p,
-    // COMPOSE_PROJECT_NAME, the directory), as `docker compose` names it.
+    // The project id follows the Compose project name (-p,
+    // COMPOSE_PROJECT_NAME, `name:`, the directory), as `docker compose`
+    // names it.
     let id =
         a.id.clone()
             .or(compose_name)
@@ -70,7 +71,7 @@ pub(super) async fn up(c: &mut Client, a: UpArgs) -> CmdResult {
             // is ignored, and the error is then about the key it meant.
             if project::error_code(&s) == Some("INVALID_MANIFEST") {
                 let runtime = a.runtime.clone().unwrap_or_default();
-                for w in super::validate::warnings_of(c, &path, &runtime).await {
+                for w in super::validate::warnings_of(c, &path, &a.compose, &runtime).await {
                     eprintln!("warning: {w}");
                 }
             }

@@ -7,64 +7,118 @@ use berth_client::project::pb;
 use clap::Args;
 use std::path::{Path, PathBuf};
 
-/// The names a project directory's Compose file may have, in the order
-/// the daemon looks for them (`berth_engine::projects::COMPOSE_NAMES`).
-const COMPOSE_NAMES: &[&str] = &[
-    "compose.yaml",
-    "compose.yml",
-    "docker-compose.yaml",
-    "docker-compose.yml",
-];
-
-/// The Compose file `path` means, as `berth up PATH` reads it: the file
-/// itself, or in a directory the file its `manifest.json` names, else the
-/// first of [`COMPOSE_NAMES`] there.
+/// The resolved model of `paths` with `opts`, as `berth up` and `berth
+/// config` resolve it (override files, includes, extends across files,
+/// profiles, env files, the project name), rendered for ValidateCompose:
+/// the daemon validates that one model, so `validate` reports on the same
+/// project `up` runs. `$` is escaped, since the model is already
+/// interpolated. Also returns the file messages name.
 ///
 /// # Errors
-/// A directory without a Compose file, named in the message.
-pub(super) fn compose_file(path: &Path) -> Result<PathBuf, CliError> {
-    if !path.is_dir() {
-        return Ok(path.to_owned());
+/// The resolution error, with its path, as `(file, error)`.
+fn resolved(
+    paths: &[PathBuf],
+    opts: &super::config::ComposeOpts,
+) -> Result<(PathBuf, Vec<u8>), (PathBuf, berth_compose::LoadError)> {
+    let o = super::config::options(paths, opts)
+        .map_err(|e| (PathBuf::new(), berth_compose::LoadError::new("", e)))?;
+    let name = o
+        .files
+        .first()
+        .cloned()
+        .or_else(|| o.project_dir.clone())
+        .unwrap_or_default();
+    let project =
+        berth_compose::load(&berth_compose::RealFiles, &o).map_err(|e| (name.clone(), e))?;
+    let name = project.files.first().cloned().unwrap_or(name);
+    let mut tree = berth_compose::config::canonical(&project, &berth_compose::RealFiles)
+        .map_err(|e| (name.clone(), e))?;
+    escape_dollars(&mut tree);
+    drop_implicit_network(&mut tree);
+    Ok((name, berth_compose::config::to_yaml(&tree).into_bytes()))
+}
+
+/// Removes the `default` network the rendering adds to a file that names
+/// none, so the report does not warn about a network the user never wrote.
+fn drop_implicit_network(tree: &mut berth_compose::Node) {
+    use berth_compose::Node;
+    let only_default =
+        |n: Option<&Node>| matches!(n, Some(Node::Map(e)) if e.len() == 1 && e[0].0 == "default");
+    if !only_default(tree.get("networks")) {
+        return;
     }
-    let named = std::fs::read(path.join("manifest.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .and_then(|v| v.get("compose")?.as_str().map(|c| path.join(c)));
-    named
-        .into_iter()
-        .chain(COMPOSE_NAMES.iter().map(|n| path.join(n)))
-        .find(|p| p.is_file())
-        .ok_or_else(|| {
-            CliError::failed(format!(
-                "{} has no Compose file (looked for {})",
-                path.display(),
-                COMPOSE_NAMES.join(", ")
-            ))
-        })
+    let implicit = tree
+        .get("networks")
+        .and_then(|n| n.get("default"))
+        .is_some_and(|d| d.entries().iter().all(|(k, _)| k == "name"));
+    if !implicit {
+        return;
+    }
+    tree.remove("networks");
+    if let Some(Node::Map(services)) = tree.get_mut("services") {
+        for (_, svc) in services.iter_mut() {
+            let plain = matches!(svc.get("networks"), Some(Node::Map(e))
+                if e.len() == 1 && e[0].0 == "default" && e[0].1 == Node::Null);
+            if plain {
+                svc.remove("networks");
+            }
+        }
+    }
+}
+
+/// `$` → `$$` in every string of `n`: the values are final.
+fn escape_dollars(n: &mut berth_compose::Node) {
+    use berth_compose::Node;
+    match n {
+        Node::Str(s) if s.contains('$') => *s = s.replace('$', "$$"),
+        Node::Seq(items) => items.iter_mut().for_each(escape_dollars),
+        Node::Map(entries) => entries.iter_mut().for_each(|(_, v)| escape_dollars(v)),
+        _ => {}
+    }
+}
+
+/// The report on `content` for `runtime`; without one, for the runtime
+/// `up` would use: the daemon's default, else native when only the native
+/// runtime can run the file (as EnsureProject picks it).
+async fn report(
+    c: &mut Client,
+    content: Vec<u8>,
+    runtime: Option<&str>,
+) -> Result<pb::ValidateComposeResponse, CliError> {
+    let ask = |c: &mut Client, runtime: &str| {
+        let req = pb::ValidateComposeRequest {
+            compose_content: content.clone(),
+            runtime: runtime.to_owned(),
+        };
+        let mut c = c.clone();
+        async move { c.validate_compose(req).await }
+    };
+    let r = ask(c, runtime.unwrap_or_default()).await?.into_inner();
+    if r.valid || runtime.is_some() {
+        return Ok(r);
+    }
+    let native = ask(c, "native").await?.into_inner();
+    Ok(if native.valid { native } else { r })
 }
 
 /// The warnings of the validator on `path`'s Compose file (unknown keys,
 /// ignored fields), one line each; empty when they cannot be had. `berth
 /// up` prints them before an error, since they often explain it (a typo'd
 /// key is ignored, so the key it meant is missing).
-pub(super) async fn warnings_of(c: &mut Client, path: &Path, runtime: &str) -> Vec<String> {
-    let Ok(file) = compose_file(path) else {
+pub(super) async fn warnings_of(
+    c: &mut Client,
+    path: &Path,
+    opts: &super::config::ComposeOpts,
+    runtime: &str,
+) -> Vec<String> {
+    let Ok((_, content)) = resolved(&[path.to_owned()], opts) else {
         return Vec::new();
     };
-    let Ok(content) = std::fs::read(&file) else {
+    let runtime = (!runtime.is_empty()).then_some(runtime);
+    let Ok(r) = report(c, content, runtime).await else {
         return Vec::new();
     };
-    let Ok(r) = c
-        .validate_compose(pb::ValidateComposeRequest {
-            compose_content: content,
-            runtime: runtime.to_string(),
-        })
-        .await
-    else {
-        return Vec::new();
-    };
-    r.into_inner()
-        .warnings
+    r.warnings
         .iter()
         .map(|n| {
             if n.path.is_empty() {
@@ -79,9 +133,13 @@ pub(super) async fn warnings_of(c: &mut Client, path: &Path, runtime: &str) -> V
 /// `berth validate`.
 #[derive(Args)]
 pub(crate) struct ValidateArgs {
-    /// The Compose file, or a project directory holding one.
-    file: PathBuf,
-    /// Validate for this runtime (docker or native; default: the daemon's).
+    /// The project directory or Compose files (default: the current
+    /// directory), resolved as `berth up` resolves them.
+    paths: Vec<PathBuf>,
+    #[command(flatten)]
+    compose: super::config::ComposeOpts,
+    /// Validate for this runtime (docker or native; default: the one `up`
+    /// would use: the daemon's, or native for a file only it can run).
     #[arg(long)]
     runtime: Option<String>,
     /// JSON instead of text.
@@ -91,16 +149,29 @@ pub(crate) struct ValidateArgs {
 
 /// Prints the verdict on the file; exit status 1 when it is not valid.
 pub(super) async fn validate(c: &mut Client, a: ValidateArgs) -> CmdResult {
-    let file = compose_file(&a.file)?;
-    let content =
-        std::fs::read(&file).map_err(|e| CliError::failed(format!("{}: {e}", file.display())))?;
-    let r = c
-        .validate_compose(pb::ValidateComposeRequest {
-            compose_content: content,
-            runtime: a.runtime.clone().unwrap_or_default(),
-        })
-        .await?
-        .into_inner();
+    let (file, r) = match resolved(&a.paths, &a.compose) {
+        Ok((file, content)) => (file, report(c, content, a.runtime.as_deref()).await?),
+        Err((file, e)) if e.reason.starts_with("no Compose file in ") => {
+            // A directory without a Compose file: nothing to report on.
+            let looked = e.reason.split_once(" (").map_or("", |(_, l)| l);
+            return Err(CliError::failed(format!(
+                "{} has no Compose file ({looked}",
+                file.display()
+            )));
+        }
+        Err((file, e)) => (
+            file,
+            pb::ValidateComposeResponse {
+                valid: false,
+                rejected_fields: vec![pb::FieldNote {
+                    service: e.service.clone(),
+                    path: e.path.clone(),
+                    reason: e.reason.clone(),
+                }],
+                ..Default::default()
+            },
+        ),
+    };
     let notes = |v: &[pb::FieldNote]| -> Vec<serde_json::Value> {
         v.iter()
             .map(|n| serde_json::json!({"service": n.service, "path": n.path, "reason": n.reason}))

@@ -52,7 +52,7 @@ pub(super) fn attach(ctx: &mut Ctx, a: AttachArgs) -> CmdResult {
     // exit 0 having shown nothing.
     if !a.read_only && !std::io::stdin().is_terminal() {
         return Err(CliError::failed(format!(
-            "attach needs a terminal on stdin; to watch {0} from a script use `berth logs -f {0}` (or `berth attach --read-only {0}`)",
+            "attach needs a terminal on stdin; to watch {0} from a script use `berth logs -f {0}`",
             a.session
         )));
     }
