@@ -9,6 +9,7 @@ pub mod projects;
 pub mod registry;
 pub mod services;
 pub mod sessions;
+pub mod snapshots;
 pub mod store;
 
 pub use store::Store;
