@@ -33,8 +33,13 @@ pub fn grpc_code(e: &ProjectError) -> Code {
         | ProjectError::AlreadyRunning(_)
         | ProjectError::NotRunning(_)
         | ProjectError::StillRunning(_)
-        | ProjectError::PortConflict { .. } => Code::FailedPrecondition,
-        ProjectError::StartFailed { .. } => Code::Aborted,
+        | ProjectError::PortConflict { .. }
+        | ProjectError::SaveInProgress(_)
+        | ProjectError::SnapshotMismatch(_) => Code::FailedPrecondition,
+        ProjectError::StartFailed { .. }
+        | ProjectError::SaveFailed(_)
+        | ProjectError::RestoreFailed(_)
+        | ProjectError::DuplicateFailed(_) => Code::Aborted,
         ProjectError::ImagePullFailed(_) | ProjectError::Unavailable(_) => Code::Unavailable,
         ProjectError::Internal(_) => Code::Internal,
     }
@@ -148,6 +153,11 @@ mod tests {
             ProjectError::InvalidArgument(s()),
             ProjectError::Internal(s()),
             ProjectError::Unavailable(s()),
+            ProjectError::SaveInProgress(s()),
+            ProjectError::SaveFailed(s()),
+            ProjectError::SnapshotMismatch(s()),
+            ProjectError::RestoreFailed(s()),
+            ProjectError::DuplicateFailed(s()),
         ]
     }
 

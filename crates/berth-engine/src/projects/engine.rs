@@ -327,6 +327,13 @@ impl Projects {
     /// Returns the ids taken back.
     pub async fn recover(&self) -> Result<Vec<String>, ProjectError> {
         let mut back = Vec::new();
+        // A restore a crash interrupted is settled first: each state path
+        // is the old tree or the new one, never missing or mixed.
+        for row in persist::all(&self.store)? {
+            if let Err(e) = self.snaps.recover(&row.state_path) {
+                tracing::warn!(project = %row.id, "cannot settle an interrupted restore: {e}");
+            }
+        }
         for row in persist::all(&self.store)? {
             if row.status == ProjectState::Stopped {
                 continue;
