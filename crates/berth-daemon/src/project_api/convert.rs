@@ -205,58 +205,6 @@ pub fn report(r: ValidationReport) -> pb::ValidateComposeResponse {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn timestamps_are_iso8601_utc_with_millis() {
-        assert_eq!(iso8601(0.0), "1970-01-01T00:00:00.000Z");
-        // 2026-01-02T03:04:05.678Z
-        assert_eq!(iso8601(1_767_323_045.678), "2026-01-02T03:04:05.678Z");
-        // A leap day, and rounding that carries into the next second.
-        assert_eq!(iso8601(951_782_399.999_6), "2000-02-29T00:00:00.000Z");
-        assert_eq!(iso8601(-0.5), "1969-12-31T23:59:59.500Z");
-    }
-
-    #[test]
-    fn services_and_ports_use_the_seed_spellings() {
-        let s = service(&eng::ServiceStatus {
-            name: "web".into(),
-            state: eng::ServiceState::Running,
-            container_id: "abc".into(),
-            started_at: Some(1_767_323_045.678),
-            restart_count: 2,
-            detail: String::new(),
-            health: "healthy".into(),
-        });
-        assert_eq!(s.status, "running");
-        assert_eq!(s.started_at, "2026-01-02T03:04:05.678Z");
-        assert_eq!(s.restart_count, 2);
-        let p = port(&eng::PortMapping {
-            service: "db".into(),
-            container_port: 5432,
-            host_port: 15432,
-            protocol: eng::Protocol::Udp,
-            host_ip: "127.0.0.1".into(),
-            requested: false,
-        });
-        assert_eq!((p.protocol.as_str(), p.host_port), ("udp", 15432));
-    }
-
-    #[test]
-    fn runtime_names_the_field() {
-        assert_eq!(runtime("runtime", "").unwrap(), None);
-        assert_eq!(
-            runtime("runtime", "native").unwrap(),
-            Some(RuntimeKind::Native)
-        );
-        assert!(runtime("runtime", "podman")
-            .unwrap_err()
-            .starts_with("runtime: \"podman\""));
-    }
-}
-
 /// A snapshot as SaveSnapshot answers it; `took` is the save's duration.
 pub fn saved(s: &SnapshotInfo, took: std::time::Duration) -> pb::SaveSnapshotResponse {
     pb::SaveSnapshotResponse {
@@ -312,5 +260,57 @@ pub fn duplicated(d: eng::Duplicated) -> pb::DuplicateProjectResponse {
         new_project_id: d.new_project_id,
         namespace: d.namespace,
         state_path: d.state_path.display().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_iso8601_utc_with_millis() {
+        assert_eq!(iso8601(0.0), "1970-01-01T00:00:00.000Z");
+        // 2026-01-02T03:04:05.678Z
+        assert_eq!(iso8601(1_767_323_045.678), "2026-01-02T03:04:05.678Z");
+        // A leap day, and rounding that carries into the next second.
+        assert_eq!(iso8601(951_782_399.999_6), "2000-02-29T00:00:00.000Z");
+        assert_eq!(iso8601(-0.5), "1969-12-31T23:59:59.500Z");
+    }
+
+    #[test]
+    fn services_and_ports_use_the_seed_spellings() {
+        let s = service(&eng::ServiceStatus {
+            name: "web".into(),
+            state: eng::ServiceState::Running,
+            container_id: "abc".into(),
+            started_at: Some(1_767_323_045.678),
+            restart_count: 2,
+            detail: String::new(),
+            health: "healthy".into(),
+        });
+        assert_eq!(s.status, "running");
+        assert_eq!(s.started_at, "2026-01-02T03:04:05.678Z");
+        assert_eq!(s.restart_count, 2);
+        let p = port(&eng::PortMapping {
+            service: "db".into(),
+            container_port: 5432,
+            host_port: 15432,
+            protocol: eng::Protocol::Udp,
+            host_ip: "127.0.0.1".into(),
+            requested: false,
+        });
+        assert_eq!((p.protocol.as_str(), p.host_port), ("udp", 15432));
+    }
+
+    #[test]
+    fn runtime_names_the_field() {
+        assert_eq!(runtime("runtime", "").unwrap(), None);
+        assert_eq!(
+            runtime("runtime", "native").unwrap(),
+            Some(RuntimeKind::Native)
+        );
+        assert!(runtime("runtime", "podman")
+            .unwrap_err()
+            .starts_with("runtime: \"podman\""));
     }
 }
