@@ -248,3 +248,71 @@ fn kill_9_during_save_and_restore_keeps_every_listed_snapshot_and_a_whole_state(
     );
     assert_eq!(tree(&state), big);
 }
+
+/// A package made with the system's `tar` and `sha256sum`, unsigned.
+fn unsigned_package(root: &Path) -> PathBuf {
+    let src = root.join("pkg-src");
+    std::fs::create_dir_all(src.join("www")).unwrap();
+    std::fs::write(
+        src.join("manifest.json"),
+        r#"{"app_id":"dev.test.pkg","name":"Pkg","version":"0.1.0"}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        src.join("compose.yaml"),
+        "services:\n  web:\n    command: [\"sleep\", \"30\"]\n",
+    )
+    .unwrap();
+    std::fs::write(src.join("www/index.html"), "hi").unwrap();
+    let sums = std::process::Command::new("sh")
+        .current_dir(&src)
+        .args([
+            "-c",
+            "sha256sum manifest.json compose.yaml www/index.html > SHA256SUMS",
+        ])
+        .status()
+        .unwrap();
+    assert!(sums.success());
+    let out = root.join("pkg.vibeapp");
+    let tar = std::process::Command::new("tar")
+        .arg("-cf")
+        .arg(&out)
+        .arg("-C")
+        .arg(&src)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(tar.success());
+    out
+}
+
+#[test]
+fn cli_import_refuses_an_unsigned_package_unless_told_and_registers_it() {
+    let d = Daemon::start();
+    let pkg = unsigned_package(d.dir.path());
+    let p = pkg.to_str().unwrap();
+    let out = d.berth(&["import", p]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("not signed"), "{}", stderr(&out));
+    let r = json(&d, &["import", p, "--no-verify", "--json"]);
+    assert_eq!(r["trust_status"], "unsigned");
+    assert_eq!(r["app_id"], "dev.test.pkg");
+    assert_eq!(r["version"], "0.1.0");
+    let dir = PathBuf::from(r["package_path"].as_str().unwrap());
+    assert_eq!(std::fs::read(dir.join("www/index.html")).unwrap(), b"hi");
+    // The unpacked package is a project directory.
+    tokio_rt().block_on(async {
+        let mut c = project::connect(&d.project_socket).await.unwrap();
+        let e = c
+            .ensure_project(pb::EnsureProjectRequest {
+                project_id: "pkg".into(),
+                package_path: dir.display().to_string(),
+                runtime: "native".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(e.created);
+    });
+}

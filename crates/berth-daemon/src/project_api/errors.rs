@@ -27,7 +27,10 @@ pub fn grpc_code(e: &ProjectError) -> Code {
         ProjectError::Conflict(_) => Code::AlreadyExists,
         ProjectError::InvalidManifest(_)
         | ProjectError::InvalidArgument(_)
-        | ProjectError::MissingSecret { .. } => Code::InvalidArgument,
+        | ProjectError::MissingSecret { .. }
+        | ProjectError::InvalidPackage(_)
+        | ProjectError::SignatureInvalid(_)
+        | ProjectError::Tampered(_) => Code::InvalidArgument,
         ProjectError::AlreadyOpen(_)
         | ProjectError::NotOpen(_)
         | ProjectError::AlreadyRunning(_)
@@ -158,6 +161,9 @@ mod tests {
             ProjectError::SnapshotMismatch(s()),
             ProjectError::RestoreFailed(s()),
             ProjectError::DuplicateFailed(s()),
+            ProjectError::InvalidPackage(s()),
+            ProjectError::SignatureInvalid(s()),
+            ProjectError::Tampered(s()),
         ]
     }
 

@@ -201,6 +201,34 @@ impl Supervisor for ProjectApi {
         Ok(Response::new(convert::duplicated(d)))
     }
 
+    async fn import_package(
+        &self,
+        req: Request<pb::ImportPackageRequest>,
+    ) -> Result<Response<pb::ImportPackageResponse>, Status> {
+        let r = req.into_inner();
+        if r.package_data_path.is_empty() {
+            return Err(errors::invalid_argument(
+                "package_data_path must name a .vibeapp file",
+            ));
+        }
+        let i = self
+            .projects
+            .import_package(
+                std::path::Path::new(&r.package_data_path),
+                r.verify_signature,
+            )
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::ImportPackageResponse {
+            app_id: i.app_id,
+            name: i.name,
+            version: i.version,
+            trust_status: i.trust_status,
+            package_path: i.package_path.display().to_string(),
+            capabilities: i.capabilities,
+        }))
+    }
+
     async fn delete_snapshot(
         &self,
         req: Request<pb::DeleteSnapshotRequest>,

@@ -101,6 +101,10 @@ pub(crate) fn read(bytes: &[u8]) -> Result<BTreeMap<String, Item>, PackageError>
             .path()
             .map_err(|e| invalid(format!("unreadable entry name: {e}")))?
             .into_owned();
+        // `./`, the root that `tar -C dir .` writes, is no entry of its own.
+        if e.header().entry_type().is_dir() && path.components().all(|c| c == Component::CurDir) {
+            continue;
+        }
         let name = plain(&path)?;
         let mode = e.header().mode().unwrap_or(0o644) & 0o755;
         let kind = e.header().entry_type();

@@ -15,7 +15,7 @@
 mod archive;
 pub mod model;
 
-pub use model::{Imported, PackageError};
+pub use model::{Imported, ManifestFacts, PackageError};
 
 use archive::Item;
 use sha2::{Digest, Sha256};
@@ -168,12 +168,14 @@ fn component(what: &str, s: &str) -> Result<(), PackageError> {
 /// `<packages_root>/<app_id>/<version>` (replacing an earlier import of
 /// that version). `trust_dir` holds trusted minisign public keys
 /// (`*.pub`). Errors: PATH_NOT_FOUND, INVALID_PACKAGE, SIGNATURE_INVALID,
-/// TAMPERED (each naming the entry), or Io.
+/// TAMPERED (each naming the entry), or Io. `parse_manifest` reads
+/// `manifest.json` (its error becomes INVALID_PACKAGE).
 pub fn import(
     data_path: &Path,
     packages_root: &Path,
     trust_dir: &Path,
     verify_signature: bool,
+    parse_manifest: &dyn Fn(&[u8]) -> Result<ManifestFacts, String>,
 ) -> Result<Imported, PackageError> {
     let meta = fs::metadata(data_path)
         .map_err(|e| PackageError::PathNotFound(format!("package {}: {e}", data_path.display())))?;
@@ -200,7 +202,7 @@ pub fn import(
     };
     let trust = check_signature(&items, trust_dir, verify_signature)?;
     check_list(&items)?;
-    let manifest = crate::projects::manifest::Manifest::parse(&manifest_bytes)
+    let manifest = parse_manifest(&manifest_bytes)
         .map_err(|e| PackageError::InvalidPackage(format!("{MANIFEST}: {e}")))?;
     component("app_id", &manifest.app_id)?;
     component("version", &manifest.version)?;
@@ -215,12 +217,7 @@ pub fn import(
             ))
         })?,
     };
-    capabilities.extend(
-        manifest
-            .secrets
-            .iter()
-            .map(|s| format!("secret:{}", s.name())),
-    );
+    capabilities.extend(manifest.secrets.iter().map(|s| format!("secret:{s}")));
 
     let io = |m: String| PackageError::Io(m);
     let app_dir = packages_root.join(&manifest.app_id);

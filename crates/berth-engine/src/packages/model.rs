@@ -22,6 +22,20 @@ pub struct Imported {
     pub capabilities: Vec<String>,
 }
 
+/// What import needs of a manifest; the caller parses it (the project
+/// engine's manifest rules), so this module stays independent of it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ManifestFacts {
+    /// The app id.
+    pub app_id: String,
+    /// Its display name.
+    pub name: String,
+    /// Its version.
+    pub version: String,
+    /// Names of the secrets it reads.
+    pub secrets: Vec<String>,
+}
+
 /// Why an import was refused; nothing of the package is left on disk.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PackageError {

@@ -449,6 +449,17 @@ pub enum ProjectError {
     /// DuplicateProject could not make the copy (nothing is left of it).
     #[error("{0}")]
     DuplicateFailed(String),
+    /// ImportPackage of a malformed archive; names the entry and rule.
+    #[error("{0}")]
+    InvalidPackage(String),
+    /// ImportPackage: the signature does not verify, or is missing while
+    /// verification was asked for.
+    #[error("{0}")]
+    SignatureInvalid(String),
+    /// ImportPackage: a file differs from, is missing from, or is added
+    /// to the signed list.
+    #[error("{0}")]
+    Tampered(String),
 }
 
 impl ProjectError {
@@ -476,6 +487,9 @@ impl ProjectError {
             ProjectError::SnapshotMismatch(_) => "SNAPSHOT_MISMATCH",
             ProjectError::RestoreFailed(_) => "RESTORE_FAILED",
             ProjectError::DuplicateFailed(_) => "DUPLICATE_FAILED",
+            ProjectError::InvalidPackage(_) => "INVALID_PACKAGE",
+            ProjectError::SignatureInvalid(_) => "SIGNATURE_INVALID",
+            ProjectError::Tampered(_) => "TAMPERED",
         }
     }
 

@@ -27,7 +27,7 @@ use config::ConfigArgs;
 use down::DownArgs;
 use list::ProjectsArgs;
 use project::ProjectCmd;
-use snapshot::{DuplicateArgs, SnapshotCmd};
+use snapshot::{DuplicateArgs, ImportArgs, SnapshotCmd};
 use up::UpArgs;
 use validate::ValidateArgs;
 
@@ -59,6 +59,8 @@ pub(crate) enum Command {
     },
     /// Register a copy of a project (own state, namespace and ports).
     Duplicate(DuplicateArgs),
+    /// Check and unpack a signed .vibeapp package.
+    Import(ImportArgs),
 }
 
 impl Command {
@@ -88,6 +90,7 @@ impl Command {
                 Command::Config(a) => config::config(a),
                 Command::Snapshot { command } => snapshot::run(&mut c, command).await,
                 Command::Duplicate(a) => snapshot::duplicate(&mut c, a).await,
+                Command::Import(a) => snapshot::import(&mut c, a).await,
             }
         })
     }

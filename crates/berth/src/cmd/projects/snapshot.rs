@@ -1,7 +1,8 @@
 //! `berth snapshot save|ls|restore|rm|prune` and `berth duplicate`:
 //! snapshots of a project's state (seed 000 methods 9-12, issue 11),
 //! clients of SaveSnapshot, ListSnapshots, RestoreSnapshot,
-//! DeleteSnapshot, PruneSnapshots and DuplicateProject. `--json` prints
+//! DeleteSnapshot, PruneSnapshots and DuplicateProject; and `berth
+//! import` (ImportPackage). `--json` prints
 //! the response's fields by their seed names.
 
 use super::Client;
@@ -78,6 +79,19 @@ pub(crate) struct DuplicateArgs {
     /// Copy this snapshot instead of the current state.
     #[arg(long = "from", value_name = "SNAP")]
     from: Option<String>,
+    /// JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `berth import APP.vibeapp [--no-verify] [--json]`.
+#[derive(Args)]
+pub(crate) struct ImportArgs {
+    /// The package file.
+    package: std::path::PathBuf,
+    /// Accept an unsigned package (a present signature is still checked).
+    #[arg(long)]
+    no_verify: bool,
     /// JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -263,6 +277,41 @@ pub(super) async fn duplicate(c: &mut Client, a: DuplicateArgs) -> CmdResult {
         println!(
             "{} registered (namespace {}, state {})",
             r.new_project_id, r.namespace, r.state_path
+        );
+    }
+    Ok(0)
+}
+
+/// `berth import`.
+pub(super) async fn import(c: &mut Client, a: ImportArgs) -> CmdResult {
+    let path = std::path::absolute(&a.package)
+        .map_err(|e| CliError::usage(format!("{}: {e}", a.package.display())))?;
+    let r = c
+        .import_package(pb::ImportPackageRequest {
+            package_data_path: path.display().to_string(),
+            verify_signature: !a.no_verify,
+        })
+        .await?
+        .into_inner();
+    if a.json {
+        print_json(serde_json::json!({
+            "app_id": r.app_id, "name": r.name, "version": r.version,
+            "trust_status": r.trust_status, "package_path": r.package_path,
+            "capabilities": r.capabilities,
+        }));
+    } else {
+        println!(
+            "{} {} ({}), {}\nunpacked in {}\ncapabilities: {}",
+            r.name,
+            r.version,
+            r.app_id,
+            r.trust_status,
+            r.package_path,
+            if r.capabilities.is_empty() {
+                "none".to_owned()
+            } else {
+                r.capabilities.join(", ")
+            }
         );
     }
     Ok(0)
