@@ -46,7 +46,10 @@ fn set_mtime(path: &Path, ns: i64) -> std::io::Result<()> {
 /// Writes `entries` into the new directory `dest`.
 pub(crate) fn build(entries: &[Entry], chunks: &Chunks, dest: &Path) -> Result<(), SnapshotError> {
     let io = |what: &str, p: &Path| SnapshotError::io(format!("cannot {what} {}", p.display()));
-    fs::create_dir(dest).map_err(io("create", dest))?;
+    // The state root is private (0700) as EnsureProject makes it.
+    std::os::unix::fs::DirBuilderExt::mode(&mut fs::DirBuilder::new(), 0o700)
+        .create(dest)
+        .map_err(io("create", dest))?;
     let mut sorted: Vec<&Entry> = entries.iter().collect();
     sorted.sort_by(|a, b| a.path.cmp(&b.path));
     for e in &sorted {
