@@ -5,10 +5,12 @@
 //! No `unsafe` here: every system call goes through a safe function of
 //! `berth_os`, which is the one crate allowed to hold `unsafe` blocks.
 
+pub mod packages;
 pub mod projects;
 pub mod registry;
 pub mod services;
 pub mod sessions;
+pub mod snapshots;
 pub mod store;
 
 pub use store::Store;

@@ -2,6 +2,7 @@
 //! spelling on the wire (states, protocols, timestamps) is decided here.
 
 use berth_engine::projects::{self as eng, FieldNote, RuntimeKind, ValidationReport};
+use berth_engine::snapshots::SnapshotInfo;
 use berth_wire::supervisor as pb;
 use std::path::Path;
 
@@ -201,6 +202,64 @@ pub fn report(r: ValidationReport) -> pb::ValidateComposeResponse {
         transformed_fields: notes(r.transformed_fields),
         rejected_fields: notes(r.rejected_fields),
         warnings: notes(r.warnings),
+    }
+}
+
+/// A snapshot as SaveSnapshot answers it; `took` is the save's duration.
+pub fn saved(s: &SnapshotInfo, took: std::time::Duration) -> pb::SaveSnapshotResponse {
+    pb::SaveSnapshotResponse {
+        snapshot_id: s.snapshot_id.clone(),
+        timestamp: berth_os::time::iso8601(s.timestamp),
+        state_digest: s.state_digest.clone(),
+        size_bytes: s.size_bytes as i64,
+        added_bytes: s.added_bytes as i64,
+        files_read: s.files_read as i64,
+        duration_ms: took.as_millis() as i64,
+    }
+}
+
+/// One line of ListSnapshots.
+pub fn snapshot(s: SnapshotInfo) -> pb::SnapshotSummary {
+    pb::SnapshotSummary {
+        snapshot_id: s.snapshot_id,
+        timestamp: berth_os::time::iso8601(s.timestamp),
+        parent_snapshot_id: s.meta.parent_snapshot_id,
+        reason: s.meta.reason,
+        app_version: s.meta.app_version,
+        state_digest: s.state_digest,
+        size_bytes: s.size_bytes as i64,
+        labels: s.meta.labels.into_iter().collect(),
+        app_id: s.meta.app_id,
+        added_bytes: s.added_bytes as i64,
+    }
+}
+
+/// RestoreSnapshot's request (the safety snapshot defaults to on).
+pub fn restore_request(r: pb::RestoreSnapshotRequest) -> eng::RestoreRequest {
+    eng::RestoreRequest {
+        project_id: r.project_id,
+        snapshot_id: r.snapshot_id,
+        create_safety_snapshot: r.create_safety_snapshot.unwrap_or(true),
+        allow_version_mismatch: r.allow_version_mismatch,
+    }
+}
+
+/// RestoreSnapshot's answer.
+pub fn restored(r: eng::Restored) -> pb::RestoreSnapshotResponse {
+    pb::RestoreSnapshotResponse {
+        project_id: r.project_id,
+        restored_snapshot_id: r.restored_snapshot_id,
+        safety_snapshot_id: r.safety_snapshot_id,
+        services: r.services.iter().map(service).collect(),
+    }
+}
+
+/// DuplicateProject's answer.
+pub fn duplicated(d: eng::Duplicated) -> pb::DuplicateProjectResponse {
+    pb::DuplicateProjectResponse {
+        new_project_id: d.new_project_id,
+        namespace: d.namespace,
+        state_path: d.state_path.display().to_string(),
     }
 }
 

@@ -27,14 +27,22 @@ pub fn grpc_code(e: &ProjectError) -> Code {
         ProjectError::Conflict(_) => Code::AlreadyExists,
         ProjectError::InvalidManifest(_)
         | ProjectError::InvalidArgument(_)
-        | ProjectError::MissingSecret { .. } => Code::InvalidArgument,
+        | ProjectError::MissingSecret { .. }
+        | ProjectError::InvalidPackage(_)
+        | ProjectError::SignatureInvalid(_)
+        | ProjectError::Tampered(_) => Code::InvalidArgument,
         ProjectError::AlreadyOpen(_)
         | ProjectError::NotOpen(_)
         | ProjectError::AlreadyRunning(_)
         | ProjectError::NotRunning(_)
         | ProjectError::StillRunning(_)
-        | ProjectError::PortConflict { .. } => Code::FailedPrecondition,
-        ProjectError::StartFailed { .. } => Code::Aborted,
+        | ProjectError::PortConflict { .. }
+        | ProjectError::SaveInProgress(_)
+        | ProjectError::SnapshotMismatch(_) => Code::FailedPrecondition,
+        ProjectError::StartFailed { .. }
+        | ProjectError::SaveFailed(_)
+        | ProjectError::RestoreFailed(_)
+        | ProjectError::DuplicateFailed(_) => Code::Aborted,
         ProjectError::ImagePullFailed(_) | ProjectError::Unavailable(_) => Code::Unavailable,
         ProjectError::Internal(_) => Code::Internal,
     }
@@ -148,6 +156,14 @@ mod tests {
             ProjectError::InvalidArgument(s()),
             ProjectError::Internal(s()),
             ProjectError::Unavailable(s()),
+            ProjectError::SaveInProgress(s()),
+            ProjectError::SaveFailed(s()),
+            ProjectError::SnapshotMismatch(s()),
+            ProjectError::RestoreFailed(s()),
+            ProjectError::DuplicateFailed(s()),
+            ProjectError::InvalidPackage(s()),
+            ProjectError::SignatureInvalid(s()),
+            ProjectError::Tampered(s()),
         ]
     }
 

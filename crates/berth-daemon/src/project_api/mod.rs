@@ -14,7 +14,7 @@ pub mod server {
 }
 
 use crate::listen::{Listener, PeerStream};
-use berth_engine::projects::{ProjectError, Projects};
+use berth_engine::projects::{ProjectError, Projects, SaveRequest};
 use berth_wire::supervisor as pb;
 use server::supervisor_server::{Supervisor, SupervisorServer};
 use std::pin::Pin;
@@ -143,6 +143,112 @@ impl Supervisor for ProjectApi {
             .map_err(status)?;
         Ok(Response::new(pb::ListProjectsResponse {
             projects: list.into_iter().map(convert::summary).collect(),
+        }))
+    }
+
+    async fn save_snapshot(
+        &self,
+        req: Request<pb::SaveSnapshotRequest>,
+    ) -> Result<Response<pb::SaveSnapshotResponse>, Status> {
+        let r = req.into_inner();
+        let t0 = std::time::Instant::now();
+        let s = self
+            .projects
+            .save_snapshot(SaveRequest {
+                project_id: r.project_id,
+                reason: r.reason,
+                labels: r.labels.into_iter().collect(),
+            })
+            .await
+            .map_err(status)?;
+        Ok(Response::new(convert::saved(&s, t0.elapsed())))
+    }
+
+    async fn restore_snapshot(
+        &self,
+        req: Request<pb::RestoreSnapshotRequest>,
+    ) -> Result<Response<pb::RestoreSnapshotResponse>, Status> {
+        let r = convert::restore_request(req.into_inner());
+        let done = self.projects.restore_snapshot(r).await.map_err(status)?;
+        Ok(Response::new(convert::restored(done)))
+    }
+
+    async fn list_snapshots(
+        &self,
+        req: Request<pb::ListSnapshotsRequest>,
+    ) -> Result<Response<pb::ListSnapshotsResponse>, Status> {
+        let id = req.into_inner().project_id;
+        let list = self.projects.list_snapshots(&id).await.map_err(status)?;
+        Ok(Response::new(pb::ListSnapshotsResponse {
+            snapshots: list.into_iter().map(convert::snapshot).collect(),
+        }))
+    }
+
+    async fn duplicate_project(
+        &self,
+        req: Request<pb::DuplicateProjectRequest>,
+    ) -> Result<Response<pb::DuplicateProjectResponse>, Status> {
+        let r = req.into_inner();
+        let d = self
+            .projects
+            .duplicate(
+                &r.source_project_id,
+                &r.new_project_id,
+                r.snapshot_id.as_deref(),
+            )
+            .await
+            .map_err(status)?;
+        Ok(Response::new(convert::duplicated(d)))
+    }
+
+    async fn import_package(
+        &self,
+        req: Request<pb::ImportPackageRequest>,
+    ) -> Result<Response<pb::ImportPackageResponse>, Status> {
+        let r = req.into_inner();
+        if r.package_data_path.is_empty() {
+            return Err(errors::invalid_argument(
+                "package_data_path must name a .vibeapp file",
+            ));
+        }
+        let i = self
+            .projects
+            .import_package(
+                std::path::Path::new(&r.package_data_path),
+                r.verify_signature,
+            )
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::ImportPackageResponse {
+            app_id: i.app_id,
+            name: i.name,
+            version: i.version,
+            trust_status: i.trust_status,
+            package_path: i.package_path.display().to_string(),
+            capabilities: i.capabilities,
+        }))
+    }
+
+    async fn delete_snapshot(
+        &self,
+        req: Request<pb::DeleteSnapshotRequest>,
+    ) -> Result<Response<pb::DeleteSnapshotResponse>, Status> {
+        let r = req.into_inner();
+        self.projects
+            .remove_snapshot(&r.project_id, &r.snapshot_id)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::DeleteSnapshotResponse {}))
+    }
+
+    async fn prune_snapshots(
+        &self,
+        _req: Request<pb::PruneSnapshotsRequest>,
+    ) -> Result<Response<pb::PruneSnapshotsResponse>, Status> {
+        let (chunks, bytes) = self.projects.prune_snapshots().await.map_err(status)?;
+        Ok(Response::new(pb::PruneSnapshotsResponse {
+            chunks_removed: chunks as i64,
+            bytes_freed: bytes as i64,
         }))
     }
 

@@ -28,4 +28,6 @@ mod docker_tests;
 #[cfg(test)]
 mod engine_tests;
 #[cfg(test)]
+mod snapshot_tests;
+#[cfg(test)]
 mod tests;

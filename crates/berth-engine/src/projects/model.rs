@@ -434,6 +434,32 @@ pub enum ProjectError {
     /// The runtime the project needs does not answer.
     #[error("{0}")]
     Unavailable(String),
+    /// SaveSnapshot while a save (or restore) of the project runs.
+    #[error("{0}")]
+    SaveInProgress(String),
+    /// SaveSnapshot could not capture the state; says why.
+    #[error("{0}")]
+    SaveFailed(String),
+    /// RestoreSnapshot of a snapshot of another app (or app version).
+    #[error("{0}")]
+    SnapshotMismatch(String),
+    /// RestoreSnapshot could not replace the state (it is unchanged).
+    #[error("{0}")]
+    RestoreFailed(String),
+    /// DuplicateProject could not make the copy (nothing is left of it).
+    #[error("{0}")]
+    DuplicateFailed(String),
+    /// ImportPackage of a malformed archive; names the entry and rule.
+    #[error("{0}")]
+    InvalidPackage(String),
+    /// ImportPackage: the signature does not verify, or is missing while
+    /// verification was asked for.
+    #[error("{0}")]
+    SignatureInvalid(String),
+    /// ImportPackage: a file differs from, is missing from, or is added
+    /// to the signed list.
+    #[error("{0}")]
+    Tampered(String),
 }
 
 impl ProjectError {
@@ -456,6 +482,14 @@ impl ProjectError {
             ProjectError::InvalidArgument(_) => "INVALID_ARGUMENT",
             ProjectError::Internal(_) => "INTERNAL",
             ProjectError::Unavailable(_) => "UNAVAILABLE",
+            ProjectError::SaveInProgress(_) => "SAVE_IN_PROGRESS",
+            ProjectError::SaveFailed(_) => "SAVE_FAILED",
+            ProjectError::SnapshotMismatch(_) => "SNAPSHOT_MISMATCH",
+            ProjectError::RestoreFailed(_) => "RESTORE_FAILED",
+            ProjectError::DuplicateFailed(_) => "DUPLICATE_FAILED",
+            ProjectError::InvalidPackage(_) => "INVALID_PACKAGE",
+            ProjectError::SignatureInvalid(_) => "SIGNATURE_INVALID",
+            ProjectError::Tampered(_) => "TAMPERED",
         }
     }
 
@@ -485,4 +519,55 @@ impl ProjectError {
         }
         m
     }
+}
+
+/// SaveSnapshot's `reason`s (seed 000 method 9).
+pub const SNAPSHOT_REASONS: [&str; 4] = ["manual", "autosave", "before-upgrade", "before-restore"];
+
+/// SaveSnapshot's request.
+#[derive(Debug, Clone, Default)]
+pub struct SaveRequest {
+    /// The project.
+    pub project_id: String,
+    /// One of [`SNAPSHOT_REASONS`]; "" means "manual".
+    pub reason: String,
+    /// Free labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// RestoreSnapshot's request.
+#[derive(Debug, Clone)]
+pub struct RestoreRequest {
+    /// The project.
+    pub project_id: String,
+    /// The snapshot to restore.
+    pub snapshot_id: String,
+    /// Take a `before-restore` snapshot first (the seed's default: true).
+    pub create_safety_snapshot: bool,
+    /// Accept a snapshot of another app_version (berth extension).
+    pub allow_version_mismatch: bool,
+}
+
+/// RestoreSnapshot's answer.
+#[derive(Debug, Clone)]
+pub struct Restored {
+    /// The project.
+    pub project_id: String,
+    /// The snapshot now in place.
+    pub restored_snapshot_id: String,
+    /// The `before-restore` snapshot ("" when none was asked for).
+    pub safety_snapshot_id: String,
+    /// Its services after the restore (restarted if they ran).
+    pub services: Vec<ServiceStatus>,
+}
+
+/// DuplicateProject's answer.
+#[derive(Debug, Clone)]
+pub struct Duplicated {
+    /// The new project's id.
+    pub new_project_id: String,
+    /// Its namespace.
+    pub namespace: String,
+    /// Its own state path (a copy of the source's state).
+    pub state_path: PathBuf,
 }

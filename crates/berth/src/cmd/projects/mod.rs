@@ -12,6 +12,7 @@ mod list;
 mod progress;
 mod project;
 mod render;
+mod snapshot;
 mod source;
 mod up;
 mod validate;
@@ -26,6 +27,7 @@ use config::ConfigArgs;
 use down::DownArgs;
 use list::ProjectsArgs;
 use project::ProjectCmd;
+use snapshot::{DuplicateArgs, ImportArgs, SnapshotCmd};
 use up::UpArgs;
 use validate::ValidateArgs;
 
@@ -50,6 +52,15 @@ pub(crate) enum Command {
     Validate(ValidateArgs),
     /// Print the resolved Compose model (as `docker compose config`).
     Config(ConfigArgs),
+    /// Snapshots of a project's state: save, ls, restore, rm, prune.
+    Snapshot {
+        #[command(subcommand)]
+        command: SnapshotCmd,
+    },
+    /// Register a copy of a project (own state, namespace and ports).
+    Duplicate(DuplicateArgs),
+    /// Check and unpack a signed .vibeapp package.
+    Import(ImportArgs),
 }
 
 impl Command {
@@ -77,6 +88,9 @@ impl Command {
                 Command::Project { command } => project::run(&mut c, command).await,
                 Command::Validate(a) => validate::validate(&mut c, a).await,
                 Command::Config(a) => config::config(a),
+                Command::Snapshot { command } => snapshot::run(&mut c, command).await,
+                Command::Duplicate(a) => snapshot::duplicate(&mut c, a).await,
+                Command::Import(a) => snapshot::import(&mut c, a).await,
             }
         })
     }

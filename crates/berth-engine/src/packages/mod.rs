@@ -1,0 +1,273 @@
+//! `.vibeapp` packages (seed 000 method 13, ImportPackage; issue 11; the
+//! format is in `docs/vibeapp-format.md`): a tar (zstd-compressed or not)
+//! of the app's files with `manifest.json`, a signed list of every file's
+//! SHA-256 (`SHA256SUMS`), its minisign signature (`SHA256SUMS.minisig`)
+//! and the signer's public key (`signer.pub`).
+//!
+//! The whole archive is read into memory and checked (entries, caps,
+//! signature, list) before a byte is written; it is then written to a
+//! temporary directory inside the packages directory and renamed into
+//! place, so a refused or interrupted import leaves nothing behind.
+//! `minisign-verify` checks signatures (a small, dependency-free Ed25519
+//! verifier of the minisign format, so users can check packages with the
+//! `minisign` tool); `tar` reads the container; `sha2` hashes files.
+
+mod archive;
+pub mod model;
+
+pub use model::{Imported, ManifestFacts, PackageError};
+
+use archive::Item;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+
+/// The signed list of files.
+pub const SUMS_FILE: &str = "SHA256SUMS";
+/// Its minisign signature.
+pub const SIG_FILE: &str = "SHA256SUMS.minisig";
+/// The signer's minisign public key.
+pub const SIGNER_FILE: &str = "signer.pub";
+/// The app's declared capabilities (optional).
+pub const CAPABILITIES_FILE: &str = "capabilities.json";
+const MANIFEST: &str = "manifest.json";
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The SHA-256 the list holds for an item: of a file's bytes, of
+/// `symlink:<target>` for a symlink.
+fn item_hash(item: &Item) -> Option<String> {
+    match item {
+        Item::File(_, data) => Some(hex(&Sha256::digest(data))),
+        Item::Symlink(t) => Some(hex(&Sha256::digest(format!("symlink:{t}").as_bytes()))),
+        Item::Dir(_) => None,
+    }
+}
+
+/// The key line (base64) of a minisign public key file.
+fn key_line(text: &str) -> Option<&str> {
+    text.lines()
+        .map(str::trim)
+        .rfind(|l| !l.is_empty() && !l.starts_with("untrusted comment:"))
+}
+
+fn text<'a>(items: &'a BTreeMap<String, Item>, name: &str) -> Option<&'a str> {
+    match items.get(name) {
+        Some(Item::File(_, d)) => std::str::from_utf8(d).ok(),
+        _ => None,
+    }
+}
+
+/// Checks the signature; returns the trust status.
+fn check_signature(
+    items: &BTreeMap<String, Item>,
+    trust_dir: &Path,
+    verify: bool,
+) -> Result<&'static str, PackageError> {
+    let bad = PackageError::SignatureInvalid;
+    let Some(sig) = text(items, SIG_FILE) else {
+        if verify {
+            return Err(bad(format!(
+                "the package is not signed (no {SIG_FILE}); import it with verify_signature = false to accept it unsigned"
+            )));
+        }
+        return Ok("unsigned");
+    };
+    let signer = text(items, SIGNER_FILE)
+        .ok_or_else(|| bad(format!("{SIG_FILE} is present but {SIGNER_FILE} is not")))?;
+    let key = minisign_verify::PublicKey::decode(signer)
+        .map_err(|e| bad(format!("{SIGNER_FILE} is not a minisign public key: {e}")))?;
+    let sig = minisign_verify::Signature::decode(sig)
+        .map_err(|e| bad(format!("{SIG_FILE} is not a minisign signature: {e}")))?;
+    let sums = match items.get(SUMS_FILE) {
+        Some(Item::File(_, d)) => d,
+        _ => return Err(bad(format!("{SIG_FILE} is present but {SUMS_FILE} is not"))),
+    };
+    key.verify(sums, &sig, false)
+        .map_err(|e| bad(format!("the signature of {SUMS_FILE} does not verify: {e}")))?;
+    let mine = key_line(signer);
+    let trusted = fs::read_dir(trust_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| fs::read_to_string(e.path()).ok())
+        .any(|t| key_line(&t).is_some() && key_line(&t) == mine);
+    Ok(if trusted { "trusted" } else { "untrusted" })
+}
+
+/// Checks every file and symlink against the signed list.
+fn check_list(items: &BTreeMap<String, Item>) -> Result<(), PackageError> {
+    let sums = text(items, SUMS_FILE).ok_or_else(|| {
+        PackageError::InvalidPackage(format!("{SUMS_FILE} (the list of files) is missing"))
+    })?;
+    let mut listed = BTreeMap::new();
+    for (n, line) in sums
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let (hash, path) = line.split_once("  ").ok_or_else(|| {
+            PackageError::Tampered(format!(
+                "line {} of {SUMS_FILE} is not `<sha256>  <path>`",
+                n + 1
+            ))
+        })?;
+        listed.insert(
+            path.trim_start_matches("./").to_owned(),
+            hash.to_ascii_lowercase(),
+        );
+    }
+    for (name, item) in items {
+        if [SUMS_FILE, SIG_FILE, SIGNER_FILE].contains(&name.as_str()) {
+            continue;
+        }
+        let Some(actual) = item_hash(item) else {
+            continue;
+        };
+        match listed.remove(name) {
+            None => {
+                return Err(PackageError::Tampered(format!(
+                    "{name} is in the package but not in the signed list"
+                )))
+            }
+            Some(h) if h != actual => {
+                return Err(PackageError::Tampered(format!(
+                    "{name} differs from the signed list"
+                )))
+            }
+            Some(_) => {}
+        }
+    }
+    if let Some(name) = listed.keys().next() {
+        return Err(PackageError::Tampered(format!(
+            "{name} is in the signed list but not in the package"
+        )));
+    }
+    Ok(())
+}
+
+fn component(what: &str, s: &str) -> Result<(), PackageError> {
+    let ok = !s.is_empty()
+        && s.len() <= 128
+        && !s.starts_with('.')
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+    if ok {
+        Ok(())
+    } else {
+        Err(PackageError::InvalidPackage(format!(
+            "manifest {what} {s:?} must be letters, digits, '.', '-' or '_'"
+        )))
+    }
+}
+
+/// ImportPackage: checks the package at `data_path` and unpacks it to
+/// `<packages_root>/<app_id>/<version>` (replacing an earlier import of
+/// that version). `trust_dir` holds trusted minisign public keys
+/// (`*.pub`). Errors: PATH_NOT_FOUND, INVALID_PACKAGE, SIGNATURE_INVALID,
+/// TAMPERED (each naming the entry), or Io. `parse_manifest` reads
+/// `manifest.json` (its error becomes INVALID_PACKAGE).
+pub fn import(
+    data_path: &Path,
+    packages_root: &Path,
+    trust_dir: &Path,
+    verify_signature: bool,
+    parse_manifest: &dyn Fn(&[u8]) -> Result<ManifestFacts, String>,
+) -> Result<Imported, PackageError> {
+    let meta = fs::metadata(data_path)
+        .map_err(|e| PackageError::PathNotFound(format!("package {}: {e}", data_path.display())))?;
+    // Compressed bytes are capped too: the total cap bounds what they
+    // expand to.
+    if meta.len() > archive::MAX_TOTAL_BYTES {
+        return Err(PackageError::InvalidPackage(format!(
+            "{} is larger than {} bytes",
+            data_path.display(),
+            archive::MAX_TOTAL_BYTES
+        )));
+    }
+    let bytes = fs::read(data_path).map_err(|e| {
+        PackageError::PathNotFound(format!("cannot read {}: {e}", data_path.display()))
+    })?;
+    let items = archive::read(&bytes)?;
+    let manifest_bytes = match items.get(MANIFEST) {
+        Some(Item::File(_, d)) => d.clone(),
+        _ => {
+            return Err(PackageError::InvalidPackage(format!(
+                "the package has no {MANIFEST}"
+            )))
+        }
+    };
+    let trust = check_signature(&items, trust_dir, verify_signature)?;
+    check_list(&items)?;
+    let manifest = parse_manifest(&manifest_bytes)
+        .map_err(|e| PackageError::InvalidPackage(format!("{MANIFEST}: {e}")))?;
+    component("app_id", &manifest.app_id)?;
+    component("version", &manifest.version)?;
+    // Declared capabilities are a JSON array of strings in
+    // `capabilities.json` (the manifest is the project's, whose fields
+    // EnsureProject checks strictly).
+    let mut capabilities: Vec<String> = match text(&items, CAPABILITIES_FILE) {
+        None => Vec::new(),
+        Some(t) => serde_json::from_str(t).map_err(|e| {
+            PackageError::InvalidPackage(format!(
+                "{CAPABILITIES_FILE} is not a JSON array of strings: {e}"
+            ))
+        })?,
+    };
+    capabilities.extend(manifest.secrets.iter().map(|s| format!("secret:{s}")));
+
+    let io = |m: String| PackageError::Io(m);
+    let app_dir = packages_root.join(&manifest.app_id);
+    berth_os::fsutil::ensure_private_dir(&app_dir)
+        .map_err(|e| io(format!("cannot create {}: {e}", app_dir.display())))?;
+    let tmp = app_dir.join(format!(".import-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&tmp);
+    let write = || -> std::io::Result<()> {
+        fs::create_dir(&tmp)?;
+        for (name, item) in &items {
+            let p = tmp.join(name);
+            if let Some(parent) = p.parent() {
+                fs::create_dir_all(parent)?;
+            }
+            match item {
+                Item::Dir(_) => fs::create_dir_all(&p)?,
+                Item::File(mode, data) => {
+                    use std::os::unix::fs::PermissionsExt;
+                    fs::write(&p, data)?;
+                    fs::set_permissions(&p, fs::Permissions::from_mode(*mode))?;
+                }
+                Item::Symlink(t) => std::os::unix::fs::symlink(t, &p)?,
+            }
+        }
+        Ok(())
+    };
+    if let Err(e) = write() {
+        let _ = fs::remove_dir_all(&tmp);
+        return Err(io(format!("cannot unpack into {}: {e}", tmp.display())));
+    }
+    let dest = app_dir.join(&manifest.version);
+    if dest.exists() {
+        let _ = fs::remove_dir_all(&dest);
+    }
+    fs::rename(&tmp, &dest).map_err(|e| {
+        let _ = fs::remove_dir_all(&tmp);
+        io(format!(
+            "cannot move the package to {}: {e}",
+            dest.display()
+        ))
+    })?;
+    Ok(Imported {
+        app_id: manifest.app_id,
+        name: manifest.name,
+        version: manifest.version,
+        trust_status: trust.to_owned(),
+        package_path: dest,
+        capabilities,
+    })
+}
+
+#[cfg(test)]
+mod tests;

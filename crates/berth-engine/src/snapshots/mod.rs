@@ -1,0 +1,322 @@
+//! The snapshot store (issue 11; seed 000 SaveSnapshot, RestoreSnapshot,
+//! ListSnapshots): a content-addressed, deduplicated store shared by all
+//! projects under one directory.
+//!
+//! ```text
+//! <root>/chunks/<2 hex>/<BLAKE3 hex>   a chunk, zstd-compressed
+//! <root>/snaps/<project>/<id>.json     a snapshot: info + tree (entries)
+//! <root>/index/<project>.json          the file index of the last save
+//! <root>/tmp/                          temporary files (cleared by prune)
+//! ```
+//!
+//! A save writes its new chunks, fsyncs them, and only then writes its
+//! record (atomically): a crash never lists a half-written snapshot, and
+//! a listed one never misses a chunk. Prune removes only chunks no record
+//! names, under the store's write lock (saves hold the read lock).
+//!
+//! Libraries: `fastcdc` (FastCDC 2020 chunking; boundaries follow content,
+//! so an insertion changes few chunks), `blake3` (chunk names and the
+//! Merkle digest), `zstd` (compression). They are well-kept and fast; the
+//! store's layout and guarantees are berth's.
+
+mod capture;
+mod chunks;
+pub mod model;
+mod restore;
+mod tree;
+
+pub use model::{ChunkRef, Entry, EntryKind, SnapshotError, SnapshotInfo, SnapshotMeta};
+
+use chunks::Chunks;
+use model::Record;
+use std::collections::HashSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+
+/// What [`SnapshotStore::prune`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Chunks removed (no snapshot named them).
+    pub chunks_removed: u64,
+    /// Compressed bytes freed.
+    pub bytes_freed: u64,
+}
+
+/// The store. Cheap to share behind an `Arc`; every method blocks on
+/// disk I/O (call it from `spawn_blocking`).
+pub struct SnapshotStore {
+    root: PathBuf,
+    chunks: Chunks,
+    lock: RwLock<()>,
+}
+
+fn check_id(what: &str, id: &str) -> Result<(), SnapshotError> {
+    let ok = !id.is_empty()
+        && id.len() <= 128
+        && !id.starts_with('.')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(SnapshotError::NotFound(format!(
+            "{what} {id:?} is not a valid id (letters, digits, '-' and '_')"
+        )))
+    }
+}
+
+fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+impl SnapshotStore {
+    /// Opens (creating) the store at `root` (a private 0700 directory).
+    pub fn open(root: &Path) -> Result<Self, SnapshotError> {
+        for d in ["", "chunks", "snaps", "index", "tmp"] {
+            let p = root.join(d);
+            berth_os::fsutil::ensure_private_dir(&p)
+                .map_err(SnapshotError::io(format!("cannot create {}", p.display())))?;
+        }
+        Ok(Self {
+            root: root.to_path_buf(),
+            chunks: Chunks::new(root.join("chunks"), root.join("tmp")),
+            lock: RwLock::new(()),
+        })
+    }
+
+    fn snap_dir(&self, project: &str) -> PathBuf {
+        self.root.join("snaps").join(project)
+    }
+    fn index_path(&self, project: &str) -> PathBuf {
+        self.root.join("index").join(format!("{project}.json"))
+    }
+
+    /// Captures `state` (a directory; missing means empty) as a new
+    /// snapshot of `meta.project_id`. `parent_snapshot_id` is filled with
+    /// the project's newest snapshot. Errors: `Io`/`Unsupported` (the
+    /// save failed; nothing is listed).
+    pub fn save(
+        &self,
+        state: &Path,
+        mut meta: SnapshotMeta,
+    ) -> Result<SnapshotInfo, SnapshotError> {
+        check_id("project", &meta.project_id)?;
+        let _g = self.lock.read().unwrap_or_else(|p| p.into_inner());
+        restore::recover(state)?;
+        let project = meta.project_id.clone();
+        meta.parent_snapshot_id = self
+            .list_unlocked(&project)?
+            .first()
+            .map(|s| s.snapshot_id.clone())
+            .unwrap_or_default();
+        let old: capture::Index = fs::read(self.index_path(&project))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        let cap = capture::capture(state, &self.chunks, &old)?;
+        chunks::sync_all(&cap.fresh)?;
+        let ts = now();
+        let digest = tree::digest(&cap.entries);
+        let salt = blake3::hash(format!("{project}{ts}{digest}{}", std::process::id()).as_bytes());
+        let info = SnapshotInfo {
+            snapshot_id: format!("{:013}-{}", (ts * 1000.0) as u64, &salt.to_hex()[..8]),
+            timestamp: ts,
+            state_digest: digest,
+            size_bytes: cap.entries.iter().map(|e| e.size).sum(),
+            added_bytes: cap.added_bytes,
+            files_read: cap.files_read,
+            entry_count: cap.entries.len() as u64,
+            meta,
+        };
+        let record = Record {
+            info: info.clone(),
+            entries: cap.entries,
+        };
+        let dir = self.snap_dir(&project);
+        berth_os::fsutil::ensure_private_dir(&dir).map_err(SnapshotError::io(format!(
+            "cannot create {}",
+            dir.display()
+        )))?;
+        let bytes = serde_json::to_vec(&record)
+            .map_err(|e| SnapshotError::Corrupt(format!("cannot encode the snapshot: {e}")))?;
+        let path = dir.join(format!("{}.json", info.snapshot_id));
+        berth_os::fsutil::atomic_write(&path, &bytes).map_err(SnapshotError::io(format!(
+            "cannot write {}",
+            path.display()
+        )))?;
+        if let Ok(idx) = serde_json::to_vec(&cap.index) {
+            let p = self.index_path(&project);
+            if let Err(e) = berth_os::fsutil::atomic_write(&p, &idx) {
+                tracing::warn!(path = %p.display(), "cannot write the file index: {e}");
+            }
+        }
+        Ok(info)
+    }
+
+    fn read_record(&self, project: &str, id: &str) -> Result<Record, SnapshotError> {
+        check_id("project", project)?;
+        check_id("snapshot", id)?;
+        let path = self.snap_dir(project).join(format!("{id}.json"));
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(SnapshotError::NotFound(format!(
+                    "project {project:?} has no snapshot {id:?}"
+                )))
+            }
+            Err(e) => {
+                return Err(SnapshotError::Io {
+                    context: format!("cannot read {}", path.display()),
+                    source: e,
+                })
+            }
+        };
+        serde_json::from_slice(&bytes)
+            .map_err(|e| SnapshotError::Corrupt(format!("{} is damaged: {e}", path.display())))
+    }
+
+    /// One snapshot's info. Errors: `NotFound`.
+    pub fn get(&self, project: &str, id: &str) -> Result<SnapshotInfo, SnapshotError> {
+        Ok(self.read_record(project, id)?.info)
+    }
+
+    /// One snapshot's tree, in path order. Errors: `NotFound`.
+    pub fn entries(&self, project: &str, id: &str) -> Result<Vec<Entry>, SnapshotError> {
+        Ok(self.read_record(project, id)?.entries)
+    }
+
+    /// The project's snapshots, newest first.
+    pub fn list(&self, project: &str) -> Result<Vec<SnapshotInfo>, SnapshotError> {
+        check_id("project", project)?;
+        let _g = self.lock.read().unwrap_or_else(|p| p.into_inner());
+        self.list_unlocked(project)
+    }
+
+    fn list_unlocked(&self, project: &str) -> Result<Vec<SnapshotInfo>, SnapshotError> {
+        let dir = self.snap_dir(project);
+        let mut out = Vec::new();
+        let rd = match fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => {
+                return Err(SnapshotError::Io {
+                    context: format!("cannot list {}", dir.display()),
+                    source: e,
+                })
+            }
+        };
+        for f in rd.flatten() {
+            let name = f.file_name().to_string_lossy().into_owned();
+            let Some(id) = name
+                .strip_suffix(".json")
+                .filter(|_| !name.starts_with('.'))
+            else {
+                continue;
+            };
+            match self.read_record(project, id) {
+                Ok(r) => out.push(r.info),
+                Err(e) => tracing::warn!("skipping snapshot {id}: {e}"),
+            }
+        }
+        out.sort_by(|a, b| b.snapshot_id.cmp(&a.snapshot_id));
+        Ok(out)
+    }
+
+    /// Replaces `state` by snapshot `id` of `project`, exactly: built
+    /// beside it, then swapped by rename (see [`restore`]). Errors:
+    /// `NotFound`, `Io`, `Corrupt` (the live state is then untouched).
+    pub fn restore(
+        &self,
+        project: &str,
+        id: &str,
+        state: &Path,
+    ) -> Result<SnapshotInfo, SnapshotError> {
+        let _g = self.lock.read().unwrap_or_else(|p| p.into_inner());
+        let rec = self.read_record(project, id)?;
+        restore::replace(&rec.entries, &self.chunks, state)?;
+        Ok(rec.info)
+    }
+
+    /// Builds snapshot `id` of `project` into `dest`, which must not
+    /// exist (DuplicateProject's copy of the state).
+    pub fn materialize(&self, project: &str, id: &str, dest: &Path) -> Result<(), SnapshotError> {
+        let _g = self.lock.read().unwrap_or_else(|p| p.into_inner());
+        let rec = self.read_record(project, id)?;
+        restore::build(&rec.entries, &self.chunks, dest)
+    }
+
+    /// Puts back a state path a crash left mid-restore (see [`restore`]).
+    pub fn recover(&self, state: &Path) -> Result<(), SnapshotError> {
+        restore::recover(state)
+    }
+
+    /// Removes snapshot `id` of `project` (its chunks go at the next
+    /// prune). Errors: `NotFound`.
+    pub fn remove(&self, project: &str, id: &str) -> Result<(), SnapshotError> {
+        self.read_record(project, id)?;
+        let path = self.snap_dir(project).join(format!("{id}.json"));
+        fs::remove_file(&path).map_err(SnapshotError::io(format!(
+            "cannot remove {}",
+            path.display()
+        )))
+    }
+
+    /// Removes every chunk no snapshot record names, and stale temporary
+    /// files. A crash midway leaves only fewer unreferenced chunks.
+    pub fn prune(&self) -> Result<Pruned, SnapshotError> {
+        let _g = self.lock.write().unwrap_or_else(|p| p.into_inner());
+        let mut used = HashSet::new();
+        let snaps = self.root.join("snaps");
+        for p in fs::read_dir(&snaps)
+            .map_err(SnapshotError::io(format!(
+                "cannot list {}",
+                snaps.display()
+            )))?
+            .flatten()
+        {
+            let project = p.file_name().to_string_lossy().into_owned();
+            for info in self.list_unlocked(&project)? {
+                // A record that cannot be read keeps everything: prune
+                // never guesses.
+                let rec = self.read_record(&project, &info.snapshot_id)?;
+                for e in rec.entries {
+                    used.extend(e.chunks.into_iter().map(|c| c.hash));
+                }
+            }
+            // Damaged records are skipped by list: refuse to prune then.
+            let files = fs::read_dir(p.path())
+                .map(|rd| {
+                    rd.flatten()
+                        .filter(|f| !f.file_name().to_string_lossy().starts_with('.'))
+                        .count()
+                })
+                .unwrap_or(0);
+            if files != self.list_unlocked(&project)?.len() {
+                return Err(SnapshotError::Corrupt(format!(
+                    "a snapshot record of project {project:?} cannot be read; nothing was pruned"
+                )));
+            }
+        }
+        let mut out = Pruned::default();
+        for (hash, path, len) in self.chunks.all()? {
+            if !used.contains(&hash) && fs::remove_file(&path).is_ok() {
+                out.chunks_removed += 1;
+                out.bytes_freed += len;
+            }
+        }
+        if let Ok(rd) = fs::read_dir(self.root.join("tmp")) {
+            for f in rd.flatten() {
+                let _ = fs::remove_file(f.path());
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests;

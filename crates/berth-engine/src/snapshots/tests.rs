@@ -1,0 +1,212 @@
+use super::*;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+fn meta(project: &str) -> SnapshotMeta {
+    SnapshotMeta {
+        project_id: project.into(),
+        app_id: "dev.example.app".into(),
+        app_version: "1.0.0".into(),
+        reason: "manual".into(),
+        ..Default::default()
+    }
+}
+
+/// Pseudo-random bytes (xorshift), so chunks do not compress away.
+fn noise(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(2654435761).wrapping_add(1) | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn fill(state: &Path) {
+    fs::create_dir_all(state.join("db/empty")).unwrap();
+    fs::write(state.join("db/blob.bin"), noise(700_000, 7)).unwrap();
+    fs::write(state.join("notes.txt"), b"hello\n").unwrap();
+    fs::write(state.join("empty-file"), b"").unwrap();
+    let f = fs::File::create(state.join("sparse")).unwrap();
+    f.set_len(8 << 20).unwrap();
+    drop(f);
+    std::os::unix::fs::symlink("db/blob.bin", state.join("link")).unwrap();
+    std::os::unix::fs::symlink("/nowhere/at/all", state.join("dangling")).unwrap();
+    fs::set_permissions(state.join("notes.txt"), fs::Permissions::from_mode(0o600)).unwrap();
+    fs::set_permissions(state.join("db/empty"), fs::Permissions::from_mode(0o750)).unwrap();
+}
+
+/// Everything a user would notice of a tree: names, kinds, bytes, modes,
+/// link targets, mtimes of files.
+fn describe(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        let mut items: Vec<_> = fs::read_dir(dir).unwrap().flatten().collect();
+        items.sort_by_key(|e| e.file_name());
+        for e in items {
+            let p = e.path();
+            let rel = p.strip_prefix(root).unwrap().display().to_string();
+            let m = fs::symlink_metadata(&p).unwrap();
+            if m.file_type().is_symlink() {
+                out.push(format!("{rel} -> {}", fs::read_link(&p).unwrap().display()));
+            } else if m.is_dir() {
+                out.push(format!("{rel}/ {:o}", m.mode() & 0o7777));
+                walk(root, &p, out);
+            } else {
+                let h = blake3::hash(&fs::read(&p).unwrap());
+                out.push(format!(
+                    "{rel} {:o} {} {} {}",
+                    m.mode() & 0o7777,
+                    m.len(),
+                    m.mtime(),
+                    h
+                ));
+            }
+        }
+    }
+    walk(root, root, &mut out);
+    out
+}
+
+#[test]
+fn save_modify_restore_gives_back_the_exact_tree() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SnapshotStore::open(&dir.path().join("store")).unwrap();
+    let state = dir.path().join("state");
+    fs::create_dir(&state).unwrap();
+    fill(&state);
+    let before = describe(&state);
+    let snap = store.save(&state, meta("app")).unwrap();
+    assert_eq!(snap.meta.parent_snapshot_id, "");
+
+    fs::write(state.join("db/blob.bin"), b"overwritten").unwrap();
+    fs::write(state.join("new-file"), b"added later").unwrap();
+    fs::remove_file(state.join("link")).unwrap();
+    assert_ne!(describe(&state), before);
+
+    store.restore("app", &snap.snapshot_id, &state).unwrap();
+    assert_eq!(describe(&state), before);
+    assert!(
+        !state.join("new-file").exists(),
+        "files not in the snapshot are removed"
+    );
+    // The sparse file is sparse again: 8 MiB long, (almost) no blocks.
+    let m = fs::metadata(state.join("sparse")).unwrap();
+    assert_eq!(m.len(), 8 << 20);
+    assert!(
+        m.blocks() * 512 < 1 << 20,
+        "sparse file took {} blocks",
+        m.blocks()
+    );
+    // The same tree gives the same digest.
+    let again = store.save(&state, meta("app")).unwrap();
+    assert_eq!(again.state_digest, snap.state_digest);
+    assert_eq!(again.meta.parent_snapshot_id, snap.snapshot_id);
+}
+
+#[test]
+fn a_second_save_reads_only_what_changed_and_stores_only_new_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SnapshotStore::open(&dir.path().join("store")).unwrap();
+    let state = dir.path().join("state");
+    fs::create_dir(&state).unwrap();
+    for i in 0..20 {
+        let p = state.join(format!("f{i}"));
+        fs::write(&p, noise(100_000, i + 1)).unwrap();
+        // Written an hour ago: files changed within the clock's
+        // granularity of a save are read again by the next one.
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        let f = fs::File::options().write(true).open(&p).unwrap();
+        f.set_times(fs::FileTimes::new().set_modified(hour_ago))
+            .unwrap();
+    }
+    let first = store.save(&state, meta("app")).unwrap();
+    assert_eq!(first.files_read, 20);
+    assert!(first.added_bytes > 1_500_000);
+    let mut f3 = fs::read(state.join("f3")).unwrap();
+    f3[50_000] ^= 0xff;
+    fs::write(state.join("f3"), f3).unwrap();
+    let second = store.save(&state, meta("app")).unwrap();
+    assert_eq!(second.files_read, 1);
+    assert!(second.added_bytes < 300_000, "added {}", second.added_bytes);
+    assert_ne!(second.state_digest, first.state_digest);
+    let list = store.list("app").unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0].snapshot_id, second.snapshot_id, "newest first");
+}
+
+#[test]
+fn the_digest_is_the_same_in_two_stores_for_the_same_tree() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a");
+    let b = dir.path().join("b");
+    fs::create_dir(&a).unwrap();
+    fill(&a);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    fs::create_dir(&b).unwrap();
+    fill(&b);
+    let s1 = SnapshotStore::open(&dir.path().join("s1")).unwrap();
+    let s2 = SnapshotStore::open(&dir.path().join("s2")).unwrap();
+    let d1 = s1.save(&a, meta("one")).unwrap().state_digest;
+    let d2 = s2.save(&b, meta("two")).unwrap().state_digest;
+    assert_eq!(d1, d2);
+}
+
+#[test]
+fn chunks_are_shared_between_projects_and_prune_keeps_what_is_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SnapshotStore::open(&dir.path().join("store")).unwrap();
+    let state = dir.path().join("state");
+    fs::create_dir(&state).unwrap();
+    fs::write(state.join("big"), noise(500_000, 3)).unwrap();
+    let a = store.save(&state, meta("one")).unwrap();
+    let b = store.save(&state, meta("two")).unwrap();
+    assert!(a.added_bytes > 0);
+    assert_eq!(b.added_bytes, 0, "the second project shares every chunk");
+    store.remove("one", &a.snapshot_id).unwrap();
+    assert_eq!(
+        store.prune().unwrap().chunks_removed,
+        0,
+        "project two still names them"
+    );
+    store.remove("two", &b.snapshot_id).unwrap();
+    assert!(store.prune().unwrap().chunks_removed > 0);
+    assert!(matches!(
+        store.get("two", &b.snapshot_id),
+        Err(SnapshotError::NotFound(_))
+    ));
+}
+
+#[test]
+fn a_crash_between_the_two_renames_leaves_the_old_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let old = dir.path().join("state.berth-old");
+    fs::create_dir(&old).unwrap();
+    fs::write(old.join("x"), b"old").unwrap();
+    fs::create_dir(dir.path().join("state.berth-restore")).unwrap();
+    restore::recover(&state).unwrap();
+    assert_eq!(fs::read(state.join("x")).unwrap(), b"old");
+    assert!(!old.exists());
+    assert!(!dir.path().join("state.berth-restore").exists());
+}
+
+#[test]
+fn a_record_naming_a_path_outside_the_tree_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let chunks = Chunks::new(dir.path().join("c"), dir.path().join("t"));
+    let e = Entry {
+        path: "../escape".into(),
+        kind: EntryKind::Dir,
+        mode: 0o755,
+        size: 0,
+        mtime_ns: 0,
+        target: None,
+        chunks: vec![],
+    };
+    let err = restore::build(&[e], &chunks, &dir.path().join("out")).unwrap_err();
+    assert!(matches!(err, SnapshotError::Corrupt(_)), "{err}");
+    assert!(!dir.path().join("escape").exists());
+}

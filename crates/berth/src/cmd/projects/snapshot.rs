@@ -1,0 +1,318 @@
+//! `berth snapshot save|ls|restore|rm|prune` and `berth duplicate`:
+//! snapshots of a project's state (seed 000 methods 9-12, issue 11),
+//! clients of SaveSnapshot, ListSnapshots, RestoreSnapshot,
+//! DeleteSnapshot, PruneSnapshots and DuplicateProject; and `berth
+//! import` (ImportPackage). `--json` prints
+//! the response's fields by their seed names.
+
+use super::Client;
+use crate::error::{CliError, CmdResult};
+use crate::key_value;
+use crate::output;
+use berth_client::project::pb;
+use clap::{Args, Subcommand};
+
+/// `berth snapshot ...`.
+#[derive(Subcommand)]
+pub(crate) enum SnapshotCmd {
+    /// Snapshot a project's state now.
+    Save {
+        /// Project id.
+        id: String,
+        /// A label, KEY=VALUE; repeatable.
+        #[arg(long = "label", short = 'l', value_name = "KEY=VALUE")]
+        labels: Vec<String>,
+        /// manual, autosave, before-upgrade or before-restore.
+        #[arg(long, default_value = "manual")]
+        reason: String,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A project's snapshots, newest first.
+    Ls {
+        /// Project id.
+        id: String,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put a snapshot back as the project's state (stopping and restarting
+    /// it if it runs).
+    Restore {
+        /// Project id.
+        id: String,
+        /// The snapshot id (from `berth snapshot ls`).
+        snapshot: String,
+        /// Do not take a `before-restore` snapshot first.
+        #[arg(long)]
+        no_safety: bool,
+        /// Accept a snapshot of another version of the app.
+        #[arg(long)]
+        allow_version_mismatch: bool,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a snapshot (its data goes at the next prune).
+    Rm {
+        /// Project id.
+        id: String,
+        /// The snapshot id.
+        snapshot: String,
+    },
+    /// Free the stored data no snapshot uses any more.
+    Prune {
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `berth duplicate SRC NEW [--from SNAP]`.
+#[derive(Args)]
+pub(crate) struct DuplicateArgs {
+    /// The project to copy.
+    source: String,
+    /// The new project's id.
+    new_id: String,
+    /// Copy this snapshot instead of the current state.
+    #[arg(long = "from", value_name = "SNAP")]
+    from: Option<String>,
+    /// JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `berth import APP.vibeapp [--no-verify] [--json]`.
+#[derive(Args)]
+pub(crate) struct ImportArgs {
+    /// The package file.
+    package: std::path::PathBuf,
+    /// Accept an unsigned package (a present signature is still checked).
+    #[arg(long)]
+    no_verify: bool,
+    /// JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn print_json(v: serde_json::Value) {
+    println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+}
+
+/// Runs one `berth snapshot` subcommand.
+pub(super) async fn run(c: &mut Client, cmd: SnapshotCmd) -> CmdResult {
+    match cmd {
+        SnapshotCmd::Save {
+            id,
+            labels,
+            reason,
+            json,
+        } => {
+            let labels = key_value::pairs("--label", &labels)
+                .map_err(CliError::usage)?
+                .into_iter()
+                .collect();
+            if !json {
+                eprintln!("saving a snapshot of {id}...");
+            }
+            let r = c
+                .save_snapshot(pb::SaveSnapshotRequest {
+                    project_id: id,
+                    reason,
+                    labels,
+                })
+                .await?
+                .into_inner();
+            if json {
+                print_json(serde_json::json!({
+                    "snapshot_id": r.snapshot_id, "timestamp": r.timestamp,
+                    "state_digest": r.state_digest, "size_bytes": r.size_bytes,
+                    "added_bytes": r.added_bytes, "files_read": r.files_read,
+                    "duration_ms": r.duration_ms,
+                }));
+            } else {
+                println!(
+                    "{}  {} bytes, {} new bytes stored, {} files read, {} ms\ndigest {}",
+                    r.snapshot_id,
+                    r.size_bytes,
+                    r.added_bytes,
+                    r.files_read,
+                    r.duration_ms,
+                    r.state_digest
+                );
+            }
+            Ok(0)
+        }
+        SnapshotCmd::Ls { id, json } => {
+            let list = c
+                .list_snapshots(pb::ListSnapshotsRequest { project_id: id })
+                .await?
+                .into_inner()
+                .snapshots;
+            if json {
+                let v: Vec<_> = list
+                    .iter()
+                    .map(|s| {
+                        serde_json::json!({
+                            "snapshot_id": s.snapshot_id, "timestamp": s.timestamp,
+                            "parent_snapshot_id": s.parent_snapshot_id, "reason": s.reason,
+                            "app_version": s.app_version, "state_digest": s.state_digest,
+                            "size_bytes": s.size_bytes, "labels": s.labels,
+                            "app_id": s.app_id, "added_bytes": s.added_bytes,
+                        })
+                    })
+                    .collect();
+                print_json(serde_json::json!({ "snapshots": v }));
+            } else {
+                let rows = list
+                    .iter()
+                    .map(|s| {
+                        let mut labels: Vec<String> =
+                            s.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                        labels.sort();
+                        vec![
+                            s.snapshot_id.clone(),
+                            s.timestamp.clone(),
+                            s.reason.clone(),
+                            s.app_version.clone(),
+                            s.size_bytes.to_string(),
+                            s.state_digest.chars().take(12).collect(),
+                            labels.join(","),
+                        ]
+                    })
+                    .collect();
+                print!(
+                    "{}",
+                    output::table(
+                        &["SNAPSHOT", "TIME", "REASON", "VERSION", "BYTES", "DIGEST", "LABELS"],
+                        rows
+                    )
+                );
+            }
+            Ok(0)
+        }
+        SnapshotCmd::Restore {
+            id,
+            snapshot,
+            no_safety,
+            allow_version_mismatch,
+            json,
+        } => {
+            if !json {
+                eprintln!("restoring {snapshot} into {id}...");
+            }
+            let r = c
+                .restore_snapshot(pb::RestoreSnapshotRequest {
+                    project_id: id,
+                    snapshot_id: snapshot,
+                    create_safety_snapshot: Some(!no_safety),
+                    allow_version_mismatch,
+                })
+                .await?
+                .into_inner();
+            if json {
+                let svc: Vec<_> = r
+                    .services
+                    .iter()
+                    .map(|s| serde_json::json!({"name": s.name, "status": s.status}))
+                    .collect();
+                print_json(serde_json::json!({
+                    "project_id": r.project_id, "restored_snapshot_id": r.restored_snapshot_id,
+                    "safety_snapshot_id": r.safety_snapshot_id, "services": svc,
+                }));
+            } else {
+                println!("{}: restored {}", r.project_id, r.restored_snapshot_id);
+                if !r.safety_snapshot_id.is_empty() {
+                    println!("safety snapshot {}", r.safety_snapshot_id);
+                }
+            }
+            Ok(0)
+        }
+        SnapshotCmd::Rm { id, snapshot } => {
+            c.delete_snapshot(pb::DeleteSnapshotRequest {
+                project_id: id,
+                snapshot_id: snapshot,
+            })
+            .await?;
+            Ok(0)
+        }
+        SnapshotCmd::Prune { json } => {
+            let r = c
+                .prune_snapshots(pb::PruneSnapshotsRequest {})
+                .await?
+                .into_inner();
+            if json {
+                print_json(serde_json::json!({
+                    "chunks_removed": r.chunks_removed, "bytes_freed": r.bytes_freed,
+                }));
+            } else {
+                println!(
+                    "{} chunks removed, {} bytes freed",
+                    r.chunks_removed, r.bytes_freed
+                );
+            }
+            Ok(0)
+        }
+    }
+}
+
+/// `berth duplicate`.
+pub(super) async fn duplicate(c: &mut Client, a: DuplicateArgs) -> CmdResult {
+    let r = c
+        .duplicate_project(pb::DuplicateProjectRequest {
+            source_project_id: a.source,
+            new_project_id: a.new_id,
+            snapshot_id: a.from,
+        })
+        .await?
+        .into_inner();
+    if a.json {
+        print_json(serde_json::json!({
+            "new_project_id": r.new_project_id, "namespace": r.namespace,
+            "state_path": r.state_path,
+        }));
+    } else {
+        println!(
+            "{} registered (namespace {}, state {})",
+            r.new_project_id, r.namespace, r.state_path
+        );
+    }
+    Ok(0)
+}
+
+/// `berth import`.
+pub(super) async fn import(c: &mut Client, a: ImportArgs) -> CmdResult {
+    let path = std::path::absolute(&a.package)
+        .map_err(|e| CliError::usage(format!("{}: {e}", a.package.display())))?;
+    let r = c
+        .import_package(pb::ImportPackageRequest {
+            package_data_path: path.display().to_string(),
+            verify_signature: !a.no_verify,
+        })
+        .await?
+        .into_inner();
+    if a.json {
+        print_json(serde_json::json!({
+            "app_id": r.app_id, "name": r.name, "version": r.version,
+            "trust_status": r.trust_status, "package_path": r.package_path,
+            "capabilities": r.capabilities,
+        }));
+    } else {
+        println!(
+            "{} {} ({}), {}\nunpacked in {}\ncapabilities: {}",
+            r.name,
+            r.version,
+            r.app_id,
+            r.trust_status,
+            r.package_path,
+            if r.capabilities.is_empty() {
+                "none".to_owned()
+            } else {
+                r.capabilities.join(", ")
+            }
+        );
+    }
+    Ok(0)
+}
