@@ -36,6 +36,8 @@ pub struct DaemonConfig {
     pub project_listen: Vec<ListenAddr>,
     /// Which runtime runs projects that do not ask for one.
     pub project_runtime: ProjectRuntimeChoice,
+    /// The node API (seed 004), if `--node-api` asked for it.
+    pub node_api: Option<crate::node_api::config::NodeApiConfig>,
 }
 
 /// `--project-runtime`: the default runtime of projects.
@@ -98,6 +100,7 @@ impl DaemonConfig {
             sessions: SessionConfig::default(),
             relay: None,
             project_runtime: ProjectRuntimeChoice::Auto,
+            node_api: None,
         })
     }
 

@@ -6,6 +6,7 @@ pub mod addr;
 pub mod config;
 pub mod error;
 pub mod listen;
+pub mod node_api;
 pub mod process_api;
 pub mod project_api;
 pub mod relay;
@@ -146,6 +147,16 @@ async fn serve_until_stopped(config: DaemonConfig) -> Result<(), DaemonError> {
         })
     };
 
+    let node_api = match config.node_api.clone() {
+        Some(cfg) => {
+            let api = node_api::NodeApi::bind(cfg, sessions.clone())
+                .await
+                .map_err(DaemonError::NodeApi)?;
+            tracing::info!(addr = ?api.local_addr(), "node API listening (https)");
+            Some(tokio::spawn(api.run()))
+        }
+        None => None,
+    };
     let relay_link = config
         .relay
         .clone()
@@ -165,6 +176,9 @@ async fn serve_until_stopped(config: DaemonConfig) -> Result<(), DaemonError> {
     }
     sweeper.abort();
     if let Some(t) = &relay_link {
+        t.abort();
+    }
+    if let Some(t) = &node_api {
         t.abort();
     }
     drop(accept_tasks);

@@ -1,0 +1,89 @@
+//! The node API (seed 004): HTTPS and WebSocket endpoints that let the
+//! control plane and its web UI (built for seed 004's Go agent) use berth
+//! unchanged. `/health`, JWT/JWKS-checked browser terminals over the
+//! session engine (`/terminal/ws`, `/terminal/ws/multi`). Surfaces only
+//! translate: terminals are engine sessions. See docs/node-api.md.
+
+pub mod auth;
+pub mod cert;
+pub mod config;
+pub mod health;
+pub mod jwks;
+pub mod refusal;
+pub mod server;
+pub mod state;
+pub mod terminal;
+pub mod terminals;
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::Router;
+use berth_engine::sessions::Sessions;
+use config::NodeApiConfig;
+use state::NodeState;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The router over `st` (exposed for tests that serve it themselves).
+pub fn router(st: Arc<NodeState>) -> Router {
+    Router::new()
+        .route(
+            "/health",
+            get(|State(st): State<Arc<NodeState>>| async move {
+                health::report(st.started, &st.cfg.state_dir)
+            }),
+        )
+        .route("/terminal/ws", get(terminal::single))
+        .route("/terminal/ws/multi", get(terminal::multi))
+        .with_state(st)
+}
+
+/// A bound, ready node API: [`NodeApi::run`] serves it.
+pub struct NodeApi {
+    listener: tokio::net::TcpListener,
+    tls: Arc<tokio_rustls::rustls::ServerConfig>,
+    app: Router,
+}
+
+impl NodeApi {
+    /// Checks the settings, loads or makes the certificate, binds the
+    /// address. Errors name the setting, file or address at fault.
+    pub async fn bind(cfg: NodeApiConfig, sessions: Arc<Sessions>) -> Result<Self, String> {
+        let jwks = jwks::Jwks::new(
+            &cfg.jwks_url,
+            cfg.jwks_refresh_min_interval,
+            cfg.jwks_refresh_every,
+        )?;
+        let tls = cert::server_config(
+            cfg.tls_files
+                .as_ref()
+                .map(|(c, k)| (c.as_path(), k.as_path())),
+            &cfg.state_dir,
+        )?;
+        let listener = tokio::net::TcpListener::bind(cfg.listen)
+            .await
+            .map_err(|e| format!("node API: cannot listen on {}: {e}", cfg.listen))?;
+        let st = Arc::new(NodeState {
+            validator: auth::Validator::new(jwks, cfg.issuer.clone(), cfg.node_id.clone()),
+            terminals: terminals::Terminals::new(sessions, cfg.orphan_grace),
+            started: Instant::now(),
+            grants: Default::default(),
+            cfg,
+        });
+        Ok(Self {
+            listener,
+            tls,
+            app: router(st),
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        self.listener.local_addr().ok()
+    }
+
+    /// Serves until the task is dropped.
+    pub async fn run(self) {
+        server::serve(self.listener, self.tls, self.app).await
+    }
+}
