@@ -81,6 +81,7 @@ async fn serve_until_stopped(config: DaemonConfig) -> Result<(), DaemonError> {
         tracing::info!(%addr, "listening");
         listeners.push((addr.clone(), Arc::new(l)));
     }
+    let tabs = Arc::new(berth_engine::tabs::Tabs::new(store.clone()));
     let projects = open_projects(&config, store, services.clone()).await?;
 
     // Services: take back what a previous daemon left (re-adoption), then
@@ -149,7 +150,7 @@ async fn serve_until_stopped(config: DaemonConfig) -> Result<(), DaemonError> {
 
     let node_api = match config.node_api.clone() {
         Some(cfg) => {
-            let api = node_api::NodeApi::bind(cfg, sessions.clone())
+            let api = node_api::NodeApi::bind(cfg, sessions.clone(), tabs.clone())
                 .await
                 .map_err(DaemonError::NodeApi)?;
             tracing::info!(addr = ?api.local_addr(), "node API listening (https)");

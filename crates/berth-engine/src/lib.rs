@@ -10,5 +10,6 @@ pub mod registry;
 pub mod services;
 pub mod sessions;
 pub mod store;
+pub mod tabs;
 
 pub use store::Store;

@@ -183,6 +183,8 @@ struct Node {
     d: Daemon,
     port: u16,
     rt: tokio::runtime::Runtime,
+    args: Vec<String>,
+    vars: Vec<(String, String)>,
 }
 
 impl Node {
@@ -205,7 +207,35 @@ impl Node {
             .enable_all()
             .build()
             .unwrap();
-        let n = Node { d, port, rt };
+        let n = Node {
+            d,
+            port,
+            rt,
+            args: args.iter().map(|s| s.to_string()).collect(),
+            vars: vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        n.wait_listening();
+        n
+    }
+
+    /// Kills the daemon (-9) and starts it again on the same state.
+    fn restart(&mut self) {
+        self.d.kill9();
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        let vars: Vec<(&str, &str)> = self
+            .vars
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        self.d.spawn_with_env(&args, &vars);
+        self.wait_listening();
+    }
+
+    fn wait_listening(&self) {
+        let port = self.port;
         assert!(
             wait_for(Duration::from_secs(10), || std::net::TcpStream::connect((
                 "127.0.0.1",
@@ -213,9 +243,8 @@ impl Node {
             ))
             .is_ok()),
             "node API did not listen: {}",
-            n.d.log()
+            self.d.log()
         );
-        n
     }
 
     fn cert(&self) -> PathBuf {
@@ -228,6 +257,12 @@ impl Node {
 
     /// GET over HTTPS: (status, body).
     fn get(&self, path: &str) -> (u16, String) {
+        self.get_with(path, "")
+    }
+
+    /// GET with extra header lines (each ending in CRLF).
+    fn get_with(&self, path: &str, headers: &str) -> (u16, String) {
+        let headers = headers.to_string();
         let tls = self.tls();
         let port = self.port;
         let path = path.to_string();
@@ -242,8 +277,10 @@ impl Node {
                 .await
                 .unwrap();
             s.write_all(
-                format!("GET {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
-                    .as_bytes(),
+                format!(
+                    "GET {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n{headers}\r\n"
+                )
+                .as_bytes(),
             )
             .await
             .unwrap();
@@ -650,7 +687,11 @@ fn a_flood_of_messages_closes_with_1008() {
         .ws(&format!("/terminal/ws/multi?workspace={WS}&token={tok}"))
         .unwrap();
     for _ in 0..100 {
-        m.send(rt, json!({"type": "ping"}));
+        // Sends may fail once the server has closed: that is the point.
+        let msg = Message::Text(json!({"type": "ping"}).to_string().into());
+        if rt.block_on(m.ws.send(msg)).is_err() {
+            break;
+        }
     }
     let mut code = None;
     while let Some(v) = m.next(rt) {
@@ -706,4 +747,55 @@ fn the_cookie_from_a_token_admits_the_next_connection() {
         .await
         .expect("the cookie admits");
     });
+}
+
+#[test]
+fn tabs_are_listed_and_survive_a_daemon_restart() {
+    let (_k, ed, _rs, jwks) = setup();
+    let mut n = Node::start(&jwks, &[], &[]);
+    let tok = sign(&ed, &claims("workspace-terminal"));
+    {
+        let rt = &n.rt;
+        let mut m = n
+            .ws(&format!("/terminal/ws/multi?workspace={WS}&token={tok}"))
+            .unwrap();
+        let mut t = String::new();
+        for (id, name) in [("a", "first"), ("b", "second")] {
+            m.send(
+                rt,
+                json!({"type": "create_session", "sessionId": id, "name": name}),
+            );
+            m.until(rt, "session_created", &mut t);
+        }
+        m.send(
+            rt,
+            json!({"type": "rename_session", "sessionId": "b", "name": "logs"}),
+        );
+        m.until(rt, "session_renamed", &mut t);
+    }
+    let check = |n: &Node| {
+        let mgmt = sign(&ed, &claims("node-management"));
+        let (status, body) = n.get_with(
+            &format!("/workspaces/{WS}/tabs"),
+            &format!("authorization: Bearer {mgmt}\r\n"),
+        );
+        assert_eq!(status, 200, "{body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        let tabs = v["tabs"].as_array().unwrap();
+        assert_eq!(tabs.len(), 2, "{v}");
+        assert_eq!(tabs[0]["id"], "a");
+        assert_eq!(tabs[0]["label"], "first");
+        assert_eq!(tabs[0]["type"], "terminal");
+        assert_eq!(tabs[0]["workspaceId"], WS);
+        assert_eq!(tabs[1]["label"], "logs");
+        assert_eq!(tabs[1]["sortOrder"], 1);
+    };
+    check(&n);
+    // A browser's terminal token works too; a wrong workspace does not.
+    let (status, _) = n.get(&format!("/workspaces/{WS}/tabs?token={tok}"));
+    assert_eq!(status, 200);
+    let (status, body) = n.get(&format!("/workspaces/other/tabs?token={tok}"));
+    assert_eq!(status, 403, "{body}");
+    n.restart();
+    check(&n);
 }

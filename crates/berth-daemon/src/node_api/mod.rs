@@ -35,6 +35,7 @@ pub fn router(st: Arc<NodeState>) -> Router {
         )
         .route("/terminal/ws", get(terminal::single))
         .route("/terminal/ws/multi", get(terminal::multi))
+        .route("/workspaces/{workspace_id}/tabs", get(terminal::tabs))
         .with_state(st)
 }
 
@@ -48,7 +49,11 @@ pub struct NodeApi {
 impl NodeApi {
     /// Checks the settings, loads or makes the certificate, binds the
     /// address. Errors name the setting, file or address at fault.
-    pub async fn bind(cfg: NodeApiConfig, sessions: Arc<Sessions>) -> Result<Self, String> {
+    pub async fn bind(
+        cfg: NodeApiConfig,
+        sessions: Arc<Sessions>,
+        tabs: Arc<berth_engine::tabs::Tabs>,
+    ) -> Result<Self, String> {
         let jwks = jwks::Jwks::new(
             &cfg.jwks_url,
             cfg.jwks_refresh_min_interval,
@@ -65,7 +70,7 @@ impl NodeApi {
             .map_err(|e| format!("node API: cannot listen on {}: {e}", cfg.listen))?;
         let st = Arc::new(NodeState {
             validator: auth::Validator::new(jwks, cfg.issuer.clone(), cfg.node_id.clone()),
-            terminals: terminals::Terminals::new(sessions, cfg.orphan_grace),
+            terminals: terminals::Terminals::new(sessions, tabs, cfg.orphan_grace),
             started: Instant::now(),
             grants: Default::default(),
             cfg,

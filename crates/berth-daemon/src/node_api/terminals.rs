@@ -3,6 +3,7 @@
 //! and how many clients view it (for the orphan grace period).
 
 use berth_engine::sessions::{PtySpawn, Session, Sessions};
+use berth_engine::tabs::{Tab, Tabs};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -35,6 +36,7 @@ type Key = (String, String);
 /// The table, keyed by (workspace, client session id).
 pub struct Terminals {
     sessions: Arc<Sessions>,
+    tabs: Arc<Tabs>,
     grace: Duration,
     map: Mutex<HashMap<Key, Term>>,
 }
@@ -62,9 +64,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Terminals {
     /// An empty table over the session engine; `grace` is the orphan grace
     /// period (zero: orphans run forever).
-    pub fn new(sessions: Arc<Sessions>, grace: Duration) -> Arc<Self> {
+    pub fn new(sessions: Arc<Sessions>, tabs: Arc<Tabs>, grace: Duration) -> Arc<Self> {
         Arc::new(Self {
             sessions,
+            tabs,
             grace,
             map: Mutex::new(HashMap::new()),
         })
@@ -73,6 +76,11 @@ impl Terminals {
     /// The engine.
     pub fn engine(&self) -> &Arc<Sessions> {
         &self.sessions
+    }
+
+    /// The persisted tabs.
+    pub fn tabs(&self) -> &Arc<Tabs> {
+        &self.tabs
     }
 
     /// Starts a terminal `id` for `owner` in `workspace`, running `shell`
@@ -125,6 +133,20 @@ impl Terminals {
             epoch: 0,
         };
         lock(&self.map).insert(key, term.clone());
+        let tab = Tab {
+            id: id.to_string(),
+            workspace_id: workspace.to_string(),
+            kind: "terminal".into(),
+            label: term.name.clone(),
+            agent_id: None,
+            sort_order: 0,
+            created_at: iso(now),
+            acp_session_id: None,
+            last_prompt: None,
+        };
+        if let Err(e) = self.tabs.put(&tab) {
+            tracing::warn!(session = %id, "cannot save the tab: {e}");
+        }
         Ok(term)
     }
 
@@ -150,6 +172,9 @@ impl Terminals {
         if let Some(t) = lock(&self.map).get_mut(&(workspace.to_string(), id.to_string())) {
             t.name = name.to_string();
         }
+        if let Err(e) = self.tabs.relabel(workspace, id, name) {
+            tracing::warn!(session = %id, "cannot rename the tab: {e}");
+        }
         Ok(())
     }
 
@@ -157,7 +182,7 @@ impl Terminals {
     /// and forgets it.
     pub fn close(&self, workspace: &str, id: &str, owner: &str) -> Result<Term, String> {
         let t = self.get(workspace, id, owner)?;
-        lock(&self.map).remove(&(workspace.to_string(), id.to_string()));
+        self.forget(workspace, id);
         let _ = self.sessions.terminate(t.session.id(), None);
         Ok(t)
     }
@@ -165,6 +190,9 @@ impl Terminals {
     /// Forgets a terminal whose process ended.
     pub fn forget(&self, workspace: &str, id: &str) {
         lock(&self.map).remove(&(workspace.to_string(), id.to_string()));
+        if let Err(e) = self.tabs.remove(workspace, id) {
+            tracing::warn!(session = %id, "cannot remove the tab: {e}");
+        }
     }
 
     /// `owner`'s terminals in `workspace`, oldest first.
@@ -232,4 +260,37 @@ pub fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+/// RFC 3339 UTC of milliseconds since the epoch.
+pub fn iso(ms: u64) -> String {
+    let secs = (ms / 1000) as i64;
+    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ms % 1000
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn iso_dates() {
+        assert_eq!(super::iso(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(super::iso(1_709_210_096_789), "2024-02-29T12:34:56.789Z");
+    }
 }

@@ -4,7 +4,7 @@
 //! any frame closes, 30 messages/s with a burst of 60 (else close 1008).
 
 use super::protocol::{self, Bucket, ClientMsg};
-use crate::node_api::terminals::{Term, Terminals};
+use crate::node_api::terminals::{iso, Term, Terminals};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -98,6 +98,7 @@ pub async fn run(socket: WebSocket, conn: Conn, first: Option<(Term, Start)>) {
             Message::Binary(b) => {
                 if !bucket.take() {
                     close(&tx, 1008, "rate limit exceeded").await;
+                    drain(&mut stream).await;
                     break;
                 }
                 // Raw keystrokes for the single session, or the most
@@ -113,6 +114,7 @@ pub async fn run(socket: WebSocket, conn: Conn, first: Option<(Term, Start)>) {
         };
         if !bucket.take() {
             close(&tx, 1008, "rate limit exceeded").await;
+            drain(&mut stream).await;
             break;
         }
         let m: ClientMsg = match serde_json::from_str(&text) {
@@ -134,6 +136,20 @@ pub async fn run(socket: WebSocket, conn: Conn, first: Option<(Term, Start)>) {
     }
     drop(tx);
     let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+}
+
+/// After our close frame: reads (and drops) what the client still sends
+/// until its close, for at most 2 s, so the close frame reaches it instead
+/// of a connection reset.
+async fn drain(stream: &mut futures_util::stream::SplitStream<WebSocket>) {
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while let Some(Ok(m)) = stream.next().await {
+            if matches!(m, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 async fn send(tx: &mpsc::Sender<Message>, v: Value) {
@@ -415,28 +431,4 @@ async fn pump(conn: Arc<Conn>, tx: mpsc::Sender<Message>, term: Term, start: Sta
     if !conn.multi {
         close(&tx, 1000, "session ended").await;
     }
-}
-
-/// RFC 3339 UTC of milliseconds since the epoch.
-pub fn iso(ms: u64) -> String {
-    let secs = (ms / 1000) as i64;
-    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        ms % 1000
-    )
 }

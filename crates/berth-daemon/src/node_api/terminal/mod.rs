@@ -9,7 +9,7 @@ use super::auth::Audience;
 use super::refusal::Refusal;
 use super::state::{NodeState, COOKIE_LIFETIME};
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -201,4 +201,61 @@ pub async fn multi(
         .max_frame_size(conn::MAX_MESSAGE)
         .on_upgrade(move |sock| conn::run(sock, c, None));
     with_cookie(r, p.set_cookie)
+}
+
+/// `GET /workspaces/{workspaceId}/tabs`: the workspace's tabs from the
+/// store, `{"tabs": [...]}`. Admits a `node-management` bearer token for
+/// this node, or a browser's terminal token or cookie for the workspace.
+pub async fn tabs(
+    State(st): State<Arc<NodeState>>,
+    Path(workspace): Path<String>,
+    headers: HeaderMap,
+    Query(q): Query<TermQuery>,
+) -> Response {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let auth = match bearer {
+        Some(t) => st
+            .validator
+            .check(t, Audience::NodeManagement, None)
+            .await
+            .map(|_| None),
+        None => principal(&st, &headers, q.token.as_deref(), Some(&workspace))
+            .await
+            .map(|p| p.set_cookie),
+    };
+    let cookie = match auth {
+        Ok(c) => c,
+        Err(r) => return r.into_response(),
+    };
+    match st.terminals.tabs().list(&workspace) {
+        Ok(list) => {
+            let tabs: Vec<serde_json::Value> = list
+                .into_iter()
+                .map(|t| {
+                    let mut v = serde_json::json!({
+                        "id": t.id, "workspaceId": t.workspace_id, "type": t.kind,
+                        "label": t.label, "sortOrder": t.sort_order, "createdAt": t.created_at,
+                    });
+                    for (k, val) in [
+                        ("agentId", t.agent_id),
+                        ("acpSessionId", t.acp_session_id),
+                        ("lastPrompt", t.last_prompt),
+                    ] {
+                        if let Some(val) = val {
+                            v[k] = serde_json::json!(val);
+                        }
+                    }
+                    v
+                })
+                .collect();
+            with_cookie(
+                axum::Json(serde_json::json!({ "tabs": tabs })).into_response(),
+                cookie,
+            )
+        }
+        Err(e) => Refusal::internal(e.to_string()).into_response(),
+    }
 }
