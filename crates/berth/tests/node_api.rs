@@ -799,3 +799,54 @@ fn tabs_are_listed_and_survive_a_daemon_restart() {
     n.restart();
     check(&n);
 }
+
+#[test]
+fn logs_are_filtered_paged_and_missing_sources_reported() {
+    let (_k, ed, _rs, jwks) = setup();
+    let n = Node::start(&jwks, &[], &[]);
+    let log = n.d.state_dir().join("berth/daemon.log");
+    std::fs::write(
+        &log,
+        "2026-11-29T10:00:00.000Z  INFO berth: started\n\
+         2026-11-29T10:00:01.000Z  WARN berth: hello-logs one\n\
+         2026-11-29T10:00:02.000Z ERROR berth: hello-logs two\n\
+         2026-11-29T10:00:03.000Z  INFO berth: hello-logs three\n",
+    )
+    .unwrap();
+    let mgmt = sign(&ed, &claims("node-management"));
+    let auth = format!("authorization: Bearer {mgmt}\r\n");
+    let (status, body) = n.get_with("/logs?source=agent&search=hello-logs&limit=2", &auth);
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    let e = v["entries"].as_array().unwrap();
+    assert_eq!(e.len(), 2, "{v}");
+    assert_eq!(e[0]["message"], "berth: hello-logs three");
+    assert_eq!(e[1]["level"], "error");
+    assert_eq!(v["hasMore"], true);
+    let cursor = v["nextCursor"].as_str().unwrap().to_string();
+    let (_, body) = n.get_with(
+        &format!("/logs?source=agent&search=hello-logs&limit=2&cursor={cursor}"),
+        &auth,
+    );
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["entries"][0]["message"], "berth: hello-logs one");
+    assert_eq!(v["hasMore"], false);
+    let (_, body) = n.get_with("/logs?source=agent&level=error", &auth);
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["entries"].as_array().unwrap().len(), 1, "{v}");
+    // cloud-init is not on this machine: reported, not an error.
+    let (status, body) = n.get_with("/logs?source=cloud-init", &auth);
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    if !Path::new("/var/log/cloud-init.log").exists() {
+        assert!(v["sources"]["cloud-init"]
+            .as_str()
+            .unwrap()
+            .starts_with("unavailable"));
+    }
+    let (status, _) = n.get_with("/logs?source=floppy", &auth);
+    assert_eq!(status, 400);
+    let term = sign(&ed, &claims("workspace-terminal"));
+    let (status, _) = n.get_with("/logs", &format!("authorization: Bearer {term}\r\n"));
+    assert_eq!(status, 401);
+}

@@ -9,6 +9,7 @@ pub mod cert;
 pub mod config;
 pub mod health;
 pub mod jwks;
+pub mod logs;
 pub mod refusal;
 pub mod server;
 pub mod state;
@@ -36,7 +37,43 @@ pub fn router(st: Arc<NodeState>) -> Router {
         .route("/terminal/ws", get(terminal::single))
         .route("/terminal/ws/multi", get(terminal::multi))
         .route("/workspaces/{workspace_id}/tabs", get(terminal::tabs))
+        .route("/logs", get(logs_route))
         .with_state(st)
+}
+
+/// `GET /logs`: a `node-management` bearer token for this node.
+async fn logs_route(
+    State(st): State<Arc<NodeState>>,
+    headers: axum::http::HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<logs::LogQuery>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let token = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let Some(token) = token else {
+        return refusal::Refusal::unauthorized("no bearer token (node-management)").into_response();
+    };
+    if let Err(r) = st
+        .validator
+        .check(token, auth::Audience::NodeManagement, None)
+        .await
+    {
+        return r.into_response();
+    }
+    let src = logs::Sources {
+        agent_log: berth_os::dirs::state_dir().join("daemon.log"),
+        cloud_init: vec![
+            "/var/log/cloud-init-output.log".into(),
+            "/var/log/cloud-init.log".into(),
+        ],
+        reader_timeout: st.cfg.log_reader_timeout,
+    };
+    match logs::query(&src, &q, st.cfg.log_default_limit, st.cfg.log_max_limit).await {
+        Ok(v) => axum::Json(v).into_response(),
+        Err(e) => refusal::Refusal::bad_request(e).into_response(),
+    }
 }
 
 /// A bound, ready node API: [`NodeApi::run`] serves it.
