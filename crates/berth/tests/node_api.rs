@@ -850,3 +850,59 @@ fn logs_are_filtered_paged_and_missing_sources_reported() {
     let (status, _) = n.get_with("/logs", &format!("authorization: Bearer {term}\r\n"));
     assert_eq!(status, 401);
 }
+
+#[test]
+fn one_session_seen_from_attach_single_and_multi_at_once() {
+    use berth_client::{Client, StreamFrame};
+    use berth_wire::daemon::*;
+    let (_k, ed, _rs, jwks) = setup();
+    let n = Node::start(&jwks, &[], &[]);
+    let rt = &n.rt;
+    let tok = sign(&ed, &claims("workspace-terminal"));
+    let mut m = n
+        .ws(&format!("/terminal/ws/multi?workspace={WS}&token={tok}"))
+        .unwrap();
+    m.send(rt, json!({"type": "create_session", "sessionId": "shared"}));
+    let mut t = String::new();
+    let c = m.until(rt, "session_created", &mut t);
+    let engine_id = c["engineSessionId"].as_str().unwrap().to_string();
+    // The single-session route re-opens the same terminal.
+    let mut s = n
+        .ws(&format!(
+            "/terminal/ws?workspace={WS}&token={tok}&sessionId=shared"
+        ))
+        .unwrap();
+    assert_eq!(s.next(rt).unwrap()["sessionId"], "shared");
+    // What `berth attach` does: a process-API attach.
+    let (_, mut att) = Client::connect(&n.d.socket)
+        .unwrap()
+        .attach_pty(AttachPtySessionRequest {
+            session_id: engine_id,
+            rows: 24,
+            cols: 80,
+            ..Default::default()
+        })
+        .unwrap();
+    att.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let mut keys = att.input().unwrap();
+    keys.send(pty_input_frame::Frame::Input(
+        b"echo from-attach-$((3*3))\n".to_vec(),
+    ))
+    .unwrap();
+    m.output_until(rt, "from-attach-9");
+    s.output_until(rt, "from-attach-9");
+    m.send(
+        rt,
+        json!({"type": "input", "sessionId": "shared", "data": "echo from-web-$((4*4))\n"}),
+    );
+    s.output_until(rt, "from-web-16");
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains("from-web-16") {
+        if let Some(StreamFrame::Pty(PtyStreamFrame {
+            frame: Some(pty_stream_frame::Frame::Output(b)),
+        })) = att.next_frame().unwrap()
+        {
+            seen.extend_from_slice(&b);
+        }
+    }
+}
