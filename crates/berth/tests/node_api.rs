@@ -906,3 +906,29 @@ fn one_session_seen_from_attach_single_and_multi_at_once() {
         }
     }
 }
+
+#[test]
+fn the_log_stream_catches_up_then_follows() {
+    let (_k, ed, _rs, jwks) = setup();
+    let n = Node::start(&jwks, &[], &[]);
+    let rt = &n.rt;
+    let log = n.d.state_dir().join("berth/daemon.log");
+    std::fs::write(&log, "2026-11-29T10:00:00.000Z  INFO berth: old-line\n").unwrap();
+    let mgmt = sign(&ed, &claims("node-management"));
+    let mut s = n
+        .ws(&format!("/logs/stream?source=agent&token={mgmt}"))
+        .unwrap();
+    let first = s.next(rt).unwrap();
+    assert_eq!(first["type"], "log");
+    assert_eq!(first["entry"]["message"], "berth: old-line");
+    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    writeln!(f, "2026-11-29T10:00:05.000Z  WARN berth: new-line").unwrap();
+    let next = s.next(rt).unwrap();
+    assert_eq!(next["entry"]["message"], "berth: new-line");
+    assert_eq!(next["entry"]["level"], "warn");
+    let term = sign(&ed, &claims("workspace-terminal"));
+    let Err((status, _)) = n.ws(&format!("/logs/stream?token={term}")) else {
+        panic!("a terminal token streamed logs")
+    };
+    assert_eq!(status, 401);
+}

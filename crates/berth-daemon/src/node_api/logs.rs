@@ -331,6 +331,61 @@ async fn docker(q: &LogQuery, max: usize, timeout: Duration) -> Result<Vec<Entry
         .collect())
 }
 
+/// Serves `/logs/stream` on `sock` (see the route in `mod.rs`).
+pub async fn stream(
+    sock: axum::extract::ws::WebSocket,
+    src: Sources,
+    mut q: LogQuery,
+    cfg: crate::node_api::config::NodeApiConfig,
+) {
+    use axum::extract::ws::Message;
+    use futures_util::{SinkExt, StreamExt};
+    let (mut tx, mut rx) = sock.split();
+    q.cursor = None;
+    let mut last = String::new();
+    let mut first = true;
+    let mut poll = tokio::time::interval(Duration::from_secs(2));
+    let mut ping = tokio::time::interval(cfg.log_stream_ping.max(Duration::from_secs(1)));
+    let mut last_pong = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = poll.tick() => {
+                let limit = cfg.log_stream_buffer.max(1);
+                let Ok(v) = query(&src, &q, limit, limit.max(cfg.log_max_limit)).await else { break };
+                let mut entries: Vec<Value> = v["entries"].as_array().cloned().unwrap_or_default();
+                entries.reverse(); // oldest first
+                for e in entries {
+                    let ts = e["timestamp"].as_str().unwrap_or("").to_string();
+                    if !first && ts <= last {
+                        continue;
+                    }
+                    if ts > last {
+                        last = ts;
+                    }
+                    let m = json!({"type": "log", "entry": e}).to_string();
+                    if tx.send(Message::Text(m.into())).await.is_err() {
+                        return;
+                    }
+                }
+                first = false;
+            }
+            _ = ping.tick() => {
+                if last_pong.elapsed() > cfg.log_stream_pong_timeout {
+                    break;
+                }
+                if tx.send(Message::Ping(Default::default())).await.is_err() {
+                    return;
+                }
+            }
+            m = rx.next() => match m {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => last_pong = tokio::time::Instant::now(),
+            },
+        }
+    }
+    let _ = tx.close().await;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -38,6 +38,7 @@ pub fn router(st: Arc<NodeState>) -> Router {
         .route("/terminal/ws/multi", get(terminal::multi))
         .route("/workspaces/{workspace_id}/tabs", get(terminal::tabs))
         .route("/logs", get(logs_route))
+        .route("/logs/stream", get(logs_stream_route))
         .with_state(st)
 }
 
@@ -62,17 +63,58 @@ async fn logs_route(
     {
         return r.into_response();
     }
-    let src = logs::Sources {
+    let src = log_sources(&st);
+    match logs::query(&src, &q, st.cfg.log_default_limit, st.cfg.log_max_limit).await {
+        Ok(v) => axum::Json(v).into_response(),
+        Err(e) => refusal::Refusal::bad_request(e).into_response(),
+    }
+}
+
+/// `GET /logs/stream` (WebSocket, same filters, a `node-management` token
+/// as bearer or `?token=`): `LOG_STREAM_BUFFER_SIZE` catch-up entries,
+/// then `{"type":"log","entry":…}` as entries appear (polled every 2 s),
+/// pinged every `LOG_STREAM_PING_INTERVAL`, closed when no pong came for
+/// `LOG_STREAM_PONG_TIMEOUT`.
+async fn logs_stream_route(
+    State(st): State<Arc<NodeState>>,
+    headers: axum::http::HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<logs::LogQuery>,
+    axum::extract::Query(t): axum::extract::Query<terminal::TermQuery>,
+    ws: axum::extract::ws::WebSocketUpgrade,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let token = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(String::from)
+        .or(t.token);
+    let Some(token) = token else {
+        return refusal::Refusal::unauthorized("no token (node-management)").into_response();
+    };
+    if let Err(r) = st
+        .validator
+        .check(&token, auth::Audience::NodeManagement, None)
+        .await
+    {
+        return r.into_response();
+    }
+    let src = log_sources(&st);
+    if let Err(e) = logs::query(&src, &q, 1, 1).await {
+        return refusal::Refusal::bad_request(e).into_response();
+    }
+    let cfg = st.cfg.clone();
+    ws.on_upgrade(move |sock| logs::stream(sock, src, q, cfg))
+}
+
+fn log_sources(st: &NodeState) -> logs::Sources {
+    logs::Sources {
         agent_log: berth_os::dirs::state_dir().join("daemon.log"),
         cloud_init: vec![
             "/var/log/cloud-init-output.log".into(),
             "/var/log/cloud-init.log".into(),
         ],
         reader_timeout: st.cfg.log_reader_timeout,
-    };
-    match logs::query(&src, &q, st.cfg.log_default_limit, st.cfg.log_max_limit).await {
-        Ok(v) => axum::Json(v).into_response(),
-        Err(e) => refusal::Refusal::bad_request(e).into_response(),
     }
 }
 
