@@ -932,3 +932,37 @@ fn the_log_stream_catches_up_then_follows() {
     };
     assert_eq!(status, 401);
 }
+
+#[test]
+fn an_orphan_ends_after_the_grace_period_and_a_viewed_one_does_not() {
+    let (_k, ed, _rs, jwks) = setup();
+    let n = Node::start(&jwks, &[], &[("PTY_ORPHAN_GRACE_PERIOD", "1s")]);
+    let rt = &n.rt;
+    let tok = sign(&ed, &claims("workspace-terminal"));
+    let url = format!("/terminal/ws/multi?workspace={WS}&token={tok}");
+    let mut keep = n.ws(&url).unwrap();
+    let mut t = String::new();
+    keep.send(rt, json!({"type": "create_session", "sessionId": "kept"}));
+    keep.until(rt, "session_created", &mut t);
+    {
+        let mut gone = n.ws(&url).unwrap();
+        gone.send(rt, json!({"type": "create_session", "sessionId": "orphan"}));
+        gone.until(rt, "session_created", &mut t);
+    }
+    let ids = |s: &mut Sock| -> Vec<String> {
+        s.send(rt, json!({"type": "list_sessions"}));
+        let mut junk = String::new();
+        let l = s.until(rt, "session_list", &mut junk);
+        l["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["sessionId"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(
+        wait_for(Duration::from_secs(15), || ids(&mut keep) == ["kept"]),
+        "the orphan still runs: {:?}",
+        ids(&mut keep)
+    );
+}
