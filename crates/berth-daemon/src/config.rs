@@ -38,6 +38,8 @@ pub struct DaemonConfig {
     pub project_runtime: ProjectRuntimeChoice,
     /// The guest API (seed 002): `guest.sock` and vsock port 5002.
     pub guest_api: crate::guest_api::GuestApiConfig,
+    /// The node API (seed 004), if `--node-api` asked for it.
+    pub node_api: Option<crate::node_api::config::NodeApiConfig>,
 }
 
 /// `--project-runtime`: the default runtime of projects.
@@ -102,6 +104,7 @@ impl DaemonConfig {
             relay: None,
             project_runtime: ProjectRuntimeChoice::Auto,
             guest_api,
+            node_api: None,
         })
     }
 

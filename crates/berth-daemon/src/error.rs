@@ -48,6 +48,9 @@ pub enum DaemonError {
     /// The project engine could not be opened.
     #[error("cannot open the project engine: {0}")]
     Projects(#[source] ProjectError),
+    /// The node API could not start (certificate, JWKS URL, address).
+    #[error("cannot start the node API: {0}")]
+    NodeApi(String),
 }
 
 #[cfg(test)]

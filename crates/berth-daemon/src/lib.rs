@@ -7,6 +7,7 @@ pub mod config;
 pub mod error;
 pub mod guest_api;
 pub mod listen;
+pub mod node_api;
 pub mod process_api;
 pub mod project_api;
 pub mod remote_link;
@@ -84,6 +85,7 @@ async fn serve_until_stopped(config: DaemonConfig) -> Result<(), DaemonError> {
         listeners.push((addr.clone(), Arc::new(l)));
     }
     let guest_api = guest_api::spawn(config.guest_api.clone());
+    let tabs = Arc::new(berth_engine::tabs::Tabs::new(store.clone()));
     let projects = open_projects(&config, store, services.clone()).await?;
 
     // Services: take back what a previous daemon left (re-adoption), then
@@ -150,6 +152,16 @@ async fn serve_until_stopped(config: DaemonConfig) -> Result<(), DaemonError> {
         })
     };
 
+    let node_api = match config.node_api.clone() {
+        Some(cfg) => {
+            let api = node_api::NodeApi::bind(cfg, sessions.clone(), tabs.clone())
+                .await
+                .map_err(DaemonError::NodeApi)?;
+            tracing::info!(addr = ?api.local_addr(), "node API listening (https)");
+            Some(tokio::spawn(api.run()))
+        }
+        None => None,
+    };
     let relay_link = config
         .relay
         .clone()
@@ -172,6 +184,9 @@ async fn serve_until_stopped(config: DaemonConfig) -> Result<(), DaemonError> {
         t.abort();
     }
     if let Some(t) = &relay_link {
+        t.abort();
+    }
+    if let Some(t) = &node_api {
         t.abort();
     }
     drop(accept_tasks);

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::CertificateDer;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::{self, crypto::aws_lc_rs};
 
 fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
@@ -16,6 +16,20 @@ fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
         return Err(format!("{}: no certificate in the file", path.display()));
     }
     Ok(certs)
+}
+
+/// A server configuration from a certificate chain and its private key
+/// (PEM files), for the node API's HTTPS listener. Errors name the file.
+pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, String> {
+    let chain = certs(cert)?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{}: {e}", key.display()))?;
+    let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(aws_lc_rs::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| format!("{}: {e}", cert.display()))?;
+    Ok(Arc::new(cfg))
 }
 
 /// A client configuration trusting only the certificates in `ca` (for a

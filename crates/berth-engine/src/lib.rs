@@ -12,5 +12,6 @@ pub mod services;
 pub mod sessions;
 pub mod snapshots;
 pub mod store;
+pub mod tabs;
 
 pub use store::Store;

@@ -82,6 +82,19 @@ const STEPS: &[&str] = &[
         requested      INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (project_id, service, container_port, protocol)
     );",
+    // 5: the node API's workspace tabs (tabs.rs, seed 004).
+    "CREATE TABLE workspace_tabs (
+        workspace_id   TEXT    NOT NULL,
+        id             TEXT    NOT NULL,
+        type           TEXT    NOT NULL,
+        label          TEXT    NOT NULL,
+        agent_id       TEXT,
+        sort_order     INTEGER NOT NULL,
+        created_at     TEXT    NOT NULL,
+        acp_session_id TEXT,
+        last_prompt    TEXT,
+        PRIMARY KEY (workspace_id, id)
+    );",
 ];
 
 /// Applies every step newer than the database's `user_version`, each in its

@@ -96,6 +96,18 @@ pub(crate) struct DaemonOpts {
     /// the public web roots.
     #[arg(long, value_name = "FILE")]
     relay_ca: Option<PathBuf>,
+    /// Serve the node API (seed 004: HTTPS, JWT-checked browser terminals,
+    /// /health) here, e.g. 0.0.0.0:8443. Settings come from NODE_ID,
+    /// CONTROL_PLANE_URL, JWKS_ENDPOINT, JWT_ISSUER... (docs/node-api.md).
+    #[arg(long, value_name = "ADDR")]
+    node_api: Option<std::net::SocketAddr>,
+    /// Node-API certificate chain (PEM); default: a self-signed one kept
+    /// beside the database.
+    #[arg(long, value_name = "FILE", requires_all = ["node_api", "node_api_key"])]
+    node_api_cert: Option<PathBuf>,
+    /// Node-API private key (PEM), with --node-api-cert.
+    #[arg(long, value_name = "FILE", requires_all = ["node_api", "node_api_cert"])]
+    node_api_key: Option<PathBuf>,
 }
 
 impl Command {
@@ -161,6 +173,22 @@ impl DaemonOpts {
                 link.ca = Some(berth_daemon::tls::client_config(ca).map_err(CliError::failed)?);
             }
             config.relay = Some(link);
+        }
+        if let Some(addr) = self.node_api {
+            let state_dir = config
+                .db_path
+                .parent()
+                .map(|p| p.join("node-api"))
+                .unwrap_or_else(|| PathBuf::from("node-api"));
+            let mut api =
+                berth_daemon::node_api::config::NodeApiConfig::from_env(addr, state_dir, |k| {
+                    std::env::var(k).ok()
+                })
+                .map_err(|e| CliError::failed(format!("node API: {e}")))?;
+            if let (Some(c), Some(k)) = (&self.node_api_cert, &self.node_api_key) {
+                api.tls_files = Some((c.clone(), k.clone()));
+            }
+            config.node_api = Some(api);
         }
         Ok(config)
     }
