@@ -198,6 +198,32 @@ impl Client {
         Ok(r.list_active.unwrap_or_default().processes)
     }
 
+    /// Tracked processes, the exited ones still retained included (the
+    /// berth extension `include_dead`; LIST_ACTIVE alone lists the living,
+    /// as the reference daemon does).
+    pub fn list_all(&mut self) -> Result<Vec<TrackedProcess>, ClientError> {
+        let r = self.call(RequestType::ListActive, |q| {
+            q.list_active = Some(ListActiveRequest { include_dead: true })
+        })?;
+        Ok(r.list_active.unwrap_or_default().processes)
+    }
+
+    /// Tracked processes of one originator tool (`all`: the exited ones
+    /// still retained too).
+    pub fn list_by_originator_all(
+        &mut self,
+        tool: &str,
+        all: bool,
+    ) -> Result<Vec<TrackedProcess>, ClientError> {
+        let r = self.call(RequestType::ListByOriginator, |q| {
+            q.list_by_originator = Some(ListByOriginatorRequest {
+                tool: tool.into(),
+                include_dead: all,
+            })
+        })?;
+        Ok(r.list_by_originator.unwrap_or_default().processes)
+    }
+
     /// Tracked processes of one originator tool.
     pub fn list_by_originator(&mut self, tool: &str) -> Result<Vec<TrackedProcess>, ClientError> {
         let r = self.call(RequestType::ListByOriginator, |q| {

@@ -551,3 +551,36 @@ fn completions_and_man_pages_cover_the_commands() {
     // Neither started a daemon.
     assert!(!exists(&d.socket));
 }
+
+#[test]
+fn ps_lists_the_living_and_ps_all_also_the_exited_still_retained() {
+    let d = Daemon::start();
+    let mut child = Sleeper::new(60);
+    let pid = child.pid();
+    d.client()
+        .register(berth_wire::daemon::RegisterRequest {
+            pid,
+            kind: "test".into(),
+            originator: "cli-test:1".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(stdout(&d.berth(&["ps"])).contains(&pid.to_string()));
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
+    // LIST_ACTIVE drops an exited process (issue 20); --all still shows it.
+    assert!(
+        wait_for(Duration::from_secs(30), || !stdout(&d.berth(&["ps"]))
+            .contains(&pid.to_string())),
+        "{}",
+        stdout(&d.berth(&["ps"]))
+    );
+    let all = stdout(&d.berth(&["ps", "--all"]));
+    let row = all
+        .lines()
+        .find(|l| l.contains(&pid.to_string()))
+        .unwrap_or_else(|| panic!("no row for {pid}: {all}"));
+    assert!(row.contains("dead"), "{row}");
+    let by_tool = stdout(&d.berth(&["ps", "--all", "--originator", "cli-test"]));
+    assert!(by_tool.contains(&pid.to_string()), "{by_tool}");
+}

@@ -17,6 +17,9 @@ pub(crate) enum Command {
         /// Only processes of this originator tool.
         #[arg(long)]
         originator: Option<String>,
+        /// Also the exited processes berth still retains (marked DEAD).
+        #[arg(long, short = 'a')]
+        all: bool,
         /// JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -76,11 +79,16 @@ impl Command {
     /// Runs one command against the daemon (started if needed).
     pub(crate) fn run(self, ctx: &mut Ctx) -> CmdResult {
         match self {
-            Command::Ps { originator, json } => {
+            Command::Ps {
+                originator,
+                all,
+                json,
+            } => {
                 let c = ctx.client()?;
-                let rows = match originator {
-                    Some(o) => c.list_by_originator(&o)?,
-                    None => c.list_active()?,
+                let rows = match (originator, all) {
+                    (Some(o), _) => c.list_by_originator_all(&o, all)?,
+                    (None, true) => c.list_all()?,
+                    (None, false) => c.list_active()?,
                 };
                 print!(
                     "{}",
