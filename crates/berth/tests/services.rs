@@ -772,8 +772,10 @@ fn published_runpm_drives_berth_services() {
     assert_eq!(json[0]["status"], "online");
     let show = run(&["show", "web"]);
     assert!(show.contains("status:        online"), "{show}");
+    // One service's log in the reference daemon's layout, as runpm prints it.
     assert!(wait_for(Duration::from_secs(5), || run(&["logs", "web"])
-        .contains("out hello runpm")));
+        .contains("[stdout] hello runpm")));
+    assert!(!run(&["logs", "web"]).contains("berth started"));
     assert!(run(&["logs"]).contains("[web] out hello runpm"));
     assert_eq!(run(&["stop", "web"]), "stop: 1 service(s)\n");
     assert_eq!(describe(&d, "web").0.status, "stopped");

@@ -245,6 +245,27 @@ fn pieces(text: &str, budget: usize) -> Vec<&str> {
     out
 }
 
+/// berth's log lines (`TS out|err|berth TEXT`) in the reference daemon's
+/// layout, which `runpm logs` prints: the stdout lines as `[stdout] TEXT`,
+/// then the stderr lines as `[stderr] TEXT`; berth's own events (started,
+/// exited...) are not service output and are left out. A line of another
+/// shape is kept as stdout.
+fn reference_layout(text: &str) -> String {
+    let (mut out, mut err) = (String::new(), String::new());
+    for line in text.lines() {
+        let parsed = line
+            .split_once(' ')
+            .and_then(|(_ts, rest)| rest.split_once(' ').or(Some((rest, ""))));
+        match parsed {
+            Some(("out", body)) => out.push_str(&format!("[stdout] {body}\n")),
+            Some(("err", body)) => err.push_str(&format!("[stderr] {body}\n")),
+            Some(("berth", _)) => {}
+            _ => out.push_str(&format!("[stdout] {line}\n")),
+        }
+    }
+    out + &err
+}
+
 fn logs_response(id: u64, text: String) -> DaemonResponse {
     DaemonResponse {
         service_logs: Some(ServiceLogsResponse { log_text: text }),
@@ -261,6 +282,15 @@ pub(super) fn logs(req: &DaemonRequest, st: &DaemonState) -> Result<Answer, Refu
             .services
             .logs(&p.target, p.lines)
             .map_err(at("service_logs"))?;
+        // The published tools print one service's text as it comes: give
+        // them the reference daemon's layout; berth's own clients (and the
+        // merged all-services tail, tagged by name) keep berth's.
+        let one = !(p.target.is_empty() || p.target == "all");
+        let text = if req.client_name == POLLING_CLIENT && one {
+            reference_layout(&text)
+        } else {
+            text
+        };
         return Ok((
             logs_response(req.id, newest(text, LOG_BUDGET)),
             After::Continue,
@@ -351,6 +381,20 @@ pub(super) async fn resurrect(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_published_client_gets_the_reference_log_layout() {
+        let berth = "2026-01-02T03:04:05.678Z berth started pid 7: sh -c x\n\
+                     2026-01-02T03:04:05.700Z out one\n\
+                     2026-01-02T03:04:05.701Z err oops\n\
+                     2026-01-02T03:04:05.702Z out two\n";
+        assert_eq!(
+            super::reference_layout(berth),
+            "[stdout] one\n[stdout] two\n[stderr] oops\n"
+        );
+        assert_eq!(super::reference_layout(""), "");
+    }
+
     use super::*;
 
     #[test]
