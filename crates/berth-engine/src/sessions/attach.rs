@@ -161,14 +161,7 @@ impl Sessions {
     /// Attaches a viewer to a stream of session `id`.
     pub fn attach(&self, id: &str, opts: AttachOptions) -> Result<Attachment, SessionError> {
         let session = self.get(id)?;
-        let out = session
-            .stream(opts.stream)
-            .ok_or_else(|| {
-                SessionError::InvalidArgument(format!(
-                    "session {id} has no separate stderr (it is merged into stdout)"
-                ))
-            })?
-            .clone();
+        let out = session.require_stream(opts.stream)?.clone();
         let (slot, evicted) = if opts.read_only {
             (None, None)
         } else {

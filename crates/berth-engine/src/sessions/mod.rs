@@ -246,6 +246,18 @@ impl Session {
         }
     }
 
+    /// Like [`stream`](Self::stream), for a request naming the stream:
+    /// INVALID_ARGUMENT when this session has no separate stderr (it is
+    /// merged into stdout), as the reference daemon answers.
+    pub fn require_stream(&self, which: StreamId) -> Result<&Arc<OutputStream>, SessionError> {
+        self.stream(which).ok_or_else(|| {
+            SessionError::InvalidArgument(format!(
+                "session {} has no separate stderr (it is merged into stdout)",
+                self.id
+            ))
+        })
+    }
+
     /// The screen model (PTY sessions).
     pub fn screen(&self) -> Option<&Arc<ScreenState>> {
         self.pty.as_ref().map(|p| &p.screen)
@@ -599,12 +611,7 @@ impl Sessions {
         stream: StreamId,
     ) -> Result<(Arc<Session>, Vec<u8>, u64), SessionError> {
         let s = self.get(id)?;
-        let out = s
-            .stream(stream)
-            .ok_or_else(|| {
-                SessionError::InvalidArgument(format!("session {id} has no separate stderr"))
-            })?
-            .clone();
+        let out = s.require_stream(stream)?.clone();
         let log = out.log();
         Ok((s.clone(), log.contents(), log.start()))
     }
@@ -621,12 +628,7 @@ impl Sessions {
         stream: StreamId,
     ) -> Result<(Arc<Session>, Vec<u8>, u64), SessionError> {
         let s = self.get(id)?;
-        let out = s
-            .stream(stream)
-            .ok_or_else(|| {
-                SessionError::InvalidArgument(format!("session {id} has no separate stderr"))
-            })?
-            .clone();
+        let out = s.require_stream(stream)?.clone();
         let delivered = out.delivered();
         let log = out.log();
         let from = delivered.max(log.start());
