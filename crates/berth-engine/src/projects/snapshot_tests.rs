@@ -10,7 +10,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-async fn engine(root: &Path) -> (Arc<Services>, Arc<Projects>) {
+/// A project engine over a fresh store under `root`, native by default,
+/// its service engine's log pump running (shared with `tests.rs`).
+pub(super) async fn engine(root: &Path) -> (Arc<Services>, Arc<Projects>) {
     let store = Arc::new(Store::open(&root.join("b.db"), 0).unwrap());
     let services = Services::open(
         store.clone(),

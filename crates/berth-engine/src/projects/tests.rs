@@ -963,10 +963,6 @@ fn unreadable_container_values_are_rejected_with_the_plans_reason() {
 /// environment, the included project's service runs; `stop` ends them.
 #[test]
 fn override_profiles_extends_and_include_run_natively() {
-    use crate::services::{LogConfig, Services, ServicesConfig};
-    use crate::store::Store;
-    use std::sync::Arc;
-
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     let pkg = root.join("shop");
@@ -1011,30 +1007,7 @@ services:
         .build()
         .unwrap();
     rt.block_on(async {
-        let store = Arc::new(Store::open(&root.join("b.db"), 0).unwrap());
-        let services = Services::open(
-            store.clone(),
-            ServicesConfig {
-                logs: LogConfig {
-                    dir: root.join("logs"),
-                    max_bytes: 1 << 20,
-                    keep: 2,
-                },
-                dump_path: root.join("dump.json"),
-            },
-        )
-        .unwrap();
-        tokio::spawn(services.clone().run_pump());
-        let projects = Projects::open(
-            store,
-            services,
-            ProjectsConfig {
-                state_root: root.join("state"),
-                default_runtime: RuntimeKind::Native,
-                docker: None,
-            },
-        )
-        .unwrap();
+        let (_services, projects) = super::snapshot_tests::engine(root).await;
         projects
             .ensure(EnsureRequest {
                 project_id: "shop".into(),
