@@ -228,9 +228,124 @@ fn service(
         None if !mode => s.set("networks", Node::Map(vec![("default".into(), Node::Null)])),
         _ => {}
     }
-    // `command` and `entrypoint` strings are kept as written: berth runs
-    // them through `/bin/sh -c`.
+    // A `command` or `entrypoint` string is split into words as Compose
+    // does (no shell: quotes group, nothing is expanded).
+    for key in ["command", "entrypoint"] {
+        if let Some(Node::Str(line)) = s.get(key) {
+            let words = split_words(line).map_err(|e| LoadError::at(&at(key), e))?;
+            s.set(key, Node::Seq(words.into_iter().map(Node::Str).collect()));
+        }
+    }
+    if let Some(b) = s.get("build") {
+        let b = build_long(&project.dir, b);
+        s.set("build", b);
+    }
+    for path in TYPED_PATHS {
+        retype(&mut s, path);
+    }
     Ok(s)
+}
+
+/// Splits a Compose command string into its words: POSIX shell quoting,
+/// no expansion (Compose Specification, services.command: "the value can
+/// also be a list, in a manner similar to Dockerfile"; a string is split
+/// the way docker compose's shell-words parser does).
+///
+/// Errors: an unbalanced quote, named.
+pub fn split_words(line: &str) -> Result<Vec<String>, String> {
+    shlex::split(line).ok_or_else(|| format!("cannot split {line:?} into words: unbalanced quote"))
+}
+
+/// Service attributes the specification types as numbers or booleans; a
+/// value given as a string (usually from interpolation) is printed with
+/// its type, as docker compose does.
+const TYPED_PATHS: &[&[&str]] = &[
+    &["scale"],
+    &["cpu_count"],
+    &["cpu_percent"],
+    &["cpu_shares"],
+    &["cpus"],
+    &["pids_limit"],
+    &["oom_score_adj"],
+    &["privileged"],
+    &["read_only"],
+    &["tty"],
+    &["stdin_open"],
+    &["init"],
+    &["oom_kill_disable"],
+    &["healthcheck", "retries"],
+    &["healthcheck", "disable"],
+    &["deploy", "replicas"],
+    &["deploy", "restart_policy", "max_attempts"],
+];
+
+fn retype(node: &mut Node, path: &[&str]) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut at = node;
+    for p in parents {
+        match at.get_mut(p) {
+            Some(n) => at = n,
+            None => return,
+        }
+    }
+    let Some(v) = at.get_mut(last) else {
+        return;
+    };
+    if let Node::Str(text) = v {
+        let t = text.trim();
+        *v = if let Ok(i) = t.parse::<i64>() {
+            Node::Int(i)
+        } else if let Ok(f) = t.parse::<f64>() {
+            Node::Float(f)
+        } else if let Some(b) = crate::units::parse_bool(v) {
+            Node::Bool(b)
+        } else {
+            return;
+        };
+    }
+}
+
+/// The long form of `build`: a context path becomes
+/// `{context, dockerfile: Dockerfile}`; a local context is made absolute
+/// (a Git URL or remote context is kept as written).
+fn build_long(dir: &Path, b: &Node) -> Node {
+    let mut long = match b {
+        Node::Str(ctx) => Node::Map(vec![("context".into(), Node::Str(ctx.clone()))]),
+        Node::Map(_) => b.clone(),
+        other => return other.clone(),
+    };
+    if long.get("context").is_none() {
+        long.set("context", Node::Str(".".into()));
+    }
+    if let Some(Node::Str(ctx)) = long.get_mut("context") {
+        if !ctx.contains("://") && !ctx.starts_with("git@") && !ctx.ends_with(".git") {
+            *ctx = absolute(dir, ctx);
+        }
+    }
+    if long.get("dockerfile").is_none() && long.get("dockerfile_inline").is_none() {
+        long.set("dockerfile", Node::Str("Dockerfile".into()));
+    }
+    long
+}
+
+/// `tree` with every `$` in its strings and keys written as `$$`, as docker
+/// compose prints its resolved model: the output is itself a Compose file,
+/// and loading it again must give the same values, not interpolate them.
+fn escape_dollars(tree: &Node) -> Node {
+    let esc = |s: &str| s.replace('$', "$$");
+    match tree {
+        Node::Str(s) => Node::Str(esc(s)),
+        Node::Seq(items) => Node::Seq(items.iter().map(escape_dollars).collect()),
+        Node::Map(entries) => Node::Map(
+            entries
+                .iter()
+                .map(|(k, v)| (esc(k), escape_dollars(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
 }
 
 fn dependency(d: &Node) -> Node {
@@ -347,10 +462,11 @@ fn volume_long(dir: &Path, v: &Node) -> Node {
 
 /// `tree` as YAML.
 pub fn to_yaml(tree: &Node) -> String {
-    serde_saphyr::to_string(tree).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    serde_saphyr::to_string(&escape_dollars(tree))
+        .unwrap_or_else(|e| format!("# cannot render: {e}\n"))
 }
 
 /// `tree` as JSON, indented.
 pub fn to_json(tree: &Node) -> String {
-    serde_json::to_string_pretty(tree).unwrap_or_default() + "\n"
+    serde_json::to_string_pretty(&escape_dollars(tree)).unwrap_or_default() + "\n"
 }

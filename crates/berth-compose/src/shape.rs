@@ -10,7 +10,9 @@ use crate::node::Node;
 pub enum Shape {
     /// A scalar read as text: a string or a number (`user: 1000`).
     Str,
-    /// A YAML boolean; the strings `"true"` and `"false"` do not fit.
+    /// A boolean: a YAML boolean, or a string docker compose casts to one
+    /// (`"true"`, `"yes"`, `"off"`: [`crate::units::parse_bool`]), since
+    /// interpolation leaves strings.
     Bool,
     /// A duration: a string like `1m30s`, or a number of seconds.
     Duration,
@@ -46,7 +48,7 @@ impl Shape {
         let scalar = |n: &Node| matches!(n, Node::Str(_) | Node::Int(_) | Node::Float(_));
         match self {
             Shape::Str => scalar(v),
-            Shape::Bool => matches!(v, Node::Bool(_)),
+            Shape::Bool => crate::units::parse_bool(v).is_some(),
             Shape::Duration => match v {
                 Node::Str(s) => crate::units::parse_duration(s).is_ok(),
                 Node::Int(n) => *n >= 0,
@@ -98,7 +100,10 @@ mod tests {
             .fits(&Node::Str("soon".into())));
         assert!(of("dns").unwrap().fits(&Node::Str("1.1.1.1".into())));
         assert!(!of("dns").unwrap().fits(&Node::Map(vec![])));
-        assert!(!of("read_only").unwrap().fits(&Node::Str("yes".into())));
+        assert!(of("read_only").unwrap().fits(&Node::Str("yes".into())));
+        assert!(!of("read_only")
+            .unwrap()
+            .fits(&Node::Str("sometimes".into())));
         assert_eq!(of("image"), None);
     }
 }

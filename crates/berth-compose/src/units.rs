@@ -255,6 +255,22 @@ pub fn parse_ulimits(node: &Node) -> Result<Vec<(String, i64, i64)>, String> {
         .collect()
 }
 
+/// A boolean attribute's value: a YAML boolean, or a string as
+/// interpolation leaves it (`read_only: ${RO}`), cast as docker compose
+/// casts it: `true`/`yes`/`y`/`on` and `false`/`no`/`n`/`off`, any case.
+/// `None` for anything else.
+pub fn parse_bool(v: &Node) -> Option<bool> {
+    match v {
+        Node::Bool(b) => Some(*b),
+        Node::Str(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "yes" | "y" | "on" => Some(true),
+            "false" | "no" | "n" | "off" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

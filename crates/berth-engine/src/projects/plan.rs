@@ -53,11 +53,21 @@ fn parse_env_lines(
     Ok(())
 }
 
-fn argv(c: &Command) -> Vec<String> {
-    match c {
+/// The argv of a `command` or `entrypoint`. A string is split into words
+/// in a container, as docker compose does (no shell: an image's own
+/// ENTRYPOINT sees the words, and images without `/bin/sh` work); on the
+/// native runtime it runs through `/bin/sh -c`, as a Procfile line does,
+/// since a host command line is written for a shell (docs/project-api.md).
+///
+/// # Errors
+/// A string with an unbalanced quote, at `what` (`web.command`).
+fn argv(c: &Command, docker: bool, what: &str) -> Result<Vec<String>, ProjectError> {
+    Ok(match c {
+        Command::Shell(s) if docker => berth_compose::config::split_words(s)
+            .map_err(|e| ProjectError::InvalidArgument(format!("{what}: {e}")))?,
         Command::Shell(s) => vec!["/bin/sh".into(), "-c".into(), s.clone()],
         Command::Exec(v) => v.clone(),
-    }
+    })
 }
 
 fn scalar(s: &Scalar) -> String {
@@ -644,8 +654,16 @@ pub fn build(input: &PlanInput<'_>) -> Result<Plan, ProjectError> {
         services.push(PlannedService {
             name: name.clone(),
             image: if docker { svc.image.clone() } else { None },
-            entrypoint: svc.entrypoint.as_ref().map(argv),
-            command: svc.command.as_ref().map(argv),
+            entrypoint: svc
+                .entrypoint
+                .as_ref()
+                .map(|c| argv(c, docker, &format!("{name}.entrypoint")))
+                .transpose()?,
+            command: svc
+                .command
+                .as_ref()
+                .map(|c| argv(c, docker, &format!("{name}.command")))
+                .transpose()?,
             working_dir,
             env,
             ports: input
@@ -711,6 +729,33 @@ mod tests {
             secrets: &BTreeMap::new(),
             vars: &BTreeMap::new(),
         })
+    }
+
+    #[test]
+    fn a_command_string_is_split_in_containers_and_run_by_a_shell_natively() {
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = "services:\n  db:\n    image: x\n    command: postgres -c 'shared_buffers=1 GB' --verbose\n    entrypoint: docker-entrypoint.sh\n";
+        let plan = plan_of(yaml, dir.path(), RuntimeKind::Docker).unwrap();
+        let db = plan.service("db").unwrap();
+        // The image's entrypoint sees `postgres` first, as under docker
+        // compose; a shell would hide it behind `/bin/sh`.
+        assert_eq!(
+            db.command.as_deref().unwrap(),
+            ["postgres", "-c", "shared_buffers=1 GB", "--verbose"]
+        );
+        assert_eq!(db.entrypoint.as_deref().unwrap(), ["docker-entrypoint.sh"]);
+        let native = "services:\n  db:\n    command: echo a && echo b\n";
+        let plan = plan_of(native, dir.path(), RuntimeKind::Native).unwrap();
+        assert_eq!(
+            plan.service("db").unwrap().command.as_deref().unwrap(),
+            ["/bin/sh", "-c", "echo a && echo b"]
+        );
+        let bad = "services:\n  db:\n    image: x\n    command: echo 'unclosed\n";
+        let err = plan_of(bad, dir.path(), RuntimeKind::Docker).unwrap_err();
+        assert!(
+            err.to_string().contains("db.command") && err.to_string().contains("unbalanced quote"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -47,9 +47,10 @@ pub(super) fn container_settings(
     let bytes = |key: &str, v: &Node| parse_bytes(v).map_err(|e| err(ctx, key, e));
     let int = |key: &str, v: &Node| parse_int(v).map_err(|e| err(ctx, key, e));
     let micros = |key: &str, v: &Node| parse_micros(v).map_err(|e| err(ctx, key, e));
-    let flag = |key: &str, v: &Node| match v {
-        Node::Bool(b) => Ok(*b),
-        _ => Err(err(ctx, key, "expected true or false")),
+    // An interpolated value (`read_only: ${RO}`) arrives as a string; it is
+    // cast as docker compose casts it.
+    let flag = |key: &str, v: &Node| {
+        berth_compose::units::parse_bool(v).ok_or_else(|| err(ctx, key, "expected true or false"))
     };
     // `service:X` becomes the container of X; validation rejected
     // `container:` and `host`.

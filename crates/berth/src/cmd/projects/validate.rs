@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 /// config` resolve it (override files, includes, extends across files,
 /// profiles, env files, the project name), rendered for ValidateCompose:
 /// the daemon validates that one model, so `validate` reports on the same
-/// project `up` runs. `$` is escaped, since the model is already
-/// interpolated. Also returns the file messages name.
+/// project `up` runs. `$` is escaped by the rendering, since the model is
+/// already interpolated. Also returns the file messages name.
 ///
 /// # Errors
 /// The resolution error, with its path, as `(file, error)`.
@@ -31,9 +31,9 @@ fn resolved(
     let project =
         berth_compose::load(&berth_compose::RealFiles, &o).map_err(|e| (name.clone(), e))?;
     let name = project.files.first().cloned().unwrap_or(name);
-    let mut tree = berth_compose::config::canonical(&project, &berth_compose::RealFiles)
+    let tree = berth_compose::config::canonical(&project, &berth_compose::RealFiles)
         .map_err(|e| (name.clone(), e))?;
-    escape_dollars(&mut tree);
+    let mut tree = tree;
     drop_implicit_network(&mut tree);
     Ok((name, berth_compose::config::to_yaml(&tree).into_bytes()))
 }
@@ -63,17 +63,6 @@ fn drop_implicit_network(tree: &mut berth_compose::Node) {
                 svc.remove("networks");
             }
         }
-    }
-}
-
-/// `$` → `$$` in every string of `n`: the values are final.
-fn escape_dollars(n: &mut berth_compose::Node) {
-    use berth_compose::Node;
-    match n {
-        Node::Str(s) if s.contains('$') => *s = s.replace('$', "$$"),
-        Node::Seq(items) => items.iter_mut().for_each(escape_dollars),
-        Node::Map(entries) => entries.iter_mut().for_each(|(_, v)| escape_dollars(v)),
-        _ => {}
     }
 }
 
