@@ -42,12 +42,24 @@ pub(crate) fn one_line(text: &str) -> String {
     out
 }
 
-/// Left-aligned columns, the last one unpadded; one row per item (each
-/// cell is made [`one_line`]).
+/// Left-aligned columns, the last one unpadded; one row per item (a cell
+/// holding a control character is made [`one_line`]; others are printed
+/// as they are, so a command line quoted by [`shell_join`] stays
+/// pasteable rather than having its backslashes doubled).
 pub(crate) fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
     let rows: Vec<Vec<String>> = rows
         .into_iter()
-        .map(|r| r.iter().map(|c| one_line(c)).collect())
+        .map(|r| {
+            r.iter()
+                .map(|c| {
+                    if c.chars().any(char::is_control) {
+                        one_line(c)
+                    } else {
+                        c.clone()
+                    }
+                })
+                .collect()
+        })
         .collect();
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for r in &rows {
@@ -187,7 +199,10 @@ pub(crate) fn status_json(s: &StatusResponse) -> String {
         + "\n"
 }
 
-/// Joins argv into one shell command line, quoting where needed.
+/// Joins argv into one shell command line a user can paste into bash or
+/// zsh: plain words as they are, others in single quotes, and a word
+/// holding a newline or another control character in ANSI-C quotes
+/// (`$'a\nb'`), so the line never spans rows or carries raw controls.
 pub(crate) fn shell_join(argv: &[String]) -> String {
     argv.iter()
         .map(|a| {
@@ -196,6 +211,21 @@ pub(crate) fn shell_join(argv: &[String]) -> String {
                     .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c))
             {
                 a.clone()
+            } else if a.chars().any(char::is_control) {
+                let mut q = String::from("$'");
+                for c in a.chars() {
+                    match c {
+                        '\\' => q.push_str("\\\\"),
+                        '\'' => q.push_str("\\'"),
+                        '\n' => q.push_str("\\n"),
+                        '\t' => q.push_str("\\t"),
+                        '\r' => q.push_str("\\r"),
+                        c if c.is_control() => q.push_str(&format!("\\u{:04x}", c as u32)),
+                        c => q.push(c),
+                    }
+                }
+                q.push('\'');
+                q
             } else {
                 format!("'{}'", a.replace('\'', "'\\''"))
             }
@@ -214,6 +244,30 @@ mod tests {
             shell_join(&["echo".into(), "a b".into(), "it's".into()]),
             "echo 'a b' 'it'\\''s'"
         );
+        assert_eq!(
+            shell_join(&["sh".into(), "-c".into(), "echo 'a'\nexit 1".into()]),
+            "sh -c $'echo \\'a\\'\\nexit 1'"
+        );
+        // What bash reads back is the argv itself.
+        let argv: Vec<String> = vec![
+            "printf".into(),
+            "%s|".into(),
+            "a b".into(),
+            "it's".into(),
+            "x\ny\t\u{1b}z\\".into(),
+        ];
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(shell_join(&argv))
+            .output()
+            .expect("bash runs");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "a b|it's|x\ny\t\u{1b}z\\|"
+        );
+        // A quoted command line is printed in a table as it is: pasteable.
+        let t = table(&["COMMAND"], vec![vec![shell_join(&["it's".into()])]]);
+        assert_eq!(t, "COMMAND\n'it'\\''s'\n");
         assert_eq!(duration(3725.0), "1h02m");
     }
 }

@@ -388,8 +388,9 @@ fn multi_line_commands_stay_one_line_in_logs_and_tables() {
     );
     let table = stdout(&d.berth(&["svc", "ls"]));
     assert_eq!(table.lines().count(), 3, "one row per service:\n{table}");
+    // The command cell is a line bash reads back as the same argv.
     assert!(
-        table.contains("sh -c 'echo one\\necho two\\nexec sleep 100'"),
+        table.contains("sh -c $'echo one\\necho two\\nexec sleep 100'"),
         "{table}"
     );
     d.berth(&["svc", "delete", "all"]);
