@@ -20,8 +20,10 @@ pub mod pty;
 pub mod signal;
 pub mod spawn;
 pub mod termmodes;
+pub mod text;
 pub mod time;
 pub mod tty;
+pub mod watch;
 
 pub use error::OsError;
 pub use proc::{ProcessIdentity, ProcessTable};

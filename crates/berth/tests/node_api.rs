@@ -643,6 +643,38 @@ fn single_mode_and_resume_by_offset() {
     }
 }
 
+/// Issue 21, item 5: a replay by offset ended where the program's last
+/// write did, inside `€`, and the client got U+FFFD twice.
+#[test]
+fn a_replay_that_ends_inside_a_character_does_not_cut_it() {
+    let (_k, ed, _rs, jwks) = setup();
+    let n = Node::start(&jwks, &[], &[]);
+    let rt = &n.rt;
+    let tok = sign(&ed, &claims("workspace-terminal"));
+    let mut s = n
+        .ws(&format!(
+            "/terminal/ws?workspace={WS}&token={tok}&rows=24&cols=80"
+        ))
+        .unwrap();
+    let first = s.next(rt).unwrap();
+    let id = first["sessionId"].as_str().unwrap().to_string();
+    s.send(
+        rt,
+        json!({"type": "input", "data": "printf '%s\\342\\202' M$((2+3)); sleep 2; printf '\\254%s\\n' E$((4+4))\n"}),
+    );
+    let (_, offset) = s.output_until(rt, "M5");
+    drop(s);
+    let mut m = n
+        .ws(&format!("/terminal/ws/multi?workspace={WS}&token={tok}"))
+        .unwrap();
+    m.send(rt, json!({"type": "reattach_session", "sessionId": id, "rows": 24, "cols": 80, "offset": offset}));
+    let mut text = String::new();
+    m.until(rt, "session_reattached", &mut text);
+    let (text, _) = m.output_until(rt, "E8");
+    assert!(!text.contains('\u{fffd}'), "{text:?}");
+    assert!(text.contains("€E8"), "{text:?}");
+}
+
 #[test]
 #[ignore = "known failure: with a 1 KiB ring the output intermittently stalls since the blocking screen model landed (issues 16 and 18, open)"]
 fn an_offset_that_left_the_ring_gets_the_screen() {

@@ -193,5 +193,27 @@ async fn read_limited(pipe: Option<impl AsyncRead + Unpin>, limit: usize) -> (Ve
             }
         }
     }
+    if cut {
+        // The limit fell where it fell: end on a whole character, so the
+        // cut text does not end in U+FFFD.
+        kept.truncate(kept.len() - berth_os::text::incomplete_utf8_tail(&kept));
+    }
     (kept, cut)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 21, item 5: output cut at the limit ended inside a character.
+    #[tokio::test]
+    async fn output_cut_at_the_limit_ends_on_a_whole_character() {
+        let text = "ab€€".as_bytes(); // 2 + 3 + 3 bytes
+        let (kept, cut) = read_limited(Some(text), 6).await;
+        assert!(cut);
+        assert_eq!(kept, "ab€".as_bytes());
+        let (kept, cut) = read_limited(Some(text), 8).await;
+        assert!(!cut);
+        assert_eq!(kept, text);
+    }
 }

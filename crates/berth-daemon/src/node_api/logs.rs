@@ -173,9 +173,19 @@ fn read_tail(p: &Path, max: u64) -> std::io::Result<String> {
     use std::io::{Read, Seek, SeekFrom};
     let mut f = std::fs::File::open(p)?;
     let len = f.metadata()?.len();
-    f.seek(SeekFrom::Start(len.saturating_sub(max)))?;
+    let start = len.saturating_sub(max);
+    f.seek(SeekFrom::Start(start))?;
     let mut b = Vec::new();
     f.read_to_end(&mut b)?;
+    if start > 0 {
+        // Started inside a line (maybe inside a character): drop that
+        // piece, keep whole lines only.
+        let first = b
+            .iter()
+            .position(|c| *c == b'\n')
+            .map_or(b.len(), |i| i + 1);
+        b.drain(..first);
+    }
     Ok(String::from_utf8_lossy(&b).into_owned())
 }
 
@@ -397,5 +407,18 @@ mod tests {
         assert_eq!(e.level, "warn");
         assert_eq!(e.message, "berth: disk low");
         assert_eq!(parse_line("plain", "cloud-init").message, "plain");
+    }
+
+    /// Issue 21, item 5: the 4 MiB window started at a byte offset, so the
+    /// oldest entry could begin inside a character (U+FFFD).
+    #[test]
+    fn a_tail_window_starts_at_a_whole_line() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("agent.log");
+        std::fs::write(&p, "ééééé\nsecond é\nthird\n").unwrap();
+        // 20 bytes from the end starts inside the first line's `é`s.
+        let text = read_tail(&p, 20).unwrap();
+        assert_eq!(text, "second é\nthird\n");
+        assert_eq!(read_tail(&p, 1 << 20).unwrap(), "ééééé\nsecond é\nthird\n");
     }
 }

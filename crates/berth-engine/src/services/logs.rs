@@ -4,16 +4,26 @@
 //! *spool* file opened `O_APPEND` and handed to the process. Writing to a
 //! file never blocks on the daemon, and the spool outlives a daemon crash,
 //! so a re-adopted service keeps logging and nothing it wrote while the
-//! daemon was down is lost. The daemon drains spools every
-//! [`DRAIN_INTERVAL`]: each complete line gets a UTC timestamp and a stream
+//! daemon was down is lost. The daemon reads a spool as soon as it is
+//! written (inotify, in the order the writes happened across a service's
+//! two spools, so stdout and stderr lines keep the order the program wrote
+//! them), and drains every spool every [`DRAIN_INTERVAL`] besides: each
+//! complete line gets a UTC timestamp taken when it is read and a stream
 //! tag and is appended to `<name>.log`, which rotates by size to
 //! `<name>.log.1` .. `<name>.log.<keep>` (oldest dropped). Drained spool
 //! ranges are released with `FALLOC_FL_PUNCH_HOLE`, so spools hold at most
 //! about a megabyte of disk each however long the service runs.
 //!
+//! Text is never cut inside a character: a partial line logged because it
+//! is old, or split because it is too long, ends before an incomplete
+//! UTF-8 sequence, which waits for the rest of its bytes (issue 21, item
+//! 5); only when the process is gone is an invalid tail logged as is.
+//!
 //! Followers subscribe to a broadcast of appended batches; a follower that
 //! falls behind skips batches (and is told so) rather than slowing capture.
 
+use berth_os::text::{incomplete_utf8_tail, utf8_cut};
+use berth_os::watch::{WatchId, Watcher};
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -25,7 +35,7 @@ use tokio::sync::broadcast;
 
 /// How often spools are drained into the logs.
 pub const DRAIN_INTERVAL: Duration = Duration::from_millis(50);
-/// A line longer than this is split.
+/// A line longer than this is split (before a character, never inside).
 pub const MAX_LINE: usize = 16 * 1024;
 /// A partial line (no newline yet) is logged once it is this old.
 const PARTIAL_AGE: Duration = Duration::from_millis(500);
@@ -98,6 +108,7 @@ struct Spool {
     punched: u64,
     partial: Vec<u8>,
     partial_since: Option<Instant>,
+    watch: Option<WatchId>,
 }
 
 struct Sink {
@@ -111,6 +122,8 @@ struct Sink {
 struct Inner {
     sinks: BTreeMap<u32, Sink>,
     buf: Vec<u8>,
+    /// Which spool each watch is on: (service id, stream index).
+    watched: BTreeMap<WatchId, (u32, usize)>,
 }
 
 /// All services' logs.
@@ -118,6 +131,9 @@ pub struct LogHub {
     cfg: LogConfig,
     inner: Mutex<Inner>,
     tx: broadcast::Sender<Arc<LogBatch>>,
+    /// Tells which spool was written, in order; `None` when inotify is
+    /// unavailable (then spools are drained on the timer only).
+    watcher: Option<Watcher>,
 }
 
 /// `2026-01-02T03:04:05.678Z` for seconds since the epoch.
@@ -145,7 +161,30 @@ impl Spool {
             punched: pos - pos % PUNCH_STEP,
             partial: Vec::new(),
             partial_since: None,
+            watch: None,
         })
+    }
+
+    /// Reads the next complete line (at most [`MAX_LINE`] bytes ahead)
+    /// into `out`; false, reading nothing, when there is none.
+    fn drain_line(&mut self, stream: Stream, ts: &[u8], out: &mut Vec<u8>) -> bool {
+        let mut chunk = vec![0u8; MAX_LINE.saturating_sub(self.partial.len()).max(1)];
+        let n = loop {
+            match self.file.read_at(&mut chunk, self.pos) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return false,
+            }
+        };
+        let Some(i) = chunk[..n].iter().position(|b| *b == b'\n') else {
+            return false;
+        };
+        self.partial.extend_from_slice(&chunk[..i]);
+        push_line(out, ts, stream.tag(), &self.partial);
+        self.partial.clear();
+        self.partial_since = None;
+        self.pos += i as u64 + 1;
+        true
     }
 
     /// Reads what was appended since the last drain and formats the
@@ -185,7 +224,8 @@ impl Spool {
             }
             self.partial.extend_from_slice(rest);
             while self.partial.len() >= MAX_LINE {
-                let tail = self.partial.split_off(MAX_LINE);
+                let cut = utf8_cut(&self.partial, MAX_LINE);
+                let tail = self.partial.split_off(cut);
                 push_line(out, ts, stream.tag(), &self.partial);
                 self.partial = tail;
             }
@@ -194,9 +234,19 @@ impl Spool {
             self.partial_since = None;
         } else {
             let since = *self.partial_since.get_or_insert_with(Instant::now);
-            if last || since.elapsed() >= PARTIAL_AGE {
+            if last {
                 push_line(out, ts, stream.tag(), &self.partial);
                 self.partial.clear();
+                self.partial_since = None;
+            } else if since.elapsed() >= PARTIAL_AGE {
+                // Log what is whole; a character still being written
+                // waits for its other bytes (they start the next record).
+                let keep = incomplete_utf8_tail(&self.partial);
+                let tail = self.partial.split_off(self.partial.len() - keep);
+                if !self.partial.is_empty() {
+                    push_line(out, ts, stream.tag(), &self.partial);
+                }
+                self.partial = tail;
                 self.partial_since = None;
             }
         }
@@ -221,10 +271,109 @@ impl LogHub {
             inner: Mutex::new(Inner {
                 sinks: BTreeMap::new(),
                 buf: Vec::new(),
+                watched: BTreeMap::new(),
             }),
             // A lagging follower skips batches; the ring bounds what it pins.
             tx: broadcast::channel(64).0,
+            watcher: Watcher::new()
+                .inspect_err(|e| {
+                    tracing::warn!("no inotify ({e}): service logs are read every 50 ms only")
+                })
+                .ok(),
         })
+    }
+
+    /// A descriptor that turns readable when a spool was written, to wait
+    /// on before [`drain_written`](Self::drain_written); `None` without
+    /// inotify.
+    pub fn written_fd(&self) -> Option<std::os::fd::OwnedFd> {
+        self.watcher.as_ref().and_then(|w| w.try_clone_fd().ok())
+    }
+
+    /// Reads the spools written since the last call, in the order they
+    /// were written, each line timestamped now. Returns the ids whose
+    /// spool positions moved; `WouldBlock` when nothing was written (so
+    /// a reactor can wait again).
+    pub fn drain_written(&self) -> io::Result<Vec<u32>> {
+        let Some(w) = self.watcher.as_ref() else {
+            return Err(io::ErrorKind::WouldBlock.into());
+        };
+        let written = w.read()?;
+        let mut g = self.lock();
+        let Inner {
+            sinks,
+            buf,
+            watched,
+        } = &mut *g;
+        // One record per service per wake-up: its lines from both
+        // streams, in the order the streams were written.
+        let mut outs: BTreeMap<u32, Vec<u8>> = BTreeMap::new();
+        // Read late, a spool holds more than the write that was reported:
+        // an event followed by later events of the same spool takes one
+        // line (what one write of a line-buffered program is), its last
+        // event takes the rest. Read on time, each event is one write.
+        let mut last_event = BTreeMap::new();
+        for (k, wd) in written.iter().enumerate() {
+            last_event.insert(*wd, k);
+        }
+        for (k, wd) in written.into_iter().enumerate() {
+            let Some(&(id, i)) = watched.get(&wd) else {
+                continue;
+            };
+            let Some(sink) = sinks.get_mut(&id) else {
+                continue;
+            };
+            let Some(sp) = sink.spools[i].as_mut() else {
+                continue;
+            };
+            let ts = timestamp(berth_os::proc::now_epoch());
+            let before = sp.pos;
+            let s = [Stream::Out, Stream::Err][i];
+            let out = outs.entry(id).or_default();
+            if last_event.get(&wd) == Some(&k) || !sp.drain_line(s, ts.as_bytes(), out) {
+                sp.drain(s, ts.as_bytes(), buf, out, false);
+            }
+            sink.moved |= sp.pos != before;
+        }
+        let mut moved = Vec::new();
+        for (id, out) in outs {
+            let Some(sink) = sinks.get_mut(&id) else {
+                continue;
+            };
+            if !out.is_empty() {
+                self.append(sink, id, &out);
+            }
+            if std::mem::take(&mut sink.moved) {
+                moved.push(id);
+            }
+        }
+        Ok(moved)
+    }
+
+    fn watch(
+        &self,
+        watched: &mut BTreeMap<WatchId, (u32, usize)>,
+        id: u32,
+        i: usize,
+        sp: &mut Spool,
+    ) {
+        let Some(w) = self.watcher.as_ref() else {
+            return;
+        };
+        match w.watch(&sp.path) {
+            Ok(wd) => {
+                watched.insert(wd, (id, i));
+                sp.watch = Some(wd);
+            }
+            Err(e) => tracing::debug!(spool = %sp.path.display(), "cannot watch spool: {e}"),
+        }
+    }
+
+    fn unwatch(&self, watched: &mut BTreeMap<WatchId, (u32, usize)>, sp: &mut Spool) {
+        if let (Some(w), Some(wd)) = (self.watcher.as_ref(), sp.watch.take()) {
+            watched.remove(&wd);
+            w.unwatch(wd);
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -272,7 +421,7 @@ impl LogHub {
     pub fn new_spools(&self, id: u32) -> io::Result<(File, File)> {
         let mut g = self.lock();
         self.drain_locked(&mut g, id, true);
-        let Inner { sinks, .. } = &mut *g;
+        let Inner { sinks, watched, .. } = &mut *g;
         let sink = sinks
             .get_mut(&id)
             .ok_or_else(|| io::Error::other("no log sink for this service"))?;
@@ -286,7 +435,9 @@ impl LogHub {
                 .create(true)
                 .mode(0o600)
                 .open(&path)?;
-            sink.spools[i] = Some(Spool::open(&path, 0)?);
+            let mut sp = Spool::open(&path, 0)?;
+            self.watch(watched, id, i, &mut sp);
+            sink.spools[i] = Some(sp);
             handles.push(w);
         }
         sink.moved = true;
@@ -299,7 +450,8 @@ impl LogHub {
     /// positions a previous daemon recorded.
     pub fn attach_spools(&self, id: u32, spools: &[SpoolPos; 2]) {
         let mut g = self.lock();
-        let Some(sink) = g.sinks.get_mut(&id) else {
+        let Inner { sinks, watched, .. } = &mut *g;
+        let Some(sink) = sinks.get_mut(&id) else {
             return;
         };
         for (i, sp) in spools.iter().enumerate() {
@@ -307,7 +459,12 @@ impl LogHub {
                 continue;
             }
             match Spool::open(Path::new(&sp.path), sp.pos) {
-                Ok(s) => sink.spools[i] = Some(s),
+                Ok(mut s) => {
+                    self.watch(watched, id, i, &mut s);
+                    if let Some(mut old) = sink.spools[i].replace(s) {
+                        self.unwatch(watched, &mut old);
+                    }
+                }
                 Err(e) => tracing::warn!(spool = %sp.path, "cannot reattach spool: {e}"),
             }
         }
@@ -363,23 +520,42 @@ impl LogHub {
     }
 
     fn drain_locked(&self, g: &mut Inner, id: u32, last: bool) {
-        let Inner { sinks, buf } = g;
+        let Inner {
+            sinks,
+            buf,
+            watched,
+        } = g;
         let Some(sink) = sinks.get_mut(&id) else {
             return;
         };
         if sink.spools.iter().all(Option::is_none) {
             return;
         }
+        // Events not read yet name what was written first; without them,
+        // the spool last written longer ago goes first.
+        let mut order = [0, 1];
+        let mtime = |sp: &Option<Spool>| {
+            sp.as_ref()
+                .and_then(|s| s.file.metadata().ok())
+                .and_then(|m| m.modified().ok())
+        };
+        if let (Some(o), Some(e)) = (mtime(&sink.spools[0]), mtime(&sink.spools[1])) {
+            if e < o {
+                order = [1, 0];
+            }
+        }
         let ts = timestamp(berth_os::proc::now_epoch());
         let mut out = Vec::new();
-        for (i, s) in [Stream::Out, Stream::Err].into_iter().enumerate() {
+        for i in order {
+            let s = [Stream::Out, Stream::Err][i];
             if let Some(sp) = sink.spools[i].as_mut() {
                 let before = sp.pos;
                 sp.drain(s, ts.as_bytes(), buf, &mut out, last);
                 sink.moved |= sp.pos != before;
             }
             if last {
-                if let Some(sp) = sink.spools[i].take() {
+                if let Some(mut sp) = sink.spools[i].take() {
+                    self.unwatch(watched, &mut sp);
                     let _ = fs::remove_file(&sp.path);
                 }
                 sink.moved = true;
@@ -499,7 +675,11 @@ impl LogHub {
     pub fn remove(&self, id: u32) {
         self.flush(id);
         let mut g = self.lock();
-        if let Some(sink) = g.sinks.remove(&id) {
+        let Inner { sinks, watched, .. } = &mut *g;
+        if let Some(mut sink) = sinks.remove(&id) {
+            for sp in sink.spools.iter_mut().flatten() {
+                self.unwatch(watched, sp);
+            }
             for s in [Stream::Out, Stream::Err] {
                 let _ = fs::remove_file(self.spool_path(&sink.name, s));
             }
@@ -723,5 +903,95 @@ mod tests {
         let got = tail_file(&File::open(&p).unwrap(), 3);
         assert_eq!(got, ["49997", "49998", "49999"]);
         assert_eq!(tail_file(&File::open(&p).unwrap(), 60_000).len(), 50_000);
+    }
+
+    /// Issue 21, item 5: a character written in two writes more than
+    /// PARTIAL_AGE apart was logged as two U+FFFD.
+    #[test]
+    fn a_character_split_across_slow_writes_is_logged_whole() {
+        let (_t, h) = hub(1 << 20, 2);
+        h.register(1, "slow");
+        let (mut out, _err) = h.new_spools(1).unwrap();
+        let euro = "€".as_bytes();
+        out.write_all(b"price ").unwrap();
+        out.write_all(&euro[..2]).unwrap();
+        h.drain(1, false);
+        std::thread::sleep(PARTIAL_AGE + Duration::from_millis(100));
+        h.drain(1, false); // the partial line is old: logged now
+        out.write_all(&euro[2..]).unwrap();
+        out.write_all(" 5\n".as_bytes()).unwrap();
+        h.drain(1, true);
+        let text = h.tail(&[1], 10, false);
+        assert!(!text.contains('\u{fffd}'), "{text}");
+        let bodies: Vec<&str> = text
+            .lines()
+            .map(|l| l.splitn(3, ' ').nth(2).unwrap())
+            .collect();
+        assert_eq!(bodies, ["price ", "€ 5"], "{text}");
+    }
+
+    #[test]
+    fn an_invalid_tail_at_the_end_is_kept_as_written() {
+        let (_t, h) = hub(1 << 20, 2);
+        h.register(1, "bad");
+        let (mut out, _err) = h.new_spools(1).unwrap();
+        out.write_all(b"cut \xe2\x82").unwrap();
+        h.drain(1, true);
+        let raw = std::fs::read(h.log_path("bad")).unwrap();
+        assert!(raw.ends_with(b" out cut \xe2\x82\n"), "{raw:?}");
+        assert!(h.tail(&[1], 1, false).ends_with("cut \u{fffd}\n"));
+    }
+
+    #[test]
+    fn a_long_line_is_split_between_characters() {
+        let (_t, h) = hub(1 << 20, 2);
+        h.register(1, "long");
+        let (mut out, _err) = h.new_spools(1).unwrap();
+        let line = format!("{}é€😀\n", "a".repeat(MAX_LINE - 1));
+        out.write_all(line.as_bytes()).unwrap();
+        h.drain(1, true);
+        let text = h.tail(&[1], 10, false);
+        assert!(!text.contains('\u{fffd}'), "{}", &text[text.len() - 40..]);
+        let joined: String = text
+            .lines()
+            .map(|l| l.splitn(3, ' ').nth(2).unwrap())
+            .collect();
+        assert_eq!(joined, line.trim_end());
+        assert!(text.lines().all(|l| l.len() < MAX_LINE + 40));
+    }
+
+    /// Issue 21, item 6: stdout and stderr lines keep the order they were
+    /// written in (they were drained one spool after the other).
+    #[test]
+    fn written_spools_are_read_in_write_order() {
+        let (_t, h) = hub(1 << 20, 2);
+        h.register(1, "both");
+        let (mut out, mut err) = h.new_spools(1).unwrap();
+        for i in 0..5 {
+            writeln!(out, "o{i}").unwrap();
+            writeln!(err, "e{i}").unwrap();
+        }
+        let moved = h.drain_written().unwrap();
+        assert_eq!(moved, [1]);
+        let order: Vec<String> = h
+            .tail(&[1], 100, false)
+            .lines()
+            .map(|l| l.splitn(3, ' ').nth(2).unwrap().to_string())
+            .collect();
+        assert_eq!(
+            order,
+            ["o0", "e0", "o1", "e1", "o2", "e2", "o3", "e3", "o4", "e4"]
+        );
+        assert_eq!(
+            h.drain_written().unwrap_err().kind(),
+            io::ErrorKind::WouldBlock
+        );
+        // A closed spool is no longer watched.
+        h.drain(1, true);
+        writeln!(out, "late").unwrap();
+        assert_eq!(
+            h.drain_written().unwrap_err().kind(),
+            io::ErrorKind::WouldBlock
+        );
     }
 }

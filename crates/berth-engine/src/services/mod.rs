@@ -377,19 +377,59 @@ impl Services {
         tx
     }
 
-    /// Drains spools into the logs forever (spawn it as a task).
+    /// Drains spools into the logs forever (spawn it as a task): each
+    /// spool as soon as it is written (in write order), and all of them
+    /// every [`logs::DRAIN_INTERVAL`] (partial lines, and the fallback
+    /// when inotify is unavailable).
     pub async fn run_pump(self: Arc<Self>) {
         let mut tick = tokio::time::interval(logs::DRAIN_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut dirty = std::collections::BTreeSet::new();
         let mut persisted = Instant::now();
+        let mut drained_all = Instant::now();
+        let mut written = self.shared.hub.written_fd().and_then(|fd| {
+            berth_os::async_fd::register(fd, tokio::io::Interest::READABLE)
+                .inspect_err(|e| tracing::warn!("cannot wait on spool writes: {e}"))
+                .ok()
+        });
         loop {
             if !self.shared.hub.has_spools() {
                 self.shared.persist_spools(std::mem::take(&mut dirty));
                 self.shared.spools_ready.notified().await;
             }
-            tick.tick().await;
-            dirty.extend(self.shared.hub.drain_all());
+            let on_write = async {
+                match &written {
+                    Some(afd) => afd.readable().await.ok(),
+                    None => std::future::pending().await,
+                }
+            };
+            let mut broken = false;
+            let timed = tokio::select! {
+                biased;
+                Some(mut guard) = on_write => {
+                    let hub = &self.shared.hub;
+                    if let Ok(r) = guard.try_io(|_| hub.drain_written()) {
+                        match r {
+                            Ok(ids) => dirty.extend(ids),
+                            Err(e) => {
+                                tracing::warn!("reading spool events failed, reading on the timer only: {e}");
+                                broken = true;
+                            }
+                        }
+                    }
+                    false
+                }
+                _ = tick.tick() => true,
+            };
+            if broken {
+                written = None;
+            }
+            // A steady stream of writes must not starve the timed drain
+            // (partial lines, spools without a watch, persisting).
+            if timed || drained_all.elapsed() >= logs::DRAIN_INTERVAL {
+                dirty.extend(self.shared.hub.drain_all());
+                drained_all = Instant::now();
+            }
             if persisted.elapsed() >= Duration::from_secs(1) {
                 self.shared.persist_spools(std::mem::take(&mut dirty));
                 persisted = Instant::now();

@@ -98,6 +98,14 @@ pub(crate) fn start(
     }
 }
 
+impl Daemon {
+    /// The sandbox root: `run/` (XDG_RUNTIME_DIR) and `state/`
+    /// (XDG_STATE_HOME) are under it.
+    pub(crate) fn root(&self) -> &Path {
+        self._dir.path()
+    }
+}
+
 /// Resident set of `pid` in KiB.
 pub(crate) fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))

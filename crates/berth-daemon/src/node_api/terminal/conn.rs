@@ -353,7 +353,7 @@ async fn pump(conn: Arc<Conn>, tx: mpsc::Sender<Message>, term: Term, start: Sta
         }
     };
     // The replay: what the client is missing, never a torn stream.
-    let (replay, mut cursor, is_screen) = {
+    let (replay, cursor, is_screen) = {
         let log = out.log();
         let (begin, end) = (log.start(), log.end());
         match start {
@@ -375,6 +375,14 @@ async fn pump(conn: Arc<Conn>, tx: mpsc::Sender<Message>, term: Term, start: Sta
             }
         }
     };
+    // The ring ends where the program's last write did, maybe inside a
+    // character: its first bytes wait for the rest, read with the output.
+    let (mut replay, mut cursor) = (replay, cursor);
+    if !is_screen {
+        let keep = protocol::incomplete_tail(&replay);
+        replay.truncate(replay.len() - keep);
+        cursor -= keep as u64;
+    }
     if !matches!(start, Start::Live) {
         let mut v = json!({"type": "scrollback", "data": String::from_utf8_lossy(&replay),
                            "offset": cursor, "screen": is_screen});

@@ -53,21 +53,7 @@ pub fn error(session: Option<&str>, text: &str) -> Value {
 /// How many bytes at the end of `buf` start a UTF-8 character that is not
 /// complete yet (0..=3): output is cut anywhere, a JSON string is not.
 pub fn incomplete_tail(buf: &[u8]) -> usize {
-    let n = buf.len();
-    for back in 1..=3.min(n) {
-        let b = buf[n - back];
-        if b & 0xC0 == 0x80 {
-            continue; // continuation byte: look further back
-        }
-        let need = match b {
-            0xC0..=0xDF => 2,
-            0xE0..=0xEF => 3,
-            0xF0..=0xF7 => 4,
-            _ => return 0,
-        };
-        return if need > back { back } else { 0 };
-    }
-    0
+    berth_os::text::incomplete_utf8_tail(buf)
 }
 
 /// A token bucket: `rate` messages a second, at most `burst` at once

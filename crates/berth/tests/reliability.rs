@@ -1,0 +1,113 @@
+//! Issue 21 (reliability), as a user meets it through `berth svc logs` and
+//! native `berth project logs`: text is never cut inside a character
+//! (item 5), and stdout and stderr lines keep the order they were written
+//! in (item 6). Soak, chaos and load runs are benches
+//! (`crates/berth/benches/{soak,chaos,load}.rs`, `docs/reliability.md`).
+
+mod common;
+
+use common::*;
+use std::path::Path;
+use std::time::Duration;
+
+fn ok(d: &Daemon, args: &[&str]) -> String {
+    let out = d.berth(args);
+    assert!(
+        out.status.success(),
+        "berth {args:?} failed: {}\n{}",
+        stderr(&out),
+        stdout(&out)
+    );
+    stdout(&out)
+}
+
+/// `€` (E2 82 AC) in two writes a second apart: longer than the age at
+/// which a partial line is logged.
+const SLOW_CHAR: &str = r"printf 'price \342\202'; sleep 1; printf '\254 5\n'; exec sleep 100";
+
+/// `o0` to stdout, `e0` to stderr, `o1`, ... 20 ms apart.
+const ALTERNATE: &str = r#"i=0; while [ $i -lt 10 ]; do echo o$i; sleep 0.02; echo e$i >&2; sleep 0.02; i=$((i+1)); done; echo done; exec sleep 100"#;
+
+fn compose(root: &Path, name: &str, script: &str) -> String {
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    // `$$` is Compose's escape for a `$` the shell should see.
+    let cmd = serde_json::to_string(&["sh", "-c", &script.replace('$', "$$")]).unwrap();
+    std::fs::write(
+        dir.join("compose.yaml"),
+        format!("services:\n  web:\n    command: {cmd}\n"),
+    )
+    .unwrap();
+    dir.to_str().unwrap().to_string()
+}
+
+/// The `o3`/`e7` words of a log, in the order it shows them.
+fn order(text: &str) -> Vec<String> {
+    text.split_whitespace()
+        .filter(|w| {
+            w.len() == 2
+                && (w.starts_with('o') || w.starts_with('e'))
+                && w[1..].parse::<u8>().is_ok()
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+fn written_order() -> Vec<String> {
+    (0..10)
+        .flat_map(|i| [format!("o{i}"), format!("e{i}")])
+        .collect()
+}
+
+#[test]
+fn a_character_written_in_two_slow_writes_is_logged_whole() {
+    let d = Daemon::start();
+    ok(&d, &["svc", "start", "slow", "--", "sh", "-c", SLOW_CHAR]);
+    assert!(wait_for(Duration::from_secs(10), || ok(
+        &d,
+        &["svc", "logs", "slow"]
+    )
+    .contains(" 5\n")));
+    let text = ok(&d, &["svc", "logs", "slow"]);
+    assert!(!text.contains('\u{fffd}'), "{text}");
+    assert!(
+        text.contains(" out €") || text.contains("price €"),
+        "{text}"
+    );
+
+    let p = compose(d.dir.path(), "slowchar", SLOW_CHAR);
+    ok(&d, &["up", "--runtime", "native", &p]);
+    assert!(wait_for(Duration::from_secs(10), || ok(
+        &d,
+        &["project", "logs", "slowchar"]
+    )
+    .contains(" 5")));
+    let text = ok(&d, &["project", "logs", "slowchar"]);
+    assert!(!text.contains('\u{fffd}'), "{text}");
+    assert!(text.contains('€'), "{text}");
+    ok(&d, &["down", &p]);
+}
+
+#[test]
+fn stdout_and_stderr_lines_keep_the_order_they_were_written_in() {
+    let d = Daemon::start();
+    ok(&d, &["svc", "start", "alt", "--", "sh", "-c", ALTERNATE]);
+    assert!(wait_for(Duration::from_secs(10), || ok(
+        &d,
+        &["svc", "logs", "alt"]
+    )
+    .contains(" done\n")));
+    let text = ok(&d, &["svc", "logs", "alt", "--lines", "100"]);
+    assert_eq!(order(&text), written_order(), "{text}");
+
+    let p = compose(d.dir.path(), "alternate", ALTERNATE);
+    ok(&d, &["up", "--runtime", "native", &p]);
+    assert!(wait_for(Duration::from_secs(10), || ok(
+        &d,
+        &["project", "logs", "alternate"]
+    )
+    .contains("done")));
+    let text = ok(&d, &["project", "logs", "alternate"]);
+    assert_eq!(order(&text), written_order(), "{text}");
+    ok(&d, &["down", &p]);
+}
