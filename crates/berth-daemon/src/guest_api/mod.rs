@@ -6,7 +6,7 @@
 //!
 //! The seed's VM is macOS; each endpoint here has its nearest Linux
 //! meaning (see `docs/guest-api.md`). Errors are `{"error": "..."}` with
-//! 400/403/404/405/409/413/501. HTTP itself is hyper's (through axum).
+//! 400/403/404/405/408/409/413/501. HTTP itself is hyper's (through axum).
 
 pub mod clipboard;
 pub mod desktop;
@@ -188,10 +188,27 @@ async fn read_body(req: Request, limit: usize) -> ApiResult<Bytes> {
             return Err(too_large(limit));
         }
     }
-    axum::body::to_bytes(req.into_body(), limit)
-        .await
-        .map_err(|_| too_large(limit))
+    match tokio::time::timeout(
+        BODY_READ_TIMEOUT,
+        axum::body::to_bytes(req.into_body(), limit),
+    )
+    .await
+    {
+        Ok(r) => r.map_err(|_| too_large(limit)),
+        Err(_) => Err(ApiError::new(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the request body did not arrive within {} s",
+                BODY_READ_TIMEOUT.as_secs()
+            ),
+        )),
+    }
 }
+
+/// Longest wait for a whole request body: a client that trickles its body
+/// (slow-loris) is answered 408 and its connection closed, rather than
+/// holding a task and a descriptor for as long as it likes.
+pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 fn too_large(limit: usize) -> ApiError {
     ApiError::new(
@@ -224,11 +241,7 @@ pub fn spawn(config: GuestApiConfig) -> Vec<tokio::task::JoinHandle<()>> {
         tracing::info!(%addr, "guest API listening");
         let l = listener::GuestListener::new(bound, config.allowed_cids.clone(), addr.clone());
         let app = app.clone();
-        tasks.push(tokio::spawn(async move {
-            if let Err(e) = axum::serve(l, app).await {
-                tracing::warn!("guest API stopped: {e}");
-            }
-        }));
+        tasks.push(tokio::spawn(listener::serve(l, app)));
     }
     tasks
 }
