@@ -2,8 +2,9 @@
 //! covers: another uid at every Unix socket (the private directory, then
 //! `SO_PEERCRED`), slow-loris clients on the guest API and the relay, relay
 //! token guessing, and secrets kept out of children, command lines and
-//! logs. Tests that connect as another uid need root (CI runs as root);
-//! elsewhere they say they skipped.
+//! logs. Tests that connect as another uid need root (CI runs as root,
+//! and with `BERTH_REQUIRE_PEERS=1` a missing root fails them); elsewhere
+//! they say they skipped. They use `python3` as the foreign client.
 
 mod common;
 
@@ -24,6 +25,10 @@ const OTHER_UID: u32 = 65534;
 
 fn root() -> bool {
     if berth_os::dirs::uid() != 0 {
+        assert!(
+            std::env::var_os("BERTH_REQUIRE_PEERS").is_none(),
+            "BERTH_REQUIRE_PEERS is set, but connecting as another uid needs root"
+        );
         eprintln!("skipped: needs root to connect as another uid");
         return false;
     }

@@ -177,6 +177,25 @@ impl<T: DeserializeOwned> FromRequest<Shared> for JsonBody<T> {
     }
 }
 
+/// Decodes `body` as each JSON request body the guest API takes (exec,
+/// clipboard, an app's bundle id, open), exactly as [`JsonBody`] does, and
+/// `query` as `/api/v1/fs`'s query (axum's `Query`); returns how many
+/// decoded. Bytes from a client give a value or an error, never a panic:
+/// the fuzz target `fuzz/fuzz_targets/guest_bodies.rs` feeds it any bytes.
+pub fn decode_request(body: &[u8], query: &str) -> usize {
+    fn decodes<T: DeserializeOwned>(b: &[u8]) -> usize {
+        usize::from(serde_json::from_slice::<T>(b).is_ok())
+    }
+    let mut n = decodes::<exec::ExecRequest>(body)
+        + decodes::<clipboard::SetClipboard>(body)
+        + decodes::<desktop::BundleRequest>(body)
+        + decodes::<desktop::OpenRequest>(body);
+    if let Ok(uri) = format!("/api/v1/fs?{query}").parse::<axum::http::Uri>() {
+        n += usize::from(axum::extract::Query::<fs::FsQuery>::try_from_uri(&uri).is_ok());
+    }
+    n
+}
+
 async fn read_body(req: Request, limit: usize) -> ApiResult<Bytes> {
     if let Some(len) = req
         .headers()
