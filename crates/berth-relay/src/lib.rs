@@ -21,6 +21,7 @@
 
 pub mod cluster;
 mod frames;
+mod guard;
 mod hub;
 pub mod key;
 mod link;
@@ -79,6 +80,7 @@ async fn start(config: RelayConfig) -> Result<(Arc<Relay>, Option<Arc<cluster::C
     let relay = Arc::new(Relay {
         config,
         hub: Mutex::new(Hub::default()),
+        guard: Mutex::new(guard::TokenGuard::default()),
     });
     // Ends the machine-list windows (see hub::LIST_WINDOW); stops once the
     // relay is gone.
@@ -110,9 +112,44 @@ async fn serve_relay(listener: tokio::net::TcpListener, relay: Arc<Relay>) -> st
                     tracing::debug!("TCP_NODELAY: {e}");
                 }
             });
-            axum::serve(listener, app).await
+            serve_http(listener, app).await
         }
-        Some(cfg) => axum::serve(tls::TlsListener::new(listener, cfg), app).await,
+        Some(cfg) => serve_http(tls::TlsListener::new(listener, cfg), app).await,
+    }
+}
+
+/// Longest time a client may take to send its upgrade request's line and
+/// headers; past it the connection is closed (slow-loris). `axum::serve`
+/// sets no timer, so hyper would enforce none.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Serves `app` on `listener`, one task per connection: HTTP/1.1 with
+/// upgrades (the WebSocket links), the header deadline above, and the
+/// peer's address as `ConnectInfo` (the token guard counts by address).
+async fn serve_http<L>(mut listener: L, app: axum::Router) -> std::io::Result<()>
+where
+    L: axum::serve::Listener<Addr = SocketAddr>,
+{
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    loop {
+        let (io, peer) = listener.accept().await;
+        let app = app
+            .clone()
+            .layer(axum::Extension(axum::extract::ConnectInfo(peer)));
+        tokio::spawn(async move {
+            let r = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(
+                    TokioIo::new(io),
+                    hyper_util::service::TowerToHyperService::new(app),
+                )
+                .with_upgrades()
+                .await;
+            if let Err(e) = r {
+                tracing::debug!(%peer, "relay connection: {e}");
+            }
+        });
     }
 }
 

@@ -49,30 +49,40 @@ pub(crate) fn token_eq(a: &str, b: &str) -> bool {
     diff == 0
 }
 
+/// Why a hello was refused (the reply is already queued): an unknown
+/// token counts against the peer's address (`guard`), anything else not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// The token is not one of the relay's.
+    Token,
+    /// Not a hello, an unsupported version, or an agent without a machine id.
+    Other,
+}
+
 /// Checks a link's first frame: a `hello` with an accepted token (in it or
 /// `?token=` on the upgrade URL) and a version this relay speaks. On
-/// refusal the reply is queued on `out` and `None` returned.
+/// refusal the reply is queued on `out` and the reason returned.
 pub(crate) fn check_hello(
     first: &[u8],
     tokens: &[String],
     query_token: Option<String>,
     out: &Outbox,
-) -> Option<Hello> {
+) -> Result<Hello, Refused> {
     let mut hello = match Frame::decode(first) {
         Ok(Frame::AppJson(AppMessage::Hello(h))) => h,
         Ok(_) => {
             out.push(protocol_error(Reason::UnexpectedFrame));
-            return None;
+            return Err(Refused::Other);
         }
         Err(e) => {
             out.push(protocol_error(e.reason()));
-            return None;
+            return Err(Refused::Other);
         }
     };
     let token = hello.token.clone().or(query_token).unwrap_or_default();
     if !tokens.iter().any(|t| token_eq(t, &token)) {
         out.push(error("unauthorized", "unknown token"));
-        return None;
+        return Err(Refused::Token);
     }
     hello.token = Some(token);
     let mut offered = vec![hello.protocol_version];
@@ -83,13 +93,13 @@ pub(crate) fn check_hello(
             received: hello.protocol_version,
         })));
         out.push(protocol_error(Reason::UnsupportedVersion));
-        return None;
+        return Err(Refused::Other);
     }
     if hello.role == Role::Agent && hello.machine_id.as_deref().unwrap_or("").is_empty() {
         out.push(error("bad_request", "an agent's hello needs a machineId"));
-        return None;
+        return Err(Refused::Other);
     }
-    Some(hello)
+    Ok(hello)
 }
 
 /// Registers an admitted link and queues its `hello_ack` (and, for a
@@ -498,7 +508,10 @@ mod tests {
             client_name: None,
         }))
         .encode();
-        assert!(check_hello(&hello, &["t".into()], None, &out).is_none());
+        assert_eq!(
+            check_hello(&hello, &["t".into()], None, &out).err(),
+            Some(Refused::Token)
+        );
         assert!(matches!(
             Frame::decode(&out.queued()[0]),
             Ok(Frame::AppJson(AppMessage::Error(e))) if e.code == "unauthorized"

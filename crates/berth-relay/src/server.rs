@@ -1,30 +1,39 @@
 //! The WebSocket side: axum routes, one task per link (reader loop, ping,
 //! and a writer draining the link's outbox), and the shared state.
 
+use crate::guard::TokenGuard;
 use crate::hub::Hub;
-use crate::link::{self, Link};
+use crate::link::{self, Link, Refused};
 use crate::outbox::Outbox;
 use crate::RelayConfig;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
-use axum::response::Response;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use berth_wire::remote::{self, AppMessage, Ping, Reason};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// One relay instance: its settings and its routing state.
 pub(crate) struct Relay {
     pub(crate) config: RelayConfig,
     pub(crate) hub: Mutex<Hub>,
+    /// Failed tokens per source address (token guessing is rate-limited).
+    pub(crate) guard: Mutex<TokenGuard>,
 }
 
 impl Relay {
     pub(crate) fn hub(&self) -> MutexGuard<'_, Hub> {
         self.hub.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn guard(&self) -> MutexGuard<'_, TokenGuard> {
+        self.guard.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -48,7 +57,23 @@ async fn upgrade(
     ws: WebSocketUpgrade,
     Query(q): Query<AuthQuery>,
     State(relay): State<Arc<Relay>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
 ) -> Response {
+    // An address that presented too many unknown tokens is refused before
+    // the upgrade, whatever token it brings now, so guessing gains nothing.
+    if let Some(wait) = relay.guard().locked(peer.ip(), Instant::now()) {
+        tracing::info!(%peer, "refused an upgrade: too many unknown tokens from this address");
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [("retry-after", wait.as_secs().max(1).to_string())],
+            format!(
+                "too many unknown tokens from {}; retry in {} s",
+                peer.ip(),
+                wait.as_secs().max(1)
+            ),
+        )
+            .into_response();
+    }
     // Small socket buffers: tungstenite reserves its read buffer per link
     // up front (128 KiB by default), which made up most of a relay's
     // memory per connection; frames larger than the buffer still arrive
@@ -56,10 +81,15 @@ async fn upgrade(
     ws.max_message_size(remote::MAX_MESSAGE_LEN)
         .read_buffer_size(LINK_BUFFER)
         .write_buffer_size(LINK_BUFFER)
-        .on_upgrade(move |socket| serve_link(socket, relay, q.token))
+        .on_upgrade(move |socket| serve_link(socket, relay, q.token, peer))
 }
 
-async fn serve_link(socket: WebSocket, relay: Arc<Relay>, query_token: Option<String>) {
+async fn serve_link(
+    socket: WebSocket,
+    relay: Arc<Relay>,
+    query_token: Option<String>,
+    peer: SocketAddr,
+) {
     let (mut sink, mut stream) = socket.split();
     let out = Arc::new(Outbox::new(relay.config.queue_bytes));
     let writer = {
@@ -88,11 +118,19 @@ async fn serve_link(socket: WebSocket, relay: Arc<Relay>, query_token: Option<St
     .await
     .ok()
     .flatten();
-    let hello = first.and_then(|f| link::check_hello(&f, &relay.config.tokens, query_token, &out));
-    let Some(hello) = hello else {
-        out.finish();
-        drain(writer).await;
-        return;
+    let hello = first
+        .ok_or(Refused::Other)
+        .and_then(|f| link::check_hello(&f, &relay.config.tokens, query_token, &out));
+    let hello = match hello {
+        Ok(h) => h,
+        Err(why) => {
+            if why == Refused::Token {
+                relay.guard().failed(peer.ip(), Instant::now());
+            }
+            out.finish();
+            drain(writer).await;
+            return;
+        }
     };
     let interval = relay.config.ping_interval;
     let mut l: Link = link::admit(&mut relay.hub(), &hello, out.clone(), interval);

@@ -4,7 +4,35 @@
 
 use crate::addr::ListenAddr;
 use crate::listen::{Listener, PeerStream};
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use std::time::Duration;
+
+/// Longest time a client may take to send a request's line and headers;
+/// past it hyper closes the connection. `axum::serve` sets no timer, so it
+/// enforces none, and a client sending a byte a second (slow-loris) would
+/// hold its connection for ever.
+pub(super) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Serves `app` on `l`, one task per connection, with the header deadline
+/// above, until the task is aborted.
+pub(super) async fn serve(mut l: GuestListener, app: Router) {
+    loop {
+        let (io, peer) = axum::serve::Listener::accept(&mut l).await;
+        let svc = TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let r = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(TokioIo::new(io), svc)
+                .await;
+            if let Err(e) = r {
+                tracing::debug!(%peer, "guest API connection: {e}");
+            }
+        });
+    }
+}
 
 /// A bound guest-API listener with its vsock allow-list.
 pub(super) struct GuestListener {

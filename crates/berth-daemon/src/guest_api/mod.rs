@@ -6,7 +6,7 @@
 //!
 //! The seed's VM is macOS; each endpoint here has its nearest Linux
 //! meaning (see `docs/guest-api.md`). Errors are `{"error": "..."}` with
-//! 400/403/404/405/409/413/501. HTTP itself is hyper's (through axum).
+//! 400/403/404/405/408/409/413/501. HTTP itself is hyper's (through axum).
 
 pub mod clipboard;
 pub mod desktop;
@@ -177,6 +177,25 @@ impl<T: DeserializeOwned> FromRequest<Shared> for JsonBody<T> {
     }
 }
 
+/// Decodes `body` as each JSON request body the guest API takes (exec,
+/// clipboard, an app's bundle id, open), exactly as [`JsonBody`] does, and
+/// `query` as `/api/v1/fs`'s query (axum's `Query`); returns how many
+/// decoded. Bytes from a client give a value or an error, never a panic:
+/// the fuzz target `fuzz/fuzz_targets/guest_bodies.rs` feeds it any bytes.
+pub fn decode_request(body: &[u8], query: &str) -> usize {
+    fn decodes<T: DeserializeOwned>(b: &[u8]) -> usize {
+        usize::from(serde_json::from_slice::<T>(b).is_ok())
+    }
+    let mut n = decodes::<exec::ExecRequest>(body)
+        + decodes::<clipboard::SetClipboard>(body)
+        + decodes::<desktop::BundleRequest>(body)
+        + decodes::<desktop::OpenRequest>(body);
+    if let Ok(uri) = format!("/api/v1/fs?{query}").parse::<axum::http::Uri>() {
+        n += usize::from(axum::extract::Query::<fs::FsQuery>::try_from_uri(&uri).is_ok());
+    }
+    n
+}
+
 async fn read_body(req: Request, limit: usize) -> ApiResult<Bytes> {
     if let Some(len) = req
         .headers()
@@ -188,10 +207,27 @@ async fn read_body(req: Request, limit: usize) -> ApiResult<Bytes> {
             return Err(too_large(limit));
         }
     }
-    axum::body::to_bytes(req.into_body(), limit)
-        .await
-        .map_err(|_| too_large(limit))
+    match tokio::time::timeout(
+        BODY_READ_TIMEOUT,
+        axum::body::to_bytes(req.into_body(), limit),
+    )
+    .await
+    {
+        Ok(r) => r.map_err(|_| too_large(limit)),
+        Err(_) => Err(ApiError::new(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the request body did not arrive within {} s",
+                BODY_READ_TIMEOUT.as_secs()
+            ),
+        )),
+    }
 }
+
+/// Longest wait for a whole request body: a client that trickles its body
+/// (slow-loris) is answered 408 and its connection closed, rather than
+/// holding a task and a descriptor for as long as it likes.
+pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 fn too_large(limit: usize) -> ApiError {
     ApiError::new(
@@ -224,11 +260,7 @@ pub fn spawn(config: GuestApiConfig) -> Vec<tokio::task::JoinHandle<()>> {
         tracing::info!(%addr, "guest API listening");
         let l = listener::GuestListener::new(bound, config.allowed_cids.clone(), addr.clone());
         let app = app.clone();
-        tasks.push(tokio::spawn(async move {
-            if let Err(e) = axum::serve(l, app).await {
-                tracing::warn!("guest API stopped: {e}");
-            }
-        }));
+        tasks.push(tokio::spawn(listener::serve(l, app)));
     }
     tasks
 }

@@ -164,6 +164,71 @@ fn component(what: &str, s: &str) -> Result<(), PackageError> {
     }
 }
 
+/// A package checked in memory and not yet unpacked (see [`check`]).
+pub struct Checked {
+    items: BTreeMap<String, archive::Item>,
+    /// What the manifest says.
+    pub manifest: ManifestFacts,
+    /// Declared in `capabilities.json`, plus `secret:<NAME>` per secret.
+    pub capabilities: Vec<String>,
+    /// "trusted", "untrusted" or "unsigned" (see [`Imported`]).
+    pub trust_status: String,
+}
+
+/// Checks a package's bytes without touching the disk beyond `trust_dir`:
+/// the archive (zstd or plain tar) within its caps (entries, sizes, paths,
+/// links, devices), the signature over `SHA256SUMS` and every file against
+/// it, the manifest (by `parse_manifest`) and `capabilities.json`. Errors:
+/// INVALID_PACKAGE, SIGNATURE_INVALID or TAMPERED, each naming the entry.
+/// [`import`] unpacks only what this accepted; fuzzing feeds it any bytes
+/// (`fuzz/fuzz_targets/package_archive.rs`).
+pub fn check(
+    bytes: &[u8],
+    trust_dir: &Path,
+    verify_signature: bool,
+    parse_manifest: &dyn Fn(&[u8]) -> Result<ManifestFacts, String>,
+) -> Result<Checked, PackageError> {
+    if bytes.len() as u64 > archive::MAX_TOTAL_BYTES {
+        return Err(PackageError::InvalidPackage(format!(
+            "the package is larger than {} bytes",
+            archive::MAX_TOTAL_BYTES
+        )));
+    }
+    let items = archive::read(bytes)?;
+    let manifest_bytes = match items.get(MANIFEST) {
+        Some(Item::File(_, d)) => d.clone(),
+        _ => {
+            return Err(PackageError::InvalidPackage(format!(
+                "the package has no {MANIFEST}"
+            )))
+        }
+    };
+    let trust = check_signature(&items, trust_dir, verify_signature)?;
+    check_list(&items)?;
+    let manifest = parse_manifest(&manifest_bytes)
+        .map_err(|e| PackageError::InvalidPackage(format!("{MANIFEST}: {e}")))?;
+    component("app_id", &manifest.app_id)?;
+    component("version", &manifest.version)?;
+    // Declared capabilities are a JSON array of strings in
+    // `capabilities.json` (the manifest is the project's, whose fields
+    // EnsureProject checks strictly).
+    let mut capabilities: Vec<String> = match text(&items, CAPABILITIES_FILE) {
+        None => Vec::new(),
+        Some(t) => serde_json::from_str(t).map_err(|e| {
+            PackageError::InvalidPackage(format!(
+                "{CAPABILITIES_FILE} is not a JSON array of strings: {e}"
+            ))
+        })?,
+    };
+    capabilities.extend(manifest.secrets.iter().map(|s| format!("secret:{s}")));
+    Ok(Checked {
+        items,
+        manifest,
+        capabilities,
+        trust_status: trust.to_owned(),
+    })
+}
+
 /// ImportPackage: checks the package at `data_path` and unpacks it to
 /// `<packages_root>/<app_id>/<version>` (replacing an earlier import of
 /// that version). `trust_dir` holds trusted minisign public keys
@@ -191,33 +256,12 @@ pub fn import(
     let bytes = fs::read(data_path).map_err(|e| {
         PackageError::PathNotFound(format!("cannot read {}: {e}", data_path.display()))
     })?;
-    let items = archive::read(&bytes)?;
-    let manifest_bytes = match items.get(MANIFEST) {
-        Some(Item::File(_, d)) => d.clone(),
-        _ => {
-            return Err(PackageError::InvalidPackage(format!(
-                "the package has no {MANIFEST}"
-            )))
-        }
-    };
-    let trust = check_signature(&items, trust_dir, verify_signature)?;
-    check_list(&items)?;
-    let manifest = parse_manifest(&manifest_bytes)
-        .map_err(|e| PackageError::InvalidPackage(format!("{MANIFEST}: {e}")))?;
-    component("app_id", &manifest.app_id)?;
-    component("version", &manifest.version)?;
-    // Declared capabilities are a JSON array of strings in
-    // `capabilities.json` (the manifest is the project's, whose fields
-    // EnsureProject checks strictly).
-    let mut capabilities: Vec<String> = match text(&items, CAPABILITIES_FILE) {
-        None => Vec::new(),
-        Some(t) => serde_json::from_str(t).map_err(|e| {
-            PackageError::InvalidPackage(format!(
-                "{CAPABILITIES_FILE} is not a JSON array of strings: {e}"
-            ))
-        })?,
-    };
-    capabilities.extend(manifest.secrets.iter().map(|s| format!("secret:{s}")));
+    let Checked {
+        items,
+        manifest,
+        capabilities,
+        trust_status,
+    } = check(&bytes, trust_dir, verify_signature, parse_manifest)?;
 
     let io = |m: String| PackageError::Io(m);
     let app_dir = packages_root.join(&manifest.app_id);
@@ -263,7 +307,7 @@ pub fn import(
         app_id: manifest.app_id,
         name: manifest.name,
         version: manifest.version,
-        trust_status: trust.to_owned(),
+        trust_status,
         package_path: dest,
         capabilities,
     })

@@ -121,11 +121,26 @@ impl Command {
                 if opts.detach {
                     detach(ctx, &opts, &config)
                 } else {
+                    forget_secrets();
                     start::foreground(config).map_err(CliError::failed)?;
                     Ok(0)
                 }
             }
         }
+    }
+}
+
+/// Environment variables that carry credentials into the daemon: read once
+/// (by clap, above), then taken out of the daemon's environment so no
+/// service, session or guest-API exec started later inherits them
+/// (`docs/security.md`, "Secrets").
+const SECRET_ENV: &[&str] = &["BERTH_RELAY_TOKEN"];
+
+/// Removes [`SECRET_ENV`] from this process's environment. Called before
+/// the daemon starts its runtime, while the process has one thread.
+fn forget_secrets() {
+    for k in SECRET_ENV {
+        std::env::remove_var(k);
     }
 }
 

@@ -3,6 +3,7 @@
 //! (`apply`).
 
 mod apply;
+mod ecosystem;
 
 use crate::ctx::Ctx;
 use crate::error::{CliError, CmdResult};
