@@ -4,7 +4,7 @@
 //! grids for remote clients — instead of replaying megabytes.
 //!
 //! Parsing costs CPU per byte, so it is kept off the hot path: one
-//! low-priority worker thread follows every session's byte log with its own
+//! worker thread follows every session's byte log with its own
 //! cursor, in batches at most every [`BATCH_INTERVAL`], and anyone who needs
 //! the screen first catches it up to the end of the log.
 //!
@@ -213,25 +213,63 @@ fn has_query(bytes: &[u8]) -> bool {
 /// the SGR sequences to fold, or `None` if anything else is there or fewer
 /// than `rows` line feeds are.
 fn plain_skip(stream: &OutputStream, from: u64, to: u64, rows: usize) -> Option<Vec<u8>> {
-    let mut sgr = Vec::new();
-    let mut lfs = 0usize;
-    // 0: text, 1: after ESC, 2: inside CSI (params so far in `sgr`).
-    let mut state = 0u8;
+    let mut scan = PlainScan::default();
     let mut at = from;
     while at < to {
-        let chunk = stream.log().read(at, CHUNK.min((to - at) as usize));
-        if chunk.missed > 0 || chunk.data.is_empty() {
+        // Scanned in place under the log's lock, a piece at a time so the
+        // producer is never held up for long.
+        let log = stream.log();
+        if log.start() > at {
             return None;
         }
-        at = chunk.offset + chunk.data.len() as u64;
-        let data = &chunk.data;
+        let (a, b) = log.slices_from(at);
+        let want = (to - at).min(SCAN_PIECE as u64) as usize;
+        let a_n = a.len().min(want);
+        let b_n = b.len().min(want - a_n);
+        if a_n + b_n == 0 {
+            return None;
+        }
+        if !scan.feed(&a[..a_n]) || !scan.feed(&b[..b_n]) {
+            return None;
+        }
+        at += (a_n + b_n) as u64;
+    }
+    (scan.state == 0 && scan.lfs >= rows).then_some(scan.sgr)
+}
+
+/// Bytes [`plain_skip`] scans per hold of the log's lock.
+const SCAN_PIECE: usize = 64 * 1024;
+
+/// The state of [`plain_skip`]'s scan: SGR sequences seen so far, line
+/// feeds, and where it is in an escape sequence.
+#[derive(Default)]
+struct PlainScan {
+    sgr: Vec<u8>,
+    lfs: usize,
+    /// 0: text, 1: after ESC, 2: inside CSI (params so far in `sgr`).
+    state: u8,
+}
+
+impl PlainScan {
+    /// Scans `data`; false at the first byte that is not plain text.
+    fn feed(&mut self, data: &[u8]) -> bool {
         let mut i = 0;
         while i < data.len() {
-            if state == 0 {
+            if self.state == 0 {
                 // Eight bytes at a time while none is a control character
-                // (bytes of 0x80 and above are UTF-8 text and pass).
+                // (bytes of 0x80 and above are UTF-8 text and pass); line
+                // feeds are counted a word at a time too.
                 while i + 8 <= data.len() {
-                    let w = u64::from_le_bytes(data[i..i + 8].try_into().expect("8 bytes"));
+                    let w = u64::from_le_bytes([
+                        data[i],
+                        data[i + 1],
+                        data[i + 2],
+                        data[i + 3],
+                        data[i + 4],
+                        data[i + 5],
+                        data[i + 6],
+                        data[i + 7],
+                    ]);
                     if w.wrapping_sub(0x2020_2020_2020_2020) & !w & 0x8080_8080_8080_8080 != 0 {
                         break;
                     }
@@ -243,35 +281,35 @@ fn plain_skip(stream: &OutputStream, from: u64, to: u64, rows: usize) -> Option<
             }
             let b = data[i];
             i += 1;
-            match state {
+            match self.state {
                 0 => match b {
-                    b'\n' => lfs += 1,
+                    b'\n' => self.lfs += 1,
                     0x20..=0x7e | 0x80..=0xff | b'\r' | b'\t' | 0x08 | 0x07 | 0x7f => {}
                     0x1b => {
-                        state = 1;
-                        sgr.push(0x1b);
+                        self.state = 1;
+                        self.sgr.push(0x1b);
                     }
-                    _ => return None,
+                    _ => return false,
                 },
                 1 => {
                     if b != b'[' {
-                        return None;
+                        return false;
                     }
-                    sgr.push(b);
-                    state = 2;
+                    self.sgr.push(b);
+                    self.state = 2;
                 }
                 _ => match b {
-                    b'0'..=b'9' | b';' | b':' => sgr.push(b),
+                    b'0'..=b'9' | b';' | b':' => self.sgr.push(b),
                     b'm' => {
-                        sgr.push(b);
-                        state = 0;
+                        self.sgr.push(b);
+                        self.state = 0;
                     }
-                    _ => return None,
+                    _ => return false,
                 },
             }
         }
+        true
     }
-    (state == 0 && lfs >= rows).then_some(sgr)
 }
 
 /// The tab stops in effect (every 8 columns until a program set its own).
@@ -408,7 +446,7 @@ impl ScreenState {
         let mut p = self.lock();
         if p.parser.is_none() {
             let end = self.stream.log().end();
-            if end < EAGER_AFTER {
+            if end < self.eager_after() {
                 // Look for queries in what is new (with a little overlap
                 // for a query split between two reads).
                 let from = p.scanned.saturating_sub(32);
@@ -420,6 +458,20 @@ impl ScreenState {
             }
         }
         self.catch_up_locked(&mut p);
+    }
+
+    /// Output after which the emulator is built without being asked:
+    /// [`EAGER_AFTER`], or half the ring when that is smaller, so the model
+    /// always starts before the ring drops its first byte (an emulator
+    /// built later would start mid-stream; and the producer, which waits
+    /// for the model, would wait for one that never parses).
+    fn eager_after(&self) -> u64 {
+        EAGER_AFTER.min(self.stream.log().capacity() as u64 / 2)
+    }
+
+    /// Lag beyond which the worker parses at once instead of batching.
+    fn urgent_lag(&self) -> u64 {
+        BURST.min(self.stream.log().capacity() as u64 / 2)
     }
 
     /// Whether the emulator exists (for memory accounting and tests).
@@ -630,9 +682,10 @@ fn worker() -> &'static Worker {
         std::thread::Builder::new()
             .name("berth-screen".into())
             .spawn(move || {
-                // Lowest priority: the data path to clients comes first.
-                // Lowering needs no privilege, so this cannot fail in practice.
-                let _ = berth_os::priority::set_this_thread_nice(berth_os::priority::LOWEST);
+                // The daemon's own priority, not a lower one: the producer
+                // waits for the model (it must see every byte), so a model
+                // starved by other processes on a busy machine would hold
+                // the session's output back with it.
                 // Sessions with new output, and when each may next be parsed.
                 let mut due: Vec<(std::time::Instant, Arc<ScreenState>)> = Vec::new();
                 loop {
@@ -675,7 +728,7 @@ fn worker() -> &'static Worker {
                         let since = super::bytelog::now_ms()
                             .saturating_sub(s.last_pass_ms.load(Ordering::Relaxed));
                         let interval = BATCH_INTERVAL.as_millis() as u64;
-                        if lag <= BURST && since < interval {
+                        if lag <= s.urgent_lag() && since < interval {
                             let wait = std::time::Duration::from_millis(interval - since);
                             due.push((now + wait, s));
                             continue;

@@ -177,10 +177,16 @@ async fn pump_pty(master: Arc<AsyncFd<OwnedFd>>, out: Arc<OutputStream>, screen:
         match guard.try_io(|inner| read_batch(inner.get_ref(), &mut buf)) {
             Ok(Ok(0)) => break,
             Ok(Ok(n)) => {
-                // Viewers that keep reading are protected by flow control
-                // inside the append; no per-read yield is needed.
-                out.append_respecting_blockers(&buf[..n]).await;
-                screen.mark_dirty();
+                // Viewers that keep reading, and the screen model, are
+                // protected by flow control inside the append: a read
+                // larger than what they may lag goes in in pieces, and the
+                // model is told of each, so it sees every byte.
+                let mut data = &buf[..n];
+                while !data.is_empty() {
+                    let k = out.append_some(data).await;
+                    data = &data[k..];
+                    screen.mark_dirty();
+                }
             }
             // EIO: every holder of the slave side closed it.
             Ok(Err(_)) => break,
