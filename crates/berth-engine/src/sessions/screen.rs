@@ -26,7 +26,7 @@
 
 use super::bytelog::OutputStream;
 use super::termfront::{Event, EventKind, Front, Modes, QueryKind};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -49,7 +49,9 @@ pub type Responder = Arc<dyn Fn(&[u8]) + Send + Sync>;
 pub struct ScreenState {
     parser: Mutex<Parsed>,
     stream: Arc<OutputStream>,
-    queued: AtomicBool,
+    /// What the worker was told since its last pass: 0 nothing, 1 new
+    /// output, 2 a lag it must parse at once (one message per level).
+    queued: AtomicU8,
     skips: AtomicU64,
     /// Offset parsed up to (the producer waits for it: see module docs).
     parsed_to: Arc<AtomicU64>,
@@ -365,7 +367,7 @@ impl ScreenState {
                 queries: Vec::new(),
             }),
             stream,
-            queued: AtomicBool::new(false),
+            queued: AtomicU8::new(0),
             skips: AtomicU64::new(0),
             parsed_to,
             last_pass_ms: AtomicU64::new(0),
@@ -430,7 +432,8 @@ impl ScreenState {
         // one proven skip (its tail parse is per pass), early enough that
         // the producer, which waits at a full ring, rarely has to.
         let urgent = lag > self.stream.log().capacity() as u64 / 2;
-        if !self.queued.swap(true, Ordering::AcqRel) || urgent {
+        let level = if urgent { 2 } else { 1 };
+        if self.queued.fetch_max(level, Ordering::AcqRel) < level {
             worker().send(self.clone(), urgent);
         }
     }
@@ -733,7 +736,7 @@ fn worker() -> &'static Worker {
                             due.push((now + wait, s));
                             continue;
                         }
-                        s.queued.store(false, Ordering::Release);
+                        s.queued.store(0, Ordering::Release);
                         s.last_pass_ms
                             .store(super::bytelog::now_ms(), Ordering::Relaxed);
                         s.catch_up();
