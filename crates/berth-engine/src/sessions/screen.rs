@@ -32,8 +32,14 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 const CHUNK: usize = 256 * 1024;
 
-/// Unparsed bytes beyond which a batch looks for a provable skip.
+/// Unparsed lag beyond which the worker parses at once instead of
+/// waiting for its batch interval.
 pub const BURST: u64 = 256 * 1024;
+/// Unparsed bytes beyond which a pass looks for a provable skip: a few
+/// screenfuls, so that even output arriving slowly (a pass every
+/// [`BATCH_INTERVAL`] sees little) is mostly skipped rather than parsed;
+/// a look that finds no skip costs a scan, far less than the parse.
+pub const SKIP_AFTER: u64 = 32 * 1024;
 /// How far back from the end a skip looks for its last screenful of lines.
 pub const TAIL: u64 = 64 * 1024;
 /// Output after which the worker builds the emulator without being asked.
@@ -555,7 +561,7 @@ impl ScreenState {
             p.cursor = self.stream.log().start();
         }
         let target = self.stream.log().end();
-        if target.saturating_sub(p.cursor) > BURST
+        if target.saturating_sub(p.cursor) > SKIP_AFTER
             && p.front.at_ground()
             && p.front.modes().scroll_region.is_none()
         {
