@@ -9,7 +9,9 @@
 //!     backlog, raw and (berth) with screen restore; (d) RSS per idle
 //!     session over 200 sessions.
 //!
-//! `cargo bench -p berth --bench sessions` (BENCH_MIB overrides the 256).
+//! `cargo bench -p berth --bench sessions` (BENCH_MIB overrides the 256;
+//! BENCH_PEERS=tmux,reference / none, BENCH_PARTS=a and
+//! BENCH_WORKLOADS=text / redraws run a part of it).
 
 mod common;
 
@@ -162,8 +164,10 @@ fn daemon_throughput(d: &Daemon, cmd: &str) -> (f64, f64, u64) {
     (n as f64 / secs, cpu_secs(d.child.id()) - cpu0, n)
 }
 
-/// (a) the limit: this process reads the PTY master directly.
-fn direct_throughput(cmd: &str) -> f64 {
+/// (a) the limit: this process reads the PTY master directly; bytes/s and
+/// the reader's CPU seconds (the floor of any relay's cost: every byte has
+/// to be read from the PTY once).
+fn direct_throughput(cmd: &str) -> (f64, f64, u64) {
     let pair = berth_os::pty::open(berth_os::pty::WinSize {
         rows: 50,
         cols: 200,
@@ -179,6 +183,7 @@ fn direct_throughput(cmd: &str) -> f64 {
         let blocking = OFlag::from_bits_truncate(flags) - OFlag::O_NONBLOCK;
         fcntl(&pair.master, FcntlArg::F_SETFL(blocking)).unwrap();
     }
+    let cpu0 = cpu_secs(std::process::id());
     let t = Instant::now();
     let mut child = c.spawn().unwrap();
     // The Command holds copies of the slave; all must close for EOF.
@@ -193,8 +198,10 @@ fn direct_throughput(cmd: &str) -> f64 {
         }
         n += k as u64;
     }
+    let secs = t.elapsed().as_secs_f64();
+    let cpu = cpu_secs(std::process::id()) - cpu0;
     child.wait().unwrap();
-    n as f64 / t.elapsed().as_secs_f64()
+    (n as f64 / secs, cpu, n)
 }
 
 /// (a) tmux with an attached client (under `script`, output discarded):
@@ -390,11 +397,12 @@ fn throughput(
     let bytes = (mib as u64) << 20;
     let gib = |n: u64| n as f64 / (1u64 << 30) as f64;
     println!("(a) PTY throughput, {mib} MiB of {what}, one attached client (MB/s; ratio to direct; CPU per GiB relayed)");
-    let direct = direct_throughput(cmd);
+    let (direct, dcpu, dn) = direct_throughput(cmd);
     println!(
-        "    {:<26} {:>9.0}  1.00",
+        "    {:<26} {:>9.0}  1.00   reader CPU {:.2} s/GiB",
         "direct read (the limit)",
-        direct / 1e6
+        direct / 1e6,
+        dcpu / gib(dn)
     );
     let (bt, bcpu, bn) = daemon_throughput(berth, cmd);
     assert!(bn >= bytes, "berth delivered {bn} of {bytes}");
@@ -406,16 +414,20 @@ fn throughput(
         bt / direct,
         b_per_gib
     );
-    match tmux_throughput(dir, cmd, bytes) {
-        Some((tm, tcpu)) => println!(
-            "    {:<26} {:>9.0}  {:.2}   server CPU {:.2} s/GiB (berth {:.2}x)",
-            "tmux, client attached",
-            tm / 1e6,
-            tm / direct,
-            tcpu / gib(bytes),
-            b_per_gib / (tcpu / gib(bytes))
-        ),
-        None => println!("    tmux: not installed"),
+    if !wanted("tmux") {
+        println!("    tmux: left out (BENCH_PEERS)");
+    } else {
+        match tmux_throughput(dir, cmd, bytes) {
+            Some((tm, tcpu)) => println!(
+                "    {:<26} {:>9.0}  {:.2}   server CPU {:.2} s/GiB (berth {:.2}x)",
+                "tmux, client attached",
+                tm / 1e6,
+                tm / direct,
+                tcpu / gib(bytes),
+                b_per_gib / (tcpu / gib(bytes))
+            ),
+            None => println!("    tmux: not installed"),
+        }
     }
     if let Some(r) = reference {
         let (rt, rcpu, rn) = daemon_throughput(r, cmd);
@@ -429,6 +441,18 @@ fn throughput(
             b_per_gib / per_gib
         );
     }
+}
+
+/// Whether `peer` ("tmux", "reference") is measured: all unless
+/// `BENCH_PEERS` lists some (comma-separated; "none" for berth alone).
+fn wanted(peer: &str) -> bool {
+    std::env::var("BENCH_PEERS").map_or(true, |v| v.split(',').any(|p| p == peer))
+}
+
+/// Whether part `part` ("a".."d") runs: all unless `BENCH_PARTS` lists
+/// some (e.g. `a`); `BENCH_WORKLOADS` likewise picks "text" / "redraws".
+fn part(var: &str, name: &str) -> bool {
+    std::env::var(var).map_or(true, |v| v.split(',').any(|p| p == name))
 }
 
 fn main() {
@@ -448,7 +472,7 @@ fn main() {
         "run/berth/daemon.sock",
         None,
     );
-    let reference = peer().map(|p| {
+    let reference = peer().filter(|_| wanted("reference")).map(|p| {
         start(
             "running-process-daemon",
             &p,
@@ -459,8 +483,16 @@ fn main() {
     });
 
     let redraw = redraw_workload(tmp.path(), mib);
-    for (what, cmd) in [("text lines", &cmd), ("full-screen redraws", &redraw)] {
-        throughput(tmp.path(), what, cmd, mib, &berth, reference.as_ref());
+    for (key, what, cmd) in [
+        ("text", "text lines", &cmd),
+        ("redraws", "full-screen redraws", &redraw),
+    ] {
+        if part("BENCH_PARTS", "a") && part("BENCH_WORKLOADS", key) {
+            throughput(tmp.path(), what, cmd, mib, &berth, reference.as_ref());
+        }
+    }
+    if !part("BENCH_PARTS", "b") {
+        return;
     }
 
     println!("(b) spawn to first byte, median of 30 (ms)");

@@ -676,7 +676,6 @@ fn a_replay_that_ends_inside_a_character_does_not_cut_it() {
 }
 
 #[test]
-#[ignore = "known failure: with a 1 KiB ring the output intermittently stalls since the blocking screen model landed (issues 16 and 18, open)"]
 fn an_offset_that_left_the_ring_gets_the_screen() {
     let (_k, ed, _rs, jwks) = setup();
     // A 1 KiB ring wraps at once.

@@ -28,33 +28,73 @@ enum Out {
 /// One stream frame for `kind`'s client, framed like every process-API
 /// message (`berth_wire::frame`).
 fn encode(kind: Kind, o: Out) -> Vec<u8> {
-    let framed = match kind {
-        Kind::Pty => frame::encode(&PtyStreamFrame {
-            frame: Some(match o {
-                Out::Bytes(b) => pty_stream_frame::Frame::Output(b),
-                Out::Missed(n) => pty_stream_frame::Frame::MissedBytes(n),
-                Out::Exit(c) => pty_stream_frame::Frame::ExitCode(c),
-                Out::Eof => pty_stream_frame::Frame::Error("end of output".into()),
-                Out::Error(e) => pty_stream_frame::Frame::Error(e),
-                Out::Stolen(by) => pty_stream_frame::Frame::StolenBy(by),
-            }),
-        }),
-        Kind::Pipe => frame::encode(&PipeStreamFrame {
-            frame: Some(match o {
-                Out::Bytes(b) => pipe_stream_frame::Frame::Bytes(b),
-                Out::Missed(n) => pipe_stream_frame::Frame::MissedBytes(n),
-                Out::Exit(c) => pipe_stream_frame::Frame::ExitCode(c),
-                Out::Eof => pipe_stream_frame::Frame::Eof(true),
-                Out::Error(e) => pipe_stream_frame::Frame::Error(e),
-                Out::Stolen(by) => pipe_stream_frame::Frame::StolenBy(by),
-            }),
-        }),
+    let mut wire = Vec::new();
+    encode_into(kind, o, &mut wire);
+    wire
+}
+
+/// Appends the frame of `o` to `wire` (see [`encode`]); an output frame's
+/// bytes are handed back in `o`'s place so the relay reuses its buffer.
+fn encode_into(kind: Kind, o: Out, wire: &mut Vec<u8>) -> Option<Vec<u8>> {
+    fn put<M: Message>(m: &M, wire: &mut Vec<u8>) -> Result<(), frame::FrameError> {
+        let len = m.encoded_len();
+        if len > frame::MAX_FRAME_LEN {
+            return Err(frame::FrameError::TooLarge {
+                len,
+                max: frame::MAX_FRAME_LEN,
+            });
+        }
+        wire.reserve(frame::HEADER_LEN + len);
+        wire.extend_from_slice(&(len as u32).to_be_bytes());
+        m.encode(wire).expect("reserved room for the message");
+        Ok(())
+    }
+    let (framed, back) = match kind {
+        Kind::Pty => {
+            let f = PtyStreamFrame {
+                frame: Some(match o {
+                    Out::Bytes(b) => pty_stream_frame::Frame::Output(b),
+                    Out::Missed(n) => pty_stream_frame::Frame::MissedBytes(n),
+                    Out::Exit(c) => pty_stream_frame::Frame::ExitCode(c),
+                    Out::Eof => pty_stream_frame::Frame::Error("end of output".into()),
+                    Out::Error(e) => pty_stream_frame::Frame::Error(e),
+                    Out::Stolen(by) => pty_stream_frame::Frame::StolenBy(by),
+                }),
+            };
+            let r = put(&f, wire);
+            let back = match f.frame {
+                Some(pty_stream_frame::Frame::Output(b)) => Some(b),
+                _ => None,
+            };
+            (r, back)
+        }
+        Kind::Pipe => {
+            let f = PipeStreamFrame {
+                frame: Some(match o {
+                    Out::Bytes(b) => pipe_stream_frame::Frame::Bytes(b),
+                    Out::Missed(n) => pipe_stream_frame::Frame::MissedBytes(n),
+                    Out::Exit(c) => pipe_stream_frame::Frame::ExitCode(c),
+                    Out::Eof => pipe_stream_frame::Frame::Eof(true),
+                    Out::Error(e) => pipe_stream_frame::Frame::Error(e),
+                    Out::Stolen(by) => pipe_stream_frame::Frame::StolenBy(by),
+                }),
+            };
+            let r = put(&f, wire);
+            let back = match f.frame {
+                Some(pipe_stream_frame::Frame::Bytes(b)) => Some(b),
+                _ => None,
+            };
+            (r, back)
+        }
     };
     // Output comes in CHUNK-sized pieces and the other frames are short,
     // so nothing here reaches the frame limit (checked below at compile
     // time); were one to, the client is told instead of sent a frame it
     // would refuse.
-    framed.unwrap_or_else(|e| encode(kind, Out::Error(format!("output frame: {e}"))))
+    if let Err(e) = framed {
+        encode_into(kind, Out::Error(format!("output frame: {e}")), wire);
+    }
+    back
 }
 
 const _: () = assert!(CHUNK + 64 < frame::MAX_FRAME_LEN);
@@ -69,23 +109,30 @@ pub(super) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
 ) {
     let (mut rd, mut wr) = tokio::io::split(stream);
     let mut buf = vec![0u8; 16 * 1024];
+    // The output and its frames, reused for every chunk: relaying a chunk
+    // costs one copy out of the ring and one into the frame, no allocation.
+    let mut data: Vec<u8> = Vec::new();
+    let mut wire: Vec<u8> = Vec::new();
     // Input frames that arrived together with the ATTACH request.
     if !apply_input(&mut dec, &att, kind, &mut wr).await {
         return;
     }
     loop {
         tokio::select! {
-            next = att.next(CHUNK) => {
+            next = att.next_into(CHUNK, &mut data) => {
                 let ok = match next {
-                    Next::Data { missed, bytes } => {
-                        let mut out = Vec::new();
+                    Next::Data { missed, .. } => {
+                        wire.clear();
                         if missed > 0 {
-                            out.extend(encode(kind, Out::Missed(missed)));
+                            encode_into(kind, Out::Missed(missed), &mut wire);
                         }
-                        if !bytes.is_empty() {
-                            out.extend(encode(kind, Out::Bytes(bytes)));
+                        if !data.is_empty() {
+                            let bytes = std::mem::take(&mut data);
+                            if let Some(back) = encode_into(kind, Out::Bytes(bytes), &mut wire) {
+                                data = back;
+                            }
                         }
-                        wr.write_all(&out).await.is_ok()
+                        wr.write_all(&wire).await.is_ok()
                     }
                     Next::Eof => {
                         let session = att.session().clone();

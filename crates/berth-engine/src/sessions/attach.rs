@@ -94,15 +94,29 @@ impl Attachment {
 
     /// Next output, up to `max` bytes, waiting for it if necessary.
     pub async fn next(&mut self, max: usize) -> Next {
+        let mut bytes = Vec::new();
+        match self.next_into(max, &mut bytes).await {
+            Next::Data { missed, .. } => Next::Data { missed, bytes },
+            other => other,
+        }
+    }
+
+    /// Like [`next`](Self::next), but the output goes into `buf` (cleared
+    /// first) and `Next::Data` carries an empty `bytes`: a relay reuses one
+    /// buffer instead of allocating one per chunk. Everything pending (up
+    /// to `max`) comes at once, so output that piled up while the client
+    /// was busy goes out as one chunk.
+    pub async fn next_into(&mut self, max: usize, buf: &mut Vec<u8>) -> Next {
         let out = self
             .session
             .stream(self.stream)
             .expect("attached stream exists")
             .clone();
+        buf.clear();
         loop {
-            let chunk = out.log().read(self.cursor, max);
-            if !chunk.data.is_empty() || chunk.missed > 0 {
-                self.cursor = chunk.offset + chunk.data.len() as u64;
+            let (missed, offset, len) = out.log().read_into(self.cursor, max, buf);
+            if len > 0 || missed > 0 {
+                self.cursor = offset + len as u64;
                 self.shared_cursor.store(self.cursor, Ordering::Release);
                 if self.slot.is_some() {
                     out.mark_delivered(self.cursor);
@@ -111,8 +125,8 @@ impl Attachment {
                     .store(bytelog::now_ms(), Ordering::Release);
                 out.reader_progressed();
                 return Next::Data {
-                    missed: chunk.missed,
-                    bytes: chunk.data,
+                    missed,
+                    bytes: Vec::new(),
                 };
             }
             // Caught up and about to wait for more: ready, not stuck, for as

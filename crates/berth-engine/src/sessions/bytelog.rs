@@ -97,6 +97,32 @@ impl ByteLog {
         }
     }
 
+    /// Like [`read`](Self::read), appending the bytes to `out` instead of
+    /// a new vector (a relay reuses one buffer); returns `(missed, offset,
+    /// length)`.
+    pub fn read_into(&self, from: u64, max: usize, out: &mut Vec<u8>) -> (u64, u64, usize) {
+        let missed = self.start.saturating_sub(from);
+        let offset = from.max(self.start).min(self.end);
+        let len = ((self.end - offset) as usize).min(max);
+        out.reserve(len);
+        self.copy_range(offset, len, out);
+        (missed, offset, len)
+    }
+
+    /// The held bytes from `from` (clamped into the held range) to the end,
+    /// as at most two slices (the ring may wrap once): scanning in place
+    /// without copying.
+    pub fn slices_from(&self, from: u64) -> (&[u8], &[u8]) {
+        let offset = from.max(self.start).min(self.end);
+        let len = (self.end - offset) as usize;
+        if len == 0 {
+            return (&[], &[]);
+        }
+        let pos = (offset % self.cap as u64) as usize;
+        let first = len.min(self.cap - pos);
+        (&self.buf[pos..pos + first], &self.buf[..len - first])
+    }
+
     fn copy_range(&self, offset: u64, len: usize, out: &mut Vec<u8>) {
         let mut pos = (offset % self.cap as u64) as usize;
         let mut left = len;
@@ -250,36 +276,60 @@ impl OutputStream {
         self.sync_waiters.fetch_sub(1, Ordering::AcqRel);
     }
 
-    /// Appends, first waiting while a reader that must not be overrun
-    /// would be. Only producers that may be slowed (a PTY or pipe reader)
-    /// call this; the child then blocks on its full PTY or pipe.
-    pub async fn append_respecting_blockers(&self, data: &[u8]) {
+    /// Appends all of `data`, waiting whenever a reader that must not be
+    /// overrun would be (see [`append_some`](Self::append_some)). Only
+    /// producers that may be slowed (a PTY or pipe reader) call this; the
+    /// child then blocks on its full PTY or pipe.
+    pub async fn append_respecting_blockers(&self, mut data: &[u8]) {
+        while !data.is_empty() {
+            let n = self.append_some(data).await;
+            data = &data[n..];
+        }
+    }
+
+    /// Appends the longest prefix of `data` (at least one byte, waiting
+    /// for room first) that overruns no reader the producer must wait
+    /// for, and returns its length: a reader at `cursor` with allowance
+    /// `max_lag` may be at most `max_lag` bytes behind the end, so a read
+    /// larger than the ring is appended in pieces the reader sees one by
+    /// one. A viewer that stopped reading (no read within [`STALL`]) is
+    /// not waited for. After [`close`](Self::close), everything goes in.
+    pub async fn append_some(&self, data: &[u8]) -> usize {
+        if data.is_empty() {
+            return 0;
+        }
         loop {
             let notified = self.progress.notified();
             let end = self.log().end();
-            // Wait while a reader has unread bytes and this append would put
-            // it more than its allowance behind. A reader that has read
-            // everything never holds the producer back.
-            let stalled = {
+            let room = {
                 let b = self.blockers.lock().unwrap_or_else(|p| p.into_inner());
                 let now = now_ms();
-                b.iter().any(|b| {
-                    let cur = b.cursor.load(Ordering::Acquire);
-                    let active = b.last_read_ms.as_ref().is_none_or(|t| {
-                        let t = t.load(Ordering::Acquire);
-                        t == WAITING || now.saturating_sub(t) < STALL.as_millis() as u64
-                    });
-                    active && end > cur && end + data.len() as u64 > cur + b.max_lag
-                })
+                b.iter()
+                    .filter(|b| {
+                        b.last_read_ms.as_ref().is_none_or(|t| {
+                            let t = t.load(Ordering::Acquire);
+                            t == WAITING || now.saturating_sub(t) < STALL.as_millis() as u64
+                        })
+                    })
+                    .map(|b| {
+                        let cur = b.cursor.load(Ordering::Acquire).min(end);
+                        (cur + b.max_lag).saturating_sub(end)
+                    })
+                    .min()
             };
-            if !stalled || self.is_closed() {
-                break;
+            let n = match room {
+                None => data.len(),
+                Some(r) => (r.min(data.len() as u64)) as usize,
+            };
+            if n > 0 || self.is_closed() {
+                let n = if n == 0 { data.len() } else { n };
+                self.append(&data[..n]);
+                return n;
             }
-            // Re-check after STALL even without progress: the reader may
+            // Re-check after STALL even without progress: a viewer may
             // have become stuck.
             let _ = tokio::time::timeout(STALL, notified).await;
         }
-        self.append(data);
     }
 
     /// Registers a reader the producer must always wait for (a BLOCK tee);
@@ -308,7 +358,7 @@ impl OutputStream {
             .push(Blocker {
                 id,
                 cursor,
-                max_lag: max_lag.min(cap),
+                max_lag: max_lag.min(cap).max(1),
                 last_read_ms,
             });
     }

@@ -4,7 +4,7 @@
 //! grids for remote clients — instead of replaying megabytes.
 //!
 //! Parsing costs CPU per byte, so it is kept off the hot path: one
-//! low-priority worker thread follows every session's byte log with its own
+//! worker thread follows every session's byte log with its own
 //! cursor, in batches at most every [`BATCH_INTERVAL`], and anyone who needs
 //! the screen first catches it up to the end of the log.
 //!
@@ -26,14 +26,20 @@
 
 use super::bytelog::OutputStream;
 use super::termfront::{Event, EventKind, Front, Modes, QueryKind};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock};
 
 const CHUNK: usize = 256 * 1024;
 
-/// Unparsed bytes beyond which a batch looks for a provable skip.
+/// Unparsed lag beyond which the worker parses at once instead of
+/// waiting for its batch interval.
 pub const BURST: u64 = 256 * 1024;
+/// Unparsed bytes beyond which a pass looks for a provable skip: a few
+/// screenfuls, so that even output arriving slowly (a pass every
+/// [`BATCH_INTERVAL`] sees little) is mostly skipped rather than parsed;
+/// a look that finds no skip costs a scan, far less than the parse.
+pub const SKIP_AFTER: u64 = 32 * 1024;
 /// How far back from the end a skip looks for its last screenful of lines.
 pub const TAIL: u64 = 64 * 1024;
 /// Output after which the worker builds the emulator without being asked.
@@ -49,7 +55,9 @@ pub type Responder = Arc<dyn Fn(&[u8]) + Send + Sync>;
 pub struct ScreenState {
     parser: Mutex<Parsed>,
     stream: Arc<OutputStream>,
-    queued: AtomicBool,
+    /// What the worker was told since its last pass: 0 nothing, 1 new
+    /// output, 2 a lag it must parse at once (one message per level).
+    queued: AtomicU8,
     skips: AtomicU64,
     /// Offset parsed up to (the producer waits for it: see module docs).
     parsed_to: Arc<AtomicU64>,
@@ -213,25 +221,63 @@ fn has_query(bytes: &[u8]) -> bool {
 /// the SGR sequences to fold, or `None` if anything else is there or fewer
 /// than `rows` line feeds are.
 fn plain_skip(stream: &OutputStream, from: u64, to: u64, rows: usize) -> Option<Vec<u8>> {
-    let mut sgr = Vec::new();
-    let mut lfs = 0usize;
-    // 0: text, 1: after ESC, 2: inside CSI (params so far in `sgr`).
-    let mut state = 0u8;
+    let mut scan = PlainScan::default();
     let mut at = from;
     while at < to {
-        let chunk = stream.log().read(at, CHUNK.min((to - at) as usize));
-        if chunk.missed > 0 || chunk.data.is_empty() {
+        // Scanned in place under the log's lock, a piece at a time so the
+        // producer is never held up for long.
+        let log = stream.log();
+        if log.start() > at {
             return None;
         }
-        at = chunk.offset + chunk.data.len() as u64;
-        let data = &chunk.data;
+        let (a, b) = log.slices_from(at);
+        let want = (to - at).min(SCAN_PIECE as u64) as usize;
+        let a_n = a.len().min(want);
+        let b_n = b.len().min(want - a_n);
+        if a_n + b_n == 0 {
+            return None;
+        }
+        if !scan.feed(&a[..a_n]) || !scan.feed(&b[..b_n]) {
+            return None;
+        }
+        at += (a_n + b_n) as u64;
+    }
+    (scan.state == 0 && scan.lfs >= rows).then_some(scan.sgr)
+}
+
+/// Bytes [`plain_skip`] scans per hold of the log's lock.
+const SCAN_PIECE: usize = 64 * 1024;
+
+/// The state of [`plain_skip`]'s scan: SGR sequences seen so far, line
+/// feeds, and where it is in an escape sequence.
+#[derive(Default)]
+struct PlainScan {
+    sgr: Vec<u8>,
+    lfs: usize,
+    /// 0: text, 1: after ESC, 2: inside CSI (params so far in `sgr`).
+    state: u8,
+}
+
+impl PlainScan {
+    /// Scans `data`; false at the first byte that is not plain text.
+    fn feed(&mut self, data: &[u8]) -> bool {
         let mut i = 0;
         while i < data.len() {
-            if state == 0 {
+            if self.state == 0 {
                 // Eight bytes at a time while none is a control character
-                // (bytes of 0x80 and above are UTF-8 text and pass).
+                // (bytes of 0x80 and above are UTF-8 text and pass); line
+                // feeds are counted a word at a time too.
                 while i + 8 <= data.len() {
-                    let w = u64::from_le_bytes(data[i..i + 8].try_into().expect("8 bytes"));
+                    let w = u64::from_le_bytes([
+                        data[i],
+                        data[i + 1],
+                        data[i + 2],
+                        data[i + 3],
+                        data[i + 4],
+                        data[i + 5],
+                        data[i + 6],
+                        data[i + 7],
+                    ]);
                     if w.wrapping_sub(0x2020_2020_2020_2020) & !w & 0x8080_8080_8080_8080 != 0 {
                         break;
                     }
@@ -243,35 +289,35 @@ fn plain_skip(stream: &OutputStream, from: u64, to: u64, rows: usize) -> Option<
             }
             let b = data[i];
             i += 1;
-            match state {
+            match self.state {
                 0 => match b {
-                    b'\n' => lfs += 1,
+                    b'\n' => self.lfs += 1,
                     0x20..=0x7e | 0x80..=0xff | b'\r' | b'\t' | 0x08 | 0x07 | 0x7f => {}
                     0x1b => {
-                        state = 1;
-                        sgr.push(0x1b);
+                        self.state = 1;
+                        self.sgr.push(0x1b);
                     }
-                    _ => return None,
+                    _ => return false,
                 },
                 1 => {
                     if b != b'[' {
-                        return None;
+                        return false;
                     }
-                    sgr.push(b);
-                    state = 2;
+                    self.sgr.push(b);
+                    self.state = 2;
                 }
                 _ => match b {
-                    b'0'..=b'9' | b';' | b':' => sgr.push(b),
+                    b'0'..=b'9' | b';' | b':' => self.sgr.push(b),
                     b'm' => {
-                        sgr.push(b);
-                        state = 0;
+                        self.sgr.push(b);
+                        self.state = 0;
                     }
-                    _ => return None,
+                    _ => return false,
                 },
             }
         }
+        true
     }
-    (state == 0 && lfs >= rows).then_some(sgr)
 }
 
 /// The tab stops in effect (every 8 columns until a program set its own).
@@ -327,7 +373,7 @@ impl ScreenState {
                 queries: Vec::new(),
             }),
             stream,
-            queued: AtomicBool::new(false),
+            queued: AtomicU8::new(0),
             skips: AtomicU64::new(0),
             parsed_to,
             last_pass_ms: AtomicU64::new(0),
@@ -392,7 +438,8 @@ impl ScreenState {
         // one proven skip (its tail parse is per pass), early enough that
         // the producer, which waits at a full ring, rarely has to.
         let urgent = lag > self.stream.log().capacity() as u64 / 2;
-        if !self.queued.swap(true, Ordering::AcqRel) || urgent {
+        let level = if urgent { 2 } else { 1 };
+        if self.queued.fetch_max(level, Ordering::AcqRel) < level {
             worker().send(self.clone(), urgent);
         }
     }
@@ -408,7 +455,7 @@ impl ScreenState {
         let mut p = self.lock();
         if p.parser.is_none() {
             let end = self.stream.log().end();
-            if end < EAGER_AFTER {
+            if end < self.eager_after() {
                 // Look for queries in what is new (with a little overlap
                 // for a query split between two reads).
                 let from = p.scanned.saturating_sub(32);
@@ -420,6 +467,20 @@ impl ScreenState {
             }
         }
         self.catch_up_locked(&mut p);
+    }
+
+    /// Output after which the emulator is built without being asked:
+    /// [`EAGER_AFTER`], or half the ring when that is smaller, so the model
+    /// always starts before the ring drops its first byte (an emulator
+    /// built later would start mid-stream; and the producer, which waits
+    /// for the model, would wait for one that never parses).
+    fn eager_after(&self) -> u64 {
+        EAGER_AFTER.min(self.stream.log().capacity() as u64 / 2)
+    }
+
+    /// Lag beyond which the worker parses at once instead of batching.
+    fn urgent_lag(&self) -> u64 {
+        BURST.min(self.stream.log().capacity() as u64 / 2)
     }
 
     /// Whether the emulator exists (for memory accounting and tests).
@@ -500,7 +561,7 @@ impl ScreenState {
             p.cursor = self.stream.log().start();
         }
         let target = self.stream.log().end();
-        if target.saturating_sub(p.cursor) > BURST
+        if target.saturating_sub(p.cursor) > SKIP_AFTER
             && p.front.at_ground()
             && p.front.modes().scroll_region.is_none()
         {
@@ -630,9 +691,10 @@ fn worker() -> &'static Worker {
         std::thread::Builder::new()
             .name("berth-screen".into())
             .spawn(move || {
-                // Lowest priority: the data path to clients comes first.
-                // Lowering needs no privilege, so this cannot fail in practice.
-                let _ = berth_os::priority::set_this_thread_nice(berth_os::priority::LOWEST);
+                // The daemon's own priority, not a lower one: the producer
+                // waits for the model (it must see every byte), so a model
+                // starved by other processes on a busy machine would hold
+                // the session's output back with it.
                 // Sessions with new output, and when each may next be parsed.
                 let mut due: Vec<(std::time::Instant, Arc<ScreenState>)> = Vec::new();
                 loop {
@@ -675,12 +737,12 @@ fn worker() -> &'static Worker {
                         let since = super::bytelog::now_ms()
                             .saturating_sub(s.last_pass_ms.load(Ordering::Relaxed));
                         let interval = BATCH_INTERVAL.as_millis() as u64;
-                        if lag <= BURST && since < interval {
+                        if lag <= s.urgent_lag() && since < interval {
                             let wait = std::time::Duration::from_millis(interval - since);
                             due.push((now + wait, s));
                             continue;
                         }
-                        s.queued.store(false, Ordering::Release);
+                        s.queued.store(0, Ordering::Release);
                         s.last_pass_ms
                             .store(super::bytelog::now_ms(), Ordering::Relaxed);
                         s.catch_up();

@@ -168,19 +168,46 @@ fn read_batch(fd: &OwnedFd, buf: &mut Vec<u8>) -> std::io::Result<usize> {
     Ok(buf.len())
 }
 
+/// How long the PTY reader lets output gather after a batch that did not
+/// fill its buffer (see [`pump_pty`]).
+const GATHER: Duration = Duration::from_millis(1);
+
+/// Reads a PTY session's output into its stream until the terminal closes.
+///
+/// Batching: a PTY hands out at most a few KiB per read, and a program
+/// writing steadily but slower than the daemon reads would otherwise be
+/// read, appended, framed and written to each client a few hundred bytes
+/// at a time. So after a batch that did not fill the buffer the reader
+/// lets output gather for [`GATHER`] before it looks again (the kernel
+/// holds far more than that in the meantime, so the program is not held
+/// up); a full batch is followed at once by the next read. The first
+/// output after a pause (a keystroke's echo) is read as soon as it
+/// arrives; output within a millisecond of the previous batch waits at
+/// most that long.
 async fn pump_pty(master: Arc<AsyncFd<OwnedFd>>, out: Arc<OutputStream>, screen: Arc<ScreenState>) {
     let mut buf: Vec<u8> = Vec::with_capacity(READ_BUF);
     loop {
         let Ok(mut guard) = master.readable().await else {
             break;
         };
-        match guard.try_io(|inner| read_batch(inner.get_ref(), &mut buf)) {
+        let batch = guard.try_io(|inner| read_batch(inner.get_ref(), &mut buf));
+        drop(guard);
+        match batch {
             Ok(Ok(0)) => break,
             Ok(Ok(n)) => {
-                // Viewers that keep reading are protected by flow control
-                // inside the append; no per-read yield is needed.
-                out.append_respecting_blockers(&buf[..n]).await;
-                screen.mark_dirty();
+                // Viewers that keep reading, and the screen model, are
+                // protected by flow control inside the append: a read
+                // larger than what they may lag goes in in pieces, and the
+                // model is told of each, so it sees every byte.
+                let mut data = &buf[..n];
+                while !data.is_empty() {
+                    let k = out.append_some(data).await;
+                    data = &data[k..];
+                    screen.mark_dirty();
+                }
+                if n < READ_BUF {
+                    tokio::time::sleep(GATHER).await;
+                }
             }
             // EIO: every holder of the slave side closed it.
             Ok(Err(_)) => break,

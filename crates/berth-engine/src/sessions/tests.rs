@@ -499,3 +499,34 @@ async fn attach_starts_where_the_last_attachment_stopped() {
     e.terminate(s.id(), Some(Duration::from_millis(100)))
         .unwrap();
 }
+
+/// A ring smaller than one read (1 KiB): the output must not stall behind
+/// a screen model that is not built yet (it used to wait for a model that
+/// would only be built after 64 KiB), and the model must still see every
+/// byte: a read larger than the ring goes in piece by piece.
+#[tokio::test]
+async fn a_ring_smaller_than_the_output_neither_stalls_nor_loses_bytes_for_the_screen() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path(), 1024);
+    // A colour set early must survive 3 KiB of later output (the model
+    // would lose it if any byte went past it), and the last lines must be
+    // on the screen.
+    let s = pty(
+        &e,
+        "printf '\\033[1;35m'; i=0; while [ $i -lt 300 ]; do echo line-$i; i=$((i+1)); done; \
+         printf 'DONE\\n'",
+    );
+    let exit = tokio::time::timeout(Duration::from_secs(20), s.wait_exit())
+        .await
+        .expect("the session finished instead of stalling");
+    assert_eq!(exit.code, 0);
+    let screen = s.screen().unwrap();
+    let text = screen.snapshot().text;
+    assert!(text.contains("line-299\nDONE"), "{text:?}");
+    assert!(!text.contains("line-200\n"), "only the last rows: {text:?}");
+    let bold_magenta = screen.with_screen(|sc, _| {
+        sc.cell(0, 0)
+            .map(|c| c.bold() && c.fgcolor() == vt100::Color::Idx(5))
+    });
+    assert_eq!(bold_magenta, Some(true));
+}
