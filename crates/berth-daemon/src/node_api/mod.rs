@@ -1,7 +1,8 @@
 //! The node API (seed 004): HTTPS and WebSocket endpoints that let the
 //! control plane and its web UI (built for seed 004's Go agent) use berth
 //! unchanged. `/health`, JWT/JWKS-checked browser terminals over the
-//! session engine (`/terminal/ws`, `/terminal/ws/multi`). Surfaces only
+//! session engine (`/terminal/ws`, `/terminal/ws/multi`), and the web
+//! terminal page (`GET /`). Surfaces only
 //! translate: terminals are engine sessions. See docs/node-api.md.
 
 pub mod auth;
@@ -15,6 +16,7 @@ pub mod server;
 pub mod state;
 pub mod terminal;
 pub mod terminals;
+pub mod web;
 
 use axum::extract::State;
 use axum::routing::get;
@@ -39,6 +41,7 @@ pub fn router(st: Arc<NodeState>) -> Router {
         .route("/workspaces/{workspace_id}/tabs", get(terminal::tabs))
         .route("/logs", get(logs_route))
         .route("/logs/stream", get(logs_stream_route))
+        .merge(web::routes())
         .with_state(st)
 }
 
