@@ -1125,3 +1125,46 @@ fn the_web_page_in_chromium_types_resizes_tabs_reloads_and_resumes() {
     );
     assert_eq!(r["closed"], true);
 }
+
+#[test]
+fn replay_sends_at_most_pty_output_buffer_size_bytes() {
+    let (_k, ed, _rs, jwks) = setup();
+    // A 2 KiB replay limit; the engine's ring (1 MiB) keeps everything.
+    let n = Node::start(&jwks, &[], &[("PTY_OUTPUT_BUFFER_SIZE", "2048")]);
+    let rt = &n.rt;
+    let tok = sign(&ed, &claims("workspace-terminal"));
+    let mut m = n
+        .ws(&format!("/terminal/ws/multi?workspace={WS}&token={tok}"))
+        .unwrap();
+    m.send(
+        rt,
+        json!({"type": "create_session", "sessionId": "b", "rows": 24, "cols": 80}),
+    );
+    let mut t = String::new();
+    m.until(rt, "session_created", &mut t);
+    m.send(rt, json!({"type": "input", "sessionId": "b", "data": "i=0; while [ $i -lt 400 ]; do echo row-$i; i=$((i+1)); done; echo END-$((3*3))\n"}));
+    let (_, end) = m.output_until(rt, "END-9");
+    // A reload (no offset) after ~4 KiB of output: the screen, not the bytes.
+    m.send(
+        rt,
+        json!({"type": "reattach_session", "sessionId": "b", "rows": 24, "cols": 80}),
+    );
+    m.until(rt, "session_reattached", &mut t);
+    let sb = m.until(rt, "scrollback", &mut t);
+    assert_eq!(sb["screen"], true, "{sb}");
+    assert!(sb["data"].as_str().unwrap().contains("row-399"));
+    assert!(!sb["data"].as_str().unwrap().contains("row-100"));
+    // Missing more than 2 KiB: the screen too.
+    m.send(rt, json!({"type": "reattach_session", "sessionId": "b", "rows": 24, "cols": 80, "offset": end - 3000}));
+    m.until(rt, "session_reattached", &mut t);
+    let sb = m.until(rt, "scrollback", &mut t);
+    assert_eq!(sb["screen"], true, "{sb}");
+    // Missing less: exactly the missed bytes.
+    m.send(rt, json!({"type": "reattach_session", "sessionId": "b", "rows": 24, "cols": 80, "offset": end - 1000}));
+    m.until(rt, "session_reattached", &mut t);
+    let sb = m.until(rt, "scrollback", &mut t);
+    assert_eq!(sb["screen"], false, "{sb}");
+    let sent = sb["data"].as_str().unwrap().len() as u64;
+    assert_eq!(sent, sb["offset"].as_u64().unwrap() - (end - 1000), "{sb}");
+    assert!(sent >= 1000 && sent < 2048);
+}
