@@ -1168,3 +1168,35 @@ fn replay_sends_at_most_pty_output_buffer_size_bytes() {
     assert_eq!(sent, sb["offset"].as_u64().unwrap() - (end - 1000), "{sb}");
     assert!(sent >= 1000 && sent < 2048);
 }
+
+#[test]
+fn the_log_stream_pushes_filtered_lines_of_a_file_that_appears_later() {
+    let (_k, ed, _rs, jwks) = setup();
+    let n = Node::start(&jwks, &[], &[]);
+    let rt = &n.rt;
+    let log = n.d.state_dir().join("berth/daemon.log");
+    let _ = std::fs::remove_file(&log);
+    let mgmt = sign(&ed, &claims("node-management"));
+    let mut s = n
+        .ws(&format!(
+            "/logs/stream?source=agent&level=warn&search=DISK&token={mgmt}"
+        ))
+        .unwrap();
+    // Let the stream start following before the file exists.
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::write(
+        &log,
+        "2026-11-29T11:00:00.000Z  INFO berth: disk fine\n\
+         2026-11-29T11:00:01.000Z  WARN berth: cpu hot\n\
+         2026-11-29T11:00:02.000Z ERROR berth: disk full\n",
+    )
+    .unwrap();
+    let m = s.next(rt).unwrap();
+    assert_eq!(m["type"], "log");
+    assert_eq!(m["entry"]["message"], "berth: disk full", "{m}");
+    assert_eq!(m["entry"]["level"], "error");
+    // A replaced (rotated) file is read from its start.
+    std::fs::write(&log, "2026-11-29T11:00:03.000Z  WARN berth: disk again\n").unwrap();
+    let m = s.next(rt).unwrap();
+    assert_eq!(m["entry"]["message"], "berth: disk again", "{m}");
+}

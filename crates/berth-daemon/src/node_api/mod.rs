@@ -10,6 +10,7 @@ pub mod cert;
 pub mod config;
 pub mod health;
 pub mod jwks;
+pub mod log_follow;
 pub mod logs;
 pub mod refusal;
 pub mod server;
@@ -75,7 +76,8 @@ async fn logs_route(
 
 /// `GET /logs/stream` (WebSocket, same filters, a `node-management` token
 /// as bearer or `?token=`): `LOG_STREAM_BUFFER_SIZE` catch-up entries,
-/// then `{"type":"log","entry":…}` as entries appear (polled every 2 s),
+/// then `{"type":"log","entry":…}` as sources write them (inotify on
+/// files, `journalctl -f`, `docker logs -f`),
 /// pinged every `LOG_STREAM_PING_INTERVAL`, closed when no pong came for
 /// `LOG_STREAM_PONG_TIMEOUT`.
 async fn logs_stream_route(

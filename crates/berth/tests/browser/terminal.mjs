@@ -29,6 +29,20 @@ const lines = (page, id) => page.evaluate((i) => (window.berthTerminal.text(i) |
 const hasLine = (id, line) => ({ id, line });
 const lineThere = ({ id, line }) => (window.berthTerminal.text(id) || '').split('\n').some((l) => l.trim() === line);
 
+// Chromium aborts a navigation with ERR_NETWORK_CHANGED when an interface
+// comes or goes (a container engine on the same machine does that); a
+// person would load the page again, and so does this.
+async function navigate(go) {
+  for (let i = 0; ; i++) {
+    try {
+      return await go();
+    } catch (e) {
+      if (i >= 4 || !String(e).includes('ERR_NETWORK_CHANGED')) throw e;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}
+
 async function typeLine(page, text) {
   await page.keyboard.type(text, { delay: 15 });
   await page.keyboard.press('Enter');
@@ -59,7 +73,7 @@ try {
 
   // Log in by token: a cookie, then the token leaves the address bar.
   result.step = 'login';
-  await page.goto(`${base}/?token=${encodeURIComponent(token)}`);
+  await navigate(() => page.goto(`${base}/?token=${encodeURIComponent(token)}`));
   result.landedOn = new URL(page.url()).pathname + new URL(page.url()).search;
   const cookies = await ctx.cookies();
   const c = cookies.find((k) => k.name.startsWith('vm_session_'));
@@ -118,7 +132,7 @@ try {
   result.step = 'reload';
   const screens = {};
   for (const id of [first, second]) screens[id] = await page.evaluate((i) => window.berthTerminal.screen(i), id);
-  await page.reload();
+  await navigate(() => page.reload());
   await waitFor(page, 'two tabs after reload', () => window.berthTerminal && window.berthTerminal.connected() && window.berthTerminal.tabs().length === 2);
   result.reloadSame = {};
   for (const id of [first, second]) {
