@@ -262,6 +262,12 @@ impl Node {
 
     /// GET with extra header lines (each ending in CRLF).
     fn get_with(&self, path: &str, headers: &str) -> (u16, String) {
+        let (status, _, body) = self.get_full(path, headers);
+        (status, body)
+    }
+
+    /// GET: (status, header block, body).
+    fn get_full(&self, path: &str, headers: &str) -> (u16, String, String) {
         let headers = headers.to_string();
         let tls = self.tls();
         let port = self.port;
@@ -288,11 +294,8 @@ impl Node {
             let _ = s.read_to_end(&mut out).await;
             let text = String::from_utf8_lossy(&out).into_owned();
             let status: u16 = text.split_whitespace().nth(1).unwrap().parse().unwrap();
-            let body = text
-                .split_once("\r\n\r\n")
-                .map(|x| x.1.to_string())
-                .unwrap_or_default();
-            (status, body)
+            let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+            (status, head.to_string(), body.to_string())
         })
     }
 
@@ -1002,4 +1005,229 @@ fn an_orphan_ends_after_the_grace_period_and_a_viewed_one_does_not() {
         "the orphan still runs: {:?}",
         ids(&mut keep)
     );
+}
+
+/// The header `name` (lower-case) of a header block.
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+#[test]
+fn the_web_page_takes_a_token_once_then_its_cookie() {
+    let (_k, ed, _rs, jwks) = setup();
+    let n = Node::start(&jwks, &[], &[]);
+    // No token, no cookie: a 401 page saying how to log in.
+    let (status, _, body) = n.get_full("/", "");
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("?token="), "{body}");
+    // A token for another audience is refused as everywhere else.
+    let wrong = sign(&ed, &claims("node-management"));
+    assert_eq!(n.get_full(&format!("/?token={wrong}"), "").0, 401);
+    // The token sets the cookie and leaves the address bar.
+    let tok = sign(&ed, &claims("workspace-terminal"));
+    let (status, head, _) = n.get_full(&format!("/?token={tok}"), "");
+    assert_eq!(status, 303, "{head}");
+    assert_eq!(
+        header(&head, "location"),
+        Some(format!("/?workspace={WS}").as_str())
+    );
+    let cookie = header(&head, "set-cookie").expect("a cookie");
+    for attr in ["HttpOnly", "Secure", "SameSite=Strict"] {
+        assert!(cookie.contains(attr), "{cookie}");
+    }
+    let pair = cookie.split(';').next().unwrap();
+    // The cookie serves the page: xterm.js and berth's app, embedded.
+    let (status, head, body) =
+        n.get_full(&format!("/?workspace={WS}"), &format!("cookie: {pair}\r\n"));
+    let built = status == 200;
+    if std::env::var_os("BERTH_REQUIRE_PEERS").is_some() {
+        assert!(
+            built,
+            "CI builds the page (npm ci in web/terminal): {status} {body}"
+        );
+    }
+    if built {
+        assert!(
+            body.contains("/assets/xterm.js") && body.contains("/assets/app.js"),
+            "{body}"
+        );
+        assert!(header(&head, "content-security-policy").is_some(), "{head}");
+        for (asset, needle) in [
+            ("xterm.js", "Terminal"),
+            ("addon-fit.js", "FitAddon"),
+            ("addon-web-links.js", "WebLinksAddon"),
+            ("xterm.css", ".xterm"),
+            ("app.js", "reattach_session"),
+            ("app.css", ".tab"),
+        ] {
+            let (s, h, b) = n.get_full(&format!("/assets/{asset}"), "");
+            assert_eq!(s, 200, "{asset}: {h}");
+            assert!(b.contains(needle), "{asset} lacks {needle}");
+        }
+    } else {
+        assert_eq!(status, 503, "{body}");
+        assert!(body.contains("npm ci"), "{body}");
+    }
+    // The cookie is for its workspace only; unknown assets are 404.
+    let (status, _, _) = n.get_full("/?workspace=other", &format!("cookie: {pair}\r\n"));
+    assert_eq!(status, 401);
+    assert_eq!(n.get_full("/assets/..%2Fapp.js", "").0, 404);
+}
+
+/// Runs `crates/berth/tests/browser/terminal.mjs` (chromium through
+/// playwright-core) against a daemon with the node API.
+#[test]
+#[ignore = "needs chromium and npm packages: see README"]
+fn the_web_page_in_chromium_types_resizes_tabs_reloads_and_resumes() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    assert!(
+        dir.join("node_modules/playwright-core").is_dir(),
+        "run `npm ci` in {}",
+        dir.display()
+    );
+    assert!(
+        Path::new("/usr/bin/chromium").exists(),
+        "apt-get install chromium"
+    );
+    let (_k, ed, _rs, jwks) = setup();
+    let n = Node::start(&jwks, &[], &[]);
+    let tok = sign(&ed, &claims("workspace-terminal"));
+    let out = Command::new("node")
+        .arg(dir.join("terminal.mjs"))
+        .env("BERTH_URL", format!("https://localhost:{}", n.port))
+        .env("BERTH_TOKEN", &tok)
+        .env(
+            "BERTH_SCREENSHOT",
+            std::env::temp_dir().join("berth-web-terminal.png"),
+        )
+        .output()
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| {
+            panic!(
+                "no result from the browser script: {stdout}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    let r: Value = serde_json::from_str(line).unwrap();
+    assert_eq!(
+        r["ok"],
+        true,
+        "failed at {}: {}\n{}\n{}\n{}",
+        r["step"],
+        r["error"],
+        r["debug"],
+        String::from_utf8_lossy(&out.stderr),
+        n.d.log()
+    );
+    assert_eq!(r["landedOn"], format!("/?workspace={WS}"));
+    assert_eq!(r["cookie"]["name"], format!("vm_session_{WS}"));
+    assert_eq!(r["cookie"]["httpOnly"], true);
+    assert_eq!(r["echo"], true);
+    assert_ne!(r["sttyBefore"], r["sttyAfter"], "{r}");
+    assert_eq!(r["paste"], true);
+    assert_eq!(r["secondTab"], true);
+    assert_eq!(r["renamed"], true);
+    for (id, same) in r["reloadSame"].as_object().unwrap() {
+        assert_eq!(
+            same,
+            &json!(true),
+            "tab {id} differs after reload: {}",
+            r["reloadDiff"]
+        );
+    }
+    assert_eq!(r["reloadSame"].as_object().unwrap().len(), 2);
+    assert_eq!(r["activeAfterReload"], true);
+    assert_eq!(r["namesAfterReload"][1], "build");
+    assert_eq!(r["disconnected"], true, "the drop did not disconnect: {r}");
+    assert_eq!(r["reconnected"], true);
+    assert_eq!(r["missing"], json!([]), "lines lost across the drop: {r}");
+    assert_eq!(
+        r["doubled"],
+        json!([]),
+        "lines shown twice after the drop: {r}"
+    );
+    assert_eq!(r["closed"], true);
+}
+
+#[test]
+fn replay_sends_at_most_pty_output_buffer_size_bytes() {
+    let (_k, ed, _rs, jwks) = setup();
+    // A 2 KiB replay limit; the engine's ring (1 MiB) keeps everything.
+    let n = Node::start(&jwks, &[], &[("PTY_OUTPUT_BUFFER_SIZE", "2048")]);
+    let rt = &n.rt;
+    let tok = sign(&ed, &claims("workspace-terminal"));
+    let mut m = n
+        .ws(&format!("/terminal/ws/multi?workspace={WS}&token={tok}"))
+        .unwrap();
+    m.send(
+        rt,
+        json!({"type": "create_session", "sessionId": "b", "rows": 24, "cols": 80}),
+    );
+    let mut t = String::new();
+    m.until(rt, "session_created", &mut t);
+    m.send(rt, json!({"type": "input", "sessionId": "b", "data": "i=0; while [ $i -lt 400 ]; do echo row-$i; i=$((i+1)); done; echo END-$((3*3))\n"}));
+    let (_, end) = m.output_until(rt, "END-9");
+    // A reload (no offset) after ~4 KiB of output: the screen, not the bytes.
+    m.send(
+        rt,
+        json!({"type": "reattach_session", "sessionId": "b", "rows": 24, "cols": 80}),
+    );
+    m.until(rt, "session_reattached", &mut t);
+    let sb = m.until(rt, "scrollback", &mut t);
+    assert_eq!(sb["screen"], true, "{sb}");
+    assert!(sb["data"].as_str().unwrap().contains("row-399"));
+    assert!(!sb["data"].as_str().unwrap().contains("row-100"));
+    // Missing more than 2 KiB: the screen too.
+    m.send(rt, json!({"type": "reattach_session", "sessionId": "b", "rows": 24, "cols": 80, "offset": end - 3000}));
+    m.until(rt, "session_reattached", &mut t);
+    let sb = m.until(rt, "scrollback", &mut t);
+    assert_eq!(sb["screen"], true, "{sb}");
+    // Missing less: exactly the missed bytes.
+    m.send(rt, json!({"type": "reattach_session", "sessionId": "b", "rows": 24, "cols": 80, "offset": end - 1000}));
+    m.until(rt, "session_reattached", &mut t);
+    let sb = m.until(rt, "scrollback", &mut t);
+    assert_eq!(sb["screen"], false, "{sb}");
+    let sent = sb["data"].as_str().unwrap().len() as u64;
+    assert_eq!(sent, sb["offset"].as_u64().unwrap() - (end - 1000), "{sb}");
+    assert!(sent >= 1000 && sent < 2048);
+}
+
+#[test]
+fn the_log_stream_pushes_filtered_lines_of_a_file_that_appears_later() {
+    let (_k, ed, _rs, jwks) = setup();
+    let n = Node::start(&jwks, &[], &[]);
+    let rt = &n.rt;
+    let log = n.d.state_dir().join("berth/daemon.log");
+    let _ = std::fs::remove_file(&log);
+    let mgmt = sign(&ed, &claims("node-management"));
+    let mut s = n
+        .ws(&format!(
+            "/logs/stream?source=agent&level=warn&search=DISK&token={mgmt}"
+        ))
+        .unwrap();
+    // Let the stream start following before the file exists.
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::write(
+        &log,
+        "2026-11-29T11:00:00.000Z  INFO berth: disk fine\n\
+         2026-11-29T11:00:01.000Z  WARN berth: cpu hot\n\
+         2026-11-29T11:00:02.000Z ERROR berth: disk full\n",
+    )
+    .unwrap();
+    let m = s.next(rt).unwrap();
+    assert_eq!(m["type"], "log");
+    assert_eq!(m["entry"]["message"], "berth: disk full", "{m}");
+    assert_eq!(m["entry"]["level"], "error");
+    // A replaced (rotated) file is read from its start.
+    std::fs::write(&log, "2026-11-29T11:00:03.000Z  WARN berth: disk again\n").unwrap();
+    let m = s.next(rt).unwrap();
+    assert_eq!(m["entry"]["message"], "berth: disk again", "{m}");
 }

@@ -58,6 +58,12 @@ pub struct NodeApiConfig {
     /// `PTY_ORPHAN_GRACE_PERIOD`: how long a terminal with no client keeps
     /// running; zero = forever (default 0).
     pub orphan_grace: Duration,
+    /// `PTY_OUTPUT_BUFFER_SIZE` (bytes, default 262144 = 256 KiB): the most
+    /// raw output one replay sends. A client missing more than this (or a
+    /// fresh client of a session that printed more) gets the screen from
+    /// the screen model instead. The engine's ring itself is sized by
+    /// `--backlog-kib`, as it is shared with every other client.
+    pub pty_output_buffer: usize,
     /// The shell of new terminals (`$SHELL`, else /bin/sh).
     pub shell: String,
     /// Working directory of new terminals without `workDir` (`$HOME`).
@@ -154,6 +160,16 @@ impl NodeApiConfig {
             log_stream_ping: dur("LOG_STREAM_PING_INTERVAL", Duration::from_secs(30))?,
             log_stream_pong_timeout: dur("LOG_STREAM_PONG_TIMEOUT", Duration::from_secs(90))?,
             orphan_grace: dur("PTY_ORPHAN_GRACE_PERIOD", Duration::ZERO)?,
+            pty_output_buffer: match num("PTY_OUTPUT_BUFFER_SIZE", 256 * 1024)? {
+                0 => {
+                    return Err(BadSetting {
+                        name: "PTY_OUTPUT_BUFFER_SIZE",
+                        value: "0".into(),
+                        why: "expected a number of bytes of at least 1".into(),
+                    })
+                }
+                n => n,
+            },
             shell: env("SHELL").unwrap_or_else(|| "/bin/sh".into()),
             default_workdir: env("HOME").unwrap_or_else(|| "/".into()),
         })
@@ -210,6 +226,14 @@ mod tests {
         assert_eq!(c.issuer, "https://cp.example");
         assert_eq!(c.log_default_limit, 200);
         assert_eq!(c.acp_prompt_retry_max_backoff, Duration::from_secs(120));
+        assert_eq!(c.pty_output_buffer, 256 * 1024);
+        let zero = NodeApiConfig::from_env("127.0.0.1:1".parse().unwrap(), "/tmp".into(), |n| {
+            (n == "PTY_OUTPUT_BUFFER_SIZE").then(|| "0".into())
+        });
+        assert!(zero
+            .unwrap_err()
+            .to_string()
+            .contains("PTY_OUTPUT_BUFFER_SIZE"));
         assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
         assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
         assert!(parse_duration("5 parsecs").is_err());

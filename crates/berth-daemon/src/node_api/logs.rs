@@ -119,16 +119,7 @@ pub async fn query(
             }
         }
     }
-    let min = q.level.as_deref().map(rank).unwrap_or(0);
-    let needle = q.search.as_deref().map(str::to_lowercase);
-    entries.retain(|e| {
-        rank(e.level) >= min
-            && q.since.as_deref().is_none_or(|s| e.timestamp.as_str() >= s)
-            && q.until.as_deref().is_none_or(|u| e.timestamp.as_str() <= u)
-            && needle
-                .as_deref()
-                .is_none_or(|n| e.message.to_lowercase().contains(n))
-    });
+    entries.retain(|e| keep(q, e));
     entries.sort_by(|a, b| b.timestamp.cmp(&a.timestamp));
     let has_more = entries.len() > skip + limit;
     let page: Vec<Value> = entries
@@ -143,6 +134,17 @@ pub async fn query(
         "hasMore": has_more,
         "sources": status,
     }))
+}
+
+/// Whether `e` passes `q`'s level, time and search filters.
+pub fn keep(q: &LogQuery, e: &Entry) -> bool {
+    let min = q.level.as_deref().map(rank).unwrap_or(0);
+    rank(e.level) >= min
+        && q.since.as_deref().is_none_or(|s| e.timestamp.as_str() >= s)
+        && q.until.as_deref().is_none_or(|u| e.timestamp.as_str() <= u)
+        && q.search
+            .as_deref()
+            .is_none_or(|n| e.message.to_lowercase().contains(&n.to_lowercase()))
 }
 
 /// The last `max` lines of `files` (missing files: unavailable if none
@@ -189,7 +191,9 @@ fn read_tail(p: &Path, max: u64) -> std::io::Result<String> {
     Ok(String::from_utf8_lossy(&b).into_owned())
 }
 
-fn parse_line(line: &str, source: &'static str) -> Entry {
+/// One log line: a leading RFC 3339 time and level word taken apart
+/// (tracing's format), else the whole line at `info`.
+pub fn parse_line(line: &str, source: &'static str) -> Entry {
     // Strip colour codes tracing may have written.
     let clean: String = {
         let mut s = String::with_capacity(line.len());
@@ -341,7 +345,9 @@ async fn docker(q: &LogQuery, max: usize, timeout: Duration) -> Result<Vec<Entry
         .collect())
 }
 
-/// Serves `/logs/stream` on `sock` (see the route in `mod.rs`).
+/// Serves `/logs/stream` on `sock` (see the route in `mod.rs`): the
+/// newest `LOG_STREAM_BUFFER_SIZE` entries oldest first, then each new
+/// entry as its source writes it (pushed, see `log_follow`).
 pub async fn stream(
     sock: axum::extract::ws::WebSocket,
     src: Sources,
@@ -352,32 +358,51 @@ pub async fn stream(
     use futures_util::{SinkExt, StreamExt};
     let (mut tx, mut rx) = sock.split();
     q.cursor = None;
-    let mut last = String::new();
-    let mut first = true;
-    let mut poll = tokio::time::interval(Duration::from_secs(2));
+    let source = q.source.clone().unwrap_or_else(|| "all".into());
+    let wants = |s: &str| source == "all" || source == s;
+    let mut files = Vec::new();
+    if wants("agent") {
+        files.push((src.agent_log.clone(), "agent"));
+    }
+    if wants("cloud-init") {
+        files.extend(src.cloud_init.iter().map(|p| (p.clone(), "cloud-init")));
+    }
+    // Followers start before the catch-up so nothing written in between
+    // is lost; what the catch-up already sent is skipped by its time.
+    let mut follow = super::log_follow::start(super::log_follow::Follow {
+        files,
+        journal: wants("systemd"),
+        container: q.container.clone().filter(|_| wants("docker")),
+    });
+    let limit = cfg.log_stream_buffer.max(1);
+    let mut caught_up = String::new();
+    if let Ok(v) = query(&src, &q, limit, limit.max(cfg.log_max_limit)).await {
+        let mut entries: Vec<Value> = v["entries"].as_array().cloned().unwrap_or_default();
+        entries.reverse(); // oldest first
+        for e in entries {
+            let ts = e["timestamp"].as_str().unwrap_or("").to_string();
+            caught_up = caught_up.max(ts);
+            let m = json!({"type": "log", "entry": e}).to_string();
+            if tx.send(Message::Text(m.into())).await.is_err() {
+                return;
+            }
+        }
+    }
+    let mut following = true;
     let mut ping = tokio::time::interval(cfg.log_stream_ping.max(Duration::from_secs(1)));
     let mut last_pong = tokio::time::Instant::now();
     loop {
         tokio::select! {
-            _ = poll.tick() => {
-                let limit = cfg.log_stream_buffer.max(1);
-                let Ok(v) = query(&src, &q, limit, limit.max(cfg.log_max_limit)).await else { break };
-                let mut entries: Vec<Value> = v["entries"].as_array().cloned().unwrap_or_default();
-                entries.reverse(); // oldest first
-                for e in entries {
-                    let ts = e["timestamp"].as_str().unwrap_or("").to_string();
-                    if !first && ts <= last {
-                        continue;
-                    }
-                    if ts > last {
-                        last = ts;
-                    }
-                    let m = json!({"type": "log", "entry": e}).to_string();
-                    if tx.send(Message::Text(m.into())).await.is_err() {
-                        return;
-                    }
+            e = follow.recv(), if following => {
+                let Some(e) = e else { following = false; continue };
+                if !keep(&q, &e) || (!e.timestamp.is_empty() && e.timestamp <= caught_up) {
+                    continue;
                 }
-                first = false;
+                let entry = json!({"timestamp": e.timestamp, "level": e.level, "source": e.source, "message": e.message});
+                let m = json!({"type": "log", "entry": entry}).to_string();
+                if tx.send(Message::Text(m.into())).await.is_err() {
+                    return;
+                }
             }
             _ = ping.tick() => {
                 if last_pong.elapsed() > cfg.log_stream_pong_timeout {

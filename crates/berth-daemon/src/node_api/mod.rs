@@ -1,7 +1,8 @@
 //! The node API (seed 004): HTTPS and WebSocket endpoints that let the
 //! control plane and its web UI (built for seed 004's Go agent) use berth
 //! unchanged. `/health`, JWT/JWKS-checked browser terminals over the
-//! session engine (`/terminal/ws`, `/terminal/ws/multi`). Surfaces only
+//! session engine (`/terminal/ws`, `/terminal/ws/multi`), and the web
+//! terminal page (`GET /`). Surfaces only
 //! translate: terminals are engine sessions. See docs/node-api.md.
 
 pub mod auth;
@@ -9,12 +10,14 @@ pub mod cert;
 pub mod config;
 pub mod health;
 pub mod jwks;
+pub mod log_follow;
 pub mod logs;
 pub mod refusal;
 pub mod server;
 pub mod state;
 pub mod terminal;
 pub mod terminals;
+pub mod web;
 
 use axum::extract::State;
 use axum::routing::get;
@@ -39,6 +42,7 @@ pub fn router(st: Arc<NodeState>) -> Router {
         .route("/workspaces/{workspace_id}/tabs", get(terminal::tabs))
         .route("/logs", get(logs_route))
         .route("/logs/stream", get(logs_stream_route))
+        .merge(web::routes())
         .with_state(st)
 }
 
@@ -72,7 +76,8 @@ async fn logs_route(
 
 /// `GET /logs/stream` (WebSocket, same filters, a `node-management` token
 /// as bearer or `?token=`): `LOG_STREAM_BUFFER_SIZE` catch-up entries,
-/// then `{"type":"log","entry":…}` as entries appear (polled every 2 s),
+/// then `{"type":"log","entry":…}` as sources write them (inotify on
+/// files, `journalctl -f`, `docker logs -f`),
 /// pinged every `LOG_STREAM_PING_INTERVAL`, closed when no pong came for
 /// `LOG_STREAM_PONG_TIMEOUT`.
 async fn logs_stream_route(

@@ -44,6 +44,15 @@ impl Refusal {
         }
     }
 
+    /// 404: no such thing (an asset of the web page).
+    pub fn not_found(reason: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::NOT_FOUND,
+            code: "not_found",
+            reason: reason.into(),
+        }
+    }
+
     /// 500: the daemon failed (store, spawn).
     pub fn internal(reason: impl Into<String>) -> Self {
         Self {

@@ -26,11 +26,11 @@ const CHUNK: usize = 32 * 1024;
 /// Where a view starts.
 #[derive(Debug, Clone, Copy)]
 pub enum Start {
-    /// A client with nothing: the whole ring if it holds everything, else
-    /// the screen.
+    /// A client with nothing: the whole output if the ring holds all of
+    /// it and it is within the replay limit, else the screen.
     Fresh,
     /// A client holding output up to this offset: only what it missed, or
-    /// the screen when that is gone.
+    /// the screen when that is gone or over the replay limit.
     Offset(u64),
     /// A new session: live output only.
     Live,
@@ -52,6 +52,9 @@ pub struct Conn {
     pub shell: String,
     /// Default working directory.
     pub work_dir: String,
+    /// Most raw output one replay sends (`PTY_OUTPUT_BUFFER_SIZE`); more
+    /// missed than this and the client gets the screen.
+    pub replay_limit: u64,
 }
 
 /// Serves `socket`; in single mode `first` is the session it shows.
@@ -358,12 +361,12 @@ async fn pump(conn: Arc<Conn>, tx: mpsc::Sender<Message>, term: Term, start: Sta
         let (begin, end) = (log.start(), log.end());
         match start {
             Start::Live => (Vec::new(), end, false),
-            Start::Offset(o) if o >= begin && o <= end => (
+            Start::Offset(o) if o >= begin && o <= end && end - o <= conn.replay_limit => (
                 berth_engine::sessions::replay::strip_queries(&log.read(o, usize::MAX).data),
                 end,
                 false,
             ),
-            Start::Fresh if begin == 0 => (
+            Start::Fresh if begin == 0 && end <= conn.replay_limit => (
                 berth_engine::sessions::replay::strip_queries(&log.read(0, usize::MAX).data),
                 end,
                 false,

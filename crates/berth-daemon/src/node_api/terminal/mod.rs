@@ -167,6 +167,7 @@ pub async fn single(
         binary_out: q.binary.unwrap_or(false),
         shell: st.cfg.shell.clone(),
         work_dir: st.cfg.default_workdir.clone(),
+        replay_limit: st.cfg.pty_output_buffer as u64,
     };
     let r = ws
         .max_message_size(conn::MAX_MESSAGE)
@@ -195,6 +196,7 @@ pub async fn multi(
         binary_out: false,
         shell: st.cfg.shell.clone(),
         work_dir: st.cfg.default_workdir.clone(),
+        replay_limit: st.cfg.pty_output_buffer as u64,
     };
     let r = ws
         .max_message_size(conn::MAX_MESSAGE)

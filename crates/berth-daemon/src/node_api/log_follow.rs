@@ -1,0 +1,277 @@
+//! What `/logs/stream` follows after its catch-up (seed 004 "Log
+//! Retrieval Settings"): new lines of the file sources (the daemon's own
+//! log, cloud-init's) the moment inotify says their directory changed, and
+//! `journalctl -f` / `docker logs -f` where those exist. Every follower
+//! sends parsed entries into one channel and ends with it.
+
+use super::logs::{parse_line, Entry};
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+use tokio::io::AsyncBufReadExt;
+use tokio::sync::mpsc;
+
+/// Where to follow, and which sources the query asked for.
+pub struct Follow {
+    /// (file, source name) pairs to tail.
+    pub files: Vec<(PathBuf, &'static str)>,
+    /// Follow journald (`journalctl -f`).
+    pub journal: bool,
+    /// Follow this container (`docker logs -f`).
+    pub container: Option<String>,
+}
+
+/// Starts the followers; entries arrive on the returned channel until it
+/// is dropped (which ends them: the tasks notice a closed channel, child
+/// processes are killed on drop). Files are read from their current end.
+pub fn start(f: Follow) -> mpsc::Receiver<Entry> {
+    let (tx, rx) = mpsc::channel(256);
+    if !f.files.is_empty() {
+        tokio::spawn(tail_files(f.files, tx.clone()));
+    }
+    if f.journal {
+        let args = ["-f", "-o", "json", "-n", "0", "--no-pager"].map(String::from);
+        tokio::spawn(follow_command(
+            "journalctl",
+            args.to_vec(),
+            tx.clone(),
+            journal_line,
+        ));
+    }
+    if let Some(c) = f.container {
+        let args = ["logs", "-f", "--timestamps", "--tail", "0", &c].map(String::from);
+        tokio::spawn(follow_command("docker", args.to_vec(), tx, docker_line));
+    }
+    rx
+}
+
+/// An inotify instance, and a duplicate of its descriptor registered with
+/// tokio for readiness (both name one open file description).
+struct Watch {
+    ino: Inotify,
+    ready: tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>,
+}
+
+/// One tailed file: where its next unread byte is, and a partial line.
+struct Tail {
+    path: PathBuf,
+    source: &'static str,
+    pos: u64,
+    partial: String,
+}
+
+impl Tail {
+    /// Complete lines added since the last call. A file that shrank was
+    /// truncated or replaced: it is read again from its start.
+    fn read_new(&mut self) -> Vec<Entry> {
+        use std::io::{Read, Seek, SeekFrom};
+        let Ok(mut file) = std::fs::File::open(&self.path) else {
+            return Vec::new();
+        };
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        if len < self.pos {
+            self.pos = 0;
+            self.partial.clear();
+        }
+        if len == self.pos || file.seek(SeekFrom::Start(self.pos)).is_err() {
+            return Vec::new();
+        }
+        let mut buf = Vec::new();
+        if file.read_to_end(&mut buf).is_err() {
+            return Vec::new();
+        }
+        self.pos += buf.len() as u64;
+        self.partial.push_str(&String::from_utf8_lossy(&buf));
+        let mut out = Vec::new();
+        while let Some(i) = self.partial.find('\n') {
+            let line: String = self.partial.drain(..=i).collect();
+            let line = line.trim_end_matches(['\n', '\r']);
+            if !line.is_empty() {
+                out.push(parse_line(line, self.source));
+            }
+        }
+        out
+    }
+}
+
+/// Tails `files`, woken by inotify on their directories (creation,
+/// writes, renames: rotation is seen). Without inotify (no instance left
+/// for this user), polls every 2 s instead.
+async fn tail_files(files: Vec<(PathBuf, &'static str)>, tx: mpsc::Sender<Entry>) {
+    let mut tails: Vec<Tail> = files
+        .into_iter()
+        .map(|(path, source)| Tail {
+            pos: std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
+            path,
+            source,
+            partial: String::new(),
+        })
+        .collect();
+    let watch = watch(&tails);
+    if let Err(e) = &watch {
+        tracing::warn!("log stream: no inotify ({e}); polling the log files every 2 s");
+    }
+    let mut watch = watch.ok();
+    loop {
+        for t in &mut tails {
+            for e in t.read_new() {
+                if tx.send(e).await.is_err() {
+                    return;
+                }
+            }
+        }
+        match &mut watch {
+            Some(w) => {
+                tokio::select! {
+                    _ = tx.closed() => return,
+                    r = w.ready.readable() => match r {
+                        Ok(mut g) => {
+                            // Drain the events; which file changed does
+                            // not matter, each tail checks its size.
+                            let ino = &w.ino;
+                            let _ = g.try_io(|_| ino.read_events().map_err(std::io::Error::from));
+                        }
+                        Err(_) => return,
+                    },
+                }
+            }
+            None => {
+                tokio::select! {
+                    _ = tx.closed() => return,
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
+                }
+            }
+        }
+    }
+}
+
+/// An inotify watch on each tailed file's directory.
+fn watch(tails: &[Tail]) -> Result<Watch, String> {
+    let ino = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)
+        .map_err(|e| format!("inotify_init: {e}"))?;
+    let mut any = false;
+    for t in tails {
+        let Some(dir) = t.path.parent() else { continue };
+        let flags = AddWatchFlags::IN_MODIFY
+            | AddWatchFlags::IN_CREATE
+            | AddWatchFlags::IN_MOVED_TO
+            | AddWatchFlags::IN_CLOSE_WRITE;
+        if ino.add_watch(dir, flags).is_ok() {
+            any = true;
+        }
+    }
+    if !any {
+        return Err("none of the log directories exists".into());
+    }
+    let dup = ino
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(|e| e.to_string())?;
+    let ready = berth_os::async_fd::register(dup, tokio::io::Interest::READABLE)
+        .map_err(|e| e.to_string())?;
+    Ok(Watch { ino, ready })
+}
+
+/// Runs `cmd args` (killed when this ends) and sends each stdout and
+/// stderr line it prints, parsed by `parse`. A command that cannot start
+/// ends quietly: the catch-up already reported the source unavailable.
+async fn follow_command(
+    cmd: &'static str,
+    args: Vec<String>,
+    tx: mpsc::Sender<Entry>,
+    parse: fn(&str) -> Option<Entry>,
+) {
+    let child = tokio::process::Command::new(cmd)
+        .args(&args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn();
+    let Ok(mut child) = child else { return };
+    let (Some(out), Some(err)) = (child.stdout.take(), child.stderr.take()) else {
+        return;
+    };
+    let mut out = tokio::io::BufReader::new(out).lines();
+    let mut err = tokio::io::BufReader::new(err).lines();
+    let (mut out_open, mut err_open) = (true, true);
+    while out_open || err_open {
+        let line = tokio::select! {
+            _ = tx.closed() => break,
+            l = out.next_line(), if out_open => match l {
+                Ok(Some(l)) => l,
+                _ => { out_open = false; continue }
+            },
+            l = err.next_line(), if err_open => match l {
+                Ok(Some(l)) => l,
+                _ => { err_open = false; continue }
+            },
+        };
+        if let Some(e) = parse(&line) {
+            if tx.send(e).await.is_err() {
+                break;
+            }
+        }
+    }
+    let _ = child.kill().await;
+}
+
+/// One `journalctl -o json` line.
+fn journal_line(line: &str) -> Option<Entry> {
+    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+    let us: u64 = v["__REALTIME_TIMESTAMP"].as_str()?.parse().ok()?;
+    let prio: u8 = v["PRIORITY"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(6);
+    Some(Entry {
+        timestamp: crate::node_api::terminals::iso(us / 1000),
+        level: match prio {
+            0..=3 => "error",
+            4 => "warn",
+            5 | 6 => "info",
+            _ => "debug",
+        },
+        source: "systemd",
+        message: v["MESSAGE"].as_str().unwrap_or("").to_string(),
+    })
+}
+
+/// One `docker logs --timestamps` line.
+fn docker_line(line: &str) -> Option<Entry> {
+    let (ts, msg) = line.split_once(' ').unwrap_or(("", line));
+    Some(Entry {
+        timestamp: ts.to_string(),
+        level: "info",
+        source: "docker",
+        message: msg.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tail_gives_complete_new_lines_and_rereads_a_truncated_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.log");
+        std::fs::write(&p, "old line\n").unwrap();
+        let mut t = Tail {
+            pos: 9,
+            path: p.clone(),
+            source: "agent",
+            partial: String::new(),
+        };
+        assert!(t.read_new().is_empty());
+        std::fs::write(&p, "old line\n2026-11-29T10:00:00Z  WARN one\ntwo-par").unwrap();
+        let got = t.read_new();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].level, "warn");
+        assert_eq!(got[0].message, "one");
+        std::fs::write(&p, "new\n").unwrap();
+        let got = t.read_new();
+        assert_eq!(got.len(), 1, "a truncated file is read from its start");
+        assert_eq!(got[0].message, "new");
+    }
+}
