@@ -118,8 +118,10 @@ impl SnapshotStore {
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
-        let cap = capture::capture(state, &self.chunks, &old)?;
-        chunks::sync_all(&cap.fresh)?;
+        let batch = self.chunks.batch();
+        let cap = capture::capture(state, &self.chunks, &batch, &old)?;
+        let added_bytes = batch.added_bytes();
+        batch.publish()?;
         let ts = now();
         let digest = tree::digest(&cap.entries);
         let salt = blake3::hash(format!("{project}{ts}{digest}{}", std::process::id()).as_bytes());
@@ -128,7 +130,7 @@ impl SnapshotStore {
             timestamp: ts,
             state_digest: digest,
             size_bytes: cap.entries.iter().map(|e| e.size).sum(),
-            added_bytes: cap.added_bytes,
+            added_bytes,
             files_read: cap.files_read,
             entry_count: cap.entries.len() as u64,
             meta,
