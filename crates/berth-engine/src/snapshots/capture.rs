@@ -8,7 +8,7 @@
 //! then cut, hashed, compressed and written by a few worker threads
 //! (largest first), since hashing and compression are CPU-bound.
 
-use super::chunks::{Batch, Chunks};
+use super::chunks::Batch;
 use super::model::{ChunkRef, Entry, EntryKind, SnapshotError};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -77,7 +77,6 @@ fn mtime_ns(m: &fs::Metadata) -> i64 {
 /// save.
 pub(crate) fn capture(
     root: &Path,
-    chunks: &Chunks,
     batch: &Batch<'_>,
     old: &Index,
 ) -> Result<Captured, SnapshotError> {
@@ -88,7 +87,7 @@ pub(crate) fn capture(
     };
     let mut todo = Vec::new();
     if root.exists() {
-        walk(root, "", chunks, old, &mut out, &mut todo)?;
+        walk(root, "", batch, old, &mut out, &mut todo)?;
     }
     out.files_read = todo.len() as u64;
     for (entry, refs) in read_all(todo, batch)? {
@@ -162,7 +161,7 @@ fn read_all(
 fn walk(
     dir: &Path,
     rel: &str,
-    chunks: &Chunks,
+    batch: &Batch<'_>,
     old: &Index,
     out: &mut Captured,
     todo: &mut Vec<ToRead>,
@@ -199,7 +198,7 @@ fn walk(
         if ft.is_dir() {
             e.kind = EntryKind::Dir;
             out.entries.push(e);
-            walk(&path, &relp, chunks, old, out, todo)?;
+            walk(&path, &relp, batch, old, out, todo)?;
         } else if ft.is_symlink() {
             let t = fs::read_link(&path).map_err(SnapshotError::io(format!(
                 "cannot read link {}",
@@ -220,7 +219,7 @@ fn walk(
                 k.size == e.size
                     && k.mtime_ns == e.mtime_ns
                     && k.ino == meta.ino()
-                    && k.chunks.iter().all(|c| chunks.path(&c.hash).exists())
+                    && k.chunks.iter().all(|c| batch.holds(&c.hash))
             });
             match known {
                 Some(k) => e.chunks = k.chunks.clone(),

@@ -86,6 +86,22 @@ impl Batch<'_> {
         Ok(r)
     }
 
+    /// Whether chunk `hash` (64 hex) is stored or held by this batch.
+    pub(crate) fn holds(&self, hash: &str) -> bool {
+        if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return false;
+        }
+        if self.chunks.path(hash).exists() {
+            return true;
+        }
+        blake3::Hash::from_hex(hash).is_ok_and(|h| {
+            self.seen
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(h.as_bytes())
+        })
+    }
+
     /// Compressed bytes of the chunks this batch added.
     pub(crate) fn added_bytes(&self) -> u64 {
         self.added.load(Ordering::Relaxed)

@@ -34,6 +34,36 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 
+/// Freezes what writes to a state tree while a save captures it
+/// ([`SnapshotStore::save_frozen`]); the project engine freezes a
+/// project's services with it (SIGSTOP of native process groups, Docker
+/// pause). Called on the save's blocking thread.
+pub trait Freezer: Send {
+    /// Freezes; on an error nothing is left frozen (the freezer undoes
+    /// what it did) and the save fails with the message.
+    fn freeze(&mut self) -> Result<(), String>;
+    /// Thaws what `freeze` froze; called once after every successful
+    /// `freeze`, whatever happens between. Never fails (what cannot be
+    /// thawed is logged by the freezer).
+    fn thaw(&mut self);
+}
+
+/// Thaws on drop, so no path out of a save leaves services frozen.
+struct FrozenGuard<'a>(&'a mut dyn Freezer);
+
+impl<'a> FrozenGuard<'a> {
+    fn freeze(f: &'a mut dyn Freezer) -> Result<Self, SnapshotError> {
+        f.freeze().map_err(SnapshotError::Frozen)?;
+        Ok(Self(f))
+    }
+}
+
+impl Drop for FrozenGuard<'_> {
+    fn drop(&mut self) {
+        self.0.thaw();
+    }
+}
+
 /// What [`SnapshotStore::prune`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Pruned {
@@ -100,10 +130,30 @@ impl SnapshotStore {
     /// snapshot of `meta.project_id`. `parent_snapshot_id` is filled with
     /// the project's newest snapshot. Errors: `Io`/`Unsupported` (the
     /// save failed; nothing is listed).
-    pub fn save(
+    pub fn save(&self, state: &Path, meta: SnapshotMeta) -> Result<SnapshotInfo, SnapshotError> {
+        self.save_inner(state, meta, None)
+    }
+
+    /// [`save`](Self::save) of a state that running services write:
+    /// a first pass reads the tree while they run, then `freezer` freezes
+    /// them while a second pass captures only what changed since (by the
+    /// first pass's index), and thaws them (on every path, errors and
+    /// panics included). The pause is in [`SnapshotInfo::paused_ms`].
+    /// Errors: those of `save`, and `Frozen` when freezing failed.
+    pub fn save_frozen(
+        &self,
+        state: &Path,
+        meta: SnapshotMeta,
+        freezer: &mut dyn Freezer,
+    ) -> Result<SnapshotInfo, SnapshotError> {
+        self.save_inner(state, meta, Some(freezer))
+    }
+
+    fn save_inner(
         &self,
         state: &Path,
         mut meta: SnapshotMeta,
+        freezer: Option<&mut dyn Freezer>,
     ) -> Result<SnapshotInfo, SnapshotError> {
         check_id("project", &meta.project_id)?;
         let _g = self.lock.read().unwrap_or_else(|p| p.into_inner());
@@ -119,7 +169,18 @@ impl SnapshotStore {
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
         let batch = self.chunks.batch();
-        let cap = capture::capture(state, &self.chunks, &batch, &old)?;
+        let mut cap = capture::capture(state, &batch, &old)?;
+        let mut paused_ms = 0;
+        if let Some(freezer) = freezer {
+            let first_read = cap.files_read;
+            let started = std::time::Instant::now();
+            let frozen = FrozenGuard::freeze(freezer)?;
+            let second = capture::capture(state, &batch, &cap.index);
+            drop(frozen);
+            paused_ms = started.elapsed().as_millis() as u64;
+            cap = second?;
+            cap.files_read += first_read;
+        }
         let added_bytes = batch.added_bytes();
         batch.publish()?;
         let ts = now();
@@ -132,6 +193,7 @@ impl SnapshotStore {
             size_bytes: cap.entries.iter().map(|e| e.size).sum(),
             added_bytes,
             files_read: cap.files_read,
+            paused_ms,
             entry_count: cap.entries.len() as u64,
             meta,
         };
