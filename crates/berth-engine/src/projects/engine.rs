@@ -23,8 +23,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+mod autosave;
 mod packages;
 mod snapshots;
+
+pub use autosave::{PruneReport, AUTOSAVE_TICK};
 
 /// Files and choices of the engine.
 #[derive(Clone)]
@@ -998,6 +1001,7 @@ impl Projects {
         let slot = self.slot(project_id);
         let _g = slot.op.lock().await;
         persist::delete(&self.store, project_id)?;
+        super::autosave::delete(&self.store, project_id)?;
         slot.unwatch_health();
         slot.set_open(None);
         self.slots
@@ -1159,7 +1163,8 @@ impl Projects {
             ports: persist::ports(&self.store, project_id)?,
             state_size_bytes: size,
             snapshot_count: self.snapshot_count(project_id).await,
-            autosave_enabled: row.autosave,
+            autosave_enabled: super::autosave::get(&self.store, project_id)?
+                .is_some_and(|a| a.enabled),
             namespace: row.namespace,
             runtime: row.runtime,
             open: open.is_some(),

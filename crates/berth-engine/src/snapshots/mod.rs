@@ -23,9 +23,11 @@ mod capture;
 mod chunks;
 pub mod model;
 mod restore;
+pub mod retention;
 mod tree;
 
 pub use model::{ChunkRef, Entry, EntryKind, SnapshotError, SnapshotInfo, SnapshotMeta};
+pub use retention::Retention;
 
 use chunks::Chunks;
 use model::Record;
@@ -322,12 +324,56 @@ impl SnapshotStore {
     /// Removes snapshot `id` of `project` (its chunks go at the next
     /// prune). Errors: `NotFound`.
     pub fn remove(&self, project: &str, id: &str) -> Result<(), SnapshotError> {
+        let _g = self.lock.read().unwrap_or_else(|p| p.into_inner());
+        self.remove_unlocked(project, id)
+    }
+
+    fn remove_unlocked(&self, project: &str, id: &str) -> Result<(), SnapshotError> {
         self.read_record(project, id)?;
-        let path = self.snap_dir(project).join(format!("{id}.json"));
+        let dir = self.snap_dir(project);
+        let path = dir.join(format!("{id}.json"));
         fs::remove_file(&path).map_err(SnapshotError::io(format!(
             "cannot remove {}",
             path.display()
-        )))
+        )))?;
+        // The removal is made durable before a prune can free the
+        // record's chunks: a crash must not bring back a record whose
+        // chunks are gone.
+        if let Ok(d) = fs::File::open(&dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+
+    /// Applies `policy` ([`retention`]) to the project's snapshots whose
+    /// reason is `reason` (autosave retention passes "autosave": manual
+    /// and safety snapshots are never forgotten by a policy) and removes
+    /// the records it does not keep, oldest first. Their chunks go at the
+    /// next [`prune`](Self::prune). Returns the removed ids. A crash
+    /// midway leaves some of them listed, never a damaged one.
+    pub fn forget(
+        &self,
+        project: &str,
+        reason: &str,
+        policy: &Retention,
+    ) -> Result<Vec<String>, SnapshotError> {
+        check_id("project", project)?;
+        let _g = self.lock.read().unwrap_or_else(|p| p.into_inner());
+        let list: Vec<SnapshotInfo> = self
+            .list_unlocked(project)?
+            .into_iter()
+            .filter(|s| s.meta.reason == reason)
+            .collect();
+        let times: Vec<f64> = list.iter().map(|s| s.timestamp).collect();
+        let keep = retention::keep(&times, policy);
+        let mut removed = Vec::new();
+        for (s, kept) in list.iter().zip(keep).rev() {
+            if !kept {
+                self.remove_unlocked(project, &s.snapshot_id)?;
+                removed.push(s.snapshot_id.clone());
+            }
+        }
+        Ok(removed)
     }
 
     /// Removes every chunk no snapshot record names, and stale temporary

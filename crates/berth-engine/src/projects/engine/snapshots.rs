@@ -4,10 +4,38 @@
 //! removing and pruning snapshots, over the shared [`SnapshotStore`].
 
 use super::*;
+use crate::snapshots::Freezer;
+
+/// Freezes an open project's services for a save, from the save's
+/// blocking thread (the runtime's calls are driven by the daemon's
+/// runtime through `handle`).
+struct ServiceFreezer {
+    open: Arc<Open>,
+    handle: tokio::runtime::Handle,
+    frozen: Vec<String>,
+}
+
+impl Freezer for ServiceFreezer {
+    fn freeze(&mut self) -> Result<(), String> {
+        let open = self.open.clone();
+        self.frozen = self
+            .handle
+            .block_on(async move { open.rt.freeze(&open.plan).await })
+            .map_err(|e| e.message)?;
+        Ok(())
+    }
+
+    fn thaw(&mut self) {
+        let open = self.open.clone();
+        let frozen = std::mem::take(&mut self.frozen);
+        self.handle
+            .block_on(async move { open.rt.thaw(&open.plan, frozen).await });
+    }
+}
 
 /// Snapshots (seed 000 methods 9-12; issue 11).
 impl Projects {
-    fn begin_save(&self, project_id: &str) -> Result<SaveGuard, ProjectError> {
+    pub(super) fn begin_save(&self, project_id: &str) -> Result<SaveGuard, ProjectError> {
         let mut saving = self.saving.lock().unwrap_or_else(|p| p.into_inner());
         if !saving.insert(project_id.to_owned()) {
             return Err(ProjectError::SaveInProgress(format!(
@@ -30,7 +58,7 @@ impl Projects {
             .unwrap_or(0)
     }
 
-    async fn save_locked(
+    pub(super) async fn save_locked(
         &self,
         row: &ProjectRow,
         reason: &str,
@@ -48,12 +76,26 @@ impl Projects {
         let snaps = self.snaps.clone();
         let state = row.state_path.clone();
         let id = row.id.clone();
-        tokio::task::spawn_blocking(move || snaps.save(&state, meta))
-            .await
-            .map_err(|e| ProjectError::SaveFailed(format!("the save of {id:?} stopped: {e}")))?
-            .map_err(|e| {
-                ProjectError::SaveFailed(format!("cannot snapshot project {:?}: {e}", row.id))
-            })
+        // Running services are frozen while the save captures what
+        // changed since its first pass.
+        let freezer = self
+            .slot(&row.id)
+            .open()
+            .filter(|_| matches!(row.status, ProjectState::Running | ProjectState::Starting))
+            .map(|open| ServiceFreezer {
+                open,
+                handle: tokio::runtime::Handle::current(),
+                frozen: Vec::new(),
+            });
+        // The save runs to its end even if the caller goes away, so a
+        // freeze is always followed by its thaw.
+        tokio::task::spawn_blocking(move || match freezer {
+            Some(mut f) => snaps.save_frozen(&state, meta, &mut f),
+            None => snaps.save(&state, meta),
+        })
+        .await
+        .map_err(|e| ProjectError::SaveFailed(format!("the save of {id:?} stopped: {e}")))?
+        .map_err(|e| ProjectError::SaveFailed(format!("cannot snapshot project {:?}: {e}", row.id)))
     }
 
     /// SaveSnapshot: captures the project's state path into the store.
@@ -107,16 +149,6 @@ impl Projects {
             .await
             .map_err(|e| ProjectError::Internal(e.to_string()))?
             .map_err(|e| snap_error(project_id, e))
-    }
-
-    /// Removes the chunks no snapshot names. Returns (chunks, bytes) freed.
-    pub async fn prune_snapshots(&self) -> Result<(u64, u64), ProjectError> {
-        let snaps = self.snaps.clone();
-        let p = tokio::task::spawn_blocking(move || snaps.prune())
-            .await
-            .map_err(|e| ProjectError::Internal(e.to_string()))?
-            .map_err(|e| ProjectError::Internal(format!("prune failed: {e}")))?;
-        Ok((p.chunks_removed, p.bytes_freed))
     }
 
     /// RestoreSnapshot: takes a `before-restore` snapshot first (unless
