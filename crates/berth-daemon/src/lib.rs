@@ -110,6 +110,8 @@ async fn serve_until_stopped(config: DaemonConfig) -> Result<(), DaemonError> {
     if let Err(e) = projects.recover().await {
         tracing::warn!("cannot recover projects: {e}");
     }
+    // Autosave snapshots of running projects (issue 11).
+    let autosave = tokio::spawn(projects.clone().run_autosave());
     let (project_stop, project_closing) = tokio::sync::watch::channel(false);
     let mut project_server = tokio::spawn(project_api::serve(
         project_listeners,
@@ -210,6 +212,9 @@ async fn serve_until_stopped(config: DaemonConfig) -> Result<(), DaemonError> {
         }
     }
     state.close_connections();
+    // No autosave starts from here on (one under way finishes: its save
+    // runs on a blocking thread and thaws what it froze).
+    autosave.abort();
     // A stopping daemon stops its services (like `pm2 kill`), its
     // projects' services included (one rule); a crashed one leaves them
     // running to be re-adopted.

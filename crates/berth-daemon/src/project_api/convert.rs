@@ -170,6 +170,7 @@ pub fn status(s: eng::ProjectStatus) -> pb::GetProjectStatusResponse {
         open: s.open,
         state_path: path_str(&s.state_path),
         package_path: path_str(&s.package_path),
+        autosave: None,
     }
 }
 
@@ -215,6 +216,37 @@ pub fn saved(s: &SnapshotInfo, took: std::time::Duration) -> pb::SaveSnapshotRes
         added_bytes: s.added_bytes as i64,
         files_read: s.files_read as i64,
         duration_ms: took.as_millis() as i64,
+        paused_ms: s.paused_ms as i64,
+    }
+}
+
+/// A retention policy from the wire.
+pub fn retention(r: pb::SnapshotRetention) -> berth_engine::snapshots::Retention {
+    berth_engine::snapshots::Retention {
+        keep_last: r.keep_last,
+        keep_hourly: r.keep_hourly,
+        keep_daily: r.keep_daily,
+        keep_weekly: r.keep_weekly,
+    }
+}
+
+/// A project's autosave settings on the wire.
+pub fn autosave(project_id: &str, a: &berth_engine::projects::Autosave) -> pb::AutosaveSettings {
+    pb::AutosaveSettings {
+        project_id: project_id.to_owned(),
+        enabled: a.enabled,
+        interval_seconds: a.interval.as_secs() as i64,
+        retention: Some(pb::SnapshotRetention {
+            keep_last: a.retention.keep_last,
+            keep_hourly: a.retention.keep_hourly,
+            keep_daily: a.retention.keep_daily,
+            keep_weekly: a.retention.keep_weekly,
+        }),
+        last_run: if a.last_run > 0.0 {
+            berth_os::time::iso8601(a.last_run)
+        } else {
+            String::new()
+        },
     }
 }
 

@@ -243,13 +243,45 @@ impl Supervisor for ProjectApi {
 
     async fn prune_snapshots(
         &self,
-        _req: Request<pb::PruneSnapshotsRequest>,
+        req: Request<pb::PruneSnapshotsRequest>,
     ) -> Result<Response<pb::PruneSnapshotsResponse>, Status> {
-        let (chunks, bytes) = self.projects.prune_snapshots().await.map_err(status)?;
+        let id = req.into_inner().project_id;
+        let r = self
+            .projects
+            .prune_snapshots(Some(id.as_str()))
+            .await
+            .map_err(status)?;
         Ok(Response::new(pb::PruneSnapshotsResponse {
-            chunks_removed: chunks as i64,
-            bytes_freed: bytes as i64,
+            chunks_removed: r.chunks_removed as i64,
+            bytes_freed: r.bytes_freed as i64,
+            snapshots_removed: r.snapshots_removed,
         }))
+    }
+
+    async fn set_autosave(
+        &self,
+        req: Request<pb::SetAutosaveRequest>,
+    ) -> Result<Response<pb::AutosaveSettings>, Status> {
+        let r = req.into_inner();
+        let on = if r.enabled {
+            let secs = u64::try_from(r.interval_seconds).map_err(|_| {
+                errors::invalid_argument(format!(
+                    "interval_seconds: {} is negative; give at least 60",
+                    r.interval_seconds
+                ))
+            })?;
+            Some((
+                std::time::Duration::from_secs(secs),
+                convert::retention(r.retention.unwrap_or_default()),
+            ))
+        } else {
+            None
+        };
+        let a = self
+            .projects
+            .set_autosave(&r.project_id, on)
+            .map_err(status)?;
+        Ok(Response::new(convert::autosave(&r.project_id, &a)))
     }
 
     async fn get_project_status(
@@ -258,7 +290,10 @@ impl Supervisor for ProjectApi {
     ) -> Result<Response<pb::GetProjectStatusResponse>, Status> {
         let id = req.into_inner().project_id;
         let st = self.projects.status(&id).await.map_err(status)?;
-        Ok(Response::new(convert::status(st)))
+        let autosave = self.projects.autosave(&id).map_err(status)?;
+        let mut out = convert::status(st);
+        out.autosave = Some(convert::autosave(&id, &autosave));
+        Ok(Response::new(out))
     }
 
     type GetProjectLogsStream = Streamed<pb::GetProjectLogsResponse>;

@@ -651,6 +651,56 @@ impl ProjectRuntime for DockerRuntime {
         self.create_and_start(plan, svc, &hash).await
     }
 
+    async fn freeze(&self, plan: &Plan) -> Result<Vec<String>, RuntimeError> {
+        let mut paused = Vec::new();
+        for svc in &plan.services {
+            let name = Self::container_name(plan, &svc.name);
+            let state = match self.docker.inspect_container(&name, None).await {
+                Ok(info) => info.state.unwrap_or_default(),
+                Err(e) if status(&e) == Some(404) => continue,
+                Err(e) => {
+                    self.thaw(plan, paused).await;
+                    return Err(engine_error(&format!("inspecting container {name}"), &e));
+                }
+            };
+            if !state.running.unwrap_or(false) || state.paused.unwrap_or(false) {
+                continue;
+            }
+            match self.docker.pause_container(&name).await {
+                Ok(()) => paused.push(name),
+                // It ended between the inspection and the pause.
+                Err(e) if matches!(status(&e), Some(404 | 409)) => {}
+                Err(e) => {
+                    self.thaw(plan, paused).await;
+                    return Err(engine_error(&format!("pausing container {name}"), &e));
+                }
+            }
+        }
+        Ok(paused)
+    }
+
+    async fn thaw(&self, _plan: &Plan, frozen: Vec<String>) {
+        for name in frozen {
+            if let Err(e) = self.docker.unpause_container(&name).await {
+                tracing::warn!(container = %name, "cannot unpause a container paused for a snapshot: {}", reason(&e));
+            }
+        }
+    }
+
+    async fn reattach(&self, plan: &Plan, svc: &PlannedService) -> Result<bool, RuntimeError> {
+        let name = Self::container_name(plan, &svc.name);
+        // A daemon that died during a snapshot left it paused.
+        if let Ok(info) = self.docker.inspect_container(&name, None).await {
+            if info.state.and_then(|s| s.paused).unwrap_or(false) {
+                let _ = self.docker.unpause_container(&name).await;
+            }
+        }
+        Ok(self
+            .inspect(plan, &svc.name)
+            .await?
+            .is_some_and(|o| o.running))
+    }
+
     async fn inspect(&self, plan: &Plan, service: &str) -> Result<Option<Observed>, RuntimeError> {
         let name = Self::container_name(plan, service);
         let info = match self.docker.inspect_container(&name, None).await {

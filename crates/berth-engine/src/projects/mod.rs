@@ -2,6 +2,7 @@
 //! manifest, plans, host ports, and the orchestration of services in
 //! dependency order over a runtime (Docker or native).
 
+pub mod autosave;
 pub mod compose;
 pub mod docker;
 pub mod engine;
@@ -17,8 +18,9 @@ pub mod runtime;
 mod settings;
 pub mod validate;
 
+pub use autosave::Autosave;
 pub use compose::{parse, ComposeFile, ParseError};
-pub use engine::{Projects, ProjectsConfig};
+pub use engine::{Projects, ProjectsConfig, PruneReport, AUTOSAVE_TICK};
 pub use model::*;
 pub use runtime::{ProjectRuntime, RuntimeError, RuntimeErrorKind};
 pub use validate::{start_order, validate, FieldNote, OrderError, Runtime, ValidationReport};

@@ -18,6 +18,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
+/// How often and how many times [`NativeRuntime::freeze`] looks for
+/// group members that have not stopped yet (at most one second).
+const FREEZE_POLL: Duration = Duration::from_millis(5);
+const FREEZE_POLLS: u32 = 200;
+
 /// Runs project services on the host.
 pub struct NativeRuntime {
     services: Arc<Services>,
@@ -366,10 +371,71 @@ impl ProjectRuntime for NativeRuntime {
             .await?
             .is_some_and(|o| o.running);
         if running {
-            self.forward(&service_name(plan, &svc.name), &svc.ports)
-                .await?;
+            let name = service_name(plan, &svc.name);
+            // A daemon that died during a snapshot left it frozen.
+            if let Ok(info) = self.services.describe(&name) {
+                if info.pid > 1 {
+                    let _ = berth_os::signal::send_group(info.pid as i32, Signal::SIGCONT);
+                }
+            }
+            self.forward(&name, &svc.ports).await?;
         }
         Ok(running)
+    }
+
+    async fn freeze(&self, plan: &Plan) -> Result<Vec<String>, RuntimeError> {
+        let mut groups = Vec::new();
+        for svc in &plan.services {
+            let Ok(info) = self.services.describe(&service_name(plan, &svc.name)) else {
+                continue;
+            };
+            if info.status != Status::Online || info.pid <= 1 {
+                continue;
+            }
+            // Each service leads its own process group (its pid).
+            let pgid = info.pid as i32;
+            match berth_os::signal::send_group(pgid, Signal::SIGSTOP) {
+                Ok(()) => groups.push(pgid.to_string()),
+                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
+                Err(e) => {
+                    self.thaw(plan, groups).await;
+                    return Err(RuntimeError::other(format!(
+                        "cannot stop service {} (process group {pgid}): {e}",
+                        svc.name
+                    )));
+                }
+            }
+        }
+        // A stop is delivered asynchronously: wait (a bounded time) until
+        // every member of each group has stopped, so nothing writes after
+        // this returns. A process in an uninterruptible wait stops when
+        // it leaves it.
+        for _ in 0..FREEZE_POLLS {
+            let table = berth_os::proc::ProcessTable::snapshot();
+            let running = groups.iter().any(|g| {
+                g.parse::<i32>().is_ok_and(|g| {
+                    table.group_members(g).iter().any(|m| {
+                        table
+                            .get(m.pid)
+                            .is_some_and(|st| !matches!(st.state, 'T' | 't' | 'Z' | 'X'))
+                    })
+                })
+            });
+            if !running {
+                break;
+            }
+            tokio::time::sleep(FREEZE_POLL).await;
+        }
+        Ok(groups)
+    }
+
+    async fn thaw(&self, _plan: &Plan, frozen: Vec<String>) {
+        for g in frozen {
+            let Ok(pgid) = g.parse::<i32>() else { continue };
+            if let Err(e) = berth_os::signal::send_group(pgid, Signal::SIGCONT) {
+                tracing::warn!(pgid, "cannot continue a frozen service: {e}");
+            }
+        }
     }
 
     async fn remove(&self, plan: &Plan) -> Result<Vec<String>, RuntimeError> {

@@ -422,6 +422,21 @@ pub trait ProjectRuntime: Send + Sync {
             .is_some_and(|o| o.running))
     }
 
+    /// Freezes the plan's running services so a snapshot sees their files
+    /// at rest (issue 11): native process groups get SIGSTOP, Docker
+    /// containers are paused. Returns handles for [`thaw`](Self::thaw);
+    /// on an error nothing is left frozen. Default: nothing to freeze.
+    async fn freeze(&self, plan: &Plan) -> Result<Vec<String>, RuntimeError> {
+        let _ = plan;
+        Ok(Vec::new())
+    }
+
+    /// Thaws what [`freeze`](Self::freeze) returned. Never fails: what
+    /// cannot be thawed (it ended meanwhile) is logged.
+    async fn thaw(&self, plan: &Plan, frozen: Vec<String>) {
+        let _ = (plan, frozen);
+    }
+
     /// Removes every runtime resource of the project (containers,
     /// networks, volumes as runtime objects; never the state directory).
     /// Returns one line per resource removed.

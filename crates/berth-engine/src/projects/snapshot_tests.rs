@@ -231,3 +231,180 @@ async fn a_duplicate_gets_its_own_state_and_runs_beside_its_source() {
     p.stop("copy", None).await.unwrap();
     services.shutdown().await;
 }
+
+/// Counter files the writer below rewrites.
+const COUNTERS: usize = 400;
+
+/// A native service that rewrites [`COUNTERS`] files in order with a
+/// counter, as fast as the shell can: at any instant the files hold i,
+/// ..., i, (one being written: empty or i), i-1, ..., i-1.
+fn counter_app(root: &Path, state: &Path) -> std::path::PathBuf {
+    let dir = root.join("counter");
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = format!(
+        "cd {s} && i=0; while :; do i=$((i+1)); for k in $(seq 0 {last}); do \
+         echo $i > c$k; done; done",
+        s = state.display(),
+        last = COUNTERS - 1
+    );
+    // `$$` is a `$` once Compose has interpolated the file.
+    let script = script.replace('$', "$$");
+    std::fs::write(
+        dir.join("compose.yaml"),
+        format!(
+            "services:\n  writer:\n    command: [\"sh\", \"-c\", {}]\n",
+            serde_json::to_string(&script).unwrap()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("manifest.json"),
+        r#"{"app_id":"dev.test.counter","name":"counter","version":"1"}"#,
+    )
+    .unwrap();
+    dir
+}
+
+/// The counters (`None`: the file is missing or being written).
+fn counters(state: &Path) -> Vec<Option<u64>> {
+    (0..COUNTERS)
+        .map(|k| {
+            std::fs::read_to_string(state.join(format!("c{k}")))
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+        })
+        .collect()
+}
+
+/// Whether `c` is a state the writer passes through: all but at most one
+/// (the file being written) known, non-increasing, and one step apart at
+/// most from first to last.
+fn consistent(c: &[Option<u64>]) -> bool {
+    let known: Vec<u64> = c.iter().flatten().copied().collect();
+    known.len() + 1 >= c.len()
+        && known.windows(2).all(|w| w[0] >= w[1])
+        && known
+            .first()
+            .zip(known.last())
+            .is_some_and(|(a, b)| a - b <= 1)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_project_is_frozen_while_a_save_captures_it_so_its_files_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let (services, p) = engine(dir.path()).await;
+    let state = dir.path().join("state/frz");
+    let pkg = counter_app(dir.path(), &state);
+    assert_eq!(ensure(&p, "frz", &pkg).await.state_path, state);
+    p.open_project("frz", &|_| {}).await.unwrap();
+    p.start("frz", BTreeMap::new()).await.unwrap();
+    // Wait until the writer has gone round twice.
+    while !counters(&state).iter().all(|c| c.is_some_and(|c| c >= 2)) {
+        let st = p.status("frz").await.unwrap();
+        assert_eq!(st.status, ProjectState::Running, "{st:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    for round in 0..5 {
+        let snap = p.save_snapshot(save("frz")).await.unwrap();
+        let copy = format!("frz-copy{round}");
+        let d = p
+            .duplicate("frz", &copy, Some(&snap.snapshot_id))
+            .await
+            .unwrap();
+        let c = counters(&d.state_path);
+        assert!(
+            consistent(&c),
+            "round {round}: the snapshot caught the writer at work: {c:?}"
+        );
+    }
+    // Thawed: the writer goes on.
+    let before = counters(&state)[0].unwrap_or(0);
+    while counters(&state)[0].unwrap_or(0) <= before {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    p.stop("frz", None).await.unwrap();
+    // Nothing runs: nothing is frozen.
+    let idle = p.save_snapshot(save("frz")).await.unwrap();
+    assert_eq!(idle.paused_ms, 0);
+    services.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn autosave_snapshots_a_running_project_when_due_and_keeps_what_its_policy_keeps() {
+    use crate::snapshots::Retention;
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let (services, p) = engine(dir.path()).await;
+    let state = ensure(&p, "auto", &app(dir.path(), "1.0")).await.state_path;
+    std::fs::write(state.join("db"), b"rows").unwrap();
+    assert!(
+        !p.status("auto").await.unwrap().autosave_enabled,
+        "off by default"
+    );
+    assert!(!p.autosave("auto").unwrap().enabled);
+
+    let keep2 = Retention {
+        keep_last: 2,
+        ..Default::default()
+    };
+    let e = p
+        .set_autosave("auto", Some((Duration::from_secs(10), keep2)))
+        .unwrap_err();
+    assert_eq!(e.code(), "INVALID_ARGUMENT");
+    assert_eq!(
+        p.set_autosave("ghost", Some((Duration::from_secs(60), keep2)))
+            .unwrap_err()
+            .code(),
+        "NOT_FOUND"
+    );
+    p.set_autosave("auto", Some((Duration::from_secs(60), keep2)))
+        .unwrap();
+    assert!(p.status("auto").await.unwrap().autosave_enabled);
+    let manual = p.save_snapshot(save("auto")).await.unwrap();
+
+    // Stopped projects are not autosaved.
+    let t0 = berth_os::proc::now_epoch();
+    assert!(p.autosave_due(t0).await.is_empty());
+
+    p.open_project("auto", &|_| {}).await.unwrap();
+    p.start("auto", BTreeMap::new()).await.unwrap();
+    let mut autosaved = Vec::new();
+    for (k, at) in [0.0, 10.0, 61.0, 122.0, 183.0].into_iter().enumerate() {
+        let done = p.autosave_due(t0 + at).await;
+        if k == 1 {
+            assert!(done.is_empty(), "not due 10 s after the last one");
+            continue;
+        }
+        assert_eq!(done.len(), 1, "at +{at} s: {done:?}");
+        let s = done[0].1.as_ref().unwrap();
+        assert_eq!(s.meta.reason, "autosave");
+        autosaved.push(s.snapshot_id.clone());
+    }
+    // keep_last 2 of the four autosaves; the manual one is never forgotten.
+    let ids: Vec<String> = p
+        .list_snapshots("auto")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.snapshot_id)
+        .collect();
+    assert_eq!(
+        ids,
+        vec![
+            autosaved[3].clone(),
+            autosaved[2].clone(),
+            manual.snapshot_id.clone()
+        ]
+    );
+
+    // Off keeps the policy; prune still applies it.
+    let off = p.set_autosave("auto", None).unwrap();
+    assert!(!off.enabled && off.retention == keep2 && off.last_run > 0.0);
+    assert!(!p.status("auto").await.unwrap().autosave_enabled);
+    assert!(p.autosave_due(t0 + 1000.0).await.is_empty());
+    let r = p.prune_snapshots(Some("auto")).await.unwrap();
+    assert!(r.snapshots_removed.is_empty());
+    p.stop("auto", None).await.unwrap();
+    services.shutdown().await;
+}

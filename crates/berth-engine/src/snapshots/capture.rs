@@ -3,14 +3,20 @@
 //! the chunk store. A file whose size, mtime and inode match the project's
 //! file index is not read again: its chunk list is taken from the index,
 //! so a second snapshot costs what changed, not the state's size.
+//!
+//! The walk (stat only) runs on the calling thread; the files to read are
+//! then cut, hashed, compressed and written by a few worker threads
+//! (largest first), since hashing and compression are CPU-bound.
 
-use super::chunks::Chunks;
+use super::chunks::Batch;
 use super::model::{ChunkRef, Entry, EntryKind, SnapshotError};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 /// FastCDC bounds in bytes: chunks of 16-256 KiB, 64 KiB on average
 /// (restic's are 512 KiB-8 MiB; smaller chunks find more sharing in the
@@ -21,6 +27,19 @@ const MAX_CHUNK: u32 = 256 * 1024;
 
 /// Files modified less than this before the save ends are not indexed.
 const RACY_NS: i64 = 2_000_000_000;
+
+/// Files up to this size are read whole and cut in memory; larger ones
+/// are streamed.
+const WHOLE_FILE: u64 = 64 << 20;
+
+/// Worker threads cutting and compressing files: the machine's cores, at
+/// most four (a save should not take a whole big machine).
+fn workers() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 4)
+}
 
 /// What the index remembers of one file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -34,13 +53,19 @@ pub(crate) struct Known {
 /// A project's file index: path → what the last save saw.
 pub(crate) type Index = HashMap<String, Known>;
 
-/// A captured tree.
+/// A captured tree. Its new chunks are in the caller's batch, which
+/// must be published before a record names them.
 pub(crate) struct Captured {
     pub(crate) entries: Vec<Entry>,
-    pub(crate) added_bytes: u64,
     pub(crate) files_read: u64,
-    pub(crate) fresh: Vec<PathBuf>,
     pub(crate) index: Index,
+}
+
+/// A file the walk found changed: its entry's position and path.
+struct ToRead {
+    entry: usize,
+    path: PathBuf,
+    size: u64,
 }
 
 fn mtime_ns(m: &fs::Metadata) -> i64 {
@@ -48,21 +73,37 @@ fn mtime_ns(m: &fs::Metadata) -> i64 {
 }
 
 /// Captures `root` (which must be a directory; a missing root is an
-/// empty tree). `old` is the project's index from its last save.
+/// empty tree) into `batch`. `old` is the project's index from its last
+/// save.
 pub(crate) fn capture(
     root: &Path,
-    chunks: &Chunks,
+    batch: &Batch<'_>,
     old: &Index,
 ) -> Result<Captured, SnapshotError> {
     let mut out = Captured {
         entries: Vec::new(),
-        added_bytes: 0,
         files_read: 0,
-        fresh: Vec::new(),
         index: Index::new(),
     };
+    let mut todo = Vec::new();
     if root.exists() {
-        walk(root, "", chunks, old, &mut out)?;
+        walk(root, "", batch, old, &mut out, &mut todo)?;
+    }
+    out.files_read = todo.len() as u64;
+    for (entry, refs) in read_all(todo, batch)? {
+        let e = &mut out.entries[entry];
+        // A file that changed between the walk and the read is saved as
+        // read, and left out of the index so the next save reads it again.
+        let read: u64 = refs.iter().map(|c| u64::from(c.len)).sum();
+        if read == e.size {
+            if let Some(k) = out.index.get_mut(&e.path) {
+                k.chunks = refs.clone();
+            }
+        } else {
+            out.index.remove(&e.path);
+            e.size = read;
+        }
+        e.chunks = refs;
     }
     // A file changed within the clock's granularity of the save could
     // change again with the same mtime (git's "racy" files): it is left
@@ -76,12 +117,54 @@ pub(crate) fn capture(
     Ok(out)
 }
 
+/// Reads, cuts and stores `todo` on [`workers`] threads, largest file
+/// first; returns each entry's chunk list. The first error stops the
+/// others.
+fn read_all(
+    mut todo: Vec<ToRead>,
+    batch: &Batch<'_>,
+) -> Result<Vec<(usize, Vec<ChunkRef>)>, SnapshotError> {
+    todo.sort_by(|a, b| b.size.cmp(&a.size));
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let done = Mutex::new(Vec::with_capacity(todo.len()));
+    let failed: Mutex<Option<SnapshotError>> = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..workers().min(todo.len()) {
+            s.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(f) = todo.get(i) else { break };
+                    match read_file(&f.path, f.size, batch) {
+                        Ok(refs) => done
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push((f.entry, refs)),
+                        Err(e) => {
+                            stop.store(true, Ordering::Relaxed);
+                            failed
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .get_or_insert(e);
+                        }
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(e);
+    }
+    Ok(done.into_inner().unwrap_or_else(|p| p.into_inner()))
+}
+
 fn walk(
     dir: &Path,
     rel: &str,
-    chunks: &Chunks,
+    batch: &Batch<'_>,
     old: &Index,
     out: &mut Captured,
+    todo: &mut Vec<ToRead>,
 ) -> Result<(), SnapshotError> {
     let rd =
         fs::read_dir(dir).map_err(SnapshotError::io(format!("cannot list {}", dir.display())))?;
@@ -115,7 +198,7 @@ fn walk(
         if ft.is_dir() {
             e.kind = EntryKind::Dir;
             out.entries.push(e);
-            walk(&path, &relp, chunks, old, out)?;
+            walk(&path, &relp, batch, old, out, todo)?;
         } else if ft.is_symlink() {
             let t = fs::read_link(&path).map_err(SnapshotError::io(format!(
                 "cannot read link {}",
@@ -136,15 +219,16 @@ fn walk(
                 k.size == e.size
                     && k.mtime_ns == e.mtime_ns
                     && k.ino == meta.ino()
-                    && k.chunks.iter().all(|c| chunks.path(&c.hash).exists())
+                    && k.chunks.iter().all(|c| batch.holds(&c.hash))
             });
-            e.chunks = match known {
-                Some(k) => k.chunks.clone(),
-                None => {
-                    out.files_read += 1;
-                    read_file(&path, chunks, out)?
-                }
-            };
+            match known {
+                Some(k) => e.chunks = k.chunks.clone(),
+                None => todo.push(ToRead {
+                    entry: out.entries.len(),
+                    path,
+                    size: e.size,
+                }),
+            }
             out.index.insert(
                 relp,
                 Known {
@@ -164,28 +248,31 @@ fn walk(
     Ok(())
 }
 
-fn read_file(
-    path: &Path,
-    chunks: &Chunks,
-    out: &mut Captured,
-) -> Result<Vec<ChunkRef>, SnapshotError> {
-    let f = fs::File::open(path)
-        .map_err(SnapshotError::io(format!("cannot open {}", path.display())))?;
+/// Cuts one file into chunks stored in `batch`: read whole up to
+/// [`WHOLE_FILE`] (one read, cut in place), streamed beyond.
+fn read_file(path: &Path, size: u64, batch: &Batch<'_>) -> Result<Vec<ChunkRef>, SnapshotError> {
+    let ioerr = |e: std::io::Error| SnapshotError::Io {
+        context: format!("cannot read {}", path.display()),
+        source: e,
+    };
+    let mut refs = Vec::new();
+    if size <= WHOLE_FILE {
+        let data = fs::read(path).map_err(ioerr)?;
+        for c in fastcdc::v2020::FastCDC::new(&data, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK) {
+            refs.push(batch.put(&data[c.offset..c.offset + c.length])?);
+        }
+        return Ok(refs);
+    }
+    let f = fs::File::open(path).map_err(ioerr)?;
     let cdc = fastcdc::v2020::StreamCDC::new(
-        std::io::BufReader::with_capacity(1 << 20, f),
+        std::io::BufReader::with_capacity(4 << 20, f),
         MIN_CHUNK,
         AVG_CHUNK,
         MAX_CHUNK,
     );
-    let mut refs = Vec::new();
     for c in cdc {
-        let c = c.map_err(|e| SnapshotError::Io {
-            context: format!("cannot read {}", path.display()),
-            source: std::io::Error::other(e.to_string()),
-        })?;
-        let (r, added) = chunks.put(&c.data, &mut out.fresh)?;
-        out.added_bytes += added;
-        refs.push(r);
+        let c = c.map_err(|e| ioerr(std::io::Error::other(e.to_string())))?;
+        refs.push(batch.put(&c.data)?);
     }
     Ok(refs)
 }

@@ -23,9 +23,11 @@ mod capture;
 mod chunks;
 pub mod model;
 mod restore;
+pub mod retention;
 mod tree;
 
 pub use model::{ChunkRef, Entry, EntryKind, SnapshotError, SnapshotInfo, SnapshotMeta};
+pub use retention::Retention;
 
 use chunks::Chunks;
 use model::Record;
@@ -33,6 +35,36 @@ use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
+
+/// Freezes what writes to a state tree while a save captures it
+/// ([`SnapshotStore::save_frozen`]); the project engine freezes a
+/// project's services with it (SIGSTOP of native process groups, Docker
+/// pause). Called on the save's blocking thread.
+pub trait Freezer: Send {
+    /// Freezes; on an error nothing is left frozen (the freezer undoes
+    /// what it did) and the save fails with the message.
+    fn freeze(&mut self) -> Result<(), String>;
+    /// Thaws what `freeze` froze; called once after every successful
+    /// `freeze`, whatever happens between. Never fails (what cannot be
+    /// thawed is logged by the freezer).
+    fn thaw(&mut self);
+}
+
+/// Thaws on drop, so no path out of a save leaves services frozen.
+struct FrozenGuard<'a>(&'a mut dyn Freezer);
+
+impl<'a> FrozenGuard<'a> {
+    fn freeze(f: &'a mut dyn Freezer) -> Result<Self, SnapshotError> {
+        f.freeze().map_err(SnapshotError::Frozen)?;
+        Ok(Self(f))
+    }
+}
+
+impl Drop for FrozenGuard<'_> {
+    fn drop(&mut self) {
+        self.0.thaw();
+    }
+}
 
 /// What [`SnapshotStore::prune`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -100,10 +132,30 @@ impl SnapshotStore {
     /// snapshot of `meta.project_id`. `parent_snapshot_id` is filled with
     /// the project's newest snapshot. Errors: `Io`/`Unsupported` (the
     /// save failed; nothing is listed).
-    pub fn save(
+    pub fn save(&self, state: &Path, meta: SnapshotMeta) -> Result<SnapshotInfo, SnapshotError> {
+        self.save_inner(state, meta, None)
+    }
+
+    /// [`save`](Self::save) of a state that running services write:
+    /// a first pass reads the tree while they run, then `freezer` freezes
+    /// them while a second pass captures only what changed since (by the
+    /// first pass's index), and thaws them (on every path, errors and
+    /// panics included). The pause is in [`SnapshotInfo::paused_ms`].
+    /// Errors: those of `save`, and `Frozen` when freezing failed.
+    pub fn save_frozen(
+        &self,
+        state: &Path,
+        meta: SnapshotMeta,
+        freezer: &mut dyn Freezer,
+    ) -> Result<SnapshotInfo, SnapshotError> {
+        self.save_inner(state, meta, Some(freezer))
+    }
+
+    fn save_inner(
         &self,
         state: &Path,
         mut meta: SnapshotMeta,
+        freezer: Option<&mut dyn Freezer>,
     ) -> Result<SnapshotInfo, SnapshotError> {
         check_id("project", &meta.project_id)?;
         let _g = self.lock.read().unwrap_or_else(|p| p.into_inner());
@@ -118,8 +170,21 @@ impl SnapshotStore {
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
-        let cap = capture::capture(state, &self.chunks, &old)?;
-        chunks::sync_all(&cap.fresh)?;
+        let batch = self.chunks.batch();
+        let mut cap = capture::capture(state, &batch, &old)?;
+        let mut paused_ms = 0;
+        if let Some(freezer) = freezer {
+            let first_read = cap.files_read;
+            let started = std::time::Instant::now();
+            let frozen = FrozenGuard::freeze(freezer)?;
+            let second = capture::capture(state, &batch, &cap.index);
+            drop(frozen);
+            paused_ms = started.elapsed().as_millis() as u64;
+            cap = second?;
+            cap.files_read += first_read;
+        }
+        let added_bytes = batch.added_bytes();
+        batch.publish()?;
         let ts = now();
         let digest = tree::digest(&cap.entries);
         let salt = blake3::hash(format!("{project}{ts}{digest}{}", std::process::id()).as_bytes());
@@ -128,8 +193,9 @@ impl SnapshotStore {
             timestamp: ts,
             state_digest: digest,
             size_bytes: cap.entries.iter().map(|e| e.size).sum(),
-            added_bytes: cap.added_bytes,
+            added_bytes,
             files_read: cap.files_read,
+            paused_ms,
             entry_count: cap.entries.len() as u64,
             meta,
         };
@@ -258,12 +324,56 @@ impl SnapshotStore {
     /// Removes snapshot `id` of `project` (its chunks go at the next
     /// prune). Errors: `NotFound`.
     pub fn remove(&self, project: &str, id: &str) -> Result<(), SnapshotError> {
+        let _g = self.lock.read().unwrap_or_else(|p| p.into_inner());
+        self.remove_unlocked(project, id)
+    }
+
+    fn remove_unlocked(&self, project: &str, id: &str) -> Result<(), SnapshotError> {
         self.read_record(project, id)?;
-        let path = self.snap_dir(project).join(format!("{id}.json"));
+        let dir = self.snap_dir(project);
+        let path = dir.join(format!("{id}.json"));
         fs::remove_file(&path).map_err(SnapshotError::io(format!(
             "cannot remove {}",
             path.display()
-        )))
+        )))?;
+        // The removal is made durable before a prune can free the
+        // record's chunks: a crash must not bring back a record whose
+        // chunks are gone.
+        if let Ok(d) = fs::File::open(&dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+
+    /// Applies `policy` ([`retention`]) to the project's snapshots whose
+    /// reason is `reason` (autosave retention passes "autosave": manual
+    /// and safety snapshots are never forgotten by a policy) and removes
+    /// the records it does not keep, oldest first. Their chunks go at the
+    /// next [`prune`](Self::prune). Returns the removed ids. A crash
+    /// midway leaves some of them listed, never a damaged one.
+    pub fn forget(
+        &self,
+        project: &str,
+        reason: &str,
+        policy: &Retention,
+    ) -> Result<Vec<String>, SnapshotError> {
+        check_id("project", project)?;
+        let _g = self.lock.read().unwrap_or_else(|p| p.into_inner());
+        let list: Vec<SnapshotInfo> = self
+            .list_unlocked(project)?
+            .into_iter()
+            .filter(|s| s.meta.reason == reason)
+            .collect();
+        let times: Vec<f64> = list.iter().map(|s| s.timestamp).collect();
+        let keep = retention::keep(&times, policy);
+        let mut removed = Vec::new();
+        for (s, kept) in list.iter().zip(keep).rev() {
+            if !kept {
+                self.remove_unlocked(project, &s.snapshot_id)?;
+                removed.push(s.snapshot_id.clone());
+            }
+        }
+        Ok(removed)
     }
 
     /// Removes every chunk no snapshot record names, and stale temporary

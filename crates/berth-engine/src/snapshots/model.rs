@@ -78,8 +78,13 @@ pub struct SnapshotInfo {
     pub size_bytes: u64,
     /// Compressed bytes this snapshot added to the store (new chunks).
     pub added_bytes: u64,
-    /// Files read by the save (the others were unchanged by the index).
+    /// Files read by the save (the others were unchanged by the index;
+    /// a frozen save counts both of its passes).
     pub files_read: u64,
+    /// Milliseconds the project's services were frozen while the save
+    /// captured what changed (0 when nothing was frozen).
+    #[serde(default)]
+    pub paused_ms: u64,
     /// Files, directories and symlinks in it.
     pub entry_count: u64,
     /// Whom it belongs to and why.
@@ -115,6 +120,9 @@ pub enum SnapshotError {
     /// A stored chunk or record is damaged.
     #[error("{0}")]
     Corrupt(String),
+    /// The services writing the state could not be frozen for the save.
+    #[error("cannot freeze the project's services: {0}")]
+    Frozen(String),
 }
 
 impl SnapshotError {

@@ -210,3 +210,61 @@ fn a_record_naming_a_path_outside_the_tree_is_refused() {
     assert!(matches!(err, SnapshotError::Corrupt(_)), "{err}");
     assert!(!dir.path().join("escape").exists());
 }
+
+#[test]
+fn forget_applies_the_policy_to_one_reason_only_and_prune_frees_what_it_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SnapshotStore::open(&dir.path().join("store")).unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let mut auto = Vec::new();
+    let mut manual = None;
+    for i in 0..5u8 {
+        // Ids sort by the millisecond they were taken in.
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        std::fs::write(state.join("f"), vec![i; 100_000]).unwrap();
+        let mut m = meta("app");
+        if i == 2 {
+            manual = Some(store.save(&state, m).unwrap());
+            continue;
+        }
+        m.reason = "autosave".into();
+        auto.push(store.save(&state, m).unwrap());
+    }
+    let policy = Retention {
+        keep_last: 2,
+        ..Default::default()
+    };
+    let removed = store.forget("app", "autosave", &policy).unwrap();
+    assert_eq!(
+        removed,
+        vec![auto[0].snapshot_id.clone(), auto[1].snapshot_id.clone()],
+        "oldest first"
+    );
+    let listed: Vec<String> = store
+        .list("app")
+        .unwrap()
+        .into_iter()
+        .map(|s| s.snapshot_id)
+        .collect();
+    let manual = manual.unwrap();
+    assert_eq!(
+        listed,
+        vec![
+            auto[3].snapshot_id.clone(),
+            auto[2].snapshot_id.clone(),
+            manual.snapshot_id.clone()
+        ]
+    );
+    let pruned = store.prune().unwrap();
+    assert!(pruned.chunks_removed >= 2, "{pruned:?}");
+    // What is listed is whole.
+    for id in &listed {
+        let out = dir.path().join(format!("out-{id}"));
+        store.materialize("app", id, &out).unwrap();
+    }
+    assert!(store
+        .forget("app", "autosave", &Retention::default())
+        .unwrap()
+        .is_empty());
+}

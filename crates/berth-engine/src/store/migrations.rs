@@ -95,6 +95,18 @@ const STEPS: &[&str] = &[
         last_prompt    TEXT,
         PRIMARY KEY (workspace_id, id)
     );",
+    // 6: autosave and retention per project (projects/autosave.rs,
+    // issue 11); supersedes projects.autosave, which stays unused.
+    "CREATE TABLE snapshot_autosave (
+        project_id   TEXT    PRIMARY KEY,
+        enabled      INTEGER NOT NULL,
+        interval_s   INTEGER NOT NULL,
+        keep_last    INTEGER NOT NULL DEFAULT 0,
+        keep_hourly  INTEGER NOT NULL DEFAULT 0,
+        keep_daily   INTEGER NOT NULL DEFAULT 0,
+        keep_weekly  INTEGER NOT NULL DEFAULT 0,
+        last_run     REAL    NOT NULL DEFAULT 0
+    );",
 ];
 
 /// Applies every step newer than the database's `user_version`, each in its

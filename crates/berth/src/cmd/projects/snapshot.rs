@@ -1,4 +1,4 @@
-//! `berth snapshot save|ls|restore|rm|prune` and `berth duplicate`:
+//! `berth snapshot save|ls|restore|rm|prune|autosave` and `berth duplicate`:
 //! snapshots of a project's state (seed 000 methods 9-12, issue 11),
 //! clients of SaveSnapshot, ListSnapshots, RestoreSnapshot,
 //! DeleteSnapshot, PruneSnapshots and DuplicateProject; and `berth
@@ -61,8 +61,41 @@ pub(crate) enum SnapshotCmd {
         /// The snapshot id.
         snapshot: String,
     },
-    /// Free the stored data no snapshot uses any more.
+    /// Free the stored data no snapshot uses any more; with a project,
+    /// first remove the autosave snapshots its retention does not keep.
     Prune {
+        /// Apply this project's retention (`berth snapshot autosave`).
+        id: Option<String>,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Turn a project's autosave on (`--every` with a retention) or off.
+    /// Retention follows restic's forget rules, in UTC, and applies to
+    /// autosave snapshots only.
+    #[command(group(clap::ArgGroup::new("mode").required(true).args(["every", "off"])))]
+    Autosave {
+        /// Project id.
+        id: String,
+        /// Time between autosaves of the running project (15m, 1h, ...;
+        /// at least 1m).
+        #[arg(long, value_name = "DURATION")]
+        every: Option<String>,
+        /// Turn autosave off (the interval and retention are kept).
+        #[arg(long, conflicts_with_all = ["keep_last", "keep_hourly", "keep_daily", "keep_weekly"])]
+        off: bool,
+        /// Keep the newest N autosave snapshots.
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        keep_last: u32,
+        /// Keep the newest of each of the last N hours that have one.
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        keep_hourly: u32,
+        /// Keep the newest of each of the last N days that have one.
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        keep_daily: u32,
+        /// Keep the newest of each of the last N weeks that have one.
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        keep_weekly: u32,
         /// JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -130,16 +163,17 @@ pub(super) async fn run(c: &mut Client, cmd: SnapshotCmd) -> CmdResult {
                     "snapshot_id": r.snapshot_id, "timestamp": r.timestamp,
                     "state_digest": r.state_digest, "size_bytes": r.size_bytes,
                     "added_bytes": r.added_bytes, "files_read": r.files_read,
-                    "duration_ms": r.duration_ms,
+                    "duration_ms": r.duration_ms, "paused_ms": r.paused_ms,
                 }));
             } else {
                 println!(
-                    "{}  {} bytes, {} new bytes stored, {} files read, {} ms\ndigest {}",
+                    "{}  {} bytes, {} new bytes stored, {} files read, {} ms (services paused {} ms)\ndigest {}",
                     r.snapshot_id,
                     r.size_bytes,
                     r.added_bytes,
                     r.files_read,
                     r.duration_ms,
+                    r.paused_ms,
                     r.state_digest
                 );
             }
@@ -238,20 +272,82 @@ pub(super) async fn run(c: &mut Client, cmd: SnapshotCmd) -> CmdResult {
             .await?;
             Ok(0)
         }
-        SnapshotCmd::Prune { json } => {
+        SnapshotCmd::Prune { id, json } => {
             let r = c
-                .prune_snapshots(pb::PruneSnapshotsRequest {})
+                .prune_snapshots(pb::PruneSnapshotsRequest {
+                    project_id: id.unwrap_or_default(),
+                })
                 .await?
                 .into_inner();
             if json {
                 print_json(serde_json::json!({
                     "chunks_removed": r.chunks_removed, "bytes_freed": r.bytes_freed,
+                    "snapshots_removed": r.snapshots_removed,
                 }));
             } else {
+                for s in &r.snapshots_removed {
+                    println!("removed {s}");
+                }
                 println!(
                     "{} chunks removed, {} bytes freed",
                     r.chunks_removed, r.bytes_freed
                 );
+            }
+            Ok(0)
+        }
+        SnapshotCmd::Autosave {
+            id,
+            every,
+            off,
+            keep_last,
+            keep_hourly,
+            keep_daily,
+            keep_weekly,
+            json,
+        } => {
+            let interval = match every.as_deref() {
+                Some(e) if !off => berth_compose::units::parse_duration(e)
+                    .map_err(|m| CliError::usage(format!("--every: {m}")))?
+                    .as_secs() as i64,
+                _ => 0,
+            };
+            let r = c
+                .set_autosave(pb::SetAutosaveRequest {
+                    project_id: id,
+                    enabled: !off,
+                    interval_seconds: interval,
+                    retention: Some(pb::SnapshotRetention {
+                        keep_last,
+                        keep_hourly,
+                        keep_daily,
+                        keep_weekly,
+                    }),
+                })
+                .await?
+                .into_inner();
+            let k = r.retention.unwrap_or_default();
+            if json {
+                print_json(serde_json::json!({
+                    "project_id": r.project_id, "enabled": r.enabled,
+                    "interval_seconds": r.interval_seconds,
+                    "retention": {
+                        "keep_last": k.keep_last, "keep_hourly": k.keep_hourly,
+                        "keep_daily": k.keep_daily, "keep_weekly": k.keep_weekly,
+                    },
+                    "last_run": r.last_run,
+                }));
+            } else if r.enabled {
+                println!(
+                    "{}: autosave every {}; keep last {}, hourly {}, daily {}, weekly {}",
+                    r.project_id,
+                    output::duration(r.interval_seconds as f64),
+                    k.keep_last,
+                    k.keep_hourly,
+                    k.keep_daily,
+                    k.keep_weekly
+                );
+            } else {
+                println!("{}: autosave off", r.project_id);
             }
             Ok(0)
         }

@@ -1,0 +1,52 @@
+//! The project engine's ImportPackage (seed 000 method 13) over
+//! [`crate::packages`].
+
+use super::*;
+
+/// Packages (seed 000 method 13).
+impl Projects {
+    /// Where imported packages are unpacked: `packages` beside the state
+    /// root; trusted signer keys are the `*.pub` files of `trusted-keys`
+    /// there.
+    pub fn package_dirs(&self) -> (PathBuf, PathBuf) {
+        let base = snapshot_root(&self.cfg.state_root);
+        let base = base.parent().unwrap_or(&base).to_path_buf();
+        (base.join("packages"), base.join("trusted-keys"))
+    }
+
+    /// ImportPackage: checks the `.vibeapp` at `data_path` (signature,
+    /// file list, archive rules; see [`crate::packages`]) before anything
+    /// is written, then unpacks it. Errors: PATH_NOT_FOUND,
+    /// INVALID_PACKAGE, SIGNATURE_INVALID, TAMPERED.
+    pub async fn import_package(
+        &self,
+        data_path: &Path,
+        verify_signature: bool,
+    ) -> Result<crate::packages::Imported, ProjectError> {
+        use crate::packages::PackageError as P;
+        let (root, trust) = self.package_dirs();
+        let path = data_path.to_path_buf();
+        let parse = |b: &[u8]| {
+            Manifest::parse(b)
+                .map(|m| crate::packages::ManifestFacts {
+                    secrets: m.secrets.iter().map(|s| s.name().to_owned()).collect(),
+                    app_id: m.app_id,
+                    name: m.name,
+                    version: m.version,
+                })
+                .map_err(|e| e.to_string())
+        };
+        tokio::task::spawn_blocking(move || {
+            crate::packages::import(&path, &root, &trust, verify_signature, &parse)
+        })
+        .await
+        .map_err(|e| ProjectError::Internal(e.to_string()))?
+        .map_err(|e| match e {
+            P::PathNotFound(m) => ProjectError::PathNotFound(m),
+            P::InvalidPackage(m) => ProjectError::InvalidPackage(m),
+            P::SignatureInvalid(m) => ProjectError::SignatureInvalid(m),
+            P::Tampered(m) => ProjectError::Tampered(m),
+            P::Io(m) => ProjectError::Internal(m),
+        })
+    }
+}
