@@ -317,7 +317,18 @@ impl AgentSession {
     /// (else a new session, with the old transcript sent as a
     /// `resumed_new_session` notice).
     pub async fn start(self: &Arc<Self>, agent_type: &str, resume: bool) -> Result<(), AgentError> {
-        let argv = self.ctx.types.command(agent_type)?;
+        let argv = match self.ctx.types.command(agent_type) {
+            Ok(a) => a,
+            Err(e) => {
+                // Told to the viewers; the session's state is unchanged.
+                self.hub.publish(Event::Status {
+                    status: "error".into(),
+                    agent_type: Some(agent_type.to_string()),
+                    error: Some(e.to_string()),
+                });
+                return Err(e);
+            }
+        };
         let (old, cwd, gen) = {
             let mut st = self.lock();
             if st.agent_type.as_deref() != Some(agent_type) {
@@ -353,11 +364,12 @@ impl AgentSession {
             }
             Err(e) => {
                 proc.terminate(self.ctx.settings.stop_grace);
-                let mut st = self.lock();
-                if st.generation == gen {
-                    st.proc = None;
+                {
+                    let mut st = self.lock();
+                    if st.generation == gen {
+                        st.proc = None;
+                    }
                 }
-                drop(st);
                 self.set_status("error", Some(e.to_string()));
                 self.persist().await;
                 Err(e)
