@@ -30,10 +30,10 @@
 use agent_client_protocol::v1::schema::{
     AgentCapabilities, CancelNotification, ContentBlock, ContentChunk, CreateTerminalRequest,
     InitializeRequest, InitializeResponse, LoadSessionRequest, LoadSessionResponse,
-    NewSessionRequest, NewSessionResponse, PermissionOption, PermissionOptionKind,
-    PromptRequest, PromptResponse, ReadTextFileRequest, ReleaseTerminalRequest,
-    RequestPermissionOutcome, RequestPermissionRequest, SessionNotification, SessionUpdate,
-    StopReason, TerminalOutputRequest, TextContent, ToolCallUpdate, ToolCallUpdateFields,
+    NewSessionRequest, NewSessionResponse, PermissionOption, PermissionOptionKind, PromptRequest,
+    PromptResponse, ReadTextFileRequest, ReleaseTerminalRequest, RequestPermissionOutcome,
+    RequestPermissionRequest, SessionNotification, SessionUpdate, StopReason,
+    TerminalOutputRequest, TextContent, ToolCallUpdate, ToolCallUpdateFields,
     WaitForTerminalExitRequest, WriteTextFileRequest,
 };
 use agent_client_protocol::v1::ConnectionTo;
@@ -121,7 +121,10 @@ async fn turn(
             let r = cx
                 .send_request(RequestPermissionRequest::new(
                     sid.clone(),
-                    ToolCallUpdate::new("call-1", ToolCallUpdateFields::new().title("write a file")),
+                    ToolCallUpdate::new(
+                        "call-1",
+                        ToolCallUpdateFields::new().title("write a file"),
+                    ),
                     vec![
                         PermissionOption::new("allow", "Allow", PermissionOptionKind::AllowOnce),
                         PermissionOption::new("reject", "Reject", PermissionOptionKind::RejectOnce),
@@ -223,7 +226,11 @@ async fn main() -> Result<(), Error> {
         )
         .on_receive_request(
             async move |req: LoadSessionRequest, responder, cx: ConnectionTo<Client>| {
-                say(&cx, &req.session_id, format!("loaded session {}", req.session_id.0))?;
+                say(
+                    &cx,
+                    &req.session_id,
+                    format!("loaded session {}", req.session_id.0),
+                )?;
                 responder.respond(LoadSessionResponse::new())
             },
             agent_client_protocol::on_receive_request!(),

@@ -189,7 +189,9 @@ impl Agents {
             req.mcp_servers.clone()
         };
         serde_json::from_value::<Vec<agent_client_protocol::v1::schema::McpServer>>(mcp.clone())
-            .map_err(|e| AgentError::Invalid(format!("mcpServers: not a list of ACP MCP servers: {e}")))?;
+            .map_err(|e| {
+                AgentError::Invalid(format!("mcpServers: not a list of ACP MCP servers: {e}"))
+            })?;
         if !req.cwd.is_absolute() || !req.cwd.is_dir() {
             return Err(AgentError::Invalid(format!(
                 "cwd {:?}: must be an existing absolute directory",

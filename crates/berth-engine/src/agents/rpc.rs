@@ -112,10 +112,7 @@ impl AgentProc {
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         let mut child = cmd.spawn().map_err(|e| {
-            AgentError::Spawn(format!(
-                "cannot start {prog:?} in {}: {e}",
-                cwd.display()
-            ))
+            AgentError::Spawn(format!("cannot start {prog:?} in {}: {e}", cwd.display()))
         })?;
         let pid = child.id().unwrap_or(0);
         let mut stdin = child.stdin.take().expect("piped stdin");
@@ -173,8 +170,7 @@ impl AgentProc {
 
     /// The last [`STDERR_TAIL`] bytes of stderr, as text.
     pub fn stderr_tail(&self) -> String {
-        String::from_utf8_lossy(&self.stderr.lock().unwrap_or_else(|p| p.into_inner()))
-            .into_owned()
+        String::from_utf8_lossy(&self.stderr.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
     }
 
     /// Writes one message line.
@@ -198,7 +194,8 @@ impl AgentProc {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(id, waiter);
-        let msg = serde_json::json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        let msg =
+            serde_json::json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
         if let Err(e) = self.send_line(msg.to_string()).await {
             self.pending
                 .lock()

@@ -302,7 +302,11 @@ impl AgentSession {
             persist::save(&ctx.store, &row).map_err(|e| e.to_string())?;
             match tab {
                 Some(t) => ctx.tabs.put(&t).map(|_| ()).map_err(|e| e.to_string()),
-                None => ctx.tabs.remove(&ws, &id).map(|_| ()).map_err(|e| e.to_string()),
+                None => ctx
+                    .tabs
+                    .remove(&ws, &id)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string()),
             }
         })
         .await;
@@ -353,7 +357,10 @@ impl AgentSession {
         let proc = sp.proc.clone();
         self.lock().proc = Some(proc.clone());
         let (otx, orx) = mpsc::unbounded_channel();
-        tokio::spawn(self.clone().read_loop(proc.clone(), Lines::new(sp.stdout), otx));
+        tokio::spawn(
+            self.clone()
+                .read_loop(proc.clone(), Lines::new(sp.stdout), otx),
+        );
         tokio::spawn(self.clone().deliver_loop(proc.clone(), orx));
         tokio::spawn(self.clone().wait_loop(proc.clone(), sp.child, gen));
         match self.handshake(&proc, resume).await {
@@ -393,7 +400,9 @@ impl AgentSession {
             .await
             .map_err(|e| hs("initialize", e))?;
         let ir: InitializeResponse = serde_json::from_value(raw.clone()).map_err(|e| {
-            AgentError::Handshake(format!("initialize: the agent's answer does not parse: {e}"))
+            AgentError::Handshake(format!(
+                "initialize: the agent's answer does not parse: {e}"
+            ))
         })?;
         let load = ir.agent_capabilities.load_session;
         let (cwd, mcp, prior, transcript) = {
@@ -425,7 +434,9 @@ impl AgentSession {
             .await
             .map_err(|e| hs("session/new", e))?;
         let ns: NewSessionResponse = serde_json::from_value(raw).map_err(|e| {
-            AgentError::Handshake(format!("session/new: the agent's answer does not parse: {e}"))
+            AgentError::Handshake(format!(
+                "session/new: the agent's answer does not parse: {e}"
+            ))
         })?;
         self.lock().acp_session_id = Some(ns.session_id.0.to_string());
         if resume && prior.is_some() {
@@ -477,7 +488,11 @@ impl AgentSession {
         }
     }
 
-    async fn deliver_loop(self: Arc<Self>, proc: Arc<AgentProc>, mut rx: mpsc::UnboundedReceiver<String>) {
+    async fn deliver_loop(
+        self: Arc<Self>,
+        proc: Arc<AgentProc>,
+        mut rx: mpsc::UnboundedReceiver<String>,
+    ) {
         let limit = self.ctx.settings.serialize_timeout;
         let mut n: u64 = 0;
         while let Some(line) = rx.recv().await {
@@ -557,7 +572,12 @@ impl AgentSession {
         }
     }
 
-    async fn wait_loop(self: Arc<Self>, proc: Arc<AgentProc>, mut child: tokio::process::Child, gen: u64) {
+    async fn wait_loop(
+        self: Arc<Self>,
+        proc: Arc<AgentProc>,
+        mut child: tokio::process::Child,
+        gen: u64,
+    ) {
         let status = child.wait().await;
         for (viewer, id) in proc.fail_all() {
             let e = json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32603, "message": "the agent process exited"}});
@@ -599,13 +619,21 @@ impl AgentSession {
     /// transient error it is sent again up to `ACP_PROMPT_RETRY_MAX_RETRIES`
     /// times with backoff; a cancel ends the wait. Returns the stop
     /// reason. `viewer` (viewer id, request id) gets the JSON-RPC answer.
-    pub async fn prompt(self: &Arc<Self>, blocks: Value, viewer: Option<(u64, Value)>) -> Result<String, AgentError> {
+    pub async fn prompt(
+        self: &Arc<Self>,
+        blocks: Value,
+        viewer: Option<(u64, Value)>,
+    ) -> Result<String, AgentError> {
         let r = self.prompt_turn(blocks).await;
         if let Some((v, id)) = viewer {
             let msg = match &r {
                 Ok(stop) => json!({"jsonrpc": "2.0", "id": id, "result": {"stopReason": stop}}),
-                Err(AgentError::Rpc(e)) => json!({"jsonrpc": "2.0", "id": id, "error": e.to_value()}),
-                Err(e) => json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32603, "message": e.to_string()}}),
+                Err(AgentError::Rpc(e)) => {
+                    json!({"jsonrpc": "2.0", "id": id, "error": e.to_value()})
+                }
+                Err(e) => {
+                    json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32603, "message": e.to_string()}})
+                }
             };
             self.hub.direct(v, msg.to_string().into());
         }
@@ -619,7 +647,9 @@ impl AgentSession {
             ));
         }
         let _turn = self.turn.try_lock().map_err(|_| {
-            AgentError::Busy("a prompt is already running in this session: wait or cancel it".into())
+            AgentError::Busy(
+                "a prompt is already running in this session: wait or cancel it".into(),
+            )
         })?;
         let text = text_of(&blocks);
         let (proc, sid) = {
@@ -764,7 +794,9 @@ impl AgentSession {
         if running {
             return Ok(());
         }
-        let ty = ty.ok_or_else(|| AgentError::NotRunning("no agent was ever selected in this session".into()))?;
+        let ty = ty.ok_or_else(|| {
+            AgentError::NotRunning("no agent was ever selected in this session".into())
+        })?;
         self.start(&ty, true).await
     }
 
@@ -794,9 +826,18 @@ impl AgentSession {
         let params = v.get("params").cloned().unwrap_or(Value::Null);
         let (proc, acp_id, init) = {
             let st = self.lock();
-            (st.proc.clone(), st.acp_session_id.clone(), st.init_result.clone())
+            (
+                st.proc.clone(),
+                st.acp_session_id.clone(),
+                st.init_result.clone(),
+            )
         };
-        let not_running = || rpc_err(-32603, "no agent is running in this session: send select_agent (or resume)");
+        let not_running = || {
+            rpc_err(
+                -32603,
+                "no agent is running in this session: send select_agent (or resume)",
+            )
+        };
         match (method.as_deref(), id) {
             (None, Some(id)) => {
                 let known = self.lock().permissions.remove(&id.to_string()).is_some();
@@ -804,7 +845,9 @@ impl AgentSession {
                     let _ = p.send_line(text.to_string()).await;
                 }
             }
-            (Some("initialize"), Some(id)) => reply(&id, init.filter(|_| proc.is_some()).ok_or_else(not_running)),
+            (Some("initialize"), Some(id)) => {
+                reply(&id, init.filter(|_| proc.is_some()).ok_or_else(not_running))
+            }
             (Some("session/new"), Some(id)) => reply(
                 &id,
                 acp_id
@@ -815,8 +858,13 @@ impl AgentSession {
             (Some("session/load"), Some(id)) => reply(
                 &id,
                 match (proc.is_some(), acp_id) {
-                    (true, Some(s)) if params["sessionId"].as_str() == Some(s.as_str()) => Ok(json!({})),
-                    (true, Some(s)) => Err(rpc_err(-32602, format!("this gateway session holds ACP session {s}"))),
+                    (true, Some(s)) if params["sessionId"].as_str() == Some(s.as_str()) => {
+                        Ok(json!({}))
+                    }
+                    (true, Some(s)) => Err(rpc_err(
+                        -32602,
+                        format!("this gateway session holds ACP session {s}"),
+                    )),
                     _ => Err(not_running()),
                 },
             ),
@@ -832,7 +880,10 @@ impl AgentSession {
             }
             (Some(m), Some(id)) => match proc {
                 Some(p) => {
-                    if let Err(e) = p.request(m, params, Waiter::Viewer(viewer, id.clone())).await {
+                    if let Err(e) = p
+                        .request(m, params, Waiter::Viewer(viewer, id.clone()))
+                        .await
+                    {
                         reply(&id, Err(rpc_err(-32603, e.to_string())));
                     }
                 }
@@ -843,7 +894,13 @@ impl AgentSession {
                     let _ = p.notify(m, params).await;
                 }
             }
-            (None, None) => reply(&Value::Null, Err(rpc_err(-32600, "neither a request, a notification nor an answer"))),
+            (None, None) => reply(
+                &Value::Null,
+                Err(rpc_err(
+                    -32600,
+                    "neither a request, a notification nor an answer",
+                )),
+            ),
         }
     }
 
@@ -888,9 +945,14 @@ impl AgentSession {
                 let root = self.root()?;
                 let cwd = match &r.cwd {
                     Some(c) => {
-                        let c = c.canonicalize().map_err(|e| rpc_err(-32602, format!("cwd {}: {e}", c.display())))?;
+                        let c = c
+                            .canonicalize()
+                            .map_err(|e| rpc_err(-32602, format!("cwd {}: {e}", c.display())))?;
                         if !c.starts_with(&root) {
-                            return Err(rpc_err(-32602, format!("cwd {} is outside the workspace root", c.display())));
+                            return Err(rpc_err(
+                                -32602,
+                                format!("cwd {} is outside the workspace root", c.display()),
+                            ));
                         }
                         c
                     }
@@ -902,7 +964,11 @@ impl AgentSession {
                 let spawn = PipeSpawn {
                     argv,
                     cwd: cwd.display().to_string(),
-                    env: r.env.iter().map(|e| (e.name.clone(), e.value.clone())).collect(),
+                    env: r
+                        .env
+                        .iter()
+                        .map(|e| (e.name.clone(), e.value.clone()))
+                        .collect(),
                     merge_stderr: true,
                     originator: format!("acp:{}", self.id),
                     ..Default::default()
@@ -927,7 +993,8 @@ impl AgentSession {
                 let (s, limit) = self.term(&r.terminal_id.0)?;
                 let data = s.output().log().contents();
                 let (text, truncated) = tail(&data, limit);
-                Ok(json!(TerminalOutputResponse::new(text, truncated).exit_status(s.exit().map(exit_status))))
+                Ok(json!(TerminalOutputResponse::new(text, truncated)
+                    .exit_status(s.exit().map(exit_status))))
             }
             "terminal/wait_for_exit" => {
                 let r: WaitForTerminalExitRequest = serde_json::from_value(params).map_err(bad)?;
@@ -950,7 +1017,10 @@ impl AgentSession {
                 self.lock().terminals.remove(&*r.terminal_id.0);
                 Ok(json!({}))
             }
-            m => Err(rpc_err(-32601, format!("method {m:?} is not supported by berth"))),
+            m => Err(rpc_err(
+                -32601,
+                format!("method {m:?} is not supported by berth"),
+            )),
         }
     }
 

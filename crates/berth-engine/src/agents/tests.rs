@@ -4,16 +4,28 @@ use serde_json::json;
 #[test]
 fn agent_types_defaults_overrides_and_unknown() {
     let t = AgentTypes::from_env([
-        ("BERTH_ACP_AGENT_CLAUDE_CODE".to_string(), "/opt/cc --acp 'a b'".to_string()),
-        ("BERTH_ACP_AGENT_MY_AGENT".to_string(), "my-agent".to_string()),
+        (
+            "BERTH_ACP_AGENT_CLAUDE_CODE".to_string(),
+            "/opt/cc --acp 'a b'".to_string(),
+        ),
+        (
+            "BERTH_ACP_AGENT_MY_AGENT".to_string(),
+            "my-agent".to_string(),
+        ),
         ("PATH".to_string(), "/bin".to_string()),
     ])
     .unwrap();
-    assert_eq!(t.command("claude-code").unwrap(), vec!["/opt/cc", "--acp", "a b"]);
+    assert_eq!(
+        t.command("claude-code").unwrap(),
+        vec!["/opt/cc", "--acp", "a b"]
+    );
     assert_eq!(t.command("my-agent").unwrap(), vec!["my-agent"]);
     assert_eq!(t.command("opencode").unwrap(), vec!["opencode", "acp"]);
     let e = t.command("nope").unwrap_err().to_string();
-    assert!(e.contains("nope") && e.contains("amp") && e.contains("gemini"), "{e}");
+    assert!(
+        e.contains("nope") && e.contains("amp") && e.contains("gemini"),
+        "{e}"
+    );
     let bad = AgentTypes::from_env([("BERTH_ACP_AGENT_X".to_string(), "'open".to_string())]);
     assert!(bad.unwrap_err().to_string().contains("BERTH_ACP_AGENT_X"));
 }
@@ -22,9 +34,15 @@ fn agent_types_defaults_overrides_and_unknown() {
 fn transient_errors_and_backoff() {
     assert!(retry::is_transient("rate limit exceeded (429)", None));
     assert!(retry::is_transient("Overloaded", None));
-    assert!(retry::is_transient("upstream", Some(&json!({"statusCode": 503}))));
+    assert!(retry::is_transient(
+        "upstream",
+        Some(&json!({"statusCode": 503}))
+    ));
     assert!(!retry::is_transient("invalid prompt", None));
-    assert!(!retry::is_transient("internal error", Some(&json!({"status": 400}))));
+    assert!(!retry::is_transient(
+        "internal error",
+        Some(&json!({"status": 400}))
+    ));
     let s = Duration::from_secs;
     assert_eq!(retry::backoff(0, s(15), s(120)), s(15));
     assert_eq!(retry::backoff(1, s(15), s(120)), s(30));
@@ -43,10 +61,18 @@ fn fs_paths_stay_inside_the_root() {
     let p = |n: &str| root.join(n).display().to_string();
     let f = fs::resolve_read(&root, &p("a.txt")).unwrap();
     assert_eq!(fs::read(&f, Some(2), Some(1)).unwrap(), "two\n");
-    assert!(fs::resolve_read(&root, &p("link")).unwrap_err().contains("outside"));
-    assert!(fs::resolve_write(&root, &p("link")).unwrap_err().contains("outside"));
-    assert!(fs::resolve_read(&root, &format!("{}/../x", root.display())).unwrap_err().contains(".."));
-    assert!(fs::resolve_read(&root, "a.txt").unwrap_err().contains("absolute"));
+    assert!(fs::resolve_read(&root, &p("link"))
+        .unwrap_err()
+        .contains("outside"));
+    assert!(fs::resolve_write(&root, &p("link"))
+        .unwrap_err()
+        .contains("outside"));
+    assert!(fs::resolve_read(&root, &format!("{}/../x", root.display()))
+        .unwrap_err()
+        .contains(".."));
+    assert!(fs::resolve_read(&root, "a.txt")
+        .unwrap_err()
+        .contains("absolute"));
     let w = fs::resolve_write(&root, &p("new.txt")).unwrap();
     fs::write(&w, "hi").unwrap();
     assert_eq!(std::fs::read_to_string(root.join("new.txt")).unwrap(), "hi");

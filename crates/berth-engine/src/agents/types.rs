@@ -48,13 +48,11 @@ impl AgentTypes {
             if ty.is_empty() {
                 continue;
             }
-            let argv = split_words(&v)
-                .filter(|a| !a.is_empty())
-                .ok_or_else(|| {
-                    AgentError::Invalid(format!(
-                        "{k}={v:?}: expected a command line (program and arguments)"
-                    ))
-                })?;
+            let argv = split_words(&v).filter(|a| !a.is_empty()).ok_or_else(|| {
+                AgentError::Invalid(format!(
+                    "{k}={v:?}: expected a command line (program and arguments)"
+                ))
+            })?;
             map.insert(ty.to_ascii_lowercase().replace('_', "-"), argv);
         }
         Ok(Self { map })

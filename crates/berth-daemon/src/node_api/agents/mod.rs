@@ -15,7 +15,9 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use berth_engine::agents::{AgentError, AgentSettings, AgentTypes, Agents, NewSession, SessionView};
+use berth_engine::agents::{
+    AgentError, AgentSettings, AgentTypes, Agents, NewSession, SessionView,
+};
 use berth_engine::sessions::Sessions;
 use berth_engine::tabs::Tabs;
 use serde::Deserialize;
@@ -98,7 +100,10 @@ pub fn view_json(v: &SessionView) -> Value {
         ("protocolVersion", v.protocol_version.clone()),
         ("agentCapabilities", v.agent_capabilities.clone()),
         ("lastPrompt", v.last_prompt.clone().map(Value::from)),
-        ("lastStopReason", v.last_stop_reason.clone().map(Value::from)),
+        (
+            "lastStopReason",
+            v.last_stop_reason.clone().map(Value::from),
+        ),
         ("idempotencyKey", v.idempotency_key.clone().map(Value::from)),
         ("pid", v.pid.map(Value::from)),
     ] {
@@ -140,7 +145,11 @@ pub struct CreateBody {
 }
 
 fn parse<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T, Refusal> {
-    let body = if body.iter().all(u8::is_ascii_whitespace) { b"{}".as_slice() } else { body };
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}".as_slice()
+    } else {
+        body
+    };
     serde_json::from_slice(body).map_err(|e| Refusal::bad_request(format!("{what}: {e}")))
 }
 
@@ -159,7 +168,10 @@ async fn create(
             .create(NewSession {
                 id: b.session_id,
                 workspace,
-                cwd: b.cwd.unwrap_or_else(|| st.cfg.default_workdir.clone()).into(),
+                cwd: b
+                    .cwd
+                    .unwrap_or_else(|| st.cfg.default_workdir.clone())
+                    .into(),
                 mcp_servers: b.mcp_servers.unwrap_or(Value::Null),
                 idempotency_key: b.idempotency_key,
             })
@@ -234,11 +246,18 @@ async fn action(
                 let blocks = match b.prompt {
                     Value::String(t) => json!([{"type": "text", "text": t}]),
                     v @ Value::Array(_) => v,
-                    _ => return Err(Refusal::bad_request("prompt: a string or an array of ACP content blocks")),
+                    _ => {
+                        return Err(Refusal::bad_request(
+                            "prompt: a string or an array of ACP content blocks",
+                        ))
+                    }
                 };
                 if q.wait.unwrap_or(false) {
                     let stop = s.prompt(blocks, None).await.map_err(refusal)?;
-                    return Ok(Json(json!({"stopReason": stop, "session": view_json(&s.view())})).into_response());
+                    return Ok(
+                        Json(json!({"stopReason": stop, "session": view_json(&s.view())}))
+                            .into_response(),
+                    );
                 }
                 let v = s.view();
                 if v.status != "ready" {
@@ -251,7 +270,11 @@ async fn action(
                 tokio::spawn(async move {
                     let _ = s2.prompt(blocks, None).await;
                 });
-                return Ok((StatusCode::ACCEPTED, Json(json!({"status": "prompting", "id": id}))).into_response());
+                return Ok((
+                    StatusCode::ACCEPTED,
+                    Json(json!({"status": "prompting", "id": id})),
+                )
+                    .into_response());
             }
             "cancel" => s.cancel().await.map_err(refusal),
             "stop" => s.halt("stopped").await.map_err(refusal),

@@ -100,7 +100,9 @@ pub fn render(seq: u64, ev: &Event) -> String {
             attempt,
             delay_ms,
             error,
-        } => json!({"type": "session_prompt_retry", "attempt": attempt, "delayMs": delay_ms, "error": error}),
+        } => {
+            json!({"type": "session_prompt_retry", "attempt": attempt, "delayMs": delay_ms, "error": error})
+        }
         Event::Crash {
             agent_type,
             exit_code,
@@ -223,7 +225,12 @@ async fn control_or_acp(
             match s.view().agent_type.as_deref() == Some(ty.as_str()) && s.view().pid.is_some() {
                 true => {
                     let v = s.view();
-                    send(tx, json!({"type": "agent_status", "status": v.status, "agentType": ty}).to_string()).await
+                    send(
+                        tx,
+                        json!({"type": "agent_status", "status": v.status, "agentType": ty})
+                            .to_string(),
+                    )
+                    .await
                 }
                 false => {
                     tokio::spawn(async move {
@@ -237,7 +244,11 @@ async fn control_or_acp(
             let r = Refusal::bad_request(format!(
                 "unknown control message type {other:?} (select_agent, ping; or send ACP JSON-RPC)"
             ));
-            send(tx, json!({"type": "error", "error": r.code, "reason": r.reason}).to_string()).await
+            send(
+                tx,
+                json!({"type": "error", "error": r.code, "reason": r.reason}).to_string(),
+            )
+            .await
         }
     }
 }
