@@ -752,3 +752,40 @@ fn a_viewer_that_stops_reading_is_dropped_without_slowing_the_others() {
     };
     assert!(last["type"] == "__closed" || last["code"] == 1008, "{last}");
 }
+
+#[test]
+#[ignore = "needs npm packages: see crates/berth/tests/acp-ts-agent/README.md"]
+fn typescript_sdk_agent_through_the_gateway() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/acp-ts-agent");
+    assert!(
+        dir.join("node_modules/@agentclientprotocol/sdk").is_dir(),
+        "run `npm ci` in {}",
+        dir.display()
+    );
+    let cmd = format!("node {}", dir.join("agent.mjs").display());
+    let n = Node::start(&[("BERTH_ACP_AGENT_TS", cmd.as_str())]);
+    let rt = &n.rt;
+    let (mut v, sid) = ready_viewer(&n, "ts", "ts");
+    assert!(sid.starts_with("ts-"), "{sid}");
+    let f = n.work().join("ts.txt");
+    std::fs::write(&f, "from berth\n").unwrap();
+    v.send(rt, prompt(30, &sid, &f.display().to_string()));
+    let ask = v.until(rt, |m| m["method"] == "session/request_permission");
+    let id = ask.last().unwrap()["id"].clone();
+    v.send(rt, json!({"jsonrpc": "2.0", "id": id, "result": {"outcome": {"outcome": "selected", "optionId": "yes"}}}));
+    let got = v.until(rt, |m| m["id"] == 30);
+    assert_eq!(got.last().unwrap()["result"]["stopReason"], "end_turn", "{got:?}");
+    let mut all = chunks(&ask);
+    all.extend(chunks(&got));
+    assert_eq!(
+        all,
+        vec![
+            "ts chunk 0\n",
+            "ts chunk 1\n",
+            "ts chunk 2\n",
+            "ts permission: selected",
+            "ts read: from berth",
+            "ts terminal: 0 ts-terminal",
+        ]
+    );
+}
