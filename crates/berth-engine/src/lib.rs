@@ -5,6 +5,7 @@
 //! No `unsafe` here: every system call goes through a safe function of
 //! `berth_os`, which is the one crate allowed to hold `unsafe` blocks.
 
+pub mod agents;
 pub mod packages;
 pub mod projects;
 pub mod registry;

@@ -57,6 +57,12 @@ impl Tabs {
         Self { store }
     }
 
+    /// The store the tabs live in (other node-API engines keep their rows
+    /// next to them).
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
     /// The tabs of `workspace`, by sort order then creation.
     pub fn list(&self, workspace: &str) -> Result<Vec<Tab>, StoreError> {
         self.store.read("listing tabs", |c| {

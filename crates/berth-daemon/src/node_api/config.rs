@@ -43,6 +43,12 @@ pub struct NodeApiConfig {
     pub acp_prompt_retry_max_backoff: Duration,
     /// `ACP_NOTIF_SERIALIZE_TIMEOUT` (5s).
     pub acp_notif_serialize_timeout: Duration,
+    /// `ACP_REPLAY_BUFFER_SIZE` (berth, 5000): agent-session events kept
+    /// for late viewers.
+    pub acp_replay_buffer: usize,
+    /// `ACP_VIEWER_QUEUE` (berth, 4096): events queued per agent viewer
+    /// before one that does not read is dropped.
+    pub acp_viewer_queue: usize,
     /// `LOG_RETRIEVAL_DEFAULT_LIMIT` (200).
     pub log_default_limit: usize,
     /// `LOG_RETRIEVAL_MAX_LIMIT` (1000).
@@ -153,6 +159,8 @@ impl NodeApiConfig {
                 "ACP_NOTIF_SERIALIZE_TIMEOUT",
                 Duration::from_secs(5),
             )?,
+            acp_replay_buffer: num("ACP_REPLAY_BUFFER_SIZE", 5000)?,
+            acp_viewer_queue: num("ACP_VIEWER_QUEUE", 4096)?,
             log_default_limit: num("LOG_RETRIEVAL_DEFAULT_LIMIT", 200)?,
             log_max_limit: num("LOG_RETRIEVAL_MAX_LIMIT", 1000)?,
             log_stream_buffer: num("LOG_STREAM_BUFFER_SIZE", 100)?,

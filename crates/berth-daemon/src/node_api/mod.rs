@@ -5,6 +5,7 @@
 //! terminal page (`GET /`). Surfaces only
 //! translate: terminals are engine sessions. See docs/node-api.md.
 
+pub mod agents;
 pub mod auth;
 pub mod cert;
 pub mod config;
@@ -41,6 +42,7 @@ pub fn router(st: Arc<NodeState>) -> Router {
         .route("/terminal/ws/multi", get(terminal::multi))
         .route("/workspaces/{workspace_id}/tabs", get(terminal::tabs))
         .route("/logs", get(logs_route))
+        .merge(agents::routes())
         .route("/logs/stream", get(logs_stream_route))
         .merge(web::routes())
         .with_state(st)
@@ -152,7 +154,9 @@ impl NodeApi {
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await
             .map_err(|e| format!("node API: cannot listen on {}: {e}", cfg.listen))?;
+        let agents = agents::open(&cfg, sessions.clone(), tabs.clone())?;
         let st = Arc::new(NodeState {
+            agents,
             validator: auth::Validator::new(jwks, cfg.issuer.clone(), cfg.node_id.clone()),
             terminals: terminals::Terminals::new(sessions, tabs, cfg.orphan_grace),
             started: Instant::now(),

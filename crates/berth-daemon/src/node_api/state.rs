@@ -31,6 +31,8 @@ pub struct NodeState {
     pub validator: Validator,
     /// Browser terminals over the session engine.
     pub terminals: std::sync::Arc<Terminals>,
+    /// ACP agent sessions (`/agent/ws`, `/workspaces/{id}/agent-sessions`).
+    pub agents: std::sync::Arc<berth_engine::agents::Agents>,
     /// When the node API started (for `/health`'s uptime).
     pub started: Instant,
     /// Cookie value → grant (random 32-byte values; in memory, so a

@@ -107,6 +107,21 @@ const STEPS: &[&str] = &[
         keep_weekly  INTEGER NOT NULL DEFAULT 0,
         last_run     REAL    NOT NULL DEFAULT 0
     );",
+    // 7: ACP agent sessions (agents/persist.rs, issue 15).
+    "CREATE TABLE agent_sessions (
+        id              TEXT PRIMARY KEY,
+        workspace_id    TEXT NOT NULL,
+        agent_type      TEXT NOT NULL,
+        cwd             TEXT NOT NULL,
+        mcp_servers     TEXT NOT NULL DEFAULT '[]',
+        acp_session_id  TEXT,
+        status          TEXT NOT NULL,
+        transcript      TEXT NOT NULL DEFAULT '[]',
+        last_prompt     TEXT,
+        idempotency_key TEXT,
+        created_at      TEXT NOT NULL
+    );
+    CREATE INDEX agent_sessions_workspace ON agent_sessions(workspace_id);",
 ];
 
 /// Applies every step newer than the database's `user_version`, each in its

@@ -1,0 +1,103 @@
+use super::*;
+use serde_json::json;
+
+#[test]
+fn agent_types_defaults_overrides_and_unknown() {
+    let t = AgentTypes::from_env([
+        (
+            "BERTH_ACP_AGENT_CLAUDE_CODE".to_string(),
+            "/opt/cc --acp 'a b'".to_string(),
+        ),
+        (
+            "BERTH_ACP_AGENT_MY_AGENT".to_string(),
+            "my-agent".to_string(),
+        ),
+        ("PATH".to_string(), "/bin".to_string()),
+    ])
+    .unwrap();
+    assert_eq!(
+        t.command("claude-code").unwrap(),
+        vec!["/opt/cc", "--acp", "a b"]
+    );
+    assert_eq!(t.command("my-agent").unwrap(), vec!["my-agent"]);
+    assert_eq!(t.command("opencode").unwrap(), vec!["opencode", "acp"]);
+    let e = t.command("nope").unwrap_err().to_string();
+    assert!(
+        e.contains("nope") && e.contains("amp") && e.contains("gemini"),
+        "{e}"
+    );
+    let bad = AgentTypes::from_env([("BERTH_ACP_AGENT_X".to_string(), "'open".to_string())]);
+    assert!(bad.unwrap_err().to_string().contains("BERTH_ACP_AGENT_X"));
+}
+
+#[test]
+fn transient_errors_and_backoff() {
+    assert!(retry::is_transient("rate limit exceeded (429)", None));
+    assert!(retry::is_transient("Overloaded", None));
+    assert!(retry::is_transient(
+        "upstream",
+        Some(&json!({"statusCode": 503}))
+    ));
+    assert!(!retry::is_transient("invalid prompt", None));
+    assert!(!retry::is_transient(
+        "internal error",
+        Some(&json!({"status": 400}))
+    ));
+    let s = Duration::from_secs;
+    assert_eq!(retry::backoff(0, s(15), s(120)), s(15));
+    assert_eq!(retry::backoff(1, s(15), s(120)), s(30));
+    assert_eq!(retry::backoff(3, s(15), s(120)), s(120));
+    assert_eq!(retry::backoff(40, s(15), s(120)), s(120));
+}
+
+#[test]
+fn fs_paths_stay_inside_the_root() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().canonicalize().unwrap();
+    std::fs::write(root.join("a.txt"), "one\ntwo\nthree\n").unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret"), "x").unwrap();
+    std::os::unix::fs::symlink(outside.path().join("secret"), root.join("link")).unwrap();
+    let p = |n: &str| root.join(n).display().to_string();
+    let f = fs::resolve_read(&root, &p("a.txt")).unwrap();
+    assert_eq!(fs::read(&f, Some(2), Some(1)).unwrap(), "two\n");
+    assert!(fs::resolve_read(&root, &p("link"))
+        .unwrap_err()
+        .contains("outside"));
+    assert!(fs::resolve_write(&root, &p("link"))
+        .unwrap_err()
+        .contains("outside"));
+    assert!(fs::resolve_read(&root, &format!("{}/../x", root.display()))
+        .unwrap_err()
+        .contains(".."));
+    assert!(fs::resolve_read(&root, "a.txt")
+        .unwrap_err()
+        .contains("absolute"));
+    let w = fs::resolve_write(&root, &p("new.txt")).unwrap();
+    fs::write(&w, "hi").unwrap();
+    assert_eq!(std::fs::read_to_string(root.join("new.txt")).unwrap(), "hi");
+}
+
+#[test]
+fn the_hub_orders_replays_and_drops_a_viewer_that_does_not_read() {
+    let h = hub::Hub::new(3, 2);
+    h.publish(Event::Prompting);
+    let mut slow = h.attach();
+    assert_eq!(slow.replay.len(), 1);
+    for i in 0..4 {
+        h.publish(Event::Acp(format!("{i}").into()));
+    }
+    let late = h.attach();
+    assert_eq!(
+        late.replay.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        vec![3, 4, 5]
+    );
+    // The slow viewer held 2 and was dropped at the third.
+    assert_eq!(h.viewers(), vec![late.id]);
+    assert_eq!(h.dropped(), 1);
+    let mut got = Vec::new();
+    while let Ok(Out::Event(seq, _)) = slow.rx.try_recv() {
+        got.push(seq);
+    }
+    assert_eq!(got, vec![2, 3]);
+}
