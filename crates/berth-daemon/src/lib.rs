@@ -86,6 +86,7 @@ async fn serve_until_stopped(config: DaemonConfig) -> Result<(), DaemonError> {
     }
     let guest_api = guest_api::spawn(config.guest_api.clone());
     let tabs = Arc::new(berth_engine::tabs::Tabs::new(store.clone()));
+    let store_for_workspaces = store.clone();
     let projects = open_projects(&config, store, services.clone()).await?;
 
     // Services: take back what a previous daemon left (re-adoption), then
@@ -152,11 +153,29 @@ async fn serve_until_stopped(config: DaemonConfig) -> Result<(), DaemonError> {
         })
     };
 
+    // Container workspaces (seed 004): status changes feed the node API's
+    // callbacks; interrupted provisioning resumes in the background.
+    let (ws_events, ws_events_rx) = tokio::sync::mpsc::unbounded_channel();
+    let workspaces = berth_engine::workspaces::Workspaces::open(
+        store_for_workspaces,
+        workspaces_root(&config.projects_state_root()),
+        std::env::var("DOCKER_HOST").ok().as_deref(),
+        ws_events,
+    );
+    {
+        let ws = workspaces.clone();
+        tokio::spawn(async move {
+            for line in ws.recover().await {
+                tracing::info!("workspaces: {line}");
+            }
+        });
+    }
     let node_api = match config.node_api.clone() {
         Some(cfg) => {
             let api = node_api::NodeApi::bind(cfg, sessions.clone(), tabs.clone())
                 .await
-                .map_err(DaemonError::NodeApi)?;
+                .map_err(DaemonError::NodeApi)?
+                .with_workspaces(workspaces.clone(), ws_events_rx);
             tracing::info!(addr = ?api.local_addr(), "node API listening (https)");
             Some(tokio::spawn(api.run()))
         }
@@ -235,6 +254,16 @@ async fn serve_until_stopped(config: DaemonConfig) -> Result<(), DaemonError> {
         }
     }
     Ok(())
+}
+
+/// Where workspace clones and logs live: beside the projects' folder,
+/// named like it (`workspaces`, or `<stem>-workspaces`).
+fn workspaces_root(projects: &std::path::Path) -> std::path::PathBuf {
+    let name = projects
+        .file_name()
+        .map(|n| n.to_string_lossy().replace("projects", "workspaces"))
+        .unwrap_or_else(|| "workspaces".into());
+    projects.with_file_name(name)
 }
 
 /// Binds one listener, naming the address if it cannot.

@@ -13,5 +13,6 @@ pub mod sessions;
 pub mod snapshots;
 pub mod store;
 pub mod tabs;
+pub mod workspaces;
 
 pub use store::Store;
