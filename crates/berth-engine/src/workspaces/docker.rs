@@ -104,25 +104,37 @@ pub async fn ensure_image(d: &Docker, image: &str, log: &ProvisionLog) -> Result
     Ok(())
 }
 
-/// Builds `tag` from a tar of the build context, logging the build output.
+/// What to build: `build.*` of devcontainer.json, resolved.
+pub struct BuildSpec<'a> {
+    /// The image tag to make.
+    pub tag: &'a str,
+    /// The Dockerfile's path inside the context.
+    pub dockerfile: &'a str,
+    /// `build.args`.
+    pub args: HashMap<String, String>,
+    /// `build.target` (empty = last stage).
+    pub target: &'a str,
+    /// Labels of the image.
+    pub labels: HashMap<String, String>,
+}
+
+/// Builds `spec.tag` from a tar of the build context (the engine's classic
+/// builder: no registry needed when the base image is present), logging
+/// the build output.
 pub async fn build(
     d: &Docker,
-    tag: &str,
+    spec: BuildSpec<'_>,
     context_tar: Vec<u8>,
-    dockerfile: &str,
-    args: &HashMap<String, String>,
-    target: &str,
-    labels: &HashMap<String, String>,
     log: &ProvisionLog,
 ) -> Result<(), String> {
     let opts = BuildImageOptions {
-        dockerfile: dockerfile.to_string(),
-        t: Some(tag.to_string()),
+        dockerfile: spec.dockerfile.to_string(),
+        t: Some(spec.tag.to_string()),
         rm: true,
         forcerm: true,
-        buildargs: Some(args.clone()),
-        labels: Some(labels.clone()),
-        target: target.to_string(),
+        buildargs: Some(spec.args),
+        labels: Some(spec.labels),
+        target: spec.target.to_string(),
         ..Default::default()
     };
     let mut s = d.build_image(

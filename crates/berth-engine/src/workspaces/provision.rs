@@ -260,12 +260,14 @@ pub async fn image(
             let labels = HashMap::from([(LABEL_WORKSPACE.to_string(), id.to_string())]);
             dk::build(
                 d,
-                &tag,
+                dk::BuildSpec {
+                    tag: &tag,
+                    dockerfile: &rel.to_string_lossy(),
+                    args,
+                    target,
+                    labels,
+                },
                 tar,
-                &rel.to_string_lossy(),
-                &args,
-                target,
-                &labels,
                 log,
             )
             .await
