@@ -160,6 +160,7 @@ async fn serve_until_stopped(config: DaemonConfig) -> Result<(), DaemonError> {
         store_for_workspaces,
         workspaces_root(&config.projects_state_root()),
         std::env::var("DOCKER_HOST").ok().as_deref(),
+        Some(projects.clone()),
         ws_events,
     );
     {

@@ -244,34 +244,49 @@ struct Node {
     d: Daemon,
     port: u16,
     rt: tokio::runtime::Runtime,
+    env: Vec<(String, String)>,
 }
 
 impl Node {
     fn start(cp: &ControlPlane) -> Node {
         let port = free_port();
-        let addr = format!("127.0.0.1:{port}");
-        let mut d = Daemon::unstarted(&[]);
+        let d = Daemon::unstarted(&[]);
         let url = cp.url();
         let jwks = format!("{url}/.well-known/jwks.json");
-        d.spawn_with_env(
-            &["--node-api", &addr],
-            &[
-                ("CONTROL_PLANE_URL", url.as_str()),
-                ("JWKS_ENDPOINT", jwks.as_str()),
-                ("JWT_ISSUER", ISSUER),
-                ("NODE_ID", "node-1"),
-                ("CALLBACK_TOKEN", "node-callback-token"),
-                ("SHELL", "/bin/sh"),
-            ],
-        );
-        let n = Node {
+        let env: Vec<(String, String)> = [
+            ("CONTROL_PLANE_URL", url.as_str()),
+            ("JWKS_ENDPOINT", jwks.as_str()),
+            ("JWT_ISSUER", ISSUER),
+            ("NODE_ID", "node-1"),
+            ("CALLBACK_TOKEN", "node-callback-token"),
+            ("SHELL", "/bin/sh"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let mut n = Node {
             d,
             port,
             rt: tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .unwrap(),
+            env,
         };
+        n.spawn();
+        n
+    }
+
+    /// (Re)starts the daemon on the same state and port.
+    fn spawn(&mut self) {
+        let addr = format!("127.0.0.1:{}", self.port);
+        let env: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        self.d.spawn_with_env(&["--node-api", &addr], &env);
+        let (n, port) = (&*self, self.port);
         assert!(
             wait_for(Duration::from_secs(10), || std::net::TcpStream::connect((
                 "127.0.0.1",
@@ -281,7 +296,6 @@ impl Node {
             "node API did not listen: {}",
             n.d.log()
         );
-        n
     }
 
     fn tls(&self) -> Arc<tokio_rustls::rustls::ClientConfig> {
@@ -688,5 +702,168 @@ fn dockerfile_workspace_builds_offline_and_a_bad_config_fails_clearly() {
     assert_eq!(w["status"], "failed");
     // Its terminals are refused with the reason, not opened on the host.
     let (code, _) = n.req("DELETE", &format!("/workspaces/{ws2}"), &mgmt, None);
+    assert_eq!(code, 200);
+}
+
+#[test]
+#[ignore = "needs a Docker Engine: see README"]
+fn compose_workspace_runs_in_its_service_through_berths_compose_engine() {
+    require_docker();
+    let tmp = tempfile::tempdir().unwrap();
+    let k = key(tmp.path());
+    let cp = ControlPlane::start(&k, "/never", 0);
+    let n = Node::start(&cp);
+    let mgmt = mgmt_token(&k);
+    let repo = bare_repo(
+        tmp.path(),
+        "composed",
+        &[
+            (
+                ".devcontainer/devcontainer.json",
+                r#"{"dockerComposeFile": ["compose.yml"], "service": "app",
+                    "runServices": ["app", "side"],
+                    "workspaceFolder": "/workspaces/composed",
+                    "remoteEnv": {"WHO": "compose"},
+                    "postCreateCommand": "cat README.md > /tmp/seen-by-postcreate"}"#,
+            ),
+            (
+                ".devcontainer/compose.yml",
+                &format!(
+                    "services:\n  app:\n    image: {IMAGE}\n    command: [\"sleep\", \"100000\"]\n    volumes:\n      - ..:/workspaces/composed\n  side:\n    image: {IMAGE}\n    command: [\"sleep\", \"100000\"]\n"
+                ),
+            ),
+            ("README.md", "composed readme\n"),
+        ],
+    );
+    let ws = format!("wscomp{}", std::process::id());
+    let (code, v) = n.req(
+        "POST",
+        "/workspaces",
+        &mgmt,
+        Some(json!({"workspaceId": ws, "repository": repo.to_str().unwrap(), "branch": "main"})),
+    );
+    assert_eq!(code, 202, "{v}");
+    cp.wait_for(&format!("{ws}/ready"), &n);
+    let (_, w) = n.req("GET", &format!("/workspaces/{ws}"), &mgmt, None);
+    let container = w["container"].as_str().unwrap().to_string();
+    assert_eq!(
+        exec_in(&container, "0", "cat /tmp/seen-by-postcreate"),
+        "composed readme\n"
+    );
+    let out = n.terminal(
+        &terminal_token(&k, &ws),
+        &ws,
+        "echo \"P=$(pwd) W=$WHO\"\n",
+        "P=/workspaces/composed W=compose",
+    );
+    assert!(out.contains("P=/workspaces/composed W=compose"));
+    let (code, _) = n.req("DELETE", &format!("/workspaces/{ws}"), &mgmt, None);
+    assert_eq!(code, 200);
+    assert!(!docker(&["container", "inspect", &container]).0);
+}
+
+#[test]
+#[ignore = "needs a Docker Engine: see README"]
+fn a_restart_during_provisioning_resumes_and_tokens_stay_out_of_logs() {
+    require_docker();
+    let tmp = tempfile::tempdir().unwrap();
+    let k = key(tmp.path());
+    let cp = ControlPlane::start(&k, "/never", 0);
+    let mut n = Node::start(&cp);
+    let mgmt = mgmt_token(&k);
+    let stamp = tmp.path().join("oncreate-runs");
+    let repo = bare_repo(
+        tmp.path(),
+        "slow",
+        &[(
+            ".devcontainer.json",
+            &format!(
+                r#"{{"image": "{IMAGE}", "remoteUser": "1000",
+                    "initializeCommand": "echo run >> {}",
+                    "onCreateCommand": "sleep 3"}}"#,
+                stamp.display()
+            ),
+        )],
+    );
+    let ws = format!("wsslow{}", std::process::id());
+    let secret = "ghs_berthTestSecret0123456789";
+    let (code, _) = n.req(
+        "POST",
+        "/workspaces",
+        &mgmt,
+        Some(json!({"workspaceId": ws, "repository": repo.to_str().unwrap(), "branch": "main", "gitToken": secret})),
+    );
+    assert_eq!(code, 202);
+    assert!(
+        wait_for(Duration::from_secs(120), || {
+            n.req("GET", &format!("/workspaces/{ws}"), &mgmt, None).1["step"] == "onCreateCommand"
+        }),
+        "never reached onCreateCommand"
+    );
+    // A leftover from nowhere: labelled as a workspace of this daemon
+    // that its store does not know.
+    let owner = docker(&[
+        "inspect",
+        "-f",
+        "{{index .Config.Labels \"berth.workspace.owner\"}}",
+        &format!("berth-ws-{ws}"),
+    ])
+    .1
+    .trim()
+    .to_string();
+    assert!(!owner.is_empty());
+    let ghost = format!("berth-ghost-{}", std::process::id());
+    let (ok, out) = docker(&[
+        "run",
+        "-d",
+        "--name",
+        &ghost,
+        "--label",
+        "berth.workspace=ghost",
+        "--label",
+        &format!("berth.workspace.owner={owner}"),
+        IMAGE,
+        "sleep",
+        "100000",
+    ]);
+    assert!(ok, "{out}");
+    // The daemon dies mid-provisioning, and comes back.
+    n.d.kill9();
+    n.spawn();
+    cp.wait_for(&format!("{ws}/ready"), &n);
+    assert!(
+        !docker(&["container", "inspect", &ghost]).0,
+        "the unknown workspace container was not removed at start"
+    );
+    let runs = std::fs::read_to_string(&stamp).unwrap();
+    assert_eq!(runs.lines().count(), 2, "provisioning ran again: {runs:?}");
+    let (_, w) = n.req("GET", &format!("/workspaces/{ws}"), &mgmt, None);
+    assert_eq!(w["status"], "ready");
+    assert!(w["log"].as_str().unwrap().contains("the daemon restarted"));
+
+    // The git token: served to git in the container by the credential
+    // helper, never in the container's config, the log, or the daemon's log.
+    let container = format!("berth-ws-{ws}");
+    let got = exec_in(
+        &container,
+        "1000",
+        "printf 'protocol=https\\nhost=example.com\\n\\n' | /usr/local/bin/berth-git-credential get",
+    );
+    assert!(got.contains(&format!("password={secret}")), "{got}");
+    assert_eq!(
+        exec_in(&container, "1000", "echo $GIT_CONFIG_VALUE_0").trim(),
+        "/usr/local/bin/berth-git-credential"
+    );
+    let (_, inspect) = docker(&["inspect", &container]);
+    assert!(
+        !inspect.contains(secret),
+        "the token is in the container's config"
+    );
+    assert!(!w.to_string().contains(secret));
+    assert!(
+        !n.d.log().contains(secret),
+        "the token is in the daemon's log"
+    );
+    let (code, _) = n.req("DELETE", &format!("/workspaces/{ws}"), &mgmt, None);
     assert_eq!(code, 200);
 }

@@ -113,6 +113,7 @@ const STEPS: &[&str] = &[
         report           TEXT    NOT NULL DEFAULT '[]',
         populated        INTEGER NOT NULL DEFAULT 0,
         callback_token   TEXT,
+        git_token        TEXT,
         compose_project  TEXT    NOT NULL DEFAULT '',
         created_at       REAL    NOT NULL,
         updated_at       REAL    NOT NULL

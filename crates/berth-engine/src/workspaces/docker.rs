@@ -18,6 +18,18 @@ use std::time::Duration;
 
 /// The label every workspace resource carries: its workspace id.
 pub const LABEL_WORKSPACE: &str = "berth.workspace";
+/// The label naming the daemon (its store) that made a resource: a
+/// daemon removes only its own leftovers, never another's on a shared
+/// engine.
+pub const LABEL_OWNER: &str = "berth.workspace.owner";
+
+/// The labels of every resource of workspace `id` made by `owner`.
+pub fn labels(id: &str, owner: &str) -> HashMap<String, String> {
+    HashMap::from([
+        (LABEL_WORKSPACE.to_string(), id.to_string()),
+        (LABEL_OWNER.to_string(), owner.to_string()),
+    ])
+}
 
 /// API version spoken (the projects runtime's choice: Debian's 20.10
 /// engine serves 1.41; negotiation only lowers it).
@@ -161,13 +173,17 @@ pub async fn build(
 }
 
 /// Creates volume `name` if missing; `true` when it was made now.
-pub async fn ensure_volume(d: &Docker, name: &str, id: &str) -> Result<bool, String> {
+pub async fn ensure_volume(
+    d: &Docker,
+    name: &str,
+    labels: HashMap<String, String>,
+) -> Result<bool, String> {
     if d.inspect_volume(name).await.is_ok() {
         return Ok(false);
     }
     d.create_volume(VolumeCreateRequest {
         name: Some(name.to_string()),
-        labels: Some(HashMap::from([(LABEL_WORKSPACE.into(), id.into())])),
+        labels: Some(labels),
         ..Default::default()
     })
     .await
@@ -176,7 +192,11 @@ pub async fn ensure_volume(d: &Docker, name: &str, id: &str) -> Result<bool, Str
 }
 
 /// Creates bridge network `name` if missing.
-pub async fn ensure_network(d: &Docker, name: &str, id: &str) -> Result<(), String> {
+pub async fn ensure_network(
+    d: &Docker,
+    name: &str,
+    labels: HashMap<String, String>,
+) -> Result<(), String> {
     if d.inspect_network(
         name,
         None::<bollard::query_parameters::InspectNetworkOptions>,
@@ -189,7 +209,7 @@ pub async fn ensure_network(d: &Docker, name: &str, id: &str) -> Result<(), Stri
     d.create_network(NetworkCreateRequest {
         name: name.to_string(),
         driver: Some("bridge".into()),
-        labels: Some(HashMap::from([(LABEL_WORKSPACE.into(), id.into())])),
+        labels: Some(labels),
         ..Default::default()
     })
     .await
@@ -359,14 +379,17 @@ pub async fn upload(d: &Docker, container: &str, path: &str, tar: Vec<u8>) -> Re
     .map_err(|e| format!("cannot copy files into {container}:{path}: {}", reason(&e)))
 }
 
-/// Every container labelled as a workspace's, running or not.
-pub async fn list_containers(d: &Docker) -> Result<Vec<ContainerInfo>, String> {
+/// Every container labelled as a workspace's of `owner`, running or not.
+pub async fn list_containers(d: &Docker, owner: &str) -> Result<Vec<ContainerInfo>, String> {
     let list = d
         .list_containers(Some(ListContainersOptions {
             all: true,
             filters: Some(HashMap::from([(
                 "label".to_string(),
-                vec![LABEL_WORKSPACE.to_string()],
+                vec![
+                    LABEL_WORKSPACE.to_string(),
+                    format!("{LABEL_OWNER}={owner}"),
+                ],
             )])),
             ..Default::default()
         }))
@@ -395,13 +418,17 @@ pub async fn list_containers(d: &Docker) -> Result<Vec<ContainerInfo>, String> {
         .collect())
 }
 
-/// Names of networks labelled as a workspace's, with the workspace id.
-pub async fn list_networks(d: &Docker) -> Result<Vec<(String, String)>, String> {
+/// Names of networks labelled as a workspace's of `owner`, with the
+/// workspace id.
+pub async fn list_networks(d: &Docker, owner: &str) -> Result<Vec<(String, String)>, String> {
     let list = d
         .list_networks(Some(ListNetworksOptions {
             filters: Some(HashMap::from([(
                 "label".to_string(),
-                vec![LABEL_WORKSPACE.to_string()],
+                vec![
+                    LABEL_WORKSPACE.to_string(),
+                    format!("{LABEL_OWNER}={owner}"),
+                ],
             )])),
         }))
         .await

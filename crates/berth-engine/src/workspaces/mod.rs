@@ -5,6 +5,7 @@
 //! let a restarted daemon resume; status changes go out as [`Event`]s
 //! (the node API turns them into control-plane callbacks).
 
+pub mod compose;
 pub mod devcontainer;
 pub mod docker;
 pub mod git;
@@ -33,9 +34,9 @@ pub struct Workspaces {
     root: PathBuf,
     socket: Result<String, String>,
     docker: tokio::sync::OnceCell<Docker>,
+    projects: Option<Arc<crate::projects::Projects>>,
+    owner: String,
     events: UnboundedSender<Event>,
-    /// Git tokens by workspace (memory only).
-    tokens: Mutex<HashMap<String, String>>,
     /// Provisioning tasks by workspace.
     tasks: Mutex<HashMap<String, tokio::task::JoinHandle<()>>>,
 }
@@ -72,21 +73,25 @@ impl Workspaces {
     /// The engine over `store`, keeping clones and logs under `root`
     /// (`<state>/workspaces`), reaching Docker at the socket `DOCKER_HOST`
     /// names (connected on first use, so a daemon without Docker starts
-    /// and reports the problem per workspace). `events` receives every
-    /// status change.
+    /// and reports the problem per workspace). `projects` runs
+    /// Compose-based devcontainers (none: they fail with a clear error).
+    /// `events` receives every status change. Docker resources are
+    /// labelled with the store's path as their owner.
     pub fn open(
         store: Arc<Store>,
         root: PathBuf,
         docker_host: Option<&str>,
+        projects: Option<Arc<crate::projects::Projects>>,
         events: UnboundedSender<Event>,
     ) -> Arc<Self> {
         Arc::new(Workspaces {
+            owner: store.path().display().to_string(),
             store,
             root,
             socket: docker::socket_path(docker_host),
             docker: tokio::sync::OnceCell::new(),
+            projects,
             events,
-            tokens: Mutex::new(HashMap::new()),
             tasks: Mutex::new(HashMap::new()),
         })
     }
@@ -108,12 +113,13 @@ impl Workspaces {
     }
 
     fn log_for(&self, id: &str) -> ProvisionLog {
-        let token = lock(&self.tokens).get(id).cloned();
         let w = persist::get(&self.store, id).ok().flatten();
-        let cb = w.and_then(|w| w.callback_token);
+        let secrets: Vec<String> = w
+            .map(|w| w.git_token.into_iter().chain(w.callback_token).collect())
+            .unwrap_or_default();
         ProvisionLog::open(
             &self.dir(id).join("provision.log"),
-            Redactor::new(token.iter().chain(cb.iter()).map(String::as_str)),
+            Redactor::new(secrets.iter().map(String::as_str)),
         )
     }
 
@@ -173,13 +179,11 @@ impl Workspaces {
             populated: false,
             callback_token: req.callback_token.filter(|t| !t.is_empty()),
             compose_project: String::new(),
+            git_token: req.git_token.filter(|t| !t.is_empty()),
             created_at: t,
             updated_at: t,
         };
         persist::put(&self.store, &w)?;
-        if let Some(tok) = req.git_token.filter(|t| !t.is_empty()) {
-            lock(&self.tokens).insert(w.id.clone(), tok);
-        }
         self.emit(&w, "creating", String::new());
         self.spawn_provision(&w.id);
         Ok(w)
@@ -252,7 +256,7 @@ impl Workspaces {
         step(w, "clone");
         self.save(w);
         let src = self.dir(&w.id).join("src");
-        let token = lock(&self.tokens).get(&w.id).cloned();
+        let token = w.git_token.clone();
         git::clone(&w.repository, &w.branch, token.as_deref(), &src, log)
             .await
             .map_err(|why| StepError {
@@ -264,12 +268,6 @@ impl Workspaces {
             step: "config".into(),
             why,
         })?;
-        if matches!(dc.source, Some(devcontainer::Source::Compose { .. })) {
-            return Err(StepError {
-                step: "config".into(),
-                why: "dockerComposeFile devcontainers are not supported by berth yet: use image or build".into(),
-            });
-        }
         for r in &dc.report {
             log.line(&format!("not applied: {r}"));
         }
@@ -287,9 +285,19 @@ impl Workspaces {
         self.save(w);
         step(w, "initializeCommand");
         provision::initialize(&dc, &src, log).await?;
+        if let Some(devcontainer::Source::Compose {
+            files,
+            service,
+            run_services,
+        }) = &dc.source
+        {
+            return self
+                .compose_steps(w, &dc, &src, &base, files, service, run_services, log)
+                .await;
+        }
         step(w, "image");
         self.save(w);
-        w.image = provision::image(d, &w.id, &dc, &base, log).await?;
+        w.image = provision::image(d, &w.id, &self.owner, &dc, &base, log).await?;
         step(w, "container");
         self.save(w);
         let others: Vec<u16> = persist::list(&self.store)
@@ -304,16 +312,17 @@ impl Workspaces {
                 why,
             },
         )?;
-        let fresh_volume = docker::ensure_volume(d, &w.volume(), &w.id)
-            .await
-            .map_err(|why| StepError {
-                step: "volume".into(),
-                why,
-            })?;
+        let fresh_volume =
+            docker::ensure_volume(d, &w.volume(), docker::labels(&w.id, &self.owner))
+                .await
+                .map_err(|why| StepError {
+                    step: "volume".into(),
+                    why,
+                })?;
         if fresh_volume {
             w.populated = false;
         }
-        docker::ensure_network(d, &w.container, &w.id)
+        docker::ensure_network(d, &w.container, docker::labels(&w.id, &self.owner))
             .await
             .map_err(|why| StepError {
                 step: "network".into(),
@@ -331,7 +340,7 @@ impl Workspaces {
         } else {
             Vec::new()
         };
-        let body = provision::container_body(w, &dc, &w.image, &git_env);
+        let body = provision::container_body(w, &self.owner, &dc, &w.image, &git_env);
         docker::create_and_start(d, &w.container, body)
             .await
             .map_err(|why| StepError {
@@ -361,6 +370,83 @@ impl Workspaces {
         Ok(())
     }
 
+    /// The Compose path: the project engine runs the files; the workspace
+    /// is `service`'s container; the clone stays (it is the project's
+    /// directory, bound into the container by the usual Compose files).
+    #[allow(clippy::too_many_arguments)]
+    async fn compose_steps(
+        &self,
+        w: &mut Workspace,
+        dc: &devcontainer::DevContainer,
+        src: &std::path::Path,
+        base: &std::path::Path,
+        files: &[String],
+        service: &str,
+        run_services: &[String],
+        log: &ProvisionLog,
+    ) -> Result<(), StepError> {
+        let d = self.docker().await.map_err(|why| StepError {
+            step: "docker".into(),
+            why,
+        })?;
+        let projects = self.projects.as_ref().ok_or_else(|| StepError {
+            step: "compose".into(),
+            why:
+                "this daemon runs no project engine, so dockerComposeFile devcontainers cannot run"
+                    .into(),
+        })?;
+        w.step = "compose".into();
+        w.compose_project = compose::project_id(&w.id);
+        self.save(w);
+        if !dc.forward_ports.is_empty() {
+            w.report.push(
+                "forwardPorts: a Compose-based workspace publishes the ports its Compose file names".into(),
+            );
+        }
+        let (_, container) = compose::up(
+            projects,
+            &w.id,
+            src,
+            base,
+            files,
+            service,
+            run_services,
+            log,
+        )
+        .await?;
+        w.container = container;
+        w.image = format!("compose:{service}");
+        self.save(w);
+        // Files the Compose file did not bring in are copied.
+        let has_files = docker::exec_capture(
+            d,
+            &w.container,
+            &[
+                "test".into(),
+                "-e".into(),
+                format!("{}/.git", w.workspace_folder),
+            ],
+            "0",
+            "/",
+            &[],
+        )
+        .await
+        .map(|(c, _)| c == 0)
+        .unwrap_or(false);
+        if !has_files && !w.populated {
+            provision::populate(d, w, dc, src, log).await?;
+        }
+        w.populated = true;
+        w.shell = provision::find_shell(d, &w.container).await;
+        for hook in &devcontainer::LIFECYCLE[1..] {
+            w.step = hook.to_string();
+            log.line(&format!("== step {hook}"));
+            self.save(w);
+            provision::run_hook(d, w, dc, hook, log).await?;
+        }
+        Ok(())
+    }
+
     /// Removes workspace `id`: its container, network, the built image,
     /// and (unless `keep_volume`) its volume; then forgets it and reports
     /// `deleted`. Unknown ids are [`WorkspaceError::NotFound`].
@@ -375,6 +461,19 @@ impl Workspaces {
         w.status = Status::Deleting;
         self.save(&mut w);
         let d = self.docker().await.map_err(WorkspaceError::Docker)?;
+        if !w.compose_project.is_empty() {
+            if let Some(p) = &self.projects {
+                match p.forget(&w.compose_project, true).await {
+                    Ok(_) | Err(crate::projects::ProjectError::NotFound(_)) => {}
+                    Err(e) => {
+                        return Err(WorkspaceError::Docker(format!(
+                            "cannot remove the Compose project {}: {e}",
+                            w.compose_project
+                        )))
+                    }
+                }
+            }
+        }
         docker::remove_container(d, &w.container)
             .await
             .map_err(WorkspaceError::Docker)?;
@@ -396,7 +495,6 @@ impl Workspaces {
                 .map_err(WorkspaceError::Docker)?;
         }
         persist::remove(&self.store, id)?;
-        lock(&self.tokens).remove(id);
         let _ = std::fs::remove_dir_all(self.dir(id));
         self.emit(&w, "deleted", String::new());
         Ok(())
@@ -412,10 +510,15 @@ impl Workspaces {
         persist::get(&self.store, id)?.ok_or_else(|| WorkspaceError::NotFound(id.to_string()))
     }
 
+    /// The owner label value of this engine's Docker resources.
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
     /// The workspace containers Docker has, with their state.
     pub async fn containers(&self) -> Result<Vec<ContainerInfo>, WorkspaceError> {
         let d = self.docker().await.map_err(WorkspaceError::Docker)?;
-        docker::list_containers(d)
+        docker::list_containers(d, &self.owner)
             .await
             .map_err(WorkspaceError::Docker)
     }
@@ -511,13 +614,13 @@ impl Workspaces {
             }
         };
         let ids: std::collections::HashSet<&str> = known.iter().map(|w| w.id.as_str()).collect();
-        if let Ok(cs) = docker::list_containers(d).await {
+        if let Ok(cs) = docker::list_containers(d, &self.owner).await {
             for c in cs.iter().filter(|c| !ids.contains(c.workspace_id.as_str())) {
                 let _ = docker::remove_container(d, &c.name).await;
                 done.push(format!("removed unknown workspace container {}", c.name));
             }
         }
-        if let Ok(ns) = docker::list_networks(d).await {
+        if let Ok(ns) = docker::list_networks(d, &self.owner).await {
             for (n, id) in ns.iter().filter(|(_, id)| !ids.contains(id.as_str())) {
                 let _ = docker::remove_network(d, n).await;
                 done.push(format!("removed network {n} of unknown workspace {id}"));

@@ -60,7 +60,7 @@ pub struct CreateRequest {
     /// `CALLBACK_TOKEN`). Kept in the store to report after a restart.
     pub callback_token: Option<String>,
     /// A short-lived git token: used for the clone and served to the
-    /// container's credential helper; held in memory only, never logged.
+    /// container's credential helper; never logged.
     pub git_token: Option<String>,
 }
 
@@ -101,6 +101,9 @@ pub struct Workspace {
     pub callback_token: Option<String>,
     /// The Compose project of a Compose-based workspace (empty otherwise).
     pub compose_project: String,
+    /// The short-lived git token (in the store, 0700, so a restarted
+    /// daemon can finish provisioning; never logged or put in an image).
+    pub git_token: Option<String>,
     /// Seconds since the epoch.
     pub created_at: f64,
     /// Seconds since the epoch.

@@ -7,7 +7,7 @@ use rusqlite::{params, OptionalExtension};
 
 const COLS: &str = "id, repository, branch, status, step, error, container, image, remote_user, \
     workspace_folder, shell, remote_env, ports, report, populated, callback_token, compose_project, \
-    created_at, updated_at";
+    created_at, updated_at, git_token";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Workspace> {
     let json = |i: usize| -> rusqlite::Result<String> { r.get(i) };
@@ -31,6 +31,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Workspace> {
         compose_project: r.get(16)?,
         created_at: r.get(17)?,
         updated_at: r.get(18)?,
+        git_token: r.get(19)?,
     })
 }
 
@@ -43,7 +44,7 @@ pub(crate) fn put(store: &Store, w: &Workspace) -> Result<(), StoreError> {
         tx.execute(
             &format!(
                 "INSERT OR REPLACE INTO workspaces ({COLS}) VALUES \
-                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
+                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)"
             ),
             params![
                 w.id,
@@ -64,7 +65,8 @@ pub(crate) fn put(store: &Store, w: &Workspace) -> Result<(), StoreError> {
                 w.callback_token,
                 w.compose_project,
                 w.created_at,
-                w.updated_at
+                w.updated_at,
+                w.git_token
             ],
         )
         .map(|_| ())

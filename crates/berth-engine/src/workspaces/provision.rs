@@ -6,7 +6,7 @@
 //! `postAttachCommand`, each logged. A step that fails names itself.
 
 use super::devcontainer::{Command, DevContainer, MountSpec, Source};
-use super::docker::{self as dk, LABEL_WORKSPACE};
+use super::docker as dk;
 use super::log::ProvisionLog;
 use super::model::{ForwardedPort, Workspace};
 use bollard::models::{
@@ -224,6 +224,7 @@ pub async fn initialize(
 pub async fn image(
     d: &Docker,
     id: &str,
+    owner: &str,
     dc: &DevContainer,
     base: &Path,
     log: &ProvisionLog,
@@ -257,7 +258,7 @@ pub async fn image(
             let tar = tar_dir(&ctx).map_err(fail("build"))?;
             let args: HashMap<String, String> =
                 args.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-            let labels = HashMap::from([(LABEL_WORKSPACE.to_string(), id.to_string())]);
+            let labels = dk::labels(id, owner);
             dk::build(
                 d,
                 dk::BuildSpec {
@@ -300,11 +301,12 @@ fn mount(m: &MountSpec) -> Mount {
 /// `runArgs` berth maps.
 pub fn container_body(
     w: &Workspace,
+    owner: &str,
     dc: &DevContainer,
     image: &str,
     git_env: &[(String, String)],
 ) -> ContainerCreateBody {
-    let mut labels = HashMap::from([(LABEL_WORKSPACE.to_string(), w.id.clone())]);
+    let mut labels = dk::labels(&w.id, owner);
     for (k, v) in &dc.run_args.labels {
         labels.insert(k.clone(), v.clone());
     }
