@@ -88,6 +88,24 @@ async fn serve_until_stopped(config: DaemonConfig) -> Result<(), DaemonError> {
     let tabs = Arc::new(berth_engine::tabs::Tabs::new(store.clone()));
     let store_for_workspaces = store.clone();
     let projects = open_projects(&config, store, services.clone()).await?;
+    // Container workspaces (seed 004): status changes feed the node API's
+    // callbacks; interrupted provisioning resumes in the background.
+    let (ws_events, ws_events_rx) = tokio::sync::mpsc::unbounded_channel();
+    let workspaces = berth_engine::workspaces::Workspaces::open(
+        store_for_workspaces,
+        workspaces_root(&config.projects_state_root()),
+        std::env::var("DOCKER_HOST").ok().as_deref(),
+        Some(projects.clone()),
+        ws_events,
+    );
+    {
+        let ws = workspaces.clone();
+        tokio::spawn(async move {
+            for line in ws.recover().await {
+                tracing::info!("workspaces: {line}");
+            }
+        });
+    }
 
     // Services: take back what a previous daemon left (re-adoption), then
     // optionally the last SAVE. Supervisors are tasks on this runtime.
@@ -115,6 +133,7 @@ async fn serve_until_stopped(config: DaemonConfig) -> Result<(), DaemonError> {
     let mut project_server = tokio::spawn(project_api::serve(
         project_listeners,
         projects.clone(),
+        Some(workspaces.clone()),
         project_closing,
     ));
 
@@ -153,24 +172,6 @@ async fn serve_until_stopped(config: DaemonConfig) -> Result<(), DaemonError> {
         })
     };
 
-    // Container workspaces (seed 004): status changes feed the node API's
-    // callbacks; interrupted provisioning resumes in the background.
-    let (ws_events, ws_events_rx) = tokio::sync::mpsc::unbounded_channel();
-    let workspaces = berth_engine::workspaces::Workspaces::open(
-        store_for_workspaces,
-        workspaces_root(&config.projects_state_root()),
-        std::env::var("DOCKER_HOST").ok().as_deref(),
-        Some(projects.clone()),
-        ws_events,
-    );
-    {
-        let ws = workspaces.clone();
-        tokio::spawn(async move {
-            for line in ws.recover().await {
-                tracing::info!("workspaces: {line}");
-            }
-        });
-    }
     let node_api = match config.node_api.clone() {
         Some(cfg) => {
             let api = node_api::NodeApi::bind(cfg, sessions.clone(), tabs.clone())

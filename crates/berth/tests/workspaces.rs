@@ -507,6 +507,37 @@ fn image_workspace_from_post_to_ready_terminal_and_delete() {
     assert_eq!(code, 200, "{v}");
     assert_eq!(v["status"], "ready");
 
+    // `berth workspaces` lists it (table and JSON).
+    let out =
+        n.d.command(BERTH)
+            .args(["workspaces", "--json"])
+            .output()
+            .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let row = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["workspace_id"] == ws.as_str())
+        .cloned()
+        .unwrap_or_else(|| panic!("{listed}"));
+    assert_eq!(row["status"], "ready");
+    assert_eq!(row["volume"], format!("berth-ws-{ws}"));
+    let out = n.d.command(BERTH).arg("workspaces").output().unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.starts_with("WORKSPACE"), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with(&ws) && l.contains("ready")),
+        "{table}"
+    );
+
     // Lifecycle commands ran, in order, as the remote user.
     let container = format!("berth-ws-{ws}");
     assert!(
