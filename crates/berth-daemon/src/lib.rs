@@ -86,7 +86,26 @@ async fn serve_until_stopped(config: DaemonConfig) -> Result<(), DaemonError> {
     }
     let guest_api = guest_api::spawn(config.guest_api.clone());
     let tabs = Arc::new(berth_engine::tabs::Tabs::new(store.clone()));
+    let store_for_workspaces = store.clone();
     let projects = open_projects(&config, store, services.clone()).await?;
+    // Container workspaces (seed 004): status changes feed the node API's
+    // callbacks; interrupted provisioning resumes in the background.
+    let (ws_events, ws_events_rx) = tokio::sync::mpsc::unbounded_channel();
+    let workspaces = berth_engine::workspaces::Workspaces::open(
+        store_for_workspaces,
+        workspaces_root(&config.projects_state_root()),
+        std::env::var("DOCKER_HOST").ok().as_deref(),
+        Some(projects.clone()),
+        ws_events,
+    );
+    {
+        let ws = workspaces.clone();
+        tokio::spawn(async move {
+            for line in ws.recover().await {
+                tracing::info!("workspaces: {line}");
+            }
+        });
+    }
 
     // Services: take back what a previous daemon left (re-adoption), then
     // optionally the last SAVE. Supervisors are tasks on this runtime.
@@ -116,6 +135,7 @@ async fn serve_until_stopped(config: DaemonConfig) -> Result<(), DaemonError> {
     let mut project_server = tokio::spawn(project_api::serve(
         project_listeners,
         projects.clone(),
+        Some(workspaces.clone()),
         project_closing,
     ));
 
@@ -158,7 +178,8 @@ async fn serve_until_stopped(config: DaemonConfig) -> Result<(), DaemonError> {
         Some(cfg) => {
             let api = node_api::NodeApi::bind(cfg, sessions.clone(), tabs.clone())
                 .await
-                .map_err(DaemonError::NodeApi)?;
+                .map_err(DaemonError::NodeApi)?
+                .with_workspaces(workspaces.clone(), ws_events_rx);
             tracing::info!(addr = ?api.local_addr(), "node API listening (https)");
             Some(tokio::spawn(api.run()))
         }
@@ -240,6 +261,16 @@ async fn serve_until_stopped(config: DaemonConfig) -> Result<(), DaemonError> {
         }
     }
     Ok(())
+}
+
+/// Where workspace clones and logs live: beside the projects' folder,
+/// named like it (`workspaces`, or `<stem>-workspaces`).
+fn workspaces_root(projects: &std::path::Path) -> std::path::PathBuf {
+    let name = projects
+        .file_name()
+        .map(|n| n.to_string_lossy().replace("projects", "workspaces"))
+        .unwrap_or_else(|| "workspaces".into());
+    projects.with_file_name(name)
 }
 
 /// Binds one listener, naming the address if it cannot.

@@ -14,5 +14,6 @@ pub mod sessions;
 pub mod snapshots;
 pub mod store;
 pub mod tabs;
+pub mod workspaces;
 
 pub use store::Store;

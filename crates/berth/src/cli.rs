@@ -5,6 +5,7 @@
 
 use crate::cmd::{
     daemon, host_api, processes, projects, relay, remote, services, sessions, share, shell,
+    workspaces,
 };
 use crate::ctx::Ctx;
 use crate::error::CmdResult;
@@ -54,6 +55,8 @@ enum Command {
     HostApi(host_api::Command),
     #[command(flatten)]
     Share(share::Command),
+    #[command(flatten)]
+    Workspaces(workspaces::Command),
 }
 
 impl Command {
@@ -71,6 +74,7 @@ impl Command {
             Command::Shell(c) => c.run(Cli::command()),
             Command::HostApi(c) => c.run(ctx),
             Command::Share(c) => c.run(ctx),
+            Command::Workspaces(c) => c.run(ctx),
         }
     }
 }

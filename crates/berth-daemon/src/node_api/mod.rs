@@ -19,6 +19,7 @@ pub mod state;
 pub mod terminal;
 pub mod terminals;
 pub mod web;
+pub mod workspaces;
 
 use axum::extract::State;
 use axum::routing::get;
@@ -130,6 +131,7 @@ pub struct NodeApi {
     listener: tokio::net::TcpListener,
     tls: Arc<tokio_rustls::rustls::ServerConfig>,
     app: Router,
+    st: Arc<NodeState>,
 }
 
 impl NodeApi {
@@ -166,8 +168,22 @@ impl NodeApi {
         Ok(Self {
             listener,
             tls,
-            app: router(st),
+            app: router(st.clone()),
+            st,
         })
+    }
+
+    /// Adds container workspaces (`POST/DELETE /workspaces`, `GET
+    /// /containers`, terminals in their containers, callbacks from
+    /// `events`).
+    pub fn with_workspaces(
+        mut self,
+        engine: Arc<berth_engine::workspaces::Workspaces>,
+        events: tokio::sync::mpsc::UnboundedReceiver<berth_engine::workspaces::Event>,
+    ) -> Self {
+        let routes = workspaces::attach(self.st.clone(), engine, events);
+        self.app = self.app.merge(routes);
+        self
     }
 
     /// The bound address.

@@ -33,12 +33,21 @@ pub struct Term {
 
 type Key = (String, String);
 
+/// Decides how a workspace's terminals start (set by the workspace
+/// engine's surface): `None` = not a container workspace, a host shell;
+/// `Some(Err(why))` = refused (not ready); `Some(Ok((argv, work_dir,
+/// shell)))` = run `argv` (`docker exec -it …`), shown as `work_dir` and
+/// `shell`.
+pub type Launcher =
+    Arc<dyn Fn(&str) -> Option<Result<(Vec<String>, String, String), String>> + Send + Sync>;
+
 /// The table, keyed by (workspace, client session id).
 pub struct Terminals {
     sessions: Arc<Sessions>,
     tabs: Arc<Tabs>,
     grace: Duration,
     map: Mutex<HashMap<Key, Term>>,
+    launcher: Mutex<Option<Launcher>>,
 }
 
 /// Checks a client session id: `[A-Za-z0-9._:-]{1,128}` (seed 004's
@@ -70,7 +79,13 @@ impl Terminals {
             tabs,
             grace,
             map: Mutex::new(HashMap::new()),
+            launcher: Mutex::new(None),
         })
+    }
+
+    /// Sets how workspace terminals start (see [`Launcher`]).
+    pub fn set_launcher(&self, l: Launcher) {
+        *lock(&self.launcher) = Some(l);
     }
 
     /// The engine.
@@ -102,11 +117,24 @@ impl Terminals {
         if lock(&self.map).contains_key(&key) {
             return Err(format!("session {id:?} already exists"));
         }
+        // A container workspace's terminal runs in its container.
+        let launch = lock(&self.launcher).clone().and_then(|f| f(workspace));
+        let (argv, cwd, work_dir, shell) = match launch {
+            None => (
+                vec![shell.to_string()],
+                work_dir.to_string(),
+                work_dir.to_string(),
+                shell.to_string(),
+            ),
+            Some(Err(why)) => return Err(why),
+            Some(Ok((argv, dir, sh))) => (argv, String::new(), dir, sh),
+        };
+        let (work_dir, shell) = (work_dir.as_str(), shell.as_str());
         let session = self
             .sessions
             .spawn_pty(&PtySpawn {
-                argv: vec![shell.to_string()],
-                cwd: work_dir.to_string(),
+                argv,
+                cwd,
                 env: vec![
                     ("TERM".into(), "xterm-256color".into()),
                     ("COLORTERM".into(), "truecolor".into()),

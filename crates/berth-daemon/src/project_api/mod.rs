@@ -36,6 +36,8 @@ const FOLLOW_BATCH: usize = 512;
 #[derive(Clone)]
 pub struct ProjectApi {
     projects: Arc<Projects>,
+    /// Container workspaces (`ListWorkspaces`), when the daemon runs them.
+    workspaces: Option<Arc<berth_engine::workspaces::Workspaces>>,
     /// Becomes true when the daemon stops, ending followed log streams
     /// (which otherwise would hold a graceful shutdown open forever).
     closing: watch::Receiver<bool>,
@@ -44,7 +46,20 @@ pub struct ProjectApi {
 impl ProjectApi {
     /// The service; `closing` turning true ends open log follows.
     pub fn new(projects: Arc<Projects>, closing: watch::Receiver<bool>) -> Self {
-        Self { projects, closing }
+        Self {
+            projects,
+            workspaces: None,
+            closing,
+        }
+    }
+
+    /// Adds container workspaces (`ListWorkspaces`).
+    pub fn with_workspaces(
+        mut self,
+        ws: Option<Arc<berth_engine::workspaces::Workspaces>>,
+    ) -> Self {
+        self.workspaces = ws;
+        self
     }
 }
 
@@ -129,6 +144,19 @@ impl Supervisor for ProjectApi {
         }
         .map_err(status)?;
         Ok(Response::new(convert::deleted(deleted)))
+    }
+
+    async fn list_workspaces(
+        &self,
+        _req: Request<pb::ListWorkspacesRequest>,
+    ) -> Result<Response<pb::ListWorkspacesResponse>, Status> {
+        let Some(ws) = &self.workspaces else {
+            return Ok(Response::new(pb::ListWorkspacesResponse::default()));
+        };
+        let list = ws.list().map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(pb::ListWorkspacesResponse {
+            workspaces: list.iter().map(convert::workspace).collect(),
+        }))
     }
 
     async fn list_projects(
@@ -501,6 +529,7 @@ impl AsyncWrite for Conn {
 pub async fn serve(
     listeners: Vec<(String, Listener)>,
     projects: Arc<Projects>,
+    workspaces: Option<Arc<berth_engine::workspaces::Workspaces>>,
     mut closing: watch::Receiver<bool>,
 ) -> Result<(), String> {
     let reflection = |b: tonic_reflection::server::Builder<'static>| {
@@ -538,7 +567,7 @@ pub async fn serve(
     }
     drop(conn_tx);
 
-    let api = ProjectApi::new(projects, closing.clone());
+    let api = ProjectApi::new(projects, closing.clone()).with_workspaces(workspaces);
     let result = tonic::transport::Server::builder()
         .add_service(SupervisorServer::new(api))
         .add_service(v1)

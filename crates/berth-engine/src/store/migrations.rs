@@ -122,6 +122,28 @@ const STEPS: &[&str] = &[
         created_at      TEXT NOT NULL
     );
     CREATE INDEX agent_sessions_workspace ON agent_sessions(workspace_id);",
+    // 8: devcontainer workspaces (workspaces/persist.rs, seed 004).
+    "CREATE TABLE workspaces (
+        id               TEXT    PRIMARY KEY,
+        repository       TEXT    NOT NULL,
+        branch           TEXT    NOT NULL,
+        status           TEXT    NOT NULL,
+        step             TEXT    NOT NULL DEFAULT '',
+        error            TEXT    NOT NULL DEFAULT '',
+        container        TEXT    NOT NULL DEFAULT '',
+        image            TEXT    NOT NULL DEFAULT '',
+        remote_user      TEXT    NOT NULL DEFAULT '',
+        workspace_folder TEXT    NOT NULL DEFAULT '',
+        shell            TEXT    NOT NULL DEFAULT '',
+        remote_env       TEXT    NOT NULL DEFAULT '{}',
+        ports            TEXT    NOT NULL DEFAULT '[]',
+        report           TEXT    NOT NULL DEFAULT '[]',
+        populated        INTEGER NOT NULL DEFAULT 0,
+        callback_token   TEXT,
+        git_token        TEXT,
+        compose_project  TEXT    NOT NULL DEFAULT '',
+        created_at       REAL    NOT NULL,
+        updated_at       REAL    NOT NULL
 ];
 
 /// Applies every step newer than the database's `user_version`, each in its

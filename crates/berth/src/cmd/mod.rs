@@ -13,3 +13,4 @@ pub(crate) mod services;
 pub(crate) mod sessions;
 pub(crate) mod share;
 pub(crate) mod shell;
+pub(crate) mod workspaces;
