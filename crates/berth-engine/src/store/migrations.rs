@@ -144,6 +144,7 @@ const STEPS: &[&str] = &[
         compose_project  TEXT    NOT NULL DEFAULT '',
         created_at       REAL    NOT NULL,
         updated_at       REAL    NOT NULL
+    );",
 ];
 
 /// Applies every step newer than the database's `user_version`, each in its
