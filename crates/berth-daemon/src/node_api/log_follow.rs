@@ -27,7 +27,20 @@ pub struct Follow {
 pub fn start(f: Follow) -> mpsc::Receiver<Entry> {
     let (tx, rx) = mpsc::channel(256);
     if !f.files.is_empty() {
-        tokio::spawn(tail_files(f.files, tx.clone()));
+        // The watch and the starting positions are taken here, before the
+        // caller's catch-up, so no line written after it is missed.
+        let tails: Vec<Tail> = f
+            .files
+            .into_iter()
+            .map(|(path, source)| Tail {
+                pos: std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
+                path,
+                source,
+                partial: String::new(),
+            })
+            .collect();
+        let w = watch(&tails);
+        tokio::spawn(tail_files(tails, w, tx.clone()));
     }
     if f.journal {
         let args = ["-f", "-o", "json", "-n", "0", "--no-pager"].map(String::from);
@@ -97,17 +110,7 @@ impl Tail {
 /// Tails `files`, woken by inotify on their directories (creation,
 /// writes, renames: rotation is seen). Without inotify (no instance left
 /// for this user), polls every 2 s instead.
-async fn tail_files(files: Vec<(PathBuf, &'static str)>, tx: mpsc::Sender<Entry>) {
-    let mut tails: Vec<Tail> = files
-        .into_iter()
-        .map(|(path, source)| Tail {
-            pos: std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
-            path,
-            source,
-            partial: String::new(),
-        })
-        .collect();
-    let watch = watch(&tails);
+async fn tail_files(mut tails: Vec<Tail>, watch: Result<Watch, String>, tx: mpsc::Sender<Entry>) {
     if let Err(e) = &watch {
         tracing::warn!("log stream: no inotify ({e}); polling the log files every 2 s");
     }
