@@ -1197,7 +1197,7 @@ fn replay_sends_at_most_pty_output_buffer_size_bytes() {
     assert_eq!(sb["screen"], false, "{sb}");
     let sent = sb["data"].as_str().unwrap().len() as u64;
     assert_eq!(sent, sb["offset"].as_u64().unwrap() - (end - 1000), "{sb}");
-    assert!(sent >= 1000 && sent < 2048);
+    assert!((1000..2048).contains(&sent));
 }
 
 #[test]

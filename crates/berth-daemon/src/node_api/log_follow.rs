@@ -2,12 +2,15 @@
 //! Retrieval Settings"): new lines of the file sources (the daemon's own
 //! log, cloud-init's) the moment inotify says their directory changed, and
 //! `journalctl -f` / `docker logs -f` where those exist. Every follower
-//! sends parsed entries into one channel and ends with it.
+//! sends parsed entries into one channel and ends with it. `stream`
+//! serves the WebSocket: catch-up from `logs::query`, then the followers.
 
-use super::logs::{parse_line, Entry};
+use super::logs::{keep, parse_line, query, Entry, LogQuery, Sources};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+use serde_json::{json, Value};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
+use std::time::Duration;
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::mpsc;
 
@@ -27,7 +30,20 @@ pub struct Follow {
 pub fn start(f: Follow) -> mpsc::Receiver<Entry> {
     let (tx, rx) = mpsc::channel(256);
     if !f.files.is_empty() {
-        tokio::spawn(tail_files(f.files, tx.clone()));
+        // The watch and the starting positions are taken here, before the
+        // caller's catch-up, so no line written after it is missed.
+        let tails: Vec<Tail> = f
+            .files
+            .into_iter()
+            .map(|(path, source)| Tail {
+                pos: std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
+                path,
+                source,
+                partial: String::new(),
+            })
+            .collect();
+        let w = watch(&tails);
+        tokio::spawn(tail_files(tails, w, tx.clone()));
     }
     if f.journal {
         let args = ["-f", "-o", "json", "-n", "0", "--no-pager"].map(String::from);
@@ -43,6 +59,82 @@ pub fn start(f: Follow) -> mpsc::Receiver<Entry> {
         tokio::spawn(follow_command("docker", args.to_vec(), tx, docker_line));
     }
     rx
+}
+
+/// Serves `/logs/stream` on `sock` (the route is in `mod.rs`): the
+/// newest `LOG_STREAM_BUFFER_SIZE` entries oldest first, then each new
+/// entry as its source writes it (pushed, see `log_follow`).
+pub async fn stream(
+    sock: axum::extract::ws::WebSocket,
+    src: Sources,
+    mut q: LogQuery,
+    cfg: crate::node_api::config::NodeApiConfig,
+) {
+    use axum::extract::ws::Message;
+    use futures_util::{SinkExt, StreamExt};
+    let (mut tx, mut rx) = sock.split();
+    q.cursor = None;
+    let source = q.source.clone().unwrap_or_else(|| "all".into());
+    let wants = |s: &str| source == "all" || source == s;
+    let mut files = Vec::new();
+    if wants("agent") {
+        files.push((src.agent_log.clone(), "agent"));
+    }
+    if wants("cloud-init") {
+        files.extend(src.cloud_init.iter().map(|p| (p.clone(), "cloud-init")));
+    }
+    // Followers start before the catch-up so nothing written in between
+    // is lost; what the catch-up already sent is skipped by its time.
+    let mut follow = start(Follow {
+        files,
+        journal: wants("systemd"),
+        container: q.container.clone().filter(|_| wants("docker")),
+    });
+    let limit = cfg.log_stream_buffer.max(1);
+    let mut caught_up = String::new();
+    if let Ok(v) = query(&src, &q, limit, limit.max(cfg.log_max_limit)).await {
+        let mut entries: Vec<Value> = v["entries"].as_array().cloned().unwrap_or_default();
+        entries.reverse(); // oldest first
+        for e in entries {
+            let ts = e["timestamp"].as_str().unwrap_or("").to_string();
+            caught_up = caught_up.max(ts);
+            let m = json!({"type": "log", "entry": e}).to_string();
+            if tx.send(Message::Text(m.into())).await.is_err() {
+                return;
+            }
+        }
+    }
+    let mut following = true;
+    let mut ping = tokio::time::interval(cfg.log_stream_ping.max(Duration::from_secs(1)));
+    let mut last_pong = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            e = follow.recv(), if following => {
+                let Some(e) = e else { following = false; continue };
+                if !keep(&q, &e) || (!e.timestamp.is_empty() && e.timestamp <= caught_up) {
+                    continue;
+                }
+                let entry = json!({"timestamp": e.timestamp, "level": e.level, "source": e.source, "message": e.message});
+                let m = json!({"type": "log", "entry": entry}).to_string();
+                if tx.send(Message::Text(m.into())).await.is_err() {
+                    return;
+                }
+            }
+            _ = ping.tick() => {
+                if last_pong.elapsed() > cfg.log_stream_pong_timeout {
+                    break;
+                }
+                if tx.send(Message::Ping(Default::default())).await.is_err() {
+                    return;
+                }
+            }
+            m = rx.next() => match m {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => last_pong = tokio::time::Instant::now(),
+            },
+        }
+    }
+    let _ = tx.close().await;
 }
 
 /// An inotify instance, and a duplicate of its descriptor registered with
@@ -97,17 +189,7 @@ impl Tail {
 /// Tails `files`, woken by inotify on their directories (creation,
 /// writes, renames: rotation is seen). Without inotify (no instance left
 /// for this user), polls every 2 s instead.
-async fn tail_files(files: Vec<(PathBuf, &'static str)>, tx: mpsc::Sender<Entry>) {
-    let mut tails: Vec<Tail> = files
-        .into_iter()
-        .map(|(path, source)| Tail {
-            pos: std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
-            path,
-            source,
-            partial: String::new(),
-        })
-        .collect();
-    let watch = watch(&tails);
+async fn tail_files(mut tails: Vec<Tail>, watch: Result<Watch, String>, tx: mpsc::Sender<Entry>) {
     if let Err(e) = &watch {
         tracing::warn!("log stream: no inotify ({e}); polling the log files every 2 s");
     }

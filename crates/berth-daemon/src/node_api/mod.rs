@@ -112,7 +112,7 @@ async fn logs_stream_route(
         return refusal::Refusal::bad_request(e).into_response();
     }
     let cfg = st.cfg.clone();
-    ws.on_upgrade(move |sock| logs::stream(sock, src, q, cfg))
+    ws.on_upgrade(move |sock| log_follow::stream(sock, src, q, cfg))
 }
 
 fn log_sources(st: &NodeState) -> logs::Sources {
