@@ -15,14 +15,17 @@ use std::path::Path;
 /// The capabilities of the app in `dir` described by `manifest`:
 /// `host-port:<port>/<proto>` (or `<first>-<last>/<proto>`),
 /// `secret:<NAME>`, `bind:<host path>`, sorted. Errors: INVALID_ARGUMENT
-/// naming every refused setting, PATH_NOT_FOUND (no Compose file), or
+/// naming every refused setting when neither runtime can run the app, PATH_NOT_FOUND (no Compose file), or
 /// the Compose file's own error.
 pub fn of_app(dir: &Path, manifest: &Manifest) -> Result<Vec<String>, ProjectError> {
     let opts = compose::options(manifest, dir, &BTreeMap::new(), true)?;
     let project = compose::load(&opts)
         .map_err(|e| ProjectError::InvalidArgument(format!("the Compose project: {e}")))?;
+    // The package does not choose its runtime: it must run on one of
+    // them (settings that give a service the host are refused by both).
+    let native = validate_project(&project, Runtime::Native);
     let report = validate_project(&project, Runtime::Docker);
-    if !report.valid {
+    if !report.valid && !native.valid {
         let why: Vec<String> = report
             .rejected_fields
             .iter()
@@ -56,4 +59,44 @@ pub fn of_app(dir: &Path, manifest: &Manifest) -> Result<Vec<String>, ProjectErr
         }
     }
     Ok(caps.into_iter().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app(compose: &str) -> (tempfile::TempDir, Manifest) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("compose.yaml"), compose).unwrap();
+        let m = Manifest::parse(
+            br#"{"app_id":"dev.test.caps","name":"caps","version":"1","secrets":["TOKEN"]}"#,
+        )
+        .unwrap();
+        (dir, m)
+    }
+
+    #[test]
+    fn host_ports_secrets_and_outside_binds_are_declared() {
+        let (dir, m) = app(
+            "services:\n  web:\n    image: nginx\n    ports: [\"8080:80\", \"9000-9001:9000-9001/udp\", \"443\"]\n    volumes: [\"./site:/site\", \"/var/media:/media\", \"data:/data\"]\nvolumes:\n  data: {}\n",
+        );
+        assert_eq!(
+            of_app(dir.path(), &m).unwrap(),
+            vec![
+                "bind:/var/media",
+                "host-port:8080/tcp",
+                "host-port:9000/udp",
+                "host-port:9001/udp",
+                "secret:TOKEN"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_privileged_service_refuses_the_pack_naming_the_setting() {
+        let (dir, m) = app("services:\n  root:\n    image: alpine\n    privileged: true\n");
+        let e = of_app(dir.path(), &m).unwrap_err();
+        assert_eq!(e.code(), "INVALID_ARGUMENT");
+        assert!(e.to_string().contains("privileged"), "{e}");
+    }
 }
