@@ -126,7 +126,7 @@ fn read_all(
     mut todo: Vec<ToRead>,
     batch: &Batch<'_>,
 ) -> Result<Vec<(usize, Vec<ChunkRef>)>, SnapshotError> {
-    todo.sort_by(|a, b| b.size.cmp(&a.size));
+    todo.sort_by_key(|f| std::cmp::Reverse(f.size));
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     let done = Mutex::new(Vec::with_capacity(todo.len()));
