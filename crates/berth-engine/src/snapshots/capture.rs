@@ -196,6 +196,7 @@ fn walk(
             mtime_ns: mtime_ns(&meta),
             target: None,
             chunks: Vec::new(),
+            owner: Some((meta.uid(), meta.gid())),
         };
         if ft.is_dir() {
             e.kind = EntryKind::Dir;
