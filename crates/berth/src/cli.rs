@@ -4,8 +4,8 @@
 //! starts the daemon when none answers (see `Ctx`).
 
 use crate::cmd::{
-    daemon, host_api, processes, projects, relay, remote, services, sessions, share, shell,
-    workspaces,
+    daemon, host_api, packages, processes, projects, relay, remote, services, sessions, share,
+    shell, workspaces,
 };
 use crate::ctx::Ctx;
 use crate::error::CmdResult;
@@ -50,6 +50,8 @@ enum Command {
     #[command(flatten)]
     Projects(projects::Command),
     #[command(flatten)]
+    Packages(packages::Command),
+    #[command(flatten)]
     Shell(shell::Command),
     #[command(flatten)]
     HostApi(host_api::Command),
@@ -69,6 +71,7 @@ impl Command {
             Command::Relay(c) => c.run(ctx),
             Command::Remote(c) => c.run(ctx),
             Command::Projects(c) => c.run(ctx),
+            Command::Packages(c) => c.run(ctx),
             // The shell group renders the definition itself; handing it over
             // keeps `cmd` from importing `cli`.
             Command::Shell(c) => c.run(Cli::command()),

@@ -316,3 +316,231 @@ fn cli_import_refuses_an_unsigned_package_unless_told_and_registers_it() {
         assert!(e.created);
     });
 }
+
+/// Unpacks a `.vibeapp` (zstd tar) into `dest`.
+fn unpack(pkg: &Path, dest: &Path) {
+    let bytes = std::fs::read(pkg).unwrap();
+    let tarball = zstd::stream::decode_all(bytes.as_slice()).unwrap();
+    tar::Archive::new(tarball.as_slice()).unpack(dest).unwrap();
+}
+
+#[test]
+fn a_package_signed_by_berth_pack_verifies_with_minisign_and_imports_trusted_once_its_key_is() {
+    let d = Daemon::start();
+    let root = d.dir.path();
+    let app = root.join("notes-app");
+    std::fs::create_dir_all(app.join("www")).unwrap();
+    std::fs::write(
+        app.join("compose.yaml"),
+        "services:\n  web:\n    command: [\"sh\", \"-c\", \"exec sleep 300\"]\n    volumes:\n      - /srv/media:/media\n      - ./www:/www\n",
+    )
+    .unwrap();
+    std::fs::write(
+        app.join("manifest.json"),
+        r#"{"app_id":"dev.test.notes","name":"notes","version":"2.1","secrets":[{"name":"API_TOKEN","optional":true}]}"#,
+    )
+    .unwrap();
+    std::fs::write(app.join("www/index.html"), b"<h1>notes</h1>\n").unwrap();
+    std::os::unix::fs::symlink("www/index.html", app.join("home.html")).unwrap();
+
+    let key = root.join("dev");
+    let k = json(&d, &["key", "generate", key.to_str().unwrap(), "--json"]);
+    let key_id = k["key_id"].as_str().unwrap().to_owned();
+    assert_eq!(key_id.len(), 16);
+    let out = d.berth(&["key", "generate", key.to_str().unwrap()]);
+    assert!(!out.status.success(), "an existing key is not replaced");
+
+    let pkg = root.join("notes.vibeapp");
+    let p = json(
+        &d,
+        &[
+            "pack",
+            app.to_str().unwrap(),
+            "-o",
+            pkg.to_str().unwrap(),
+            "--sign",
+            root.join("dev.key").to_str().unwrap(),
+            "--json",
+        ],
+    );
+    assert_eq!(p["signed_by"], key_id.as_str());
+    assert_eq!(p["app_id"], "dev.test.notes");
+    let caps: Vec<&str> = p["capabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert_eq!(caps, vec!["bind:/srv/media", "secret:API_TOKEN"]);
+
+    // The minisign tool verifies the list with the signer's key.
+    let x = root.join("unpacked");
+    unpack(&pkg, &x);
+    for pubkey in [x.join("signer.pub"), root.join("dev.pub")] {
+        let v = std::process::Command::new("minisign")
+            .args(["-Vm", "SHA256SUMS", "-p"])
+            .arg(&pubkey)
+            .current_dir(&x)
+            .output()
+            .expect("minisign on PATH (.ci/run installs it)");
+        assert!(v.status.success(), "minisign -V: {}", stderr(&v));
+    }
+
+    let i = json(&d, &["import", pkg.to_str().unwrap(), "--json"]);
+    assert_eq!(i["trust_status"], "untrusted");
+    let t = json(
+        &d,
+        &[
+            "trust",
+            "add",
+            root.join("dev.pub").to_str().unwrap(),
+            "--json",
+        ],
+    );
+    assert_eq!(t["key_id"], key_id.as_str());
+    let ls = json(&d, &["trust", "ls", "--json"]);
+    assert_eq!(ls["keys"][0]["key_id"], key_id.as_str());
+    let i = json(&d, &["import", pkg.to_str().unwrap(), "--json"]);
+    assert_eq!(i["trust_status"], "trusted");
+    assert_eq!(i["version"], "2.1");
+    let dir = i["package_path"].as_str().unwrap().to_owned();
+    assert_eq!(
+        std::fs::read(Path::new(&dir).join("www/index.html")).unwrap(),
+        b"<h1>notes</h1>\n"
+    );
+
+    // The imported app runs.
+    let out = d.berth(&["up", &dir, "--id", "notes", "--runtime", "native", "-q"]);
+    assert!(out.status.success(), "berth up: {}", stderr(&out));
+    let st = json(&d, &["project", "status", "notes", "--json"]);
+    assert_eq!(st["status"], "running", "{st}");
+    let out = d.berth(&["down", "notes"]);
+    assert!(out.status.success(), "berth down: {}", stderr(&out));
+
+    // Untrusting makes it untrusted again.
+    let out = d.berth(&["trust", "rm", &key_id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let i = json(&d, &["import", pkg.to_str().unwrap(), "--json"]);
+    assert_eq!(i["trust_status"], "untrusted");
+}
+
+#[test]
+fn cli_autosave_settings_and_prune_by_retention_with_seed_field_names() {
+    let d = Daemon::start();
+    let state = ensure(&d, "auto");
+    std::fs::write(state.join("db"), b"rows").unwrap();
+    let a = json(
+        &d,
+        &[
+            "snapshot",
+            "autosave",
+            "auto",
+            "--every",
+            "15m",
+            "--keep-last",
+            "5",
+            "--keep-daily",
+            "7",
+            "--json",
+        ],
+    );
+    assert_eq!(a["enabled"], true);
+    assert_eq!(a["interval_seconds"], 900);
+    assert_eq!(a["retention"]["keep_last"], 5);
+    assert_eq!(a["retention"]["keep_daily"], 7);
+    let st = json(&d, &["project", "status", "auto", "--json"]);
+    assert_eq!(st["autosave_enabled"], true);
+    let out = d.berth(&["snapshot", "autosave", "auto", "--every", "10s"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("too short"), "{}", stderr(&out));
+    let off = json(&d, &["snapshot", "autosave", "auto", "--off", "--json"]);
+    assert_eq!(off["enabled"], false);
+    assert_eq!(off["retention"]["keep_last"], 5, "off keeps the policy");
+    let st = json(&d, &["project", "status", "auto", "--json"]);
+    assert_eq!(st["autosave_enabled"], false);
+
+    let s = json(&d, &["snapshot", "save", "auto", "--json"]);
+    assert_eq!(s["paused_ms"], 0, "nothing runs, nothing is paused");
+    let p = json(&d, &["snapshot", "prune", "auto", "--json"]);
+    assert_eq!(
+        p["snapshots_removed"],
+        serde_json::json!([]),
+        "manual ones stay"
+    );
+    assert_eq!(
+        json(&d, &["snapshot", "ls", "auto", "--json"])["snapshots"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn kill_9_during_prune_keeps_every_listed_snapshot_whole() {
+    let mut d = Daemon::start();
+    let state = ensure(&d, "gc");
+    let mut trees = Vec::new();
+    let mut ids = Vec::new();
+    for round in 0..3u64 {
+        for i in 0..4 {
+            std::fs::write(
+                state.join(format!("f{i}")),
+                noise(6 << 20, round * 10 + i + 1),
+            )
+            .unwrap();
+        }
+        trees.push(tree(&state));
+        let s = json(&d, &["snapshot", "save", "gc", "--json"]);
+        ids.push(s["snapshot_id"].as_str().unwrap().to_owned());
+    }
+    // The middle snapshot goes: its ~400 chunks are garbage.
+    let out = d.berth(&["snapshot", "rm", "gc", &ids[1]]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let mut prune = d.command(BERTH);
+    prune.args(["snapshot", "prune", "--json"]);
+    let mut child = prune
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(120));
+    d.kill9();
+    let _ = child.wait();
+    d.spawn(&[]);
+
+    let ls = json(&d, &["snapshot", "ls", "gc", "--json"]);
+    let listed: Vec<String> = ls["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["snapshot_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(listed, vec![ids[2].clone(), ids[0].clone()]);
+    for (k, id) in [(0, &ids[0]), (2, &ids[2])] {
+        json(
+            &d,
+            &["snapshot", "restore", "gc", id, "--no-safety", "--json"],
+        );
+        assert_eq!(
+            tree(&state),
+            trees[k],
+            "snapshot {id} after kill -9 in prune"
+        );
+    }
+    // The interrupted prune's work is finished by the next one.
+    json(&d, &["snapshot", "prune", "--json"]);
+    json(
+        &d,
+        &[
+            "snapshot",
+            "restore",
+            "gc",
+            &ids[0],
+            "--no-safety",
+            "--json",
+        ],
+    );
+    assert_eq!(tree(&state), trees[0]);
+}

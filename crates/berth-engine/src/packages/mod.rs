@@ -13,7 +13,9 @@
 //! `minisign` tool); `tar` reads the container; `sha2` hashes files.
 
 mod archive;
+pub mod keys;
 pub mod model;
+pub mod pack;
 
 pub use model::{Imported, ManifestFacts, PackageError};
 
@@ -31,9 +33,9 @@ pub const SIG_FILE: &str = "SHA256SUMS.minisig";
 pub const SIGNER_FILE: &str = "signer.pub";
 /// The app's declared capabilities (optional).
 pub const CAPABILITIES_FILE: &str = "capabilities.json";
-const MANIFEST: &str = "manifest.json";
+pub(crate) const MANIFEST: &str = "manifest.json";
 
-fn hex(b: &[u8]) -> String {
+pub(crate) fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 

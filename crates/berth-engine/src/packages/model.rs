@@ -55,4 +55,8 @@ pub enum PackageError {
     /// The packages directory could not be written.
     #[error("{0}")]
     Io(String),
+    /// A signing key that cannot be read or used (not a minisign key, a
+    /// wrong password, an unknown key id).
+    #[error("{0}")]
+    InvalidKey(String),
 }

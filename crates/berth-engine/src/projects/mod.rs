@@ -3,6 +3,7 @@
 //! dependency order over a runtime (Docker or native).
 
 pub mod autosave;
+pub mod capabilities;
 pub mod compose;
 pub mod docker;
 pub mod engine;

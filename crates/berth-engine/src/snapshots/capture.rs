@@ -74,11 +74,13 @@ fn mtime_ns(m: &fs::Metadata) -> i64 {
 
 /// Captures `root` (which must be a directory; a missing root is an
 /// empty tree) into `batch`. `old` is the project's index from its last
-/// save.
+/// save; with `trusted`, its chunks are known to exist (no prune since),
+/// else each is looked for.
 pub(crate) fn capture(
     root: &Path,
     batch: &Batch<'_>,
     old: &Index,
+    trusted: bool,
 ) -> Result<Captured, SnapshotError> {
     let mut out = Captured {
         entries: Vec::new(),
@@ -87,7 +89,7 @@ pub(crate) fn capture(
     };
     let mut todo = Vec::new();
     if root.exists() {
-        walk(root, "", batch, old, &mut out, &mut todo)?;
+        walk(root, "", batch, (old, trusted), &mut out, &mut todo)?;
     }
     out.files_read = todo.len() as u64;
     for (entry, refs) in read_all(todo, batch)? {
@@ -124,7 +126,7 @@ fn read_all(
     mut todo: Vec<ToRead>,
     batch: &Batch<'_>,
 ) -> Result<Vec<(usize, Vec<ChunkRef>)>, SnapshotError> {
-    todo.sort_by(|a, b| b.size.cmp(&a.size));
+    todo.sort_by_key(|f| std::cmp::Reverse(f.size));
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     let done = Mutex::new(Vec::with_capacity(todo.len()));
@@ -162,7 +164,7 @@ fn walk(
     dir: &Path,
     rel: &str,
     batch: &Batch<'_>,
-    old: &Index,
+    (old, trusted): (&Index, bool),
     out: &mut Captured,
     todo: &mut Vec<ToRead>,
 ) -> Result<(), SnapshotError> {
@@ -194,11 +196,12 @@ fn walk(
             mtime_ns: mtime_ns(&meta),
             target: None,
             chunks: Vec::new(),
+            owner: Some((meta.uid(), meta.gid())),
         };
         if ft.is_dir() {
             e.kind = EntryKind::Dir;
             out.entries.push(e);
-            walk(&path, &relp, batch, old, out, todo)?;
+            walk(&path, &relp, batch, (old, trusted), out, todo)?;
         } else if ft.is_symlink() {
             let t = fs::read_link(&path).map_err(SnapshotError::io(format!(
                 "cannot read link {}",
@@ -219,7 +222,7 @@ fn walk(
                 k.size == e.size
                     && k.mtime_ns == e.mtime_ns
                     && k.ino == meta.ino()
-                    && k.chunks.iter().all(|c| batch.holds(&c.hash))
+                    && (trusted || k.chunks.iter().all(|c| batch.holds(&c.hash)))
             });
             match known {
                 Some(k) => e.chunks = k.chunks.clone(),

@@ -66,6 +66,14 @@ impl Drop for FrozenGuard<'_> {
     }
 }
 
+/// A project's file index as stored, with the prune generation it was
+/// written in.
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+struct IndexFile {
+    prune_gen: u64,
+    files: capture::Index,
+}
+
 /// What [`SnapshotStore::prune`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Pruned {
@@ -161,23 +169,23 @@ impl SnapshotStore {
         let _g = self.lock.read().unwrap_or_else(|p| p.into_inner());
         restore::recover(state)?;
         let project = meta.project_id.clone();
-        meta.parent_snapshot_id = self
-            .list_unlocked(&project)?
-            .first()
-            .map(|s| s.snapshot_id.clone())
-            .unwrap_or_default();
-        let old: capture::Index = fs::read(self.index_path(&project))
+        meta.parent_snapshot_id = self.newest_id(&project);
+        let gen = self.prune_gen();
+        let old: IndexFile = fs::read(self.index_path(&project))
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
+        // The chunks an index names were whole when it was written; only a
+        // prune since can have removed some, so only then are they checked.
+        let trusted = old.prune_gen == gen;
         let batch = self.chunks.batch();
-        let mut cap = capture::capture(state, &batch, &old)?;
+        let mut cap = capture::capture(state, &batch, &old.files, trusted)?;
         let mut paused_ms = 0;
         if let Some(freezer) = freezer {
             let first_read = cap.files_read;
             let started = std::time::Instant::now();
             let frozen = FrozenGuard::freeze(freezer)?;
-            let second = capture::capture(state, &batch, &cap.index);
+            let second = capture::capture(state, &batch, &cap.index, true);
             drop(frozen);
             paused_ms = started.elapsed().as_millis() as u64;
             cap = second?;
@@ -215,13 +223,41 @@ impl SnapshotStore {
             "cannot write {}",
             path.display()
         )))?;
-        if let Ok(idx) = serde_json::to_vec(&cap.index) {
+        let index = IndexFile {
+            prune_gen: gen,
+            files: cap.index,
+        };
+        if let Ok(idx) = serde_json::to_vec(&index) {
             let p = self.index_path(&project);
             if let Err(e) = berth_os::fsutil::atomic_write(&p, &idx) {
                 tracing::warn!(path = %p.display(), "cannot write the file index: {e}");
             }
         }
         Ok(info)
+    }
+
+    /// The id of the project's newest record ("" for none): ids sort by
+    /// time, so it is the greatest name.
+    fn newest_id(&self, project: &str) -> String {
+        fs::read_dir(self.snap_dir(project))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|f| {
+                let name = f.file_name().to_string_lossy().into_owned();
+                let id = name.strip_suffix(".json")?;
+                (!name.starts_with('.')).then(|| id.to_owned())
+            })
+            .max()
+            .unwrap_or_default()
+    }
+
+    /// How many prunes the store has seen (`prune-gen`; 0 when none).
+    fn prune_gen(&self) -> u64 {
+        fs::read_to_string(self.root.join("prune-gen"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0)
     }
 
     fn read_record(&self, project: &str, id: &str) -> Result<Record, SnapshotError> {
@@ -380,6 +416,12 @@ impl SnapshotStore {
     /// files. A crash midway leaves only fewer unreferenced chunks.
     pub fn prune(&self) -> Result<Pruned, SnapshotError> {
         let _g = self.lock.write().unwrap_or_else(|p| p.into_inner());
+        // Every file index written before this prune is distrusted from
+        // now on (its chunks are checked again): durable before a chunk
+        // goes.
+        let gen = self.root.join("prune-gen");
+        berth_os::fsutil::atomic_write(&gen, (self.prune_gen() + 1).to_string().as_bytes())
+            .map_err(SnapshotError::io(format!("cannot write {}", gen.display())))?;
         let mut used = HashSet::new();
         let snaps = self.root.join("snaps");
         for p in fs::read_dir(&snaps)

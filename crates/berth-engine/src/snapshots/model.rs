@@ -45,6 +45,12 @@ pub struct Entry {
     /// The file's bytes in order (files only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub chunks: Vec<ChunkRef>,
+    /// Owner and group ids (`None` in records made before they were
+    /// kept). Restored when the restoring user may set them (root, or
+    /// the same ids); not part of the digest, which must not depend on
+    /// the machine's users.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<(u32, u32)>,
 }
 
 /// Who a snapshot belongs to and why it was taken.

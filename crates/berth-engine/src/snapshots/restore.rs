@@ -43,6 +43,19 @@ fn set_mtime(path: &Path, ns: i64) -> std::io::Result<()> {
     f.set_times(fs::FileTimes::new().set_modified(t))
 }
 
+/// Gives `p` (not following a symlink) the recorded owner and group. A
+/// user who may not (not root, other ids) keeps the files as their own:
+/// that is refused by the kernel with EPERM and is not an error.
+fn set_owner(p: &Path, owner: Option<(u32, u32)>) -> std::io::Result<()> {
+    let Some((uid, gid)) = owner else {
+        return Ok(());
+    };
+    match std::os::unix::fs::lchown(p, Some(uid), Some(gid)) {
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Ok(()),
+        r => r,
+    }
+}
+
 /// Writes `entries` into the new directory `dest`.
 pub(crate) fn build(entries: &[Entry], chunks: &Chunks, dest: &Path) -> Result<(), SnapshotError> {
     let io = |what: &str, p: &Path| SnapshotError::io(format!("cannot {what} {}", p.display()));
@@ -56,8 +69,11 @@ pub(crate) fn build(entries: &[Entry], chunks: &Chunks, dest: &Path) -> Result<(
         let p = dest.join(safe_rel(&e.path)?);
         match e.kind {
             EntryKind::Dir => fs::create_dir(&p).map_err(io("create", &p))?,
-            EntryKind::Symlink => std::os::unix::fs::symlink(e.target.as_deref().unwrap_or(""), &p)
-                .map_err(io("create symlink", &p))?,
+            EntryKind::Symlink => {
+                std::os::unix::fs::symlink(e.target.as_deref().unwrap_or(""), &p)
+                    .map_err(io("create symlink", &p))?;
+                set_owner(&p, e.owner).map_err(io("set the owner of", &p))?;
+            }
             EntryKind::File => {
                 let mut f = fs::File::create(&p).map_err(io("create", &p))?;
                 for c in &e.chunks {
@@ -73,6 +89,8 @@ pub(crate) fn build(entries: &[Entry], chunks: &Chunks, dest: &Path) -> Result<(
                 f.set_len(e.size).map_err(io("write", &p))?;
                 f.sync_all().map_err(io("sync", &p))?;
                 drop(f);
+                // Before the mode: a change of owner clears set-id bits.
+                set_owner(&p, e.owner).map_err(io("set the owner of", &p))?;
                 fs::set_permissions(&p, fs::Permissions::from_mode(e.mode))
                     .map_err(io("set the mode of", &p))?;
                 set_mtime(&p, e.mtime_ns).map_err(io("set the mtime of", &p))?;
@@ -82,6 +100,7 @@ pub(crate) fn build(entries: &[Entry], chunks: &Chunks, dest: &Path) -> Result<(
     // Directories last and deepest first: filling them moved their mtimes.
     for e in sorted.iter().rev().filter(|e| e.kind == EntryKind::Dir) {
         let p = dest.join(&e.path);
+        set_owner(&p, e.owner).map_err(io("set the owner of", &p))?;
         fs::set_permissions(&p, fs::Permissions::from_mode(e.mode))
             .map_err(io("set the mode of", &p))?;
         set_mtime(&p, e.mtime_ns).map_err(io("set the mtime of", &p))?;

@@ -205,6 +205,7 @@ fn a_record_naming_a_path_outside_the_tree_is_refused() {
         mtime_ns: 0,
         target: None,
         chunks: vec![],
+        owner: None,
     };
     let err = restore::build(&[e], &chunks, &dir.path().join("out")).unwrap_err();
     assert!(matches!(err, SnapshotError::Corrupt(_)), "{err}");
@@ -267,4 +268,49 @@ fn forget_applies_the_policy_to_one_reason_only_and_prune_frees_what_it_dropped(
         .forget("app", "autosave", &Retention::default())
         .unwrap()
         .is_empty());
+}
+
+#[test]
+fn owners_are_kept_and_restored_when_the_user_may_set_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SnapshotStore::open(&dir.path().join("store")).unwrap();
+    let state = dir.path().join("state");
+    fs::create_dir_all(state.join("d")).unwrap();
+    fs::write(state.join("d/f"), b"data").unwrap();
+    std::os::unix::fs::symlink("d/f", state.join("l")).unwrap();
+    let root = berth_os::dirs::uid() == 0;
+    if root {
+        for p in ["d", "d/f", "l"] {
+            std::os::unix::fs::lchown(state.join(p), Some(1234), Some(5678)).unwrap();
+        }
+    }
+    let (uid, gid) = if root {
+        (1234, 5678)
+    } else {
+        let m = fs::metadata(&state).unwrap();
+        (m.uid(), m.gid())
+    };
+    let snap = store.save(&state, meta("own")).unwrap();
+    let entries = store.entries("own", &snap.snapshot_id).unwrap();
+    assert!(
+        entries.iter().all(|e| e.owner == Some((uid, gid))),
+        "{entries:?}"
+    );
+    let out = dir.path().join("out");
+    store.materialize("own", &snap.snapshot_id, &out).unwrap();
+    for p in ["d", "d/f", "l"] {
+        let m = fs::symlink_metadata(out.join(p)).unwrap();
+        assert_eq!((m.uid(), m.gid()), (uid, gid), "{p}");
+    }
+    // The digest does not depend on who owns the files.
+    let other = SnapshotStore::open(&dir.path().join("store2")).unwrap();
+    if root {
+        for p in ["d", "d/f", "l"] {
+            std::os::unix::fs::lchown(state.join(p), Some(0), Some(0)).unwrap();
+        }
+    }
+    assert_eq!(
+        other.save(&state, meta("own")).unwrap().state_digest,
+        snap.state_digest
+    );
 }

@@ -88,6 +88,7 @@ mod tests {
                 hash: hash.into(),
                 len: 1,
             }],
+            owner: None,
         }
     }
 
@@ -101,6 +102,7 @@ mod tests {
             mtime_ns: 0,
             target: None,
             chunks: vec![],
+            owner: None,
         };
         let a = vec![dir.clone(), file("d/x", "aa"), file("y", "bb")];
         let mut b = vec![file("y", "bb"), file("d/x", "aa"), dir.clone()];

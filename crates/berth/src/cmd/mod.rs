@@ -5,6 +5,7 @@
 
 pub(crate) mod daemon;
 pub(crate) mod host_api;
+pub(crate) mod packages;
 pub(crate) mod processes;
 pub(crate) mod projects;
 pub(crate) mod relay;

@@ -46,7 +46,7 @@ impl Projects {
             P::InvalidPackage(m) => ProjectError::InvalidPackage(m),
             P::SignatureInvalid(m) => ProjectError::SignatureInvalid(m),
             P::Tampered(m) => ProjectError::Tampered(m),
-            P::Io(m) => ProjectError::Internal(m),
+            P::Io(m) | P::InvalidKey(m) => ProjectError::Internal(m),
         })
     }
 }
