@@ -85,8 +85,14 @@ impl Sandbox {
             .unwrap();
         self.child = Some(child);
         let t = Instant::now();
-        while Client::connect(&self.socket()).and_then(|mut c| c.ping()).is_err() {
-            assert!(t.elapsed() < Duration::from_secs(30), "the daemon did not come back");
+        while Client::connect(&self.socket())
+            .and_then(|mut c| c.ping())
+            .is_err()
+        {
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "the daemon did not come back"
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
     }
@@ -127,7 +133,10 @@ fn running(marker: &str) -> Vec<u32> {
             continue;
         };
         let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| s.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with('Z')))
+            .map(|s| {
+                s.rsplit_once(')')
+                    .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+            })
             .unwrap_or(true);
         if cmd == want.as_bytes() && !zombie {
             out.push(pid);
@@ -190,12 +199,15 @@ fn project_dir(root: &Path, name: &str, marker: &str) -> PathBuf {
 
 /// Runs operation `op` while a killer waits `delay`; returns what was
 /// answered, as the model's update, and the operation's name.
-fn run_op(s: &Sandbox, m: &mut Model, op: u64, delay: Duration) -> &'static str {
+fn run_op(s: &Sandbox, m: &mut Model, op: u64, delay: Duration) -> (&'static str, bool) {
     let sock = s.socket();
     let pid = s.child.as_ref().unwrap().id() as i32;
     let killer = std::thread::spawn(move || {
         std::thread::sleep(delay);
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
     });
     m.next += 1;
     let n = m.next;
@@ -211,14 +223,19 @@ fn run_op(s: &Sandbox, m: &mut Model, op: u64, delay: Duration) -> &'static str 
                     ..Default::default()
                 })
             });
+            let mut saved = false;
             if r.is_ok() {
                 m.services.insert(name, marker);
                 let names: BTreeSet<String> = m.services.keys().cloned().collect();
-                if Client::connect(&sock).and_then(|mut c| c.service_save()).is_ok() {
+                if Client::connect(&sock)
+                    .and_then(|mut c| c.service_save())
+                    .is_ok()
+                {
                     m.saved = names;
+                    saved = true;
                 }
             }
-            "service start + SAVE"
+            ("service start + SAVE", saved)
         }
         1 => {
             let name = format!("proj{}", n % 4);
@@ -230,15 +247,17 @@ fn run_op(s: &Sandbox, m: &mut Model, op: u64, delay: Duration) -> &'static str 
             let dir = project_dir(&s.root, &name, &marker);
             let p = dir.to_str().unwrap();
             if m.projects_up.contains(&name) {
-                if s.berth(&["down", "--keep", p]) {
+                let ok = s.berth(&["down", "--keep", p]);
+                if ok {
                     m.projects_up.remove(&name);
                 }
-                "project down"
+                ("project down", ok)
             } else {
-                if s.berth(&["up", "--runtime", "native", p]) {
+                let ok = s.berth(&["up", "--runtime", "native", p]);
+                if ok {
                     m.projects_up.insert(name);
                 }
-                "project up"
+                ("project up", ok)
             }
         }
         2 => {
@@ -249,29 +268,30 @@ fn run_op(s: &Sandbox, m: &mut Model, op: u64, delay: Duration) -> &'static str 
                     ..Default::default()
                 })
             });
-            if r.is_ok() {
+            let ok = r.is_ok();
+            if ok {
                 m.sessions.push(marker);
             }
-            "session spawn"
+            ("session spawn", ok)
         }
         _ => {
             // A snapshot of a project that is up, then a restore of it.
             let Some(name) = m.projects_up.iter().next().cloned() else {
                 killer.join().unwrap();
-                return "snapshot (no project up: kill only)";
+                return ("snapshot (no project up: kill only)", false);
             };
             let out = s
                 .cmd(BERTH)
                 .args(["snapshot", "save", &name, "--json"])
                 .output();
-            if let Ok(out) = out.filter(|o| o.status.success()) {
-                let v: serde_json::Value =
-                    serde_json::from_slice(&out.stdout).unwrap_or_default();
-                if let Some(id) = v["id"].as_str().or(v["snapshot_id"].as_str()) {
-                    s.berth(&["snapshot", "restore", &name, id]);
+            let mut ok = false;
+            if let Some(out) = out.ok().filter(|o| o.status.success()) {
+                let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+                if let Some(id) = v["snapshot_id"].as_str() {
+                    ok = s.berth(&["snapshot", "restore", &name, id]);
                 }
             }
-            "snapshot save + restore"
+            ("snapshot save + restore", ok)
         }
     };
     killer.join().unwrap();
@@ -296,7 +316,10 @@ fn check(s: &Sandbox, m: &Model) -> Vec<String> {
     match dump_names(&s.state().join("berth.services.json")) {
         Ok(names) => {
             if !m.saved.is_subset(&names) {
-                bad.push(format!("the dump {names:?} lost part of the last answered SAVE {:?}", m.saved));
+                bad.push(format!(
+                    "the dump {names:?} lost part of the last answered SAVE {:?}",
+                    m.saved
+                ));
             }
         }
         Err(e) => bad.push(e),
@@ -316,7 +339,10 @@ fn check(s: &Sandbox, m: &Model) -> Vec<String> {
     for marker in markers {
         let pids = running(marker);
         if pids.len() > 1 {
-            bad.push(format!("sleep {marker} runs {} times: {pids:?}", pids.len()));
+            bad.push(format!(
+                "sleep {marker} runs {} times: {pids:?}",
+                pids.len()
+            ));
         }
     }
     bad
@@ -350,15 +376,21 @@ fn main() {
     };
     s.start();
     let mut m = Model::default();
-    let mut per_op: BTreeMap<&str, usize> = BTreeMap::new();
+    // Per operation: runs, and runs whose every step was answered before
+    // the kill.
+    let mut per_op: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
     let mut failures = Vec::new();
     let t = Instant::now();
     for run in 0..runs {
         let op = rng.below(4);
-        // Most kills land inside the operation (a few ms to ~200 ms).
-        let delay = Duration::from_micros(rng.below(250_000));
-        let what = run_op(&s, &mut m, op, delay);
-        *per_op.entry(what).or_default() += 1;
+        // The kill lands anywhere from before the request to just after
+        // the answer: each operation's window is about its duration here.
+        let window_us = [15_000, 120_000, 15_000, 250_000][op as usize];
+        let delay = Duration::from_micros(rng.below(window_us));
+        let (what, answered) = run_op(&s, &mut m, op, delay);
+        let e = per_op.entry(what).or_default();
+        e.0 += 1;
+        e.1 += answered as usize;
         s.kill9();
         let db = s.state().join("berth.db");
         if db.exists() {
@@ -384,7 +416,7 @@ fn main() {
     let _ = s.client().bulk_terminate(0, "", 10);
     s.kill9();
     println!(
-        "chaos: {} runs in {:.0} s; operations: {per_op:?}",
+        "chaos: {} runs in {:.0} s; operations (runs, answered before the kill): {per_op:?}",
         runs,
         t.elapsed().as_secs_f64()
     );
