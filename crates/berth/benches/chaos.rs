@@ -13,7 +13,7 @@
 //! runtime), PTY session spawn, snapshot save and restore. Each run picks
 //! one and a delay from a seeded generator (the seed is printed; set
 //! `BERTH_CHAOS_SEED` to replay a run).
-//! `cargo bench -p berth --bench chaos -- --runs 300`.
+//! `cargo bench -p berth --bench chaos -- --runs 300 [--ops 0,1,2,3]`.
 
 mod common;
 
@@ -51,6 +51,8 @@ fn arg(name: &str) -> Option<String> {
 struct Sandbox {
     root: PathBuf,
     child: Option<Child>,
+    /// Daemons a CLI started because the kill came first.
+    strays: usize,
 }
 
 impl Sandbox {
@@ -85,8 +87,22 @@ impl Sandbox {
             .unwrap();
         self.child = Some(child);
         let t = Instant::now();
-        while Client::connect(&self.socket()).and_then(|mut c| c.ping()).is_err() {
-            assert!(t.elapsed() < Duration::from_secs(30), "the daemon did not come back");
+        while Client::connect(&self.socket())
+            .and_then(|mut c| c.ping())
+            .is_err()
+        {
+            if t.elapsed() > Duration::from_secs(30) {
+                let log = std::fs::read_to_string(self.root.join("daemon.log")).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(30).collect();
+                let exited = self
+                    .child
+                    .as_mut()
+                    .and_then(|c| c.try_wait().ok().flatten());
+                panic!(
+                    "the daemon did not come back (exit: {exited:?}); its log ends:\n{}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
+            }
             std::thread::sleep(Duration::from_millis(5));
         }
     }
@@ -94,6 +110,32 @@ impl Sandbox {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+        }
+        // A CLI that found no daemon starts one (as it should): when the
+        // kill landed just before `berth up` connected, that daemon did
+        // the work. It goes too, so the restart is ours.
+        let mine = format!("XDG_RUNTIME_DIR={}", self.root.join("run").display());
+        for e in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if !cmd.split(|b| *b == 0).any(|a| a == b"daemon") {
+                continue;
+            }
+            let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+            if env.split(|b| *b == 0).any(|v| v == mine.as_bytes()) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+                self.strays += 1;
+            }
+        }
+        // The listening sockets go with the last process holding them.
+        let t = Instant::now();
+        while Client::connect(&self.socket()).is_ok() && t.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
     fn client(&self) -> Client {
@@ -127,7 +169,10 @@ fn running(marker: &str) -> Vec<u32> {
             continue;
         };
         let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| s.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with('Z')))
+            .map(|s| {
+                s.rsplit_once(')')
+                    .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+            })
             .unwrap_or(true);
         if cmd == want.as_bytes() && !zombie {
             out.push(pid);
@@ -175,6 +220,21 @@ struct Model {
     next: u32,
 }
 
+impl Model {
+    /// A `sleep` argument no other run of this bench uses: this process's
+    /// pid, the kind, the operation number.
+    fn marker(&self, kind: u32, n: u32) -> String {
+        format!("{}{kind}{n:05}", std::process::id())
+    }
+
+    fn markers(&self) -> impl Iterator<Item = &String> {
+        self.services
+            .values()
+            .chain(self.projects.values())
+            .chain(self.sessions.iter())
+    }
+}
+
 fn project_dir(root: &Path, name: &str, marker: &str) -> PathBuf {
     let dir = root.join("projects-src").join(name);
     if !dir.exists() {
@@ -190,19 +250,22 @@ fn project_dir(root: &Path, name: &str, marker: &str) -> PathBuf {
 
 /// Runs operation `op` while a killer waits `delay`; returns what was
 /// answered, as the model's update, and the operation's name.
-fn run_op(s: &Sandbox, m: &mut Model, op: u64, delay: Duration) -> &'static str {
+fn run_op(s: &Sandbox, m: &mut Model, op: u64, delay: Duration) -> (&'static str, bool) {
     let sock = s.socket();
     let pid = s.child.as_ref().unwrap().id() as i32;
     let killer = std::thread::spawn(move || {
         std::thread::sleep(delay);
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
     });
     m.next += 1;
     let n = m.next;
     let what = match op {
         0 => {
             let name = format!("svc{n}");
-            let marker = format!("{}", 700_000 + n);
+            let marker = m.marker(7, n);
             let r = Client::connect(&sock).and_then(|mut c| {
                 c.service_start(ServiceConfig {
                     name: name.clone(),
@@ -211,67 +274,72 @@ fn run_op(s: &Sandbox, m: &mut Model, op: u64, delay: Duration) -> &'static str 
                     ..Default::default()
                 })
             });
+            let mut saved = false;
             if r.is_ok() {
                 m.services.insert(name, marker);
                 let names: BTreeSet<String> = m.services.keys().cloned().collect();
-                if Client::connect(&sock).and_then(|mut c| c.service_save()).is_ok() {
+                if Client::connect(&sock)
+                    .and_then(|mut c| c.service_save())
+                    .is_ok()
+                {
                     m.saved = names;
+                    saved = true;
                 }
             }
-            "service start + SAVE"
+            ("service start + SAVE", saved)
         }
         1 => {
             let name = format!("proj{}", n % 4);
-            let marker = m
-                .projects
-                .entry(name.clone())
-                .or_insert_with(|| format!("{}", 800_000 + n))
-                .clone();
+            let fresh = m.marker(8, n);
+            let marker = m.projects.entry(name.clone()).or_insert(fresh).clone();
             let dir = project_dir(&s.root, &name, &marker);
             let p = dir.to_str().unwrap();
             if m.projects_up.contains(&name) {
-                if s.berth(&["down", "--keep", p]) {
+                let ok = s.berth(&["down", "--keep", p]);
+                if ok {
                     m.projects_up.remove(&name);
                 }
-                "project down"
+                ("project down", ok)
             } else {
-                if s.berth(&["up", "--runtime", "native", p]) {
+                let ok = s.berth(&["up", "--runtime", "native", p]);
+                if ok {
                     m.projects_up.insert(name);
                 }
-                "project up"
+                ("project up", ok)
             }
         }
         2 => {
-            let marker = format!("{}", 900_000 + n);
+            let marker = m.marker(9, n);
             let r = Client::connect(&sock).and_then(|mut c| {
                 c.spawn_pty(SpawnPtySessionRequest {
                     argv: vec!["sleep".into(), marker.clone()],
                     ..Default::default()
                 })
             });
-            if r.is_ok() {
+            let ok = r.is_ok();
+            if ok {
                 m.sessions.push(marker);
             }
-            "session spawn"
+            ("session spawn", ok)
         }
         _ => {
             // A snapshot of a project that is up, then a restore of it.
             let Some(name) = m.projects_up.iter().next().cloned() else {
                 killer.join().unwrap();
-                return "snapshot (no project up: kill only)";
+                return ("snapshot (no project up: kill only)", false);
             };
             let out = s
                 .cmd(BERTH)
                 .args(["snapshot", "save", &name, "--json"])
                 .output();
-            if let Ok(out) = out.filter(|o| o.status.success()) {
-                let v: serde_json::Value =
-                    serde_json::from_slice(&out.stdout).unwrap_or_default();
-                if let Some(id) = v["id"].as_str().or(v["snapshot_id"].as_str()) {
-                    s.berth(&["snapshot", "restore", &name, id]);
+            let mut ok = false;
+            if let Some(out) = out.ok().filter(|o| o.status.success()) {
+                let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+                if let Some(id) = v["snapshot_id"].as_str() {
+                    ok = s.berth(&["snapshot", "restore", &name, id]);
                 }
             }
-            "snapshot save + restore"
+            ("snapshot save + restore", ok)
         }
     };
     killer.join().unwrap();
@@ -296,7 +364,10 @@ fn check(s: &Sandbox, m: &Model) -> Vec<String> {
     match dump_names(&s.state().join("berth.services.json")) {
         Ok(names) => {
             if !m.saved.is_subset(&names) {
-                bad.push(format!("the dump {names:?} lost part of the last answered SAVE {:?}", m.saved));
+                bad.push(format!(
+                    "the dump {names:?} lost part of the last answered SAVE {:?}",
+                    m.saved
+                ));
             }
         }
         Err(e) => bad.push(e),
@@ -308,15 +379,13 @@ fn check(s: &Sandbox, m: &Model) -> Vec<String> {
     }
     // Let re-adoption and restarts settle, then count.
     std::thread::sleep(Duration::from_millis(300));
-    let markers = m
-        .services
-        .values()
-        .chain(m.projects.values())
-        .chain(m.sessions.iter());
-    for marker in markers {
+    for marker in m.markers() {
         let pids = running(marker);
         if pids.len() > 1 {
-            bad.push(format!("sleep {marker} runs {} times: {pids:?}", pids.len()));
+            bad.push(format!(
+                "sleep {marker} runs {} times: {pids:?}",
+                pids.len()
+            ));
         }
     }
     bad
@@ -340,6 +409,15 @@ fn main() {
         });
     println!("chaos: seed {seed} (BERTH_CHAOS_SEED={seed} replays it), {runs} runs");
     let mut rng = Rng(seed);
+    // `--ops 0,1,2,3`: which operations (service start + SAVE, project up
+    // or down, session spawn, snapshot save + restore); all by default.
+    let ops: Vec<u64> = arg("--ops")
+        .map(|o| {
+            o.split(',')
+                .map(|n| n.parse().expect("--ops 0,1,2,3"))
+                .collect()
+        })
+        .unwrap_or_else(|| vec![0, 1, 2, 3]);
     let dir = tempfile::Builder::new()
         .prefix("berth-chaos")
         .tempdir_in("/tmp")
@@ -347,19 +425,27 @@ fn main() {
     let mut s = Sandbox {
         root: dir.path().to_path_buf(),
         child: None,
+        strays: 0,
     };
     s.start();
     let mut m = Model::default();
-    let mut per_op: BTreeMap<&str, usize> = BTreeMap::new();
+    // Per operation: runs, and runs whose every step was answered before
+    // the kill.
+    let mut per_op: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
     let mut failures = Vec::new();
     let t = Instant::now();
     for run in 0..runs {
-        let op = rng.below(4);
-        // Most kills land inside the operation (a few ms to ~200 ms).
-        let delay = Duration::from_micros(rng.below(250_000));
-        let what = run_op(&s, &mut m, op, delay);
-        *per_op.entry(what).or_default() += 1;
+        let op = ops[rng.below(ops.len() as u64) as usize];
+        // The kill lands anywhere from before the request to just after
+        // the answer: each operation's window is about its duration here.
+        let window_us = [15_000, 120_000, 15_000, 250_000][op as usize];
+        let delay = Duration::from_micros(rng.below(window_us));
+        let (what, answered) = run_op(&s, &mut m, op, delay);
+        let e = per_op.entry(what).or_default();
+        e.0 += 1;
+        e.1 += answered as usize;
         s.kill9();
+        eprintln!("run {run}: {what} (answered: {answered}), killed after {delay:?}");
         let db = s.state().join("berth.db");
         if db.exists() {
             let r = integrity(&db);
@@ -383,10 +469,23 @@ fn main() {
     }
     let _ = s.client().bulk_terminate(0, "", 10);
     s.kill9();
+    // Whatever is left (an operation killed half-way) goes too.
+    for marker in m.markers() {
+        for pid in running(marker) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
     println!(
-        "chaos: {} runs in {:.0} s; operations: {per_op:?}",
+        "chaos: {} runs in {:.0} s; operations (runs, answered before the kill): {per_op:?}",
         runs,
         t.elapsed().as_secs_f64()
+    );
+    println!(
+        "daemons started by the CLI after a kill (and killed too): {}",
+        s.strays
     );
     println!(
         "answered and checked after each restart: {} services, {} projects up, {} sessions, last SAVE of {}",

@@ -7,6 +7,10 @@
 //! - a service: start, restart, stop, delete (runpm requests);
 //! - a native Compose project: `berth up --runtime native`, `berth down`.
 //!
+//! Each round ends with PURGE_EXITED_SESSIONS, as a tidy client does
+//! (`--no-purge` leaves ended sessions listed, which keeps their
+//! descriptors: see `docs/reliability.md`).
+//!
 //! After the rounds (and a settle of up to 20 s for lingering work) it
 //! asserts: no more descriptors or threads than before, no zombie child of
 //! the daemon, RSS grown by less than [`RSS_BOUND_KIB`], and prints every
@@ -57,7 +61,9 @@ fn sqlite_bytes(state: &Path) -> u64 {
             let name = path.file_name().unwrap().to_string_lossy().to_string();
             if path.is_dir() {
                 walk(&path, acc);
-            } else if name.ends_with(".db") || name.ends_with(".db-wal") || name.ends_with(".db-shm")
+            } else if name.ends_with(".db")
+                || name.ends_with(".db-wal")
+                || name.ends_with(".db-shm")
             {
                 *acc += e.metadata().map(|m| m.len()).unwrap_or(0);
             }
@@ -102,6 +108,7 @@ struct Soak {
     socket: PathBuf,
     root: PathBuf,
     project: PathBuf,
+    purge: bool,
 }
 
 impl Soak {
@@ -128,7 +135,11 @@ impl Soak {
         let id = self
             .client()
             .spawn_pty(SpawnPtySessionRequest {
-                argv: vec!["/bin/sh".into(), "-c".into(), "echo soak; exec sleep 60".into()],
+                argv: vec![
+                    "/bin/sh".into(),
+                    "-c".into(),
+                    "echo soak; exec sleep 60".into(),
+                ],
                 rows: 24,
                 cols: 80,
                 ..Default::default()
@@ -151,7 +162,11 @@ impl Soak {
         let id = self
             .client()
             .spawn_pipe(SpawnPipeSessionRequest {
-                argv: vec!["/bin/sh".into(), "-c".into(), "echo soak; exec sleep 60".into()],
+                argv: vec![
+                    "/bin/sh".into(),
+                    "-c".into(),
+                    "echo soak; exec sleep 60".into(),
+                ],
                 ..Default::default()
             })
             .unwrap()
@@ -173,7 +188,11 @@ impl Soak {
         let mut c = self.client();
         c.service_start(ServiceConfig {
             name: name.clone(),
-            cmd: vec!["/bin/sh".into(), "-c".into(), "echo up; exec sleep 60".into()],
+            cmd: vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                "echo up; exec sleep 60".into(),
+            ],
             autorestart: true,
             ..Default::default()
         })
@@ -194,6 +213,11 @@ impl Soak {
         self.pipe_round();
         self.service_round(i);
         self.project_round();
+        if self.purge {
+            // Ended sessions stay listed (with their exit status and
+            // output) until a client purges them, as in running-process.
+            self.client().purge_sessions("").unwrap();
+        }
     }
 }
 
@@ -217,6 +241,7 @@ fn main() {
         socket: d.socket.clone(),
         root: d.root().to_path_buf(),
         project,
+        purge: !std::env::args().any(|a| a == "--no-purge"),
     };
     let state = d.root().join("state");
     // Warm-up: lazily made things (pools, caches, the project store) exist
@@ -245,6 +270,10 @@ fn main() {
     let took = t.elapsed();
     // Let terminated children be reaped and idle blocking threads exit.
     let settle = Instant::now();
+    if s.purge {
+        std::thread::sleep(Duration::from_millis(500));
+        s.client().purge_sessions("").unwrap();
+    }
     let mut after = measure(pid, &state);
     while (after.fds > before.fds || after.threads > before.threads || !zombies(pid).is_empty())
         && settle.elapsed() < Duration::from_secs(20)
@@ -253,19 +282,29 @@ fn main() {
         after = measure(pid, &state);
     }
     let z = zombies(pid);
-    println!("soak: {n} rounds in {:.1} s ({:.1} ms a round: PTY, pipe, service, project)", took.as_secs_f64(), took.as_secs_f64() * 1000.0 / n.max(1) as f64);
+    println!(
+        "soak: {n} rounds in {:.1} s ({:.1} ms a round: PTY, pipe, service, project)",
+        took.as_secs_f64(),
+        took.as_secs_f64() * 1000.0 / n.max(1) as f64
+    );
     println!("                 before      after");
     println!("open fds      {:>9}  {:>9}", before.fds, after.fds);
     println!("threads       {:>9}  {:>9}", before.threads, after.threads);
     println!("RSS KiB       {:>9}  {:>9}", before.rss_kib, after.rss_kib);
-    println!("SQLite bytes  {:>9}  {:>9}", before.sqlite_bytes, after.sqlite_bytes);
+    println!(
+        "SQLite bytes  {:>9}  {:>9}",
+        before.sqlite_bytes, after.sqlite_bytes
+    );
     println!("zombies       {:>9}  {:>9}", 0, z.len());
     let mut bad = Vec::new();
     if after.fds > before.fds {
         bad.push(format!("fd leak: {} -> {}", before.fds, after.fds));
     }
     if after.threads > before.threads {
-        bad.push(format!("thread leak: {} -> {}", before.threads, after.threads));
+        bad.push(format!(
+            "thread leak: {} -> {}",
+            before.threads, after.threads
+        ));
     }
     if after.rss_kib > before.rss_kib + RSS_BOUND_KIB {
         bad.push(format!("RSS grew {} KiB", after.rss_kib - before.rss_kib));

@@ -186,7 +186,11 @@ fn a_read_only_state_dir_gives_clear_errors_and_no_corruption() {
             .arg(&m.0)
             .output()
             .unwrap();
-        assert!(out.status.success(), "remount {mode}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "remount {mode}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
     remount("ro");
     let out = d
@@ -196,12 +200,18 @@ fn a_read_only_state_dir_gives_clear_errors_and_no_corruption() {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "a daemon that cannot keep state must not serve");
+    assert!(
+        !out.status.success(),
+        "a daemon that cannot keep state must not serve"
+    );
     assert!(
         err.contains("Read-only") || err.contains("read-only"),
         "the error should name the cause: {err}"
     );
-    assert!(err.contains(&*d.state_dir().to_string_lossy()), "and the path: {err}");
+    assert!(
+        err.contains(&*d.state_dir().to_string_lossy()),
+        "and the path: {err}"
+    );
     remount("rw");
     integrity_ok(&d);
     assert_eq!(dump_names(&d), ["kept"]);
