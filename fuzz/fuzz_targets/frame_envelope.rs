@@ -3,6 +3,7 @@
 #![no_main]
 
 use berth_wire::daemon::{DaemonRequest, DaemonResponse, PipeStreamFrame, PtyInputFrame, PtyStreamFrame};
+use berth_wire::envelope;
 use berth_wire::frame::{FrameDecoder, MAX_FRAME_LEN};
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
@@ -16,10 +17,14 @@ fuzz_target!(|data: &[u8]| {
             match dec.next_frame() {
                 Ok(Some(body)) => {
                     assert!(body.len() <= MAX_FRAME_LEN);
-                    if let Ok(req) = DaemonRequest::decode(&body[..]) {
+                    if let Ok(req) = envelope::decode_request(&body) {
                         // Re-encoding what was decoded must round-trip.
                         let again = DaemonRequest::decode(&req.encode_to_vec()[..]).unwrap();
                         assert_eq!(again, req);
+                        // The envelope checks every request goes through.
+                        if let Some(ty) = envelope::request_type(&req) {
+                            let _ = envelope::payload_field(ty);
+                        }
                     }
                     let _ = DaemonResponse::decode(&body[..]);
                     let _ = PtyInputFrame::decode(&body[..]);

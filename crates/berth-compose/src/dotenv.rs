@@ -48,8 +48,13 @@ pub fn parse(text: &str, outer: &dyn Vars) -> Result<Vec<(String, String)>, Stri
             return Err(format!("line {}: `{key}` is not a variable name", n + 1));
         }
         let Some(value) = value else {
+            // A bare `KEY` takes the outer value; like `KEY=VALUE`, a later
+            // line replaces an earlier one (found by fuzzing: a repeated
+            // bare key was listed twice).
             if let Some(v) = outer.var(key) {
-                out.push((key.to_owned(), v.to_owned()));
+                let v = v.to_owned();
+                out.retain(|(k, _)| k != key);
+                out.push((key.to_owned(), v));
             }
             continue;
         };
@@ -155,5 +160,15 @@ mod tests {
         assert_eq!(m["F"], "");
         assert!(parse("A B=1", &outer).is_err());
         assert!(parse("A=\"x", &outer).is_err());
+    }
+
+    #[test]
+    fn a_repeated_bare_key_is_listed_once() {
+        let outer = BTreeMap::from([("A".to_string(), "outer".to_string())]);
+        let vars = parse("A=1\nA\nB=2\nA\n", &outer).unwrap();
+        assert_eq!(
+            vars,
+            [("B".into(), "2".into()), ("A".into(), "outer".into())]
+        );
     }
 }
