@@ -5,6 +5,9 @@
 //!
 //! - `stream N`: N `agent_message_chunk` updates `chunk i\n`, then
 //!   `end_turn`.
+//! - `stamp N`: N chunks `t=NANOS` (the wall clock when sent, in
+//!   nanoseconds since the epoch), 1 ms apart: the benchmark's latency
+//!   probe.
 //! - `fail-transient N`: the first N attempts of this prompt text fail
 //!   with JSON-RPC error -32603 "rate limit exceeded (429)"; the next one
 //!   answers `transient ok after N` and ends the turn.
@@ -97,6 +100,17 @@ async fn turn(
             let n: u64 = arg.parse().unwrap_or(10);
             for i in 0..n {
                 say(cx, sid, format!("chunk {i}\n"))?;
+            }
+        }
+        "stamp" => {
+            let n: u64 = arg.parse().unwrap_or(10);
+            for _ in 0..n {
+                let t = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos())
+                    .unwrap_or(0);
+                say(cx, sid, format!("t={t}"))?;
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
             }
         }
         "fail-transient" => {
