@@ -295,6 +295,29 @@ pub fn duplicated(d: eng::Duplicated) -> pb::DuplicateProjectResponse {
     }
 }
 
+/// A container workspace (berth extension `ListWorkspaces`).
+pub fn workspace(w: &berth_engine::workspaces::Workspace) -> pb::WorkspaceSummary {
+    pb::WorkspaceSummary {
+        workspace_id: w.id.clone(),
+        repository: w.repository.clone(),
+        branch: w.branch.clone(),
+        status: w.status.as_str().to_string(),
+        step: w.step.clone(),
+        error: w.error.clone(),
+        container: w.container.clone(),
+        image: w.image.clone(),
+        workspace_folder: w.workspace_folder.clone(),
+        remote_user: w.remote_user.clone(),
+        volume: w.volume(),
+        ports: w
+            .ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{}->{}", p.host_port, p.container_port))
+            .collect(),
+        created_at: w.created_at,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -344,28 +367,5 @@ mod tests {
         assert!(runtime("runtime", "podman")
             .unwrap_err()
             .starts_with("runtime: \"podman\""));
-    }
-}
-
-/// A container workspace (berth extension `ListWorkspaces`).
-pub fn workspace(w: &berth_engine::workspaces::Workspace) -> pb::WorkspaceSummary {
-    pb::WorkspaceSummary {
-        workspace_id: w.id.clone(),
-        repository: w.repository.clone(),
-        branch: w.branch.clone(),
-        status: w.status.as_str().to_string(),
-        step: w.step.clone(),
-        error: w.error.clone(),
-        container: w.container.clone(),
-        image: w.image.clone(),
-        workspace_folder: w.workspace_folder.clone(),
-        remote_user: w.remote_user.clone(),
-        volume: w.volume(),
-        ports: w
-            .ports
-            .iter()
-            .map(|p| format!("127.0.0.1:{}->{}", p.host_port, p.container_port))
-            .collect(),
-        created_at: w.created_at,
     }
 }

@@ -1,4 +1,4 @@
-//! Agent sessions in the store (`agent_sessions`, migration 6): what a
+//! Agent sessions in the store (`agent_sessions`, migration 7): what a
 //! suspended or crashed session needs to be resumed after a daemon
 //! restart: agent type, working directory, MCP servers, the ACP session
 //! id and the transcript.

@@ -1,4 +1,4 @@
-//! Workspace rows in the store (migration 6): one row per workspace, so a
+//! Workspace rows in the store (migration 8): one row per workspace, so a
 //! repeated POST finds it and a restarted daemon knows what it was doing.
 
 use super::model::{Status, Workspace};
