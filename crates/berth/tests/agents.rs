@@ -774,7 +774,11 @@ fn typescript_sdk_agent_through_the_gateway() {
     let id = ask.last().unwrap()["id"].clone();
     v.send(rt, json!({"jsonrpc": "2.0", "id": id, "result": {"outcome": {"outcome": "selected", "optionId": "yes"}}}));
     let got = v.until(rt, |m| m["id"] == 30);
-    assert_eq!(got.last().unwrap()["result"]["stopReason"], "end_turn", "{got:?}");
+    assert_eq!(
+        got.last().unwrap()["result"]["stopReason"],
+        "end_turn",
+        "{got:?}"
+    );
     let mut all = chunks(&ask);
     all.extend(chunks(&got));
     assert_eq!(
