@@ -169,3 +169,41 @@ fn a_daemon_killed_right_after_spawning_a_native_service_does_not_run_it_twice()
     }
     assert_eq!(running.len(), 1, "{running:?} run {argv:?}: {log}");
 }
+
+/// As above for a plain service whose process sends its output elsewhere,
+/// so its spool cannot identify it: the restarted daemon finds it by its
+/// `BERTH_SERVICE_ID` marker, adopts it, and a stop ends it.
+#[test]
+fn a_service_killed_in_the_spawn_window_is_adopted_by_its_marker() {
+    let mut d = Daemon::unstarted(&[]);
+    d.spawn_with_env(&[], &[("BERTH_TEST_PAUSE_AFTER_SPAWN_MS", "5000")]);
+    let argv = ["sleep", "7331960"];
+    let mut start = d
+        .command(BERTH)
+        .args(["svc", "start", "quiet", "--", "sh", "-c"])
+        .arg("exec sleep 7331960 >/dev/null 2>&1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let spawned = wait_for(Duration::from_secs(30), || !pids_running(&argv).is_empty());
+    let _ = start.kill();
+    let _ = start.wait();
+    d.kill9();
+    assert!(spawned, "the service never started: {}", d.log());
+    let first = pids_running(&argv);
+
+    d.spawn_with_env(&[], &[]);
+    let listed = ok(&d, &["svc", "list"]);
+    let _ = d.berth(&["svc", "stop", "quiet"]);
+    let left = pids_running(&argv);
+    let log = d.log();
+    for pid in left.iter().chain(&first) {
+        kill(*pid, Signal::SIGKILL);
+    }
+    assert!(
+        listed.contains(&first[0].to_string()),
+        "not adopted: {listed}\n{log}"
+    );
+    assert!(left.is_empty(), "{left:?} still run {argv:?}: {log}");
+}
