@@ -180,7 +180,8 @@ pub(crate) struct Shared {
     hub: LogHub,
     dump_path: PathBuf,
     /// This state's value of the `BERTH_SERVICE_STATE` marker every
-    /// service process carries (the dump file's directory).
+    /// service process carries: the dump file's path, unique per database
+    /// (scopes share a directory, not a dump file).
     marker: String,
     table: Mutex<BTreeMap<u32, Slot>>,
     spools_ready: Notify,
@@ -338,12 +339,7 @@ impl Services {
             shared: Arc::new(Shared {
                 store,
                 hub,
-                marker: cfg
-                    .dump_path
-                    .parent()
-                    .unwrap_or(std::path::Path::new("/"))
-                    .display()
-                    .to_string(),
+                marker: cfg.dump_path.display().to_string(),
                 dump_path: cfg.dump_path,
                 table: Mutex::new(BTreeMap::new()),
                 spools_ready: Notify::new(),

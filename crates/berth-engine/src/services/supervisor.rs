@@ -239,8 +239,8 @@ pub(crate) fn fmt_dur(d: Duration) -> String {
 /// process a killed daemon spawned but never recorded (issue 21, chaos).
 pub(crate) const MARK_ID: &str = "BERTH_SERVICE_ID";
 /// The environment variable holding the state the service belongs to
-/// (the directory of the engine's dump file), so two daemons with
-/// different state never take each other's processes.
+/// (the path of the engine's dump file, one per database: scopes share a
+/// directory), so two daemons never take each other's processes.
 pub(crate) const MARK_STATE: &str = "BERTH_SERVICE_STATE";
 /// Test-only: milliseconds to block between spawning a service process
 /// and recording its pid, so a test can kill the daemon in that window
