@@ -1,7 +1,9 @@
 //! Issue 21 (reliability), as a user meets it through `berth svc logs` and
 //! native `berth project logs`: text is never cut inside a character
 //! (item 5), and stdout and stderr lines keep the order they were written
-//! in (item 6). Soak, chaos and load runs are benches
+//! in (item 6), and a daemon killed right after spawning a native
+//! project's service never leaves it running twice (the chaos finding).
+//! Soak, chaos and load runs are benches
 //! (`crates/berth/benches/{soak,chaos,load}.rs`, `docs/reliability.md`).
 
 mod common;
@@ -110,4 +112,98 @@ fn stdout_and_stderr_lines_keep_the_order_they_were_written_in() {
     let text = ok(&d, &["project", "logs", "alternate"]);
     assert_eq!(order(&text), written_order(), "{text}");
     ok(&d, &["down", &p]);
+}
+
+/// Pids whose command line is exactly `argv`.
+fn pids_running(argv: &[&str]) -> Vec<u32> {
+    let want: Vec<u8> = argv
+        .iter()
+        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
+        .collect();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == want))
+        .collect()
+}
+
+/// The chaos finding: `kill -9` of the daemon after it spawned a native
+/// service but before it recorded the pid left an orphan the restarted
+/// daemon did not know, so the next `up` started the service a second
+/// time. The test-only `BERTH_TEST_PAUSE_AFTER_SPAWN_MS` holds the daemon
+/// in that window.
+#[test]
+fn a_daemon_killed_right_after_spawning_a_native_service_does_not_run_it_twice() {
+    let mut d = Daemon::unstarted(&[]);
+    d.spawn_with_env(&[], &[("BERTH_TEST_PAUSE_AFTER_SPAWN_MS", "5000")]);
+    let argv = ["sleep", "7331959"];
+    let dir = d.dir.path().join("twice");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("compose.yaml"),
+        "services:\n  web:\n    command: [\"sleep\", \"7331959\"]\n",
+    )
+    .unwrap();
+    let p = dir.to_str().unwrap().to_string();
+    let mut up = d
+        .command(BERTH)
+        .args(["up", "--runtime", "native", &p])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let spawned = wait_for(Duration::from_secs(30), || !pids_running(&argv).is_empty());
+    // The CLI first, so it cannot auto-start a daemon of its own.
+    let _ = up.kill();
+    let _ = up.wait();
+    d.kill9();
+    assert!(spawned, "the service never started: {}", d.log());
+
+    d.spawn_with_env(&[], &[]);
+    ok(&d, &["up", "--runtime", "native", &p]);
+    let running = pids_running(&argv);
+    let log = d.log();
+    let _ = d.berth(&["down", &p]);
+    for pid in pids_running(&argv) {
+        kill(pid, Signal::SIGKILL);
+    }
+    assert_eq!(running.len(), 1, "{running:?} run {argv:?}: {log}");
+}
+
+/// As above for a plain service whose process sends its output elsewhere,
+/// so its spool cannot identify it: the restarted daemon finds it by its
+/// `BERTH_SERVICE_ID` marker, adopts it, and a stop ends it.
+#[test]
+fn a_service_killed_in_the_spawn_window_is_adopted_by_its_marker() {
+    let mut d = Daemon::unstarted(&[]);
+    d.spawn_with_env(&[], &[("BERTH_TEST_PAUSE_AFTER_SPAWN_MS", "5000")]);
+    let argv = ["sleep", "7331960"];
+    let mut start = d
+        .command(BERTH)
+        .args(["svc", "start", "quiet", "--", "sh", "-c"])
+        .arg("exec sleep 7331960 >/dev/null 2>&1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let spawned = wait_for(Duration::from_secs(30), || !pids_running(&argv).is_empty());
+    let _ = start.kill();
+    let _ = start.wait();
+    d.kill9();
+    assert!(spawned, "the service never started: {}", d.log());
+    let first = pids_running(&argv);
+
+    d.spawn_with_env(&[], &[]);
+    let listed = ok(&d, &["svc", "list"]);
+    let _ = d.berth(&["svc", "stop", "quiet"]);
+    let left = pids_running(&argv);
+    let log = d.log();
+    for pid in left.iter().chain(&first) {
+        kill(*pid, Signal::SIGKILL);
+    }
+    assert!(
+        listed.contains(&first[0].to_string()),
+        "not adopted: {listed}\n{log}"
+    );
+    assert!(left.is_empty(), "{left:?} still run {argv:?}: {log}");
 }

@@ -179,6 +179,10 @@ pub(crate) struct Shared {
     store: Arc<Store>,
     hub: LogHub,
     dump_path: PathBuf,
+    /// This state's value of the `BERTH_SERVICE_STATE` marker every
+    /// service process carries: the dump file's path, unique per database
+    /// (scopes share a directory, not a dump file).
+    marker: String,
     table: Mutex<BTreeMap<u32, Slot>>,
     spools_ready: Notify,
     closing: AtomicBool,
@@ -335,6 +339,7 @@ impl Services {
             shared: Arc::new(Shared {
                 store,
                 hub,
+                marker: cfg.dump_path.display().to_string(),
                 dump_path: cfg.dump_path,
                 table: Mutex::new(BTreeMap::new()),
                 spools_ready: Notify::new(),
@@ -350,9 +355,10 @@ impl Services {
     pub fn recover(&self) -> Result<RecoverReport, ServiceError> {
         dump::remove_stale_temps(&self.shared.dump_path);
         let mut report = RecoverReport::default();
+        let marked = supervisor::marked_leaders(&self.shared.marker);
         for (mut info, spools) in persist::load_all(&self.shared.store)? {
             self.shared.hub.register(info.id, &info.spec.name);
-            let boot = supervisor::recover_boot(&self.shared, &mut info, &spools);
+            let boot = supervisor::recover_boot(&self.shared, &mut info, &spools, &marked);
             match &boot {
                 Boot::Adopt(_) => report.adopted += 1,
                 Boot::Lost => report.lost += 1,

@@ -234,11 +234,77 @@ pub(crate) fn fmt_dur(d: Duration) -> String {
     }
 }
 
-/// How a recovered service begins, from what a previous daemon recorded.
+/// The environment variable holding a service process's id (a decimal
+/// `u32`). Together with [`MARK_STATE`] it lets a restarted daemon find a
+/// process a killed daemon spawned but never recorded (issue 21, chaos).
+pub(crate) const MARK_ID: &str = "BERTH_SERVICE_ID";
+/// The environment variable holding the state the service belongs to
+/// (the path of the engine's dump file, one per database: scopes share a
+/// directory), so two daemons never take each other's processes.
+pub(crate) const MARK_STATE: &str = "BERTH_SERVICE_STATE";
+/// Test-only: milliseconds to block between spawning a service process
+/// and recording its pid, so a test can kill the daemon in that window
+/// (`crates/berth/tests/reliability.rs`). Never set it in production.
+const TEST_PAUSE_AFTER_SPAWN: &str = "BERTH_TEST_PAUSE_AFTER_SPAWN_MS";
+
+fn test_pause_after_spawn() {
+    if let Some(ms) = std::env::var(TEST_PAUSE_AFTER_SPAWN)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        std::thread::sleep(Duration::from_millis(ms));
+    }
+}
+
+/// Session leaders carrying this state's marker, by service id: read from
+/// `/proc/PID/environ` of every process the daemon may read. A grandchild
+/// inherits the marker but does not lead the session, so it is skipped.
+pub(crate) fn marked_leaders(state: &str) -> std::collections::HashMap<u32, ProcessIdentity> {
+    let want_state = format!("{MARK_STATE}={state}");
+    let id_prefix = format!("{MARK_ID}=");
+    let mut found = std::collections::HashMap::new();
+    for pid in berth_os::proc::all_pids() {
+        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
+            continue;
+        };
+        let mut ours = false;
+        let mut id = None;
+        for var in env.split(|b| *b == 0) {
+            let Ok(var) = std::str::from_utf8(var) else {
+                continue;
+            };
+            if var == want_state {
+                ours = true;
+            } else if let Some(v) = var.strip_prefix(&id_prefix) {
+                id = v.parse::<u32>().ok();
+            }
+        }
+        let (true, Some(id)) = (ours, id) else {
+            continue;
+        };
+        let Ok(st) = berth_os::proc::read_stat(pid) else {
+            continue;
+        };
+        if st.session == pid as i32 && !st.is_zombie() {
+            found.insert(
+                id,
+                ProcessIdentity {
+                    pid,
+                    start_ticks: st.start_ticks,
+                },
+            );
+        }
+    }
+    found
+}
+
+/// How a recovered service begins, from what a previous daemon recorded
+/// and the `marked` leaders found running ([`marked_leaders`]).
 pub(crate) fn recover_boot(
     sh: &Shared,
     info: &mut ServiceInfo,
     spools: &[super::logs::SpoolPos; 2],
+    marked: &std::collections::HashMap<u32, ProcessIdentity>,
 ) -> Boot {
     let mut id = ProcessIdentity {
         pid: info.pid,
@@ -246,11 +312,20 @@ pub(crate) fn recover_boot(
     };
     let mut alive = info.pid != 0 && id.is_running();
     let mut spools = spools.clone();
+    let unrecorded = marked.get(&info.id).copied().filter(|m| *m != id);
+    if let (false, false, Some(found)) = (alive, info.status.is_up(), unrecorded) {
+        // A process of a service recorded as down: nobody asked for it
+        // (a daemon died before writing the start intent). Finish it off
+        // rather than let a later start run a second one.
+        tracing::warn!(service = %info.spec.name, pid = found.pid, "ending an unrecorded process of a stopped service");
+        return Boot::FinishStop(Live::adopt(found));
+    }
     if !alive && info.status.is_up() {
         // A daemon killed between spawning a process and recording it
-        // left a process nobody knows: find it by the spool it writes to.
+        // left a process nobody knows: find it by its marker, or by the
+        // spool it writes to.
         let spool = sh.hub.spool_file(info.id, super::logs::Stream::Out);
-        if let Some(found) = leader_writing_to(&spool) {
+        if let Some(found) = unrecorded.or_else(|| leader_writing_to(&spool)) {
             tracing::info!(service = %info.spec.name, pid = found.pid, "found an unrecorded service process by its spool");
             info.pid = found.pid;
             info.start_ticks = found.start_ticks;
@@ -427,6 +502,16 @@ impl Sup {
         // dying in between leaves either the old pid (gone, so the spool is
         // searched) or the new pid with positions that match its spools.
         self.sh.persist_spools([self.id]);
+        // Record the intent before the process exists: a daemon killed
+        // between the spawn and the pid being written leaves a `starting`
+        // row with pid 0, which the next daemon resolves by this service's
+        // marker or spool (adopting the process). A row left `stopped`
+        // would be started again: the process would run twice.
+        self.sh.update(self.id, |i| {
+            i.status = Status::Starting;
+            i.pid = 0;
+            i.start_ticks = 0;
+        });
         let cwd = if spec.cwd.is_empty() {
             std::env::var_os("HOME")
                 .filter(|h| std::path::Path::new(h).is_dir())
@@ -434,11 +519,15 @@ impl Sup {
         } else {
             spec.cwd.clone().into()
         };
-        let overrides: Vec<(String, String)> = spec
+        let mut overrides: Vec<(String, String)> = spec
             .env
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
+        // The marker a restarted daemon finds the process by (see
+        // `marked_leaders`); set last so a service's own env cannot fake it.
+        overrides.push((MARK_ID.into(), self.id.to_string()));
+        overrides.push((MARK_STATE.into(), self.sh.marker.clone()));
         let env = berth_os::spawn::layer_env(std::env::vars(), &overrides, false);
         let mut cmd = std::process::Command::new(program);
         cmd.args(&spec.cmd[1..])
@@ -465,6 +554,7 @@ impl Sup {
                 _ => ServiceError::Os(OsError::new(format!("cannot start {:?}", spec.cmd[0]), e)),
             })?;
         let pid = child.id().unwrap_or(0);
+        test_pause_after_spawn();
         // Still readable if it already exited: it stays a zombie until we wait.
         let identity = ProcessIdentity::of(pid).unwrap_or(ProcessIdentity {
             pid,
