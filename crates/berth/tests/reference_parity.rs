@@ -967,6 +967,16 @@ fn kill_tree_ends_a_grandchild_whose_parent_already_exited() {
         .parse()
         .unwrap();
     assert!(is_alive(grandchild));
+    // The pid file is written before the inner shell exits: wait until the
+    // grandchild's parent is no longer in the root's session (re-parented).
+    assert!(
+        wait_for(Duration::from_secs(5), || {
+            berth_os::proc::read_stat(grandchild).is_ok_and(|st| {
+                berth_os::proc::read_stat(st.ppid).map_or(true, |p| p.session != r.pid as i32)
+            })
+        }),
+        "the grandchild's parent exits"
+    );
     let st = berth_os::proc::read_stat(grandchild).unwrap();
     assert_ne!(st.ppid, r.pid, "re-parented: its parent exited");
     assert_eq!(st.session, r.pid as i32, "still in the root's session");

@@ -222,7 +222,13 @@ pub fn check(
             ))
         })?,
     };
-    capabilities.extend(manifest.secrets.iter().map(|s| format!("secret:{s}")));
+    // `berth pack` already lists each secret; name each capability once.
+    for s in &manifest.secrets {
+        let c = format!("secret:{s}");
+        if !capabilities.contains(&c) {
+            capabilities.push(c);
+        }
+    }
     Ok(Checked {
         items,
         manifest,

@@ -227,6 +227,10 @@ fn pack_dir(
     if !dir.is_dir() {
         return Err(fail(format!("{} is not a directory", dir.display())));
     }
+    // Resolved first: `.` names the directory it is, and the Compose file a
+    // manifest names is found relative to the directory once, not twice.
+    let dir = &std::fs::canonicalize(dir)
+        .map_err(|e| fail(format!("cannot resolve {}: {e}", dir.display())))?;
     let own = dir.join(MANIFEST_FILE);
     let manifest = if own.is_file() {
         let bytes =
