@@ -388,6 +388,48 @@ fn a_package_signed_by_berth_pack_verifies_with_minisign_and_imports_trusted_onc
 
     let i = json(&d, &["import", pkg.to_str().unwrap(), "--json"]);
     assert_eq!(i["trust_status"], "untrusted");
+    let secrets = i["capabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c.as_str() == Some("secret:API_TOKEN"))
+        .count();
+    assert_eq!(secrets, 1, "each capability listed once: {i}");
+
+    // A relative directory, and `.`, pack the same app (the manifest's
+    // Compose file is found once, and `.` is named by its directory).
+    for (cwd, arg) in [(root, "notes-app"), (app.as_path(), ".")] {
+        let out = d
+            .command(BERTH)
+            .current_dir(cwd)
+            .args(["pack", arg, "-o"])
+            .arg(root.join("rel.vibeapp"))
+            .arg("--json")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "pack {arg}: {}", stderr(&out));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["app_id"], "dev.test.notes", "pack {arg}: {v}");
+        std::fs::remove_file(root.join("rel.vibeapp")).unwrap();
+    }
+    let bare = root.join("bare-app");
+    std::fs::create_dir_all(&bare).unwrap();
+    std::fs::write(
+        bare.join("compose.yaml"),
+        "services:\n  w:\n    command: [\"true\"]\n",
+    )
+    .unwrap();
+    let out = d
+        .command(BERTH)
+        .current_dir(&bare)
+        .args(["pack", ".", "-o"])
+        .arg(root.join("bare.vibeapp"))
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "pack .: {}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["name"], "bare-app", "{v}");
     let t = json(
         &d,
         &[
