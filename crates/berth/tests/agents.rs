@@ -793,3 +793,31 @@ fn typescript_sdk_agent_through_the_gateway() {
         ]
     );
 }
+
+/// An adapter that fails its handshake leaves nothing running: a wrapper's
+/// child (what `npx` starts) ends with it (found by a fresh-user review).
+#[test]
+fn a_failed_handshake_leaves_no_agent_process_behind() {
+    let marker = "7339911";
+    let n = Node::start(&[(
+        "BERTH_ACP_AGENT_BROKEN",
+        "sh -c 'sleep 7339911 & echo not-json; exit 1'",
+    )]);
+    let work = n.work();
+    let (s, v) = n.http(
+        "POST",
+        &format!("/workspaces/{WS}/agent-sessions"),
+        Some(json!({"agentType": "broken", "cwd": work})),
+    );
+    assert!(s >= 400, "a broken agent is refused: {s} {v}");
+    let alive = || {
+        std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+            std::fs::read(e.path().join("cmdline"))
+                .is_ok_and(|c| c.split(|b| *b == 0).any(|a| a == marker.as_bytes()))
+        })
+    };
+    assert!(
+        wait_for(Duration::from_secs(10), || !alive()),
+        "the wrapper's child is still running"
+    );
+}

@@ -110,6 +110,9 @@ impl AgentProc {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            // Its own process group: adapters started through `npx` or a
+            // shell leave the real agent as a child, which must end with it.
+            .process_group(0)
             .kill_on_drop(true);
         let mut child = cmd.spawn().map_err(|e| {
             AgentError::Spawn(format!("cannot start {prog:?} in {}: {e}", cwd.display()))
@@ -270,10 +273,18 @@ impl AgentProc {
             return;
         };
         let _ = berth_os::signal::send(id, berth_os::signal::Signal::SIGTERM);
+        // The rest of its group (the agent an `npx` wrapper started): the
+        // group is the leader's pid, which the kernel does not reuse while
+        // any member is left.
+        let group = id.pid as i32;
+        let _ = berth_os::signal::send_group(group, berth_os::signal::Signal::SIGTERM);
         tokio::spawn(async move {
             tokio::time::sleep(grace).await;
             // The identity check makes this a no-op once it has exited.
             let _ = berth_os::signal::send(id, berth_os::signal::Signal::SIGKILL);
+            if berth_os::signal::group_exists(id.pid) {
+                let _ = berth_os::signal::send_group(group, berth_os::signal::Signal::SIGKILL);
+            }
         });
     }
 }
