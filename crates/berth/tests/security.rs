@@ -89,12 +89,26 @@ fn hello_bytes(sock: &Path) -> Vec<u8> {
     }
 }
 
+/// Waits until every socket of [`sockets`] is bound (at most 30 s).
+fn wait_for_sockets(d: &Daemon) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !sockets(d).iter().all(|s| s.exists()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not every socket came up: {:?}",
+            sockets(d)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn another_uid_is_stopped_by_the_private_directory_at_every_socket() {
     if !root() {
         return;
     }
     let d = Daemon::start();
+    wait_for_sockets(&d);
     // Open the sandbox above berth's own directories, so only their 0700
     // mode stands in the way.
     for p in [d.dir.path().to_path_buf(), d.runtime_dir()] {
@@ -118,6 +132,9 @@ fn another_uid_past_the_directory_is_refused_by_peer_credentials_at_every_socket
         return;
     }
     let d = Daemon::start();
+    // Every listener binds (and tightens its directory back to 0700) before
+    // the directories are opened below; the daemon's socket comes up first.
+    wait_for_sockets(&d);
     // A directory opened by mistake (or a socket passed elsewhere): the
     // daemon still refuses the peer before reading a byte.
     let mut dirs = vec![d.dir.path().to_path_buf(), d.runtime_dir()];
