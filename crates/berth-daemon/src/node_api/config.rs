@@ -214,7 +214,10 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             "h" => 3600.0,
             other => return Err(format!("{s:?}: unknown unit {other:?} (use ms, s, m, h)")),
         };
-        total += Duration::from_secs_f64(value * unit);
+        total = Duration::try_from_secs_f64(value * unit)
+            .ok()
+            .and_then(|d| total.checked_add(d))
+            .ok_or_else(|| format!("{s:?}: too long a duration"))?;
         rest = &rest[u..];
     }
     Ok(total)
@@ -245,6 +248,10 @@ mod tests {
         assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
         assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
         assert!(parse_duration("5 parsecs").is_err());
+        // Past what a Duration holds: an error naming the value, not a panic.
+        let huge = parse_duration("99999999999999999999999h").unwrap_err();
+        assert!(huge.contains("too long"), "{huge}");
+        assert!(parse_duration("18446744073709551615s1s").is_err());
         let bad = NodeApiConfig::from_env("127.0.0.1:1".parse().unwrap(), "/tmp".into(), |n| {
             (n == "LOG_FORMAT").then(|| "xml".into())
         });
