@@ -267,6 +267,14 @@ impl Checker<'_> {
                             path,
                             format!("external {key} live outside the project's namespace"),
                         );
+                    } else if self.native() && key == "volumes" {
+                        // A service that mounts it is rejected at its own
+                        // path; the definition alone changes nothing.
+                        self.warn(
+                            "",
+                            path,
+                            "named volumes need a container: a native service cannot mount one (use the docker runtime, or bind a directory under state_path)",
+                        );
                     } else if self.native() {
                         self.warn(
                             "",

@@ -207,6 +207,23 @@ fn up_prints_the_validators_warnings_first_and_validate_takes_a_directory() {
         stdout(&out)
     );
 
+    // A file that cannot be read as Compose does not claim it has no
+    // services: it says it could not be read, then why.
+    let bad = d.dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "services:\n  web:\n    command: [\"true\"]\n    ports: nonsense\n",
+    )
+    .unwrap();
+    let out = d.berth(&["validate", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(
+        text.contains("NOT valid (the file could not be read as Compose)")
+            && text.contains("web.ports"),
+        "{text}"
+    );
+
     // A warning on a file that runs is printed by up too.
     std::fs::write(
         dir.join("compose.yaml"),

@@ -144,7 +144,7 @@ fn web_db_cache_on_native_rejects_what_needs_containers() {
     );
     assert_eq!(
         reason(&r.warnings, "volumes.pgdata"),
-        "native services run on the host: volumes have no effect"
+        "named volumes need a container: a native service cannot mount one (use the docker runtime, or bind a directory under state_path)"
     );
 }
 

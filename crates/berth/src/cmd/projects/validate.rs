@@ -138,6 +138,9 @@ pub(crate) struct ValidateArgs {
 
 /// Prints the verdict on the file; exit status 1 when it is not valid.
 pub(super) async fn validate(c: &mut Client, a: ValidateArgs) -> CmdResult {
+    // Whether the file was read as Compose at all: a file that was not
+    // has no service list to speak of.
+    let mut unreadable = false;
     let (file, r) = match resolved(&a.paths, &a.compose) {
         Ok((file, content)) => (file, report(c, content, a.runtime.as_deref()).await?),
         Err((file, e)) if e.reason.starts_with("no Compose file in ") => {
@@ -149,7 +152,10 @@ pub(super) async fn validate(c: &mut Client, a: ValidateArgs) -> CmdResult {
             )));
         }
         Err((file, e)) => (
-            file,
+            {
+                unreadable = true;
+                file
+            },
             pb::ValidateComposeResponse {
                 valid: false,
                 rejected_fields: vec![pb::FieldNote {
@@ -177,6 +183,7 @@ pub(super) async fn validate(c: &mut Client, a: ValidateArgs) -> CmdResult {
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     } else {
         let services = match r.services.len() {
+            0 if unreadable => "the file could not be read as Compose".to_string(),
             0 => "no services".to_string(),
             1 => format!("1 service: {}", r.services[0]),
             n => format!("{n} services: {}", r.services.join(", ")),
