@@ -5,7 +5,7 @@
 
 mod common;
 
-use base64::Engine;
+use common::jwt::*;
 use common::*;
 use futures_util::{SinkExt, StreamExt};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -16,106 +16,15 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio_tungstenite::tungstenite::{self, Message};
 
 const ISSUER: &str = "https://cp.test";
 const WS: &str = "ws-1";
 
-fn b64(b: &[u8]) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
-}
-
-fn openssl(args: &[&str]) -> Vec<u8> {
-    let o = Command::new("openssl").args(args).output().unwrap();
-    assert!(
-        o.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    o.stdout
-}
-
-/// A signing key and its JWK.
-struct Key {
-    kid: String,
-    alg: Algorithm,
-    enc: EncodingKey,
-    jwk: Value,
-}
-
-fn ed25519(dir: &Path, kid: &str) -> Key {
-    let pem = dir.join(format!("{kid}.pem"));
-    openssl(&[
-        "genpkey",
-        "-algorithm",
-        "ed25519",
-        "-out",
-        pem.to_str().unwrap(),
-    ]);
-    let der = openssl(&[
-        "pkey",
-        "-in",
-        pem.to_str().unwrap(),
-        "-pubout",
-        "-outform",
-        "DER",
-    ]);
-    let raw = &der[der.len() - 32..];
-    Key {
-        kid: kid.into(),
-        alg: Algorithm::EdDSA,
-        enc: EncodingKey::from_ed_pem(&std::fs::read(&pem).unwrap()).unwrap(),
-        jwk: json!({"kty": "OKP", "crv": "Ed25519", "x": b64(raw), "kid": kid, "alg": "EdDSA", "use": "sig"}),
-    }
-}
-
-fn rsa(dir: &Path, kid: &str) -> Key {
-    let pem = dir.join(format!("{kid}.pem"));
-    openssl(&[
-        "genrsa",
-        "-traditional",
-        "-out",
-        pem.to_str().unwrap(),
-        "2048",
-    ]);
-    let m = String::from_utf8(openssl(&[
-        "rsa",
-        "-in",
-        pem.to_str().unwrap(),
-        "-noout",
-        "-modulus",
-    ]))
-    .unwrap();
-    let hex = m.trim().trim_start_matches("Modulus=");
-    let n: Vec<u8> = (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-        .collect();
-    Key {
-        kid: kid.into(),
-        alg: Algorithm::RS256,
-        enc: EncodingKey::from_rsa_pem(&std::fs::read(&pem).unwrap()).unwrap(),
-        jwk: json!({"kty": "RSA", "n": b64(&n), "e": "AQAB", "kid": kid, "alg": "RS256", "use": "sig"}),
-    }
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
 fn claims(aud: &str) -> Value {
     json!({"iss": ISSUER, "aud": aud, "sub": "user-1", "workspace": WS, "node": "node-1",
            "iat": now(), "exp": now() + 600})
-}
-
-fn sign(k: &Key, claims: &Value) -> String {
-    let mut h = Header::new(k.alg);
-    h.kid = Some(k.kid.clone());
-    jsonwebtoken::encode(&h, claims, &k.enc).unwrap()
 }
 
 /// A JWKS served over plain HTTP on loopback, counting fetches.

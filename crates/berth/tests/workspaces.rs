@@ -7,17 +7,16 @@
 
 mod common;
 
-use base64::Engine;
+use common::jwt::{ed25519, now, Key};
 use common::*;
 use futures_util::{SinkExt, StreamExt};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 
 const ISSUER: &str = "https://cp.test";
@@ -50,55 +49,12 @@ fn docker(args: &[&str]) -> (bool, String) {
     )
 }
 
-fn b64(b: &[u8]) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-/// An Ed25519 signing key and its JWK.
-struct Key {
-    enc: EncodingKey,
-    jwk: Value,
-}
-
 fn key(dir: &Path) -> Key {
-    let pem = dir.join("ed.pem");
-    let run = |args: &[&str]| {
-        let o = Command::new("openssl").args(args).output().unwrap();
-        assert!(o.status.success(), "openssl {args:?}");
-        o.stdout
-    };
-    run(&[
-        "genpkey",
-        "-algorithm",
-        "ed25519",
-        "-out",
-        pem.to_str().unwrap(),
-    ]);
-    let der = run(&[
-        "pkey",
-        "-in",
-        pem.to_str().unwrap(),
-        "-pubout",
-        "-outform",
-        "DER",
-    ]);
-    Key {
-        enc: EncodingKey::from_ed_pem(&std::fs::read(&pem).unwrap()).unwrap(),
-        jwk: json!({"kty": "OKP", "crv": "Ed25519", "x": b64(&der[der.len() - 32..]), "kid": "k1", "alg": "EdDSA", "use": "sig"}),
-    }
+    ed25519(dir, "k1")
 }
 
 fn sign(k: &Key, claims: Value) -> String {
-    let mut h = Header::new(Algorithm::EdDSA);
-    h.kid = Some("k1".into());
-    jsonwebtoken::encode(&h, &claims, &k.enc).unwrap()
+    common::jwt::sign(k, &claims)
 }
 
 fn mgmt_token(k: &Key) -> String {

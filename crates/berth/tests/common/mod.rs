@@ -1,6 +1,8 @@
 //! Test harness: a real `berth daemon` process in a private XDG sandbox.
 #![allow(dead_code)]
 
+pub(crate) mod jwt;
+
 use berth_client::Client;
 pub(crate) use nix::sys::signal::Signal;
 use std::path::{Path, PathBuf};
