@@ -22,6 +22,7 @@
 mod capture;
 mod chunks;
 pub mod model;
+mod recut;
 mod restore;
 pub mod retention;
 mod tree;
