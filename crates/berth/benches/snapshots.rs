@@ -106,7 +106,16 @@ fn du(p: &Path) -> u64 {
     n
 }
 
+/// Flushes every dirty page to disk (`sync`) before a timed step, so a
+/// tool's time never includes writing back what the other tool or the
+/// data generator left in the page cache (berth's save ends with a
+/// `syncfs`, which would pay for them).
+fn settle() {
+    let _ = Command::new("sync").status();
+}
+
 fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
+    settle();
     let t = Instant::now();
     let r = f();
     (r, t.elapsed())
@@ -139,6 +148,13 @@ fn mb(b: u64) -> String {
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
+    }
+    // BERTH_BENCH_TRACE=1: the store's phase timings of each save.
+    if std::env::var_os("BERTH_BENCH_TRACE").is_some() {
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(std::io::stderr)
+            .init();
     }
     let total_mb: u64 = std::env::var("BERTH_BENCH_MB")
         .ok()
