@@ -8,7 +8,9 @@
 //! tool: time of each step and bytes added to its store/repository.
 //!
 //! `cargo bench -p berth --bench snapshots`. Needs `restic` on PATH (a
-//! missing restic is reported and its rows skipped).
+//! missing restic is reported and its rows skipped). Each timed step
+//! starts after a `sync`; `BERTH_BENCH_TRACE=1` prints the phases of each
+//! berth save (debug log of the store).
 
 use berth_engine::snapshots::{SnapshotMeta, SnapshotStore};
 use std::path::{Path, PathBuf};
