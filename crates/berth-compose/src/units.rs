@@ -14,7 +14,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
     if let Ok(n) = t.parse::<f64>() {
         if n >= 0.0 && n.is_finite() {
-            return Ok(Duration::from_secs_f64(n));
+            return Duration::try_from_secs_f64(n).map_err(|_| too_long(s));
         }
     }
     let bad = || format!("`{s}` is not a duration (like 30s, 1m30s, 500ms)");
@@ -47,7 +47,12 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         total += n * scale;
         rest = &rest[unit_len..];
     }
-    Ok(Duration::from_secs_f64(total))
+    Duration::try_from_secs_f64(total).map_err(|_| too_long(s))
+}
+
+/// A duration no `Duration` holds (`1e300`) is refused, not a panic.
+fn too_long(s: &str) -> String {
+    format!("`{s}` is too long a duration")
 }
 
 /// A scalar as Compose writes it in a string context.
@@ -284,5 +289,11 @@ mod tests {
         assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("10x").is_err());
+        for huge in ["1e300", "99999999999999999999999h"] {
+            assert!(
+                parse_duration(huge).unwrap_err().contains("too long"),
+                "{huge}"
+            );
+        }
     }
 }

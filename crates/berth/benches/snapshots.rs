@@ -8,7 +8,9 @@
 //! tool: time of each step and bytes added to its store/repository.
 //!
 //! `cargo bench -p berth --bench snapshots`. Needs `restic` on PATH (a
-//! missing restic is reported and its rows skipped).
+//! missing restic is reported and its rows skipped). Each timed step
+//! starts after a `sync`; `BERTH_BENCH_TRACE=1` prints the phases of each
+//! berth save (debug log of the store).
 
 use berth_engine::snapshots::{SnapshotMeta, SnapshotStore};
 use std::path::{Path, PathBuf};
@@ -106,7 +108,16 @@ fn du(p: &Path) -> u64 {
     n
 }
 
+/// Flushes every dirty page to disk (`sync`) before a timed step, so a
+/// tool's time never includes writing back what the other tool or the
+/// data generator left in the page cache (berth's save ends with a
+/// `syncfs`, which would pay for them).
+fn settle() {
+    let _ = Command::new("sync").status();
+}
+
 fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
+    settle();
     let t = Instant::now();
     let r = f();
     (r, t.elapsed())
@@ -139,6 +150,13 @@ fn mb(b: u64) -> String {
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
+    }
+    // BERTH_BENCH_TRACE=1: the store's phase timings of each save.
+    if std::env::var_os("BERTH_BENCH_TRACE").is_some() {
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(std::io::stderr)
+            .init();
     }
     let total_mb: u64 = std::env::var("BERTH_BENCH_MB")
         .ok()

@@ -73,7 +73,7 @@ fn check_signature(
     let Some(sig) = text(items, SIG_FILE) else {
         if verify {
             return Err(bad(format!(
-                "the package is not signed (no {SIG_FILE}); import it with verify_signature = false to accept it unsigned"
+                "the package is not signed (no {SIG_FILE}); to accept it unsigned, import it with `berth import --no-verify` (ImportPackage: verify_signature = false)"
             )));
         }
         return Ok("unsigned");

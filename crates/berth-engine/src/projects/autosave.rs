@@ -12,6 +12,31 @@ use std::time::Duration;
 /// but it pauses the project's services.
 pub const MIN_INTERVAL: Duration = Duration::from_secs(60);
 
+/// The longest autosave interval accepted (365 days): a longer one is a
+/// typing mistake (or an overflow), not a schedule; turn autosave off
+/// instead.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Checks an autosave interval against [`MIN_INTERVAL`] and
+/// [`MAX_INTERVAL`]; the error names the interval and the bound.
+pub fn check_interval(interval: Duration) -> Result<(), String> {
+    if interval < MIN_INTERVAL {
+        return Err(format!(
+            "an autosave interval of {} s is too short; the shortest is {} s (1 minute)",
+            interval.as_secs(),
+            MIN_INTERVAL.as_secs()
+        ));
+    }
+    if interval > MAX_INTERVAL {
+        return Err(format!(
+            "an autosave interval of {} s is too long; the longest is {} s (365 days)",
+            interval.as_secs(),
+            MAX_INTERVAL.as_secs()
+        ));
+    }
+    Ok(())
+}
+
 /// A project's autosave settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Autosave {

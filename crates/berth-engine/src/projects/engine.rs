@@ -197,11 +197,38 @@ pub struct Projects {
 }
 
 /// Where the snapshot store lives: `snapshots` beside the state root
-/// (`<state dir>/snapshots` for the daemon's `<state dir>/projects`).
+/// (`<state dir>/snapshots` for the daemon's `<state dir>/projects`;
+/// `<state dir>/berth-NAME-snapshots` for scope NAME's
+/// `berth-NAME-projects`), so scopes never share a store.
 pub fn snapshot_root(state_root: &Path) -> PathBuf {
+    beside_state_root(state_root, "snapshots")
+}
+
+/// Where imported packages are unpacked and where the trusted signer
+/// keys (`*.pub`) are: `(packages, trusted-keys)` beside the state root,
+/// named like [`snapshot_root`] (each scope has its own trust store).
+pub fn package_roots(state_root: &Path) -> (PathBuf, PathBuf) {
+    (
+        beside_state_root(state_root, "packages"),
+        beside_state_root(state_root, "trusted-keys"),
+    )
+}
+
+/// `<parent>/<prefix><what>`: the prefix is that of the state root's name
+/// (`projects` gives none, `P-projects` gives `P-`, another name `NAME-`),
+/// so two state roots in one directory get two directories.
+fn beside_state_root(state_root: &Path, what: &str) -> PathBuf {
+    let name = state_root
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let prefix = match name.as_str() {
+        "projects" | "" => String::new(),
+        n => format!("{}-", n.strip_suffix("-projects").unwrap_or(n)),
+    };
     match state_root.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.join("snapshots"),
-        _ => state_root.join(".snapshots"),
+        Some(p) if !p.as_os_str().is_empty() => p.join(format!("{prefix}{what}")),
+        _ => state_root.join(format!(".{what}")),
     }
 }
 

@@ -21,7 +21,7 @@ pub mod validate;
 
 pub use autosave::Autosave;
 pub use compose::{parse, ComposeFile, ParseError};
-pub use engine::{Projects, ProjectsConfig, PruneReport, AUTOSAVE_TICK};
+pub use engine::{package_roots, Projects, ProjectsConfig, PruneReport, AUTOSAVE_TICK};
 pub use model::*;
 pub use runtime::{ProjectRuntime, RuntimeError, RuntimeErrorKind};
 pub use validate::{start_order, validate, FieldNote, OrderError, Runtime, ValidationReport};

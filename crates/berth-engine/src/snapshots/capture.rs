@@ -6,10 +6,17 @@
 //!
 //! The walk (stat only) runs on the calling thread; the files to read are
 //! then cut, hashed, compressed and written by a few worker threads
-//! (largest first), since hashing and compression are CPU-bound.
+//! (largest first), since hashing and compression are CPU-bound. A changed
+//! file the index knew is re-cut from its old chunk list ([`recut`]): only
+//! its changed regions go through the chunker.
+//!
+//! Hard links: paths sharing one inode are read once; in the tree, the
+//! first of them in path order is the file and the others are
+//! [`EntryKind::Hardlink`] entries naming it, so a restore links them again.
 
 use super::chunks::Batch;
 use super::model::{ChunkRef, Entry, EntryKind, SnapshotError};
+use super::recut;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs;
@@ -61,11 +68,24 @@ pub(crate) struct Captured {
     pub(crate) index: Index,
 }
 
-/// A file the walk found changed: its entry's position and path.
-struct ToRead {
+/// A file the walk found changed: its entry's position and path, and
+/// its chunks at the last save when the index knew it.
+struct ToRead<'a> {
     entry: usize,
     path: PathBuf,
     size: u64,
+    old: Option<&'a [ChunkRef]>,
+}
+
+/// The walk's state besides its output.
+struct Walk<'a, 'b> {
+    batch: &'a Batch<'b>,
+    old: &'a Index,
+    trusted: bool,
+    todo: Vec<ToRead<'a>>,
+    /// Paths of each multiply-linked inode met: (dev, ino) → entry
+    /// positions, the first of which is read.
+    links: HashMap<(u64, u64), Vec<usize>>,
 }
 
 fn mtime_ns(m: &fs::Metadata) -> i64 {
@@ -87,12 +107,18 @@ pub(crate) fn capture(
         files_read: 0,
         index: Index::new(),
     };
-    let mut todo = Vec::new();
+    let mut w = Walk {
+        batch,
+        old,
+        trusted,
+        todo: Vec::new(),
+        links: HashMap::new(),
+    };
     if root.exists() {
-        walk(root, "", batch, (old, trusted), &mut out, &mut todo)?;
+        walk(root, "", &mut w, &mut out)?;
     }
-    out.files_read = todo.len() as u64;
-    for (entry, refs) in read_all(todo, batch)? {
+    out.files_read = w.todo.len() as u64;
+    for (entry, refs) in read_all(w.todo, batch, trusted)? {
         let e = &mut out.entries[entry];
         // A file that changed between the walk and the read is saved as
         // read, and left out of the index so the next save reads it again.
@@ -115,16 +141,52 @@ pub(crate) fn capture(
         .map(|d| d.as_nanos() as i64)
         .unwrap_or(i64::MAX);
     out.index.retain(|_, k| k.mtime_ns < start - RACY_NS);
+    link_groups(&mut out.entries, &mut out.index, w.links.into_values());
     out.entries.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(out)
+}
+
+/// Turns each group of paths of one inode (entry positions, the first
+/// holding the bytes read) into one file, the first path in name order,
+/// and [`EntryKind::Hardlink`] entries naming it. Positions are those
+/// before the entries are sorted. Each path's index line gets the
+/// inode's chunks (the paths not read had none).
+fn link_groups(entries: &mut [Entry], index: &mut Index, groups: impl Iterator<Item = Vec<usize>>) {
+    for group in groups.filter(|g| g.len() > 1) {
+        let read = &entries[group[0]];
+        let (chunks, size) = (read.chunks.clone(), read.size);
+        let Some(&first) = group
+            .iter()
+            .min_by(|a, b| entries[**a].path.cmp(&entries[**b].path))
+        else {
+            continue;
+        };
+        let target = entries[first].path.clone();
+        for &i in &group {
+            let e = &mut entries[i];
+            if let Some(k) = index.get_mut(&e.path) {
+                k.chunks = chunks.clone();
+            }
+            if i == first {
+                e.chunks = chunks.clone();
+                e.size = size;
+            } else {
+                e.kind = EntryKind::Hardlink;
+                e.target = Some(target.clone());
+                e.chunks = Vec::new();
+                e.size = 0;
+            }
+        }
+    }
 }
 
 /// Reads, cuts and stores `todo` on [`workers`] threads, largest file
 /// first; returns each entry's chunk list. The first error stops the
 /// others.
 fn read_all(
-    mut todo: Vec<ToRead>,
+    mut todo: Vec<ToRead<'_>>,
     batch: &Batch<'_>,
+    trusted: bool,
 ) -> Result<Vec<(usize, Vec<ChunkRef>)>, SnapshotError> {
     todo.sort_by_key(|f| std::cmp::Reverse(f.size));
     let next = AtomicUsize::new(0);
@@ -134,10 +196,14 @@ fn read_all(
     std::thread::scope(|s| {
         for _ in 0..workers().min(todo.len()) {
             s.spawn(|| {
+                // One read buffer per worker, reused from file to file: a
+                // fresh allocation per file costs page faults, zeroing
+                // and unmapping (a quarter of a second save's CPU).
+                let mut buf = Vec::new();
                 while !stop.load(Ordering::Relaxed) {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(f) = todo.get(i) else { break };
-                    match read_file(&f.path, f.size, batch) {
+                    match read_file(f, batch, trusted, &mut buf) {
                         Ok(refs) => done
                             .lock()
                             .unwrap_or_else(|p| p.into_inner())
@@ -160,13 +226,11 @@ fn read_all(
     Ok(done.into_inner().unwrap_or_else(|p| p.into_inner()))
 }
 
-fn walk(
+fn walk<'a>(
     dir: &Path,
     rel: &str,
-    batch: &Batch<'_>,
-    (old, trusted): (&Index, bool),
+    w: &mut Walk<'a, '_>,
     out: &mut Captured,
-    todo: &mut Vec<ToRead>,
 ) -> Result<(), SnapshotError> {
     let rd =
         fs::read_dir(dir).map_err(SnapshotError::io(format!("cannot list {}", dir.display())))?;
@@ -201,7 +265,7 @@ fn walk(
         if ft.is_dir() {
             e.kind = EntryKind::Dir;
             out.entries.push(e);
-            walk(&path, &relp, batch, (old, trusted), out, todo)?;
+            walk(&path, &relp, w, out)?;
         } else if ft.is_symlink() {
             let t = fs::read_link(&path).map_err(SnapshotError::io(format!(
                 "cannot read link {}",
@@ -218,18 +282,30 @@ fn walk(
             out.entries.push(e);
         } else if ft.is_file() {
             e.size = meta.len();
-            let known = old.get(&relp).filter(|k| {
+            let prev = w.old.get(&relp);
+            let known = prev.filter(|k| {
                 k.size == e.size
                     && k.mtime_ns == e.mtime_ns
                     && k.ino == meta.ino()
-                    && (trusted || k.chunks.iter().all(|c| batch.holds(&c.hash)))
+                    && (w.trusted || k.chunks.iter().all(|c| w.batch.holds(&c.hash)))
             });
+            // A second path of an inode already met is not read again:
+            // `link_groups` gives it the bytes of the first.
+            let again = if meta.nlink() > 1 {
+                let paths = w.links.entry((meta.dev(), meta.ino())).or_default();
+                paths.push(out.entries.len());
+                paths.len() > 1
+            } else {
+                false
+            };
             match known {
                 Some(k) => e.chunks = k.chunks.clone(),
-                None => todo.push(ToRead {
+                None if again => {}
+                None => w.todo.push(ToRead {
                     entry: out.entries.len(),
                     path,
                     size: e.size,
+                    old: prev.map(|k| k.chunks.as_slice()),
                 }),
             }
             out.index.insert(
@@ -252,17 +328,39 @@ fn walk(
 }
 
 /// Cuts one file into chunks stored in `batch`: read whole up to
-/// [`WHOLE_FILE`] (one read, cut in place), streamed beyond.
-fn read_file(path: &Path, size: u64, batch: &Batch<'_>) -> Result<Vec<ChunkRef>, SnapshotError> {
+/// [`WHOLE_FILE`] (one read, cut in place, re-cut from its old chunks
+/// when known), streamed beyond. `trusted`: the old chunks are stored
+/// (else a reused one is looked for, and stored again when missing).
+/// `buf` is the worker's read buffer.
+fn read_file(
+    f: &ToRead<'_>,
+    batch: &Batch<'_>,
+    trusted: bool,
+    buf: &mut Vec<u8>,
+) -> Result<Vec<ChunkRef>, SnapshotError> {
+    let path = &f.path;
     let ioerr = |e: std::io::Error| SnapshotError::Io {
         context: format!("cannot read {}", path.display()),
         source: e,
     };
     let mut refs = Vec::new();
-    if size <= WHOLE_FILE {
-        let data = fs::read(path).map_err(ioerr)?;
-        for c in fastcdc::v2020::FastCDC::new(&data, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK) {
-            refs.push(batch.put(&data[c.offset..c.offset + c.length])?);
+    if f.size <= WHOLE_FILE {
+        use std::io::Read;
+        buf.clear();
+        // The size the walk saw, and a byte more so a file that has not
+        // grown since is read without growing the buffer again.
+        buf.reserve(f.size as usize + 1);
+        fs::File::open(path)
+            .and_then(|mut file| file.read_to_end(buf))
+            .map_err(ioerr)?;
+        let data = buf.as_slice();
+        let old = f.old.unwrap_or_default();
+        for p in recut::recut(data, old, (MIN_CHUNK, AVG_CHUNK, MAX_CHUNK)) {
+            let bytes = &data[p.range];
+            refs.push(match p.old.map(|k| &old[k]) {
+                Some(c) if trusted || batch.holds(&c.hash) => c.clone(),
+                _ => batch.put(bytes)?,
+            });
         }
         return Ok(refs);
     }

@@ -22,6 +22,7 @@
 mod capture;
 mod chunks;
 pub mod model;
+mod recut;
 mod restore;
 pub mod retention;
 mod tree;
@@ -167,6 +168,7 @@ impl SnapshotStore {
     ) -> Result<SnapshotInfo, SnapshotError> {
         check_id("project", &meta.project_id)?;
         let _g = self.lock.read().unwrap_or_else(|p| p.into_inner());
+        let t0 = std::time::Instant::now();
         restore::recover(state)?;
         let project = meta.project_id.clone();
         meta.parent_snapshot_id = self.newest_id(&project);
@@ -178,6 +180,7 @@ impl SnapshotStore {
         // The chunks an index names were whole when it was written; only a
         // prune since can have removed some, so only then are they checked.
         let trusted = old.prune_gen == gen;
+        let t_index = t0.elapsed();
         let batch = self.chunks.batch();
         let mut cap = capture::capture(state, &batch, &old.files, trusted)?;
         let mut paused_ms = 0;
@@ -192,7 +195,9 @@ impl SnapshotStore {
             cap.files_read += first_read;
         }
         let added_bytes = batch.added_bytes();
+        let t_capture = t0.elapsed();
         batch.publish()?;
+        let t_publish = t0.elapsed();
         let ts = now();
         let digest = tree::digest(&cap.entries);
         let salt = blake3::hash(format!("{project}{ts}{digest}{}", std::process::id()).as_bytes());
@@ -223,6 +228,7 @@ impl SnapshotStore {
             "cannot write {}",
             path.display()
         )))?;
+        let t_record = t0.elapsed();
         let index = IndexFile {
             prune_gen: gen,
             files: cap.index,
@@ -233,6 +239,20 @@ impl SnapshotStore {
                 tracing::warn!(path = %p.display(), "cannot write the file index: {e}");
             }
         }
+        // Where a save's time goes (cumulative milliseconds since it
+        // began), for `BERTH_LOG=debug` and the benchmark.
+        let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+        tracing::debug!(
+            project = %project,
+            index_read_ms = ms(t_index),
+            captured_ms = ms(t_capture),
+            published_ms = ms(t_publish),
+            record_written_ms = ms(t_record),
+            index_written_ms = ms(t0.elapsed()),
+            files_read = info.files_read,
+            paused_ms = info.paused_ms,
+            "snapshot save phases"
+        );
         Ok(info)
     }
 

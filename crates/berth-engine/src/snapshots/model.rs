@@ -14,6 +14,10 @@ pub enum EntryKind {
     File,
     /// A symbolic link (its target is in `target`).
     Symlink,
+    /// Another name of a regular file (a hard link): `target` is the
+    /// path of the file entry holding the bytes, which comes before it in
+    /// path order; restored with `link(2)`.
+    Hardlink,
 }
 
 /// One piece of a file: the BLAKE3 hash (64 hex) naming a stored chunk
@@ -39,7 +43,7 @@ pub struct Entry {
     pub size: u64,
     /// Modification time, nanoseconds since the Unix epoch.
     pub mtime_ns: i64,
-    /// The link target (symlinks only).
+    /// The link target (symlinks), or the linked file's path (hard links).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
     /// The file's bytes in order (files only).

@@ -65,9 +65,22 @@ pub(crate) fn build(entries: &[Entry], chunks: &Chunks, dest: &Path) -> Result<(
         .map_err(io("create", dest))?;
     let mut sorted: Vec<&Entry> = entries.iter().collect();
     sorted.sort_by(|a, b| a.path.cmp(&b.path));
+    let mut files = std::collections::HashSet::new();
     for e in &sorted {
         let p = dest.join(safe_rel(&e.path)?);
         match e.kind {
+            EntryKind::Hardlink => {
+                // Only to a regular file this build made (never through a
+                // symlink or out of the tree).
+                let t = e.target.as_deref().unwrap_or("");
+                if !files.contains(t) {
+                    return Err(SnapshotError::Corrupt(format!(
+                        "hard link {:?} names {t:?}, which is not a file before it",
+                        e.path
+                    )));
+                }
+                fs::hard_link(dest.join(safe_rel(t)?), &p).map_err(io("link", &p))?;
+            }
             EntryKind::Dir => fs::create_dir(&p).map_err(io("create", &p))?,
             EntryKind::Symlink => {
                 std::os::unix::fs::symlink(e.target.as_deref().unwrap_or(""), &p)
@@ -94,6 +107,7 @@ pub(crate) fn build(entries: &[Entry], chunks: &Chunks, dest: &Path) -> Result<(
                 fs::set_permissions(&p, fs::Permissions::from_mode(e.mode))
                     .map_err(io("set the mode of", &p))?;
                 set_mtime(&p, e.mtime_ns).map_err(io("set the mtime of", &p))?;
+                files.insert(e.path.as_str());
             }
         }
     }

@@ -314,3 +314,84 @@ fn owners_are_kept_and_restored_when_the_user_may_set_them() {
         snap.state_digest
     );
 }
+
+/// Hard links: one content saved once under several paths, restored as
+/// links of one inode (a write through one path shows through the
+/// others), and the digest names the links.
+#[test]
+fn hard_links_are_saved_once_and_restored_as_links() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SnapshotStore::open(&dir.path().join("store")).unwrap();
+    let state = dir.path().join("state");
+    fs::create_dir_all(state.join("b")).unwrap();
+    fs::write(state.join("b/data"), noise(300_000, 3)).unwrap();
+    fs::hard_link(state.join("b/data"), state.join("a-link")).unwrap();
+    fs::hard_link(state.join("b/data"), state.join("c-link")).unwrap();
+    let s1 = store.save(&state, meta("p")).unwrap();
+    let entries = store.entries("p", &s1.snapshot_id).unwrap();
+    let kind = |p: &str| entries.iter().find(|e| e.path == p).unwrap().clone();
+    // The first path in name order holds the bytes; the others name it.
+    assert_eq!(kind("a-link").kind, EntryKind::File);
+    assert!(!kind("a-link").chunks.is_empty());
+    for p in ["b/data", "c-link"] {
+        assert_eq!(kind(p).kind, EntryKind::Hardlink, "{p}");
+        assert_eq!(kind(p).target.as_deref(), Some("a-link"));
+    }
+    assert_eq!(s1.size_bytes, 300_000, "the content is counted once");
+
+    fs::write(state.join("b/data"), b"changed").unwrap();
+    store.restore("p", &s1.snapshot_id, &state).unwrap();
+    let ino = |p: &str| fs::metadata(state.join(p)).unwrap().ino();
+    assert_eq!(ino("a-link"), ino("b/data"));
+    assert_eq!(ino("a-link"), ino("c-link"));
+    assert_eq!(fs::metadata(state.join("a-link")).unwrap().nlink(), 3);
+    assert_eq!(fs::read(state.join("c-link")).unwrap(), noise(300_000, 3));
+    fs::write(state.join("b/data"), b"through one name").unwrap();
+    assert_eq!(fs::read(state.join("a-link")).unwrap(), b"through one name");
+
+    // A second save of the restored links (new inode) names them the same.
+    store.restore("p", &s1.snapshot_id, &state).unwrap();
+    let s2 = store.save(&state, meta("p")).unwrap();
+    assert_eq!(s2.state_digest, s1.state_digest);
+    // The same bytes as separate files are another tree.
+    let other = dir.path().join("other");
+    fs::create_dir_all(other.join("b")).unwrap();
+    for p in ["a-link", "b/data", "c-link"] {
+        fs::write(other.join(p), noise(300_000, 3)).unwrap();
+    }
+    let s3 = store.save(&other, meta("q")).unwrap();
+    assert_ne!(s3.state_digest, s1.state_digest);
+}
+
+/// A changed file is re-cut from its old chunks: the second save's tree
+/// is the one a fresh store cuts from scratch (same digest), and it adds
+/// only the chunks around the change.
+#[test]
+fn a_changed_file_is_recut_to_the_same_chunks_a_fresh_cut_gives() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SnapshotStore::open(&dir.path().join("store")).unwrap();
+    let state = dir.path().join("state");
+    fs::create_dir(&state).unwrap();
+    let mut big = noise(4 << 20, 11);
+    fs::write(state.join("big"), &big).unwrap();
+    let first = store.save(&state, meta("p")).unwrap();
+    // Overwrite 10 KiB in the middle and insert 3 bytes near the start.
+    big[2_000_000..2_010_240].copy_from_slice(&noise(10_240, 12));
+    big.splice(100_000..100_000, [1u8, 2, 3]);
+    fs::write(state.join("big"), &big).unwrap();
+    let second = store.save(&state, meta("p")).unwrap();
+    assert_eq!(second.files_read, 1);
+    assert!(
+        second.added_bytes < first.added_bytes / 10,
+        "only the chunks around the changes are new: {} of {}",
+        second.added_bytes,
+        first.added_bytes
+    );
+    let fresh = SnapshotStore::open(&dir.path().join("fresh")).unwrap();
+    let again = fresh.save(&state, meta("p")).unwrap();
+    assert_eq!(second.state_digest, again.state_digest);
+    assert_eq!(
+        store.entries("p", &second.snapshot_id).unwrap()[0].chunks,
+        fresh.entries("p", &again.snapshot_id).unwrap()[0].chunks
+    );
+}

@@ -1,5 +1,6 @@
 //! The Merkle digest of a snapshot's tree: each file is hashed from its
-//! mode, size and chunk hashes, each symlink from its target, each
+//! mode, size and chunk hashes, each symlink from its target, each hard
+//! link from the path of the file it names, each
 //! directory from its mode and its children's (name, hash) pairs in name
 //! order, and the state digest is the root directory's hash. Modification
 //! times and inode numbers are left out, so the same content, names and
@@ -22,6 +23,10 @@ fn node_hash(e: &Entry, children: Option<&BTreeMap<String, [u8; 32]>>) -> [u8; 3
         }
         EntryKind::Symlink => {
             h.update(b"link\0");
+            h.update(e.target.as_deref().unwrap_or("").as_bytes());
+        }
+        EntryKind::Hardlink => {
+            h.update(b"hardlink\0");
             h.update(e.target.as_deref().unwrap_or("").as_bytes());
         }
         EntryKind::Dir => {

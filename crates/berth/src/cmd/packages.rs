@@ -1,9 +1,11 @@
 //! `berth key generate`, `berth trust add|ls|rm` and `berth pack`: making
 //! and signing `.vibeapp` packages (issue 11; `docs/vibeapp-format.md`).
 //! They run here, on the user's files: a key pair is two files, the
-//! trust store is the directory `<state dir>/trusted-keys` that the
-//! daemon's ImportPackage reads, and packing is file work; no daemon is
-//! needed. `berth import` (ImportPackage) is in `projects`.
+//! trust store is the directory the daemon's ImportPackage reads (beside
+//! the scope's database: `<state dir>/trusted-keys`, or
+//! `<state dir>/berth-NAME-trusted-keys` for `--scope NAME`; `--db` names
+//! the database of a daemon started with `--db`), and packing is file
+//! work; no daemon is needed. `berth import` (ImportPackage) is in `projects`.
 //!
 //! A secret key is encrypted with `BERTH_KEY_PASSWORD` when that is set
 //! (then the `minisign` tool can sign with it too); without it the key is
@@ -30,6 +32,10 @@ pub(crate) enum Command {
     },
     /// The keys whose packages import as `trusted`.
     Trust {
+        /// The database of a daemon started with `--db` (its trust store
+        /// is beside it); default: the scope's.
+        #[arg(long, global = true, value_name = "PATH")]
+        db: Option<PathBuf>,
         #[command(subcommand)]
         command: TrustCmd,
     },
@@ -97,8 +103,14 @@ pub(crate) enum TrustCmd {
     },
 }
 
-fn trust_dir() -> PathBuf {
-    berth_os::dirs::state_dir().join("trusted-keys")
+/// The trust store the daemon of `scope` (or of database `db`) reads.
+fn trust_dir(scope: Option<&str>, db: Option<PathBuf>) -> Result<PathBuf, CliError> {
+    let mut cfg = berth_daemon::config::DaemonConfig::for_scope(scope.map(String::from))
+        .map_err(CliError::failed)?;
+    if let Some(db) = db {
+        cfg.db_path = db;
+    }
+    Ok(berth_engine::projects::package_roots(&cfg.projects_state_root()).1)
 }
 
 fn password() -> String {
@@ -120,7 +132,7 @@ fn print_json(v: serde_json::Value) {
 }
 
 impl Command {
-    pub(crate) fn run(self, _ctx: &mut Ctx) -> CmdResult {
+    pub(crate) fn run(self, ctx: &mut Ctx) -> CmdResult {
         match self {
             Command::Key {
                 command: KeyCmd::Generate { name, force, json },
@@ -158,7 +170,7 @@ impl Command {
                 }
                 Ok(0)
             }
-            Command::Trust { command } => trust(command),
+            Command::Trust { db, command } => trust(command, &trust_dir(ctx.scope(), db)?),
             Command::Pack {
                 dir,
                 output,
@@ -184,21 +196,20 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
         .map_err(|e| fail(format!("cannot write {}: {e}", path.display())))
 }
 
-fn trust(cmd: TrustCmd) -> CmdResult {
-    let dir = trust_dir();
+fn trust(cmd: TrustCmd, dir: &Path) -> CmdResult {
     match cmd {
         TrustCmd::Add { key, json } => {
             let text = std::fs::read_to_string(&key)
                 .map_err(|e| fail(format!("cannot read {}: {e}", key.display())))?;
-            let id = keys::trust_add(&dir, &text).map_err(fail)?;
+            let id = keys::trust_add(dir, &text).map_err(fail)?;
             if json {
-                print_json(serde_json::json!({ "key_id": id }));
+                print_json(serde_json::json!({ "key_id": id, "trust_dir": dir }));
             } else {
-                println!("trusted key {id}");
+                println!("trusted key {id} (in {})", dir.display());
             }
         }
         TrustCmd::Ls { json } => {
-            let list = keys::trust_list(&dir);
+            let list = keys::trust_list(dir);
             if json {
                 let v: Vec<_> = list
                     .iter()
@@ -211,7 +222,7 @@ fn trust(cmd: TrustCmd) -> CmdResult {
                 }
             }
         }
-        TrustCmd::Rm { key_id } => keys::trust_remove(&dir, &key_id).map_err(fail)?,
+        TrustCmd::Rm { key_id } => keys::trust_remove(dir, &key_id).map_err(fail)?,
     }
     Ok(0)
 }

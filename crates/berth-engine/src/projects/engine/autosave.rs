@@ -5,7 +5,7 @@
 //! followed by the chunk collection.
 
 use super::*;
-use crate::projects::autosave::{self, Autosave, MIN_INTERVAL};
+use crate::projects::autosave::{self, Autosave};
 use crate::snapshots::Retention;
 
 /// How often the autosave timer looks for projects that are due.
@@ -28,7 +28,7 @@ impl Projects {
     /// keeping what `retention` keeps of its autosave snapshots) or off
     /// (`None`: its interval and retention are kept, so `prune` still
     /// applies them). Errors: NOT_FOUND, INVALID_ARGUMENT (an interval
-    /// under [`MIN_INTERVAL`]).
+    /// under [`autosave::MIN_INTERVAL`] or over [`autosave::MAX_INTERVAL`]).
     pub fn set_autosave(
         &self,
         project_id: &str,
@@ -38,13 +38,7 @@ impl Projects {
         let old = autosave::get(&self.store, project_id)?;
         let a = match on {
             Some((interval, retention)) => {
-                if interval < MIN_INTERVAL {
-                    return Err(ProjectError::InvalidArgument(format!(
-                        "an autosave interval of {} s is too short; the shortest is {} s",
-                        interval.as_secs(),
-                        MIN_INTERVAL.as_secs()
-                    )));
-                }
+                autosave::check_interval(interval).map_err(ProjectError::InvalidArgument)?;
                 Autosave {
                     enabled: true,
                     interval,

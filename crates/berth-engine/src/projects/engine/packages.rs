@@ -5,13 +5,11 @@ use super::*;
 
 /// Packages (seed 000 method 13).
 impl Projects {
-    /// Where imported packages are unpacked: `packages` beside the state
-    /// root; trusted signer keys are the `*.pub` files of `trusted-keys`
-    /// there.
+    /// Where imported packages are unpacked and the trusted signer keys
+    /// (`*.pub`) are: [`package_roots`] of the state root, so each scope
+    /// has its own.
     pub fn package_dirs(&self) -> (PathBuf, PathBuf) {
-        let base = snapshot_root(&self.cfg.state_root);
-        let base = base.parent().unwrap_or(&base).to_path_buf();
-        (base.join("packages"), base.join("trusted-keys"))
+        package_roots(&self.cfg.state_root)
     }
 
     /// ImportPackage: checks the `.vibeapp` at `data_path` (signature,

@@ -306,9 +306,13 @@ pub(super) async fn run(c: &mut Client, cmd: SnapshotCmd) -> CmdResult {
             json,
         } => {
             let interval = match every.as_deref() {
-                Some(e) if !off => berth_compose::units::parse_duration(e)
-                    .map_err(|m| CliError::usage(format!("--every: {m}")))?
-                    .as_secs() as i64,
+                Some(e) if !off => {
+                    let d = berth_compose::units::parse_duration(e)
+                        .map_err(|m| CliError::usage(format!("--every: {m}")))?;
+                    berth_engine::projects::autosave::check_interval(d)
+                        .map_err(|m| CliError::usage(format!("--every {e}: {m}")))?;
+                    d.as_secs() as i64
+                }
                 _ => 0,
             };
             let r = c
