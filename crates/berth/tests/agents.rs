@@ -843,22 +843,28 @@ fn a_session_of_a_workspace_that_does_not_exist_is_refused_naming_it() {
     assert_eq!(v["error"], "not_found");
     let reason = v["reason"].as_str().unwrap();
     assert!(
-        reason.contains(&format!("no workspace \"{WS}\"")) && reason.contains("BERTH_ACP_HOST_WORKSPACES"),
+        reason.contains(&format!("no workspace \"{WS}\""))
+            && reason.contains("BERTH_ACP_HOST_WORKSPACES"),
         "{reason}"
     );
     let tok = token(&n.key, "workspace-terminal");
-    let url = format!("wss://localhost:{}/agent/ws?token={tok}&sessionId=x", n.port);
+    let url = format!(
+        "wss://localhost:{}/agent/ws?token={tok}&sessionId=x",
+        n.port
+    );
     let tls = n.tls();
-    let r = n.rt.block_on(tokio_tungstenite::connect_async_tls_with_config(
-        url,
-        None,
-        false,
-        Some(tokio_tungstenite::Connector::Rustls(tls)),
-    ));
+    let r =
+        n.rt.block_on(tokio_tungstenite::connect_async_tls_with_config(
+            url,
+            None,
+            false,
+            Some(tokio_tungstenite::Connector::Rustls(tls)),
+        ));
     match r {
         Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
             assert_eq!(resp.status(), 404);
-            let body = String::from_utf8_lossy(resp.body().as_deref().unwrap_or_default()).into_owned();
+            let body =
+                String::from_utf8_lossy(resp.body().as_deref().unwrap_or_default()).into_owned();
             assert!(body.contains(WS), "{body}");
         }
         other => panic!("expected a 404 refusal, got {other:?}"),
@@ -882,45 +888,53 @@ fn agent_types_come_from_the_state_dirs_file_under_the_environment() {
     .unwrap();
     n.restart();
     let work = n.work();
-    let create = |ty: &str| {
+    let create = |n: &Node, ty: &str| {
         n.http(
             "POST",
             &format!("/workspaces/{WS}/agent-sessions"),
             Some(json!({"agentType": ty, "cwd": work})),
         )
     };
-    let (s, v) = create("filetest");
+    let (s, v) = create(&n, "filetest");
     assert_eq!(s, 201, "a type of the file: {v}");
     assert_eq!(v["status"], "ready");
-    let (s, v) = create("test");
+    let (s, v) = create(&n, "test");
     assert_eq!(s, 201, "the environment wins over the file: {v}");
-    let (s, v) = create("gemini");
+    let (s, v) = create(&n, "gemini");
     assert_eq!(s, 201, "the file wins over the built-in: {v}");
     assert_eq!(v["agentCapabilities"]["loadSession"], true, "{v}");
-    let (s, v) = create("nope");
+    let (s, v) = create(&n, "nope");
     assert_eq!(s, 400);
     assert!(v["reason"].as_str().unwrap().contains("filetest"), "{v}");
 
     // A bad file: named with its line in the log; built-ins and the
     // environment still serve.
-    std::fs::write(&file, "[types.ok]\ncommand = [\"x\"]\n[types.bad\ncommand = 1\n").unwrap();
+    std::fs::write(
+        &file,
+        "[types.ok]\ncommand = [\"x\"]\n[types.bad\ncommand = 1\n",
+    )
+    .unwrap();
     n.restart();
-    let (s, v) = create("test");
+    let (s, v) = create(&n, "test");
     assert_eq!(s, 201, "{v}");
-    let (s, _) = create("ok");
+    let (s, _) = create(&n, "ok");
     assert_eq!(s, 400, "nothing of a bad file applies");
-    let log = n.d.log();
     let want = format!("{}: line 3:", file.display());
     assert!(
-        log.contains("agent types file not applied") && log.contains(&want),
-        "{want} not in the log: {log}"
+        wait_for(Duration::from_secs(10), || {
+            let log = n.d.log();
+            log.contains("agent types file not applied") && log.contains(&want)
+        }),
+        "{want} not in the log: {}",
+        n.d.log()
     );
     std::fs::write(&file, "[types.empty]\ncommand = []\n").unwrap();
     n.restart();
-    let log = n.d.log();
+    let want = format!("{}: line 1: [types.empty] command", file.display());
     assert!(
-        log.contains(&format!("{}: line 1: [types.empty] command", file.display())),
-        "{log}"
+        wait_for(Duration::from_secs(10), || n.d.log().contains(&want)),
+        "{want} not in the log: {}",
+        n.d.log()
     );
 }
 
@@ -958,7 +972,10 @@ fn a_stalled_delivery_overruns_the_serialize_timeout_and_is_reported() {
         .iter()
         .filter(|m| m["type"] == "session_notice" && m["code"] == "serialize_timeout")
         .collect();
-    assert!(!notices.is_empty(), "no serialize_timeout notice: {replay:?}");
+    assert!(
+        !notices.is_empty(),
+        "no serialize_timeout notice: {replay:?}"
+    );
     let msg = notices[0]["message"].as_str().unwrap();
     assert!(
         msg.contains("longer than 200 ms") && msg.contains("ACP_NOTIF_SERIALIZE_TIMEOUT"),
@@ -994,14 +1011,22 @@ fn an_unattended_session_without_an_id_is_cleaned_up() {
         let id = st["sessionId"].as_str().unwrap().to_string();
         v.until_type(rt, "session_replay_complete");
         v.send(rt, json!({"type": "select_agent", "agentType": "test"}));
-        v.until(rt, |m| m["type"] == "agent_status" && m["status"] == "ready");
+        v.until(rt, |m| {
+            m["type"] == "agent_status" && m["status"] == "ready"
+        });
         (v, id)
     };
     let (watched, kept) = open();
     let (gone_viewer, gone) = open();
     let (named_viewer, _) = ready_viewer(&n, "named", "test");
     drop(named_viewer);
-    let get = |id: &str| n.http("GET", &format!("/workspaces/{WS}/agent-sessions/{id}"), None);
+    let get = |id: &str| {
+        n.http(
+            "GET",
+            &format!("/workspaces/{WS}/agent-sessions/{id}"),
+            None,
+        )
+    };
     let (_, v) = get(&gone);
     let pid = v["pid"].as_u64().unwrap();
     drop(gone_viewer);
@@ -1010,12 +1035,19 @@ fn an_unattended_session_without_an_id_is_cleaned_up() {
         "the unattended session stayed"
     );
     assert!(
-        wait_for(Duration::from_secs(10), || !Path::new(&format!("/proc/{pid}")).exists()),
+        wait_for(Duration::from_secs(10), || !Path::new(&format!(
+            "/proc/{pid}"
+        ))
+        .exists()),
         "its agent still runs"
     );
     let (_, tabs) = n.http("GET", &format!("/workspaces/{WS}/tabs"), None);
     assert!(
-        tabs["tabs"].as_array().unwrap().iter().all(|t| t["id"] != gone.as_str()),
+        tabs["tabs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["id"] != gone.as_str()),
         "{tabs}"
     );
     let (s, v) = get(&kept);
@@ -1051,18 +1083,38 @@ fn bare_repo(root: &Path, name: &str, files: &[(&str, &str)]) -> PathBuf {
     }
     let git = |dir: &Path, args: &[&str]| {
         let o = Command::new("git")
-            .args(["-c", "user.name=t", "-c", "user.email=t@t", "-c", "init.defaultBranch=main"])
+            .args([
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@t",
+                "-c",
+                "init.defaultBranch=main",
+            ])
             .args(args)
             .current_dir(dir)
             .output()
             .unwrap();
-        assert!(o.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
     };
     git(&work, &["init", "-q"]);
     git(&work, &["add", "-A"]);
     git(&work, &["commit", "-qm", "init"]);
     let bare = root.join(format!("{name}.git"));
-    git(root, &["clone", "-q", "--bare", work.to_str().unwrap(), bare.to_str().unwrap()]);
+    git(
+        root,
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            work.to_str().unwrap(),
+            bare.to_str().unwrap(),
+        ],
+    );
     bare
 }
 
@@ -1108,10 +1160,18 @@ fn the_agent_of_a_container_workspace_runs_inside_it() {
     let container = w["container"].as_str().unwrap().to_string();
     let folder = w["workspaceFolder"].as_str().unwrap().to_string();
     let o = Command::new("docker")
-        .args(["cp", sh_agent().to_str().unwrap(), &format!("{container}:/tmp/acp-sh-agent.sh")])
+        .args([
+            "cp",
+            sh_agent().to_str().unwrap(),
+            &format!("{container}:/tmp/acp-sh-agent.sh"),
+        ])
         .output()
         .unwrap();
-    assert!(o.status.success(), "docker cp: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "docker cp: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 
     let (s, v) = n.http(
         "POST",
@@ -1127,7 +1187,11 @@ fn the_agent_of_a_container_workspace_runs_inside_it() {
         Some(json!({"prompt": "where"})),
     );
     assert_eq!(s, 200, "{v}");
-    let (_, g) = n.http("GET", &format!("/workspaces/{ws}/agent-sessions/in-container"), None);
+    let (_, g) = n.http(
+        "GET",
+        &format!("/workspaces/{ws}/agent-sessions/in-container"),
+        None,
+    );
     assert_eq!(
         g["transcript"][1]["text"],
         format!("where: dir={folder} uid=1000 readme=readme of the workspace"),
@@ -1140,7 +1204,11 @@ fn the_agent_of_a_container_workspace_runs_inside_it() {
         Some(json!({"agentType": "sh", "cwd": "/etc"})),
     );
     assert_eq!(s, 400, "{v}");
-    let (s, _) = n.http("POST", &format!("/workspaces/{ws}/agent-sessions/in-container/stop"), None);
+    let (s, _) = n.http(
+        "POST",
+        &format!("/workspaces/{ws}/agent-sessions/in-container/stop"),
+        None,
+    );
     assert_eq!(s, 200);
     let (s, v) = n.http("DELETE", &format!("/workspaces/{ws}"), None);
     assert!(s < 300, "{s} {v}");

@@ -169,7 +169,10 @@ impl NodeApiConfig {
             )?,
             acp_replay_buffer: num("ACP_REPLAY_BUFFER_SIZE", 5000)?,
             acp_viewer_queue: num("ACP_VIEWER_QUEUE", 4096)?,
-            acp_idle_session_timeout: dur("ACP_IDLE_SESSION_TIMEOUT", Duration::from_secs(30 * 60))?,
+            acp_idle_session_timeout: dur(
+                "ACP_IDLE_SESSION_TIMEOUT",
+                Duration::from_secs(30 * 60),
+            )?,
             acp_host_workspaces: one_of("BERTH_ACP_HOST_WORKSPACES", "0", &["0", "1"])? == "1",
             log_default_limit: num("LOG_RETRIEVAL_DEFAULT_LIMIT", 200)?,
             log_max_limit: num("LOG_RETRIEVAL_MAX_LIMIT", 1000)?,

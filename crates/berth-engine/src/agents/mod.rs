@@ -295,7 +295,11 @@ impl Agents {
         );
         map.insert(id, s.clone());
         if req.ephemeral {
-            idle::watch(&s, Arc::downgrade(&self.map), self.ctx.settings.idle_timeout);
+            idle::watch(
+                &s,
+                Arc::downgrade(&self.map),
+                self.ctx.settings.idle_timeout,
+            );
         }
         Ok(s)
     }

@@ -264,7 +264,10 @@ impl AgentSession {
         let (id, ws) = (self.id.clone(), self.workspace.clone());
         let r = tokio::task::spawn_blocking(move || {
             persist::delete(&ctx.store, &id).map_err(|e| e.to_string())?;
-            ctx.tabs.remove(&ws, &id).map(|_| ()).map_err(|e| e.to_string())
+            ctx.tabs
+                .remove(&ws, &id)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
         })
         .await;
         if let Ok(Err(e)) | Err(e) = r.map_err(|e| e.to_string()) {
@@ -1019,7 +1022,10 @@ impl AgentSession {
                     ));
                 }
                 let mut argv = self.ctx.settings.command_prefix.clone();
-                match self.ctx.place(&self.workspace, Some(&cwd.display().to_string())) {
+                match self
+                    .ctx
+                    .place(&self.workspace, Some(&cwd.display().to_string()))
+                {
                     super::place::Placement::Container { prefix, .. } => argv.extend(prefix),
                     _ => {
                         return Err(rpc_err(
@@ -1123,13 +1129,9 @@ impl AgentSession {
             .spawn_pipe(spawn)
             .map_err(|e| rpc_err(-32603, format!("terminal/create: {e}")))?;
         let tid = s.id().to_string();
-        self.lock().terminals.insert(
-            tid.clone(),
-            Term {
-                session: s,
-                limit,
-            },
-        );
+        self.lock()
+            .terminals
+            .insert(tid.clone(), Term { session: s, limit });
         Ok(json!(CreateTerminalResponse::new(tid)))
     }
 

@@ -129,7 +129,10 @@ fn agent_types_file_over_built_ins_under_env_and_errors_with_lines() {
         .with_file(p, "\n[types.a]\ncomand = [\"x\"]\n")
         .unwrap_err()
         .to_string();
-    assert!(e.starts_with("/state/agents.toml: line 3:") && e.contains("comand"), "{e}");
+    assert!(
+        e.starts_with("/state/agents.toml: line 3:") && e.contains("comand"),
+        "{e}"
+    );
     let e = AgentTypes::built_in()
         .with_file(p, "[types.a]\ncommand = \"'open\"\n")
         .unwrap_err()
@@ -143,7 +146,10 @@ fn container_paths_are_judged_by_their_words() {
     let root = Path::new("/workspaces/app");
     assert!(fs::lexically_under(Path::new("/workspaces/app"), root));
     assert!(fs::lexically_under(Path::new("/workspaces/app/src"), root));
-    assert!(!fs::lexically_under(Path::new("/workspaces/app/../etc"), root));
+    assert!(!fs::lexically_under(
+        Path::new("/workspaces/app/../etc"),
+        root
+    ));
     assert!(!fs::lexically_under(Path::new("/workspaces/apple"), root));
     assert!(!fs::lexically_under(Path::new("src"), root));
 }

@@ -53,14 +53,14 @@ pub fn agent_types(state_dir: &std::path::Path) -> Result<AgentTypes, String> {
 pub fn place_in(st: &NodeState, engine: Arc<berth_engine::workspaces::Workspaces>) {
     use berth_engine::agents::place::Placement;
     let host = st.cfg.acp_host_workspaces;
-    st.agents.set_placer(Arc::new(move |ws: &str, workdir: Option<&str>| {
-        match engine.exec_prefix(ws, workdir) {
+    st.agents.set_placer(Arc::new(
+        move |ws: &str, workdir: Option<&str>| match engine.exec_prefix(ws, workdir) {
             Some(Ok((prefix, folder))) => Placement::Container { prefix, folder },
             Some(Err(why)) => Placement::NotReady(why),
             None if host => Placement::Host,
             None => Placement::Missing,
-        }
-    }));
+        },
+    ));
 }
 
 /// The agent table for these settings: the ACP_* values, the agent types
