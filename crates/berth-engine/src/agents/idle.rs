@@ -32,7 +32,7 @@ pub fn watch(s: &std::sync::Arc<AgentSession>, map: Weak<Map>, timeout: Duration
             if !still {
                 return;
             }
-            if !s.idle_for().is_some_and(|d| d >= timeout) {
+            if s.idle_for().is_none_or(|d| d < timeout) {
                 continue;
             }
             tracing::info!(session = %s.id, "agent session idle for {timeout:?} with no viewer: stopped and removed");
