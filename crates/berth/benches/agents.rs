@@ -285,6 +285,8 @@ fn main() {
     std::env::set_var("JWKS_ENDPOINT", format!("http://127.0.0.1:{jport}/k"));
     std::env::set_var("BERTH_ACP_AGENT_TEST", &agent);
     std::env::set_var("ACP_VIEWER_QUEUE", "65536");
+    // The token's workspace "w" is no container workspace: host agents.
+    std::env::set_var("BERTH_ACP_HOST_WORKSPACES", "1");
     let berth = PathBuf::from(env!("CARGO_BIN_EXE_berth"));
     let addr = format!("127.0.0.1:{port}");
     let d = start(

@@ -155,6 +155,8 @@ impl Node {
             ),
             ("ACP_PROMPT_RETRY_INITIAL_BACKOFF".into(), "10ms".into()),
             ("ACP_PROMPT_RETRY_MAX_BACKOFF".into(), "40ms".into()),
+            // Workspace "ws-1" is no container workspace: host agents.
+            ("BERTH_ACP_HOST_WORKSPACES".into(), "1".into()),
         ];
         for (k, v) in env {
             vars.retain(|(n, _)| n != k);
@@ -820,4 +822,394 @@ fn a_failed_handshake_leaves_no_agent_process_behind() {
         wait_for(Duration::from_secs(10), || !alive()),
         "the wrapper's child is still running"
     );
+}
+
+/// The minimal ACP agent in POSIX sh (tests/acp-sh-agent/agent.sh).
+fn sh_agent() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/acp-sh-agent/agent.sh")
+}
+
+/// Without host agents, a session needs a workspace: 404 naming it, over
+/// HTTP and on `/agent/ws`.
+#[test]
+fn a_session_of_a_workspace_that_does_not_exist_is_refused_naming_it() {
+    let n = Node::start(&[("BERTH_ACP_HOST_WORKSPACES", "0")]);
+    let (s, v) = n.http(
+        "POST",
+        &format!("/workspaces/{WS}/agent-sessions"),
+        Some(json!({"agentType": "test"})),
+    );
+    assert_eq!(s, 404, "{v}");
+    assert_eq!(v["error"], "not_found");
+    let reason = v["reason"].as_str().unwrap();
+    assert!(
+        reason.contains(&format!("no workspace \"{WS}\""))
+            && reason.contains("BERTH_ACP_HOST_WORKSPACES"),
+        "{reason}"
+    );
+    let tok = token(&n.key, "workspace-terminal");
+    let url = format!(
+        "wss://localhost:{}/agent/ws?token={tok}&sessionId=x",
+        n.port
+    );
+    let tls = n.tls();
+    let r =
+        n.rt.block_on(tokio_tungstenite::connect_async_tls_with_config(
+            url,
+            None,
+            false,
+            Some(tokio_tungstenite::Connector::Rustls(tls)),
+        ));
+    match r {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            assert_eq!(resp.status(), 404);
+            let body =
+                String::from_utf8_lossy(resp.body().as_deref().unwrap_or_default()).into_owned();
+            assert!(body.contains(WS), "{body}");
+        }
+        other => panic!("expected a 404 refusal, got {other:?}"),
+    }
+}
+
+/// `$BERTH_STATE_DIR/agents.toml` adds and overrides types; the
+/// environment wins over it; a bad file is an error naming the file and
+/// line, and the daemon serves on without it.
+#[test]
+fn agent_types_come_from_the_state_dirs_file_under_the_environment() {
+    let mut n = Node::start(&[]);
+    let agent = test_agent().display().to_string();
+    let file = n.d.state_dir().join("berth/agents.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "# agent types\n[types.filetest]\ncommand = [{agent:?}]\n\n[types.test]\ncommand = [\"/nonexistent/agent\"]\n\n[types.gemini]\ncommand = \"{agent} --load-session\"\n"
+        ),
+    )
+    .unwrap();
+    n.restart();
+    let work = n.work();
+    let create = |n: &Node, ty: &str| {
+        n.http(
+            "POST",
+            &format!("/workspaces/{WS}/agent-sessions"),
+            Some(json!({"agentType": ty, "cwd": work})),
+        )
+    };
+    let (s, v) = create(&n, "filetest");
+    assert_eq!(s, 201, "a type of the file: {v}");
+    assert_eq!(v["status"], "ready");
+    let (s, v) = create(&n, "test");
+    assert_eq!(s, 201, "the environment wins over the file: {v}");
+    let (s, v) = create(&n, "gemini");
+    assert_eq!(s, 201, "the file wins over the built-in: {v}");
+    assert_eq!(v["agentCapabilities"]["loadSession"], true, "{v}");
+    let (s, v) = create(&n, "nope");
+    assert_eq!(s, 400);
+    assert!(v["reason"].as_str().unwrap().contains("filetest"), "{v}");
+
+    // A bad file: named with its line in the log; built-ins and the
+    // environment still serve.
+    std::fs::write(
+        &file,
+        "[types.ok]\ncommand = [\"x\"]\n[types.bad\ncommand = 1\n",
+    )
+    .unwrap();
+    n.restart();
+    let (s, v) = create(&n, "test");
+    assert_eq!(s, 201, "{v}");
+    let (s, _) = create(&n, "ok");
+    assert_eq!(s, 400, "nothing of a bad file applies");
+    let want = format!("{}: line 3:", file.display());
+    assert!(
+        wait_for(Duration::from_secs(10), || {
+            let log = n.d.log();
+            log.contains("agent types file not applied") && log.contains(&want)
+        }),
+        "{want} not in the log: {}",
+        n.d.log()
+    );
+    std::fs::write(&file, "[types.empty]\ncommand = []\n").unwrap();
+    n.restart();
+    let want = format!("{}: line 1: [types.empty] command", file.display());
+    assert!(
+        wait_for(Duration::from_secs(10), || n.d.log().contains(&want)),
+        "{want} not in the log: {}",
+        n.d.log()
+    );
+}
+
+/// An agent that stops reading its stdin while berth must answer it
+/// (permission requests with no viewer attached) stalls the ordered
+/// queue; each step past ACP_NOTIF_SERIALIZE_TIMEOUT is reported as a
+/// `serialize_timeout` notice (in the replay and the daemon log), the
+/// turn still ends, and the session goes on.
+#[test]
+fn a_stalled_delivery_overruns_the_serialize_timeout_and_is_reported() {
+    let cmd = format!("sh {}", sh_agent().display());
+    let n = Node::start(&[
+        ("ACP_NOTIF_SERIALIZE_TIMEOUT", "200ms"),
+        ("BERTH_ACP_AGENT_SH", cmd.as_str()),
+    ]);
+    let rt = &n.rt;
+    let (s, v) = n.http(
+        "POST",
+        &format!("/workspaces/{WS}/agent-sessions"),
+        Some(json!({"agentType": "sh", "sessionId": "deaf", "cwd": n.work()})),
+    );
+    assert_eq!(s, 201, "{v}");
+    // 4000 answers do not fit the pipe and berth's queue to the agent,
+    // which does not read for 2 s.
+    let (s, v) = n.http(
+        "POST",
+        &format!("/workspaces/{WS}/agent-sessions/deaf/prompt?wait=true"),
+        Some(json!({"prompt": "deaf 4000 2"})),
+    );
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["stopReason"], "end_turn");
+    let mut late = n.viewer("sessionId=deaf");
+    let replay = late.until_type(rt, "session_replay_complete");
+    let notices: Vec<&Value> = replay
+        .iter()
+        .filter(|m| m["type"] == "session_notice" && m["code"] == "serialize_timeout")
+        .collect();
+    assert!(
+        !notices.is_empty(),
+        "no serialize_timeout notice: {replay:?}"
+    );
+    let msg = notices[0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("longer than 200 ms") && msg.contains("ACP_NOTIF_SERIALIZE_TIMEOUT"),
+        "{msg}"
+    );
+    let pos = |f: &dyn Fn(&Value) -> bool| replay.iter().position(f).unwrap();
+    let notice = pos(&|m| m["code"] == "serialize_timeout");
+    let done = pos(&|m| m["type"] == "session_prompt_done");
+    let last_chunk = pos(&|m| chunks(std::slice::from_ref(m)) == vec!["deaf: done"]);
+    assert!(notice < last_chunk && last_chunk < done, "{replay:?}");
+    assert!(n.d.log().contains("to deliver"), "{}", n.d.log());
+    let (s, v) = n.http(
+        "POST",
+        &format!("/workspaces/{WS}/agent-sessions/deaf/prompt?wait=true"),
+        Some(json!({"prompt": "hello"})),
+    );
+    assert_eq!(s, 200, "the session goes on: {v}");
+    let live = late.until_type(rt, "session_prompt_done");
+    assert_eq!(chunks(&live), vec!["sh echo"]);
+}
+
+/// A session `/agent/ws` made without a session id is stopped and
+/// forgotten once it has had no viewer and no prompt for
+/// ACP_IDLE_SESSION_TIMEOUT; one with a viewer, and one with an id the
+/// client chose, stay.
+#[test]
+fn an_unattended_session_without_an_id_is_cleaned_up() {
+    let n = Node::start(&[("ACP_IDLE_SESSION_TIMEOUT", "300ms")]);
+    let rt = &n.rt;
+    let open = || {
+        let mut v = n.viewer(&format!("worktree={}", n.work().display()));
+        let st = v.next(rt);
+        let id = st["sessionId"].as_str().unwrap().to_string();
+        v.until_type(rt, "session_replay_complete");
+        v.send(rt, json!({"type": "select_agent", "agentType": "test"}));
+        v.until(rt, |m| {
+            m["type"] == "agent_status" && m["status"] == "ready"
+        });
+        (v, id)
+    };
+    let (watched, kept) = open();
+    let (gone_viewer, gone) = open();
+    let (named_viewer, _) = ready_viewer(&n, "named", "test");
+    drop(named_viewer);
+    let get = |id: &str| {
+        n.http(
+            "GET",
+            &format!("/workspaces/{WS}/agent-sessions/{id}"),
+            None,
+        )
+    };
+    let (_, v) = get(&gone);
+    let pid = v["pid"].as_u64().unwrap();
+    drop(gone_viewer);
+    assert!(
+        wait_for(Duration::from_secs(30), || get(&gone).0 == 404),
+        "the unattended session stayed"
+    );
+    assert!(
+        wait_for(Duration::from_secs(10), || !Path::new(&format!(
+            "/proc/{pid}"
+        ))
+        .exists()),
+        "its agent still runs"
+    );
+    let (_, tabs) = n.http("GET", &format!("/workspaces/{WS}/tabs"), None);
+    assert!(
+        tabs["tabs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["id"] != gone.as_str()),
+        "{tabs}"
+    );
+    let (s, v) = get(&kept);
+    assert_eq!(s, 200, "a session with a viewer stays: {v}");
+    assert_eq!(v["status"], "ready");
+    let (s, _) = get("named");
+    assert_eq!(s, 200, "a session with a chosen id stays");
+    drop(watched);
+}
+
+const IMAGE: &str = "berth-test/busybox:latest";
+
+/// A Docker test that runs has its engine and image, or fails saying so.
+fn require_docker() {
+    let ok = std::env::var_os("DOCKER_HOST").is_some()
+        && Command::new("docker")
+            .args(["image", "inspect", IMAGE])
+            .output()
+            .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "needs a Docker Engine with {IMAGE} at DOCKER_HOST: run .ci/docker-up and export its DOCKER_HOST"
+    );
+}
+
+/// A bare git repository `name.git` under `root` holding `files`.
+fn bare_repo(root: &Path, name: &str, files: &[(&str, &str)]) -> PathBuf {
+    let work = root.join(format!("{name}-work"));
+    for (p, body) in files {
+        let f = work.join(p);
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(f, body).unwrap();
+    }
+    let git = |dir: &Path, args: &[&str]| {
+        let o = Command::new("git")
+            .args([
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@t",
+                "-c",
+                "init.defaultBranch=main",
+            ])
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    git(&work, &["init", "-q"]);
+    git(&work, &["add", "-A"]);
+    git(&work, &["commit", "-qm", "init"]);
+    let bare = root.join(format!("{name}.git"));
+    git(
+        root,
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            work.to_str().unwrap(),
+            bare.to_str().unwrap(),
+        ],
+    );
+    bare
+}
+
+/// The agent of a container workspace runs in its container (`docker
+/// exec -i`), as the remote user, in the workspace folder; `fs/*` is not
+/// offered to it.
+#[test]
+#[ignore = "needs a Docker Engine: see README"]
+fn the_agent_of_a_container_workspace_runs_inside_it() {
+    require_docker();
+    let n = Node::start(&[
+        ("BERTH_ACP_HOST_WORKSPACES", "0"),
+        ("BERTH_ACP_AGENT_SH", "sh /tmp/acp-sh-agent.sh"),
+    ]);
+    let tmp = tempfile::tempdir().unwrap();
+    let devcontainer = format!(r#"{{"image": "{IMAGE}", "remoteUser": "1000"}}"#);
+    let repo = bare_repo(
+        tmp.path(),
+        "app",
+        &[
+            (".devcontainer/devcontainer.json", &devcontainer),
+            ("README.md", "readme of the workspace\n"),
+        ],
+    );
+    let ws = format!("wsagent{}", std::process::id());
+    let (s, v) = n.http(
+        "POST",
+        "/workspaces",
+        Some(json!({"workspaceId": ws, "repository": repo.to_str().unwrap(), "branch": "main"})),
+    );
+    assert_eq!(s, 202, "{v}");
+    // Not ready yet (or failed): refused with the workspace's state, never
+    // run on the host.
+    let mut w = Value::Null;
+    assert!(
+        wait_for(Duration::from_secs(180), || {
+            w = n.http("GET", &format!("/workspaces/{ws}"), None).1;
+            w["status"] == "ready" || w["status"] == "failed"
+        }),
+        "workspace not ready: {w}"
+    );
+    assert_eq!(w["status"], "ready", "{w}");
+    let container = w["container"].as_str().unwrap().to_string();
+    let folder = w["workspaceFolder"].as_str().unwrap().to_string();
+    let o = Command::new("docker")
+        .args([
+            "cp",
+            sh_agent().to_str().unwrap(),
+            &format!("{container}:/tmp/acp-sh-agent.sh"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "docker cp: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+
+    let (s, v) = n.http(
+        "POST",
+        &format!("/workspaces/{ws}/agent-sessions"),
+        Some(json!({"agentType": "sh", "sessionId": "in-container"})),
+    );
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["status"], "ready");
+    assert_eq!(v["cwd"], folder.as_str(), "the workspace folder by default");
+    let (s, v) = n.http(
+        "POST",
+        &format!("/workspaces/{ws}/agent-sessions/in-container/prompt?wait=true"),
+        Some(json!({"prompt": "where"})),
+    );
+    assert_eq!(s, 200, "{v}");
+    let (_, g) = n.http(
+        "GET",
+        &format!("/workspaces/{ws}/agent-sessions/in-container"),
+        None,
+    );
+    assert_eq!(
+        g["transcript"][1]["text"],
+        format!("where: dir={folder} uid=1000 readme=readme of the workspace"),
+        "{g}"
+    );
+    // A working directory outside the workspace folder is refused.
+    let (s, v) = n.http(
+        "POST",
+        &format!("/workspaces/{ws}/agent-sessions"),
+        Some(json!({"agentType": "sh", "cwd": "/etc"})),
+    );
+    assert_eq!(s, 400, "{v}");
+    let (s, _) = n.http(
+        "POST",
+        &format!("/workspaces/{ws}/agent-sessions/in-container/stop"),
+        None,
+    );
+    assert_eq!(s, 200);
+    let (s, v) = n.http("DELETE", &format!("/workspaces/{ws}"), None);
+    assert!(s < 300, "{s} {v}");
 }

@@ -49,6 +49,14 @@ pub struct NodeApiConfig {
     /// `ACP_VIEWER_QUEUE` (berth, 4096): events queued per agent viewer
     /// before one that does not read is dropped.
     pub acp_viewer_queue: usize,
+    /// `ACP_IDLE_SESSION_TIMEOUT` (berth, 30m): a session `/agent/ws` made
+    /// without a session id is stopped and forgotten after this long with
+    /// no viewer and no prompt.
+    pub acp_idle_session_timeout: Duration,
+    /// `BERTH_ACP_HOST_WORKSPACES` (berth, off): `1` runs the agents of a
+    /// workspace id that is no container workspace on the host (else such
+    /// a session is refused 404).
+    pub acp_host_workspaces: bool,
     /// `LOG_RETRIEVAL_DEFAULT_LIMIT` (200).
     pub log_default_limit: usize,
     /// `LOG_RETRIEVAL_MAX_LIMIT` (1000).
@@ -161,6 +169,11 @@ impl NodeApiConfig {
             )?,
             acp_replay_buffer: num("ACP_REPLAY_BUFFER_SIZE", 5000)?,
             acp_viewer_queue: num("ACP_VIEWER_QUEUE", 4096)?,
+            acp_idle_session_timeout: dur(
+                "ACP_IDLE_SESSION_TIMEOUT",
+                Duration::from_secs(30 * 60),
+            )?,
+            acp_host_workspaces: one_of("BERTH_ACP_HOST_WORKSPACES", "0", &["0", "1"])? == "1",
             log_default_limit: num("LOG_RETRIEVAL_DEFAULT_LIMIT", 200)?,
             log_max_limit: num("LOG_RETRIEVAL_MAX_LIMIT", 1000)?,
             log_stream_buffer: num("LOG_STREAM_BUFFER_SIZE", 100)?,

@@ -181,6 +181,7 @@ impl NodeApi {
         engine: Arc<berth_engine::workspaces::Workspaces>,
         events: tokio::sync::mpsc::UnboundedReceiver<berth_engine::workspaces::Event>,
     ) -> Self {
+        agents::place_in(&self.st, engine.clone());
         let routes = workspaces::attach(self.st.clone(), engine, events);
         self.app = self.app.merge(routes);
         self

@@ -83,3 +83,15 @@ pub fn write(file: &Path, content: &str) -> Result<(), String> {
     berth_os::fsutil::atomic_write(file, content.as_bytes())
         .map_err(|e| format!("{}: {e}", file.display()))
 }
+
+/// Whether absolute `path` is `root` or below it, judged on its words
+/// alone (no `..`, `.` or empty components allowed): for paths inside a
+/// workspace container, which the host cannot resolve.
+pub fn lexically_under(path: &Path, root: &Path) -> bool {
+    use std::path::Component;
+    path.is_absolute()
+        && path
+            .components()
+            .all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
+        && path.starts_with(root)
+}

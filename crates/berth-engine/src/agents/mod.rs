@@ -7,11 +7,15 @@
 //! over its stdio), `hub` (ordered fan-out and replay to viewers),
 //! `session` (lifecycle, prompts with retries, client-side methods),
 //! `retry` (transient errors, backoff), `fs` (workspace confinement),
-//! `persist` (the store). [`Agents`] is the table of sessions.
+//! `persist` (the store), `place` (host or workspace container),
+//! `idle` (the cleanup of unattended sessions). [`Agents`] is the table
+//! of sessions.
 
 pub mod fs;
 pub mod hub;
+pub mod idle;
 pub mod persist;
+pub mod place;
 pub mod retry;
 pub mod rpc;
 pub mod session;
@@ -42,6 +46,9 @@ pub enum AgentError {
     /// Bad input, named.
     #[error("{0}")]
     Invalid(String),
+    /// No workspace has this id (and host agents are not enabled).
+    #[error("no workspace {0:?} on this node: an agent session runs in its workspace's container (set BERTH_ACP_HOST_WORKSPACES=1 to run agents of other workspace ids on the host)")]
+    NoWorkspace(String),
     /// No such session (in this workspace).
     #[error("no agent session {0:?} in this workspace")]
     NotFound(String),
@@ -83,10 +90,15 @@ pub struct AgentSettings {
     /// ACP_VIEWER_QUEUE (4096): events queued per viewer before a viewer
     /// that does not read is dropped.
     pub viewer_queue: usize,
-    /// Words put before every agent and terminal command (empty on the
-    /// host; the hook for `docker exec -i CONTAINER` once workspaces run
-    /// in containers).
+    /// Words put before every agent and terminal command, before a
+    /// workspace container's `docker exec` prefix (empty by default).
     pub command_prefix: Vec<String>,
+    /// The working directory of a host session created without one.
+    pub host_cwd: PathBuf,
+    /// Sessions made by `/agent/ws` without a session id are stopped and
+    /// forgotten after this long with no viewer and no prompt
+    /// (ACP_IDLE_SESSION_TIMEOUT, berth's: 30 min).
+    pub idle_timeout: Duration,
     /// SIGTERM → SIGKILL grace when an agent is stopped (3 s).
     pub stop_grace: Duration,
 }
@@ -101,6 +113,8 @@ impl Default for AgentSettings {
             replay_cap: 5000,
             viewer_queue: 4096,
             command_prefix: Vec::new(),
+            host_cwd: PathBuf::from("/"),
+            idle_timeout: Duration::from_secs(30 * 60),
             stop_grace: Duration::from_secs(3),
         }
     }
@@ -118,6 +132,21 @@ pub struct Ctx {
     pub sessions: Arc<Sessions>,
     /// Chat tabs.
     pub tabs: Arc<Tabs>,
+    /// Where a workspace's agents run (none: on the host).
+    placer: Mutex<Option<place::Placer>>,
+}
+
+impl Ctx {
+    /// Where workspace `ws`'s agents run, with working directory
+    /// `workdir` (see [`place::Placement`]); the host without a placer.
+    pub fn place(&self, ws: &str, workdir: Option<&str>) -> place::Placement {
+        let p = self
+            .placer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        p.map_or(place::Placement::Host, |p| p(ws, workdir))
+    }
 }
 
 /// What a new session needs.
@@ -127,20 +156,25 @@ pub struct NewSession {
     pub id: Option<String>,
     /// The workspace.
     pub workspace: String,
-    /// Working directory; must exist. It is also the root the agent's
-    /// `fs/*` and `terminal/*` calls are confined to.
-    pub cwd: PathBuf,
+    /// Working directory (default: the workspace folder in a container,
+    /// `AgentSettings::host_cwd` on the host); on the host it must exist.
+    /// It is also the root the agent's `fs/*` and `terminal/*` calls are
+    /// confined to.
+    pub cwd: Option<PathBuf>,
     /// ACP `McpServer` objects (checked against the ACP schema).
     pub mcp_servers: serde_json::Value,
     /// A client's key: a second create with the same key in the same
     /// workspace returns the first session.
     pub idempotency_key: Option<String>,
+    /// Stopped and forgotten after `AgentSettings::idle_timeout` with no
+    /// viewer and no prompt (a `/agent/ws` session made without an id).
+    pub ephemeral: bool,
 }
 
 /// The agent sessions of this daemon.
 pub struct Agents {
     ctx: Arc<Ctx>,
-    map: Mutex<HashMap<String, Arc<AgentSession>>>,
+    map: Arc<Mutex<HashMap<String, Arc<AgentSession>>>>,
 }
 
 impl Agents {
@@ -159,6 +193,7 @@ impl Agents {
             store,
             sessions,
             tabs,
+            placer: Mutex::new(None),
         });
         let rows = persist::load(&ctx.store).map_err(|e| AgentError::Store(e.to_string()))?;
         let map = rows
@@ -167,8 +202,14 @@ impl Agents {
             .collect();
         Ok(Self {
             ctx,
-            map: Mutex::new(map),
+            map: Arc::new(Mutex::new(map)),
         })
+    }
+
+    /// Sets where each workspace's agents run (the daemon's workspaces);
+    /// without it every session runs on the host.
+    pub fn set_placer(&self, p: place::Placer) {
+        *self.ctx.placer.lock().unwrap_or_else(|p| p.into_inner()) = Some(p);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<AgentSession>>> {
@@ -181,8 +222,17 @@ impl Agents {
     }
 
     /// A new session (no agent yet), or the existing one with the same id
-    /// or idempotency key in the workspace. Errors name the bad field.
+    /// or idempotency key in the workspace. Errors name the bad field;
+    /// [`AgentError::NoWorkspace`] when the workspace does not exist (and
+    /// host agents are off), [`AgentError::NotRunning`] when it is not
+    /// ready.
     pub fn create(&self, req: NewSession) -> Result<Arc<AgentSession>, AgentError> {
+        let container = match self.ctx.place(&req.workspace, None) {
+            place::Placement::Missing => return Err(AgentError::NoWorkspace(req.workspace)),
+            place::Placement::NotReady(why) => return Err(AgentError::NotRunning(why)),
+            place::Placement::Host => None,
+            place::Placement::Container { folder, .. } => Some(folder),
+        };
         let mcp = if req.mcp_servers.is_null() {
             serde_json::json!([])
         } else {
@@ -192,12 +242,28 @@ impl Agents {
             .map_err(|e| {
                 AgentError::Invalid(format!("mcpServers: not a list of ACP MCP servers: {e}"))
             })?;
-        if !req.cwd.is_absolute() || !req.cwd.is_dir() {
-            return Err(AgentError::Invalid(format!(
-                "cwd {:?}: must be an existing absolute directory",
-                req.cwd.display().to_string()
-            )));
-        }
+        let cwd = match (&container, req.cwd) {
+            (Some(folder), None) => PathBuf::from(folder),
+            (Some(folder), Some(c)) => {
+                if !fs::lexically_under(&c, std::path::Path::new(folder)) {
+                    return Err(AgentError::Invalid(format!(
+                        "cwd {:?}: must be an absolute directory in the workspace folder {folder} (no ..)",
+                        c.display().to_string()
+                    )));
+                }
+                c
+            }
+            (None, c) => {
+                let c = c.unwrap_or_else(|| self.ctx.settings.host_cwd.clone());
+                if !c.is_absolute() || !c.is_dir() {
+                    return Err(AgentError::Invalid(format!(
+                        "cwd {:?}: must be an existing absolute directory",
+                        c.display().to_string()
+                    )));
+                }
+                c
+            }
+        };
         let mut map = self.lock();
         if let Some(k) = &req.idempotency_key {
             if let Some(s) = map.values().find(|s| {
@@ -223,11 +289,18 @@ impl Agents {
             self.ctx.clone(),
             id.clone(),
             req.workspace,
-            req.cwd,
+            cwd,
             mcp,
             req.idempotency_key,
         );
         map.insert(id, s.clone());
+        if req.ephemeral {
+            idle::watch(
+                &s,
+                Arc::downgrade(&self.map),
+                self.ctx.settings.idle_timeout,
+            );
+        }
         Ok(s)
     }
 

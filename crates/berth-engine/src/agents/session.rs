@@ -61,6 +61,10 @@ struct St {
     idempotency_key: Option<String>,
     permissions: HashMap<String, Value>,
     terminals: HashMap<String, Term>,
+    /// The agent runs in a workspace container (no `fs/*` then).
+    in_container: bool,
+    /// The last viewer or prompt activity (for the idle cleanup).
+    last_active: std::time::Instant,
 }
 
 /// A snapshot of a session for listings and `session_state`.
@@ -172,6 +176,8 @@ impl AgentSession {
                 idempotency_key,
                 permissions: HashMap::new(),
                 terminals: HashMap::new(),
+                in_container: false,
+                last_active: std::time::Instant::now(),
             }),
             ctx,
             turn: tokio::sync::Mutex::new(()),
@@ -239,12 +245,40 @@ impl AgentSession {
 
     /// A new viewer: replay, then live events.
     pub fn attach(&self) -> Viewer {
+        self.lock().last_active = std::time::Instant::now();
         self.hub.attach()
+    }
+
+    /// How long the session has had no viewer and no prompt running;
+    /// `None` while it has a viewer or is starting or prompting.
+    pub fn idle_for(&self) -> Option<std::time::Duration> {
+        let st = self.lock();
+        let busy = matches!(st.status.as_str(), "starting" | "prompting");
+        (!busy && self.hub.viewers().is_empty()).then(|| st.last_active.elapsed())
+    }
+
+    /// Removes the session's row and chat tab from the store (after it
+    /// was stopped and left the table).
+    pub(super) async fn forget(&self) {
+        let ctx = self.ctx.clone();
+        let (id, ws) = (self.id.clone(), self.workspace.clone());
+        let r = tokio::task::spawn_blocking(move || {
+            persist::delete(&ctx.store, &id).map_err(|e| e.to_string())?;
+            ctx.tabs
+                .remove(&ws, &id)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+        .await;
+        if let Ok(Err(e)) | Err(e) = r.map_err(|e| e.to_string()) {
+            tracing::warn!(session = %self.id, "agent session not removed from the store: {e}");
+        }
     }
 
     /// Removes a viewer; permission requests nobody can answer any more
     /// are answered `cancelled`.
     pub async fn detach(&self, viewer: u64) {
+        self.lock().last_active = std::time::Instant::now();
         self.hub.detach(viewer);
         if self.hub.viewers().is_empty() {
             self.cancel_permissions().await;
@@ -345,8 +379,27 @@ impl AgentSession {
         if let Some(p) = old {
             p.terminate(self.ctx.settings.stop_grace);
         }
+        let mut prefix = self.ctx.settings.command_prefix.clone();
+        let cwd_text = cwd.display().to_string();
+        let (host_cwd, in_container) = match self.ctx.place(&self.workspace, Some(&cwd_text)) {
+            super::place::Placement::Host => (cwd.clone(), false),
+            super::place::Placement::Container { prefix: p, .. } => {
+                prefix.extend(p);
+                (std::env::temp_dir(), true)
+            }
+            super::place::Placement::NotReady(why) => {
+                self.set_status("error", Some(why.clone()));
+                return Err(AgentError::NotRunning(why));
+            }
+            super::place::Placement::Missing => {
+                let e = AgentError::NoWorkspace(self.workspace.clone());
+                self.set_status("error", Some(e.to_string()));
+                return Err(e);
+            }
+        };
+        self.lock().in_container = in_container;
         self.set_status("starting", None);
-        let sp = match AgentProc::spawn(&self.ctx.settings.command_prefix, &argv, &cwd) {
+        let sp = match AgentProc::spawn(&prefix, &argv, &host_cwd) {
             Ok(sp) => sp,
             Err(e) => {
                 self.set_status("error", Some(e.to_string()));
@@ -386,12 +439,15 @@ impl AgentSession {
 
     async fn handshake(&self, proc: &Arc<AgentProc>, resume: bool) -> Result<(), AgentError> {
         let hs = |what: &str, e: CallError| AgentError::Handshake(format!("{what}: {e}"));
+        // An agent in a container reads its files itself: berth serves
+        // `fs/*` from the host's files only.
+        let host_files = !self.lock().in_container;
         let init = InitializeRequest::new(ProtocolVersion::V1)
             .client_capabilities(
                 ClientCapabilities::new()
                     .fs(FileSystemCapabilities::new()
-                        .read_text_file(true)
-                        .write_text_file(true))
+                        .read_text_file(host_files)
+                        .write_text_file(host_files))
                     .terminal(true),
             )
             .client_info(Implementation::new("berth", env!("CARGO_PKG_VERSION")));
@@ -672,6 +728,7 @@ impl AgentSession {
                 )));
             }
             st.status = "prompting".into();
+            st.last_active = std::time::Instant::now();
             st.last_prompt = Some(text.clone());
             st.transcript.push(json!({"role": "user", "text": text}));
             st.assistant.clear();
@@ -717,6 +774,7 @@ impl AgentSession {
                 st.transcript.push(json!({"role": "agent", "text": said}));
             }
             st.last_stop_reason = result.as_ref().ok().cloned();
+            st.last_active = std::time::Instant::now();
             let running = st.proc.as_ref().is_some_and(|p| Arc::ptr_eq(p, &proc));
             if running {
                 st.status = "ready".into();
@@ -905,7 +963,16 @@ impl AgentSession {
     }
 
     fn root(&self) -> Result<PathBuf, RpcError> {
-        let cwd = self.lock().cwd.clone();
+        let (cwd, in_container) = {
+            let st = self.lock();
+            (st.cwd.clone(), st.in_container)
+        };
+        if in_container {
+            return Err(rpc_err(
+                -32601,
+                "fs/* is not offered to an agent in a workspace container (the client capability is off): read and write files in the container directly",
+            ));
+        }
         cwd.canonicalize()
             .map_err(|e| rpc_err(-32603, format!("the workspace root {}: {e}", cwd.display())))
     }
@@ -940,6 +1007,49 @@ impl AgentSession {
                 .map_err(|e| rpc_err(-32002, e))?;
                 Ok(json!({}))
             }
+            "terminal/create" if self.lock().in_container => {
+                let r: CreateTerminalRequest = serde_json::from_value(params).map_err(bad)?;
+                let root = self.lock().cwd.clone();
+                let cwd = r.cwd.clone().unwrap_or_else(|| root.clone());
+                if !afs::lexically_under(&cwd, &root) {
+                    return Err(rpc_err(
+                        -32602,
+                        format!(
+                            "cwd {} is outside the workspace root {} (or has ..)",
+                            cwd.display(),
+                            root.display()
+                        ),
+                    ));
+                }
+                let mut argv = self.ctx.settings.command_prefix.clone();
+                match self
+                    .ctx
+                    .place(&self.workspace, Some(&cwd.display().to_string()))
+                {
+                    super::place::Placement::Container { prefix, .. } => argv.extend(prefix),
+                    _ => {
+                        return Err(rpc_err(
+                            -32603,
+                            "terminal/create: the workspace container is no longer ready",
+                        ))
+                    }
+                }
+                // The environment goes into the container through `env`.
+                if !r.env.is_empty() {
+                    argv.push("env".into());
+                    argv.extend(r.env.iter().map(|e| format!("{}={}", e.name, e.value)));
+                }
+                argv.push(r.command.clone());
+                argv.extend(r.args.iter().cloned());
+                let spawn = PipeSpawn {
+                    argv,
+                    cwd: std::env::temp_dir().display().to_string(),
+                    merge_stderr: true,
+                    originator: format!("acp:{}", self.id),
+                    ..Default::default()
+                };
+                self.new_terminal(&spawn, r.output_byte_limit)
+            }
             "terminal/create" => {
                 let r: CreateTerminalRequest = serde_json::from_value(params).map_err(bad)?;
                 let root = self.root()?;
@@ -973,20 +1083,7 @@ impl AgentSession {
                     originator: format!("acp:{}", self.id),
                     ..Default::default()
                 };
-                let s = self
-                    .ctx
-                    .sessions
-                    .spawn_pipe(&spawn)
-                    .map_err(|e| rpc_err(-32603, format!("terminal/create: {e}")))?;
-                let tid = s.id().to_string();
-                self.lock().terminals.insert(
-                    tid.clone(),
-                    Term {
-                        session: s,
-                        limit: r.output_byte_limit,
-                    },
-                );
-                Ok(json!(CreateTerminalResponse::new(tid)))
+                self.new_terminal(&spawn, r.output_byte_limit)
             }
             "terminal/output" => {
                 let r: TerminalOutputRequest = serde_json::from_value(params).map_err(bad)?;
@@ -1022,6 +1119,20 @@ impl AgentSession {
                 format!("method {m:?} is not supported by berth"),
             )),
         }
+    }
+
+    /// Starts a terminal's pipe session and records it.
+    fn new_terminal(&self, spawn: &PipeSpawn, limit: Option<u64>) -> Result<Value, RpcError> {
+        let s = self
+            .ctx
+            .sessions
+            .spawn_pipe(spawn)
+            .map_err(|e| rpc_err(-32603, format!("terminal/create: {e}")))?;
+        let tid = s.id().to_string();
+        self.lock()
+            .terminals
+            .insert(tid.clone(), Term { session: s, limit });
+        Ok(json!(CreateTerminalResponse::new(tid)))
     }
 
     fn term(&self, id: &str) -> Result<(Arc<Session>, Option<u64>), RpcError> {

@@ -101,3 +101,55 @@ fn the_hub_orders_replays_and_drops_a_viewer_that_does_not_read() {
     }
     assert_eq!(got, vec![2, 3]);
 }
+
+#[test]
+fn agent_types_file_over_built_ins_under_env_and_errors_with_lines() {
+    let p = std::path::Path::new("/state/agents.toml");
+    let t = AgentTypes::built_in()
+        .with_file(
+            p,
+            "[types.mine]\ncommand = [\"/opt/mine\", \"--acp\"]\n[types.gemini]\ncommand = \"g 'a b'\"\n[types.opencode]\ncommand = \"from-file\"\n",
+        )
+        .unwrap()
+        .with_env([(
+            "BERTH_ACP_AGENT_OPENCODE".to_string(),
+            "from-env".to_string(),
+        )])
+        .unwrap();
+    assert_eq!(t.command("mine").unwrap(), vec!["/opt/mine", "--acp"]);
+    assert_eq!(t.command("gemini").unwrap(), vec!["g", "a b"]);
+    assert_eq!(t.command("opencode").unwrap(), vec!["from-env"]);
+    assert_eq!(t.command("amp").unwrap(), vec!["npx", "-y", "amp-acp"]);
+    let e = AgentTypes::built_in()
+        .with_file(p, "[types.a]\ncommand = [\"x\"]\n[types.b\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("/state/agents.toml: line 3:"), "{e}");
+    let e = AgentTypes::built_in()
+        .with_file(p, "\n[types.a]\ncomand = [\"x\"]\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("/state/agents.toml: line 3:") && e.contains("comand"),
+        "{e}"
+    );
+    let e = AgentTypes::built_in()
+        .with_file(p, "[types.a]\ncommand = \"'open\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("line 1: [types.a] command"), "{e}");
+}
+
+#[test]
+fn container_paths_are_judged_by_their_words() {
+    use std::path::Path;
+    let root = Path::new("/workspaces/app");
+    assert!(fs::lexically_under(Path::new("/workspaces/app"), root));
+    assert!(fs::lexically_under(Path::new("/workspaces/app/src"), root));
+    assert!(!fs::lexically_under(
+        Path::new("/workspaces/app/../etc"),
+        root
+    ));
+    assert!(!fs::lexically_under(Path::new("/workspaces/apple"), root));
+    assert!(!fs::lexically_under(Path::new("src"), root));
+}

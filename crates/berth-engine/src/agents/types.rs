@@ -3,7 +3,11 @@
 //! speaks ACP on its stdio for each type. Built-in defaults are the
 //! published ACP adapters' commands; `BERTH_ACP_AGENT_<TYPE>` overrides
 //! one or adds a type (`TYPE` upper-cased with `-` as `_`; the value is a
-//! command line split like a shell's words).
+//! command line split like a shell's words). Between the two, the agent
+//! types file (`$BERTH_STATE_DIR/agents.toml`, [`FILE_NAME`]):
+//! `[types.NAME]` tables with `command = ["program", "arg"…]` (or a
+//! string split like the environment's). Environment over file over
+//! built-ins.
 
 use super::AgentError;
 use std::collections::BTreeMap;
@@ -26,6 +30,29 @@ pub const BUILT_IN: &[(&str, &str)] = &[
 /// command.
 pub const ENV_PREFIX: &str = "BERTH_ACP_AGENT_";
 
+/// The agent types file's name in berth's state directory.
+pub const FILE_NAME: &str = "agents.toml";
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileTypes {
+    #[serde(default)]
+    types: BTreeMap<String, FileType>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileType {
+    command: Command,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum Command {
+    Words(Vec<String>),
+    Line(String),
+}
+
 /// Agent type → argv.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgentTypes {
@@ -37,10 +64,69 @@ impl AgentTypes {
     /// over them. An empty or unsplittable value is an error naming the
     /// variable.
     pub fn from_env(env: impl IntoIterator<Item = (String, String)>) -> Result<Self, AgentError> {
-        let mut map: BTreeMap<String, Vec<String>> = BUILT_IN
-            .iter()
-            .map(|(t, c)| (t.to_string(), split_words(c).unwrap_or_default()))
-            .collect();
+        Self::built_in().with_env(env)
+    }
+
+    /// The built-in types only.
+    pub fn built_in() -> Self {
+        Self {
+            map: BUILT_IN
+                .iter()
+                .map(|(t, c)| (t.to_string(), split_words(c).unwrap_or_default()))
+                .collect(),
+        }
+    }
+
+    /// These types with the `[types.NAME]` tables of the agent types file
+    /// `text` (read from `path`, named in errors) over them. Errors name
+    /// the file, the line and what is wrong (TOML syntax, an unknown key,
+    /// a `command` that is not a non-empty list of words or a command
+    /// line); then nothing of the file applies.
+    pub fn with_file(mut self, path: &std::path::Path, text: &str) -> Result<Self, AgentError> {
+        let at = |span: Option<std::ops::Range<usize>>| {
+            span.map(|r| {
+                let line = text[..r.start.min(text.len())].matches('\n').count() + 1;
+                format!(" line {line}:")
+            })
+            .unwrap_or_default()
+        };
+        let f: FileTypes = toml::from_str(text).map_err(|e| {
+            AgentError::Invalid(format!(
+                "{}:{} {}",
+                path.display(),
+                at(e.span()),
+                e.message()
+            ))
+        })?;
+        for (ty, t) in f.types {
+            let argv = match t.command {
+                Command::Words(w) => Some(w),
+                Command::Line(l) => split_words(&l),
+            }
+            .filter(|a| a.first().is_some_and(|p| !p.is_empty()));
+            let Some(argv) = argv else {
+                let line = text
+                    .lines()
+                    .position(|l| l.contains(&format!("types.{ty}")))
+                    .map(|n| format!(" line {}:", n + 1))
+                    .unwrap_or_default();
+                return Err(AgentError::Invalid(format!(
+                    "{}:{line} [types.{ty}] command: expected a program and its arguments (a list of words or a command line)",
+                    path.display()
+                )));
+            };
+            self.map.insert(ty, argv);
+        }
+        Ok(self)
+    }
+
+    /// These types with every `BERTH_ACP_AGENT_<TYPE>` of `env` over them.
+    /// An empty or unsplittable value is an error naming the variable.
+    pub fn with_env(
+        self,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, AgentError> {
+        let mut map = self.map;
         for (k, v) in env {
             let Some(ty) = k.strip_prefix(ENV_PREFIX) else {
                 continue;

@@ -523,16 +523,21 @@ impl Workspaces {
             .map_err(WorkspaceError::Docker)
     }
 
-    /// How to start a terminal in workspace `id`'s container: `None` when
-    /// `id` is not a workspace of this engine (a host terminal then);
-    /// `Some(Err)` when it is not ready (naming its status); else `docker
-    /// exec -it` as the remote user, in the workspace folder, with
-    /// `remoteEnv`.
-    pub fn terminal(&self, id: &str) -> Option<Result<TerminalLaunch, String>> {
+    /// `docker -H unix://SOCKET exec -i[t] -w WORKDIR -e K=V… [-u USER]
+    /// CONTAINER` for workspace `id` (`workdir` defaults to the workspace
+    /// folder; `remoteEnv` as `-e`), with the workspace: `None` when `id`
+    /// is not a workspace of this engine; `Some(Err)` when it is not ready
+    /// (naming its status) or Docker has no socket.
+    fn exec_argv(
+        &self,
+        id: &str,
+        tty: bool,
+        workdir: Option<&str>,
+    ) -> Option<Result<(Vec<String>, Workspace), String>> {
         let w = persist::get(&self.store, id).ok().flatten()?;
         if w.status != Status::Ready {
             return Some(Err(format!(
-                "workspace {id} is {}{}: its terminals open once it is ready",
+                "workspace {id} is {}{}: its terminals and agents start once it is ready",
                 w.status.as_str(),
                 if w.error.is_empty() {
                     String::new()
@@ -550,12 +555,14 @@ impl Workspaces {
             "-H".into(),
             format!("unix://{socket}"),
             "exec".into(),
-            "-it".into(),
+            if tty { "-it" } else { "-i" }.into(),
             "-w".into(),
-            w.workspace_folder.clone(),
-            "-e".into(),
-            "TERM=xterm-256color".into(),
+            workdir.unwrap_or(&w.workspace_folder).to_string(),
         ];
+        if tty {
+            argv.push("-e".into());
+            argv.push("TERM=xterm-256color".into());
+        }
         if !w.remote_user.is_empty() {
             argv.push("-u".into());
             argv.push(w.remote_user.clone());
@@ -565,17 +572,45 @@ impl Workspaces {
             argv.push(format!("{k}={v}"));
         }
         argv.push(w.container.clone());
-        let shell = if w.shell.is_empty() {
-            "/bin/sh".to_string()
-        } else {
-            w.shell.clone()
-        };
-        argv.push(shell.clone());
-        Some(Ok(TerminalLaunch {
-            argv,
-            work_dir: w.workspace_folder,
-            shell,
+        Some(Ok((argv, w)))
+    }
+
+    /// How to start a terminal in workspace `id`'s container: `None` when
+    /// `id` is not a workspace of this engine (a host terminal then);
+    /// `Some(Err)` when it is not ready (naming its status); else `docker
+    /// exec -it` as the remote user, in the workspace folder, with
+    /// `remoteEnv`.
+    pub fn terminal(&self, id: &str) -> Option<Result<TerminalLaunch, String>> {
+        Some(self.exec_argv(id, true, None)?.map(|(mut argv, w)| {
+            let shell = if w.shell.is_empty() {
+                "/bin/sh".to_string()
+            } else {
+                w.shell.clone()
+            };
+            argv.push(shell.clone());
+            TerminalLaunch {
+                argv,
+                work_dir: w.workspace_folder,
+                shell,
+            }
         }))
+    }
+
+    /// The words that run a program without a TTY (stdin kept open) in
+    /// workspace `id`'s container, as the remote user, in `workdir` (the
+    /// workspace folder when `None`), with `remoteEnv`: `docker -H … exec
+    /// -i -w DIR [-u USER] [-e K=V…] CONTAINER`, and the workspace folder.
+    /// `None` when `id` is no workspace of this engine, `Some(Err)` when
+    /// it is not ready. Used for agents (issue 15) and their terminals.
+    pub fn exec_prefix(
+        &self,
+        id: &str,
+        workdir: Option<&str>,
+    ) -> Option<Result<(Vec<String>, String), String>> {
+        Some(
+            self.exec_argv(id, false, workdir)?
+                .map(|(argv, w)| (argv, w.workspace_folder)),
+        )
     }
 
     /// After a daemon start: workspaces that were being provisioned are

@@ -24,8 +24,47 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
+/// The agent types: the built-ins, then the agent types file
+/// (`$BERTH_STATE_DIR/agents.toml`), then `BERTH_ACP_AGENT_*` of the
+/// environment. A bad file is logged as an error naming its path and line
+/// and left out (the daemon serves with the built-ins and the
+/// environment); a bad variable fails the start, naming it.
+pub fn agent_types(state_dir: &std::path::Path) -> Result<AgentTypes, String> {
+    let path = state_dir.join(berth_engine::agents::types::FILE_NAME);
+    let mut types = AgentTypes::built_in();
+    match std::fs::read_to_string(&path) {
+        Ok(text) => match types.clone().with_file(&path, &text) {
+            Ok(t) => types = t,
+            Err(e) => tracing::error!("agent types file not applied: {e}"),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::error!(
+            "agent types file not applied: cannot read {}: {e}",
+            path.display()
+        ),
+    }
+    types.with_env(std::env::vars()).map_err(|e| e.to_string())
+}
+
+/// Runs each workspace's agents in its container (`docker exec -i` as
+/// the remote user, in the session's directory); a workspace id the
+/// engine does not know runs on the host with `BERTH_ACP_HOST_WORKSPACES=1`,
+/// else is refused.
+pub fn place_in(st: &NodeState, engine: Arc<berth_engine::workspaces::Workspaces>) {
+    use berth_engine::agents::place::Placement;
+    let host = st.cfg.acp_host_workspaces;
+    st.agents.set_placer(Arc::new(
+        move |ws: &str, workdir: Option<&str>| match engine.exec_prefix(ws, workdir) {
+            Some(Ok((prefix, folder))) => Placement::Container { prefix, folder },
+            Some(Err(why)) => Placement::NotReady(why),
+            None if host => Placement::Host,
+            None => Placement::Missing,
+        },
+    ));
+}
+
 /// The agent table for these settings: the ACP_* values, the agent types
-/// from the built-ins and `BERTH_ACP_AGENT_*` of the environment.
+/// of [`agent_types`].
 pub fn open(
     cfg: &NodeApiConfig,
     sessions: Arc<Sessions>,
@@ -38,9 +77,11 @@ pub fn open(
         serialize_timeout: cfg.acp_notif_serialize_timeout,
         replay_cap: cfg.acp_replay_buffer,
         viewer_queue: cfg.acp_viewer_queue.max(1),
+        host_cwd: cfg.default_workdir.clone().into(),
+        idle_timeout: cfg.acp_idle_session_timeout,
         ..AgentSettings::default()
     };
-    let types = AgentTypes::from_env(std::env::vars()).map_err(|e| e.to_string())?;
+    let types = agent_types(&berth_os::dirs::state_dir())?;
     let store = tabs.store().clone();
     Agents::open(settings, types, store, sessions, tabs)
         .map(Arc::new)
@@ -72,7 +113,9 @@ pub fn refusal(e: AgentError) -> Refusal {
         AgentError::UnknownType { .. } | AgentError::Invalid(_) => {
             (StatusCode::BAD_REQUEST, "bad_request")
         }
-        AgentError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+        AgentError::NotFound(_) | AgentError::NoWorkspace(_) => {
+            (StatusCode::NOT_FOUND, "not_found")
+        }
         AgentError::NotRunning(_) | AgentError::Busy(_) => (StatusCode::CONFLICT, "conflict"),
         AgentError::Spawn(_) | AgentError::Handshake(_) | AgentError::Rpc(_) => {
             (StatusCode::BAD_GATEWAY, "agent_failed")
@@ -132,8 +175,9 @@ async fn manage(st: &NodeState, headers: &HeaderMap) -> Result<(), Refusal> {
 pub struct CreateBody {
     /// The agent type (`claude-code`, ... or a configured one).
     pub agent_type: String,
-    /// Working directory (absolute, existing); default: the node's
-    /// default working directory.
+    /// Working directory (absolute; on the host existing, in a container
+    /// within the workspace folder); default: the workspace folder in a
+    /// container, the node's default working directory on the host.
     pub cwd: Option<String>,
     /// ACP `McpServer` objects.
     #[serde(default)]
@@ -168,12 +212,10 @@ async fn create(
             .create(NewSession {
                 id: b.session_id,
                 workspace,
-                cwd: b
-                    .cwd
-                    .unwrap_or_else(|| st.cfg.default_workdir.clone())
-                    .into(),
+                cwd: b.cwd.map(Into::into),
                 mcp_servers: b.mcp_servers.unwrap_or(Value::Null),
                 idempotency_key: b.idempotency_key,
+                ephemeral: false,
             })
             .map_err(refusal)?;
         if s.view().pid.is_none() {

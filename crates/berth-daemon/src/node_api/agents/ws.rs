@@ -48,12 +48,10 @@ pub async fn route(
         Err(r) => return r.into_response(),
     };
     let s = match st.agents.create(NewSession {
+        ephemeral: q.session_id.is_none(),
         id: q.session_id,
         workspace: p.workspace.clone(),
-        cwd: q
-            .worktree
-            .unwrap_or_else(|| st.cfg.default_workdir.clone())
-            .into(),
+        cwd: q.worktree.map(Into::into),
         mcp_servers: Value::Null,
         idempotency_key: q.idempotency_key,
     }) {
