@@ -3,21 +3,19 @@
 //! `/workspaces/{id}/agent-sessions` endpoints, driving
 //! `berth-acp-test-agent` (built on the official Rust ACP SDK) and, in
 //! the ignored interop test, an agent on the official TypeScript SDK.
-//! The JWKS server, keys and HTTPS helpers follow `node_api.rs`'s.
+//! Keys and the JWKS server are `common::jwt`'s.
 
 mod common;
 
-use base64::Engine;
+use common::jwt::*;
 use common::*;
 use futures_util::{SinkExt, StreamExt};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
-use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 
 const ISSUER: &str = "https://cp.test";
@@ -40,77 +38,22 @@ fn test_agent() -> PathBuf {
     bin
 }
 
-struct Key {
-    kid: String,
-    enc: EncodingKey,
-    jwk: Value,
-}
-
 fn key(dir: &Path) -> Key {
-    let pem = dir.join("ed.pem");
-    let run = |args: &[&str]| {
-        let o = Command::new("openssl").args(args).output().unwrap();
-        assert!(o.status.success(), "openssl {args:?}");
-        o.stdout
-    };
-    run(&[
-        "genpkey",
-        "-algorithm",
-        "ed25519",
-        "-out",
-        pem.to_str().unwrap(),
-    ]);
-    let der = run(&[
-        "pkey",
-        "-in",
-        pem.to_str().unwrap(),
-        "-pubout",
-        "-outform",
-        "DER",
-    ]);
-    let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&der[der.len() - 32..]);
-    Key {
-        kid: "ed-1".into(),
-        enc: EncodingKey::from_ed_pem(&std::fs::read(&pem).unwrap()).unwrap(),
-        jwk: json!({"kty": "OKP", "crv": "Ed25519", "x": x, "kid": "ed-1", "alg": "EdDSA", "use": "sig"}),
-    }
+    ed25519(dir, "ed-1")
 }
 
 fn token(k: &Key, aud: &str) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let c = json!({"iss": ISSUER, "aud": aud, "sub": "user-1", "workspace": WS, "node": "node-1",
-                   "iat": now, "exp": now + 3600});
-    let mut h = Header::new(Algorithm::EdDSA);
-    h.kid = Some(k.kid.clone());
-    jsonwebtoken::encode(&h, &c, &k.enc).unwrap()
+    let now = now();
+    sign(
+        k,
+        &json!({"iss": ISSUER, "aud": aud, "sub": "user-1", "workspace": WS, "node": "node-1",
+                "iat": now, "exp": now + 3600}),
+    )
 }
 
+/// A JWKS serving `k`; its port.
 fn jwks(k: &Key) -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    let body = json!({"keys": [k.jwk]}).to_string();
-    std::thread::spawn(move || {
-        for c in l.incoming() {
-            let Ok(mut c) = c else { continue };
-            let mut buf = [0u8; 4096];
-            let mut got = Vec::new();
-            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
-                match c.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => got.extend_from_slice(&buf[..n]),
-                }
-            }
-            let _ = write!(
-                c,
-                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    port
+    JwksServer::start(&[k]).port
 }
 
 /// A daemon with the node API and agent types `test` (the test agent)

@@ -10,12 +10,12 @@ use common::*;
 use futures_util::{SinkExt, StreamExt};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::{self, Message};
 
@@ -25,58 +25,6 @@ const WS: &str = "ws-1";
 fn claims(aud: &str) -> Value {
     json!({"iss": ISSUER, "aud": aud, "sub": "user-1", "workspace": WS, "node": "node-1",
            "iat": now(), "exp": now() + 600})
-}
-
-/// A JWKS served over plain HTTP on loopback, counting fetches.
-struct JwksServer {
-    port: u16,
-    body: Arc<Mutex<String>>,
-    hits: Arc<AtomicUsize>,
-}
-
-impl JwksServer {
-    fn start(keys: &[&Key]) -> Self {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = l.local_addr().unwrap().port();
-        let body = Arc::new(Mutex::new(String::new()));
-        let hits = Arc::new(AtomicUsize::new(0));
-        let s = JwksServer {
-            port,
-            body: body.clone(),
-            hits: hits.clone(),
-        };
-        s.set(keys);
-        std::thread::spawn(move || {
-            for c in l.incoming() {
-                let Ok(mut c) = c else { continue };
-                let mut buf = [0u8; 4096];
-                let mut got = Vec::new();
-                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match c.read(&mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => got.extend_from_slice(&buf[..n]),
-                    }
-                }
-                hits.fetch_add(1, Ordering::SeqCst);
-                let b = body.lock().unwrap().clone();
-                let _ = write!(
-                    c,
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{b}",
-                    b.len()
-                );
-            }
-        });
-        s
-    }
-
-    fn set(&self, keys: &[&Key]) {
-        let set = json!({"keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()});
-        *self.body.lock().unwrap() = set.to_string();
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/.well-known/jwks.json", self.port)
-    }
 }
 
 fn free_port() -> u16 {

@@ -6,8 +6,12 @@
 use base64::Engine;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::net::TcpListener;
 use std::path::Path;
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Base64url without padding, as JWKs spell key material.
@@ -81,4 +85,59 @@ pub(crate) fn sign(k: &Key, claims: &Value) -> String {
     let mut h = Header::new(k.alg);
     h.kid = Some(k.kid.clone());
     jsonwebtoken::encode(&h, claims, &k.enc).unwrap()
+}
+
+/// A JWKS served over plain HTTP on loopback, counting fetches.
+pub(crate) struct JwksServer {
+    pub port: u16,
+    body: Arc<Mutex<String>>,
+    pub hits: Arc<AtomicUsize>,
+}
+
+impl JwksServer {
+    /// Serves `keys` on a fresh loopback port until the test ends.
+    pub(crate) fn start(keys: &[&Key]) -> Self {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let body = Arc::new(Mutex::new(String::new()));
+        let hits = Arc::new(AtomicUsize::new(0));
+        let s = JwksServer {
+            port,
+            body: body.clone(),
+            hits: hits.clone(),
+        };
+        s.set(keys);
+        std::thread::spawn(move || {
+            for c in l.incoming() {
+                let Ok(mut c) = c else { continue };
+                let mut buf = [0u8; 4096];
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match c.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                hits.fetch_add(1, Ordering::SeqCst);
+                let b = body.lock().unwrap().clone();
+                let _ = write!(
+                    c,
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{b}",
+                    b.len()
+                );
+            }
+        });
+        s
+    }
+
+    /// Replaces the served keys (a key rotation).
+    pub(crate) fn set(&self, keys: &[&Key]) {
+        let set = json!({"keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()});
+        *self.body.lock().unwrap() = set.to_string();
+    }
+
+    /// The JWKS URL to give the daemon (`JWKS_ENDPOINT`).
+    pub(crate) fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/.well-known/jwks.json", self.port)
+    }
 }
