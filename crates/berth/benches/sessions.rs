@@ -11,7 +11,10 @@
 //!
 //! `cargo bench -p berth --bench sessions` (BENCH_MIB overrides the 256;
 //! BENCH_PEERS=tmux,reference / none, BENCH_PARTS=a and
-//! BENCH_WORKLOADS=text / redraws run a part of it).
+//! BENCH_WORKLOADS=text / redraws run a part of it; BENCH_BERTH_BEFORE=PATH
+//! also measures another berth binary, an earlier build, in the same run,
+//! so a change is measured against what it replaces under the same load;
+//! BENCH_BERTH=PATH measures that binary instead of the one cargo built).
 
 mod common;
 
@@ -356,8 +359,9 @@ fn reattach(d: &Daemon, cmd: &str, screen: bool) -> Option<f64> {
     Some(median(v))
 }
 
-/// (d) RSS growth per idle PTY session, over 200.
-fn rss_per_session(d: &Daemon) -> f64 {
+/// (d) RSS growth per idle PTY session, over 200; and the daemon's RSS
+/// before them (KiB).
+fn rss_per_session(d: &Daemon) -> (f64, u64) {
     let before = rss_kib(d.child.id());
     let mut c = Client::connect(&d.socket).unwrap();
     let mut ids = Vec::new();
@@ -380,7 +384,7 @@ fn rss_per_session(d: &Daemon) -> f64 {
     for id in ids {
         let _ = c.terminate_pty(&id, 10);
     }
-    (after.saturating_sub(before)) as f64 / 200.0
+    ((after.saturating_sub(before)) as f64 / 200.0, before)
 }
 
 /// (a) one workload through every peer, printed side by side with the
@@ -392,6 +396,7 @@ fn throughput(
     cmd: &str,
     mib: usize,
     berth: &Daemon,
+    before: Option<&Daemon>,
     reference: Option<&Daemon>,
 ) {
     let bytes = (mib as u64) << 20;
@@ -414,6 +419,17 @@ fn throughput(
         bt / direct,
         b_per_gib
     );
+    if let Some(b) = before {
+        let (t, cpu, n) = daemon_throughput(b, cmd);
+        println!(
+            "    {:<26} {:>9.0}  {:.2}   daemon CPU {:.2} s/GiB (after {:.2}x)",
+            "berth before (BENCH_BERTH_BEFORE)",
+            t / 1e6,
+            t / direct,
+            cpu / gib(n),
+            b_per_gib / (cpu / gib(n))
+        );
+    }
     if !wanted("tmux") {
         println!("    tmux: left out (BENCH_PEERS)");
     } else {
@@ -465,13 +481,27 @@ fn main() {
         .unwrap_or(256);
     let tmp = tempfile::tempdir().unwrap();
     let cmd = workload(tmp.path(), mib);
+    // BENCH_BERTH: a copy of the binary, so a rebuild can go on meanwhile.
+    let program = std::env::var_os("BENCH_BERTH").map_or_else(
+        || env!("CARGO_BIN_EXE_berth").into(),
+        std::path::PathBuf::from,
+    );
     let berth = start(
         "berth",
-        Path::new(env!("CARGO_BIN_EXE_berth")),
+        &program,
         &["daemon"],
         "run/berth/daemon.sock",
         None,
     );
+    let before = std::env::var_os("BENCH_BERTH_BEFORE").map(|p| {
+        start(
+            "berth before",
+            Path::new(&p),
+            &["daemon"],
+            "run/berth/daemon.sock",
+            None,
+        )
+    });
     let reference = peer().filter(|_| wanted("reference")).map(|p| {
         start(
             "running-process-daemon",
@@ -488,7 +518,15 @@ fn main() {
         ("redraws", "full-screen redraws", &redraw),
     ] {
         if part("BENCH_PARTS", "a") && part("BENCH_WORKLOADS", key) {
-            throughput(tmp.path(), what, cmd, mib, &berth, reference.as_ref());
+            throughput(
+                tmp.path(),
+                what,
+                cmd,
+                mib,
+                &berth,
+                before.as_ref(),
+                reference.as_ref(),
+            );
         }
     }
     if !part("BENCH_PARTS", "b") {
@@ -513,6 +551,10 @@ fn main() {
     let raw = reattach(&berth, fill, false).unwrap();
     let screen = reattach(&berth, fill, true).unwrap();
     print!("    berth raw {raw:.2}   berth screen restore {screen:.2}");
+    if let Some(b) = &before {
+        let screen = reattach(b, fill, true).unwrap();
+        print!("   berth before: screen restore {screen:.2}");
+    }
     if let Some(r) = &reference {
         match reattach(r, fill, false) {
             Some(rr) => print!("   {} raw {rr:.2}   ratio raw {:.2}x", r.name, raw / rr),
@@ -521,12 +563,20 @@ fn main() {
     }
     println!();
 
-    println!("(d) RSS per idle PTY session over 200 (KiB)");
-    let b_rss = rss_per_session(&berth);
-    print!("    berth {b_rss:.1}");
+    println!("(d) RSS per idle PTY session over 200 (KiB; the daemon's RSS before them)");
+    let (b_rss, b_base) = rss_per_session(&berth);
+    print!("    berth {b_rss:.1} ({b_base})");
+    if let Some(b) = &before {
+        let (rss, base) = rss_per_session(b);
+        print!("   berth before {rss:.1} ({base})");
+    }
     if let Some(r) = &reference {
-        let r_rss = rss_per_session(r);
-        print!("   {} {r_rss:.1}   ratio {:.2}x", r.name, b_rss / r_rss);
+        let (r_rss, r_base) = rss_per_session(r);
+        print!(
+            "   {} {r_rss:.1} ({r_base})   ratio {:.2}x",
+            r.name,
+            b_rss / r_rss
+        );
     }
     println!();
 }

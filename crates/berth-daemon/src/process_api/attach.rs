@@ -16,8 +16,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 /// Largest output chunk per frame.
 const CHUNK: usize = 256 * 1024;
 
+/// The stream frames other than output (output is framed in place:
+/// [`frame_output_in_place`]).
 enum Out {
-    Bytes(Vec<u8>),
     Missed(u64),
     Exit(i32),
     Eof,
@@ -28,14 +29,6 @@ enum Out {
 /// One stream frame for `kind`'s client, framed like every process-API
 /// message (`berth_wire::frame`).
 fn encode(kind: Kind, o: Out) -> Vec<u8> {
-    let mut wire = Vec::new();
-    encode_into(kind, o, &mut wire);
-    wire
-}
-
-/// Appends the frame of `o` to `wire` (see [`encode`]); an output frame's
-/// bytes are handed back in `o`'s place so the relay reuses its buffer.
-fn encode_into(kind: Kind, o: Out, wire: &mut Vec<u8>) -> Option<Vec<u8>> {
     fn put<M: Message>(m: &M, wire: &mut Vec<u8>) -> Result<(), frame::FrameError> {
         let len = m.encoded_len();
         if len > frame::MAX_FRAME_LEN {
@@ -49,11 +42,11 @@ fn encode_into(kind: Kind, o: Out, wire: &mut Vec<u8>) -> Option<Vec<u8>> {
         m.encode(wire).expect("reserved room for the message");
         Ok(())
     }
-    let (framed, back) = match kind {
+    let mut wire = Vec::new();
+    let framed = match kind {
         Kind::Pty => {
             let f = PtyStreamFrame {
                 frame: Some(match o {
-                    Out::Bytes(b) => pty_stream_frame::Frame::Output(b),
                     Out::Missed(n) => pty_stream_frame::Frame::MissedBytes(n),
                     Out::Exit(c) => pty_stream_frame::Frame::ExitCode(c),
                     Out::Eof => pty_stream_frame::Frame::Error("end of output".into()),
@@ -61,17 +54,11 @@ fn encode_into(kind: Kind, o: Out, wire: &mut Vec<u8>) -> Option<Vec<u8>> {
                     Out::Stolen(by) => pty_stream_frame::Frame::StolenBy(by),
                 }),
             };
-            let r = put(&f, wire);
-            let back = match f.frame {
-                Some(pty_stream_frame::Frame::Output(b)) => Some(b),
-                _ => None,
-            };
-            (r, back)
+            put(&f, &mut wire)
         }
         Kind::Pipe => {
             let f = PipeStreamFrame {
                 frame: Some(match o {
-                    Out::Bytes(b) => pipe_stream_frame::Frame::Bytes(b),
                     Out::Missed(n) => pipe_stream_frame::Frame::MissedBytes(n),
                     Out::Exit(c) => pipe_stream_frame::Frame::ExitCode(c),
                     Out::Eof => pipe_stream_frame::Frame::Eof(true),
@@ -79,25 +66,57 @@ fn encode_into(kind: Kind, o: Out, wire: &mut Vec<u8>) -> Option<Vec<u8>> {
                     Out::Stolen(by) => pipe_stream_frame::Frame::StolenBy(by),
                 }),
             };
-            let r = put(&f, wire);
-            let back = match f.frame {
-                Some(pipe_stream_frame::Frame::Bytes(b)) => Some(b),
-                _ => None,
-            };
-            (r, back)
+            put(&f, &mut wire)
         }
     };
-    // Output comes in CHUNK-sized pieces and the other frames are short,
-    // so nothing here reaches the frame limit (checked below at compile
-    // time); were one to, the client is told instead of sent a frame it
-    // would refuse.
-    if let Err(e) = framed {
-        encode_into(kind, Out::Error(format!("output frame: {e}")), wire);
+    // These frames carry a number or a message, far below the frame
+    // limit; were one to reach it, the client is told instead of sent a
+    // frame it would refuse.
+    match framed {
+        Ok(()) => wire,
+        Err(e) => encode(kind, Out::Error(format!("stream frame: {e}"))),
     }
-    back
 }
 
-const _: () = assert!(CHUNK + 64 < frame::MAX_FRAME_LEN);
+/// Room the relay leaves in front of the output it copies out of the ring:
+/// the frame's length (`frame::HEADER_LEN`), the tag of field 1 and the
+/// bytes' length as a varint (at most 10 bytes).
+const OUTPUT_ROOM: usize = frame::HEADER_LEN + 1 + 10;
+
+/// Output comes in CHUNK-sized pieces, so an output frame never reaches the
+/// frame limit.
+const _: () = assert!(CHUNK + OUTPUT_ROOM < frame::MAX_FRAME_LEN);
+
+/// Turns `wire`, [`OUTPUT_ROOM`] bytes of room followed by output, into one
+/// output frame in place and returns the offset it starts at: the frame is
+/// `wire[start..]`. Both `PtyStreamFrame.output` and `PipeStreamFrame.bytes`
+/// are field 1 of a oneof (seed 003, daemon.proto), so the body is the tag
+/// `0x0a`, the length as a varint, then the bytes, exactly what prost
+/// encodes (a test checks it). Framing in place saves a copy of every
+/// byte relayed (the output would otherwise be copied into the message).
+fn frame_output_in_place(wire: &mut [u8]) -> usize {
+    let n = wire.len() - OUTPUT_ROOM;
+    let mut varint = [0u8; 10];
+    let mut v = n as u64;
+    let mut vlen = 0;
+    loop {
+        let low = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            varint[vlen] = low;
+            vlen += 1;
+            break;
+        }
+        varint[vlen] = low | 0x80;
+        vlen += 1;
+    }
+    let body = 1 + vlen + n;
+    let start = OUTPUT_ROOM - (frame::HEADER_LEN + 1 + vlen);
+    wire[start..start + frame::HEADER_LEN].copy_from_slice(&(body as u32).to_be_bytes());
+    wire[start + frame::HEADER_LEN] = 0x0a;
+    wire[start + frame::HEADER_LEN + 1..OUTPUT_ROOM].copy_from_slice(&varint[..vlen]);
+    start
+}
 
 /// Runs the stream until it ends. `dec` holds bytes the client sent after
 /// its ATTACH request (already buffered by the connection).
@@ -109,30 +128,30 @@ pub(super) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
 ) {
     let (mut rd, mut wr) = tokio::io::split(stream);
     let mut buf = vec![0u8; 16 * 1024];
-    // The output and its frames, reused for every chunk: relaying a chunk
-    // costs one copy out of the ring and one into the frame, no allocation.
-    let mut data: Vec<u8> = Vec::new();
+    // One buffer reused for every chunk: the output is copied out of the
+    // ring behind room for its frame header, framed in place and written
+    // once (one copy, no allocation).
     let mut wire: Vec<u8> = Vec::new();
     // Input frames that arrived together with the ATTACH request.
     if !apply_input(&mut dec, &att, kind, &mut wr).await {
         return;
     }
     loop {
+        wire.clear();
+        wire.resize(OUTPUT_ROOM, 0);
         tokio::select! {
-            next = att.next_into(CHUNK, &mut data) => {
+            next = att.next_append(CHUNK, &mut wire) => {
                 let ok = match next {
                     Next::Data { missed, .. } => {
-                        wire.clear();
-                        if missed > 0 {
-                            encode_into(kind, Out::Missed(missed), &mut wire);
+                        // A gap (rare: a reader that fell behind the ring)
+                        // is told before the output that follows it.
+                        let mut ok = missed == 0
+                            || wr.write_all(&encode(kind, Out::Missed(missed))).await.is_ok();
+                        if ok && wire.len() > OUTPUT_ROOM {
+                            let start = frame_output_in_place(&mut wire);
+                            ok = wr.write_all(&wire[start..]).await.is_ok();
                         }
-                        if !data.is_empty() {
-                            let bytes = std::mem::take(&mut data);
-                            if let Some(back) = encode_into(kind, Out::Bytes(bytes), &mut wire) {
-                                data = back;
-                            }
-                        }
-                        wr.write_all(&wire).await.is_ok()
+                        ok
                     }
                     Next::Eof => {
                         let session = att.session().clone();
@@ -231,6 +250,34 @@ async fn apply_input<W: AsyncWrite + Unpin>(
             // The seed's contract: an error frame ends the stream.
             let _ = wr.write_all(&encode(kind, Out::Error(msg))).await;
             return false;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The in-place frame is byte for byte what prost encodes, for both
+    /// stream kinds and for lengths whose varint takes 1, 2 and 3 bytes.
+    #[test]
+    fn output_framed_in_place_is_what_prost_encodes() {
+        for n in [1usize, 127, 128, 16_383, 16_384, CHUNK] {
+            let data: Vec<u8> = (0..n).map(|i| (i % 251) as u8).collect();
+            let mut wire = vec![0u8; OUTPUT_ROOM];
+            wire.extend_from_slice(&data);
+            let start = frame_output_in_place(&mut wire);
+            let pty = PtyStreamFrame {
+                frame: Some(pty_stream_frame::Frame::Output(data.clone())),
+            };
+            let pipe = PipeStreamFrame {
+                frame: Some(pipe_stream_frame::Frame::Bytes(data.clone())),
+            };
+            for body in [pty.encode_to_vec(), pipe.encode_to_vec()] {
+                let mut expected = (body.len() as u32).to_be_bytes().to_vec();
+                expected.extend_from_slice(&body);
+                assert!(wire[start..] == expected[..], "{n} bytes");
+            }
         }
     }
 }

@@ -107,12 +107,20 @@ impl Attachment {
     /// to `max`) comes at once, so output that piled up while the client
     /// was busy goes out as one chunk.
     pub async fn next_into(&mut self, max: usize, buf: &mut Vec<u8>) -> Next {
+        buf.clear();
+        self.next_append(max, buf).await
+    }
+
+    /// Like [`next_into`](Self::next_into), but the output is appended to
+    /// what `buf` already holds: the process API leaves room for a frame
+    /// header in front and frames the output where it landed, so each
+    /// byte relayed is copied once on its way from the ring to the socket.
+    pub async fn next_append(&mut self, max: usize, buf: &mut Vec<u8>) -> Next {
         let out = self
             .session
             .stream(self.stream)
             .expect("attached stream exists")
             .clone();
-        buf.clear();
         loop {
             let (missed, offset, len) = out.log().read_into(self.cursor, max, buf);
             if len > 0 || missed > 0 {
