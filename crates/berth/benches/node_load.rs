@@ -450,10 +450,11 @@ fn main() {
                 while done.load(Ordering::SeqCst) < plan.clients
                     && go.elapsed() < flood + Duration::from_secs(120)
                 {
-                    let u = usage();
-                    let mut p = peak.lock().unwrap();
-                    *p = (p.0.max(u.0), p.1.max(u.1));
-                    drop(p);
+                    {
+                        let u = usage();
+                        let mut p = peak.lock().unwrap();
+                        *p = (p.0.max(u.0), p.1.max(u.1));
+                    }
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
                 let cpu = (common::cpu_secs(pid) - cpu0) / go.elapsed().as_secs_f64();

@@ -242,6 +242,7 @@ fn grid_shows(g: &Grid, text: &str) -> bool {
 }
 
 /// One mobile, from connect to close.
+#[allow(clippy::too_many_arguments)]
 async fn mobile(
     port: u16,
     plan: Plan,
@@ -523,6 +524,7 @@ fn main() {
     let ready = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(AtomicUsize::new(0));
     let peak = Arc::new(Mutex::new((0u64, 0usize)));
+    let mut connected = (0u64, 0usize);
     let reports: Vec<Report> = rt.block_on(async {
         let local = tokio::task::LocalSet::new();
         local
@@ -565,7 +567,7 @@ fn main() {
                     t_connect.elapsed().as_secs_f64()
                 );
                 tokio::time::sleep(Duration::from_secs(1)).await;
-                let connected = relay_usage(relay_pid);
+                connected = relay_usage(relay_pid);
                 *peak.lock().unwrap() = connected;
 
                 // Phase 1: idle pings.
@@ -590,10 +592,11 @@ fn main() {
                 while done.load(Ordering::SeqCst) < plan.mobiles
                     && go.elapsed() < flood + Duration::from_secs(120)
                 {
-                    let u = relay_usage(relay_pid);
-                    let mut p = peak.lock().unwrap();
-                    *p = (p.0.max(u.0), p.1.max(u.1));
-                    drop(p);
+                    {
+                        let u = relay_usage(relay_pid);
+                        let mut p = peak.lock().unwrap();
+                        *p = (p.0.max(u.0), p.1.max(u.1));
+                    }
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
                 println!(
@@ -608,7 +611,6 @@ fn main() {
                 for h in handles {
                     out.push(h.await.unwrap());
                 }
-                let _ = connected;
                 out
             })
             .await
@@ -697,12 +699,14 @@ fn main() {
         spreads.last().copied().unwrap_or(f64::NAN),
     );
     println!(
-        "relay: RSS {} KiB / {} fds with the agent only; {} KiB / {} fds peak with {} mobiles ({:.1} KiB per mobile); {} KiB / {} fds after they left",
+        "relay: RSS {} KiB / {} fds with the agent only; {} KiB / {} fds with {} idle mobiles; {} KiB / {} fds peak under load ({:.1} KiB per mobile); {} KiB / {} fds after they left",
         base.0,
         base.1,
+        connected.0,
+        connected.1,
+        plan.mobiles,
         connected_peak.0,
         connected_peak.1,
-        plan.mobiles,
         connected_peak.0.saturating_sub(base.0) as f64 / plan.mobiles as f64,
         after.0,
         after.1,

@@ -266,7 +266,6 @@ pub async fn guard(State(l): State<Limits>, req: Request, next: Next) -> Respons
 /// The JSON code of an error status.
 fn code_of(status: StatusCode) -> &'static str {
     match status.as_u16() {
-        400 => "bad_request",
         401 => "unauthorized",
         403 => "forbidden",
         404 => "not_found",
