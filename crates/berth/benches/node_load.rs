@@ -535,4 +535,10 @@ fn main() {
         "a client never got its end marker"
     );
     assert_eq!(complete, plan.clients, "a client missed lines");
+    assert!(
+        after.1 <= base.1 + 2,
+        "the daemon kept descriptors after the sessions ended: {} before, {} after",
+        base.1,
+        after.1
+    );
 }

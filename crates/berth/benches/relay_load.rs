@@ -712,5 +712,11 @@ fn main() {
         after.1,
     );
     assert_eq!(ends.len(), plan.mobiles, "a mobile never got the end");
+    assert!(
+        after.1 <= base.1 + 2,
+        "the relay kept descriptors after the mobiles left: {} before, {} after",
+        base.1,
+        after.1
+    );
     assert_eq!(complete, raw.len(), "a raw mobile missed lines");
 }
