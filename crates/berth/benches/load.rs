@@ -41,47 +41,6 @@ fn writer(len: usize) -> ! {
     }
 }
 
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-}
-
-/// Raises the soft descriptor limit to the hard one (`ulimit -n`) by
-/// re-running this program under `sh -c 'ulimit -n ...; exec ...'`, once.
-fn raise_nofile() {
-    use std::os::unix::process::CommandExt;
-    if std::env::var_os("BERTH_LOAD_RAISED").is_some() {
-        return;
-    }
-    let err = std::process::Command::new("/bin/sh")
-        .arg("-c")
-        .arg(r#"ulimit -n "$(ulimit -Hn)" && exec "$0" "$@""#)
-        .arg(std::env::current_exe().unwrap())
-        .args(std::env::args().skip(1))
-        .env("BERTH_LOAD_RAISED", "1")
-        .exec();
-    panic!("cannot re-run under a raised limit: {err}");
-}
-
-/// The soft limit on open descriptors, from /proc/self/limits.
-fn nofile() -> String {
-    std::fs::read_to_string("/proc/self/limits")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("Max open files"))
-        .and_then(|l| l.split_whitespace().nth(3).map(str::to_string))
-        .unwrap_or_default()
-}
-
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
-}
-
 #[derive(Default)]
 struct Phase {
     lat_ms: Vec<f64>,
@@ -104,9 +63,11 @@ fn main() {
         println!("load: bench");
         return;
     }
-    let clients: usize = arg("--clients").map(|n| n.parse().unwrap()).unwrap_or(1000);
-    raise_nofile();
-    let nofile = nofile();
+    let clients: usize = common::arg("--clients")
+        .map(|n| n.parse().unwrap())
+        .unwrap_or(1000);
+    common::raise_nofile("BERTH_LOAD_RAISED");
+    let nofile = common::nofile();
     println!("load: {clients} connections, {SESSIONS} flooding PTY sessions, {SERVICES} logging services; RLIMIT_NOFILE {nofile}");
     let berth = PathBuf::from(env!("CARGO_BIN_EXE_berth"));
     let d = common::start("berth", &berth, &["daemon"], "run/berth/daemon.sock", None);
@@ -224,16 +185,16 @@ fn main() {
     for (name, p) in ["idle", "load"].iter().zip(g.iter_mut()) {
         p.lat_ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
         p.per_client_ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        let p99 = pct(&p.lat_ms, 0.99);
+        let p99 = common::pct(&p.lat_ms, 0.99);
         println!(
             "{name}: {} pings answered, {} failed; p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; slowest connection {:.0} ms for {PINGS} pings (median {:.0} ms)",
             p.lat_ms.len(),
             p.failed,
-            pct(&p.lat_ms, 0.50),
+            common::pct(&p.lat_ms, 0.50),
             p99,
             p.lat_ms.last().copied().unwrap_or(f64::NAN),
             p.per_client_ms.last().copied().unwrap_or(f64::NAN),
-            pct(&p.per_client_ms, 0.5),
+            common::pct(&p.per_client_ms, 0.5),
         );
         rows.push(p99);
         if !p.slow_at_ms.is_empty() {

@@ -207,3 +207,95 @@ fn a_service_killed_in_the_spawn_window_is_adopted_by_its_marker() {
     );
     assert!(left.is_empty(), "{left:?} still run {argv:?}: {log}");
 }
+
+/// Open descriptors of `pid`.
+fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
+}
+
+/// One PTY session and one pipe session (stdin left open, as a client that
+/// never closes it leaves it) that print a line and exit.
+fn spawn_ended_pair(c: &mut berth_client::Client, i: usize) -> [String; 2] {
+    use berth_wire::daemon::{SpawnPipeSessionRequest, SpawnPtySessionRequest};
+    let script = format!("echo ended-{i}");
+    let pty = c
+        .spawn_pty(SpawnPtySessionRequest {
+            argv: vec!["sh".into(), "-c".into(), script.clone()],
+            ..Default::default()
+        })
+        .unwrap()
+        .session_id;
+    let pipe = c
+        .spawn_pipe(SpawnPipeSessionRequest {
+            argv: vec!["sh".into(), "-c".into(), script],
+            ..Default::default()
+        })
+        .unwrap()
+        .session_id;
+    [pty, pipe]
+}
+
+fn all_exited(c: &mut berth_client::Client) -> bool {
+    c.list_pty("").unwrap().iter().all(|s| s.exited)
+        && c.list_pipe("").unwrap().iter().all(|s| s.exited)
+}
+
+/// The soak finding: an ended session kept its PTY master (a pipe session
+/// its stdin pipe) until a client purged it, so a client that never purged
+/// ran the daemon out of descriptors. Ended sessions stay listed with their
+/// output, but hold no descriptors.
+#[test]
+fn ended_sessions_hold_no_descriptors_until_purged() {
+    use berth_wire::daemon::PipeStreamKind;
+    let d = Daemon::start();
+    let mut c = d.client();
+    // Warm up: whatever the first sessions open once (the screen worker,
+    // the store's statements) is not a per-session cost.
+    spawn_ended_pair(&mut c, 0);
+    assert!(wait_for(Duration::from_secs(20), || all_exited(&mut c)));
+    let pid = d.pid();
+    // Settled: the last session's readers have let go.
+    let mut before = fd_count(pid);
+    wait_for(Duration::from_secs(5), || {
+        let now = fd_count(pid);
+        let same = now == before;
+        before = now;
+        same
+    });
+
+    const N: usize = 25;
+    let ids: Vec<[String; 2]> = (1..=N).map(|i| spawn_ended_pair(&mut c, i)).collect();
+    assert!(
+        wait_for(Duration::from_secs(60), || all_exited(&mut c)),
+        "the sessions did not end"
+    );
+    // Each session had two or three descriptors while it ran; once ended,
+    // none is left (a little slack for the store and the connection).
+    let settled = wait_for(Duration::from_secs(20), || fd_count(pid) <= before + 3);
+    let after = fd_count(pid);
+    assert!(
+        settled,
+        "{N} ended PTY and {N} ended pipe sessions still hold descriptors: {before} before, {after} after"
+    );
+    // Still listed, with their exit and their output.
+    assert_eq!(c.list_pty("").unwrap().len(), N + 1);
+    assert_eq!(c.list_pipe("").unwrap().len(), N + 1);
+    let [pty, pipe] = &ids[N - 1];
+    for (id, kind) in [
+        (pty, PipeStreamKind::Stdout),
+        (pipe, PipeStreamKind::Stdout),
+    ] {
+        let b = c.backlog(id, kind).unwrap();
+        assert!(b.exited, "{id}");
+        assert!(
+            String::from_utf8_lossy(&b.backlog).contains(&format!("ended-{N}")),
+            "{id}: {:?}",
+            String::from_utf8_lossy(&b.backlog)
+        );
+    }
+    // A write to an ended session is refused, naming why.
+    let err = c.write_stdin(pipe, b"late\n", false).unwrap_err();
+    assert!(err.to_string().contains("exited"), "{err}");
+}

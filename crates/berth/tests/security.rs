@@ -552,3 +552,399 @@ fn a_guest_api_download_names_only_queued_files() {
         assert!(!reply.contains("root:"), "{path} leaked a file");
     }
 }
+
+// The node API's HTTPS port (issue 21 item 7): oversize bodies and
+// messages, unknown routes, slow-loris clients and one address holding
+// too many connections are refused with a JSON reason while everyone else
+// is served. The deadlines are shortened through their settings
+// (`NODE_API_HEADER_TIMEOUT`, `NODE_API_BODY_TIMEOUT`) so the tests do not
+// wait the default 30 s.
+
+const NODE_ISSUER: &str = "https://cp.test";
+
+/// A daemon with `--node-api` on a loopback port, a local JWKS, and a
+/// valid `workspace-terminal` token for workspace `w`.
+struct NodeApi {
+    d: Daemon,
+    port: u16,
+    token: String,
+    _keys: tempfile::TempDir,
+}
+
+impl NodeApi {
+    fn start(env: &[(&str, &str)]) -> NodeApi {
+        use base64::Engine;
+        let keys = tempfile::tempdir().unwrap();
+        let pem = keys.path().join("k.pem");
+        let openssl = |a: &[&str]| {
+            let o = Command::new("openssl").args(a).output().unwrap();
+            assert!(o.status.success(), "openssl {a:?}");
+            o.stdout
+        };
+        openssl(&[
+            "genpkey",
+            "-algorithm",
+            "ed25519",
+            "-out",
+            pem.to_str().unwrap(),
+        ]);
+        let der = openssl(&[
+            "pkey",
+            "-in",
+            pem.to_str().unwrap(),
+            "-pubout",
+            "-outform",
+            "DER",
+        ]);
+        let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&der[der.len() - 32..]);
+        let jwks =
+            serde_json::json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": x, "kid": "k"}]})
+                .to_string();
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let jwks_port = l.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for mut c in l.incoming().flatten() {
+                let mut b = [0u8; 4096];
+                let _ = c.read(&mut b);
+                let _ = write!(
+                    c,
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{jwks}",
+                    jwks.len()
+                );
+            }
+        });
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+        h.kid = Some("k".into());
+        let token = jsonwebtoken::encode(
+            &h,
+            &serde_json::json!({"iss": NODE_ISSUER, "aud": "workspace-terminal", "sub": "u",
+                                "workspace": "w", "exp": now + 600}),
+            &jsonwebtoken::EncodingKey::from_ed_pem(&std::fs::read(&pem).unwrap()).unwrap(),
+        )
+        .unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let args = ["--node-api", addr.as_str()];
+        let mut d = Daemon::unstarted(&args);
+        let jwks_url = format!("http://127.0.0.1:{jwks_port}/jwks");
+        let mut vars = vec![
+            ("CONTROL_PLANE_URL", NODE_ISSUER),
+            ("JWKS_ENDPOINT", jwks_url.as_str()),
+            ("SHELL", "/bin/sh"),
+        ];
+        vars.extend_from_slice(env);
+        d.spawn_with_env(&args, &vars);
+        assert!(
+            wait_for(Duration::from_secs(10), || TcpStream::connect((
+                "127.0.0.1",
+                port
+            ))
+            .is_ok()),
+            "the node API did not listen: {}",
+            d.log()
+        );
+        NodeApi {
+            d,
+            port,
+            token,
+            _keys: keys,
+        }
+    }
+
+    fn tls_config(&self) -> std::sync::Arc<tokio_rustls::rustls::ClientConfig> {
+        berth_daemon::tls::client_config(
+            &self.d.state_dir().join("berth/node-api/node-api-cert.pem"),
+        )
+        .unwrap()
+    }
+
+    /// A blocking TLS connection, handshake done, reads timing out after 1 s.
+    fn tls(
+        &self,
+    ) -> tokio_rustls::rustls::StreamOwned<tokio_rustls::rustls::ClientConnection, TcpStream> {
+        use tokio_rustls::rustls;
+        let tcp = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let conn = rustls::ClientConnection::new(self.tls_config(), name).unwrap();
+        let mut s = rustls::StreamOwned::new(conn, tcp);
+        while s.conn.is_handshaking() {
+            s.conn.complete_io(&mut s.sock).unwrap();
+        }
+        s
+    }
+
+    /// One request on a fresh connection: (status, JSON body or the text).
+    fn request(&self, head: &str, body: &[u8]) -> (u16, serde_json::Value) {
+        let mut s = self.tls();
+        s.sock
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        s.write_all(head.as_bytes()).unwrap();
+        s.write_all(body).unwrap();
+        s.flush().unwrap();
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        parse_response(&out)
+    }
+}
+
+/// (status, body as JSON, or as a JSON string when it is not JSON).
+fn parse_response(raw: &[u8]) -> (u16, serde_json::Value) {
+    let text = String::from_utf8_lossy(raw);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {text:?}"));
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        // One chunk: its size line, the data.
+        body.split_once("\r\n")
+            .map(|(_, d)| d)
+            .unwrap_or("")
+            .split("\r\n")
+            .next()
+            .unwrap_or("")
+    } else {
+        body
+    };
+    let v = serde_json::from_str(body).unwrap_or_else(|_| serde_json::Value::String(body.into()));
+    (status, v)
+}
+
+fn assert_refusal(got: (u16, serde_json::Value), status: u16, code: &str, mentions: &str) {
+    let (s, v) = got;
+    assert_eq!(s, status, "{v}");
+    assert_eq!(v["error"], code, "{v}");
+    let reason = v["reason"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no reason: {v}"));
+    assert!(
+        reason.contains(mentions),
+        "{reason:?} should mention {mentions:?}"
+    );
+}
+
+#[test]
+fn node_api_refusals_are_json_naming_the_problem() {
+    let n = NodeApi::start(&[("NODE_API_MAX_BODY_BYTES", "4096")]);
+    let get = |path: &str| {
+        n.request(
+            &format!("GET {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n"),
+            b"",
+        )
+    };
+    assert_refusal(get("/no/such/thing"), 404, "not_found", "/no/such/thing");
+    assert_refusal(
+        n.request(
+            "DELETE /health HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n",
+            b"",
+        ),
+        405,
+        "method_not_allowed",
+        "DELETE",
+    );
+    // A query that does not parse (the HTTP layer's own rejection).
+    assert_refusal(
+        get(&format!(
+            "/terminal/ws?workspace=w&token={}&rows=many",
+            n.token
+        )),
+        400,
+        "bad_request",
+        "rows",
+    );
+    // A body declared larger than the limit: refused before it is read.
+    let post = "POST /workspaces/w/agent-sessions HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\nconnection: close\r\n";
+    assert_refusal(
+        n.request(&format!("{post}content-length: 5000000\r\n\r\n"), b""),
+        413,
+        "payload_too_large",
+        "4096",
+    );
+    // A chunked body (no length given) that grows past it.
+    let mut chunked = Vec::new();
+    for _ in 0..10 {
+        chunked.extend_from_slice(format!("400\r\n{}\r\n", "x".repeat(0x400)).as_bytes());
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    assert_refusal(
+        n.request(
+            &format!("{post}transfer-encoding: chunked\r\n\r\n"),
+            &chunked,
+        ),
+        413,
+        "payload_too_large",
+        "4096",
+    );
+    // The node API still serves.
+    assert_eq!(get("/health").0, 200);
+}
+
+#[test]
+fn a_slow_loris_on_the_node_api_is_cut_off_and_others_are_served() {
+    let n = NodeApi::start(&[
+        ("NODE_API_HEADER_TIMEOUT", "2s"),
+        ("NODE_API_BODY_TIMEOUT", "2s"),
+    ]);
+    let health = || {
+        n.request(
+            "GET /health HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n",
+            b"",
+        )
+        .0
+    };
+    // A connection that never starts TLS is closed.
+    let mut silent = TcpStream::connect(("127.0.0.1", n.port)).unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
+    // Headers one byte a second.
+    let mut slow = n.tls();
+    slow.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+    assert_eq!(health(), 200, "served while a client drips its headers");
+    assert!(
+        drip_until_closed(&mut slow, SLOW_HEAD, 60),
+        "the node API kept a slow-loris connection open"
+    );
+    let mut buf = [0u8; 16];
+    let closed = wait_for(
+        Duration::from_secs(30),
+        || !matches!(silent.read(&mut buf), Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)),
+    );
+    assert!(closed, "a connection that never began TLS stayed open");
+    // A body one byte a second: answered 408, JSON.
+    let mut s = n.tls();
+    s.write_all(
+        b"POST /workspaces/w/agent-sessions HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n",
+    )
+    .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    for _ in 0..60 {
+        if s.write_all(b" ").and_then(|_| s.flush()).is_err() {
+            break;
+        }
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(k) => got.extend_from_slice(&buf[..k]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => break,
+        }
+    }
+    assert_refusal(
+        parse_response(&got),
+        408,
+        "request_timeout",
+        "did not arrive within",
+    );
+    assert_eq!(health(), 200);
+}
+
+#[test]
+fn one_address_holds_at_most_its_node_api_connections() {
+    let n = NodeApi::start(&[("NODE_API_MAX_CONNECTIONS_PER_ADDRESS", "3")]);
+    let health = "GET /health HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n";
+    let held: Vec<_> = (0..3).map(|_| n.tls()).collect();
+    assert_refusal(
+        n.request(health, b""),
+        429,
+        "too_many_connections",
+        "NODE_API_MAX_CONNECTIONS_PER_ADDRESS",
+    );
+    drop(held);
+    // Closed connections give their places back.
+    assert!(
+        wait_for(Duration::from_secs(20), || n.request(health, b"").0 == 200),
+        "the address never got its connections back"
+    );
+}
+
+#[test]
+fn an_oversize_terminal_message_is_refused_with_1009_and_others_keep_working() {
+    let n = NodeApi::start(&[]);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let url = format!(
+        "wss://localhost:{}/terminal/ws?workspace=w&token={}",
+        n.port, n.token
+    );
+    let tls = n.tls_config();
+    rt.block_on(async {
+        use futures_util::{SinkExt, StreamExt};
+        let open = || async {
+            let (mut ws, _) = tokio_tungstenite::connect_async_tls_with_config(
+                url.clone(),
+                None,
+                false,
+                Some(tokio_tungstenite::Connector::Rustls(tls.clone())),
+            )
+            .await
+            .unwrap();
+            // `session` first.
+            loop {
+                if let Some(Ok(Message::Text(t))) = ws.next().await {
+                    if t.contains("\"session\"") {
+                        break;
+                    }
+                }
+            }
+            ws
+        };
+        let mut big = open().await;
+        let mut other = open().await;
+        let msg = serde_json::json!({"type": "input", "data": "x".repeat(100 * 1024)}).to_string();
+        big.send(Message::Text(msg.into())).await.unwrap();
+        let close = tokio::time::timeout(Duration::from_secs(20), async {
+            while let Some(m) = big.next().await {
+                match m {
+                    Ok(Message::Close(f)) => return f,
+                    Ok(_) => continue,
+                    Err(e) => panic!("the connection ended without a close frame: {e}"),
+                }
+            }
+            None
+        })
+        .await
+        .expect("no close within 20 s")
+        .expect("a close frame with a code");
+        assert_eq!(u16::from(close.code), 1009, "{close:?}");
+        assert!(close.reason.contains("65536"), "{close:?}");
+        // The other terminal is untouched.
+        other
+            .send(Message::Text(r#"{"type":"ping"}"#.into()))
+            .await
+            .unwrap();
+        let pong = tokio::time::timeout(Duration::from_secs(20), async {
+            while let Some(Ok(m)) = other.next().await {
+                if let Message::Text(t) = m {
+                    if t.contains("pong") {
+                        return true;
+                    }
+                }
+            }
+            false
+        })
+        .await
+        .unwrap();
+        assert!(pong, "the other terminal stopped answering");
+    });
+}

@@ -82,6 +82,12 @@ pub struct NodeApiConfig {
     pub shell: String,
     /// Working directory of new terminals without `workDir` (`$HOME`).
     pub default_workdir: String,
+    /// What the HTTPS port refuses (berth extensions, issue 21):
+    /// `NODE_API_HEADER_TIMEOUT` (30s), `NODE_API_BODY_TIMEOUT` (30s),
+    /// `NODE_API_MAX_BODY_BYTES` (2097152), and
+    /// `NODE_API_MAX_CONNECTIONS_PER_ADDRESS` (512; 0 = no limit). See
+    /// [`super::limits`].
+    pub limits: super::limits::Limits,
 }
 
 /// A setting that could not be read, named.
@@ -190,6 +196,31 @@ impl NodeApiConfig {
                     })
                 }
                 n => n,
+            },
+            limits: {
+                let d = super::limits::Limits::default();
+                let l = super::limits::Limits {
+                    header_timeout: dur("NODE_API_HEADER_TIMEOUT", d.header_timeout)?,
+                    body_timeout: dur("NODE_API_BODY_TIMEOUT", d.body_timeout)?,
+                    max_body: num("NODE_API_MAX_BODY_BYTES", d.max_body)?,
+                    max_per_address: num(
+                        "NODE_API_MAX_CONNECTIONS_PER_ADDRESS",
+                        d.max_per_address,
+                    )?,
+                };
+                for (name, zero) in [
+                    ("NODE_API_HEADER_TIMEOUT", l.header_timeout.is_zero()),
+                    ("NODE_API_BODY_TIMEOUT", l.body_timeout.is_zero()),
+                ] {
+                    if zero {
+                        return Err(BadSetting {
+                            name,
+                            value: get(name).unwrap_or_default(),
+                            why: "expected a duration longer than zero".into(),
+                        });
+                    }
+                }
+                l
             },
             shell: env("SHELL").unwrap_or_else(|| "/bin/sh".into()),
             default_workdir: env("HOME").unwrap_or_else(|| "/".into()),

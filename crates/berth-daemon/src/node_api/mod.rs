@@ -11,6 +11,7 @@ pub mod cert;
 pub mod config;
 pub mod health;
 pub mod jwks;
+pub mod limits;
 pub mod log_follow;
 pub mod logs;
 pub mod refusal;
@@ -46,6 +47,8 @@ pub fn router(st: Arc<NodeState>) -> Router {
         .merge(agents::routes())
         .route("/logs/stream", get(logs_stream_route))
         .merge(web::routes())
+        .fallback(limits::no_route)
+        .method_not_allowed_fallback(limits::wrong_method)
         .with_state(st)
 }
 
@@ -192,8 +195,13 @@ impl NodeApi {
         self.listener.local_addr().ok()
     }
 
-    /// Serves until the task is dropped.
+    /// Serves until the task is dropped, under the configured
+    /// [`limits`] (body size and deadline, JSON refusals).
     pub async fn run(self) {
-        server::serve(self.listener, self.tls, self.app).await
+        let l = self.st.cfg.limits;
+        let app = self
+            .app
+            .layer(axum::middleware::from_fn_with_state(l, limits::guard));
+        server::serve(self.listener, self.tls, app, l).await
     }
 }

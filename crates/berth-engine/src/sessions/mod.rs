@@ -177,7 +177,9 @@ struct Slot {
 }
 
 struct PtyParts {
-    master: Arc<AsyncFd<OwnedFd>>,
+    /// The PTY master; taken (and closed once the output reader is done
+    /// with it) when the session ends, see [`Session::release_io`].
+    master: Mutex<Option<Arc<AsyncFd<OwnedFd>>>>,
     size: Mutex<WinSize>,
     screen: Arc<ScreenState>,
 }
@@ -321,9 +323,14 @@ impl Session {
             log.append(data);
         }
         match &self.pty {
-            Some(p) => spawn::write_all_fd(&p.master, data)
-                .await
-                .map_err(|e| SessionError::Os(OsError::new("writing to the terminal", e))),
+            Some(p) => {
+                let master = lock(&p.master).clone().ok_or_else(|| {
+                    SessionError::InvalidArgument(format!("session {} has exited", self.id))
+                })?;
+                spawn::write_all_fd(&master, data)
+                    .await
+                    .map_err(|e| SessionError::Os(OsError::new("writing to the terminal", e)))
+            }
             None => {
                 use tokio::io::AsyncWriteExt;
                 if self.stdin_closed.load(Ordering::Acquire) {
@@ -368,8 +375,8 @@ impl Session {
             )));
         }
         let size = WinSize { rows, cols };
-        if self.exit().is_none() {
-            berth_os::pty::resize(p.master.get_ref(), size)
+        if let Some(master) = lock(&p.master).clone().filter(|_| self.exit().is_none()) {
+            berth_os::pty::resize(master.get_ref(), size)
                 .map_err(|e| SessionError::Os(OsError::new("resize", e)))?;
         }
         *lock(&p.size) = size;
@@ -382,14 +389,31 @@ impl Session {
         if self.exit().is_some() {
             return Ok(());
         }
-        let pgrp = match &self.pty {
-            Some(p) => {
-                berth_os::pty::foreground_group(p.master.get_ref()).unwrap_or(self.pid as i32)
-            }
+        let master = self.pty.as_ref().and_then(|p| lock(&p.master).clone());
+        let pgrp = match master {
+            Some(m) => berth_os::pty::foreground_group(m.get_ref()).unwrap_or(self.pid as i32),
             None => self.pid as i32,
         };
         berth_os::signal::send_group(pgrp, berth_os::signal::Signal::SIGINT)
             .map_err(|e| SessionError::Os(OsError::new("interrupt", e)))
+    }
+
+    /// Lets go of the descriptors an ended session no longer needs: the
+    /// PTY master (with the screen model's answer writer, which holds it
+    /// too) and a pipe session's stdin. The output readers keep their own
+    /// ends until end of file, so output a program left behind is still
+    /// read. Called once the exit is recorded: the session stays listed,
+    /// with its output and screen, until it is purged, without holding
+    /// descriptors (before, each ended session kept its PTY master or its
+    /// stdin pipe until PURGE_EXITED_SESSIONS, so a client that never
+    /// purged made the daemon run out of descriptors; issue 21).
+    async fn release_io(&self) {
+        if let Some(p) = &self.pty {
+            lock(&p.master).take();
+            p.screen.clear_responder();
+        }
+        self.stdin_closed.store(true, Ordering::Release);
+        self.stdin.lock().await.take();
     }
 
     /// Takes the attachment of `stream`: fails with ALREADY_ATTACHED if

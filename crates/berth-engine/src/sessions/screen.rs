@@ -402,6 +402,12 @@ impl ScreenState {
         self.answers_lock().responder = Some(r);
     }
 
+    /// Drops the responder (the session ended: its PTY master is closed,
+    /// so there is no program left to answer).
+    pub fn clear_responder(&self) {
+        self.answers_lock().responder = None;
+    }
+
     /// A terminal client starts receiving live output at offset `from`: it
     /// answers queries from there on, so the model stops answering them.
     /// Returns a token for [`client_left`](Self::client_left).

@@ -286,6 +286,7 @@ impl Sessions {
             for t in lock(&s.tees).iter() {
                 t.wake();
             }
+            s.release_io().await;
         });
     }
 
@@ -357,7 +358,7 @@ impl Sessions {
             stderr: None,
             input_log: Mutex::new(None),
             pty: Some(PtyParts {
-                master: master.clone(),
+                master: Mutex::new(Some(master.clone())),
                 size: Mutex::new(size),
                 screen: screen.clone(),
             }),

@@ -138,3 +138,56 @@ pub(crate) fn peer() -> Option<PathBuf> {
         .map(|d| d.join("running-process-daemon"))
         .find(|p| p.is_file())
 }
+
+/// Raises the soft descriptor limit to the hard one (`ulimit -n`) by
+/// re-running this program once under `sh -c 'ulimit -n "$(ulimit -Hn)";
+/// exec ...'` (the shell's `ulimit`, so no extra crate feature); the
+/// processes the bench starts inherit it. `marker` is the environment
+/// variable that says the re-run happened.
+pub(crate) fn raise_nofile(marker: &str) {
+    use std::os::unix::process::CommandExt;
+    if std::env::var_os(marker).is_some() {
+        return;
+    }
+    let err = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(r#"ulimit -n "$(ulimit -Hn)" && exec "$0" "$@""#)
+        .arg(std::env::current_exe().unwrap())
+        .args(std::env::args().skip(1))
+        .env(marker, "1")
+        .exec();
+    panic!("cannot re-run under a raised limit: {err}");
+}
+
+/// The soft limit on open descriptors, from /proc/self/limits.
+pub(crate) fn nofile() -> String {
+    std::fs::read_to_string("/proc/self/limits")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3).map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// Open descriptors of `pid` (entries of /proc/PID/fd).
+pub(crate) fn fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// The `p` quantile (0..=1) of sorted values (nearest rank).
+pub(crate) fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
+}
+
+/// The value of `--name VALUE` on the command line.
+pub(crate) fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}

@@ -1,6 +1,6 @@
 //! One terminal WebSocket: client messages onto the session engine, and
 //! one output pump per viewed session. Hardening as seed 004's agent:
-//! 64 KiB messages (set at the upgrade), a ping every 30 s, 90 s without
+//! 64 KiB messages (else close 1009), a ping every 30 s, 90 s without
 //! any frame closes, 30 messages/s with a burst of 60 (else close 1008).
 
 use super::protocol::{self, Bucket, ClientMsg};
@@ -18,8 +18,14 @@ use tokio::task::JoinHandle;
 pub const PING_EVERY: Duration = Duration::from_secs(30);
 /// A connection silent this long is closed.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(90);
-/// Largest client message.
+/// Largest client message: a larger one closes the connection with 1009
+/// ("message too big") and a reason naming both sizes.
 pub const MAX_MESSAGE: usize = 64 * 1024;
+/// Largest message the WebSocket layer reads at all (set at the upgrade).
+/// Messages between [`MAX_MESSAGE`] and this are read whole and refused
+/// by the connection, which can then close it cleanly; larger ones are
+/// cut off by the layer mid-frame (still with a 1009 close, best effort).
+pub const MAX_WIRE_MESSAGE: usize = 1 << 20;
 /// Output read per message.
 const CHUNK: usize = 32 * 1024;
 
@@ -93,9 +99,32 @@ pub async fn run(socket: WebSocket, conn: Conn, first: Option<(Term, Start)>) {
                 close(&tx, 1001, "read timeout").await;
                 break;
             }
-            Ok(None) | Ok(Some(Err(_))) => break,
+            Ok(Some(Err(e))) => {
+                // Over MAX_WIRE_MESSAGE the WebSocket layer refuses the
+                // message itself; still say why (1009) before closing.
+                if let Some(why) = too_big(e) {
+                    close(&tx, 1009, &why).await;
+                }
+                break;
+            }
+            Ok(None) => break,
             Ok(Some(Ok(m))) => m,
         };
+        let len = match &msg {
+            Message::Text(t) => t.len(),
+            Message::Binary(b) => b.len(),
+            _ => 0,
+        };
+        if len > MAX_MESSAGE {
+            close(
+                &tx,
+                1009,
+                &format!("message too big: {len} bytes, the limit is {MAX_MESSAGE}"),
+            )
+            .await;
+            drain(&mut stream).await;
+            break;
+        }
         let text = match msg {
             Message::Text(t) => t.to_string(),
             Message::Binary(b) => {
@@ -139,6 +168,20 @@ pub async fn run(socket: WebSocket, conn: Conn, first: Option<(Term, Start)>) {
     }
     drop(tx);
     let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+}
+
+/// The close reason for a read error that is a message or frame over
+/// [`MAX_MESSAGE`] (WebSocket close code 1009, "message too big"); `None`
+/// for any other error.
+pub fn too_big(e: axum::Error) -> Option<String> {
+    use tokio_tungstenite::tungstenite::error::{CapacityError, Error};
+    match *e.into_inner().downcast::<Error>().ok()? {
+        Error::Capacity(CapacityError::MessageTooLong { size, max_size }) => Some(format!(
+            "message too big: {size} bytes, the limit is {max_size}"
+        )),
+        Error::Capacity(c) => Some(format!("message too big: {c}")),
+        _ => None,
+    }
 }
 
 /// After our close frame: reads (and drops) what the client still sends

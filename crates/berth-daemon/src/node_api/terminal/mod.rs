@@ -170,8 +170,8 @@ pub async fn single(
         replay_limit: st.cfg.pty_output_buffer as u64,
     };
     let r = ws
-        .max_message_size(conn::MAX_MESSAGE)
-        .max_frame_size(conn::MAX_MESSAGE)
+        .max_message_size(conn::MAX_WIRE_MESSAGE)
+        .max_frame_size(conn::MAX_WIRE_MESSAGE)
         .on_upgrade(move |sock| conn::run(sock, c, Some(first)));
     with_cookie(r, p.set_cookie)
 }
@@ -199,8 +199,8 @@ pub async fn multi(
         replay_limit: st.cfg.pty_output_buffer as u64,
     };
     let r = ws
-        .max_message_size(conn::MAX_MESSAGE)
-        .max_frame_size(conn::MAX_MESSAGE)
+        .max_message_size(conn::MAX_WIRE_MESSAGE)
+        .max_frame_size(conn::MAX_WIRE_MESSAGE)
         .on_upgrade(move |sock| conn::run(sock, c, None));
     with_cookie(r, p.set_cookie)
 }
