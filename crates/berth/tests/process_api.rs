@@ -570,6 +570,16 @@ fn peers_with_a_foreign_uid_are_refused() {
         return;
     }
     let d = Daemon::start();
+    // The listeners that bind after the process API tighten run/berth back
+    // to 0700 when they do: wait for them before opening it.
+    let later = [
+        d.project_socket.clone(),
+        d.runtime_dir().join("berth/guest.sock"),
+    ];
+    assert!(
+        wait_for(Duration::from_secs(30), || later.iter().all(|s| s.exists())),
+        "not every socket came up: {later:?}"
+    );
     // Open the path (not the daemon's check) so only SO_PEERCRED stands in the way.
     for p in [
         d.dir.path().to_path_buf(),
