@@ -98,7 +98,12 @@ fn tree_of(table: &ProcessTable, root: ProcessIdentity) -> Vec<ProcessIdentity> 
 /// including any descendants that appeared meanwhile. Every signal goes to a
 /// verified identity (pidfd). Returns how many ended.
 pub async fn kill_tree(root: ProcessIdentity, timeout: Duration) -> KillTreeOutcome {
-    let mut targets = tree_of(&ProcessTable::snapshot(), root);
+    // A member that already ended (a zombie its parent has not reaped yet)
+    // is not killed by us: it is neither signalled nor counted.
+    let mut targets: Vec<ProcessIdentity> = tree_of(&ProcessTable::snapshot(), root)
+        .into_iter()
+        .filter(|id| *id == root || !ended(id))
+        .collect();
     for id in &targets {
         let _ = signal::send(*id, Signal::SIGTERM);
     }
