@@ -42,6 +42,7 @@ pub fn validate(
     Checker {
         runtime,
         file: &project.file,
+        project_name: &project.name,
         r: &mut r,
         file_defs,
         unset: &project.unset,
@@ -149,6 +150,9 @@ struct Edge {
 struct Checker<'a> {
     runtime: Runtime,
     file: &'a ComposeFile,
+    /// The resolved project name: `<name>_<key>` is the resource name
+    /// Compose itself gives (and `config` writes), so it is no override.
+    project_name: &'a str,
     r: &'a mut ValidationReport,
     /// Names of the top-level secrets and configs.
     file_defs: (Vec<String>, Vec<String>),
@@ -287,7 +291,7 @@ impl Checker<'_> {
                             path.clone(),
                             format!("created in the project's namespace (`<namespace>_{n}`)"),
                         );
-                        self.resource_options(&path, key, def);
+                        self.resource_options(&path, key, n, def);
                     }
                 }
             }
@@ -1145,11 +1149,15 @@ impl Checker<'_> {
     /// Options of a top-level network or volume beyond `external`: berth
     /// creates a plain bridge network, and a volume backed by a directory
     /// under state_path, so the others are ignored.
-    fn resource_options(&mut self, path: &str, key: &str, def: &Node) {
+    fn resource_options(&mut self, path: &str, key: &str, n: &str, def: &Node) {
         let Node::Map(opts) = def else { return };
         let plain = if key == "networks" { "bridge" } else { "local" };
+        let default_name = format!("{}_{n}", self.project_name);
         for (k, v) in opts {
-            if k == "external" || (k == "driver" && v.as_str() == Some(plain)) {
+            if k == "external"
+                || (k == "driver" && v.as_str() == Some(plain))
+                || (k == "name" && v.as_str() == Some(default_name.as_str()))
+            {
                 continue;
             }
             let why = if key == "networks" {

@@ -224,6 +224,22 @@ fn up_prints_the_validators_warnings_first_and_validate_takes_a_directory() {
         "{text}"
     );
 
+    // Compose's own name for a volume (`<project>_<key>`, which the CLI's
+    // resolved file spells out) is no override to warn about; another is.
+    let vols = d.dir.path().join("vols");
+    std::fs::create_dir_all(&vols).unwrap();
+    let vfile = vols.join("compose.yaml");
+    for (def, warned) in [("{}", false), ("{name: shared}", true)] {
+        std::fs::write(
+            &vfile,
+            format!("services:\n  web:\n    image: busybox\n    volumes: [\"data:/data\"]\nvolumes:\n  data: {def}\n"),
+        )
+        .unwrap();
+        let out = d.berth(&["validate", "--runtime", "docker", vfile.to_str().unwrap()]);
+        let text = stdout(&out);
+        assert_eq!(text.contains("volumes.data.name"), warned, "{def}: {text}");
+    }
+
     // A warning on a file that runs is printed by up too.
     std::fs::write(
         dir.join("compose.yaml"),
