@@ -72,6 +72,24 @@ pub enum AgentError {
     Store(String),
 }
 
+/// Checks a client-chosen session id (an agent session's or a
+/// terminal's): `[A-Za-z0-9._:-]{1,128}` (seed 004's agent), so it is
+/// safe in a path segment, a query and a log line; the error names the
+/// rule.
+pub fn check_session_id(id: &str) -> Result<(), String> {
+    let ok = (1..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "session id {id:?} is invalid: use 1 to 128 of A-Z a-z 0-9 . _ : -"
+        ))
+    }
+}
+
 /// Settings of the gateway (seed 004 "Configuration"; berth's own
 /// additions documented in docs/node-api.md).
 #[derive(Debug, Clone)]
@@ -264,6 +282,9 @@ impl Agents {
                 c
             }
         };
+        if let Some(id) = &req.id {
+            check_session_id(id).map_err(AgentError::Invalid)?;
+        }
         let mut map = self.lock();
         if let Some(k) = &req.idempotency_key {
             if let Some(s) = map.values().find(|s| {
@@ -281,8 +302,7 @@ impl Agents {
             }
         }
         let id = match req.id {
-            Some(id) if !id.is_empty() && id.len() <= 128 => id,
-            Some(_) => return Err(AgentError::Invalid("sessionId: 1 to 128 characters".into())),
+            Some(id) => id,
             None => berth_os::ids::uuid_v4().map_err(|e| AgentError::Spawn(e.to_string()))?,
         };
         let s = AgentSession::new(

@@ -238,6 +238,13 @@ impl AgentSession {
         }
     }
 
+    /// `Ok` when `agent_type` is configured, else
+    /// [`AgentError::UnknownType`] naming the configured types (checked
+    /// before a `select_agent` is started, so only the asker is told).
+    pub fn check_type(&self, agent_type: &str) -> Result<(), AgentError> {
+        self.ctx.types.command(agent_type).map(|_| ())
+    }
+
     /// The transcript: `[{role: "user"|"agent", text}]`.
     pub fn transcript(&self) -> Vec<Value> {
         self.lock().transcript.clone()
@@ -355,18 +362,9 @@ impl AgentSession {
     /// (else a new session, with the old transcript sent as a
     /// `resumed_new_session` notice).
     pub async fn start(self: &Arc<Self>, agent_type: &str, resume: bool) -> Result<(), AgentError> {
-        let argv = match self.ctx.types.command(agent_type) {
-            Ok(a) => a,
-            Err(e) => {
-                // Told to the viewers; the session's state is unchanged.
-                self.hub.publish(Event::Status {
-                    status: "error".into(),
-                    agent_type: Some(agent_type.to_string()),
-                    error: Some(e.to_string()),
-                });
-                return Err(e);
-            }
-        };
+        // An unknown type is the asker's mistake: answered to the caller
+        // only, neither broadcast nor replayed; the session is unchanged.
+        let argv = self.ctx.types.command(agent_type)?;
         let (old, cwd, gen) = {
             let mut st = self.lock();
             if st.agent_type.as_deref() != Some(agent_type) {
@@ -933,8 +931,29 @@ impl AgentSession {
                     let _ = me.prompt(blocks, Some((viewer, id))).await;
                 });
             }
-            (Some("session/cancel"), None) => {
-                let _ = self.cancel().await;
+            (Some("session/cancel"), id) => {
+                // A cancel naming another ACP session is refused, not
+                // taken for this one (answered with id null when it came
+                // as a notification).
+                let named = params.get("sessionId").and_then(Value::as_str);
+                match (named, acp_id.as_deref()) {
+                    (Some(n), held) if held != Some(n) => reply(
+                        &id.unwrap_or(Value::Null),
+                        Err(rpc_err(
+                            -32602,
+                            format!(
+                                "session/cancel names ACP session {n:?}, but this gateway session holds {}",
+                                held.map_or("none".to_string(), |h| format!("{h:?}"))
+                            ),
+                        )),
+                    ),
+                    _ => {
+                        let _ = self.cancel().await;
+                        if let Some(id) = id {
+                            reply(&id, Ok(Value::Null));
+                        }
+                    }
+                }
             }
             (Some(m), Some(id)) => match proc {
                 Some(p) => {

@@ -130,14 +130,34 @@ fn agent_types_file_over_built_ins_under_env_and_errors_with_lines() {
         .unwrap_err()
         .to_string();
     assert!(
-        e.starts_with("/state/agents.toml: line 3:") && e.contains("comand"),
+        e.starts_with("/state/agents.toml: line 2: types.a: ") && e.contains("comand"),
         "{e}"
     );
     let e = AgentTypes::built_in()
         .with_file(p, "[types.a]\ncommand = \"'open\"\n")
         .unwrap_err()
         .to_string();
-    assert!(e.contains("line 1: [types.a] command"), "{e}");
+    assert!(
+        e.contains("line 1: types.a.command: expected a list of strings or a command line string"),
+        "{e}"
+    );
+    let e = AgentTypes::built_in()
+        .with_file(p, "[types.n]\ncommand = 5\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("line 1: types.n.command: expected a list of strings or a command line string")
+            && !e.contains("variant"),
+        "{e}"
+    );
+    let e = AgentTypes::built_in()
+        .with_file(p, "[types.n]\ncommand = [\"x\", 5]\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("types.n.command: expected a list of strings"),
+        "{e}"
+    );
 }
 
 #[test]
