@@ -481,6 +481,28 @@ fn a_viewers_mistakes_are_answered_to_it_alone_and_bad_ids_are_refused() {
     );
     b.send(rt, json!({"type": "ping"}));
     b.until_type(rt, "pong");
+
+    // A huge prompt: its transcript entries and lastPrompt are cut to
+    // 64 KiB on a character boundary and marked.
+    let huge = "é".repeat(100_000);
+    let (s, r) = n.http(
+        "POST",
+        &format!("{base}/chat-9/prompt?wait=true"),
+        Some(json!({"prompt": huge})),
+    );
+    assert_eq!(s, 200, "{r}");
+    let (_, g) = n.http("GET", &format!("{base}/chat-9"), None);
+    let t = g["transcript"].as_array().unwrap();
+    let last_two = &t[t.len() - 2..];
+    for e in last_two {
+        let text = e["text"].as_str().unwrap();
+        assert!(text.len() <= 64 * 1024, "{}", text.len());
+        assert!(text.ends_with("[cut: longer than 64 KiB]"), "{e}");
+        assert_eq!(e["truncated"], true);
+    }
+    assert_eq!(last_two[0]["role"], "user");
+    assert_eq!(last_two[1]["role"], "agent");
+    assert!(g["lastPrompt"].as_str().unwrap().len() <= 64 * 1024);
 }
 
 #[test]
@@ -937,7 +959,7 @@ fn a_session_of_a_workspace_that_does_not_exist_is_refused_naming_it() {
     }
 }
 
-/// `$BERTH_STATE_DIR/agents.toml` adds and overrides types; the
+/// `$XDG_STATE_HOME/berth/agents.toml` adds and overrides types; the
 /// environment wins over it; a bad file is an error naming the file and
 /// line, and the daemon serves on without it.
 #[test]

@@ -8,6 +8,7 @@
 //! `session` (lifecycle, prompts with retries, client-side methods),
 //! `retry` (transient errors, backoff), `fs` (workspace confinement),
 //! `persist` (the store), `place` (host or workspace container),
+//! `transcript` (the bounds of a session's transcript),
 //! `idle` (the cleanup of unattended sessions). [`Agents`] is the table
 //! of sessions.
 
@@ -19,6 +20,7 @@ pub mod place;
 pub mod retry;
 pub mod rpc;
 pub mod session;
+pub mod transcript;
 pub mod types;
 
 use crate::sessions::Sessions;

@@ -18,6 +18,7 @@ use super::hub::{Event, Hub, Viewer};
 use super::persist::{self, Row};
 use super::retry;
 use super::rpc::{AgentProc, CallError, Lines, RpcError, Waiter};
+use super::transcript;
 use super::{AgentError, Ctx};
 use crate::sessions::{PipeSpawn, Session};
 use agent_client_protocol::schema::ProtocolVersion;
@@ -199,7 +200,8 @@ impl AgentSession {
             st.agent_type = (!r.agent_type.is_empty()).then_some(r.agent_type);
             st.acp_session_id = r.acp_session_id;
             st.transcript = serde_json::from_str(&r.transcript).unwrap_or_default();
-            st.last_prompt = r.last_prompt;
+            transcript::trim(&mut st.transcript, transcript::TOTAL_MAX);
+            st.last_prompt = r.last_prompt.map(|p| transcript::cap(&p).0);
             // The process did not survive the daemon: what ran is now
             // suspended (resumable); ended states stay.
             st.status = match r.status.as_str() {
@@ -468,7 +470,7 @@ impl AgentSession {
                 st.cwd.clone(),
                 st.mcp_servers.clone(),
                 st.acp_session_id.clone(),
-                st.transcript.clone(),
+                transcript::newest(&st.transcript, transcript::NOTICE_MAX),
             )
         };
         let servers: Vec<McpServer> = serde_json::from_value(mcp)
@@ -601,7 +603,11 @@ impl AgentSession {
                 if let Some(u) = v.pointer("/params/update") {
                     if u["sessionUpdate"] == "agent_message_chunk" {
                         if let Some(t) = u.pointer("/content/text").and_then(Value::as_str) {
-                            self.lock().assistant.push_str(t);
+                            // Past the entry cap the rest is cut anyway.
+                            let mut st = self.lock();
+                            if st.assistant.len() <= transcript::ENTRY_MAX {
+                                st.assistant.push_str(t);
+                            }
                         }
                     }
                 }
@@ -727,8 +733,8 @@ impl AgentSession {
             }
             st.status = "prompting".into();
             st.last_active = std::time::Instant::now();
-            st.last_prompt = Some(text.clone());
-            st.transcript.push(json!({"role": "user", "text": text}));
+            st.last_prompt = Some(transcript::cap(&text).0);
+            transcript::push(&mut st.transcript, "user", &text);
             st.assistant.clear();
             (p, sid)
         };
@@ -769,7 +775,7 @@ impl AgentSession {
             let mut st = self.lock();
             let said = std::mem::take(&mut st.assistant);
             if !said.is_empty() {
-                st.transcript.push(json!({"role": "agent", "text": said}));
+                transcript::push(&mut st.transcript, "agent", &said);
             }
             st.last_stop_reason = result.as_ref().ok().cloned();
             st.last_active = std::time::Instant::now();

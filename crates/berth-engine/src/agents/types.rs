@@ -4,7 +4,7 @@
 //! published ACP adapters' commands; `BERTH_ACP_AGENT_<TYPE>` overrides
 //! one or adds a type (`TYPE` upper-cased with `-` as `_`; the value is a
 //! command line split like a shell's words). Between the two, the agent
-//! types file (`$BERTH_STATE_DIR/agents.toml`, [`FILE_NAME`]):
+//! types file (`agents.toml` in berth's state directory, [`FILE_NAME`]):
 //! `[types.NAME]` tables with `command = ["program", "arg"…]` (or a
 //! string split like the environment's). Environment over file over
 //! built-ins.

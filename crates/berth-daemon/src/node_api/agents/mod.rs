@@ -25,7 +25,8 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 
 /// The agent types: the built-ins, then the agent types file
-/// (`$BERTH_STATE_DIR/agents.toml`), then `BERTH_ACP_AGENT_*` of the
+/// (`agents.toml` in berth's state directory, `$XDG_STATE_HOME/berth/`
+/// when set: `berth_os::dirs::state_dir`), then `BERTH_ACP_AGENT_*` of the
 /// environment. A bad file is logged as an error naming its path and line
 /// and left out (the daemon serves with the built-ins and the
 /// environment); a bad variable fails the start, naming it.
