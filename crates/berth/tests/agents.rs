@@ -525,11 +525,22 @@ fn http_sessions_retry_transient_errors_and_give_up_on_the_rest() {
         &base,
         Some(json!({"agentType": "test", "cwd": work, "idempotencyKey": "k1"})),
     );
-    assert_eq!(s, 201);
+    assert_eq!(s, 200, "an existing session is no new one: {again}");
     assert_eq!(
         again["id"],
         id.as_str(),
         "same idempotency key, same session"
+    );
+    let (s, e) = n.http(
+        "POST",
+        &base,
+        Some(json!({"agentType": "testload", "cwd": "/", "idempotencyKey": "k1"})),
+    );
+    assert_eq!(s, 409, "{e}");
+    let reason = e["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("agentType \"testload\"") && reason.contains("cwd \"/\""),
+        "{reason}"
     );
 
     let mut viewer = n.viewer(&format!("sessionId={id}"));

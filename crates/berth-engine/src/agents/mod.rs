@@ -247,6 +247,13 @@ impl Agents {
     /// host agents are off), [`AgentError::NotRunning`] when it is not
     /// ready.
     pub fn create(&self, req: NewSession) -> Result<Arc<AgentSession>, AgentError> {
+        self.create_or_join(req).map(|(s, _)| s)
+    }
+
+    /// As [`Agents::create`], and whether the session is new (`false`:
+    /// the existing one with the same id or idempotency key, whose agent
+    /// type and cwd the caller may compare with what it asked for).
+    pub fn create_or_join(&self, req: NewSession) -> Result<(Arc<AgentSession>, bool), AgentError> {
         let container = match self.ctx.place(&req.workspace, None) {
             place::Placement::Missing => return Err(AgentError::NoWorkspace(req.workspace)),
             place::Placement::NotReady(why) => return Err(AgentError::NotRunning(why)),
@@ -292,7 +299,7 @@ impl Agents {
             if let Some(s) = map.values().find(|s| {
                 s.workspace == req.workspace && s.view().idempotency_key.as_deref() == Some(k)
             }) {
-                return Ok(s.clone());
+                return Ok((s.clone(), false));
             }
         }
         if let Some(id) = &req.id {
@@ -300,7 +307,7 @@ impl Agents {
                 if s.workspace != req.workspace {
                     return Err(AgentError::NotFound(id.clone()));
                 }
-                return Ok(s.clone());
+                return Ok((s.clone(), false));
             }
         }
         let id = match req.id {
@@ -323,7 +330,7 @@ impl Agents {
                 self.ctx.settings.idle_timeout,
             );
         }
-        Ok(s)
+        Ok((s, true))
     }
 
     /// Session `id` of `workspace`.
