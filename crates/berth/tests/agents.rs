@@ -192,6 +192,28 @@ impl Node {
         })
     }
 
+    /// The HTTP status an `/agent/ws` upgrade with `query` is refused
+    /// with; panics if it is accepted.
+    fn refused(&self, query: &str) -> u16 {
+        let tok = token(&self.key, "workspace-terminal");
+        let url = format!("wss://localhost:{}/agent/ws?token={tok}&{query}", self.port);
+        let tls = self.tls();
+        self.rt.block_on(async move {
+            match tokio_tungstenite::connect_async_tls_with_config(
+                url,
+                None,
+                false,
+                Some(tokio_tungstenite::Connector::Rustls(tls)),
+            )
+            .await
+            {
+                Err(tokio_tungstenite::tungstenite::Error::Http(r)) => r.status().as_u16(),
+                Err(e) => panic!("{e}"),
+                Ok(_) => panic!("accepted: {query}"),
+            }
+        })
+    }
+
     /// An `/agent/ws` viewer; panics if refused.
     fn viewer(&self, query: &str) -> Sock {
         let tok = token(&self.key, "workspace-terminal");
@@ -233,7 +255,8 @@ impl Sock {
                     Ok(None) | Ok(Some(Err(_))) => return json!({"type": "__closed"}),
                     Ok(Some(Ok(Message::Text(t)))) => return serde_json::from_str(&t).unwrap(),
                     Ok(Some(Ok(Message::Close(f)))) => {
-                        return json!({"type": "__close", "code": f.map(|f| u16::from(f.code))})
+                        return json!({"type": "__close", "code": f.as_ref().map(|f| u16::from(f.code)),
+                                      "reason": f.map(|f| f.reason.to_string())})
                     }
                     Ok(Some(Ok(_))) => continue,
                 }
@@ -360,6 +383,128 @@ fn a_prompt_streams_in_order_to_every_viewer_and_a_late_one_gets_the_replay() {
     a.until_type(rt, "pong");
 }
 
+/// Mistakes of one viewer are answered to it alone: an unknown or
+/// missing agent type, a cancel naming another ACP session, a frame over
+/// the limit (1009 naming both sizes); ids outside the charset are
+/// refused before a session exists.
+#[test]
+fn a_viewers_mistakes_are_answered_to_it_alone_and_bad_ids_are_refused() {
+    let n = Node::start(&[]);
+    let rt = &n.rt;
+    let base = format!("/workspaces/{WS}/agent-sessions");
+    for bad in ["a/b", "../../x y?#"] {
+        let (s, e) = n.http(
+            "POST",
+            &base,
+            Some(json!({"agentType": "test", "sessionId": bad})),
+        );
+        assert_eq!(s, 400, "{e}");
+        let reason = e["reason"].as_str().unwrap();
+        assert!(reason.contains("A-Z a-z 0-9 . _ : -"), "{reason}");
+    }
+    assert_eq!(n.refused("sessionId=a%2Fb"), 400);
+    assert_eq!(n.refused("sessionId=..%2F..%2Fx%20y%3F%23"), 400);
+    assert_eq!(n.http("GET", &base, None).1["sessions"], json!([]));
+
+    let (mut a, sid) = ready_viewer(&n, "chat-9", "test");
+    let mut b = n.viewer("sessionId=chat-9");
+    b.until_type(rt, "session_replay_complete");
+    a.send(rt, json!({"type": "select_agent", "agentType": "nope"}));
+    let e = a.until_type(rt, "error");
+    let reason = e.last().unwrap()["reason"].as_str().unwrap().to_string();
+    assert!(
+        reason.contains("\"nope\"") && reason.contains("test"),
+        "{reason}"
+    );
+    a.send(rt, json!({"type": "select_agent"}));
+    let e = a.until_type(rt, "error");
+    let reason = e.last().unwrap()["reason"].as_str().unwrap().to_string();
+    assert!(
+        reason.contains("agentType") && reason.contains("claude-code"),
+        "{reason}"
+    );
+    b.send(rt, json!({"type": "ping"}));
+    let got = b.until_type(rt, "pong");
+    assert_eq!(got.len(), 1, "the other viewer was told nothing: {got:?}");
+
+    // A cancel naming another session is refused, as a request and as a
+    // notification.
+    a.send(
+        rt,
+        json!({"jsonrpc": "2.0", "id": 40, "method": "session/cancel",
+                      "params": {"sessionId": "other-session"}}),
+    );
+    let r = a.until(rt, |m| m["id"] == 40);
+    let err = &r.last().unwrap()["error"];
+    assert_eq!(err["code"], -32602, "{err}");
+    assert!(
+        err["message"].as_str().unwrap().contains("other-session"),
+        "{err}"
+    );
+    a.send(
+        rt,
+        json!({"jsonrpc": "2.0", "method": "session/cancel",
+                      "params": {"sessionId": "other-session"}}),
+    );
+    let r = a.until(rt, |m| m.get("error").is_some());
+    assert_eq!(r.last().unwrap()["error"]["code"], -32602);
+    a.send(rt, prompt(41, &sid, "hello"));
+    let r = a.until(rt, |m| m["id"] == 41);
+    assert_eq!(r.last().unwrap()["result"]["stopReason"], "end_turn");
+
+    // The session is still ready and nothing of it is in the replay.
+    let mut late = n.viewer("sessionId=chat-9");
+    let st = late.next(rt);
+    assert_eq!(st["status"], "ready", "{st}");
+    let replay = late.until_type(rt, "session_replay_complete");
+    assert!(
+        replay
+            .iter()
+            .all(|m| m["status"] != "error" && m["agentType"] != "nope"),
+        "{replay:?}"
+    );
+
+    // A frame over 16 MiB: 1009 naming both sizes.
+    let big = "x".repeat((16 << 20) + 1);
+    rt.block_on(a.ws.send(Message::Text(big.into()))).unwrap();
+    let close = loop {
+        let m = a.next(rt);
+        if m["type"] == "__close" || m["type"] == "__closed" {
+            break m;
+        }
+    };
+    assert_eq!(close["code"], 1009, "{close}");
+    let reason = close["reason"].as_str().unwrap();
+    assert!(
+        reason.contains(&((16 << 20) + 1).to_string()) && reason.contains(&(16 << 20).to_string()),
+        "{reason}"
+    );
+    b.send(rt, json!({"type": "ping"}));
+    b.until_type(rt, "pong");
+
+    // A huge prompt: its transcript entries and lastPrompt are cut to
+    // 64 KiB on a character boundary and marked.
+    let huge = "é".repeat(100_000);
+    let (s, r) = n.http(
+        "POST",
+        &format!("{base}/chat-9/prompt?wait=true"),
+        Some(json!({"prompt": huge})),
+    );
+    assert_eq!(s, 200, "{r}");
+    let (_, g) = n.http("GET", &format!("{base}/chat-9"), None);
+    let t = g["transcript"].as_array().unwrap();
+    let last_two = &t[t.len() - 2..];
+    for e in last_two {
+        let text = e["text"].as_str().unwrap();
+        assert!(text.len() <= 64 * 1024, "{}", text.len());
+        assert!(text.ends_with("[cut: longer than 64 KiB]"), "{e}");
+        assert_eq!(e["truncated"], true);
+    }
+    assert_eq!(last_two[0]["role"], "user");
+    assert_eq!(last_two[1]["role"], "agent");
+    assert!(g["lastPrompt"].as_str().unwrap().len() <= 64 * 1024);
+}
+
 #[test]
 fn http_sessions_retry_transient_errors_and_give_up_on_the_rest() {
     let n = Node::start(&[]);
@@ -380,11 +525,22 @@ fn http_sessions_retry_transient_errors_and_give_up_on_the_rest() {
         &base,
         Some(json!({"agentType": "test", "cwd": work, "idempotencyKey": "k1"})),
     );
-    assert_eq!(s, 201);
+    assert_eq!(s, 200, "an existing session is no new one: {again}");
     assert_eq!(
         again["id"],
         id.as_str(),
         "same idempotency key, same session"
+    );
+    let (s, e) = n.http(
+        "POST",
+        &base,
+        Some(json!({"agentType": "testload", "cwd": "/", "idempotencyKey": "k1"})),
+    );
+    assert_eq!(s, 409, "{e}");
+    let reason = e["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("agentType \"testload\"") && reason.contains("cwd \"/\""),
+        "{reason}"
     );
 
     let mut viewer = n.viewer(&format!("sessionId={id}"));
@@ -814,7 +970,7 @@ fn a_session_of_a_workspace_that_does_not_exist_is_refused_naming_it() {
     }
 }
 
-/// `$BERTH_STATE_DIR/agents.toml` adds and overrides types; the
+/// `$XDG_STATE_HOME/berth/agents.toml` adds and overrides types; the
 /// environment wins over it; a bad file is an error naming the file and
 /// line, and the daemon serves on without it.
 #[test]
@@ -873,7 +1029,10 @@ fn agent_types_come_from_the_state_dirs_file_under_the_environment() {
     );
     std::fs::write(&file, "[types.empty]\ncommand = []\n").unwrap();
     n.restart();
-    let want = format!("{}: line 1: [types.empty] command", file.display());
+    let want = format!(
+        "{}: line 1: types.empty.command: expected a list of strings",
+        file.display()
+    );
     assert!(
         wait_for(Duration::from_secs(10), || n.d.log().contains(&want)),
         "{want} not in the log: {}",

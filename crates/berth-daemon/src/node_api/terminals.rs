@@ -51,19 +51,9 @@ pub struct Terminals {
 }
 
 /// Checks a client session id: `[A-Za-z0-9._:-]{1,128}` (seed 004's
-/// agent); the error names the rule.
+/// agent; the rule agent session ids share); the error names the rule.
 pub fn check_id(id: &str) -> Result<(), String> {
-    let ok = (1..=128).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "session id {id:?} is invalid: use 1 to 128 of A-Z a-z 0-9 . _ : -"
-        ))
-    }
+    berth_engine::agents::check_session_id(id)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -8,6 +8,7 @@
 //! `session` (lifecycle, prompts with retries, client-side methods),
 //! `retry` (transient errors, backoff), `fs` (workspace confinement),
 //! `persist` (the store), `place` (host or workspace container),
+//! `transcript` (the bounds of a session's transcript),
 //! `idle` (the cleanup of unattended sessions). [`Agents`] is the table
 //! of sessions.
 
@@ -19,6 +20,7 @@ pub mod place;
 pub mod retry;
 pub mod rpc;
 pub mod session;
+pub mod transcript;
 pub mod types;
 
 use crate::sessions::Sessions;
@@ -70,6 +72,24 @@ pub enum AgentError {
     /// The store failed.
     #[error("{0}")]
     Store(String),
+}
+
+/// Checks a client-chosen session id (an agent session's or a
+/// terminal's): `[A-Za-z0-9._:-]{1,128}` (seed 004's agent), so it is
+/// safe in a path segment, a query and a log line; the error names the
+/// rule.
+pub fn check_session_id(id: &str) -> Result<(), String> {
+    let ok = (1..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "session id {id:?} is invalid: use 1 to 128 of A-Z a-z 0-9 . _ : -"
+        ))
+    }
 }
 
 /// Settings of the gateway (seed 004 "Configuration"; berth's own
@@ -227,6 +247,13 @@ impl Agents {
     /// host agents are off), [`AgentError::NotRunning`] when it is not
     /// ready.
     pub fn create(&self, req: NewSession) -> Result<Arc<AgentSession>, AgentError> {
+        self.create_or_join(req).map(|(s, _)| s)
+    }
+
+    /// As [`Agents::create`], and whether the session is new (`false`:
+    /// the existing one with the same id or idempotency key, whose agent
+    /// type and cwd the caller may compare with what it asked for).
+    pub fn create_or_join(&self, req: NewSession) -> Result<(Arc<AgentSession>, bool), AgentError> {
         let container = match self.ctx.place(&req.workspace, None) {
             place::Placement::Missing => return Err(AgentError::NoWorkspace(req.workspace)),
             place::Placement::NotReady(why) => return Err(AgentError::NotRunning(why)),
@@ -264,12 +291,15 @@ impl Agents {
                 c
             }
         };
+        if let Some(id) = &req.id {
+            check_session_id(id).map_err(AgentError::Invalid)?;
+        }
         let mut map = self.lock();
         if let Some(k) = &req.idempotency_key {
             if let Some(s) = map.values().find(|s| {
                 s.workspace == req.workspace && s.view().idempotency_key.as_deref() == Some(k)
             }) {
-                return Ok(s.clone());
+                return Ok((s.clone(), false));
             }
         }
         if let Some(id) = &req.id {
@@ -277,12 +307,11 @@ impl Agents {
                 if s.workspace != req.workspace {
                     return Err(AgentError::NotFound(id.clone()));
                 }
-                return Ok(s.clone());
+                return Ok((s.clone(), false));
             }
         }
         let id = match req.id {
-            Some(id) if !id.is_empty() && id.len() <= 128 => id,
-            Some(_) => return Err(AgentError::Invalid("sessionId: 1 to 128 characters".into())),
+            Some(id) => id,
             None => berth_os::ids::uuid_v4().map_err(|e| AgentError::Spawn(e.to_string()))?,
         };
         let s = AgentSession::new(
@@ -301,7 +330,7 @@ impl Agents {
                 self.ctx.settings.idle_timeout,
             );
         }
-        Ok(s)
+        Ok((s, true))
     }
 
     /// Session `id` of `workspace`.

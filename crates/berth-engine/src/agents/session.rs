@@ -18,6 +18,7 @@ use super::hub::{Event, Hub, Viewer};
 use super::persist::{self, Row};
 use super::retry;
 use super::rpc::{AgentProc, CallError, Lines, RpcError, Waiter};
+use super::transcript;
 use super::{AgentError, Ctx};
 use crate::sessions::{PipeSpawn, Session};
 use agent_client_protocol::schema::ProtocolVersion;
@@ -199,7 +200,8 @@ impl AgentSession {
             st.agent_type = (!r.agent_type.is_empty()).then_some(r.agent_type);
             st.acp_session_id = r.acp_session_id;
             st.transcript = serde_json::from_str(&r.transcript).unwrap_or_default();
-            st.last_prompt = r.last_prompt;
+            transcript::trim(&mut st.transcript, transcript::TOTAL_MAX);
+            st.last_prompt = r.last_prompt.map(|p| transcript::cap(&p).0);
             // The process did not survive the daemon: what ran is now
             // suspended (resumable); ended states stay.
             st.status = match r.status.as_str() {
@@ -236,6 +238,13 @@ impl AgentSession {
             transcript_len: st.transcript.len(),
             pid: st.proc.as_ref().map(|p| p.pid()),
         }
+    }
+
+    /// `Ok` when `agent_type` is configured, else
+    /// [`AgentError::UnknownType`] naming the configured types (checked
+    /// before a `select_agent` is started, so only the asker is told).
+    pub fn check_type(&self, agent_type: &str) -> Result<(), AgentError> {
+        self.ctx.types.command(agent_type).map(|_| ())
     }
 
     /// The transcript: `[{role: "user"|"agent", text}]`.
@@ -355,18 +364,9 @@ impl AgentSession {
     /// (else a new session, with the old transcript sent as a
     /// `resumed_new_session` notice).
     pub async fn start(self: &Arc<Self>, agent_type: &str, resume: bool) -> Result<(), AgentError> {
-        let argv = match self.ctx.types.command(agent_type) {
-            Ok(a) => a,
-            Err(e) => {
-                // Told to the viewers; the session's state is unchanged.
-                self.hub.publish(Event::Status {
-                    status: "error".into(),
-                    agent_type: Some(agent_type.to_string()),
-                    error: Some(e.to_string()),
-                });
-                return Err(e);
-            }
-        };
+        // An unknown type is the asker's mistake: answered to the caller
+        // only, neither broadcast nor replayed; the session is unchanged.
+        let argv = self.ctx.types.command(agent_type)?;
         let (old, cwd, gen) = {
             let mut st = self.lock();
             if st.agent_type.as_deref() != Some(agent_type) {
@@ -470,7 +470,7 @@ impl AgentSession {
                 st.cwd.clone(),
                 st.mcp_servers.clone(),
                 st.acp_session_id.clone(),
-                st.transcript.clone(),
+                transcript::newest(&st.transcript, transcript::NOTICE_MAX),
             )
         };
         let servers: Vec<McpServer> = serde_json::from_value(mcp)
@@ -603,7 +603,11 @@ impl AgentSession {
                 if let Some(u) = v.pointer("/params/update") {
                     if u["sessionUpdate"] == "agent_message_chunk" {
                         if let Some(t) = u.pointer("/content/text").and_then(Value::as_str) {
-                            self.lock().assistant.push_str(t);
+                            // Past the entry cap the rest is cut anyway.
+                            let mut st = self.lock();
+                            if st.assistant.len() <= transcript::ENTRY_MAX {
+                                st.assistant.push_str(t);
+                            }
                         }
                     }
                 }
@@ -729,8 +733,8 @@ impl AgentSession {
             }
             st.status = "prompting".into();
             st.last_active = std::time::Instant::now();
-            st.last_prompt = Some(text.clone());
-            st.transcript.push(json!({"role": "user", "text": text}));
+            st.last_prompt = Some(transcript::cap(&text).0);
+            transcript::push(&mut st.transcript, "user", &text);
             st.assistant.clear();
             (p, sid)
         };
@@ -771,7 +775,7 @@ impl AgentSession {
             let mut st = self.lock();
             let said = std::mem::take(&mut st.assistant);
             if !said.is_empty() {
-                st.transcript.push(json!({"role": "agent", "text": said}));
+                transcript::push(&mut st.transcript, "agent", &said);
             }
             st.last_stop_reason = result.as_ref().ok().cloned();
             st.last_active = std::time::Instant::now();
@@ -933,8 +937,29 @@ impl AgentSession {
                     let _ = me.prompt(blocks, Some((viewer, id))).await;
                 });
             }
-            (Some("session/cancel"), None) => {
-                let _ = self.cancel().await;
+            (Some("session/cancel"), id) => {
+                // A cancel naming another ACP session is refused, not
+                // taken for this one (answered with id null when it came
+                // as a notification).
+                let named = params.get("sessionId").and_then(Value::as_str);
+                match (named, acp_id.as_deref()) {
+                    (Some(n), held) if held != Some(n) => reply(
+                        &id.unwrap_or(Value::Null),
+                        Err(rpc_err(
+                            -32602,
+                            format!(
+                                "session/cancel names ACP session {n:?}, but this gateway session holds {}",
+                                held.map_or("none".to_string(), |h| format!("{h:?}"))
+                            ),
+                        )),
+                    ),
+                    _ => {
+                        let _ = self.cancel().await;
+                        if let Some(id) = id {
+                            reply(&id, Ok(Value::Null));
+                        }
+                    }
+                }
             }
             (Some(m), Some(id)) => match proc {
                 Some(p) => {

@@ -130,14 +130,34 @@ fn agent_types_file_over_built_ins_under_env_and_errors_with_lines() {
         .unwrap_err()
         .to_string();
     assert!(
-        e.starts_with("/state/agents.toml: line 3:") && e.contains("comand"),
+        e.starts_with("/state/agents.toml: line 2: types.a: ") && e.contains("comand"),
         "{e}"
     );
     let e = AgentTypes::built_in()
         .with_file(p, "[types.a]\ncommand = \"'open\"\n")
         .unwrap_err()
         .to_string();
-    assert!(e.contains("line 1: [types.a] command"), "{e}");
+    assert!(
+        e.contains("line 1: types.a.command: expected a list of strings or a command line string"),
+        "{e}"
+    );
+    let e = AgentTypes::built_in()
+        .with_file(p, "[types.n]\ncommand = 5\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("line 1: types.n.command: expected a list of strings or a command line string")
+            && !e.contains("variant"),
+        "{e}"
+    );
+    let e = AgentTypes::built_in()
+        .with_file(p, "[types.n]\ncommand = [\"x\", 5]\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("types.n.command: expected a list of strings"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -152,4 +172,33 @@ fn container_paths_are_judged_by_their_words() {
     ));
     assert!(!fs::lexically_under(Path::new("/workspaces/apple"), root));
     assert!(!fs::lexically_under(Path::new("src"), root));
+}
+
+#[test]
+fn transcript_entries_are_cut_on_a_character_and_the_oldest_dropped() {
+    use super::transcript::*;
+    let e = entry("user", &"é".repeat(ENTRY_MAX));
+    let t = e["text"].as_str().unwrap();
+    assert!(t.len() <= ENTRY_MAX && t.ends_with(CUT_MARK), "{}", t.len());
+    assert_eq!(e["truncated"], true);
+    assert_eq!(
+        entry("agent", "short"),
+        serde_json::json!({"role": "agent", "text": "short"})
+    );
+    let mut all = Vec::new();
+    for i in 0..40 {
+        push(
+            &mut all,
+            "user",
+            &format!("{i:05}{}", "x".repeat(ENTRY_MAX)),
+        );
+    }
+    let total: usize = all.iter().map(|e| e["text"].as_str().unwrap().len()).sum();
+    assert!(total <= TOTAL_MAX, "{total}");
+    assert!(all.last().unwrap()["text"]
+        .as_str()
+        .unwrap()
+        .starts_with("00039"));
+    let n = newest(&all, NOTICE_MAX);
+    assert!(n.len() < all.len() && n.last() == all.last());
 }

@@ -4,7 +4,7 @@
 //! published ACP adapters' commands; `BERTH_ACP_AGENT_<TYPE>` overrides
 //! one or adds a type (`TYPE` upper-cased with `-` as `_`; the value is a
 //! command line split like a shell's words). Between the two, the agent
-//! types file (`$BERTH_STATE_DIR/agents.toml`, [`FILE_NAME`]):
+//! types file (`agents.toml` in berth's state directory, [`FILE_NAME`]):
 //! `[types.NAME]` tables with `command = ["program", "arg"…]` (or a
 //! string split like the environment's). Environment over file over
 //! built-ins.
@@ -37,20 +37,16 @@ pub const FILE_NAME: &str = "agents.toml";
 #[serde(deny_unknown_fields)]
 struct FileTypes {
     #[serde(default)]
-    types: BTreeMap<String, FileType>,
+    types: BTreeMap<String, toml::Value>,
 }
 
+/// One `[types.NAME]` table; `command` is checked by hand so that a wrong
+/// one is named `types.NAME.command` (serde's untagged enums only say
+/// "data did not match any variant").
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileType {
-    command: Command,
-}
-
-#[derive(serde::Deserialize)]
-#[serde(untagged)]
-enum Command {
-    Words(Vec<String>),
-    Line(String),
+    command: toml::Value,
 }
 
 /// Agent type → argv.
@@ -99,21 +95,31 @@ impl AgentTypes {
             ))
         })?;
         for (ty, t) in f.types {
+            let line = text
+                .lines()
+                .position(|l| l.contains(&format!("types.{ty}")))
+                .map(|n| format!(" line {}:", n + 1))
+                .unwrap_or_default();
+            let bad = |why: String| {
+                AgentError::Invalid(format!("{}:{line} types.{ty}{why}", path.display()))
+            };
+            let t: FileType = t.try_into().map_err(|e| bad(format!(": {e}")))?;
             let argv = match t.command {
-                Command::Words(w) => Some(w),
-                Command::Line(l) => split_words(&l),
+                toml::Value::String(l) => split_words(&l),
+                toml::Value::Array(a) => a
+                    .into_iter()
+                    .map(|w| match w {
+                        toml::Value::String(w) => Some(w),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => None,
             }
-            .filter(|a| a.first().is_some_and(|p| !p.is_empty()));
+            .filter(|a: &Vec<String>| a.first().is_some_and(|p| !p.is_empty()));
             let Some(argv) = argv else {
-                let line = text
-                    .lines()
-                    .position(|l| l.contains(&format!("types.{ty}")))
-                    .map(|n| format!(" line {}:", n + 1))
-                    .unwrap_or_default();
-                return Err(AgentError::Invalid(format!(
-                    "{}:{line} [types.{ty}] command: expected a program and its arguments (a list of words or a command line)",
-                    path.display()
-                )));
+                return Err(bad(
+                    ".command: expected a list of strings or a command line string (a program and its arguments)".into(),
+                ));
             };
             self.map.insert(ty, argv);
         }

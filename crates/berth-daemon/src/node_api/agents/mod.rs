@@ -25,7 +25,8 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 
 /// The agent types: the built-ins, then the agent types file
-/// (`$BERTH_STATE_DIR/agents.toml`), then `BERTH_ACP_AGENT_*` of the
+/// (`agents.toml` in berth's state directory, `$XDG_STATE_HOME/berth/`
+/// when set: `berth_os::dirs::state_dir`), then `BERTH_ACP_AGENT_*` of the
 /// environment. A bad file is logged as an error naming its path and line
 /// and left out (the daemon serves with the built-ins and the
 /// environment); a bad variable fails the start, naming it.
@@ -207,24 +208,55 @@ async fn create(
         manage(&st, &headers).await?;
         let b: CreateBody = parse(&body, "agent session")?;
         st.agents.types().command(&b.agent_type).map_err(refusal)?;
-        let s = st
+        let (s, created) = st
             .agents
-            .create(NewSession {
+            .create_or_join(NewSession {
                 id: b.session_id,
                 workspace,
-                cwd: b.cwd.map(Into::into),
+                cwd: b.cwd.clone().map(Into::into),
                 mcp_servers: b.mcp_servers.unwrap_or(Value::Null),
                 idempotency_key: b.idempotency_key,
                 ephemeral: false,
             })
             .map_err(refusal)?;
+        if !created {
+            differs(&s.view(), &b.agent_type, b.cwd.as_deref())?;
+        }
         if s.view().pid.is_none() {
             s.start(&b.agent_type, false).await.map_err(refusal)?;
         }
-        Ok::<_, Refusal>((StatusCode::CREATED, Json(view_json(&s.view()))).into_response())
+        let status = match created {
+            true => StatusCode::CREATED,
+            false => StatusCode::OK,
+        };
+        Ok::<_, Refusal>((status, Json(view_json(&s.view()))).into_response())
     }
     .await;
     r.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// A 409 naming what an idempotent create asked for that the existing
+/// session `v` (same id or key) does not have: another agent type or cwd.
+fn differs(v: &SessionView, agent_type: &str, cwd: Option<&str>) -> Result<(), Refusal> {
+    let mut diff = Vec::new();
+    if let Some(t) = v.agent_type.as_deref().filter(|t| *t != agent_type) {
+        diff.push(format!("agentType {agent_type:?} (it runs {t:?})"));
+    }
+    if let Some(c) = cwd.filter(|c| *c != v.cwd) {
+        diff.push(format!("cwd {c:?} (its cwd is {:?})", v.cwd));
+    }
+    match diff.is_empty() {
+        true => Ok(()),
+        false => Err(Refusal {
+            status: StatusCode::CONFLICT,
+            code: "conflict",
+            reason: format!(
+                "agent session {:?} already exists with the same id or idempotency key but another {}",
+                v.id,
+                diff.join(" and ")
+            ),
+        }),
+    }
 }
 
 async fn list(

@@ -6,7 +6,7 @@
 
 use super::super::refusal::Refusal;
 use super::super::state::NodeState;
-use super::super::terminal::{principal, TermQuery};
+use super::super::terminal::{conn, principal, TermQuery};
 use super::{refusal, view_json};
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
@@ -18,8 +18,15 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-/// Largest message accepted from a browser (bytes).
+/// Largest message accepted from a browser (bytes): a larger one closes
+/// the connection with 1009 ("message too big") and a reason naming both
+/// sizes (documented in docs/node-api.md "Agent sessions").
 pub const MAX_MESSAGE: usize = 16 << 20;
+/// Largest message the WebSocket layer reads at all (set at the upgrade):
+/// messages between [`MAX_MESSAGE`] and this are read whole and refused by
+/// the connection, which then closes cleanly; larger ones are cut off by
+/// the layer mid-frame (still with a 1009 close, best effort).
+pub const MAX_WIRE_MESSAGE: usize = 20 << 20;
 
 /// Query of `/agent/ws` (besides the token parameters of the terminals).
 #[derive(Debug, Default, Deserialize)]
@@ -59,8 +66,8 @@ pub async fn route(
         Err(e) => return refusal(e).into_response(),
     };
     let mut r = ws
-        .max_message_size(MAX_MESSAGE)
-        .max_frame_size(MAX_MESSAGE)
+        .max_message_size(MAX_WIRE_MESSAGE)
+        .max_frame_size(MAX_WIRE_MESSAGE)
         .on_upgrade(move |sock| run(sock, s));
     if let Some(c) = p.set_cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
         r.headers_mut().append(header::SET_COOKIE, c);
@@ -133,7 +140,7 @@ async fn run(sock: WebSocket, s: Arc<AgentSession>) {
     s.detach(id).await;
     let (code, reason) = match r {
         Ok(()) => (1000, String::new()),
-        Err(why) => (1008, why),
+        Err(why) => why,
     };
     let _ = tx
         .send(Message::Close(Some(CloseFrame {
@@ -141,15 +148,21 @@ async fn run(sock: WebSocket, s: Arc<AgentSession>) {
             reason: reason.into(),
         })))
         .await;
+    if code == 1009 {
+        conn::drain(&mut rx).await;
+    }
 }
+
+/// Why a connection ends: a WebSocket close code and its reason.
+type End = (u16, String);
 
 type Tx = futures_util::stream::SplitSink<WebSocket, Message>;
 type Rx = futures_util::stream::SplitStream<WebSocket>;
 
-async fn send(tx: &mut Tx, text: String) -> Result<(), String> {
+async fn send(tx: &mut Tx, text: String) -> Result<(), End> {
     tx.send(Message::Text(text.into()))
         .await
-        .map_err(|e| format!("send: {e}"))
+        .map_err(|e| (1008, format!("send: {e}")))
 }
 
 async fn serve(
@@ -157,7 +170,7 @@ async fn serve(
     rx: &mut Rx,
     s: &Arc<AgentSession>,
     mut viewer: berth_engine::agents::Viewer,
-) -> Result<(), String> {
+) -> Result<(), End> {
     let v = s.view();
     let mut state = json!({"type": "session_state", "status": v.status,
                            "replayCount": viewer.replay.len(), "sessionId": v.id});
@@ -177,10 +190,15 @@ async fn serve(
             out = viewer.rx.recv() => match out {
                 Some(Out::Event(seq, ev)) => send(tx, render(seq, &ev)).await?,
                 Some(Out::Direct(line)) => send(tx, line.to_string()).await?,
-                None => return Err("this viewer fell behind and was dropped".into()),
+                None => return Err((1008, "this viewer fell behind and was dropped".into())),
             },
             msg = rx.next() => match msg {
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return Ok(()),
+                Some(Err(e)) => return conn::too_big(e).map_or(Ok(()), |why| Err((1009, why))),
+                Some(Ok(m)) if too_long(&m).is_some() => {
+                    let len = too_long(&m).unwrap_or_default();
+                    return Err((1009, format!("message too big: {len} bytes, the limit is {MAX_MESSAGE}")));
+                }
+                None | Some(Ok(Message::Close(_))) => return Ok(()),
                 Some(Ok(Message::Text(t))) => control_or_acp(tx, s, viewer.id, t.as_str()).await?,
                 Some(Ok(Message::Binary(b))) => {
                     let t = String::from_utf8_lossy(&b).into_owned();
@@ -192,12 +210,22 @@ async fn serve(
     }
 }
 
+/// The length of a data message over [`MAX_MESSAGE`].
+fn too_long(m: &Message) -> Option<usize> {
+    let len = match m {
+        Message::Text(t) => t.len(),
+        Message::Binary(b) => b.len(),
+        _ => 0,
+    };
+    (len > MAX_MESSAGE).then_some(len)
+}
+
 async fn control_or_acp(
     tx: &mut Tx,
     s: &Arc<AgentSession>,
     viewer: u64,
     text: &str,
-) -> Result<(), String> {
+) -> Result<(), End> {
     let v: Option<Value> = serde_json::from_str(text).ok();
     let kind = v
         .as_ref()
@@ -217,9 +245,22 @@ async fn control_or_acp(
                 .and_then(Value::as_str)
                 .unwrap_or("")
                 .to_string();
+            // A missing or unknown type is the asker's mistake: an error
+            // to this viewer only, not broadcast nor kept in the replay.
+            if let Err(e) = s.check_type(&ty) {
+                let reason = match ty.is_empty() {
+                    true => format!("select_agent needs an \"agentType\": {e}"),
+                    false => e.to_string(),
+                };
+                return send(
+                    tx,
+                    json!({"type": "error", "error": "bad_request", "reason": reason}).to_string(),
+                )
+                .await;
+            }
             let s = s.clone();
             // Started off the connection's loop; agent_status events tell
-            // every viewer how it went. An unknown type is answered here.
+            // every viewer how it went.
             match s.view().agent_type.as_deref() == Some(ty.as_str()) && s.view().pid.is_some() {
                 true => {
                     let v = s.view();

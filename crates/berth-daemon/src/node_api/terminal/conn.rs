@@ -187,7 +187,10 @@ pub fn too_big(e: axum::Error) -> Option<String> {
 /// After our close frame: reads (and drops) what the client still sends
 /// until its close, for at most 2 s, so the close frame reaches it instead
 /// of a connection reset.
-async fn drain(stream: &mut futures_util::stream::SplitStream<WebSocket>) {
+/// Reads (and drops) what the client still sends after a close, up to
+/// its close frame or 2 s, so the close frame reaches it before the socket
+/// shuts.
+pub async fn drain(stream: &mut futures_util::stream::SplitStream<WebSocket>) {
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
         while let Some(Ok(m)) = stream.next().await {
             if matches!(m, Message::Close(_)) {
