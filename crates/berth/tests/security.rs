@@ -195,6 +195,7 @@ const SLOW_HEAD: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaa
 #[test]
 fn a_slow_loris_on_the_guest_api_is_cut_off_and_others_are_served() {
     let d = Daemon::start();
+    wait_for_sockets(&d);
     let sock = d.runtime_dir().join("berth/guest.sock");
     let mut slow = Vec::new();
     for _ in 0..3 {
@@ -229,6 +230,7 @@ fn a_slow_loris_on_the_guest_api_is_cut_off_and_others_are_served() {
 #[test]
 fn a_guest_api_body_that_trickles_is_answered_408() {
     let d = Daemon::start();
+    wait_for_sockets(&d);
     let sock = d.runtime_dir().join("berth/guest.sock");
     let mut s = UnixStream::connect(&sock).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
@@ -453,6 +455,7 @@ fn the_relay_token_reaches_no_child_command_line_or_log() {
     );
 
     // A guest-API exec runs over the daemon's environment too.
+    wait_for_sockets(&d);
     let mut c = UnixStream::connect(d.runtime_dir().join("berth/guest.sock")).unwrap();
     let body = br#"{"command":"env"}"#;
     write!(
@@ -537,6 +540,7 @@ fn a_grpc_message_over_the_limit_is_refused_and_the_daemon_keeps_serving() {
 #[test]
 fn a_guest_api_download_names_only_queued_files() {
     let d = Daemon::start();
+    wait_for_sockets(&d);
     let sock = d.runtime_dir().join("berth/guest.sock");
     for path in [
         "/api/v1/files/..%2F..%2F..%2Fetc%2Fpasswd",
