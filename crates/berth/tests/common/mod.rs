@@ -113,6 +113,20 @@ impl Daemon {
             "daemon did not start: {}",
             self.log()
         );
+        // The project and guest APIs bind just after the process API
+        // answers (each bind tightens run/berth to 0700 again): a test that
+        // uses them right away, or opens that directory, must not race them.
+        // Not fatal: a daemon whose guest socket is taken logs and goes on.
+        let guest = self.socket.with_file_name(
+            self.socket
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .replacen("daemon", "guest", 1),
+        );
+        wait_for(Duration::from_secs(5), || {
+            self.project_socket.exists() && guest.exists()
+        });
     }
 
     pub(crate) fn log(&self) -> String {
