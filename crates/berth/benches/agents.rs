@@ -14,12 +14,12 @@
 
 mod common;
 
-use base64::Engine;
+use common::jwt::{jwks_server, key};
+
 use common::start;
 use futures_util::{SinkExt, StreamExt};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use jsonwebtoken::{Algorithm, Header};
 use serde_json::{json, Value};
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -51,49 +51,6 @@ fn test_agent() -> PathBuf {
         .unwrap();
     assert!(st.success() && bin.exists(), "no {}", bin.display());
     bin
-}
-
-fn jwks_server(jwk: Value) -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    let body = json!({"keys": [jwk]}).to_string();
-    std::thread::spawn(move || {
-        for mut c in l.incoming().flatten() {
-            let mut b = [0u8; 4096];
-            let _ = c.read(&mut b);
-            let _ = write!(
-                c,
-                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    port
-}
-
-fn key(dir: &Path) -> (EncodingKey, Value) {
-    let pem = dir.join("k.pem");
-    let run = |a: &[&str]| Command::new("openssl").args(a).output().unwrap().stdout;
-    run(&[
-        "genpkey",
-        "-algorithm",
-        "ed25519",
-        "-out",
-        pem.to_str().unwrap(),
-    ]);
-    let der = run(&[
-        "pkey",
-        "-in",
-        pem.to_str().unwrap(),
-        "-pubout",
-        "-outform",
-        "DER",
-    ]);
-    let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&der[der.len() - 32..]);
-    (
-        EncodingKey::from_ed_pem(&std::fs::read(&pem).unwrap()).unwrap(),
-        json!({"kty": "OKP", "crv": "Ed25519", "x": x, "kid": "k"}),
-    )
 }
 
 fn prompt(id: u64, sid: &str, text: &str) -> Value {

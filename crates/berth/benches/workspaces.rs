@@ -13,9 +13,10 @@
 
 mod common;
 
-use base64::Engine;
+use common::jwt::key;
+
 use common::start;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use jsonwebtoken::{Algorithm, Header};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -25,31 +26,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const IMAGE: &str = "berth-test/busybox:latest";
 const ROUNDS: usize = 5;
-
-fn key(dir: &Path) -> (EncodingKey, Value) {
-    let pem = dir.join("k.pem");
-    let run = |a: &[&str]| Command::new("openssl").args(a).output().unwrap().stdout;
-    run(&[
-        "genpkey",
-        "-algorithm",
-        "ed25519",
-        "-out",
-        pem.to_str().unwrap(),
-    ]);
-    let der = run(&[
-        "pkey",
-        "-in",
-        pem.to_str().unwrap(),
-        "-pubout",
-        "-outform",
-        "DER",
-    ]);
-    let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&der[der.len() - 32..]);
-    (
-        EncodingKey::from_ed_pem(&std::fs::read(&pem).unwrap()).unwrap(),
-        json!({"kty": "OKP", "crv": "Ed25519", "x": x, "kid": "k", "alg": "EdDSA"}),
-    )
-}
 
 /// The control plane: JWKS on GET; every POST's path is sent on `tx`.
 fn control_plane(jwk: Value, tx: mpsc::Sender<String>) -> u16 {

@@ -2,6 +2,8 @@
 //! private XDG sandbox, and reading its memory and CPU from /proc.
 #![allow(dead_code)]
 
+pub(crate) mod jwt;
+
 use berth_client::Client;
 use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
 use nix::unistd::Pid;
