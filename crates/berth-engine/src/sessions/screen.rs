@@ -264,25 +264,11 @@ impl PlainScan {
         let mut i = 0;
         while i < data.len() {
             if self.state == 0 {
-                // Eight bytes at a time while none is a control character
-                // (bytes of 0x80 and above are UTF-8 text and pass); line
-                // feeds are counted a word at a time too.
-                while i + 8 <= data.len() {
-                    let w = u64::from_le_bytes([
-                        data[i],
-                        data[i + 1],
-                        data[i + 2],
-                        data[i + 3],
-                        data[i + 4],
-                        data[i + 5],
-                        data[i + 6],
-                        data[i + 7],
-                    ]);
-                    if w.wrapping_sub(0x2020_2020_2020_2020) & !w & 0x8080_8080_8080_8080 != 0 {
-                        break;
-                    }
-                    i += 8;
-                }
+                // Plain text goes a word at a time (see [`plain_words`]);
+                // anything else a byte at a time below.
+                let (n, lfs) = plain_words(&data[i..]);
+                i += n;
+                self.lfs += lfs;
                 if i >= data.len() {
                     break;
                 }
@@ -318,6 +304,84 @@ impl PlainScan {
         }
         true
     }
+}
+
+/// Bytes with the top bit of each byte set, and each byte's low seven bits.
+const HIGH: u64 = 0x8080_8080_8080_8080;
+const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+/// `x` repeated in every byte of a word.
+const fn splat(x: u8) -> u64 {
+    0x0101_0101_0101_0101 * x as u64
+}
+
+/// The top bit of each byte of `w` that is zero, exactly (no carries
+/// between bytes: each byte's low seven bits plus 0x7f stay below 0x100).
+fn zero_bytes(w: u64) -> u64 {
+    !(((w & LOW7) + LOW7) | w) & HIGH
+}
+
+/// The top bit of each byte of `w` below 0x20 (a C0 control), exactly.
+fn control_bytes(w: u64) -> u64 {
+    !(((w & LOW7) + splat(0x60)) | w) & HIGH
+}
+
+/// The line feeds in word `w` if its bytes are text (0x20 and above,
+/// UTF-8 included), CR or LF; `None` if it holds any other control byte.
+fn plain_word(w: u64) -> Option<usize> {
+    let ctrl = control_bytes(w);
+    if ctrl == 0 {
+        return Some(0);
+    }
+    let lf = zero_bytes(w ^ splat(b'\n'));
+    let cr = zero_bytes(w ^ splat(b'\r'));
+    // Each byte of `lf >> 7` is 0 or 1: the multiplication sums them
+    // into the top byte (no popcount instruction in the baseline target).
+    (ctrl & !(lf | cr) == 0).then_some(((lf >> 7).wrapping_mul(splat(1)) >> 56) as usize)
+}
+
+fn word(b: &[u8]) -> u64 {
+    u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+}
+
+/// The longest prefix of `data`, in whole 8-byte words, whose bytes are
+/// text, CR or LF ([`plain_word`]); and the line feeds in it. The
+/// plain-text scan spends its time here on text output (issue 18: it is
+/// most of the screen model's cost when output is skipped), so it looks
+/// at 32 bytes with a few word operations and one branch: most such
+/// blocks of text hold no control byte at all. A word holding any other
+/// control byte (ESC, TAB, BEL, BS, ...) is left to the byte-wise state
+/// machine.
+fn plain_words(data: &[u8]) -> (usize, usize) {
+    let (mut i, mut lfs) = (0usize, 0usize);
+    for b in data.chunks_exact(32) {
+        let w = [
+            word(&b[..8]),
+            word(&b[8..16]),
+            word(&b[16..24]),
+            word(&b[24..]),
+        ];
+        if (control_bytes(w[0]) | control_bytes(w[1]) | control_bytes(w[2]) | control_bytes(w[3]))
+            == 0
+        {
+            i += 32;
+            continue;
+        }
+        for w in w {
+            match plain_word(w) {
+                Some(n) => lfs += n,
+                None => return (i, lfs),
+            }
+            i += 8;
+        }
+    }
+    for c in data[i..].chunks_exact(8) {
+        match plain_word(word(c)) {
+            Some(n) => lfs += n,
+            None => return (i, lfs),
+        }
+        i += 8;
+    }
+    (i, lfs)
 }
 
 /// The tab stops in effect (every 8 columns until a program set its own).
@@ -808,5 +872,58 @@ mod tests {
         assert!(s.is_materialized());
         assert_eq!(snap.text, "user@host:~$ ");
         assert_eq!(snap.cursor, (0, 13));
+    }
+
+    /// The word-at-a-time scan decides exactly as a byte-at-a-time one:
+    /// every byte value at every position of a word, in random mixes and
+    /// random split points.
+    #[test]
+    fn the_word_scan_classifies_every_byte_as_the_byte_scan_does() {
+        fn bytewise(data: &[u8]) -> Option<(usize, Vec<u8>)> {
+            let mut s = PlainScan::default();
+            for b in data {
+                // A one-byte slice never takes the word path.
+                if !s.feed(std::slice::from_ref(b)) {
+                    return None;
+                }
+            }
+            Some((s.lfs, s.sgr))
+        }
+        fn wordwise(data: &[u8], split: usize) -> Option<(usize, Vec<u8>)> {
+            let mut s = PlainScan::default();
+            let (a, b) = data.split_at(split.min(data.len()));
+            (s.feed(a) && s.feed(b)).then_some((s.lfs, s.sgr))
+        }
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for byte in 0..=255u8 {
+            for at in 0..24 {
+                let mut d = b"plain text line number 1\r\nand more text".to_vec();
+                d[at] = byte;
+                assert_eq!(wordwise(&d, 0), bytewise(&d), "byte {byte:#04x} at {at}");
+            }
+        }
+        let alphabet = b"abc xyz\r\n\r\n\t\x1b[1;31m\x07\x08\x7f\xc3\xa9\x00\x1f;:m0";
+        for _ in 0..20_000 {
+            let n = (next() % 200) as usize;
+            // Mostly text, sometimes an odd byte.
+            let d: Vec<u8> = (0..n)
+                .map(|_| {
+                    let r = next();
+                    if r % 10 == 0 {
+                        alphabet[(r >> 8) as usize % alphabet.len()]
+                    } else {
+                        b'a' + (r >> 8) as u8 % 26
+                    }
+                })
+                .collect();
+            let split = (next() % 201) as usize;
+            assert_eq!(wordwise(&d, split), bytewise(&d), "{d:?} split at {split}");
+        }
     }
 }

@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 /// FastCDC bounds in bytes: chunks of 16-256 KiB, 64 KiB on average
@@ -55,6 +55,23 @@ pub(crate) struct Known {
     mtime_ns: i64,
     ino: u64,
     chunks: Vec<ChunkRef>,
+}
+
+/// Where the workers' time went (nanoseconds summed over workers), for the
+/// save's debug trace: reading files, finding cut points (re-cut hashing
+/// or the chunker), and storing new chunks (hash, compress, write).
+#[derive(Default)]
+struct Spent {
+    read: AtomicU64,
+    cut: AtomicU64,
+    store: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl Spent {
+    fn add(counter: &AtomicU64, since: std::time::Instant) {
+        counter.fetch_add(since.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    }
 }
 
 /// A project's file index: path → what the last save saw.
@@ -114,11 +131,26 @@ pub(crate) fn capture(
         todo: Vec::new(),
         links: HashMap::new(),
     };
+    let t0 = std::time::Instant::now();
     if root.exists() {
         walk(root, "", &mut w, &mut out)?;
     }
+    let walked = t0.elapsed();
     out.files_read = w.todo.len() as u64;
-    for (entry, refs) in read_all(w.todo, batch, trusted)? {
+    let spent = Spent::default();
+    let read = read_all(w.todo, batch, trusted, &spent)?;
+    let ms = |n: &AtomicU64| n.load(Ordering::Relaxed) as f64 / 1e6;
+    tracing::debug!(
+        walk_ms = walked.as_secs_f64() * 1000.0,
+        workers_ms = (t0.elapsed() - walked).as_secs_f64() * 1000.0,
+        files = out.files_read,
+        bytes = spent.bytes.load(Ordering::Relaxed),
+        read_ms = ms(&spent.read),
+        cut_ms = ms(&spent.cut),
+        store_ms = ms(&spent.store),
+        "snapshot capture (worker times summed)"
+    );
+    for (entry, refs) in read {
         let e = &mut out.entries[entry];
         // A file that changed between the walk and the read is saved as
         // read, and left out of the index so the next save reads it again.
@@ -187,6 +219,7 @@ fn read_all(
     mut todo: Vec<ToRead<'_>>,
     batch: &Batch<'_>,
     trusted: bool,
+    spent: &Spent,
 ) -> Result<Vec<(usize, Vec<ChunkRef>)>, SnapshotError> {
     todo.sort_by_key(|f| std::cmp::Reverse(f.size));
     let next = AtomicUsize::new(0);
@@ -203,7 +236,7 @@ fn read_all(
                 while !stop.load(Ordering::Relaxed) {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(f) = todo.get(i) else { break };
-                    match read_file(f, batch, trusted, &mut buf) {
+                    match read_file(f, batch, trusted, &mut buf, spent) {
                         Ok(refs) => done
                             .lock()
                             .unwrap_or_else(|p| p.into_inner())
@@ -337,6 +370,7 @@ fn read_file(
     batch: &Batch<'_>,
     trusted: bool,
     buf: &mut Vec<u8>,
+    spent: &Spent,
 ) -> Result<Vec<ChunkRef>, SnapshotError> {
     let path = &f.path;
     let ioerr = |e: std::io::Error| SnapshotError::Io {
@@ -346,6 +380,7 @@ fn read_file(
     let mut refs = Vec::new();
     if f.size <= WHOLE_FILE {
         use std::io::Read;
+        let t = std::time::Instant::now();
         buf.clear();
         // The size the walk saw, and a byte more so a file that has not
         // grown since is read without growing the buffer again.
@@ -354,14 +389,21 @@ fn read_file(
             .and_then(|mut file| file.read_to_end(buf))
             .map_err(ioerr)?;
         let data = buf.as_slice();
+        spent.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+        Spent::add(&spent.read, t);
+        let t = std::time::Instant::now();
         let old = f.old.unwrap_or_default();
-        for p in recut::recut(data, old, (MIN_CHUNK, AVG_CHUNK, MAX_CHUNK)) {
+        let pieces = recut::recut(data, old, (MIN_CHUNK, AVG_CHUNK, MAX_CHUNK));
+        Spent::add(&spent.cut, t);
+        let t = std::time::Instant::now();
+        for p in pieces {
             let bytes = &data[p.range];
             refs.push(match p.old.map(|k| &old[k]) {
                 Some(c) if trusted || batch.holds(&c.hash) => c.clone(),
                 _ => batch.put(bytes)?,
             });
         }
+        Spent::add(&spent.store, t);
         return Ok(refs);
     }
     let f = fs::File::open(path).map_err(ioerr)?;
