@@ -8,6 +8,7 @@
 mod common;
 
 use common::jwt::*;
+use common::workspace::{bare_repo, require_docker, IMAGE};
 use common::*;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -1158,66 +1159,6 @@ fn an_unattended_session_without_an_id_is_cleaned_up() {
     let (s, _) = get("named");
     assert_eq!(s, 200, "a session with a chosen id stays");
     drop(watched);
-}
-
-const IMAGE: &str = "berth-test/busybox:latest";
-
-/// A Docker test that runs has its engine and image, or fails saying so.
-fn require_docker() {
-    let ok = std::env::var_os("DOCKER_HOST").is_some()
-        && Command::new("docker")
-            .args(["image", "inspect", IMAGE])
-            .output()
-            .is_ok_and(|o| o.status.success());
-    assert!(
-        ok,
-        "needs a Docker Engine with {IMAGE} at DOCKER_HOST: run .ci/docker-up and export its DOCKER_HOST"
-    );
-}
-
-/// A bare git repository `name.git` under `root` holding `files`.
-fn bare_repo(root: &Path, name: &str, files: &[(&str, &str)]) -> PathBuf {
-    let work = root.join(format!("{name}-work"));
-    for (p, body) in files {
-        let f = work.join(p);
-        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
-        std::fs::write(f, body).unwrap();
-    }
-    let git = |dir: &Path, args: &[&str]| {
-        let o = Command::new("git")
-            .args([
-                "-c",
-                "user.name=t",
-                "-c",
-                "user.email=t@t",
-                "-c",
-                "init.defaultBranch=main",
-            ])
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-    };
-    git(&work, &["init", "-q"]);
-    git(&work, &["add", "-A"]);
-    git(&work, &["commit", "-qm", "init"]);
-    let bare = root.join(format!("{name}.git"));
-    git(
-        root,
-        &[
-            "clone",
-            "-q",
-            "--bare",
-            work.to_str().unwrap(),
-            bare.to_str().unwrap(),
-        ],
-    );
-    bare
 }
 
 /// The agent of a container workspace runs in its container (`docker

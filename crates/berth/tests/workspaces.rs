@@ -8,34 +8,19 @@
 mod common;
 
 use common::jwt::{ed25519, now, Key};
+use common::workspace::{bare_repo, require_docker, IMAGE};
 use common::*;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 
 const ISSUER: &str = "https://cp.test";
-const IMAGE: &str = "berth-test/busybox:latest";
-
-/// A Docker test that runs has its engine and image, or fails saying so.
-fn require_docker() {
-    let ok = std::env::var_os("DOCKER_HOST").is_some()
-        && Command::new("docker")
-            .args(["image", "inspect", IMAGE])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "needs a Docker Engine with {IMAGE} at DOCKER_HOST: run .ci/docker-up and export its DOCKER_HOST"
-    );
-}
 
 fn docker(args: &[&str]) -> (bool, String) {
     let o = Command::new("docker").args(args).output().unwrap();
@@ -341,52 +326,6 @@ impl Node {
             text
         })
     }
-}
-
-/// A bare repository at `<root>/<name>.git` whose `main` holds `files`.
-fn bare_repo(root: &Path, name: &str, files: &[(&str, &str)]) -> PathBuf {
-    let work = root.join(format!("{name}-work"));
-    std::fs::create_dir_all(&work).unwrap();
-    for (p, body) in files {
-        let f = work.join(p);
-        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
-        std::fs::write(f, body).unwrap();
-    }
-    let git = |dir: &Path, args: &[&str]| {
-        let o = Command::new("git")
-            .args([
-                "-c",
-                "user.name=t",
-                "-c",
-                "user.email=t@t",
-                "-c",
-                "init.defaultBranch=main",
-            ])
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-    };
-    git(&work, &["init", "-q"]);
-    git(&work, &["add", "-A"]);
-    git(&work, &["commit", "-qm", "init"]);
-    let bare = root.join(format!("{name}.git"));
-    git(
-        root,
-        &[
-            "clone",
-            "-q",
-            "--bare",
-            work.to_str().unwrap(),
-            bare.to_str().unwrap(),
-        ],
-    );
-    bare
 }
 
 fn exec_in(container: &str, user: &str, cmd: &str) -> String {

@@ -7,10 +7,8 @@ use http_body_util::{BodyExt, Empty};
 use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey};
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
-use tokio_rustls::rustls;
 
 /// A usable key: the algorithm its type allows (EdDSA for OKP Ed25519,
 /// RS256 for RSA) and the verifying key.
@@ -163,7 +161,7 @@ async fn fetch(url: &str) -> Result<Bytes, String> {
         .map_err(|e| e.to_string())?;
     let work = async {
         if tls {
-            let stream = tls_connect(&host, tcp).await?;
+            let stream = crate::node_api::tls_client::connect(&host, tcp).await?;
             send(hyper_util::rt::TokioIo::new(stream), req).await
         } else {
             send(hyper_util::rt::TokioIo::new(tcp), req).await
@@ -172,27 +170,6 @@ async fn fetch(url: &str) -> Result<Bytes, String> {
     tokio::time::timeout(Duration::from_secs(20), work)
         .await
         .map_err(|_| "timed out".to_string())?
-}
-
-async fn tls_connect(
-    host: &str,
-    tcp: tokio::net::TcpStream,
-) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| e.to_string())?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let name =
-        rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|e| e.to_string())?;
-    tokio_rustls::TlsConnector::from(Arc::new(cfg))
-        .connect(name, tcp)
-        .await
-        .map_err(|e| e.to_string())
 }
 
 async fn send<I>(io: I, req: hyper::Request<Empty<Bytes>>) -> Result<Bytes, String>

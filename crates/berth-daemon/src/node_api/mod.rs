@@ -19,6 +19,7 @@ pub mod server;
 pub mod state;
 pub mod terminal;
 pub mod terminals;
+mod tls_client;
 pub mod web;
 pub mod workspaces;
 

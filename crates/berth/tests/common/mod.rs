@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod jwt;
+pub(crate) mod workspace;
 
 use berth_client::Client;
 pub(crate) use nix::sys::signal::Signal;

@@ -23,7 +23,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
-use tokio_rustls::rustls;
 
 /// Tries per callback before it is given up (and logged).
 pub const MAX_ATTEMPTS: u32 = 10;
@@ -193,7 +192,9 @@ async fn post(
             .await
             .map_err(|e| (false, format!("connect: {e}")))?;
         if tls {
-            let s = tls_connect(&host, tcp).await.map_err(|e| (false, e))?;
+            let s = crate::node_api::tls_client::connect(&host, tcp)
+                .await
+                .map_err(|e| (false, e))?;
             send(hyper_util::rt::TokioIo::new(s), req).await
         } else {
             send(hyper_util::rt::TokioIo::new(tcp), req).await
@@ -210,27 +211,6 @@ fn is_loopback(h: &str) -> bool {
         || h.parse::<std::net::IpAddr>()
             .map(|ip| ip.is_loopback())
             .unwrap_or(false)
-}
-
-async fn tls_connect(
-    host: &str,
-    tcp: tokio::net::TcpStream,
-) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| e.to_string())?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let name =
-        rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|e| e.to_string())?;
-    tokio_rustls::TlsConnector::from(Arc::new(cfg))
-        .connect(name, tcp)
-        .await
-        .map_err(|e| e.to_string())
 }
 
 async fn send<I>(io: I, req: hyper::Request<Full<Bytes>>) -> Result<(), (bool, String)>
