@@ -74,6 +74,40 @@ fn stays_inside(link: &str, target: &str) -> bool {
     true
 }
 
+/// Whether symlink `link` to `target` resolves inside the package when
+/// the kernel follows it, given which package paths are symlinks: a
+/// `..` after a component that is itself a symlink climbs from that
+/// symlink's target, not from where the text says (`d -> .` with
+/// `q -> d/../x` leaves the package although `d/../x` reads as `x`). So
+/// besides [`stays_inside`], no component the target passes through
+/// (every one but the last) may be a symlink of the package; the last
+/// may be, and is checked as a link of its own. Used by import and by
+/// pack, so a package berth packs is one berth imports.
+pub(crate) fn resolves_inside(link: &str, target: &str, is_symlink: &dyn Fn(&str) -> bool) -> bool {
+    if !stays_inside(link, target) {
+        return false;
+    }
+    let mut cur: Vec<&str> = link.split('/').collect();
+    cur.pop();
+    let parts: Vec<&str> = target
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 && is_symlink(&cur.join("/")) {
+            return false;
+        }
+        if *part == ".." {
+            if cur.pop().is_none() {
+                return false;
+            }
+        } else {
+            cur.push(part);
+        }
+    }
+    true
+}
+
 /// Reads and checks the archive `bytes` (a tar, zstd-compressed or not).
 pub(crate) fn read(bytes: &[u8]) -> Result<BTreeMap<String, Item>, PackageError> {
     let raw: Box<dyn Read + '_> = if bytes.starts_with(&ZSTD_MAGIC) {
@@ -150,6 +184,18 @@ pub(crate) fn read(bytes: &[u8]) -> Result<BTreeMap<String, Item>, PackageError>
             return Err(invalid(format!("{name} appears twice in the archive")));
         }
     }
+    // A symlink must not go out through another one.
+    let is_symlink = |p: &str| matches!(out.get(p), Some(Item::Symlink(_)));
+    for (name, item) in &out {
+        if let Item::Symlink(target) = item {
+            if !resolves_inside(name, target, &is_symlink) {
+                return Err(invalid(format!(
+                    "symlink {name} -> {target} passes through another symlink of the package; \
+                     it could lead out"
+                )));
+            }
+        }
+    }
     // A symlinked directory must not let a later path go out through it.
     for name in out.keys() {
         let mut prefix = String::new();
@@ -183,5 +229,24 @@ mod tests {
         assert!(stays_inside("a/b", "../c"));
         assert!(!stays_inside("a/b", "../../c"));
         assert!(!stays_inside("b", "/etc/passwd"));
+    }
+
+    /// The reviewer's escapes: through a link to `.`, and through a link
+    /// deep in a tree that climbs back to the package root.
+    #[test]
+    fn a_symlink_may_not_climb_through_another() {
+        let links = ["d", "a1/a2/d"];
+        let is_link = |p: &str| links.contains(&p);
+        assert!(!resolves_inside("q", "d/../ESC", &is_link));
+        assert!(!resolves_inside(
+            "q",
+            "a1/a2/d/../../../etc/passwd",
+            &is_link
+        ));
+        // Ending on a link, or going through real directories, is fine.
+        assert!(resolves_inside("q", "d", &is_link));
+        assert!(resolves_inside("x/q", "../a1/a2/f", &is_link));
+        assert!(resolves_inside("x/q", "../a1/../b", &is_link));
+        assert!(!resolves_inside("q", "../x", &is_link));
     }
 }

@@ -252,6 +252,14 @@ pub fn import(
 ) -> Result<Imported, PackageError> {
     let meta = fs::metadata(data_path)
         .map_err(|e| PackageError::PathNotFound(format!("package {}: {e}", data_path.display())))?;
+    // A device or FIFO reports no size that bounds what it yields
+    // (/dev/zero never ends, a FIFO blocks): only regular files are read.
+    if !meta.is_file() {
+        return Err(PackageError::InvalidPackage(format!(
+            "{} is not a regular file",
+            data_path.display()
+        )));
+    }
     // Compressed bytes are capped too: the total cap bounds what they
     // expand to.
     if meta.len() > archive::MAX_TOTAL_BYTES {
@@ -261,9 +269,24 @@ pub fn import(
             archive::MAX_TOTAL_BYTES
         )));
     }
-    let bytes = fs::read(data_path).map_err(|e| {
-        PackageError::PathNotFound(format!("cannot read {}: {e}", data_path.display()))
-    })?;
+    // Read at most one byte past the cap, whatever the file grew to
+    // since it was looked at.
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    fs::File::open(data_path)
+        .and_then(|f| {
+            use std::io::Read;
+            f.take(archive::MAX_TOTAL_BYTES + 1).read_to_end(&mut bytes)
+        })
+        .map_err(|e| {
+            PackageError::PathNotFound(format!("cannot read {}: {e}", data_path.display()))
+        })?;
+    if bytes.len() as u64 > archive::MAX_TOTAL_BYTES {
+        return Err(PackageError::InvalidPackage(format!(
+            "{} is larger than {} bytes",
+            data_path.display(),
+            archive::MAX_TOTAL_BYTES
+        )));
+    }
     let Checked {
         items,
         manifest,

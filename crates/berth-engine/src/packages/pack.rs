@@ -138,6 +138,17 @@ pub fn pack(
     let out_abs = std::path::absolute(out).unwrap_or_else(|_| out.to_path_buf());
     let mut items = BTreeMap::new();
     walk(dir, dir, &out_abs, &mut items)?;
+    let is_symlink = |p: &str| matches!(items.get(p), Some(Item::Symlink(_)));
+    for (name, item) in &items {
+        if let Item::Symlink(target) = item {
+            if !super::archive::resolves_inside(name, target, &is_symlink) {
+                return Err(invalid(format!(
+                    "symlink {name} -> {target} passes through another symlink; \
+                     it could lead out of the package"
+                )));
+            }
+        }
+    }
     if !items.contains_key(MANIFEST) {
         items.insert(MANIFEST.to_owned(), Item::File(0o644, manifest.to_vec()));
     }

@@ -191,6 +191,21 @@ fn malformed_archives_are_invalid_packages() {
             "symlink out",
             link("out", "../../etc", tar::EntryType::Symlink),
         ));
+        // Through another link: `d -> .` makes `d/..` the package's
+        // parent, though `d/../ESC` reads as `ESC` (either order).
+        for links in [
+            [("d", "."), ("q", "d/../ESC")],
+            [("q", "d/../ESC"), ("d", ".")],
+        ] {
+            let mut b = tar::Builder::new(Vec::new());
+            for (name, target) in links {
+                let mut h = tar::Header::new_gnu();
+                h.set_entry_type(tar::EntryType::Symlink);
+                h.set_size(0);
+                b.append_link(&mut h, name, target).unwrap();
+            }
+            v.push(("symlink through a symlink", b.into_inner().unwrap()));
+        }
         v.push((
             "hard link",
             link("hard", "manifest.json", tar::EntryType::Link),
@@ -222,6 +237,30 @@ fn malformed_archives_are_invalid_packages() {
         std::fs::write(&path, raw).unwrap();
         let e = err(import(&path, &pk, &trust, false));
         assert!(matches!(e, PackageError::InvalidPackage(_)), "{what}: {e}");
+        if what.starts_with("symlink through") {
+            // Refused for the link, not for the missing manifest.
+            assert!(
+                e.to_string().contains("passes through another symlink"),
+                "{e}"
+            );
+        }
+    }
+    // Not a regular file: a device never ends, a FIFO blocks.
+    for special in [std::path::PathBuf::from("/dev/zero"), {
+        let f = d.path().join("fifo.vibeapp");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&f)
+            .status()
+            .unwrap()
+            .success());
+        f
+    }] {
+        let e = err(import(&special, &pk, &trust, false));
+        assert!(
+            matches!(&e, PackageError::InvalidPackage(m) if m.contains("not a regular file")),
+            "{}: {e}",
+            special.display()
+        );
     }
     assert!(!d.path().join("escape").exists());
     let e = err(import(&d.path().join("nope.vibeapp"), &pk, &trust, false));
@@ -309,4 +348,24 @@ fn signed_packages_are_trusted_untrusted_or_invalid() {
     forged.files.push((SIGNER_FILE.into(), public));
     let e = err(import(&forged.build(d.path(), &[]), &pk, &trust, true));
     assert!(matches!(e, PackageError::SignatureInvalid(_)), "{e}");
+}
+
+/// `berth pack` refuses what import would: a link that climbs out
+/// through another link of the directory.
+#[test]
+fn pack_refuses_a_symlink_through_a_symlink() {
+    let d = tempfile::tempdir().unwrap();
+    let app = d.path().join("app");
+    std::fs::create_dir(&app).unwrap();
+    std::fs::write(app.join("compose.yaml"), "services: {}\n").unwrap();
+    std::os::unix::fs::symlink(".", app.join("dd")).unwrap();
+    std::os::unix::fs::symlink("dd/../ESC", app.join("q2")).unwrap();
+    let e = super::pack::pack(&app, &d.path().join("a.vibeapp"), b"{}", &[], None).unwrap_err();
+    assert!(
+        matches!(&e, PackageError::InvalidPackage(m) if m.contains("q2")),
+        "{e}"
+    );
+    // Without the link it goes through, the link to `.` alone is fine.
+    std::fs::remove_file(app.join("q2")).unwrap();
+    super::pack::pack(&app, &d.path().join("a.vibeapp"), b"{}", &[], None).unwrap();
 }
