@@ -14,17 +14,68 @@ pub enum Color {
     Rgb(u8, u8, u8),
 }
 
+/// The style of a cell's underline (berth: `SGR 4:N`, kitty/tmux/VTE).
+///
+/// `SGR 4` is [`Single`](Self::Single), `SGR 21` is
+/// [`Double`](Self::Double) (as tmux and xterm read it), `SGR 24` and
+/// `SGR 4:0` are [`None`](Self::None). The discriminant is the `N` of
+/// `SGR 4:N`.
+#[derive(Eq, PartialEq, Debug, Copy, Clone, Default)]
+pub enum UnderlineStyle {
+    /// Not underlined.
+    #[default]
+    None = 0,
+    /// A single straight line (`SGR 4`, `SGR 4:1`).
+    Single = 1,
+    /// Two lines (`SGR 4:2`, `SGR 21`).
+    Double = 2,
+    /// A wavy line (`SGR 4:3`).
+    Curly = 3,
+    /// A dotted line (`SGR 4:4`).
+    Dotted = 4,
+    /// A dashed line (`SGR 4:5`).
+    Dashed = 5,
+}
+
+impl UnderlineStyle {
+    /// The style of `SGR 4:n`, or `None` for an `n` no terminal defines
+    /// (tmux ignores those, and so does the parser).
+    #[must_use]
+    pub fn from_number(n: u16) -> Option<Self> {
+        Some(match n {
+            0 => Self::None,
+            1 => Self::Single,
+            2 => Self::Double,
+            3 => Self::Curly,
+            4 => Self::Dotted,
+            5 => Self::Dashed,
+            _ => return None,
+        })
+    }
+
+    /// The `N` of `SGR 4:N`.
+    #[must_use]
+    pub fn number(self) -> u8 {
+        self as u8
+    }
+}
+
 const TEXT_MODE_INTENSITY: u8 = 0b0000_0011;
 const TEXT_MODE_BOLD: u8 = 0b0000_0001;
 const TEXT_MODE_DIM: u8 = 0b0000_0010;
 const TEXT_MODE_ITALIC: u8 = 0b0000_0100;
-const TEXT_MODE_UNDERLINE: u8 = 0b0000_1000;
+// berth: bit 3 held the single underline flag; the underline is now the
+// style number in bits 5-7 (0 = none), so bit 3 is unused.
 const TEXT_MODE_INVERSE: u8 = 0b0001_0000;
+const TEXT_MODE_UNDERLINE_STYLE: u8 = 0b1110_0000;
+const TEXT_MODE_UNDERLINE_SHIFT: u8 = 5;
 
 #[derive(Default, Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Attrs {
     pub fgcolor: Color,
     pub bgcolor: Color,
+    /// berth: the underline colour (`SGR 58`, reset by `SGR 59`).
+    pub ulcolor: Color,
     pub mode: u8,
 }
 
@@ -68,15 +119,24 @@ impl Attrs {
     }
 
     pub fn underline(&self) -> bool {
-        self.mode & TEXT_MODE_UNDERLINE != 0
+        self.mode & TEXT_MODE_UNDERLINE_STYLE != 0
     }
 
-    pub fn set_underline(&mut self, underline: bool) {
-        if underline {
-            self.mode |= TEXT_MODE_UNDERLINE;
-        } else {
-            self.mode &= !TEXT_MODE_UNDERLINE;
+    pub fn underline_style(&self) -> UnderlineStyle {
+        match (self.mode & TEXT_MODE_UNDERLINE_STYLE) >> TEXT_MODE_UNDERLINE_SHIFT
+        {
+            0 => UnderlineStyle::None,
+            1 => UnderlineStyle::Single,
+            2 => UnderlineStyle::Double,
+            3 => UnderlineStyle::Curly,
+            4 => UnderlineStyle::Dotted,
+            _ => UnderlineStyle::Dashed,
         }
+    }
+
+    pub fn set_underline_style(&mut self, style: UnderlineStyle) {
+        self.mode &= !TEXT_MODE_UNDERLINE_STYLE;
+        self.mode |= style.number() << TEXT_MODE_UNDERLINE_SHIFT;
     }
 
     pub fn inverse(&self) -> bool {
@@ -128,10 +188,15 @@ impl Attrs {
         } else {
             attrs.italic(self.italic())
         };
-        let attrs = if self.underline() == other.underline() {
+        let attrs = if self.underline_style() == other.underline_style() {
             attrs
         } else {
-            attrs.underline(self.underline())
+            attrs.underline_style(self.underline_style())
+        };
+        let attrs = if self.ulcolor == other.ulcolor {
+            attrs
+        } else {
+            attrs.ulcolor(self.ulcolor)
         };
         let attrs = if self.inverse() == other.inverse() {
             attrs

@@ -1,6 +1,8 @@
 use unicode_width::UnicodeWidthChar as _;
 
-// chosen to make the size of the cell struct 32 bytes
+// chosen to make the size of the cell struct 32 bytes (berth: 36 with the
+// underline colour's 4 bytes; the contents keep their 22 bytes so a cell
+// holds as many combining characters as before and as tmux)
 const CONTENT_BYTES: usize = 22;
 
 const IS_WIDE: u8 = 0b1000_0000;
@@ -14,7 +16,7 @@ pub struct Cell {
     len: u8,
     attrs: crate::attrs::Attrs,
 }
-const _: () = assert!(std::mem::size_of::<Cell>() == 32);
+const _: () = assert!(std::mem::size_of::<Cell>() == 36);
 
 impl PartialEq<Self> for Cell {
     fn eq(&self, other: &Self) -> bool {
@@ -168,6 +170,22 @@ impl Cell {
     #[must_use]
     pub fn underline(&self) -> bool {
         self.attrs.underline()
+    }
+
+    /// Returns the style of the cell's underline (berth: `SGR 4:N`, `21`);
+    /// [`UnderlineStyle::None`](crate::UnderlineStyle::None) exactly when
+    /// [`underline`](Self::underline) is false.
+    #[must_use]
+    pub fn underline_style(&self) -> crate::UnderlineStyle {
+        self.attrs.underline_style()
+    }
+
+    /// Returns the colour of the cell's underline (berth: `SGR 58`);
+    /// [`Color::Default`](crate::Color::Default) means the text colour.
+    /// Kept whether or not the cell is underlined, as terminals keep it.
+    #[must_use]
+    pub fn underline_color(&self) -> crate::Color {
+        self.attrs.ulcolor
     }
 
     /// Returns whether the cell should be rendered with the inverse text

@@ -57,7 +57,7 @@ mod row;
 mod screen;
 mod term;
 
-pub use attrs::Color;
+pub use attrs::{Color, UnderlineStyle};
 pub use callbacks::Callbacks;
 pub use cell::Cell;
 pub use parser::Parser;

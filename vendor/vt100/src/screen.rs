@@ -625,6 +625,18 @@ impl Screen {
         self.attrs.underline()
     }
 
+    /// Returns the underline style newly drawn text gets (berth).
+    #[must_use]
+    pub fn underline_style(&self) -> crate::UnderlineStyle {
+        self.attrs.underline_style()
+    }
+
+    /// Returns the underline colour newly drawn text gets (berth).
+    #[must_use]
+    pub fn underline_color(&self) -> crate::Color {
+        self.attrs.ulcolor
+    }
+
     /// Returns whether newly drawn text should be rendered with the inverse
     /// text attribute.
     #[must_use]
@@ -1263,11 +1275,25 @@ impl Screen {
                 [1] => self.attrs.set_bold(),
                 [2] => self.attrs.set_dim(),
                 [3] => self.attrs.set_italic(true),
-                [4] => self.attrs.set_underline(true),
+                [4] => self.attrs.set_underline_style(
+                    crate::UnderlineStyle::Single,
+                ),
+                // berth: underline styles (tmux ignores numbers past 5).
+                [4, n] => {
+                    if let Some(style) = crate::UnderlineStyle::from_number(*n)
+                    {
+                        self.attrs.set_underline_style(style);
+                    }
+                }
+                [21] => self.attrs.set_underline_style(
+                    crate::UnderlineStyle::Double,
+                ),
                 [7] => self.attrs.set_inverse(true),
                 [22] => self.attrs.set_normal_intensity(),
                 [23] => self.attrs.set_italic(false),
-                [24] => self.attrs.set_underline(false),
+                [24] => self.attrs.set_underline_style(
+                    crate::UnderlineStyle::None,
+                ),
                 [27] => self.attrs.set_inverse(false),
                 [n] if (30..=37).contains(n) => {
                     self.attrs.fgcolor = crate::Color::Idx(to_u8!(*n) - 30);
@@ -1326,6 +1352,32 @@ impl Screen {
                 },
                 [49] => {
                     self.attrs.bgcolor = crate::Color::Default;
+                }
+                // berth: the underline colour, in the forms 38 and 48 take.
+                [58, 2, r, g, b] => {
+                    self.attrs.ulcolor =
+                        crate::Color::Rgb(to_u8!(*r), to_u8!(*g), to_u8!(*b));
+                }
+                [58, 5, i] => {
+                    self.attrs.ulcolor = crate::Color::Idx(to_u8!(*i));
+                }
+                [58] => match next_param!() {
+                    [2] => {
+                        let r = next_param_u8!();
+                        let g = next_param_u8!();
+                        let b = next_param_u8!();
+                        self.attrs.ulcolor = crate::Color::Rgb(r, g, b);
+                    }
+                    [5] => {
+                        self.attrs.ulcolor = crate::Color::Idx(next_param_u8!());
+                    }
+                    _ => {
+                        unhandled(self);
+                        return;
+                    }
+                },
+                [59] => {
+                    self.attrs.ulcolor = crate::Color::Default;
                 }
                 [n] if (90..=97).contains(n) => {
                     self.attrs.fgcolor = crate::Color::Idx(to_u8!(*n) - 82);

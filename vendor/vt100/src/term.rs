@@ -118,7 +118,8 @@ pub struct Attrs {
     bgcolor: Option<crate::Color>,
     intensity: Option<Intensity>,
     italic: Option<bool>,
-    underline: Option<bool>,
+    underline_style: Option<crate::UnderlineStyle>,
+    ulcolor: Option<crate::Color>,
     inverse: Option<bool>,
 }
 
@@ -143,8 +144,13 @@ impl Attrs {
         self
     }
 
-    pub fn underline(mut self, underline: bool) -> Self {
-        self.underline = Some(underline);
+    pub fn underline_style(mut self, style: crate::UnderlineStyle) -> Self {
+        self.underline_style = Some(style);
+        self
+    }
+
+    pub fn ulcolor(mut self, ulcolor: crate::Color) -> Self {
+        self.ulcolor = Some(ulcolor);
         self
     }
 
@@ -162,7 +168,8 @@ impl BufWrite for Attrs {
             && self.bgcolor.is_none()
             && self.intensity.is_none()
             && self.italic.is_none()
-            && self.underline.is_none()
+            && self.underline_style.is_none()
+            && self.ulcolor.is_none()
             && self.inverse.is_none()
         {
             return;
@@ -250,11 +257,40 @@ impl BufWrite for Attrs {
             }
         }
 
-        if let Some(underline) = self.underline {
-            if underline {
-                write_param!(4);
-            } else {
-                write_param!(24);
+        // berth: plain single underline stays `4` (every terminal reads
+        // it); the other styles are written as `4:N`, the underline colour
+        // as `58:5:N` / `58:2::R:G:B` (colon forms: a terminal that does
+        // not know 58 skips the whole group instead of reading its numbers
+        // as attributes) and its reset as `59`.
+        if let Some(style) = self.underline_style {
+            match style {
+                crate::UnderlineStyle::None => write_param!(24),
+                crate::UnderlineStyle::Single => write_param!(4),
+                _ => {
+                    write_param!(4);
+                    buf.push(b':');
+                    extend_itoa(buf, style.number());
+                }
+            }
+        }
+
+        if let Some(ulcolor) = self.ulcolor {
+            match ulcolor {
+                crate::Color::Default => write_param!(59),
+                crate::Color::Idx(i) => {
+                    write_param!(58);
+                    buf.extend_from_slice(b":5:");
+                    extend_itoa(buf, i);
+                }
+                crate::Color::Rgb(r, g, b) => {
+                    write_param!(58);
+                    buf.extend_from_slice(b":2::");
+                    extend_itoa(buf, r);
+                    buf.push(b':');
+                    extend_itoa(buf, g);
+                    buf.push(b':');
+                    extend_itoa(buf, b);
+                }
             }
         }
 
