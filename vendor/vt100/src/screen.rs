@@ -1358,6 +1358,12 @@ impl Screen {
                     self.attrs.ulcolor =
                         crate::Color::Rgb(to_u8!(*r), to_u8!(*g), to_u8!(*b));
                 }
+                // berth: with a colour-space field (or an empty one, the
+                // form the formatted output writes).
+                [58, 2, _, r, g, b] => {
+                    self.attrs.ulcolor =
+                        crate::Color::Rgb(to_u8!(*r), to_u8!(*g), to_u8!(*b));
+                }
                 [58, 5, i] => {
                     self.attrs.ulcolor = crate::Color::Idx(to_u8!(*i));
                 }

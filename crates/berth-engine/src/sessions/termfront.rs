@@ -605,8 +605,10 @@ fn needs_sgr_rewrite(p: &[u8]) -> bool {
         return true;
     }
     // `58` in the `;` form: written canonically, with its arguments
-    // checked as for 38 and 48.
-    p.split(|&c| c == b';').any(|x| x == b"58")
+    // checked as for 38 and 48; a number past 255 (an out of range colour
+    // value) would make vt100 stop reading the rest of the SGR.
+    p.split(|&c| c == b';')
+        .any(|x| x == b"58" || (x.len() >= 3 && parse_num(x) > 255))
 }
 
 /// Writes the SGR parameters `p` in forms vt100 reads (module docs) into
@@ -639,9 +641,9 @@ fn rewrite_sgr(p: &[u8], out: &mut Vec<u8>) -> bool {
                         } else {
                             (v(2), v(3), v(4))
                         };
-                        emitted.push(colour(head, 2, &[r, gg, b]));
+                        emitted.extend(colour(head, 2, &[r, gg, b]));
                     }
-                    5 if g.len() >= 3 => emitted.push(colour(head, 5, &[v(2)])),
+                    5 if g.len() >= 3 => emitted.extend(colour(head, 5, &[v(2)])),
                     _ => {}
                 },
                 // tmux reads `4:N` only with exactly one sub-parameter
@@ -668,8 +670,8 @@ fn rewrite_sgr(p: &[u8], out: &mut Vec<u8>) -> bool {
                     _ => 0,
                 };
                 match take {
-                    4 => emitted.push(colour(head, 2, &[arg(1), arg(2), arg(3)])),
-                    2 => emitted.push(colour(head, 5, &[arg(1)])),
+                    4 => emitted.extend(colour(head, 2, &[arg(1), arg(2), arg(3)])),
+                    2 => emitted.extend(colour(head, 5, &[arg(1)])),
                     _ => {}
                 }
                 i += take;
@@ -686,15 +688,21 @@ fn rewrite_sgr(p: &[u8], out: &mut Vec<u8>) -> bool {
 
 /// One colour parameter in the form vt100 reads: `38;2;R;G;B` / `38;5;N`
 /// for the text and background colours (`head` 38, 48), the colon form
-/// `58:2:R:G:B` / `58:5:N` for the underline colour.
-fn colour(head: u16, kind: u16, values: &[u16]) -> String {
+/// `58:2:R:G:B` / `58:5:N` for the underline colour. Out of range values
+/// are handled as tmux 3.3a does (vt100 would stop reading the SGR): an
+/// index past 255 selects the default colour, an RGB value past 255 makes
+/// the parameter a no-op (`None`).
+fn colour(head: u16, kind: u16, values: &[u16]) -> Option<String> {
+    if values.iter().any(|&v| v > 255) {
+        return (kind == 5).then(|| (head + 1).to_string());
+    }
     let sep = if head == 58 { ':' } else { ';' };
     let mut s = format!("{head}{sep}{kind}");
     for v in values {
         s.push(sep);
         s.push_str(&v.to_string());
     }
-    s
+    Some(s)
 }
 
 #[cfg(test)]
@@ -729,6 +737,11 @@ mod tests {
             // Groups tmux ignores are dropped; nothing left: no SGR at all.
             (b"\x1b[4:6;1:2;3m", b"\x1b[3m"),
             (b"\x1b[4:6ma", b"a"),
+            // Out of range as tmux: an index selects the default colour,
+            // an RGB value drops the colour; the rest is still read.
+            (b"\x1b[4;58;5;300;1m", b"\x1b[4;59;1m"),
+            (b"\x1b[38:5:256;1m", b"\x1b[39;1m"),
+            (b"\x1b[48;2;1;999;3;7m", b"\x1b[7m"),
             (b"\x1b[1;31m", b"\x1b[1;31m"),
         ];
         for (input, want) in cases {
