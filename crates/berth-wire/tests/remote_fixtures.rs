@@ -127,6 +127,7 @@ fn styled(text: &str, width: u8, fg: Color, bg: Color, attrs: u16) -> Cell {
         fg,
         bg,
         attrs,
+        underline_color: Color::Default,
     }
 }
 
@@ -196,6 +197,24 @@ fn frames() -> Vec<(String, Frame)> {
     v.push((
         s("grid_snapshot.styles_wide_and_combining"),
         Frame::GridSnapshot(GridSnapshot { seq: 41, grid }),
+    ));
+    // Protocol 3.1: underline styles in attribute bits 8-10, the underline
+    // colour as a prefixed style (with and without an underline).
+    let ul = |text: &str, style: u8, colour: Color| Cell {
+        attrs: attr::with_underline_style(0, style),
+        underline_color: colour,
+        ..Cell::new(text, 1)
+    };
+    let mut grid = Grid::new(4, 1);
+    grid.cells = vec![
+        ul("c", 3, Color::Rgb(255, 0, 0)),
+        ul("d", 2, Color::Indexed(9)),
+        ul("-", 5, Color::Default),
+        ul("n", 0, Color::Indexed(4)),
+    ];
+    v.push((
+        s("grid_snapshot.underline_styles_and_colours"),
+        Frame::GridSnapshot(GridSnapshot { seq: 3, grid }),
     ));
     v.push((
         s("grid_snapshot.blank_12x2"),
@@ -343,6 +362,11 @@ fn errors() -> Vec<(&'static str, &'static str, Reason)> {
             Reason::TooLarge,
         ),
         ("protocol_error.no_reason", "ff", Reason::Truncated),
+        (
+            "grid_snapshot.default_underline_colour_sent",
+            "04000000000101000001010300000000000261",
+            Reason::Malformed,
+        ),
         ("protocol_error.trailing_byte", "ff0100", Reason::Malformed),
     ]
 }

@@ -103,6 +103,63 @@ fn grid_snapshot_has_the_documented_bytes() {
     );
 }
 
+/// Protocol 3.1: a style with an underline colour is prefixed with tag
+/// 0x03 (which a 3.0 decoder refuses as an unknown colour tag, as
+/// `grid_sizes_and_counts_are_capped` shows for any unknown
+/// tag); the underline style sits in attribute bits 8-10 with UNDERLINE
+/// set, which a 3.0 decoder carries and shows as a plain underline.
+#[test]
+fn underline_style_and_colour_have_the_documented_bytes() {
+    let curly_red = Cell {
+        attrs: attr::with_underline_style(attr::BOLD, 3),
+        underline_color: Color::Rgb(255, 0, 0),
+        ..Cell::new("c", 1)
+    };
+    let dashed = Cell {
+        attrs: attr::with_underline_style(0, 5),
+        ..Cell::new("d", 1)
+    };
+    assert_eq!(curly_red.attrs, attr::BOLD | attr::UNDERLINE | 0x0300);
+    assert_eq!(attr::underline_style(curly_red.attrs), 3);
+    assert_eq!(attr::underline_style(attr::UNDERLINE), 1, "a 3.0 underline");
+    assert_eq!(attr::underline_style(0x0300), 0, "no UNDERLINE, no style");
+    assert_eq!(attr::with_underline_style(curly_red.attrs, 0), attr::BOLD);
+    let snap = GridSnapshot {
+        seq: 1,
+        grid: Grid {
+            cols: 2,
+            rows: 1,
+            cursor: Cursor::default(),
+            cells: vec![curly_red, dashed],
+        },
+    };
+    let bytes = round_trip(&Frame::GridSnapshot(snap));
+    assert_eq!(
+        bytes,
+        hex(concat!(
+            "04 00000001",
+            "02 01 00 00 01",
+            "02",                      // two styles
+            "03 02 ff0000 00 00 0309", // ul rgb(255,0,0); default/default; bold+ul, style 3
+            "00 00 0508",              // default/default; ul, style 5
+            "00 02 63",                // style 0: 'c'
+            "01 02 64",                // style 1: 'd'
+        ))
+    );
+    // The same cells without an underline colour are a 3.0 frame.
+    let plain = Cell::new("x", 1);
+    let bytes = round_trip(&Frame::GridSnapshot(GridSnapshot {
+        seq: 0,
+        grid: Grid {
+            cols: 1,
+            rows: 1,
+            cursor: Cursor::default(),
+            cells: vec![plain],
+        },
+    }));
+    assert!(!bytes[10..].contains(&0x03));
+}
+
 #[test]
 fn grid_diff_has_the_documented_bytes() {
     let d = GridDiff {
@@ -769,13 +826,15 @@ fn any_cell() -> BoxedStrategy<Cell> {
         color(),
         color(),
         any::<u16>(),
+        color(),
     )
-        .prop_map(|(text, width, fg, bg, attrs)| Cell {
+        .prop_map(|(text, width, fg, bg, attrs, underline_color)| Cell {
             text,
             width,
             fg,
             bg,
             attrs,
+            underline_color,
         })
         .boxed()
 }
@@ -793,6 +852,7 @@ fn small_cell() -> BoxedStrategy<Cell> {
             fg: Color::Default,
             bg,
             attrs,
+            underline_color: Color::Default,
         })
         .boxed()
 }
