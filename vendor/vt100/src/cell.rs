@@ -1,8 +1,9 @@
 use unicode_width::UnicodeWidthChar as _;
 
-// chosen to make the size of the cell struct 32 bytes (berth: 36 with the
-// underline colour's 4 bytes; the contents keep their 22 bytes so a cell
-// holds as many combining characters as before and as tmux)
+// chosen to make the size of the cell struct 32 bytes (berth: 39, with
+// the underline colour's 4 bytes and `Attrs` padded to 16; the contents
+// keep their 22 bytes so a cell holds as many combining characters as
+// before)
 const CONTENT_BYTES: usize = 22;
 
 const IS_WIDE: u8 = 0b1000_0000;
@@ -16,7 +17,7 @@ pub struct Cell {
     len: u8,
     attrs: crate::attrs::Attrs,
 }
-const _: () = assert!(std::mem::size_of::<Cell>() == 36);
+const _: () = assert!(std::mem::size_of::<Cell>() == 39);
 
 impl PartialEq<Self> for Cell {
     fn eq(&self, other: &Self) -> bool {
