@@ -162,8 +162,9 @@ fn held_output(d: &Daemon, id: &str) -> String {
 }
 
 /// A full-screen repaint: alternate screen, colours (palette, 256, RGB),
-/// attributes, absolute cursor moves, a scroll region, wide characters,
-/// a partial clear; the marker comes last.
+/// attributes, underline styles and colours (protocol 3.1), absolute
+/// cursor moves, a scroll region, wide characters, a partial clear; the
+/// marker comes last.
 const PAINT: &str = r#"read go
 printf '\033[?1049h\033[2J\033[H\033[44;97m%-80s\033[0m' ' title bar'
 i=2
@@ -173,7 +174,7 @@ while [ $i -le 20 ]; do
 done
 printf '\033[5;10H\033[K\033[7minverse\033[0m'
 printf '\033[3;20r\033[20;1H\n\n\033[r'
-printf '\033[24;1H\033[2;3mstatus\033[0m DONE-MARK'
+printf '\033[24;1H\033[2;3mstatus\033[0m \033[4:3;58:2::255:0:0mcurly\033[21;58;5;9mdouble\033[0m DONE-MARK'
 exec cat >/dev/null"#;
 
 #[test]
@@ -203,6 +204,14 @@ fn a_full_screen_program_reaches_the_client_cell_for_cell() {
         .cells
         .iter()
         .any(|c| c.fg == remote::Color::Rgb(10, 200, 30)));
+    for (style, colour) in [
+        (3, remote::Color::Rgb(255, 0, 0)),
+        (2, remote::Color::Indexed(9)),
+    ] {
+        assert!(want.cells.iter().any(|c| {
+            remote::attr::underline_style(c.attrs) == style && c.underline_color == colour
+        }));
+    }
     assert_grids_equal(&got, &want);
 
     // A client arriving now starts from a snapshot of the same screen.
