@@ -49,6 +49,9 @@ fn messages() -> Vec<AppMessage> {
             session_id: s("s1"),
             last_seq: Some(17),
         }),
+        AppMessage::GridFeatures(GridFeatures {
+            underline_color: true,
+        }),
         AppMessage::MachineList(MachineList {
             machines: vec![Machine {
                 id: s("m1"),
@@ -368,6 +371,12 @@ fn errors() -> Vec<(&'static str, &'static str, Reason)> {
             Reason::Malformed,
         ),
         ("protocol_error.trailing_byte", "ff0100", Reason::Malformed),
+        // {"type":"grid.features","underlineColor":1}: a bool, not a number
+        (
+            "app_json.grid_features_not_bool",
+            "017b2274797065223a22677269642e6665617475726573222c22756e6465726c696e65436f6c6f72223a317d",
+            Reason::BadJson,
+        ),
     ]
 }
 

@@ -309,6 +309,52 @@ pub enum DiffOp {
     },
 }
 
+/// Which additions to the 3.0 grid layout an encoder may use: what the
+/// receiver asked for with `grid.features` (docs/remote-protocol-v3.md §5).
+///
+/// Without [`Self::underline_color`] every cell is encoded with the default
+/// underline colour, so the frame is byte for byte what a 3.0 sender
+/// writes (the underline style bits 8-10 stay: 3.0 receivers ignore them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct GridEncoding {
+    /// Underline colours (the `0x03`-prefixed style of §3.1) may be sent.
+    pub underline_color: bool,
+}
+
+impl GridEncoding {
+    /// What a 3.0 receiver (or one that did not send `grid.features`)
+    /// decodes: no underline colours.
+    pub const V3_0: Self = Self {
+        underline_color: false,
+    };
+    /// Everything this version defines (3.1).
+    pub const FULL: Self = Self {
+        underline_color: true,
+    };
+}
+
+impl Grid {
+    /// Whether any cell has an underline colour, i.e. whether encoding the
+    /// grid for [`GridEncoding::V3_0`] drops something.
+    pub fn has_underline_color(&self) -> bool {
+        self.cells.iter().any(|c| !c.underline_color.is_default())
+    }
+}
+
+impl DiffOp {
+    /// Whether a cell this op writes has an underline colour.
+    pub fn has_underline_color(&self) -> bool {
+        match self {
+            DiffOp::Cells { cells, .. } => cells.iter().any(|c| !c.underline_color.is_default()),
+            DiffOp::Fill { cell, .. } => !cell.underline_color.is_default(),
+            DiffOp::ScrollUp { fill, .. } | DiffOp::ScrollDown { fill, .. } => {
+                !fill.underline_color.is_default()
+            }
+            DiffOp::Cursor(_) | DiffOp::Resize { .. } => false,
+        }
+    }
+}
+
 /// GRID_SNAPSHOT: the whole screen, and the sequence number the following
 /// GRID_DIFFs continue from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -369,14 +415,33 @@ struct Style {
 }
 
 /// The styles of one frame, in first-use order.
-#[derive(Default)]
 struct StyleTable {
     list: Vec<Style>,
     index: HashMap<Style, u32>,
     last: Option<(Style, u32)>,
+    encoding: GridEncoding,
 }
 
 impl StyleTable {
+    fn new(encoding: GridEncoding) -> Self {
+        Self {
+            list: Vec::new(),
+            index: HashMap::new(),
+            last: None,
+            encoding,
+        }
+    }
+
+    /// The style `cell` is sent with: its own, less what the receiver did
+    /// not ask for.
+    fn style_of(&self, cell: &Cell) -> Style {
+        let mut s = cell.style();
+        if !self.encoding.underline_color {
+            s.ul = Color::Default;
+        }
+        s
+    }
+
     fn intern(&mut self, s: Style) -> u32 {
         if let Some((ls, li)) = self.last {
             if ls == s {
@@ -394,7 +459,7 @@ impl StyleTable {
 
     fn intern_cells(&mut self, cells: &[Cell]) {
         for c in cells {
-            self.intern(c.style());
+            self.intern(self.style_of(c));
         }
     }
 
@@ -461,9 +526,9 @@ fn put_segment_header(out: &mut Vec<u8>, style: u32, n: usize, repeat: bool) {
 fn put_span(out: &mut Vec<u8>, cells: &[Cell], styles: &mut StyleTable) {
     let mut i = 0;
     while i < cells.len() {
-        let style = cells[i].style();
+        let style = styles.style_of(&cells[i]);
         let mut j = i + 1;
-        while j < cells.len() && cells[j].style() == style {
+        while j < cells.len() && styles.style_of(&cells[j]) == style {
             j += 1;
         }
         put_style_run(out, styles.intern(style), &cells[i..j]);
@@ -504,11 +569,12 @@ fn put_literal(out: &mut Vec<u8>, style: u32, cells: &[Cell]) {
 }
 
 fn put_styled_token(out: &mut Vec<u8>, cell: &Cell, styles: &mut StyleTable) {
-    put_varint(out, styles.intern(cell.style()));
+    let style = styles.style_of(cell);
+    put_varint(out, styles.intern(style));
     put_token(out, cell);
 }
 
-pub(crate) fn encode_snapshot(out: &mut Vec<u8>, snap: &GridSnapshot) {
+pub(crate) fn encode_snapshot(out: &mut Vec<u8>, snap: &GridSnapshot, encoding: GridEncoding) {
     let g = &snap.grid;
     // A grid whose cell vector disagrees with its size is sent padded or
     // cut to `cols * rows`, so the frame always matches its header.
@@ -521,7 +587,7 @@ pub(crate) fn encode_snapshot(out: &mut Vec<u8>, snap: &GridSnapshot) {
         padded = v;
         &padded
     };
-    let mut styles = StyleTable::default();
+    let mut styles = StyleTable::new(encoding);
     styles.intern_cells(cells);
 
     // Mostly one byte per cell; a guess that avoids most regrowth.
@@ -536,16 +602,16 @@ pub(crate) fn encode_snapshot(out: &mut Vec<u8>, snap: &GridSnapshot) {
     put_span(out, cells, &mut styles);
 }
 
-pub(crate) fn encode_diff(out: &mut Vec<u8>, d: &GridDiff) {
-    let mut styles = StyleTable::default();
+pub(crate) fn encode_diff(out: &mut Vec<u8>, d: &GridDiff, encoding: GridEncoding) {
+    let mut styles = StyleTable::new(encoding);
     for op in &d.ops {
         match op {
             DiffOp::Cells { cells, .. } => styles.intern_cells(cells),
             DiffOp::Fill { cell, .. } => {
-                styles.intern(cell.style());
+                styles.intern(styles.style_of(cell));
             }
             DiffOp::ScrollUp { fill, .. } | DiffOp::ScrollDown { fill, .. } => {
-                styles.intern(fill.style());
+                styles.intern(styles.style_of(fill));
             }
             DiffOp::Cursor(_) | DiffOp::Resize { .. } => {}
         }
