@@ -523,33 +523,33 @@ fn watch(
     loop {
         let (f, bytes) = next_live(&mut ws);
         match &f {
-            Frame::AppJson(AppMessage::MachineList(l)) if !attached => {
-                if l.machines
-                    .iter()
-                    .any(|m| m.online && m.sessions.iter().any(|s| s.id == session))
-                {
-                    attached = true;
-                    let cap = CapReq {
-                        grid: true,
-                        max_cols: None,
-                        max_rows: None,
-                    };
-                    send(&mut ws, Frame::AppJson(AppMessage::CapReq(cap)).encode());
-                    if let Some(a) = &ask {
-                        send(
-                            &mut ws,
-                            Frame::AppJson(AppMessage::GridFeatures(a.clone())).encode(),
-                        );
-                    }
-                    let attach = SessionAttach {
-                        machine_id: MACHINE.into(),
-                        session_id: session.into(),
-                    };
+            Frame::AppJson(AppMessage::MachineList(l))
+                if !attached
+                    && l.machines
+                        .iter()
+                        .any(|m| m.online && m.sessions.iter().any(|s| s.id == session)) =>
+            {
+                attached = true;
+                let cap = CapReq {
+                    grid: true,
+                    max_cols: None,
+                    max_rows: None,
+                };
+                send(&mut ws, Frame::AppJson(AppMessage::CapReq(cap)).encode());
+                if let Some(a) = &ask {
                     send(
                         &mut ws,
-                        Frame::AppJson(AppMessage::SessionAttach(attach)).encode(),
+                        Frame::AppJson(AppMessage::GridFeatures(a.clone())).encode(),
                     );
                 }
+                let attach = SessionAttach {
+                    machine_id: MACHINE.into(),
+                    session_id: session.into(),
+                };
+                send(
+                    &mut ws,
+                    Frame::AppJson(AppMessage::SessionAttach(attach)).encode(),
+                );
             }
             Frame::AppJson(AppMessage::GridFeatures(g)) => w.features.push(g.clone()),
             Frame::GridSnapshot(s) => {

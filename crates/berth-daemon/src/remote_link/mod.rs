@@ -3,7 +3,9 @@
 //!
 //! A *control link* announces the machine and its live PTY sessions
 //! (`machine_list`, re-sent when they change) and waits for the relay to
-//! ask for a session (`cap.req` then `session_attach`). Each request opens
+//! ask for a session (`cap.req`, optionally `grid.features`, then
+//! `session_attach`; underline colours go only to a relay that asked with
+//! `grid.features`, answered on the feed link). Each request opens
 //! a *feed link* for that session and mode, which streams either PTY_DATA
 //! (after a FRAME_SNAPSHOT painting the current screen) or GRID_SNAPSHOT
 //! then GRID_DIFFs computed from the screen model at most once per frame
