@@ -529,24 +529,29 @@ impl Hub {
             return;
         };
         let mut snapshots: Vec<(GridEncoding, Bytes)> = Vec::new();
-        let mut variants: Vec<(GridEncoding, Bytes)> = Vec::new();
+        let mut variants: Vec<(GridEncoding, Option<Bytes>)> = Vec::new();
         let mut ask_agent = false;
         for id in &feed.mobiles {
             let Some(m) = self.mobiles.get(id) else {
                 continue;
             };
+            // Each encoding's bytes are worked out once per frame (`None`:
+            // the frame's own bytes are right for it).
             let bytes = match decoded {
-                Some(f) if f.differs_for(m.encoding) => {
-                    match variants.iter().find(|(e, _)| *e == m.encoding) {
-                        Some((_, b)) => b.clone(),
+                Some(f) => {
+                    let v = match variants.iter().find(|(e, _)| *e == m.encoding) {
+                        Some((_, v)) => v.clone(),
                         None => {
-                            let b = Bytes::from(f.encode_for(m.encoding));
-                            variants.push((m.encoding, b.clone()));
-                            b
+                            let v = f
+                                .differs_for(m.encoding)
+                                .then(|| Bytes::from(f.encode_for(m.encoding)));
+                            variants.push((m.encoding, v.clone()));
+                            v
                         }
-                    }
+                    };
+                    v.unwrap_or_else(|| frame.clone())
                 }
-                _ => frame.clone(),
+                None => frame.clone(),
             };
             if m.out.push_media(bytes).is_err() {
                 match &feed.grid {
