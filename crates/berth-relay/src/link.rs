@@ -517,6 +517,10 @@ pub(crate) fn disconnect(hub: &mut Hub, l: &Link) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use berth_wire::remote::{
+        attr, CapAck, CapReq, Cell, Color, DiffOp, Grid, GridDiff, GridFeatures, GridSnapshot,
+        Machine, MachineList, SessionAttach, SessionInfo,
+    };
 
     #[test]
     fn tokens_compare_whole() {
@@ -551,11 +555,6 @@ mod tests {
         let ok = check_hello(&hello, &["nope".into()], None, &out).unwrap();
         assert_eq!(ok.token.as_deref(), Some("nope"));
     }
-
-    use berth_wire::remote::{
-        attr, CapAck, CapReq, Cell, Color, DiffOp, Grid, GridDiff, GridFeatures, GridSnapshot,
-        Machine, MachineList, SessionAttach, SessionInfo,
-    };
 
     fn link(hub: &mut Hub, role: Role, machine: Option<&str>) -> Link {
         let hello = Hello {
