@@ -3,7 +3,7 @@
 //! apply or are refused without breaking the grid.
 #![no_main]
 
-use berth_wire::remote::{apply, diff, split, Frame, Grid};
+use berth_wire::remote::{apply, diff, split, Frame, Grid, GridEncoding};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -18,6 +18,12 @@ fuzz_target!(|data: &[u8]| {
     // What was decoded encodes to bytes that decode to the same frame.
     let again = frame.encode();
     assert_eq!(Frame::decode(&again).as_ref(), Ok(&frame));
+    // For a receiver that did not ask for underline colours (3.0): a frame
+    // that decodes, holds none, and is the same bytes when there were none.
+    let old = frame.encode_for(GridEncoding::V3_0);
+    let back = Frame::decode(&old).expect("a 3.0 encoding decodes");
+    assert!(!back.differs_for(GridEncoding::V3_0));
+    assert_eq!(frame.differs_for(GridEncoding::V3_0), old != again);
 
     match &frame {
         Frame::GridDiff(d) => {

@@ -155,7 +155,8 @@ struct CellView {
     bold: bool,
     dim: bool,
     italic: bool,
-    underline: bool,
+    underline: vt100::UnderlineStyle,
+    underline_color: vt100::Color,
     inverse: bool,
 }
 
@@ -180,7 +181,8 @@ fn cells(screen: &vt100::Screen) -> Vec<Vec<CellView>> {
                         bold: cell.bold(),
                         dim: cell.dim(),
                         italic: cell.italic(),
-                        underline: cell.underline(),
+                        underline: cell.underline_style(),
+                        underline_color: cell.underline_color(),
                         inverse: cell.inverse(),
                     }
                 })
@@ -430,6 +432,7 @@ fn corpus() -> Vec<Case> {
         one("less-like pager", less_like()),
         one("htop-like redraws", htop_like()),
         one("colours in every SGR form", colours()),
+        one("underline styles and colours in every form", underlines()),
         one("wide and combining characters", wide()),
         one("alternate screen with saved cursor", alt_saved_cursor()),
         one("charsets", charsets()),
@@ -605,6 +608,51 @@ fn colours() -> Vec<u8> {
     v
 }
 
+/// Every underline form xterm, tmux and kitty accept: the styles `4:0` to
+/// `4:5`, `4`, `21` (double in tmux), `24`; the underline colour in the
+/// colon forms with and without a colour space, the `;` forms, indexed
+/// and RGB, reset by `59` and by `SGR 0`; mixed with colours and other
+/// attributes in one SGR; forms tmux ignores (`4:6`, `4:1:2`, `1:2`,
+/// short colour groups); out of range values; erases under an underline
+/// colour (terminals fill with the background only).
+fn underlines() -> Vec<u8> {
+    let mut v = Vec::new();
+    for s in 0..=5 {
+        v.extend_from_slice(format!("\x1b[4:{s}mu{s}\x1b[m ").as_bytes());
+    }
+    v.extend_from_slice(
+        b"\x1b[4mplain\x1b[21mdouble\x1b[24mnone \x1b[4:3mcurly\x1b[4mback\x1b[4:0moff\x1b[m\r\n",
+    );
+    let forms: &[&str] = &[
+        "58:2::255:0:0",
+        "58:2:0:10:20:30",
+        "58:2:1:40:50:60",
+        "58:2:70:80:90",
+        "58;2;100;110;120",
+        "58:5:9",
+        "58;5;3",
+        "58:5:200",
+        "58;5;16",
+    ];
+    for (i, f) in forms.iter().enumerate() {
+        v.extend_from_slice(format!("\x1b[4:{}m\x1b[{f}m{i}\x1b[59m-", i % 5 + 1).as_bytes());
+    }
+    v.extend_from_slice(b"\x1b[m\r\n");
+    // The colour without an underline, kept by the cell all the same; SGR 0
+    // and 59 reset it; 4:0 and 24 keep it.
+    v.extend_from_slice(b"\x1b[58;5;4mno-ul\x1b[4mul\x1b[4:0mkept\x1b[24m\x1b[4:2mback\x1b[0mreset \x1b[58:5:1;4ma\x1b[59mb\x1b[m\r\n");
+    // Mixed in one SGR with colours and attributes.
+    v.extend_from_slice(b"\x1b[1;58:5:1;4:4;38:2::1:2:3;48;5;100mmixed\x1b[0m \x1b[4:3;58:2::9:9:9;31mred\x1b[4:0mno\x1b[m \x1b[3;21;58;2;1;2;3;7mall\x1b[27;23;24mplain-ul-colour\x1b[m\r\n");
+    // Forms tmux ignores, short groups and out of range values.
+    v.extend_from_slice(b"\x1b[1:2ma\x1b[m \x1b[4mX\x1b[4:6mc\x1b[4:1:2md\x1b[m \x1b[3;4:6;1me\x1b[m \x1b[4;58:2:1:2mf\x1b[58:5mg\x1b[m \x1b[4;58;5;300;1mh\x1b[m \x1b[4;58:2::1:999:3;2mi\x1b[m \x1b[38:5:256;48:5:3mj\x1b[m\r\n");
+    // Erases under an underline colour and a style: background only.
+    v.extend_from_slice(
+        b"some text to erase\r\x1b[4:3;58:5:2;44m\x1b[5X\x1b[10C\x1b[K\x1b[mafter\r\n",
+    );
+    v.extend_from_slice(b"\x1b[21;58:2::1:2:3mend of stream, attributes still set");
+    v
+}
+
 fn wide() -> Vec<u8> {
     let mut v = "中文字符 and ｆｕｌｌ width, e\u{301} combining, n\u{303}, 🙂 face\r\n"
         .as_bytes()
@@ -682,6 +730,115 @@ fn growing_the_normal_screen_matches_tmux() {
     };
     let p = check_case(&mut t, &case);
     assert!(p.is_empty(), "{}", p.join("\n"));
+}
+
+/// The oracle is read through the model's own front end and parser, so a
+/// fault shared by both sides (say, styles flattened to a single underline)
+/// would hide; this pins what tmux 3.3a itself shows for each form, from
+/// its capture's text and the cells it parses to.
+#[test]
+fn tmux_shows_every_underline_form_and_the_oracle_reads_it() {
+    let Some(mut t) = tmux_or_skip() else { return };
+    let target = t.play(&[(&underlines(), (ROWS, COLS))]);
+    let cap = t.cmd(&["capture-pane", "-e", "-p", "-N", "-t", &target]);
+    for want in [
+        "4:2m",
+        "4:3m",
+        "4:4m",
+        "4:5m",
+        "58;2;255;0;0m",
+        "58;2;40;50;60m",
+        "58;5;200m",
+    ] {
+        assert!(cap.contains(want), "tmux capture lacks {want:?}: {cap:?}");
+    }
+    let cells = oracle_cells(&t, &target, ROWS, COLS);
+    let at = |row: usize, text: &str| -> &CellView {
+        cells[row]
+            .iter()
+            .find(|c| c.text == text)
+            .unwrap_or_else(|| panic!("no {text:?} in row {row}"))
+    };
+    use vt100::UnderlineStyle as U;
+    let styles = [
+        U::None,
+        U::Single,
+        U::Double,
+        U::Curly,
+        U::Dotted,
+        U::Dashed,
+    ];
+    for (n, style) in styles.iter().enumerate() {
+        let c = cells[0]
+            .iter()
+            .zip(cells[0].iter().skip(1))
+            .find(|(a, b)| a.text == "u" && b.text == n.to_string())
+            .map(|(a, _)| a)
+            .unwrap();
+        assert_eq!(c.underline, *style, "4:{n}");
+    }
+    let colours = [
+        vt100::Color::Rgb(255, 0, 0),
+        vt100::Color::Rgb(10, 20, 30),
+        vt100::Color::Rgb(40, 50, 60),
+        vt100::Color::Rgb(70, 80, 90),
+        vt100::Color::Rgb(100, 110, 120),
+        vt100::Color::Idx(9),
+        vt100::Color::Idx(3),
+        vt100::Color::Idx(200),
+        vt100::Color::Idx(16),
+    ];
+    for (i, colour) in colours.iter().enumerate() {
+        let c = at(1, &i.to_string());
+        assert_eq!(c.underline_color, *colour, "form {i}");
+        assert_eq!(c.underline, styles[i % 5 + 1], "form {i}");
+    }
+    assert_eq!(at(1, "-").underline_color, vt100::Color::Default);
+    // 21 is a double underline in tmux, not "bold off".
+    assert_eq!(at(6, "e").underline, U::Double);
+    assert!(at(6, "e").underline_color == vt100::Color::Rgb(1, 2, 3));
+}
+
+/// A restore played into a fresh emulator (what a re-attaching terminal
+/// is) re-creates every underline style and colour, on the normal screen
+/// beneath the alternate screen too, and the attributes still in effect.
+#[test]
+fn a_restore_re_creates_every_underline_form() {
+    let mut bytes = underlines();
+    bytes.extend_from_slice(b"\x1b[?1049h\x1b[H\x1b[4:5;58;2;7;8;9mon alt\x1b[21;58:5:77m");
+    let case = Case {
+        name: "underlines, then the alternate screen",
+        parts: vec![(bytes, (ROWS, COLS))],
+    };
+    let m = model_of(&case, |n| n);
+    let restore = m.snapshot().restore;
+    let mut fresh = vt100::Parser::new(ROWS, COLS, 0);
+    fresh.process(&restore);
+    let current = |s: &vt100::Screen| (s.underline_style(), s.underline_color(), s.fgcolor());
+    m.with_screen(|s, _| {
+        assert_eq!(cells(fresh.screen()), cells(s));
+        assert_eq!(current(fresh.screen()), current(s));
+        assert_eq!(
+            current(s),
+            (
+                vt100::UnderlineStyle::Double,
+                vt100::Color::Idx(77),
+                vt100::Color::Default
+            )
+        );
+    });
+    // Leave the alternate screen on both: the normal screen beneath.
+    let mut original = vt100::Parser::new(ROWS, COLS, 0);
+    *original.screen_mut() = m.with_screen(|s, _| s.clone());
+    original.process(b"\x1b[?1049l");
+    fresh.process(b"\x1b[?1049l");
+    assert_eq!(cells(fresh.screen()), cells(original.screen()));
+    let styled = cells(original.screen())
+        .iter()
+        .flatten()
+        .filter(|c| c.underline_color != vt100::Color::Default)
+        .count();
+    assert!(styled > 20, "the normal screen keeps its underline colours");
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! Encoded frames the relay sends often (remote protocol v3, seed 001).
 
-use berth_wire::remote::{AppMessage, ErrorMessage, Frame, Grid, GridSnapshot, Reason};
+use berth_wire::remote::{
+    AppMessage, ErrorMessage, Frame, Grid, GridEncoding, GridSnapshot, Reason,
+};
 use bytes::Bytes;
 
 pub(crate) fn enc(f: &Frame) -> Bytes {
@@ -24,9 +26,14 @@ pub(crate) fn protocol_error(r: Reason) -> Bytes {
     enc(&Frame::ProtocolError(r))
 }
 
-pub(crate) fn snapshot_frame(grid: &Grid, seq: u32) -> Bytes {
-    enc(&Frame::GridSnapshot(GridSnapshot {
-        seq,
-        grid: grid.clone(),
-    }))
+/// A GRID_SNAPSHOT of the relay's copy of a feed's grid, for a mobile that
+/// decodes `encoding` (what it asked for with `grid.features`).
+pub(crate) fn snapshot_frame(grid: &Grid, seq: u32, encoding: GridEncoding) -> Bytes {
+    Bytes::from(
+        Frame::GridSnapshot(GridSnapshot {
+            seq,
+            grid: grid.clone(),
+        })
+        .encode_for(encoding),
+    )
 }

@@ -12,8 +12,8 @@ use crate::frames::{error, json, snapshot_frame};
 use crate::key::{MachineKey, Namespace, RouteKey, SessionKey};
 use crate::outbox::Outbox;
 use berth_wire::remote::{
-    AppMessage, CapReq, ConnectionStatus, Grid, LinkStatus, Machine, MachineList, SessionAttach,
-    SessionInfo, SnapshotReq,
+    AppMessage, CapReq, ConnectionStatus, Frame, Grid, GridEncoding, GridFeatures, LinkStatus,
+    Machine, MachineList, SessionAttach, SessionInfo, SnapshotReq,
 };
 use bytes::Bytes;
 use std::collections::{HashMap, VecDeque};
@@ -56,6 +56,9 @@ pub(crate) struct MobileEntry {
     pub(crate) ns: Namespace,
     pub(crate) out: Arc<Outbox>,
     pub(crate) grid: bool,
+    /// What its grid frames may carry (`grid.features`; 3.0 without it).
+    /// Another relay instance of the cluster gets everything.
+    pub(crate) encoding: GridEncoding,
     pub(crate) max: MaxSize,
     pub(crate) attached: Option<RouteKey>,
     pub(crate) remote: Option<RelayId>,
@@ -364,6 +367,15 @@ impl Hub {
                     max_cols: max.0,
                     max_rows: max.1,
                 })));
+                if key.grid {
+                    // The relay takes every addition and encodes each
+                    // mobile's frames for what that mobile asked. A 3.0
+                    // agent answers UNKNOWN_MESSAGE_TYPE and sends 3.0
+                    // grids; the feed works the same.
+                    ctl.push(json(AppMessage::GridFeatures(GridFeatures {
+                        underline_color: true,
+                    })));
+                }
                 ctl.push(json(AppMessage::SessionAttach(SessionAttach {
                     machine_id: key.machine.clone(),
                     session_id: key.session.clone(),
@@ -442,7 +454,8 @@ impl Hub {
         let Some(m) = self.mobiles.get(&mobile) else {
             return;
         };
-        let (ns, out, grid, max) = (m.ns.clone(), m.out.clone(), m.grid, m.max);
+        let (ns, out, grid, max, encoding) =
+            (m.ns.clone(), m.out.clone(), m.grid, m.max, m.encoding);
         let mk = MachineKey {
             ns: ns.clone(),
             machine: machine_id.clone(),
@@ -477,7 +490,7 @@ impl Hub {
             out.push(ack.clone());
         }
         if let Some((g, seq)) = &feed.grid {
-            out.push_resync(snapshot_frame(g, *seq));
+            out.push_resync(snapshot_frame(g, *seq, encoding));
         } else if !grid && !need_link {
             // A raw mobile needs a paint consistent with the byte stream:
             // only the agent can make one.
@@ -504,20 +517,54 @@ impl Hub {
     /// Sends a feed's terminal frame to its mobiles; a mobile that cannot
     /// take it is resynced instead.
     pub(crate) fn fan_out(&mut self, key: &RouteKey, frame: &Bytes) {
+        self.fan_out_grid(key, frame, None);
+    }
+
+    /// [`Self::fan_out`] for a grid frame whose decoded form is `decoded`:
+    /// a mobile that did not ask for all it holds (an underline colour
+    /// without `grid.features`) gets it re-encoded without, once per
+    /// encoding; the others get `frame` untouched.
+    pub(crate) fn fan_out_grid(&mut self, key: &RouteKey, frame: &Bytes, decoded: Option<&Frame>) {
         let Some(feed) = self.feeds.get_mut(key) else {
             return;
         };
-        let mut snapshot: Option<Bytes> = None;
+        let mut snapshots: Vec<(GridEncoding, Bytes)> = Vec::new();
+        let mut variants: Vec<(GridEncoding, Option<Bytes>)> = Vec::new();
         let mut ask_agent = false;
         for id in &feed.mobiles {
             let Some(m) = self.mobiles.get(id) else {
                 continue;
             };
-            if m.out.push_media(frame.clone()).is_err() {
+            // Each encoding's bytes are worked out once per frame (`None`:
+            // the frame's own bytes are right for it).
+            let bytes = match decoded {
+                Some(f) => {
+                    let v = match variants.iter().find(|(e, _)| *e == m.encoding) {
+                        Some((_, v)) => v.clone(),
+                        None => {
+                            let v = f
+                                .differs_for(m.encoding)
+                                .then(|| Bytes::from(f.encode_for(m.encoding)));
+                            variants.push((m.encoding, v.clone()));
+                            v
+                        }
+                    };
+                    v.unwrap_or_else(|| frame.clone())
+                }
+                None => frame.clone(),
+            };
+            if m.out.push_media(bytes).is_err() {
                 match &feed.grid {
                     Some((g, seq)) => {
-                        let s = snapshot.get_or_insert_with(|| snapshot_frame(g, *seq));
-                        m.out.push_resync(s.clone());
+                        let s = match snapshots.iter().find(|(e, _)| *e == m.encoding) {
+                            Some((_, s)) => s.clone(),
+                            None => {
+                                let s = snapshot_frame(g, *seq, m.encoding);
+                                snapshots.push((m.encoding, s.clone()));
+                                s
+                            }
+                        };
+                        m.out.push_resync(s);
                     }
                     None => ask_agent = true,
                 }
@@ -727,6 +774,7 @@ impl Hub {
                         ns: key.ns.clone(),
                         out: out(),
                         grid: key.grid,
+                        encoding: GridEncoding::FULL,
                         max,
                         attached: None,
                         remote: Some(from.to_string()),
@@ -780,6 +828,7 @@ mod tests {
                 ns: ns(),
                 out: out.clone(),
                 grid,
+                encoding: GridEncoding::V3_0,
                 max: (None, None),
                 attached: None,
                 remote: None,

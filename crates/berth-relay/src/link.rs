@@ -7,8 +7,8 @@ use crate::hub::{Hub, MachineEntry, MobileEntry, Upstream};
 use crate::key::{MachineKey, Namespace, RouteKey};
 use crate::outbox::Outbox;
 use berth_wire::remote::{
-    self, AppMessage, Frame, Hello, HelloAck, Opcode, Pong, ProtocolMismatch, Reason, Role,
-    SnapshotReq,
+    self, AppMessage, Frame, GridEncoding, Hello, HelloAck, Opcode, Pong, ProtocolMismatch, Reason,
+    Role, SnapshotReq,
 };
 use bytes::Bytes;
 use std::sync::Arc;
@@ -115,6 +115,7 @@ pub(crate) fn admit(hub: &mut Hub, hello: &Hello, out: Arc<Outbox>, ping: Durati
                     ns: ns.clone(),
                     out: out.clone(),
                     grid: false,
+                    encoding: GridEncoding::V3_0,
                     max: (None, None),
                     attached: None,
                     remote: None,
@@ -197,15 +198,41 @@ pub(crate) fn on_mobile(hub: &mut Hub, id: u64, out: &Outbox, frame: Frame) {
                 }
             }
         }
+        Frame::AppJson(AppMessage::GridFeatures(f)) => {
+            let encoding = f.encoding();
+            let Some(m) = hub.mobiles.get_mut(&id) else {
+                return;
+            };
+            let changed = m.encoding != encoding;
+            m.encoding = encoding;
+            // The relay can always leave an addition out, and passes on
+            // what the agent sends: the answer grants what was asked.
+            out.push(json(AppMessage::GridFeatures(f)));
+            // A mobile already watching a grid gets it again in its new
+            // encoding, so cells on screen show what it asked for.
+            let snapshot = attached
+                .filter(|k| k.grid && changed)
+                .and_then(|k| hub.feeds.get(&k))
+                .and_then(|feed| feed.grid.as_ref())
+                .map(|(g, s)| snapshot_frame(g, *s, encoding));
+            if let Some(s) = snapshot {
+                out.push_resync(s);
+            }
+        }
         Frame::AppJson(AppMessage::SessionAttach(a)) => {
             hub.attach_mobile(id, a.machine_id, a.session_id)
         }
         Frame::AppJson(AppMessage::SnapshotReq(r)) => {
             let key = attached.filter(|k| k.session == r.session_id);
-            let grid = key
-                .as_ref()
-                .and_then(|k| hub.feeds.get(k))
-                .and_then(|f| f.grid.as_ref().map(|(g, s)| snapshot_frame(g, *s)));
+            let encoding = hub
+                .mobiles
+                .get(&id)
+                .map_or(GridEncoding::V3_0, |m| m.encoding);
+            let grid = key.as_ref().and_then(|k| hub.feeds.get(k)).and_then(|f| {
+                f.grid
+                    .as_ref()
+                    .map(|(g, s)| snapshot_frame(g, *s, encoding))
+            });
             let has_link = key
                 .as_ref()
                 .and_then(|k| hub.feeds.get(k))
@@ -372,13 +399,13 @@ pub(crate) fn on_feed(
 ) {
     match frame {
         Frame::PtyData(_) if !key.grid => hub.fan_out(key, &raw),
-        Frame::GridSnapshot(s) if key.grid => {
+        Frame::GridSnapshot(ref s) if key.grid => {
             if let Some(feed) = hub.feeds.get_mut(key) {
-                feed.grid = Some((s.grid, s.seq));
+                feed.grid = Some((s.grid.clone(), s.seq));
             }
-            hub.fan_out(key, &raw);
+            hub.fan_out_grid(key, &raw, Some(&frame));
         }
-        Frame::GridDiff(d) if key.grid => {
+        Frame::GridDiff(ref d) if key.grid => {
             let Some(feed) = hub.feeds.get_mut(key) else {
                 return;
             };
@@ -390,7 +417,7 @@ pub(crate) fn on_feed(
                 _ => false,
             };
             if ok {
-                hub.fan_out(key, &raw);
+                hub.fan_out_grid(key, &raw, Some(&frame));
             } else {
                 // Lost track: get a snapshot; mobiles receive it in turn.
                 feed.grid = None;
@@ -417,6 +444,11 @@ pub(crate) fn on_feed(
                     }
                 }
             }
+        }
+        Frame::AppJson(AppMessage::GridFeatures(f)) => {
+            // The agent's answer to the relay's request (§10.2): what this
+            // feed carries. Mobiles got the relay's own answer.
+            tracing::debug!(session = %key.session, underline_color = f.underline_color, "feed grid features");
         }
         Frame::AppJson(AppMessage::CapAck(_)) => {
             if let Some(feed) = hub.feeds.get_mut(key) {
@@ -485,6 +517,10 @@ pub(crate) fn disconnect(hub: &mut Hub, l: &Link) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use berth_wire::remote::{
+        attr, CapAck, CapReq, Cell, Color, DiffOp, Grid, GridDiff, GridFeatures, GridSnapshot,
+        Machine, MachineList, SessionAttach, SessionInfo,
+    };
 
     #[test]
     fn tokens_compare_whole() {
@@ -518,5 +554,251 @@ mod tests {
         ));
         let ok = check_hello(&hello, &["nope".into()], None, &out).unwrap();
         assert_eq!(ok.token.as_deref(), Some("nope"));
+    }
+
+    fn link(hub: &mut Hub, role: Role, machine: Option<&str>) -> Link {
+        let hello = Hello {
+            protocol_version: remote::PROTOCOL_VERSION,
+            role,
+            token: Some("t".into()),
+            supported_versions: None,
+            machine_id: machine.map(String::from),
+            machine_name: machine.map(String::from),
+            client_name: None,
+        };
+        admit(
+            hub,
+            &hello,
+            Arc::new(Outbox::new(1 << 20)),
+            Duration::from_secs(10),
+        )
+    }
+
+    fn send(hub: &mut Hub, l: &mut Link, f: Frame) {
+        on_frame(hub, l, Bytes::from(f.encode()));
+    }
+
+    fn app(m: AppMessage) -> Frame {
+        Frame::AppJson(m)
+    }
+
+    /// Every frame queued on `l` from index `from` on.
+    fn frames(l: &Link, from: usize) -> Vec<Frame> {
+        l.out.queued()[from..]
+            .iter()
+            .map(|b| Frame::decode(b).unwrap())
+            .collect()
+    }
+
+    /// A grid whose first cell has a curly underline in red.
+    fn red_curly(cols: u16) -> Grid {
+        let mut g = Grid::new(cols, 1);
+        g.cells[0] = Cell {
+            attrs: attr::with_underline_style(0, 3),
+            underline_color: Color::Rgb(255, 0, 0),
+            ..Cell::new("e", 1)
+        };
+        g
+    }
+
+    fn grids(fs: &[Frame]) -> Vec<Vec<Cell>> {
+        fs.iter()
+            .filter_map(|f| match f {
+                Frame::GridSnapshot(s) => Some(s.grid.cells.clone()),
+                Frame::GridDiff(d) => Some(
+                    d.ops
+                        .iter()
+                        .flat_map(|op| match op {
+                            DiffOp::Cells { cells, .. } => cells.clone(),
+                            DiffOp::Fill { cell, .. } => vec![cell.clone()],
+                            _ => vec![],
+                        })
+                        .collect(),
+                ),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Two mobiles on one grid feed: the one that sent `grid.features`
+    /// gets the agent's underline colours, the other the 3.0 frames (the
+    /// colour left out, the underline and its style kept). The relay asks
+    /// the agent for the colours; an agent of 3.0 refusing the request
+    /// with UNKNOWN_MESSAGE_TYPE changes nothing for the link.
+    #[test]
+    fn underline_colours_reach_only_the_mobiles_that_asked() {
+        let mut hub = Hub::default();
+        let mut ctl = link(&mut hub, Role::Agent, Some("m"));
+        send(
+            &mut hub,
+            &mut ctl,
+            app(AppMessage::MachineList(MachineList {
+                machines: vec![Machine {
+                    id: "m".into(),
+                    name: "m".into(),
+                    online: true,
+                    sessions: vec![SessionInfo {
+                        id: "s".into(),
+                        title: "sh".into(),
+                        cols: 4,
+                        rows: 1,
+                    }],
+                }],
+            })),
+        );
+        let mut new = link(&mut hub, Role::Mobile, None);
+        let mut old = link(&mut hub, Role::Mobile, None);
+        let new_from = new.out.queued().len();
+        let cap = CapReq {
+            grid: true,
+            max_cols: None,
+            max_rows: None,
+        };
+        let attach = SessionAttach {
+            machine_id: "m".into(),
+            session_id: "s".into(),
+        };
+        send(&mut hub, &mut new, app(AppMessage::CapReq(cap.clone())));
+        send(
+            &mut hub,
+            &mut new,
+            app(AppMessage::GridFeatures(GridFeatures {
+                underline_color: true,
+            })),
+        );
+        assert_eq!(
+            frames(&new, new_from),
+            vec![app(AppMessage::GridFeatures(GridFeatures {
+                underline_color: true
+            }))],
+            "the relay answers with what it will send"
+        );
+        send(&mut hub, &mut old, app(AppMessage::CapReq(cap.clone())));
+        let ctl_from = ctl.out.queued().len();
+        send(
+            &mut hub,
+            &mut new,
+            app(AppMessage::SessionAttach(attach.clone())),
+        );
+        send(
+            &mut hub,
+            &mut old,
+            app(AppMessage::SessionAttach(attach.clone())),
+        );
+        assert_eq!(
+            frames(&ctl, ctl_from),
+            vec![
+                app(AppMessage::CapReq(cap.clone())),
+                app(AppMessage::GridFeatures(GridFeatures {
+                    underline_color: true
+                })),
+                app(AppMessage::SessionAttach(attach.clone())),
+            ]
+        );
+        // An agent of 3.0 refuses the new type; nothing is answered and
+        // the control link stays what it was.
+        let ctl_from = ctl.out.queued().len();
+        send(
+            &mut hub,
+            &mut ctl,
+            Frame::ProtocolError(Reason::UnknownMessageType),
+        );
+        assert!(frames(&ctl, ctl_from).is_empty());
+        assert!(matches!(ctl.kind, Kind::Control));
+
+        // The feed link (of a 3.1 agent here, so it sends colours).
+        let mut feed = link(&mut hub, Role::Agent, Some("m"));
+        send(
+            &mut hub,
+            &mut feed,
+            app(AppMessage::SessionAttach(attach.clone())),
+        );
+        send(
+            &mut hub,
+            &mut feed,
+            app(AppMessage::CapAck(CapAck {
+                grid: true,
+                max_cols: 500,
+                max_rows: 200,
+            })),
+        );
+        send(
+            &mut hub,
+            &mut feed,
+            app(AppMessage::GridFeatures(GridFeatures {
+                underline_color: true,
+            })),
+        );
+        let (new_from, old_from) = (new.out.queued().len(), old.out.queued().len());
+        let snap = Frame::GridSnapshot(GridSnapshot {
+            seq: 0,
+            grid: red_curly(4),
+        });
+        send(&mut hub, &mut feed, snap.clone());
+        let mut next = Grid::new(4, 1);
+        next.cells[1] = Cell {
+            attrs: attr::with_underline_style(0, 3),
+            underline_color: Color::Indexed(9),
+            ..Cell::new("x", 1)
+        };
+        let diff = Frame::GridDiff(GridDiff {
+            seq: 1,
+            ops: vec![DiffOp::Cells {
+                x: 1,
+                y: 0,
+                cells: vec![next.cells[1].clone()],
+            }],
+        });
+        send(&mut hub, &mut feed, diff.clone());
+        assert!(
+            frames(&feed, 0)
+                .iter()
+                .all(|f| !matches!(f, Frame::ProtocolError(_))),
+            "the feed link took every frame"
+        );
+
+        let got_new = frames(&new, new_from);
+        let got_old = frames(&old, old_from);
+        // The mobile that asked: the agent's frames, byte for byte.
+        assert_eq!(
+            new.out.queued()[new_from..],
+            [Bytes::from(snap.encode()), Bytes::from(diff.encode())]
+        );
+        assert_eq!(grids(&got_new)[0][0].underline_color, Color::Rgb(255, 0, 0));
+        assert_eq!(grids(&got_new)[1][0].underline_color, Color::Indexed(9));
+        // The other: no underline colour anywhere (a 3.0 decoder's bytes),
+        // the curly underline still there.
+        assert_eq!(
+            old.out.queued()[old_from..],
+            [
+                Bytes::from(snap.encode_for(GridEncoding::V3_0)),
+                Bytes::from(diff.encode_for(GridEncoding::V3_0))
+            ]
+        );
+        let old_cells = grids(&got_old);
+        assert_eq!(old_cells.len(), 2);
+        assert!(old_cells
+            .iter()
+            .flatten()
+            .all(|c| c.underline_color == Color::Default));
+        assert_eq!(attr::underline_style(old_cells[0][0].attrs), 3);
+        assert_eq!(attr::underline_style(old_cells[1][0].attrs), 3);
+
+        // Opting in later: the current grid again, now with its colours.
+        let old_from = old.out.queued().len();
+        send(
+            &mut hub,
+            &mut old,
+            app(AppMessage::GridFeatures(GridFeatures {
+                underline_color: true,
+            })),
+        );
+        let got = frames(&old, old_from);
+        assert_eq!(got.len(), 2, "{got:?}");
+        let Frame::GridSnapshot(s) = &got[1] else {
+            panic!("{got:?}")
+        };
+        assert_eq!(s.grid.cells[0].underline_color, Color::Rgb(255, 0, 0));
+        assert_eq!(s.grid.cells[1].underline_color, Color::Indexed(9));
     }
 }

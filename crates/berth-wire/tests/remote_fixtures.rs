@@ -49,6 +49,9 @@ fn messages() -> Vec<AppMessage> {
             session_id: s("s1"),
             last_seq: Some(17),
         }),
+        AppMessage::GridFeatures(GridFeatures {
+            underline_color: true,
+        }),
         AppMessage::MachineList(MachineList {
             machines: vec![Machine {
                 id: s("m1"),
@@ -127,6 +130,7 @@ fn styled(text: &str, width: u8, fg: Color, bg: Color, attrs: u16) -> Cell {
         fg,
         bg,
         attrs,
+        underline_color: Color::Default,
     }
 }
 
@@ -196,6 +200,24 @@ fn frames() -> Vec<(String, Frame)> {
     v.push((
         s("grid_snapshot.styles_wide_and_combining"),
         Frame::GridSnapshot(GridSnapshot { seq: 41, grid }),
+    ));
+    // Protocol 3.1: underline styles in attribute bits 8-10, the underline
+    // colour as a prefixed style (with and without an underline).
+    let ul = |text: &str, style: u8, colour: Color| Cell {
+        attrs: attr::with_underline_style(0, style),
+        underline_color: colour,
+        ..Cell::new(text, 1)
+    };
+    let mut grid = Grid::new(4, 1);
+    grid.cells = vec![
+        ul("c", 3, Color::Rgb(255, 0, 0)),
+        ul("d", 2, Color::Indexed(9)),
+        ul("-", 5, Color::Default),
+        ul("n", 0, Color::Indexed(4)),
+    ];
+    v.push((
+        s("grid_snapshot.underline_styles_and_colours"),
+        Frame::GridSnapshot(GridSnapshot { seq: 3, grid }),
     ));
     v.push((
         s("grid_snapshot.blank_12x2"),
@@ -343,7 +365,18 @@ fn errors() -> Vec<(&'static str, &'static str, Reason)> {
             Reason::TooLarge,
         ),
         ("protocol_error.no_reason", "ff", Reason::Truncated),
+        (
+            "grid_snapshot.default_underline_colour_sent",
+            "04000000000101000001010300000000000261",
+            Reason::Malformed,
+        ),
         ("protocol_error.trailing_byte", "ff0100", Reason::Malformed),
+        // {"type":"grid.features","underlineColor":1}: a bool, not a number
+        (
+            "app_json.grid_features_not_bool",
+            "017b2274797065223a22677269642e6665617475726573222c22756e6465726c696e65436f6c6f72223a317d",
+            Reason::BadJson,
+        ),
     ]
 }
 

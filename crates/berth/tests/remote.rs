@@ -6,7 +6,10 @@
 mod common;
 
 use berth_wire::daemon::*;
-use berth_wire::remote::{self, AppMessage, Frame, Grid, Hello, Ping, Reason, Role};
+use berth_wire::remote::{
+    self, AppMessage, CapReq, Frame, Grid, GridFeatures, Hello, Input, Ping, Pong, Reason, Role,
+    SessionAttach,
+};
 use common::*;
 use std::net::TcpStream;
 use std::process::{Child, Command, Output, Stdio};
@@ -162,8 +165,9 @@ fn held_output(d: &Daemon, id: &str) -> String {
 }
 
 /// A full-screen repaint: alternate screen, colours (palette, 256, RGB),
-/// attributes, absolute cursor moves, a scroll region, wide characters,
-/// a partial clear; the marker comes last.
+/// attributes, underline styles and colours (protocol 3.1), absolute
+/// cursor moves, a scroll region, wide characters, a partial clear; the
+/// marker comes last.
 const PAINT: &str = r#"read go
 printf '\033[?1049h\033[2J\033[H\033[44;97m%-80s\033[0m' ' title bar'
 i=2
@@ -173,7 +177,7 @@ while [ $i -le 20 ]; do
 done
 printf '\033[5;10H\033[K\033[7minverse\033[0m'
 printf '\033[3;20r\033[20;1H\n\n\033[r'
-printf '\033[24;1H\033[2;3mstatus\033[0m DONE-MARK'
+printf '\033[24;1H\033[2;3mstatus\033[0m \033[4:3;58:2::255:0:0mcurly\033[21;58;5;9mdouble\033[0m DONE-MARK'
 exec cat >/dev/null"#;
 
 #[test]
@@ -203,6 +207,14 @@ fn a_full_screen_program_reaches_the_client_cell_for_cell() {
         .cells
         .iter()
         .any(|c| c.fg == remote::Color::Rgb(10, 200, 30)));
+    for (style, colour) in [
+        (3, remote::Color::Rgb(255, 0, 0)),
+        (2, remote::Color::Indexed(9)),
+    ] {
+        assert!(want.cells.iter().any(|c| {
+            remote::attr::underline_style(c.attrs) == style && c.underline_color == colour
+        }));
+    }
     assert_grids_equal(&got, &want);
 
     // A client arriving now starts from a snapshot of the same screen.
@@ -455,6 +467,326 @@ fn bad_frames_get_protocol_error_and_the_link_stays_usable() {
         next(&mut ws),
         Some(Frame::AppJson(AppMessage::Pong(p))) if p.ts == 4242
     ));
+}
+
+/// The next protocol frame and its bytes, answering the relay's pings (a
+/// mobile silent for three intervals is dropped).
+fn next_live(ws: &mut Ws) -> (Frame, Vec<u8>) {
+    loop {
+        match ws.read().expect("reading from the relay") {
+            Message::Binary(b) => {
+                let f = Frame::decode(&b).unwrap_or_else(|e| panic!("{e}: {b:02x?}"));
+                if let Frame::AppJson(AppMessage::Ping(p)) = f {
+                    send(
+                        &mut *ws,
+                        Frame::AppJson(AppMessage::Pong(Pong { ts: p.ts })).encode(),
+                    );
+                    continue;
+                }
+                return (f, b.to_vec());
+            }
+            _ => continue,
+        }
+    }
+}
+
+/// What a raw mobile saw of a grid feed until `until` was on screen.
+struct Watched {
+    grid: Grid,
+    /// Every GRID_SNAPSHOT / GRID_DIFF, decoded, with its bytes.
+    frames: Vec<(Frame, Vec<u8>)>,
+    /// The `grid.features` answers received.
+    features: Vec<GridFeatures>,
+}
+
+/// A raw WebSocket mobile: attaches to `session` in grid mode, sending
+/// `grid.features` first when `ask` is given; once its first grid came,
+/// it signals `ready` (or waits on `go` and then types `input`), and it
+/// reads until `until` shows.
+fn watch(
+    relay: &Relay,
+    session: &str,
+    ask: Option<GridFeatures>,
+    ready: Option<std::sync::mpsc::Sender<()>>,
+    go: Option<(std::sync::mpsc::Receiver<()>, &str)>,
+    until: &str,
+) -> Watched {
+    let mut ws = ws_connect(relay);
+    send(&mut ws, hello(Role::Mobile, TOKEN, 3));
+    let mut w = Watched {
+        grid: Grid::new(1, 1),
+        frames: Vec::new(),
+        features: Vec::new(),
+    };
+    let mut attached = false;
+    let mut have_grid = false;
+    loop {
+        let (f, bytes) = next_live(&mut ws);
+        match &f {
+            Frame::AppJson(AppMessage::MachineList(l))
+                if !attached
+                    && l.machines
+                        .iter()
+                        .any(|m| m.online && m.sessions.iter().any(|s| s.id == session)) =>
+            {
+                attached = true;
+                let cap = CapReq {
+                    grid: true,
+                    max_cols: None,
+                    max_rows: None,
+                };
+                send(&mut ws, Frame::AppJson(AppMessage::CapReq(cap)).encode());
+                if let Some(a) = &ask {
+                    send(
+                        &mut ws,
+                        Frame::AppJson(AppMessage::GridFeatures(a.clone())).encode(),
+                    );
+                }
+                let attach = SessionAttach {
+                    machine_id: MACHINE.into(),
+                    session_id: session.into(),
+                };
+                send(
+                    &mut ws,
+                    Frame::AppJson(AppMessage::SessionAttach(attach)).encode(),
+                );
+            }
+            Frame::AppJson(AppMessage::GridFeatures(g)) => w.features.push(g.clone()),
+            Frame::GridSnapshot(s) => {
+                w.grid = s.grid.clone();
+                w.frames.push((f.clone(), bytes));
+            }
+            Frame::GridDiff(d) => {
+                remote::apply(&mut w.grid, &d.ops).unwrap();
+                w.frames.push((f.clone(), bytes));
+            }
+            Frame::ProtocolError(r) => panic!("the relay refused a frame: {r}"),
+            _ => {}
+        }
+        if !have_grid && !w.frames.is_empty() {
+            have_grid = true;
+            if let Some(tx) = &ready {
+                tx.send(()).unwrap();
+            }
+            if let Some((rx, input)) = &go {
+                rx.recv().unwrap();
+                let i = Input {
+                    session_id: session.into(),
+                    data: input.to_string(),
+                };
+                send(&mut ws, Frame::AppJson(AppMessage::Input(i)).encode());
+            }
+        }
+        if grid_has(&w.grid, until) {
+            return w;
+        }
+    }
+}
+
+/// The row showing `DONE-MARK` (the terminal echoes the input above it).
+fn marked_row(g: &Grid) -> &[remote::Cell] {
+    (0..g.rows)
+        .map(|y| g.row(y))
+        .find(|r| {
+            r.iter()
+                .map(|c| c.text.as_str())
+                .collect::<String>()
+                .contains("DONE-MARK")
+        })
+        .expect("DONE-MARK on screen")
+}
+
+/// Protocol 3.1's underline colour is opt-in (`grid.features`): on one
+/// feed, through the real relay and daemon, a mobile that did not ask
+/// gets every grid frame without it (what a 3.0 decoder accepts) and
+/// still sees the underline styles; one that asked gets the colours.
+#[test]
+fn underline_colours_reach_only_mobiles_that_ask_for_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(dir.path());
+    let d = linked_daemon(&relay);
+    let script = r"read go
+printf '[4:3;58:2::255:0:0mcurly[0m [4;58;5;9mplain[0m [58;5;2mnone[0m DONE-MARK'
+exec cat >/dev/null";
+    let id = spawn_pty(&d, script, 4, 60);
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let asked = std::thread::scope(|s| {
+        let asked = s.spawn(|| {
+            watch(
+                &relay,
+                &id,
+                Some(GridFeatures {
+                    underline_color: true,
+                }),
+                Some(ready_tx),
+                None,
+                "DONE-MARK",
+            )
+        });
+        let plain = watch(
+            &relay,
+            &id,
+            None,
+            None,
+            Some((ready_rx, "go\r")),
+            "DONE-MARK",
+        );
+        // No frame the plain mobile got holds an underline colour, so none
+        // has a 0x03 style (a decoder refuses one with the default colour),
+        // and each is the canonical encoding of what it decoded to.
+        assert!(plain.features.is_empty());
+        for (f, bytes) in &plain.frames {
+            assert_eq!(&f.encode(), bytes);
+            assert!(!f.differs_for(remote::GridEncoding::V3_0), "{f:?}");
+        }
+        let styles: Vec<u8> = marked_row(&plain.grid)[..11]
+            .iter()
+            .map(|c| remote::attr::underline_style(c.attrs))
+            .collect();
+        assert_eq!(styles, [3, 3, 3, 3, 3, 0, 1, 1, 1, 1, 1]);
+        assert!(plain
+            .grid
+            .cells
+            .iter()
+            .all(|c| c.underline_color == remote::Color::Default));
+        asked.join().unwrap()
+    });
+    assert_eq!(
+        asked.features,
+        [GridFeatures {
+            underline_color: true
+        }]
+    );
+    let row = marked_row(&asked.grid);
+    assert_eq!(row[0].underline_color, remote::Color::Rgb(255, 0, 0));
+    assert_eq!(row[6].underline_color, remote::Color::Indexed(9));
+    assert_eq!(row[12].underline_color, remote::Color::Indexed(2));
+    assert_eq!(remote::attr::underline_style(row[0].attrs), 3);
+    assert_grids_equal(&asked.grid, &daemon_grid(&d, &id, 4, 60));
+}
+
+/// One link of the daemon's agent link accepted by a hand-written relay:
+/// its `hello` answered with `hello_ack`.
+fn accept_agent(listener: &std::net::TcpListener) -> tungstenite::WebSocket<TcpStream> {
+    let (stream, _) = listener.accept().unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut ws = tungstenite::accept(stream).unwrap();
+    let Message::Binary(b) = ws.read().unwrap() else {
+        panic!("not a binary hello")
+    };
+    assert!(matches!(
+        Frame::decode(&b),
+        Ok(Frame::AppJson(AppMessage::Hello(h))) if h.role == Role::Agent
+    ));
+    let ack = remote::HelloAck {
+        protocol_version: 3,
+        connection_id: None,
+        ping_interval_ms: Some(10_000),
+    };
+    ws.send(Message::Binary(
+        Frame::AppJson(AppMessage::HelloAck(ack)).encode().into(),
+    ))
+    .unwrap();
+    ws
+}
+
+fn read_agent(ws: &mut tungstenite::WebSocket<TcpStream>) -> (Frame, Vec<u8>) {
+    loop {
+        if let Message::Binary(b) = ws.read().expect("reading from the agent") {
+            let f = Frame::decode(&b).unwrap_or_else(|e| panic!("{e}: {b:02x?}"));
+            return (f, b.to_vec());
+        }
+    }
+}
+
+/// The agent side of the opt-in, against a hand-written relay: a relay
+/// that does not send `grid.features` (one of 3.0) gets grids without
+/// underline colours and no answer; one that does gets the answer on the
+/// feed link and the colours.
+#[test]
+fn the_agent_sends_underline_colours_only_to_a_relay_that_asks() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    let d = Daemon::start_with(&[
+        "--relay",
+        &url,
+        "--relay-token",
+        TOKEN,
+        "--relay-machine-id",
+        MACHINE,
+    ]);
+    let id = spawn_pty(
+        &d,
+        r"printf '\033[4:3;58:2::255:0:0mcurly\033[0m DONE-MARK'; exec cat >/dev/null",
+        3,
+        40,
+    );
+    let mut ctl = accept_agent(&listener);
+    // Until the session is listed and has painted its line.
+    loop {
+        if let (Frame::AppJson(AppMessage::MachineList(l)), _) = read_agent(&mut ctl) {
+            let listed = l
+                .machines
+                .iter()
+                .any(|m| m.sessions.iter().any(|s| s.id == id));
+            if listed && held_output(&d, &id).contains("DONE-MARK") {
+                break;
+            }
+        }
+    }
+    for ask in [false, true] {
+        let cap = CapReq {
+            grid: true,
+            max_cols: None,
+            max_rows: None,
+        };
+        let mut to_agent = vec![AppMessage::CapReq(cap)];
+        if ask {
+            to_agent.push(AppMessage::GridFeatures(GridFeatures {
+                underline_color: true,
+            }));
+        }
+        to_agent.push(AppMessage::SessionAttach(SessionAttach {
+            machine_id: MACHINE.into(),
+            session_id: id.clone(),
+        }));
+        for m in to_agent {
+            ctl.send(Message::Binary(Frame::AppJson(m).encode().into()))
+                .unwrap();
+        }
+        let mut feed = accept_agent(&listener);
+        let mut features = Vec::new();
+        let (snap, bytes) = loop {
+            match read_agent(&mut feed) {
+                (Frame::AppJson(AppMessage::GridFeatures(f)), _) => features.push(f),
+                (Frame::GridSnapshot(s), b) => break (s, b),
+                (Frame::ProtocolError(r), _) => panic!("the agent refused a frame: {r}"),
+                _ => {}
+            }
+        };
+        let row = marked_row(&snap.grid);
+        assert_eq!(remote::attr::underline_style(row[0].attrs), 3);
+        if ask {
+            assert_eq!(
+                features,
+                [GridFeatures {
+                    underline_color: true
+                }]
+            );
+            assert_eq!(row[0].underline_color, remote::Color::Rgb(255, 0, 0));
+        } else {
+            assert!(features.is_empty());
+            assert!(snap
+                .grid
+                .cells
+                .iter()
+                .all(|c| c.underline_color == remote::Color::Default));
+            let f = Frame::GridSnapshot(snap.clone());
+            assert_eq!(f.encode(), bytes, "canonical 3.0 bytes");
+        }
+    }
 }
 
 #[test]

@@ -26,19 +26,22 @@ fn cell(c: &vt100::Cell) -> Cell {
         (c.bold(), attr::BOLD),
         (c.dim(), attr::DIM),
         (c.italic(), attr::ITALIC),
-        (c.underline(), attr::UNDERLINE),
         (c.inverse(), attr::INVERSE),
     ] {
         if on {
             attrs |= bit;
         }
     }
+    // The style number is the `N` of `SGR 4:N` on both sides; any style
+    // also sets UNDERLINE, for receivers of protocol 3.0.
+    let attrs = attr::with_underline_style(attrs, c.underline_style().number());
     Cell {
         text,
         width,
         fg: color(c.fgcolor()),
         bg: color(c.bgcolor()),
         attrs,
+        underline_color: color(c.underline_color()),
     }
 }
 
@@ -91,6 +94,49 @@ mod tests {
         assert_eq!(g.cells[3].bg, Color::Default);
         assert_eq!(g.cells[4].fg, Color::Indexed(200));
         assert_ne!(g.cells[4].attrs & attr::UNDERLINE, 0);
+        assert_eq!(attr::underline_style(g.cells[4].attrs), 3);
+        assert_eq!(g.cells[4].underline_color, Color::Rgb(1, 1, 1));
+    }
+
+    /// Every underline form a program may write reaches the grid: the
+    /// styles `4:0`-`4:5`, `4`, `21`, `24`, the underline colour in the
+    /// colon and `;` forms with and without a colour space, `59` and
+    /// `SGR 0` resetting it.
+    #[test]
+    fn every_underline_form_reaches_the_grid() {
+        use berth_engine::sessions::{OutputStream, ScreenState};
+        let cases: &[(&str, u8, Color)] = &[
+            ("\x1b[4:0m", 0, Color::Default),
+            ("\x1b[4:1m", 1, Color::Default),
+            ("\x1b[4:2m", 2, Color::Default),
+            ("\x1b[4:3m", 3, Color::Default),
+            ("\x1b[4:4m", 4, Color::Default),
+            ("\x1b[4:5m", 5, Color::Default),
+            ("\x1b[4m", 1, Color::Default),
+            ("\x1b[21m", 2, Color::Default),
+            ("\x1b[4:3;24m", 0, Color::Default),
+            ("\x1b[4:4;58:2::1:2:3m", 4, Color::Rgb(1, 2, 3)),
+            ("\x1b[4;58:2:0:4:5:6m", 1, Color::Rgb(4, 5, 6)),
+            ("\x1b[4;58:2:7:8:9m", 1, Color::Rgb(7, 8, 9)),
+            ("\x1b[4;58;2;10;11;12m", 1, Color::Rgb(10, 11, 12)),
+            ("\x1b[4;58:5:200m", 1, Color::Indexed(200)),
+            ("\x1b[4;58;5;9m", 1, Color::Indexed(9)),
+            ("\x1b[58;5;9m", 0, Color::Indexed(9)),
+            ("\x1b[4;58;5;9;59m", 1, Color::Default),
+            ("\x1b[4:2;58;5;9m\x1b[0m", 0, Color::Default),
+        ];
+        let out = OutputStream::new(1 << 16);
+        let s = ScreenState::new(out.clone(), 1, cases.len() as u16);
+        for (sgr, _, _) in cases {
+            out.append(format!("\x1b[0m{sgr}x").as_bytes());
+        }
+        let g = s.with_screen(|screen, _| screen_to_grid(screen));
+        for (i, (sgr, style, colour)) in cases.iter().enumerate() {
+            let c = &g.cells[i];
+            assert_eq!(attr::underline_style(c.attrs), *style, "{sgr:?}");
+            assert_eq!(c.attrs & attr::UNDERLINE != 0, *style != 0, "{sgr:?}");
+            assert_eq!(c.underline_color, *colour, "{sgr:?}");
+        }
     }
 
     #[test]

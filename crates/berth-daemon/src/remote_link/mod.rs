@@ -3,7 +3,9 @@
 //!
 //! A *control link* announces the machine and its live PTY sessions
 //! (`machine_list`, re-sent when they change) and waits for the relay to
-//! ask for a session (`cap.req` then `session_attach`). Each request opens
+//! ask for a session (`cap.req`, optionally `grid.features`, then
+//! `session_attach`; underline colours go only to a relay that asked with
+//! `grid.features`, answered on the feed link). Each request opens
 //! a *feed link* for that session and mode, which streams either PTY_DATA
 //! (after a FRAME_SNAPSHOT painting the current screen) or GRID_SNAPSHOT
 //! then GRID_DIFFs computed from the screen model at most once per frame
@@ -18,8 +20,9 @@ pub mod grid;
 
 use berth_engine::sessions::{AttachOptions, Kind, Next, Replay, Session, Sessions, StreamId};
 use berth_wire::remote::{
-    self, AppMessage, CapAck, CapReq, Frame, GridDiff, GridResizeCapped, GridSnapshot, Hello,
-    Machine, MachineList, Pong, PtyState, PtyStatus, Role, SessionAttach, SessionInfo,
+    self, AppMessage, CapAck, CapReq, Frame, GridDiff, GridEncoding, GridFeatures,
+    GridResizeCapped, GridSnapshot, Hello, Machine, MachineList, Pong, PtyState, PtyStatus, Role,
+    SessionAttach, SessionInfo,
 };
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -80,6 +83,12 @@ fn hostname() -> String {
 
 fn bin(f: &Frame) -> Message {
     Message::Binary(Bytes::from(f.encode()))
+}
+
+/// A grid frame for a relay that decodes `encoding` (what it asked for
+/// with `grid.features`; 3.0 bytes without it).
+fn grid_bin(f: &Frame, encoding: GridEncoding) -> Message {
+    Message::Binary(Bytes::from(f.encode_for(encoding)))
 }
 
 fn app(m: AppMessage) -> Message {
@@ -240,6 +249,7 @@ async fn control(
     let mut poll = tokio::time::interval(Duration::from_millis(500));
     let mut last_seen = Instant::now();
     let mut wanted: Option<CapReq> = None;
+    let mut features: Option<GridFeatures> = None;
     loop {
         tokio::select! {
             _ = poll.tick() => {
@@ -264,15 +274,29 @@ async fn control(
                         wanted = Some(c);
                         None
                     }
+                    Ok(Frame::AppJson(AppMessage::GridFeatures(f))) => {
+                        // For the next feed, like `cap.req`; answered on
+                        // that feed's link.
+                        features = Some(f);
+                        None
+                    }
                     Ok(Frame::AppJson(AppMessage::SessionAttach(a))) => {
                         let want = wanted.take().unwrap_or(CapReq {
                             grid: false,
                             max_cols: None,
                             max_rows: None,
                         });
+                        let features = features.take();
                         match engine.get_kind(&a.session_id, Kind::Pty) {
                             Ok(s) if s.exit().is_none() => {
-                                tokio::spawn(feed(engine.clone(), cfg.clone(), url.to_string(), s, want));
+                                tokio::spawn(feed(
+                                    engine.clone(),
+                                    cfg.clone(),
+                                    url.to_string(),
+                                    s,
+                                    want,
+                                    features,
+                                ));
                                 None
                             }
                             found => Some(app(AppMessage::PtyStatus(PtyStatus {
@@ -300,7 +324,12 @@ async fn control(
 /// What a feed streams.
 enum Mode {
     Raw,
-    Grid { seq: u32, last: remote::Grid },
+    Grid {
+        seq: u32,
+        last: remote::Grid,
+        /// What the relay decodes (`grid.features`, 3.0 without it).
+        encoding: GridEncoding,
+    },
 }
 
 /// One feed link: a session's output for every mobile of one mode.
@@ -310,9 +339,10 @@ async fn feed(
     url: String,
     session: Arc<Session>,
     want: CapReq,
+    features: Option<GridFeatures>,
 ) {
     let id = session.id().to_string();
-    if let Err(e) = feed_link(&engine, &cfg, &url, &session, &want).await {
+    if let Err(e) = feed_link(&engine, &cfg, &url, &session, &want, features).await {
         tracing::debug!(session = %id, "feed link ended: {e}");
     }
 }
@@ -339,6 +369,7 @@ async fn feed_link(
     url: &str,
     session: &Arc<Session>,
     want: &CapReq,
+    features: Option<GridFeatures>,
 ) -> Result<(), String> {
     let id = session.id().to_string();
     let screen = session.screen().cloned().ok_or("not a terminal session")?;
@@ -363,6 +394,18 @@ async fn feed_link(
     })))
     .await
     .map_err(|e| e.to_string())?;
+    // Underline colours only for a relay that asked (a 3.0 relay would
+    // refuse them); the answer says what this feed carries.
+    let encoding = features
+        .as_ref()
+        .map_or(GridEncoding::V3_0, |f| f.encoding());
+    if let Some(f) = &features {
+        tx.send(app(AppMessage::GridFeatures(GridFeatures {
+            underline_color: f.underline_color && want.grid,
+        })))
+        .await
+        .map_err(|e| e.to_string())?;
+    }
 
     let mut att = attach(engine, &id)?;
     let paint = |ansi: Vec<u8>| {
@@ -376,13 +419,20 @@ async fn feed_link(
         .map_err(|e| e.to_string())?;
     let mut mode = if want.grid {
         let last = screen.with_screen(|s, _| grid::screen_to_grid(s));
-        tx.send(bin(&Frame::GridSnapshot(GridSnapshot {
-            seq: 0,
-            grid: last.clone(),
-        })))
+        tx.send(grid_bin(
+            &Frame::GridSnapshot(GridSnapshot {
+                seq: 0,
+                grid: last.clone(),
+            }),
+            encoding,
+        ))
         .await
         .map_err(|e| e.to_string())?;
-        Mode::Grid { seq: 0, last }
+        Mode::Grid {
+            seq: 0,
+            last,
+            encoding,
+        }
     } else {
         Mode::Raw
     };
@@ -476,13 +526,20 @@ async fn feed_link(
                             att = attach(engine, &id)?;
                             vec![paint(std::mem::take(&mut att.initial))]
                         }
-                        Mode::Grid { seq, last } => {
+                        Mode::Grid {
+                            seq,
+                            last,
+                            encoding,
+                        } => {
                             *seq = seq.wrapping_add(1);
                             *last = screen.with_screen(|s, _| grid::screen_to_grid(s));
-                            vec![bin(&Frame::GridSnapshot(GridSnapshot {
-                                seq: *seq,
-                                grid: last.clone(),
-                            }))]
+                            vec![grid_bin(
+                                &Frame::GridSnapshot(GridSnapshot {
+                                    seq: *seq,
+                                    grid: last.clone(),
+                                }),
+                                *encoding,
+                            )]
                         }
                     },
                     Ok(Frame::Resize { cols, rows }) => {
@@ -525,7 +582,12 @@ async fn feed_link(
 /// The GRID_DIFF from the last grid sent to the current screen, if any
 /// cell or the cursor changed.
 fn grid_frame(screen: &berth_engine::sessions::ScreenState, mode: &mut Mode) -> Option<Message> {
-    let Mode::Grid { seq, last } = mode else {
+    let Mode::Grid {
+        seq,
+        last,
+        encoding,
+    } = mode
+    else {
         return None;
     };
     let now = screen.with_screen(|s, _| grid::screen_to_grid(s));
@@ -535,7 +597,10 @@ fn grid_frame(screen: &berth_engine::sessions::ScreenState, mode: &mut Mode) -> 
     }
     *seq = seq.wrapping_add(1);
     *last = now;
-    Some(bin(&Frame::GridDiff(GridDiff { seq: *seq, ops })))
+    Some(grid_bin(
+        &Frame::GridDiff(GridDiff { seq: *seq, ops }),
+        *encoding,
+    ))
 }
 
 #[cfg(test)]

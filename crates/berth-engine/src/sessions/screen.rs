@@ -402,6 +402,7 @@ fn erase_with_background(parser: &mut vt100::Parser, seq: &[u8]) {
         && !s.dim()
         && !s.italic()
         && !s.underline()
+        && s.underline_color() == vt100::Color::Default
         && !s.inverse();
     if plain {
         parser.process(seq);

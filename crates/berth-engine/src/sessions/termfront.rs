@@ -2,13 +2,19 @@
 //! vt100 emulator that makes it see what a real terminal (xterm, tmux,
 //! kitty) would see, and records the terminal state vt100 does not keep.
 //!
-//! - **SGR sub-parameters.** vt100 understands `38;2;R;G;B`, `38;5;N` and
-//!   the three-value colon form only. Every other form xterm, tmux and
-//!   kitty accept is rewritten to one of those: `38:2::R:G:B` and
-//!   `38:2:CS:R:G:B` (ITU T.416 with a colour-space field), `38:5:N`, the
-//!   same for `48`; underline styles `4:0`..`4:5` become `24` / `4`; the
-//!   underline colour (`58` in every form, `59`) is consumed, never misread
-//!   as the attributes its numbers would otherwise name.
+//! - **SGR sub-parameters.** vt100 (vendored, `vendor/vt100`) understands
+//!   `38;2;R;G;B`, `38;5;N`, the three-value colon forms `38:2:R:G:B` and
+//!   `38:5:N`, the same for `48` and the underline colour `58`, `59`, and
+//!   the underline styles `4:0`..`4:5` and `21` (double, as tmux reads it).
+//!   Every other form xterm, tmux and kitty accept is rewritten to one of
+//!   those: `38:2::R:G:B` and `38:2:CS:R:G:B` (ITU T.416 with a colour-space
+//!   field) become `38;2;R;G;B`, `38:5:N` becomes `38;5;N`, the same for
+//!   `48`; the underline colour in every form (`58:2::R:G:B`,
+//!   `58:2:CS:R:G:B`, `58;2;R;G;B`, `58:5:N`, `58;5;N`) becomes
+//!   `58:2:R:G:B` / `58:5:N`. As in tmux 3.3a, a colon group it does not
+//!   define (`4:6`, `4:1:2`, `1:2`) is ignored rather than read as its
+//!   head, and an SGR left with nothing to do is dropped (an empty SGR
+//!   would reset every attribute).
 //! - **Character sets.** `ESC ( 0` / `ESC ) 0` with SI/SO select the DEC
 //!   special graphics set; vt100 ignores it, so line-drawing bytes are
 //!   translated to their Unicode characters here (as tmux stores them).
@@ -484,9 +490,13 @@ impl Front {
         if fin == b'm' && private.is_none() && inter.is_empty() {
             let controls_inside = self.seq.iter().skip(2).any(|&c| c < 0x20);
             if !controls_inside && needs_sgr_rewrite(digits) {
+                let start = out.len();
                 out.extend_from_slice(b"\x1b[");
-                rewrite_sgr(digits, out);
-                out.push(b'm');
+                if rewrite_sgr(digits, out) {
+                    out.push(b'm');
+                } else {
+                    out.truncate(start);
+                }
                 return;
             }
         }
@@ -594,13 +604,17 @@ fn needs_sgr_rewrite(p: &[u8]) -> bool {
     if p.contains(&b':') {
         return true;
     }
-    // `58` / `59` in the `;` form: vt100 would read the colour numbers
-    // that follow as attributes.
-    p.split(|&c| c == b';').any(|x| x == b"58" || x == b"59")
+    // `58` in the `;` form: written canonically, with its arguments
+    // checked as for 38 and 48; a number past 255 (an out of range colour
+    // value) would make vt100 stop reading the rest of the SGR.
+    p.split(|&c| c == b';')
+        .any(|x| x == b"58" || (x.len() >= 3 && parse_num(x) > 255))
 }
 
-/// Writes the canonical `;`-form of SGR parameters `p` into `out`.
-fn rewrite_sgr(p: &[u8], out: &mut Vec<u8>) {
+/// Writes the SGR parameters `p` in forms vt100 reads (module docs) into
+/// `out`; returns false, writing nothing, when no parameter is left (the
+/// caller then drops the sequence: `CSI m` would reset every attribute).
+fn rewrite_sgr(p: &[u8], out: &mut Vec<u8>) -> bool {
     let groups: Vec<Vec<Option<u16>>> = p
         .split(|&c| c == b';')
         .map(|g| {
@@ -619,22 +633,25 @@ fn rewrite_sgr(p: &[u8], out: &mut Vec<u8>) {
             // A colon group carries all its arguments.
             let v = |k: usize| g.get(k).copied().flatten().unwrap_or(0);
             match head {
-                38 | 48 => match v(1) {
-                    2 => {
+                38 | 48 | 58 => match v(1) {
+                    2 if g.len() >= 5 => {
                         // With a colour-space field there are six values.
                         let (r, gg, b) = if g.len() >= 6 {
                             (v(3), v(4), v(5))
                         } else {
                             (v(2), v(3), v(4))
                         };
-                        emitted.push(format!("{head};2;{r};{gg};{b}"));
+                        emitted.extend(colour(head, 2, &[r, gg, b]));
                     }
-                    5 => emitted.push(format!("{head};5;{}", v(2))),
+                    5 if g.len() >= 3 => emitted.extend(colour(head, 5, &[v(2)])),
                     _ => {}
                 },
-                4 => emitted.push(if v(1) == 0 { "24".into() } else { "4".into() }),
-                58 => {}
-                _ => emitted.push(head.to_string()),
+                // tmux reads `4:N` only with exactly one sub-parameter
+                // from 0 to 5.
+                4 if g.len() == 2 && g[1].is_some_and(|n| n <= 5) => {
+                    emitted.push(format!("4:{}", v(1)));
+                }
+                _ => {}
             }
             continue;
         }
@@ -652,26 +669,40 @@ fn rewrite_sgr(p: &[u8], out: &mut Vec<u8>) {
                     5 => 2,
                     _ => 0,
                 };
-                if head != 58 {
-                    match take {
-                        4 => emitted.push(format!("{head};2;{};{};{}", arg(1), arg(2), arg(3))),
-                        2 => emitted.push(format!("{head};5;{}", arg(1))),
-                        _ => {}
-                    }
+                match take {
+                    4 => emitted.extend(colour(head, 2, &[arg(1), arg(2), arg(3)])),
+                    2 => emitted.extend(colour(head, 5, &[arg(1)])),
+                    _ => {}
                 }
                 i += take;
             }
-            59 => {}
             n => emitted.push(n.to_string()),
         }
     }
-    if emitted.is_empty() && !groups.is_empty() {
-        // Only underline colour: leave the attributes alone (an empty SGR
-        // would reset them), by emitting a no-op parameter vt100 ignores.
-        out.extend_from_slice(b"59");
-        return;
+    if emitted.is_empty() {
+        return false;
     }
     out.extend_from_slice(emitted.join(";").as_bytes());
+    true
+}
+
+/// One colour parameter in the form vt100 reads: `38;2;R;G;B` / `38;5;N`
+/// for the text and background colours (`head` 38, 48), the colon form
+/// `58:2:R:G:B` / `58:5:N` for the underline colour. Out of range values
+/// are handled as tmux 3.3a does (vt100 would stop reading the SGR): an
+/// index past 255 selects the default colour, an RGB value past 255 makes
+/// the parameter a no-op (`None`).
+fn colour(head: u16, kind: u16, values: &[u16]) -> Option<String> {
+    if values.iter().any(|&v| v > 255) {
+        return (kind == 5).then(|| (head + 1).to_string());
+    }
+    let sep = if head == 58 { ':' } else { ';' };
+    let mut s = format!("{head}{sep}{kind}");
+    for v in values {
+        s.push(sep);
+        s.push_str(&v.to_string());
+    }
+    Some(s)
 }
 
 #[cfg(test)]
@@ -693,10 +724,24 @@ mod tests {
             (b"\x1b[38:2:0:10:20:30m", b"\x1b[38;2;10;20;30m"),
             (b"\x1b[48:2::1:2:3m", b"\x1b[48;2;1;2;3m"),
             (b"\x1b[38:5:196m", b"\x1b[38;5;196m"),
-            (b"\x1b[1;4:3;58:2::9:9:9;31m", b"\x1b[1;4;31m"),
-            (b"\x1b[4:0m", b"\x1b[24m"),
-            (b"\x1b[58;5;3;32m", b"\x1b[32m"),
-            (b"\x1b[58;2;1;2;3m", b"\x1b[59m"),
+            (b"\x1b[1;4:3;58:2::9:9:9;31m", b"\x1b[1;4:3;58:2:9:9:9;31m"),
+            (b"\x1b[4:0m", b"\x1b[4:0m"),
+            (b"\x1b[4:5m", b"\x1b[4:5m"),
+            (b"\x1b[58;5;3;32m", b"\x1b[58:5:3;32m"),
+            (b"\x1b[58;2;1;2;3m", b"\x1b[58:2:1:2:3m"),
+            (b"\x1b[58:2:0:1:2:3m", b"\x1b[58:2:1:2:3m"),
+            (b"\x1b[58:2:1:2:3m", b"\x1b[58:2:1:2:3m"),
+            (b"\x1b[58:5:200;1m", b"\x1b[58:5:200;1m"),
+            (b"\x1b[59m", b"\x1b[59m"),
+            (b"\x1b[21;24m", b"\x1b[21;24m"),
+            // Groups tmux ignores are dropped; nothing left: no SGR at all.
+            (b"\x1b[4:6;1:2;3m", b"\x1b[3m"),
+            (b"\x1b[4:6ma", b"a"),
+            // Out of range as tmux: an index selects the default colour,
+            // an RGB value drops the colour; the rest is still read.
+            (b"\x1b[4;58;5;300;1m", b"\x1b[4;59;1m"),
+            (b"\x1b[38:5:256;1m", b"\x1b[39;1m"),
+            (b"\x1b[48;2;1;999;3;7m", b"\x1b[7m"),
             (b"\x1b[1;31m", b"\x1b[1;31m"),
         ];
         for (input, want) in cases {

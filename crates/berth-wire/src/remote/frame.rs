@@ -4,7 +4,8 @@
 use super::codec::Reader;
 use super::grid::{decode_diff, decode_snapshot, encode_diff, encode_snapshot};
 use super::{
-    AppMessage, DecodeError, GridDiff, GridSnapshot, Opcode, Reason, MAX_ID_LEN, MAX_MESSAGE_LEN,
+    AppMessage, DecodeError, GridDiff, GridEncoding, GridSnapshot, Opcode, Reason, MAX_ID_LEN,
+    MAX_MESSAGE_LEN,
 };
 
 /// A decoded remote-protocol message.
@@ -79,11 +80,37 @@ impl Frame {
         }
     }
 
-    /// The frame as one WebSocket binary message.
+    /// The frame as one WebSocket binary message, with everything this
+    /// version defines ([`GridEncoding::FULL`]). Grid frames for a peer
+    /// go through [`Self::encode_for`] with what that peer asked for.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
         self.encode_into(&mut out);
         out
+    }
+
+    /// The frame as one WebSocket binary message for a receiver that
+    /// decodes `encoding` (what it asked for with `grid.features`, §5);
+    /// only GRID_SNAPSHOT and GRID_DIFF depend on it.
+    pub fn encode_for(&self, encoding: GridEncoding) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.encode_into_for(&mut out, encoding);
+        out
+    }
+
+    /// Whether encoding for `encoding` drops something this frame holds
+    /// (an underline colour, for [`GridEncoding::V3_0`]): when not, the
+    /// bytes of [`Self::encode`] are already right for that receiver, so a
+    /// relay forwards them untouched.
+    pub fn differs_for(&self, encoding: GridEncoding) -> bool {
+        if encoding.underline_color {
+            return false;
+        }
+        match self {
+            Self::GridSnapshot(s) => s.grid.has_underline_color(),
+            Self::GridDiff(d) => d.ops.iter().any(|op| op.has_underline_color()),
+            _ => false,
+        }
     }
 
     /// Appends the frame to `out`, so a sender can reuse one buffer.
@@ -93,6 +120,11 @@ impl Frame {
     /// [`MAX_ID_LEN`], a message over [`MAX_MESSAGE_LEN`]) is produced but
     /// a conforming peer refuses it.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
+        self.encode_into_for(out, GridEncoding::FULL);
+    }
+
+    /// [`Self::encode_into`] for a receiver that decodes `encoding`.
+    pub fn encode_into_for(&self, out: &mut Vec<u8>, encoding: GridEncoding) {
         match self {
             Self::PtyData(data) => encode_pty_data_into(data, out),
             Self::AppJson(msg) => {
@@ -114,11 +146,11 @@ impl Frame {
             }
             Self::GridSnapshot(s) => {
                 out.push(Opcode::GridSnapshot as u8);
-                encode_snapshot(out, s);
+                encode_snapshot(out, s, encoding);
             }
             Self::GridDiff(d) => {
                 out.push(Opcode::GridDiff as u8);
-                encode_diff(out, d);
+                encode_diff(out, d, encoding);
             }
             Self::ProtocolError(reason) => {
                 out.extend_from_slice(&[Opcode::ProtocolError as u8, reason.code()]);

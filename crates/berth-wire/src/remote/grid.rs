@@ -7,6 +7,11 @@
 //! cells). Printable ASCII cells cost one byte; a blank line costs about
 //! three. Integers are LEB128 varints except the fixed-width sequence
 //! number and attribute bits.
+//!
+//! Protocol 3.1 (docs/remote-protocol-v3.md §3.1) adds the underline style
+//! (attribute bits 8-10) and the underline colour (a style prefixed with
+//! tag `0x03`); a frame without an underline colour is byte for byte a 3.0
+//! frame.
 
 use std::collections::HashMap;
 
@@ -15,8 +20,9 @@ use serde::{Deserialize, Serialize};
 use super::codec::{put_varint, Reader};
 use super::{DecodeError, MAX_CELL_TEXT, MAX_GRID_CELLS, MAX_GRID_COLS, MAX_GRID_ROWS};
 
-/// Attribute bits of [`Cell::attrs`]. Bits 8-15 are reserved: senders keep
-/// them zero, receivers carry them through and ignore them.
+/// Attribute bits of [`Cell::attrs`]. Bits 8-10 hold the underline style
+/// (protocol 3.1); bits 11-15 are reserved: senders keep them zero,
+/// receivers carry them through and ignore them.
 pub mod attr {
     /// Bold or increased intensity (SGR 1).
     pub const BOLD: u16 = 1 << 0;
@@ -34,6 +40,40 @@ pub mod attr {
     pub const HIDDEN: u16 = 1 << 6;
     /// Crossed out (SGR 9).
     pub const STRIKE: u16 = 1 << 7;
+    /// The underline style, bits 8-10 (protocol 3.1): the `N` of `SGR 4:N`
+    /// (1 single, 2 double, 3 curly, 4 dotted, 5 dashed; 6 and 7 are
+    /// reserved and shown as single). 0 with [`UNDERLINE`] set is a single
+    /// underline (what a 3.0 sender writes). A sender sets [`UNDERLINE`]
+    /// with every non-zero style, so a 3.0 receiver, which ignores these
+    /// bits, still shows an underline.
+    pub const UNDERLINE_STYLE: u16 = 0b111 << 8;
+    const UNDERLINE_STYLE_SHIFT: u16 = 8;
+
+    /// The underline style of `attrs`: 0 when not underlined, else 1-7
+    /// (see [`UNDERLINE_STYLE`]; a 3.0 sender's plain underline reads as
+    /// 1).
+    pub const fn underline_style(attrs: u16) -> u8 {
+        if attrs & UNDERLINE == 0 {
+            return 0;
+        }
+        match (attrs & UNDERLINE_STYLE) >> UNDERLINE_STYLE_SHIFT {
+            0 => 1,
+            n => n as u8,
+        }
+    }
+
+    /// `attrs` with underline style `style` (0-7, higher bits dropped):
+    /// sets or clears [`UNDERLINE`] with it, so every receiver shows an
+    /// underline exactly when the style is non-zero.
+    pub const fn with_underline_style(attrs: u16, style: u8) -> u16 {
+        let style = (style & 0b111) as u16;
+        let attrs = attrs & !(UNDERLINE | UNDERLINE_STYLE);
+        if style == 0 {
+            attrs
+        } else {
+            attrs | UNDERLINE | (style << UNDERLINE_STYLE_SHIFT)
+        }
+    }
 }
 
 /// A cell colour as a terminal knows it; the client maps indexes to its
@@ -65,6 +105,23 @@ pub struct Cell {
     pub bg: Color,
     /// [`attr`] bits.
     pub attrs: u16,
+    /// Underline colour (SGR 58, protocol 3.1); [`Color::Default`] draws
+    /// the underline in the foreground colour. Kept whether or not the
+    /// cell is underlined, as terminals keep it. JSON `underlineColor`,
+    /// left out when default (so 3.0 fixtures read unchanged).
+    #[serde(
+        rename = "underlineColor",
+        default,
+        skip_serializing_if = "Color::is_default"
+    )]
+    pub underline_color: Color,
+}
+
+impl Color {
+    /// Whether this is [`Color::Default`].
+    pub fn is_default(&self) -> bool {
+        *self == Color::Default
+    }
 }
 
 impl Default for Cell {
@@ -76,6 +133,7 @@ impl Default for Cell {
             fg: Color::Default,
             bg: Color::Default,
             attrs: 0,
+            underline_color: Color::Default,
         }
     }
 }
@@ -95,6 +153,7 @@ impl Cell {
             fg: self.fg,
             bg: self.bg,
             attrs: self.attrs,
+            ul: self.underline_color,
         }
     }
 
@@ -250,6 +309,52 @@ pub enum DiffOp {
     },
 }
 
+/// Which additions to the 3.0 grid layout an encoder may use: what the
+/// receiver asked for with `grid.features` (docs/remote-protocol-v3.md §5).
+///
+/// Without [`Self::underline_color`] every cell is encoded with the default
+/// underline colour, so the frame is byte for byte what a 3.0 sender
+/// writes (the underline style bits 8-10 stay: 3.0 receivers ignore them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct GridEncoding {
+    /// Underline colours (the `0x03`-prefixed style of §3.1) may be sent.
+    pub underline_color: bool,
+}
+
+impl GridEncoding {
+    /// What a 3.0 receiver (or one that did not send `grid.features`)
+    /// decodes: no underline colours.
+    pub const V3_0: Self = Self {
+        underline_color: false,
+    };
+    /// Everything this version defines (3.1).
+    pub const FULL: Self = Self {
+        underline_color: true,
+    };
+}
+
+impl Grid {
+    /// Whether any cell has an underline colour, i.e. whether encoding the
+    /// grid for [`GridEncoding::V3_0`] drops something.
+    pub fn has_underline_color(&self) -> bool {
+        self.cells.iter().any(|c| !c.underline_color.is_default())
+    }
+}
+
+impl DiffOp {
+    /// Whether a cell this op writes has an underline colour.
+    pub fn has_underline_color(&self) -> bool {
+        match self {
+            DiffOp::Cells { cells, .. } => cells.iter().any(|c| !c.underline_color.is_default()),
+            DiffOp::Fill { cell, .. } => !cell.underline_color.is_default(),
+            DiffOp::ScrollUp { fill, .. } | DiffOp::ScrollDown { fill, .. } => {
+                !fill.underline_color.is_default()
+            }
+            DiffOp::Cursor(_) | DiffOp::Resize { .. } => false,
+        }
+    }
+}
+
 /// GRID_SNAPSHOT: the whole screen, and the sequence number the following
 /// GRID_DIFFs continue from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -283,6 +388,10 @@ const TOKEN_WIDTH0: u8 = 0x03;
 const COLOR_DEFAULT: u8 = 0;
 const COLOR_INDEXED: u8 = 1;
 const COLOR_RGB: u8 = 2;
+/// Before a style's fg colour: the underline colour follows, then the
+/// style as in 3.0 (protocol 3.1). A 3.0 decoder refuses it as an unknown
+/// colour tag, so it fails clearly instead of misreading the table.
+const UNDERLINE_COLOR_PREFIX: u8 = 3;
 
 const OP_CELLS: u8 = 0x01;
 const OP_FILL: u8 = 0x02;
@@ -302,17 +411,37 @@ struct Style {
     fg: Color,
     bg: Color,
     attrs: u16,
+    ul: Color,
 }
 
 /// The styles of one frame, in first-use order.
-#[derive(Default)]
 struct StyleTable {
     list: Vec<Style>,
     index: HashMap<Style, u32>,
     last: Option<(Style, u32)>,
+    encoding: GridEncoding,
 }
 
 impl StyleTable {
+    fn new(encoding: GridEncoding) -> Self {
+        Self {
+            list: Vec::new(),
+            index: HashMap::new(),
+            last: None,
+            encoding,
+        }
+    }
+
+    /// The style `cell` is sent with: its own, less what the receiver did
+    /// not ask for.
+    fn style_of(&self, cell: &Cell) -> Style {
+        let mut s = cell.style();
+        if !self.encoding.underline_color {
+            s.ul = Color::Default;
+        }
+        s
+    }
+
     fn intern(&mut self, s: Style) -> u32 {
         if let Some((ls, li)) = self.last {
             if ls == s {
@@ -330,13 +459,17 @@ impl StyleTable {
 
     fn intern_cells(&mut self, cells: &[Cell]) {
         for c in cells {
-            self.intern(c.style());
+            self.intern(self.style_of(c));
         }
     }
 
     fn put(&self, out: &mut Vec<u8>) {
         put_varint(out, self.list.len() as u32);
         for s in &self.list {
+            if s.ul != Color::Default {
+                out.push(UNDERLINE_COLOR_PREFIX);
+                put_color(out, s.ul);
+            }
             put_color(out, s.fg);
             put_color(out, s.bg);
             out.extend_from_slice(&s.attrs.to_be_bytes());
@@ -393,9 +526,9 @@ fn put_segment_header(out: &mut Vec<u8>, style: u32, n: usize, repeat: bool) {
 fn put_span(out: &mut Vec<u8>, cells: &[Cell], styles: &mut StyleTable) {
     let mut i = 0;
     while i < cells.len() {
-        let style = cells[i].style();
+        let style = styles.style_of(&cells[i]);
         let mut j = i + 1;
-        while j < cells.len() && cells[j].style() == style {
+        while j < cells.len() && styles.style_of(&cells[j]) == style {
             j += 1;
         }
         put_style_run(out, styles.intern(style), &cells[i..j]);
@@ -436,11 +569,12 @@ fn put_literal(out: &mut Vec<u8>, style: u32, cells: &[Cell]) {
 }
 
 fn put_styled_token(out: &mut Vec<u8>, cell: &Cell, styles: &mut StyleTable) {
-    put_varint(out, styles.intern(cell.style()));
+    let style = styles.style_of(cell);
+    put_varint(out, styles.intern(style));
     put_token(out, cell);
 }
 
-pub(crate) fn encode_snapshot(out: &mut Vec<u8>, snap: &GridSnapshot) {
+pub(crate) fn encode_snapshot(out: &mut Vec<u8>, snap: &GridSnapshot, encoding: GridEncoding) {
     let g = &snap.grid;
     // A grid whose cell vector disagrees with its size is sent padded or
     // cut to `cols * rows`, so the frame always matches its header.
@@ -453,7 +587,7 @@ pub(crate) fn encode_snapshot(out: &mut Vec<u8>, snap: &GridSnapshot) {
         padded = v;
         &padded
     };
-    let mut styles = StyleTable::default();
+    let mut styles = StyleTable::new(encoding);
     styles.intern_cells(cells);
 
     // Mostly one byte per cell; a guess that avoids most regrowth.
@@ -468,16 +602,16 @@ pub(crate) fn encode_snapshot(out: &mut Vec<u8>, snap: &GridSnapshot) {
     put_span(out, cells, &mut styles);
 }
 
-pub(crate) fn encode_diff(out: &mut Vec<u8>, d: &GridDiff) {
-    let mut styles = StyleTable::default();
+pub(crate) fn encode_diff(out: &mut Vec<u8>, d: &GridDiff, encoding: GridEncoding) {
+    let mut styles = StyleTable::new(encoding);
     for op in &d.ops {
         match op {
             DiffOp::Cells { cells, .. } => styles.intern_cells(cells),
             DiffOp::Fill { cell, .. } => {
-                styles.intern(cell.style());
+                styles.intern(styles.style_of(cell));
             }
             DiffOp::ScrollUp { fill, .. } | DiffOp::ScrollDown { fill, .. } => {
-                styles.intern(fill.style());
+                styles.intern(styles.style_of(fill));
             }
             DiffOp::Cursor(_) | DiffOp::Resize { .. } => {}
         }
@@ -573,7 +707,12 @@ pub(crate) fn check_dims(cols: u16, rows: u16) -> Result<(), DecodeError> {
 }
 
 fn read_color(r: &mut Reader<'_>) -> Result<Color, DecodeError> {
-    match r.u8("colour tag")? {
+    let tag = r.u8("colour tag")?;
+    color_after_tag(tag, r)
+}
+
+fn color_after_tag(tag: u8, r: &mut Reader<'_>) -> Result<Color, DecodeError> {
+    match tag {
         COLOR_DEFAULT => Ok(Color::Default),
         COLOR_INDEXED => Ok(Color::Indexed(r.u8("palette index")?)),
         COLOR_RGB => {
@@ -596,10 +735,21 @@ fn read_styles(r: &mut Reader<'_>) -> Result<Vec<Style>, DecodeError> {
     // Each style takes at least 4 bytes, so the message bounds the table.
     let mut styles = Vec::with_capacity(n.min(r.remaining() / 4));
     for _ in 0..n {
-        let fg = read_color(r)?;
+        let tag = r.u8("colour tag")?;
+        let (ul, fg) = if tag == UNDERLINE_COLOR_PREFIX {
+            let ul = read_color(r)?;
+            if ul == Color::Default {
+                // The encoder leaves the prefix out instead: one encoding
+                // per style.
+                return Err(DecodeError::Malformed("default underline colour sent"));
+            }
+            (ul, read_color(r)?)
+        } else {
+            (Color::Default, color_after_tag(tag, r)?)
+        };
         let bg = read_color(r)?;
         let attrs = r.u16_be("style attrs")?;
-        styles.push(Style { fg, bg, attrs });
+        styles.push(Style { fg, bg, attrs, ul });
     }
     Ok(styles)
 }
@@ -634,6 +784,7 @@ fn styled(style: Style, text: String, width: u8) -> Cell {
         fg: style.fg,
         bg: style.bg,
         attrs: style.attrs,
+        underline_color: style.ul,
     }
 }
 

@@ -10,12 +10,13 @@ use serde::{Deserialize, Serialize};
 use super::DecodeError;
 
 /// Every APP_JSON `type` this version defines, in specification order.
-pub const MESSAGE_TYPES: [&str; 19] = [
+pub const MESSAGE_TYPES: [&str; 20] = [
     "hello",
     "hello_ack",
     "cap.req",
     "cap.ack",
     "snapshot.req",
+    "grid.features",
     "machine_list",
     "session_attach",
     "connection_status",
@@ -51,6 +52,9 @@ pub enum AppMessage {
     /// A client lost track of the grid and wants a GRID_SNAPSHOT.
     #[serde(rename = "snapshot.req")]
     SnapshotReq(SnapshotReq),
+    /// Grid additions a receiver asks for, and the sender's answer (3.1).
+    #[serde(rename = "grid.features")]
+    GridFeatures(GridFeatures),
     /// The machines and sessions a mobile can attach to.
     #[serde(rename = "machine_list")]
     MachineList(MachineList),
@@ -180,6 +184,35 @@ pub struct SnapshotReq {
     /// The last GRID_DIFF sequence number applied, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_seq: Option<u32>,
+}
+
+/// `grid.features` (protocol 3.1, docs/remote-protocol-v3.md §5 and §8):
+/// a grid receiver asks for additions to the 3.0 grid layout, and the
+/// sender answers with the same type naming what it will send.
+///
+/// Why a message and not a field of `cap.req`: fields are closed, so a new
+/// field would break 3.0 receivers (a major); a new type is a minor, which
+/// a 3.0 peer answers with PROTOCOL_ERROR `UNKNOWN_MESSAGE_TYPE` while the
+/// link carries on. Without this exchange a receiver gets exactly the 3.0
+/// bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GridFeatures {
+    /// Request: the receiver decodes underline colours (the `0x03`-prefixed
+    /// style of §3.1). Answer: GRID_SNAPSHOT / GRID_DIFF to this receiver
+    /// will carry them from now on. `false` (or never sending the message)
+    /// keeps them out.
+    pub underline_color: bool,
+}
+
+impl GridFeatures {
+    /// How grid frames for a receiver that asked for these features are
+    /// encoded.
+    pub fn encoding(&self) -> super::GridEncoding {
+        super::GridEncoding {
+            underline_color: self.underline_color,
+        }
+    }
 }
 
 /// `machine_list`.
@@ -408,6 +441,7 @@ impl AppMessage {
             Self::CapReq(_) => "cap.req",
             Self::CapAck(_) => "cap.ack",
             Self::SnapshotReq(_) => "snapshot.req",
+            Self::GridFeatures(_) => "grid.features",
             Self::MachineList(_) => "machine_list",
             Self::SessionAttach(_) => "session_attach",
             Self::ConnectionStatus(_) => "connection_status",

@@ -17,7 +17,7 @@ mod messages;
 
 pub use diff::{apply, diff, ApplyError};
 pub use frame::{encode_pty_data_into, split, Frame};
-pub use grid::{attr, Cell, Color, Cursor, DiffOp, Grid, GridDiff, GridSnapshot};
+pub use grid::{attr, Cell, Color, Cursor, DiffOp, Grid, GridDiff, GridEncoding, GridSnapshot};
 pub use messages::*;
 
 /// The protocol major version this codec implements; sent in `hello`.

@@ -103,6 +103,201 @@ fn grid_snapshot_has_the_documented_bytes() {
     );
 }
 
+/// Protocol 3.1: a style with an underline colour is prefixed with tag
+/// 0x03 (which a 3.0 decoder refuses as an unknown colour tag, as
+/// `grid_sizes_and_counts_are_capped` shows for any unknown
+/// tag); the underline style sits in attribute bits 8-10 with UNDERLINE
+/// set, which a 3.0 decoder carries and shows as a plain underline.
+#[test]
+fn underline_style_and_colour_have_the_documented_bytes() {
+    let curly_red = Cell {
+        attrs: attr::with_underline_style(attr::BOLD, 3),
+        underline_color: Color::Rgb(255, 0, 0),
+        ..Cell::new("c", 1)
+    };
+    let dashed = Cell {
+        attrs: attr::with_underline_style(0, 5),
+        ..Cell::new("d", 1)
+    };
+    assert_eq!(curly_red.attrs, attr::BOLD | attr::UNDERLINE | 0x0300);
+    assert_eq!(attr::underline_style(curly_red.attrs), 3);
+    assert_eq!(attr::underline_style(attr::UNDERLINE), 1, "a 3.0 underline");
+    assert_eq!(attr::underline_style(0x0300), 0, "no UNDERLINE, no style");
+    assert_eq!(attr::with_underline_style(curly_red.attrs, 0), attr::BOLD);
+    let snap = GridSnapshot {
+        seq: 1,
+        grid: Grid {
+            cols: 2,
+            rows: 1,
+            cursor: Cursor::default(),
+            cells: vec![curly_red, dashed],
+        },
+    };
+    let bytes = round_trip(&Frame::GridSnapshot(snap));
+    assert_eq!(
+        bytes,
+        hex(concat!(
+            "04 00000001",
+            "02 01 00 00 01",
+            "02",                      // two styles
+            "03 02 ff0000 00 00 0309", // ul rgb(255,0,0); default/default; bold+ul, style 3
+            "00 00 0508",              // default/default; ul, style 5
+            "00 02 63",                // style 0: 'c'
+            "01 02 64",                // style 1: 'd'
+        ))
+    );
+    // The same cells without an underline colour are a 3.0 frame.
+    let plain = Cell::new("x", 1);
+    let bytes = round_trip(&Frame::GridSnapshot(GridSnapshot {
+        seq: 0,
+        grid: Grid {
+            cols: 1,
+            rows: 1,
+            cursor: Cursor::default(),
+            cells: vec![plain],
+        },
+    }));
+    assert!(!bytes[10..].contains(&0x03));
+}
+
+/// A cell whose underline colour is the default, everything else kept.
+fn without_colour(c: &Cell) -> Cell {
+    Cell {
+        underline_color: Color::Default,
+        ..c.clone()
+    }
+}
+
+/// The frame a 3.0 receiver should get: every underline colour dropped.
+fn stripped(f: &Frame) -> Frame {
+    let strip = |cells: &[Cell]| cells.iter().map(without_colour).collect::<Vec<_>>();
+    match f {
+        Frame::GridSnapshot(s) => Frame::GridSnapshot(GridSnapshot {
+            seq: s.seq,
+            grid: Grid {
+                cells: strip(&s.grid.cells),
+                ..s.grid.clone()
+            },
+        }),
+        Frame::GridDiff(d) => Frame::GridDiff(GridDiff {
+            seq: d.seq,
+            ops: d
+                .ops
+                .iter()
+                .map(|op| match op {
+                    DiffOp::Cells { x, y, cells } => DiffOp::Cells {
+                        x: *x,
+                        y: *y,
+                        cells: strip(cells),
+                    },
+                    DiffOp::Fill { x, y, w, h, cell } => DiffOp::Fill {
+                        x: *x,
+                        y: *y,
+                        w: *w,
+                        h: *h,
+                        cell: without_colour(cell),
+                    },
+                    DiffOp::ScrollUp {
+                        top,
+                        bottom,
+                        n,
+                        fill,
+                    } => DiffOp::ScrollUp {
+                        top: *top,
+                        bottom: *bottom,
+                        n: *n,
+                        fill: without_colour(fill),
+                    },
+                    DiffOp::ScrollDown {
+                        top,
+                        bottom,
+                        n,
+                        fill,
+                    } => DiffOp::ScrollDown {
+                        top: *top,
+                        bottom: *bottom,
+                        n: *n,
+                        fill: without_colour(fill),
+                    },
+                    other => other.clone(),
+                })
+                .collect(),
+        }),
+        other => other.clone(),
+    }
+}
+
+/// A receiver that did not send `grid.features` gets the 3.0 bytes: no
+/// `0x03` style (so a 3.0 decoder accepts the frame), the underline style
+/// bits kept, and the styles that differed only by underline colour
+/// merged into one.
+#[test]
+fn encoding_for_a_3_0_receiver_leaves_the_underline_colour_out() {
+    let curly = |colour| Cell {
+        attrs: attr::with_underline_style(0, 3),
+        underline_color: colour,
+        ..Cell::new("e", 1)
+    };
+    let snap = Frame::GridSnapshot(GridSnapshot {
+        seq: 2,
+        grid: Grid {
+            cols: 3,
+            rows: 1,
+            cursor: Cursor::default(),
+            cells: vec![
+                curly(Color::Rgb(255, 0, 0)),
+                curly(Color::Indexed(9)),
+                curly(Color::Default),
+            ],
+        },
+    });
+    assert!(snap.differs_for(GridEncoding::V3_0));
+    assert!(!snap.differs_for(GridEncoding::FULL));
+    let old = snap.encode_for(GridEncoding::V3_0);
+    assert_eq!(
+        old,
+        hex(concat!(
+            "04 00000002",
+            "03 01 00 00 01",
+            "01",         // one style: the colours are gone ...
+            "00 00 0308", // ... the curly underline (bits 8-10) is not
+            "00 06 656565",
+        ))
+    );
+    assert_eq!(old, stripped(&snap).encode());
+    assert_eq!(snap.encode_for(GridEncoding::FULL), snap.encode());
+    assert_ne!(snap.encode(), old);
+
+    let diff = Frame::GridDiff(GridDiff {
+        seq: 3,
+        ops: vec![
+            DiffOp::Fill {
+                x: 0,
+                y: 0,
+                w: 3,
+                h: 1,
+                cell: curly(Color::Indexed(1)),
+            },
+            DiffOp::ScrollUp {
+                top: 0,
+                bottom: 1,
+                n: 1,
+                fill: curly(Color::Indexed(2)),
+            },
+        ],
+    });
+    let old = diff.encode_for(GridEncoding::V3_0);
+    assert_eq!(old, stripped(&diff).encode());
+    let Ok(Frame::GridDiff(d)) = Frame::decode(&old) else {
+        panic!("a 3.0 diff decodes");
+    };
+    assert!(d.ops.iter().all(|op| !op.has_underline_color()));
+    // Frames without an underline colour are the same bytes either way.
+    let plain = stripped(&diff);
+    assert!(!plain.differs_for(GridEncoding::V3_0));
+    assert_eq!(plain.encode_for(GridEncoding::V3_0), plain.encode());
+}
+
 #[test]
 fn grid_diff_has_the_documented_bytes() {
     let d = GridDiff {
@@ -452,6 +647,9 @@ fn samples() -> Vec<AppMessage> {
             session_id: "s".into(),
             last_seq: Some(4),
         }),
+        AppMessage::GridFeatures(GridFeatures {
+            underline_color: true,
+        }),
         AppMessage::MachineList(MachineList {
             machines: vec![Machine {
                 id: "m".into(),
@@ -769,13 +967,15 @@ fn any_cell() -> BoxedStrategy<Cell> {
         color(),
         color(),
         any::<u16>(),
+        color(),
     )
-        .prop_map(|(text, width, fg, bg, attrs)| Cell {
+        .prop_map(|(text, width, fg, bg, attrs, underline_color)| Cell {
             text,
             width,
             fg,
             bg,
             attrs,
+            underline_color,
         })
         .boxed()
 }
@@ -793,6 +993,7 @@ fn small_cell() -> BoxedStrategy<Cell> {
             fg: Color::Default,
             bg,
             attrs,
+            underline_color: Color::Default,
         })
         .boxed()
 }
@@ -951,6 +1152,8 @@ fn app_message() -> impl Strategy<Value = AppMessage> {
                 received,
             })
         }),
+        any::<bool>()
+            .prop_map(|underline_color| AppMessage::GridFeatures(GridFeatures { underline_color })),
         (text(), proptest::option::of(any::<u32>())).prop_map(|(session_id, last_seq)| {
             AppMessage::SnapshotReq(SnapshotReq {
                 session_id,
@@ -983,6 +1186,17 @@ proptest! {
         let bytes = f.encode();
         prop_assert_eq!(bytes[0], f.opcode() as u8);
         prop_assert_eq!(Frame::decode(&bytes), Ok(f));
+    }
+
+    /// For a 3.0 receiver every frame is the frame without underline
+    /// colours, byte for byte, and `differs_for` says exactly when that
+    /// changes the bytes.
+    #[test]
+    fn a_3_0_encoding_is_the_frame_without_underline_colours(f in frame()) {
+        let old = f.encode_for(GridEncoding::V3_0);
+        prop_assert_eq!(&old, &stripped(&f).encode());
+        prop_assert_eq!(f.differs_for(GridEncoding::V3_0), old != f.encode());
+        prop_assert_eq!(f.encode_for(GridEncoding::FULL), f.encode());
     }
 
     #[test]

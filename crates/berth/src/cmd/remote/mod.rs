@@ -11,7 +11,8 @@ mod screen;
 use crate::ctx::Ctx;
 use crate::error::{CliError, CmdResult};
 use berth_wire::remote::{
-    self, AppMessage, CapReq, Frame, Grid, Hello, Input, Pong, Role, SessionAttach, SnapshotReq,
+    self, AppMessage, CapReq, Frame, Grid, GridFeatures, Hello, Input, Pong, Role, SessionAttach,
+    SnapshotReq,
 };
 use bytes::Bytes;
 use clap::{Args, Subcommand, ValueEnum};
@@ -361,6 +362,12 @@ async fn link(
                                 grid: true,
                                 max_cols: Some(u32::from(remote::MAX_GRID_COLS)),
                                 max_rows: Some(u32::from(remote::MAX_GRID_ROWS)),
+                            })));
+                            // This client paints underline colours (3.1);
+                            // a 3.0 relay answers UNKNOWN_MESSAGE_TYPE and
+                            // sends grids without them.
+                            out.push(app(AppMessage::GridFeatures(GridFeatures {
+                                underline_color: true,
                             })));
                             out.push(app(AppMessage::SessionAttach(SessionAttach {
                                 machine_id: a.machine.clone(),

@@ -15,8 +15,22 @@ pub(super) fn grid_text(g: &Grid) -> String {
 }
 
 fn sgr_color(out: &mut String, c: Color, fg: bool) {
+    sgr_color_of(out, c, if fg { 38 } else { 48 });
+}
+
+/// `;`-separated colour parameter for `base` 38 (fg) or 48 (bg); 58 (the
+/// underline colour) in its colon form, which a terminal that does not
+/// know it skips whole.
+fn sgr_color_of(out: &mut String, c: Color, base: u8) {
     use std::fmt::Write as _;
-    let base = if fg { 38 } else { 48 };
+    if base == 58 {
+        let _ = match c {
+            Color::Default => write!(out, ";59"),
+            Color::Indexed(i) => write!(out, ";58:5:{i}"),
+            Color::Rgb(r, g, b) => write!(out, ";58:2::{r}:{g}:{b}"),
+        };
+        return;
+    }
     match c {
         Color::Default => {
             let _ = write!(out, ";{}", base + 1);
@@ -41,7 +55,7 @@ pub(super) fn render(g: &Grid) -> String {
             if c.width == 0 {
                 continue;
             }
-            let s = (c.fg, c.bg, c.attrs);
+            let s = (c.fg, c.bg, c.attrs, c.underline_color);
             if style != Some(s) {
                 style = Some(s);
                 out.push_str("\x1b[0");
@@ -49,7 +63,6 @@ pub(super) fn render(g: &Grid) -> String {
                     (attr::BOLD, 1),
                     (attr::DIM, 2),
                     (attr::ITALIC, 3),
-                    (attr::UNDERLINE, 4),
                     (attr::BLINK, 5),
                     (attr::INVERSE, 7),
                     (attr::HIDDEN, 8),
@@ -59,8 +72,16 @@ pub(super) fn render(g: &Grid) -> String {
                         out.push_str(&format!(";{code}"));
                     }
                 }
+                match attr::underline_style(c.attrs) {
+                    0 => {}
+                    1 => out.push_str(";4"),
+                    n => out.push_str(&format!(";4:{n}")),
+                }
                 sgr_color(&mut out, c.fg, true);
                 sgr_color(&mut out, c.bg, false);
+                if c.underline_color != Color::Default {
+                    sgr_color_of(&mut out, c.underline_color, 58);
+                }
                 out.push('m');
             }
             out.push_str(if c.text.is_empty() { " " } else { &c.text });
@@ -89,6 +110,10 @@ mod tests {
         assert!(s.contains("\x1b[0;1;39;49ma"), "{s:?}");
         assert!(s.contains("\x1b[0;38;5;2;49m"), "{s:?}");
         assert!(s.ends_with("\x1b[1;1H\x1b[?25h"));
+        g.cells[2].attrs = remote::attr::with_underline_style(0, 3);
+        g.cells[2].underline_color = Color::Rgb(1, 2, 3);
+        let s = render(&g);
+        assert!(s.contains("\x1b[0;4:3;39;49;58:2::1:2:3m"), "{s:?}");
         assert_eq!(grid_text(&g), "a");
     }
 }
