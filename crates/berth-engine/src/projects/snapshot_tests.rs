@@ -408,3 +408,54 @@ async fn autosave_snapshots_a_running_project_when_due_and_keeps_what_its_policy
     p.stop("auto", None).await.unwrap();
     services.shutdown().await;
 }
+
+/// A service the user stopped while the project ran stays stopped after a
+/// restore; the others start again (review finding: the restore started
+/// every service).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_starts_again_only_the_services_that_ran() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_services, p) = engine(dir.path()).await;
+    let pkg = app(dir.path(), "1.0");
+    std::fs::write(
+        pkg.join("compose.yaml"),
+        "services:\n  web:\n    command: [\"sh\", \"-c\", \"exec sleep 60\"]\n  \
+         worker:\n    command: [\"sh\", \"-c\", \"exec sleep 60\"]\n",
+    )
+    .unwrap();
+    ensure(&p, "two", &pkg).await;
+    p.open_project("two", &|_| {}).await.unwrap();
+    p.start("two", BTreeMap::new()).await.unwrap();
+    p.stop_services("two", None, &["worker".to_owned()])
+        .await
+        .unwrap();
+    let before = p.status("two").await.unwrap();
+    let one = p.save_snapshot(save("two")).await.unwrap();
+    p.restore_snapshot(RestoreRequest {
+        project_id: "two".into(),
+        snapshot_id: one.snapshot_id,
+        create_safety_snapshot: false,
+        allow_version_mismatch: false,
+    })
+    .await
+    .unwrap();
+    let st = p.status("two").await.unwrap();
+    let svc = |st: &ProjectStatus, name: &str| {
+        st.services
+            .iter()
+            .find(|s| s.name == name)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(st.status, ProjectState::Running, "{st:?}");
+    assert_eq!(svc(&st, "web").state, ServiceState::Running, "{st:?}");
+    // The worker was not started again: not running, and its last run
+    // is the one from before the restore.
+    assert_ne!(svc(&st, "worker").state, ServiceState::Running, "{st:?}");
+    assert_eq!(
+        svc(&st, "worker").started_at,
+        svc(&before, "worker").started_at,
+        "{st:?}"
+    );
+    p.stop("two", None).await.unwrap();
+}

@@ -194,6 +194,22 @@ impl Projects {
             String::new()
         };
         let was_running = matches!(row.status, ProjectState::Running | ProjectState::Starting);
+        // Services the user stopped (or that ended) while the project ran
+        // stay stopped: the restore starts again what ran, not more.
+        let mut not_running = Vec::new();
+        if was_running {
+            if let Some(open) = self.slot(project_id).open() {
+                for svc in &open.plan.services {
+                    let up = matches!(
+                        open.rt.inspect(&open.plan, &svc.name).await,
+                        Ok(Some(o)) if o.running
+                    );
+                    if !up {
+                        not_running.push(svc.name.clone());
+                    }
+                }
+            }
+        }
         if was_running {
             match self.stop(project_id, None).await {
                 Ok(_) | Err(ProjectError::NotRunning(_)) => {}
@@ -218,7 +234,7 @@ impl Projects {
                 .map_err(|e| ProjectError::RestoreFailed(e.to_string()))?
         };
         let restart = if was_running {
-            self.restart_open(project_id).await
+            self.restart_open(project_id, &not_running).await
         } else {
             Ok(())
         };
@@ -251,8 +267,9 @@ impl Projects {
     }
 
     /// Starts again, with the plan (and secrets) it last ran with, a
-    /// project that a restore stopped.
-    async fn restart_open(&self, project_id: &str) -> Result<(), ProjectError> {
+    /// project that a restore stopped, all but the services in `skip`
+    /// (those that were not running before it).
+    async fn restart_open(&self, project_id: &str, skip: &[String]) -> Result<(), ProjectError> {
         let slot = self.slot(project_id);
         let _g = slot.op.lock().await;
         let Some(open) = slot.open() else {
@@ -272,7 +289,11 @@ impl Projects {
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(svc.to_owned(), h.to_owned());
         };
-        if let Err(f) = orchestrate::start_all(open.rt.as_ref(), &open.plan, &note).await {
+        // A skipped service is no dependency to wait for: start_all waits
+        // only on services of the plan it is given.
+        let mut plan = open.plan.clone();
+        plan.services.retain(|s| !skip.contains(&s.name));
+        if let Err(f) = orchestrate::start_all(open.rt.as_ref(), &plan, &note).await {
             orchestrate::stop_all(open.rt.as_ref(), &open.plan, None, ROLLBACK_GRACE).await;
             let msg = format!("service {} {}", f.service, f.message);
             persist::set_status(&self.store, project_id, ProjectState::Failed, &msg, None)?;
