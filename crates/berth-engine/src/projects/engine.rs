@@ -301,6 +301,46 @@ fn sub_plan(plan: &Plan, services: &[String]) -> Plan {
     p
 }
 
+/// Removes what a daemon killed during DuplicateProject or ImportPackage
+/// left: `<state root>/.duplicate-*` and `<packages>/<app>/.import-*`
+/// temporaries (no project or package owns them; one daemon serves a
+/// state root, so none is in use when it opens).
+fn remove_leftovers(state_root: &Path) {
+    let temps = std::fs::read_dir(state_root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(snapshots::DUPLICATE_TEMP_PREFIX)
+        });
+    for e in temps {
+        match std::fs::remove_dir_all(e.path()) {
+            Ok(()) => tracing::info!(
+                "removed {}, left by an interrupted duplicate",
+                e.path().display()
+            ),
+            Err(err) => tracing::warn!("cannot remove {}: {err}", e.path().display()),
+        }
+    }
+    crate::packages::remove_leftovers(&package_roots(state_root).0);
+}
+
+/// `wanted` with the host ports the file asks for under the keys in
+/// `moved` dropped, so the allocator chooses (and keeps) one instead.
+fn unrequest(
+    mut wanted: Vec<plan::WantedPort>,
+    moved: &[persist::PortKey],
+) -> Vec<plan::WantedPort> {
+    for w in &mut wanted {
+        if moved.contains(&(w.service.clone(), w.container_port, w.protocol)) {
+            w.host_port = None;
+        }
+    }
+    wanted
+}
+
 fn dir_size(p: &Path) -> u64 {
     let Ok(rd) = std::fs::read_dir(p) else {
         return 0;
@@ -321,6 +361,7 @@ impl Projects {
         services: Arc<Services>,
         cfg: ProjectsConfig,
     ) -> Result<Arc<Self>, ProjectError> {
+        remove_leftovers(&cfg.state_root);
         let snaps = SnapshotStore::open(&snapshot_root(&cfg.state_root))
             .map_err(|e| ProjectError::Internal(format!("cannot open the snapshot store: {e}")))?;
         Ok(Arc::new(Self {
@@ -577,9 +618,17 @@ impl Projects {
             })
             .collect();
         let rt = self.runtime(row.runtime)?;
-        let wanted = plan::wanted_ports(&project.file)?;
+        // A duplicate's moved ports are allocated like unrequested ones
+        // (kept across restarts), not taken from the file.
+        let moved = persist::moved_ports(&self.store, &row.id)?;
+        let wanted = unrequest(plan::wanted_ports(&project.file)?, &moved);
         let previous = persist::ports(&self.store, &row.id)?;
-        let others = persist::ports_of_others(&self.store, &row.id)?;
+        // A read (stop, down, rm, forget, status) never needs a port, so
+        // another project holding one this file asks for is no error.
+        let others = match mode {
+            Load::Read => Vec::new(),
+            _ => persist::ports_of_others(&self.store, &row.id)?,
+        };
         let ports = super::ports::allocate(
             &wanted,
             &previous,
@@ -588,7 +637,7 @@ impl Projects {
             row.runtime == RuntimeKind::Native,
         )?;
         if ports != previous && mode != Load::Read {
-            persist::set_ports(&self.store, &row.id, &ports)?;
+            persist::set_ports(&self.store, &row.id, &ports, &moved)?;
         }
         let plan = plan::build(&PlanInput {
             project_id: &row.id,

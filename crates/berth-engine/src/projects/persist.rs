@@ -1,4 +1,10 @@
 //! Project rows and their host ports in SQLite (migration 4).
+//!
+//! `project_ports.requested` is 0 for a port the allocator chose, 1 for a
+//! host port the Compose file asks for, and 2 ([`MOVED`]) for a port the
+//! file asks for that this project does not use: a duplicate (issue 11)
+//! gets a fresh host port instead, so it runs beside its source; the
+//! allocator then keeps that port as it keeps any port it chose.
 
 use super::model::{PortMapping, ProjectError, ProjectState, Protocol, RuntimeKind};
 use crate::store::Store;
@@ -140,6 +146,17 @@ pub(super) fn set_status(
         .map_err(internal)
 }
 
+/// `requested` of a port the file asks for that this project moved.
+const MOVED: i64 = 2;
+
+/// A port's identity in a project: (service, container port, protocol).
+pub(super) type PortKey = (String, u16, Protocol);
+
+/// The key of `p`.
+pub(super) fn port_key(p: &PortMapping) -> PortKey {
+    (p.service.clone(), p.container_port, p.protocol)
+}
+
 fn port_row(r: &Row<'_>) -> rusqlite::Result<PortMapping> {
     let proto: String = r.get("protocol")?;
     Ok(PortMapping {
@@ -148,7 +165,7 @@ fn port_row(r: &Row<'_>) -> rusqlite::Result<PortMapping> {
         host_port: r.get::<_, i64>("host_port")? as u16,
         protocol: Protocol::parse(&proto).unwrap_or(Protocol::Tcp),
         host_ip: r.get("host_ip")?,
-        requested: r.get::<_, i64>("requested")? != 0,
+        requested: r.get::<_, i64>("requested")? == 1,
     })
 }
 
@@ -162,6 +179,21 @@ pub(super) fn ports(store: &Store, id: &str) -> Result<Vec<PortMapping>, Project
             )?;
             let rows = st
                 .query_map([id], port_row)?
+                .collect::<rusqlite::Result<Vec<_>>>();
+            rows
+        })
+        .map_err(internal)
+}
+
+/// The ports of project `id` whose requested host port it does not use
+/// (a duplicate's, see the module docs).
+pub(super) fn moved_ports(store: &Store, id: &str) -> Result<Vec<PortKey>, ProjectError> {
+    store
+        .read("reading project ports", |c| {
+            let mut st =
+                c.prepare("SELECT * FROM project_ports WHERE project_id = ?1 AND requested = ?2")?;
+            let rows = st
+                .query_map(params![id, MOVED], |r| port_row(r).map(|p| port_key(&p)))?
                 .collect::<rusqlite::Result<Vec<_>>>();
             rows
         })
@@ -184,11 +216,13 @@ pub(super) fn ports_of_others(
         .map_err(internal)
 }
 
-/// Replaces the host ports of project `id`, in one transaction.
+/// Replaces the host ports of project `id`, in one transaction; those
+/// whose key is in `moved` are recorded as moved.
 pub(super) fn set_ports(
     store: &Store,
     id: &str,
     ports: &[PortMapping],
+    moved: &[PortKey],
 ) -> Result<(), ProjectError> {
     store
         .write("saving project ports", |tx| {
@@ -204,7 +238,11 @@ pub(super) fn set_ports(
                         p.protocol.as_str(),
                         p.host_port,
                         p.host_ip,
-                        p.requested as i64,
+                        if moved.contains(&port_key(p)) {
+                            MOVED
+                        } else {
+                            p.requested as i64
+                        },
                     ],
                 )?;
             }
