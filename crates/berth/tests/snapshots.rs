@@ -251,6 +251,11 @@ fn kill_9_during_save_and_restore_keeps_every_listed_snapshot_and_a_whole_state(
 
 /// A package made with the system's `tar` and `sha256sum`, unsigned.
 fn unsigned_package(root: &Path) -> PathBuf {
+    unsigned_package_with(root, "hi", "pkg.vibeapp")
+}
+
+/// [`unsigned_package`] with `index` as `www/index.html`, at `root/name`.
+fn unsigned_package_with(root: &Path, index: &str, name: &str) -> PathBuf {
     let src = root.join("pkg-src");
     std::fs::create_dir_all(src.join("www")).unwrap();
     std::fs::write(
@@ -263,7 +268,7 @@ fn unsigned_package(root: &Path) -> PathBuf {
         "services:\n  web:\n    command: [\"sleep\", \"30\"]\n",
     )
     .unwrap();
-    std::fs::write(src.join("www/index.html"), "hi").unwrap();
+    std::fs::write(src.join("www/index.html"), index).unwrap();
     let sums = std::process::Command::new("sh")
         .current_dir(&src)
         .args([
@@ -273,7 +278,7 @@ fn unsigned_package(root: &Path) -> PathBuf {
         .status()
         .unwrap();
     assert!(sums.success());
-    let out = root.join("pkg.vibeapp");
+    let out = root.join(name);
     let tar = std::process::Command::new("tar")
         .arg("-cf")
         .arg(&out)
@@ -318,6 +323,134 @@ fn cli_import_refuses_an_unsigned_package_unless_told_and_registers_it() {
             .into_inner();
         assert!(e.created);
     });
+}
+
+#[test]
+fn reimporting_a_version_a_running_project_uses_never_replaces_it_and_crash_leftovers_go() {
+    let mut d = Daemon::start();
+    let root = d.dir.path().to_owned();
+    let first = unsigned_package(&root);
+    let r = json(
+        &d,
+        &["import", first.to_str().unwrap(), "--no-verify", "--json"],
+    );
+    let dir = PathBuf::from(r["package_path"].as_str().unwrap());
+    let call = |f: &str| {
+        let (socket, dir, f) = (d.project_socket.clone(), dir.clone(), f.to_owned());
+        tokio_rt().block_on(async move {
+            let mut c = project::connect(&socket).await.unwrap();
+            let id = "notes".to_string();
+            match f.as_str() {
+                "up" => {
+                    c.ensure_project(pb::EnsureProjectRequest {
+                        project_id: id.clone(),
+                        package_path: dir.display().to_string(),
+                        runtime: "native".into(),
+                        ..Default::default()
+                    })
+                    .await
+                    .unwrap();
+                    c.open_project(pb::OpenProjectRequest {
+                        project_id: id.clone(),
+                        ..Default::default()
+                    })
+                    .await
+                    .unwrap();
+                    c.start_project(pb::StartProjectRequest {
+                        project_id: id,
+                        ..Default::default()
+                    })
+                    .await
+                    .unwrap();
+                }
+                _ => {
+                    c.stop_project(pb::StopProjectRequest {
+                        project_id: id,
+                        ..Default::default()
+                    })
+                    .await
+                    .unwrap();
+                }
+            }
+        })
+    };
+    call("up");
+    let changed = unsigned_package_with(&root, "changed", "pkg2.vibeapp");
+    let out = d.berth(&["import", changed.to_str().unwrap(), "--no-verify"]);
+    assert!(!out.status.success(), "replaced under a running project");
+    for said in ["other contents", "project notes", "stop it"] {
+        assert!(stderr(&out).contains(said), "{said}: {}", stderr(&out));
+    }
+    assert_eq!(std::fs::read(dir.join("www/index.html")).unwrap(), b"hi");
+    // The same package again is already there: accepted, untouched.
+    let again = json(
+        &d,
+        &["import", first.to_str().unwrap(), "--no-verify", "--json"],
+    );
+    assert_eq!(again["package_path"], r["package_path"]);
+    // Stopped, the project's package may be replaced.
+    call("stop");
+    json(
+        &d,
+        &["import", changed.to_str().unwrap(), "--no-verify", "--json"],
+    );
+    assert_eq!(
+        std::fs::read(dir.join("www/index.html")).unwrap(),
+        b"changed"
+    );
+
+    // What a daemon killed in the middle of an import leaves (its
+    // temporary beside the version) is gone after the restart.
+    let half = dir.parent().unwrap().join(".import-99999-0");
+    std::fs::create_dir_all(half.join("www")).unwrap();
+    d.kill9();
+    d.spawn(&[]);
+    json(&d, &["snapshot", "ls", "notes", "--json"]);
+    assert!(!half.exists(), "{} is left", half.display());
+}
+
+#[test]
+fn kill_9_during_duplicate_leaves_no_half_copy_and_a_retry_works() {
+    let mut d = Daemon::start();
+    let state = ensure(&d, "big");
+    // Enough data that the copy is being written when the daemon dies.
+    for i in 0..8 {
+        std::fs::write(state.join(format!("big{i}")), noise(24 << 20, i + 1)).unwrap();
+    }
+    let want = tree(&state);
+    let root = state.parent().unwrap().to_owned();
+    let temp = root.join(".duplicate-copy");
+    let mut dup = d.command(BERTH);
+    dup.args(["duplicate", "big", "copy"]);
+    let mut child = dup
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The copy is written to its temporary; kill -9 while it is.
+    let mut seen = false;
+    for _ in 0..120_000 {
+        if temp.exists() {
+            seen = true;
+            break;
+        }
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(seen, "the copy was never written to {}", temp.display());
+    d.kill9();
+    let _ = child.wait();
+    assert!(!root.join("copy").exists(), "a half copy under the new id");
+    d.spawn(&[]);
+    // The next daemon removed the temporary, and the retry works.
+    let r = json(&d, &["duplicate", "big", "copy", "--json"]);
+    assert!(!temp.exists(), "{} is left", temp.display());
+    assert_eq!(r["new_project_id"], "copy");
+    let copy = PathBuf::from(r["state_path"].as_str().unwrap());
+    assert_eq!(copy, root.join("copy"));
+    assert_eq!(tree(&copy), want);
 }
 
 /// Unpacks a `.vibeapp` (zstd tar) into `dest`.
