@@ -1007,3 +1007,99 @@ fn docker_project_with_a_named_volume_is_saved_while_running_and_restored() {
         std::panic::resume_unwind(e);
     }
 }
+
+/// What `GET /who` on `127.0.0.1:port` answers (headers and body),
+/// asked again until it holds `want` (a container just started may not
+/// listen yet) or 30 s passed.
+fn http_get(port: u16, want: &str) -> String {
+    use std::io::{Read, Write};
+    let mut last = String::new();
+    let asked = std::time::Instant::now();
+    while asked.elapsed() < Duration::from_secs(30) {
+        last.clear();
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            let _ = s.write_all(b"GET /who HTTP/1.0\r\n\r\n");
+            let _ = s.read_to_string(&mut last);
+        }
+        if last.contains(want) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    last
+}
+
+/// The reviewer's case: a Docker project publishing a fixed host port is
+/// duplicated; the copy gets a fresh host port (reported by `berth
+/// duplicate` and `project status`), starts beside its running source,
+/// both answer on their own ports, and `down`, `project rm` and `project
+/// forget` of the copy never fail on the port.
+#[test]
+#[ignore = "needs a Docker Engine: see README"]
+fn docker_duplicate_of_a_project_with_a_fixed_host_port_runs_beside_it() {
+    require_docker();
+    let d = Daemon::start();
+    let id = format!("cap{}", std::process::id());
+    let copy = format!("{id}-2");
+    let fixed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let dir = d.dir.path().join(&id);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("compose.yaml"),
+        format!(
+            "services:\n  web:\n    image: {IMAGE}\n    command: [\"sh\", \"-c\", \"exec httpd -f -p 8080 -h /data\"]\n    ports: [\"127.0.0.1:{fixed}:8080\"]\n    volumes:\n      - data:/data\nvolumes:\n  data: {{}}\n"
+        ),
+    )
+    .unwrap();
+    let out = d.berth(&[
+        "up",
+        dir.to_str().unwrap(),
+        "--id",
+        &id,
+        "--runtime",
+        "docker",
+        "-q",
+    ]);
+    assert!(out.status.success(), "berth up: {}", stderr(&out));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let st = json(&d, &["project", "status", &id, "--json"]);
+        let state = PathBuf::from(st["state_path"].as_str().unwrap());
+        std::fs::write(state.join("volumes/data/who"), b"source").unwrap();
+        assert!(http_get(fixed, "source").contains("source"));
+
+        let dup = json(&d, &["duplicate", &id, &copy, "--json"]);
+        let moved = dup["ports"][0]["host_port"].as_u64().unwrap() as u16;
+        assert_ne!(moved, fixed, "{dup}");
+        let st2 = json(&d, &["project", "status", &copy, "--json"]);
+        let copy_state = PathBuf::from(st2["state_path"].as_str().unwrap());
+        std::fs::write(copy_state.join("volumes/data/who"), b"copy").unwrap();
+        let out = d.berth(&["project", "start", &copy]);
+        assert!(out.status.success(), "start the copy: {}", stderr(&out));
+        assert!(http_get(fixed, "source").contains("source"));
+        assert!(http_get(moved, "copy").contains("copy"));
+        let st2 = json(&d, &["project", "status", &copy, "--json"]);
+        assert_eq!(st2["status"], "running", "{st2}");
+
+        for args in [
+            vec!["down", copy.as_str()],
+            vec!["project", "rm", copy.as_str()],
+            vec!["project", "forget", copy.as_str()],
+        ] {
+            let out = d.berth(&args);
+            assert!(out.status.success(), "berth {args:?}: {}", stderr(&out));
+        }
+        assert!(
+            http_get(fixed, "source").contains("source"),
+            "the source still runs"
+        );
+    }));
+    let out = d.berth(&["down", &id]);
+    if let Err(e) = result {
+        let _ = d.berth(&["down", &copy]);
+        std::panic::resume_unwind(e);
+    }
+    assert!(out.status.success(), "berth down: {}", stderr(&out));
+}
