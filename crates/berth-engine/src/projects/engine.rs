@@ -301,27 +301,39 @@ fn sub_plan(plan: &Plan, services: &[String]) -> Plan {
     p
 }
 
-/// Removes what a daemon killed during DuplicateProject or ImportPackage
-/// left: `<state root>/.duplicate-*` and `<packages>/<app>/.import-*`
-/// temporaries (no project or package owns them; one daemon serves a
-/// state root, so none is in use when it opens).
-fn remove_leftovers(state_root: &Path) {
+/// Settles what a daemon killed during DuplicateProject or ImportPackage
+/// left (one daemon serves a state root, so none is in use when it
+/// opens): a `<state root>/.duplicate-<id>` temporary is renamed into
+/// place when `<id>` was registered (the kill came between registering
+/// the copy and the rename) and removed otherwise (the copy was not
+/// whole); `<packages>/<app>/.import-*` temporaries are removed.
+fn remove_leftovers(store: &Store, state_root: &Path) {
     let temps = std::fs::read_dir(state_root)
         .into_iter()
         .flatten()
-        .flatten()
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .starts_with(snapshots::DUPLICATE_TEMP_PREFIX)
-        });
+        .flatten();
     for e in temps {
-        match std::fs::remove_dir_all(e.path()) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(id) = name.strip_prefix(snapshots::DUPLICATE_TEMP_PREFIX) else {
+            continue;
+        };
+        let path = e.path();
+        let registered = persist::get(store, id).ok().flatten();
+        if let Some(row) =
+            registered.filter(|r| r.state_path == state_root.join(id) && !r.state_path.exists())
+        {
+            match std::fs::rename(&path, &row.state_path) {
+                Ok(()) => tracing::info!(project = %id, "finished an interrupted duplicate"),
+                Err(err) => tracing::warn!("cannot move {} into place: {err}", path.display()),
+            }
+            continue;
+        }
+        match std::fs::remove_dir_all(&path) {
             Ok(()) => tracing::info!(
                 "removed {}, left by an interrupted duplicate",
-                e.path().display()
+                path.display()
             ),
-            Err(err) => tracing::warn!("cannot remove {}: {err}", e.path().display()),
+            Err(err) => tracing::warn!("cannot remove {}: {err}", path.display()),
         }
     }
     crate::packages::remove_leftovers(&package_roots(state_root).0);
@@ -361,7 +373,7 @@ impl Projects {
         services: Arc<Services>,
         cfg: ProjectsConfig,
     ) -> Result<Arc<Self>, ProjectError> {
-        remove_leftovers(&cfg.state_root);
+        remove_leftovers(&store, &cfg.state_root);
         let snaps = SnapshotStore::open(&snapshot_root(&cfg.state_root))
             .map_err(|e| ProjectError::Internal(format!("cannot open the snapshot store: {e}")))?;
         Ok(Arc::new(Self {

@@ -87,32 +87,50 @@ pub(super) fn all(store: &Store) -> Result<Vec<ProjectRow>, ProjectError> {
 /// Inserts or replaces `p`.
 pub(super) fn put(store: &Store, p: &ProjectRow) -> Result<(), ProjectError> {
     store
-        .write("saving a project", |tx| {
-            tx.execute(
-                "INSERT INTO projects (id, app_id, package_path, state_path, namespace, runtime,
-                    manifest, status, detail, autosave, created_at, started_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
-                 ON CONFLICT(id) DO UPDATE SET app_id = ?2, package_path = ?3, state_path = ?4,
-                    namespace = ?5, runtime = ?6, manifest = ?7, status = ?8, detail = ?9,
-                    autosave = ?10, started_at = ?12",
-                params![
-                    p.id,
-                    p.app_id,
-                    p.package_path.to_string_lossy(),
-                    p.state_path.to_string_lossy(),
-                    p.namespace,
-                    p.runtime.as_str(),
-                    p.manifest,
-                    p.status.as_str(),
-                    p.detail,
-                    p.autosave as i64,
-                    p.created_at,
-                    p.started_at,
-                ],
-            )
-        })
+        .write("saving a project", |tx| put_tx(tx, p))
         .map(|_| ())
         .map_err(internal)
+}
+
+/// Registers `p` with its host ports in one transaction (a duplicate:
+/// never registered without the ports it moved).
+pub(super) fn put_with_ports(
+    store: &Store,
+    p: &ProjectRow,
+    ports: &[PortMapping],
+    moved: &[PortKey],
+) -> Result<(), ProjectError> {
+    store
+        .write("registering a project", |tx| {
+            put_tx(tx, p)?;
+            ports_tx(tx, &p.id, ports, moved)
+        })
+        .map_err(internal)
+}
+
+fn put_tx(tx: &rusqlite::Transaction<'_>, p: &ProjectRow) -> rusqlite::Result<usize> {
+    tx.execute(
+        "INSERT INTO projects (id, app_id, package_path, state_path, namespace, runtime,
+            manifest, status, detail, autosave, created_at, started_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+         ON CONFLICT(id) DO UPDATE SET app_id = ?2, package_path = ?3, state_path = ?4,
+            namespace = ?5, runtime = ?6, manifest = ?7, status = ?8, detail = ?9,
+            autosave = ?10, started_at = ?12",
+        params![
+            p.id,
+            p.app_id,
+            p.package_path.to_string_lossy(),
+            p.state_path.to_string_lossy(),
+            p.namespace,
+            p.runtime.as_str(),
+            p.manifest,
+            p.status.as_str(),
+            p.detail,
+            p.autosave as i64,
+            p.created_at,
+            p.started_at,
+        ],
+    )
 }
 
 /// Removes project `id` and its ports (`berth project forget`).
@@ -225,28 +243,35 @@ pub(super) fn set_ports(
     moved: &[PortKey],
 ) -> Result<(), ProjectError> {
     store
-        .write("saving project ports", |tx| {
-            tx.execute("DELETE FROM project_ports WHERE project_id = ?1", [id])?;
-            for p in ports {
-                tx.execute(
-                    "INSERT INTO project_ports (project_id, service, container_port, protocol,
-                        host_port, host_ip, requested) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    params![
-                        id,
-                        p.service,
-                        p.container_port,
-                        p.protocol.as_str(),
-                        p.host_port,
-                        p.host_ip,
-                        if moved.contains(&port_key(p)) {
-                            MOVED
-                        } else {
-                            p.requested as i64
-                        },
-                    ],
-                )?;
-            }
-            Ok(())
-        })
+        .write("saving project ports", |tx| ports_tx(tx, id, ports, moved))
         .map_err(internal)
+}
+
+fn ports_tx(
+    tx: &rusqlite::Transaction<'_>,
+    id: &str,
+    ports: &[PortMapping],
+    moved: &[PortKey],
+) -> rusqlite::Result<()> {
+    tx.execute("DELETE FROM project_ports WHERE project_id = ?1", [id])?;
+    for p in ports {
+        tx.execute(
+            "INSERT INTO project_ports (project_id, service, container_port, protocol,
+                host_port, host_ip, requested) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                id,
+                p.service,
+                p.container_port,
+                p.protocol.as_str(),
+                p.host_port,
+                p.host_ip,
+                if moved.contains(&port_key(p)) {
+                    MOVED
+                } else {
+                    p.requested as i64
+                },
+            ],
+        )?;
+    }
+    Ok(())
 }

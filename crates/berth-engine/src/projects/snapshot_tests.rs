@@ -310,7 +310,7 @@ async fn a_duplicate_of_a_project_with_a_fixed_host_port_gets_a_fresh_one_and_ru
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_refused_duplicate_leaves_no_snapshot_and_leftover_copies_are_removed_at_open() {
+async fn a_refused_duplicate_leaves_no_snapshot_and_leftover_copies_are_settled_at_open() {
     let dir = tempfile::tempdir().unwrap();
     let (services, p) = engine(dir.path()).await;
     let src = ensure(&p, "orig", &app(dir.path(), "1.0")).await;
@@ -349,6 +349,16 @@ async fn a_refused_duplicate_leaves_no_snapshot_and_leftover_copies_are_removed_
     // The retry works.
     let d = p.duplicate("orig", "copy", None).await.unwrap();
     assert_eq!(std::fs::read(d.state_path.join("db")).unwrap(), b"rows");
+
+    // Killed after the copy was registered and before its rename: the
+    // next open finishes the rename.
+    std::fs::rename(&d.state_path, &half).unwrap();
+    services.shutdown().await;
+    drop(p);
+    let (services, p) = engine(dir.path()).await;
+    assert!(!half.exists());
+    assert_eq!(std::fs::read(d.state_path.join("db")).unwrap(), b"rows");
+    assert_eq!(p.status("copy").await.unwrap().state_path, d.state_path);
     services.shutdown().await;
 }
 

@@ -305,9 +305,11 @@ impl Projects {
     /// port the Compose file fixes (`"18080:8080"`) is moved for the copy
     /// to a free port chosen now and kept across its restarts (reported
     /// in `ports`, and by GetProjectStatus), so the copy runs beside its
-    /// source. The state is written to `<state root>/.duplicate-<new id>`
-    /// and renamed into place, so a crash never leaves a half copy under
-    /// the new id ([`Projects::open`] removes such leftovers). The copy
+    /// source. The state is written to `<state root>/.duplicate-<new id>`,
+    /// the copy registered, and the state renamed into place, so a crash
+    /// never leaves a half copy under the new id ([`Projects::open`]
+    /// removes a temporary of an unregistered copy and finishes the
+    /// rename of a registered one). The copy
     /// shares the snapshot's chunks in the store; its state is written
     /// out in full. Errors: NOT_FOUND (source or snapshot), CONFLICT (the
     /// new id is taken), INVALID_ARGUMENT (a malformed id),
@@ -414,7 +416,7 @@ impl Projects {
     }
 
     /// Writes snapshot `snap` of `src` to a temporary sibling of
-    /// `state_path`, renames it into place and registers the copy.
+    /// `state_path`, registers the copy and renames its state into place.
     async fn duplicate_from(
         &self,
         src: &ProjectRow,
@@ -455,12 +457,6 @@ impl Projects {
                 )),
             });
         }
-        if let Err(e) = std::fs::rename(&tmp, state_path) {
-            return fail(ProjectError::DuplicateFailed(format!(
-                "cannot move the copy to {}: {e}",
-                state_path.display()
-            )));
-        }
         let namespace = plan::namespace(new_project_id);
         let row = ProjectRow {
             id: new_project_id.to_owned(),
@@ -476,12 +472,18 @@ impl Projects {
             created_at: berth_os::proc::now_epoch(),
             started_at: 0.0,
         };
-        let registered = persist::put(&self.store, &row)
-            .and_then(|_| persist::set_ports(&self.store, new_project_id, ports, moved));
-        if let Err(e) = registered {
+        // Registered (with its moved ports) before the whole copy is
+        // renamed into place: a daemon killed between the two finishes
+        // the rename when it next opens (`remove_leftovers`).
+        if let Err(e) = persist::put_with_ports(&self.store, &row, ports, moved) {
+            return fail(ProjectError::DuplicateFailed(e.to_string()));
+        }
+        if let Err(e) = std::fs::rename(&tmp, state_path) {
             let _ = persist::delete(&self.store, new_project_id);
-            let _ = std::fs::remove_dir_all(state_path);
-            return Err(ProjectError::DuplicateFailed(e.to_string()));
+            return fail(ProjectError::DuplicateFailed(format!(
+                "cannot move the copy to {}: {e}",
+                state_path.display()
+            )));
         }
         Ok(Duplicated {
             new_project_id: new_project_id.to_owned(),
