@@ -1109,3 +1109,93 @@ fn docker_duplicate_of_a_project_with_a_fixed_host_port_runs_beside_it() {
     }
     assert!(out.status.success(), "berth down: {}", stderr(&out));
 }
+
+/// An unsigned package of 1 500 files of 64 KiB (about 94 MiB): its
+/// unpacking takes long enough to be killed in the middle.
+fn big_package(root: &Path) -> PathBuf {
+    let src = root.join("big-src");
+    std::fs::create_dir_all(src.join("data")).unwrap();
+    std::fs::write(
+        src.join("manifest.json"),
+        r#"{"app_id":"dev.test.bigpkg","name":"Big","version":"1.0.0"}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        src.join("compose.yaml"),
+        "services:\n  web:\n    command: [\"sleep\", \"30\"]\n",
+    )
+    .unwrap();
+    for i in 0..1500u64 {
+        std::fs::write(src.join(format!("data/f{i}")), noise(64 << 10, i + 7)).unwrap();
+    }
+    let sums = std::process::Command::new("sh")
+        .current_dir(&src)
+        .args([
+            "-c",
+            "find . -type f ! -name SHA256SUMS | sed 's#^\\./##' | sort | xargs sha256sum > SHA256SUMS",
+        ])
+        .status()
+        .unwrap();
+    assert!(sums.success());
+    let out = root.join("big.vibeapp");
+    let tar = std::process::Command::new("tar")
+        .arg("-cf")
+        .arg(&out)
+        .arg("-C")
+        .arg(&src)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(tar.success());
+    out
+}
+
+#[test]
+fn kill_9_during_import_leaves_a_temporary_the_next_daemon_removes_and_a_retry_works() {
+    let mut d = Daemon::start();
+    let pkg = big_package(d.dir.path());
+    let app_dir = d.state_dir().join("berth/packages/dev.test.bigpkg");
+    let temps = || -> Vec<PathBuf> {
+        std::fs::read_dir(&app_dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".import-"))
+            .map(|e| e.path())
+            .collect()
+    };
+    let mut import = d.command(BERTH);
+    import.args(["import", pkg.to_str().unwrap(), "--no-verify"]);
+    let mut child = import
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The package is being unpacked to its temporary; kill -9 then.
+    let mut seen = false;
+    for _ in 0..120_000 {
+        if !temps().is_empty() {
+            seen = true;
+            break;
+        }
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(seen, "the import never unpacked to a temporary");
+    d.kill9();
+    let _ = child.wait();
+    assert!(!temps().is_empty(), "the kill left no temporary to test");
+    d.spawn(&[]);
+    let r = json(
+        &d,
+        &["import", pkg.to_str().unwrap(), "--no-verify", "--json"],
+    );
+    assert!(temps().is_empty(), "left: {:?}", temps());
+    let dir = PathBuf::from(r["package_path"].as_str().unwrap());
+    assert_eq!(
+        std::fs::read(dir.join("data/f1499")).unwrap(),
+        noise(64 << 10, 1499 + 7)
+    );
+}
