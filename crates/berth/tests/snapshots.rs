@@ -251,6 +251,11 @@ fn kill_9_during_save_and_restore_keeps_every_listed_snapshot_and_a_whole_state(
 
 /// A package made with the system's `tar` and `sha256sum`, unsigned.
 fn unsigned_package(root: &Path) -> PathBuf {
+    unsigned_package_with(root, "hi", "pkg.vibeapp")
+}
+
+/// [`unsigned_package`] with `index` as `www/index.html`, at `root/name`.
+fn unsigned_package_with(root: &Path, index: &str, name: &str) -> PathBuf {
     let src = root.join("pkg-src");
     std::fs::create_dir_all(src.join("www")).unwrap();
     std::fs::write(
@@ -263,7 +268,7 @@ fn unsigned_package(root: &Path) -> PathBuf {
         "services:\n  web:\n    command: [\"sleep\", \"30\"]\n",
     )
     .unwrap();
-    std::fs::write(src.join("www/index.html"), "hi").unwrap();
+    std::fs::write(src.join("www/index.html"), index).unwrap();
     let sums = std::process::Command::new("sh")
         .current_dir(&src)
         .args([
@@ -273,7 +278,7 @@ fn unsigned_package(root: &Path) -> PathBuf {
         .status()
         .unwrap();
     assert!(sums.success());
-    let out = root.join("pkg.vibeapp");
+    let out = root.join(name);
     let tar = std::process::Command::new("tar")
         .arg("-cf")
         .arg(&out)
@@ -318,6 +323,140 @@ fn cli_import_refuses_an_unsigned_package_unless_told_and_registers_it() {
             .into_inner();
         assert!(e.created);
     });
+}
+
+#[test]
+fn reimporting_a_version_a_running_project_uses_never_replaces_it_and_crash_leftovers_go() {
+    let mut d = Daemon::start();
+    let root = d.dir.path().to_owned();
+    let first = unsigned_package(&root);
+    let r = json(
+        &d,
+        &["import", first.to_str().unwrap(), "--no-verify", "--json"],
+    );
+    let dir = PathBuf::from(r["package_path"].as_str().unwrap());
+    let call = |f: &str| {
+        let (socket, dir, f) = (d.project_socket.clone(), dir.clone(), f.to_owned());
+        tokio_rt().block_on(async move {
+            let mut c = project::connect(&socket).await.unwrap();
+            let id = "notes".to_string();
+            match f.as_str() {
+                "up" => {
+                    c.ensure_project(pb::EnsureProjectRequest {
+                        project_id: id.clone(),
+                        package_path: dir.display().to_string(),
+                        runtime: "native".into(),
+                        ..Default::default()
+                    })
+                    .await
+                    .unwrap();
+                    c.open_project(pb::OpenProjectRequest {
+                        project_id: id.clone(),
+                        ..Default::default()
+                    })
+                    .await
+                    .unwrap();
+                    c.start_project(pb::StartProjectRequest {
+                        project_id: id,
+                        ..Default::default()
+                    })
+                    .await
+                    .unwrap();
+                }
+                _ => {
+                    c.stop_project(pb::StopProjectRequest {
+                        project_id: id,
+                        ..Default::default()
+                    })
+                    .await
+                    .unwrap();
+                }
+            }
+        })
+    };
+    call("up");
+    let changed = unsigned_package_with(&root, "changed", "pkg2.vibeapp");
+    let out = d.berth(&["import", changed.to_str().unwrap(), "--no-verify"]);
+    assert!(!out.status.success(), "replaced under a running project");
+    for said in ["other contents", "project notes", "stop it"] {
+        assert!(stderr(&out).contains(said), "{said}: {}", stderr(&out));
+    }
+    assert_eq!(std::fs::read(dir.join("www/index.html")).unwrap(), b"hi");
+    // The same package again is already there: accepted, untouched.
+    let again = json(
+        &d,
+        &["import", first.to_str().unwrap(), "--no-verify", "--json"],
+    );
+    assert_eq!(again["package_path"], r["package_path"]);
+    // Stopped, the project's package may be replaced.
+    call("stop");
+    json(
+        &d,
+        &["import", changed.to_str().unwrap(), "--no-verify", "--json"],
+    );
+    assert_eq!(
+        std::fs::read(dir.join("www/index.html")).unwrap(),
+        b"changed"
+    );
+
+    // What a daemon killed in the middle of an import leaves (its
+    // temporary beside the version) is gone after the restart.
+    let half = dir.parent().unwrap().join(".import-99999-0");
+    std::fs::create_dir_all(half.join("www")).unwrap();
+    d.kill9();
+    d.spawn(&[]);
+    json(&d, &["snapshot", "ls", "notes", "--json"]);
+    assert!(!half.exists(), "{} is left", half.display());
+}
+
+#[test]
+fn kill_9_during_duplicate_leaves_no_half_copy_and_a_retry_works() {
+    let mut d = Daemon::start();
+    let state = ensure(&d, "big");
+    // Enough data that the copy is being written when the daemon dies.
+    for i in 0..8 {
+        std::fs::write(state.join(format!("big{i}")), noise(24 << 20, i + 1)).unwrap();
+    }
+    let want = tree(&state);
+    let root = state.parent().unwrap().to_owned();
+    let temp = root.join(".duplicate-copy");
+    let mut dup = d.command(BERTH);
+    dup.args(["duplicate", "big", "copy"]);
+    let mut child = dup
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The copy is written to its temporary; kill -9 while it is.
+    let mut seen = false;
+    for _ in 0..120_000 {
+        if temp.exists() {
+            seen = true;
+            break;
+        }
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(seen, "the copy was never written to {}", temp.display());
+    d.kill9();
+    let _ = child.wait();
+    assert!(!root.join("copy").exists(), "a half copy under the new id");
+    d.spawn(&[]);
+    // The next daemon removed the temporary of the unfinished copy, and
+    // the retry works (or, killed after the copy was registered, the
+    // daemon finished its rename).
+    let registered = d.berth(&["project", "status", "copy"]).status.success();
+    assert!(!temp.exists(), "{} is left", temp.display());
+    if !registered {
+        let r = json(&d, &["duplicate", "big", "copy", "--json"]);
+        assert_eq!(r["new_project_id"], "copy");
+    }
+    let st = json(&d, &["project", "status", "copy", "--json"]);
+    let copy = PathBuf::from(st["state_path"].as_str().unwrap());
+    assert_eq!(copy, root.join("copy"));
+    assert_eq!(tree(&copy), want);
 }
 
 /// Unpacks a `.vibeapp` (zstd tar) into `dest`.
@@ -873,4 +1012,190 @@ fn docker_project_with_a_named_volume_is_saved_while_running_and_restored() {
     if let Err(e) = result {
         std::panic::resume_unwind(e);
     }
+}
+
+/// What `GET /who` on `127.0.0.1:port` answers (headers and body),
+/// asked again until it holds `want` (a container just started may not
+/// listen yet) or 30 s passed.
+fn http_get(port: u16, want: &str) -> String {
+    use std::io::{Read, Write};
+    let mut last = String::new();
+    let asked = std::time::Instant::now();
+    while asked.elapsed() < Duration::from_secs(30) {
+        last.clear();
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            let _ = s.write_all(b"GET /who HTTP/1.0\r\n\r\n");
+            let _ = s.read_to_string(&mut last);
+        }
+        if last.contains(want) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    last
+}
+
+/// The reviewer's case: a Docker project publishing a fixed host port is
+/// duplicated; the copy gets a fresh host port (reported by `berth
+/// duplicate` and `project status`), starts beside its running source,
+/// both answer on their own ports, and `down`, `project rm` and `project
+/// forget` of the copy never fail on the port.
+#[test]
+#[ignore = "needs a Docker Engine: see README"]
+fn docker_duplicate_of_a_project_with_a_fixed_host_port_runs_beside_it() {
+    require_docker();
+    let d = Daemon::start();
+    let id = format!("cap{}", std::process::id());
+    let copy = format!("{id}-2");
+    let fixed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let dir = d.dir.path().join(&id);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("compose.yaml"),
+        format!(
+            "services:\n  web:\n    image: {IMAGE}\n    command: [\"sh\", \"-c\", \"exec httpd -f -p 8080 -h /data\"]\n    ports: [\"127.0.0.1:{fixed}:8080\"]\n    volumes:\n      - data:/data\nvolumes:\n  data: {{}}\n"
+        ),
+    )
+    .unwrap();
+    let out = d.berth(&[
+        "up",
+        dir.to_str().unwrap(),
+        "--id",
+        &id,
+        "--runtime",
+        "docker",
+        "-q",
+    ]);
+    assert!(out.status.success(), "berth up: {}", stderr(&out));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let st = json(&d, &["project", "status", &id, "--json"]);
+        let state = PathBuf::from(st["state_path"].as_str().unwrap());
+        std::fs::write(state.join("volumes/data/who"), b"source").unwrap();
+        assert!(http_get(fixed, "source").contains("source"));
+
+        let dup = json(&d, &["duplicate", &id, &copy, "--json"]);
+        let moved = dup["ports"][0]["host_port"].as_u64().unwrap() as u16;
+        assert_ne!(moved, fixed, "{dup}");
+        let st2 = json(&d, &["project", "status", &copy, "--json"]);
+        let copy_state = PathBuf::from(st2["state_path"].as_str().unwrap());
+        std::fs::write(copy_state.join("volumes/data/who"), b"copy").unwrap();
+        let out = d.berth(&["project", "start", &copy]);
+        assert!(out.status.success(), "start the copy: {}", stderr(&out));
+        assert!(http_get(fixed, "source").contains("source"));
+        assert!(http_get(moved, "copy").contains("copy"));
+        let st2 = json(&d, &["project", "status", &copy, "--json"]);
+        assert_eq!(st2["status"], "running", "{st2}");
+
+        for args in [
+            vec!["down", copy.as_str()],
+            vec!["project", "rm", copy.as_str()],
+            vec!["project", "forget", copy.as_str()],
+        ] {
+            let out = d.berth(&args);
+            assert!(out.status.success(), "berth {args:?}: {}", stderr(&out));
+        }
+        assert!(
+            http_get(fixed, "source").contains("source"),
+            "the source still runs"
+        );
+    }));
+    let out = d.berth(&["down", &id]);
+    if let Err(e) = result {
+        let _ = d.berth(&["down", &copy]);
+        std::panic::resume_unwind(e);
+    }
+    assert!(out.status.success(), "berth down: {}", stderr(&out));
+}
+
+/// An unsigned package of 1 500 files of 64 KiB (about 94 MiB): its
+/// unpacking takes long enough to be killed in the middle.
+fn big_package(root: &Path) -> PathBuf {
+    let src = root.join("big-src");
+    std::fs::create_dir_all(src.join("data")).unwrap();
+    std::fs::write(
+        src.join("manifest.json"),
+        r#"{"app_id":"dev.test.bigpkg","name":"Big","version":"1.0.0"}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        src.join("compose.yaml"),
+        "services:\n  web:\n    command: [\"sleep\", \"30\"]\n",
+    )
+    .unwrap();
+    for i in 0..1500u64 {
+        std::fs::write(src.join(format!("data/f{i}")), noise(64 << 10, i + 7)).unwrap();
+    }
+    let sums = std::process::Command::new("sh")
+        .current_dir(&src)
+        .args([
+            "-c",
+            "find . -type f ! -name SHA256SUMS | sed 's#^\\./##' | sort | xargs sha256sum > SHA256SUMS",
+        ])
+        .status()
+        .unwrap();
+    assert!(sums.success());
+    let out = root.join("big.vibeapp");
+    let tar = std::process::Command::new("tar")
+        .arg("-cf")
+        .arg(&out)
+        .arg("-C")
+        .arg(&src)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(tar.success());
+    out
+}
+
+#[test]
+fn kill_9_during_import_leaves_a_temporary_the_next_daemon_removes_and_a_retry_works() {
+    let mut d = Daemon::start();
+    let pkg = big_package(d.dir.path());
+    let app_dir = d.state_dir().join("berth/packages/dev.test.bigpkg");
+    let temps = || -> Vec<PathBuf> {
+        std::fs::read_dir(&app_dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".import-"))
+            .map(|e| e.path())
+            .collect()
+    };
+    let mut import = d.command(BERTH);
+    import.args(["import", pkg.to_str().unwrap(), "--no-verify"]);
+    let mut child = import
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The package is being unpacked to its temporary; kill -9 then.
+    let mut seen = false;
+    for _ in 0..120_000 {
+        if !temps().is_empty() {
+            seen = true;
+            break;
+        }
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(seen, "the import never unpacked to a temporary");
+    d.kill9();
+    let _ = child.wait();
+    assert!(!temps().is_empty(), "the kill left no temporary to test");
+    d.spawn(&[]);
+    let r = json(
+        &d,
+        &["import", pkg.to_str().unwrap(), "--no-verify", "--json"],
+    );
+    assert!(temps().is_empty(), "left: {:?}", temps());
+    let dir = PathBuf::from(r["package_path"].as_str().unwrap());
+    assert_eq!(
+        std::fs::read(dir.join("data/f1499")).unwrap(),
+        noise(64 << 10, 1499 + 7)
+    );
 }

@@ -292,6 +292,7 @@ pub fn duplicated(d: eng::Duplicated) -> pb::DuplicateProjectResponse {
         new_project_id: d.new_project_id,
         namespace: d.namespace,
         state_path: d.state_path.display().to_string(),
+        ports: d.ports.iter().map(port).collect(),
     }
 }
 

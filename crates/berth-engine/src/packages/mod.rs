@@ -237,6 +237,41 @@ pub fn check(
     })
 }
 
+/// The prefix of the temporary directory an import unpacks to, beside
+/// its destination.
+const IMPORT_TEMP_PREFIX: &str = ".import-";
+
+/// A temporary name no other import (of this process or another) uses.
+fn import_temp() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{IMPORT_TEMP_PREFIX}{}-{n}", std::process::id())
+}
+
+/// Removes the temporaries of imports a killed daemon left in
+/// `<packages_root>/<app_id>/` (call it when no import runs: at daemon
+/// start). Failures are logged, not returned: they only waste space.
+pub fn remove_leftovers(packages_root: &Path) {
+    for app in fs::read_dir(packages_root).into_iter().flatten().flatten() {
+        for e in fs::read_dir(app.path()).into_iter().flatten().flatten() {
+            if !e
+                .file_name()
+                .to_string_lossy()
+                .starts_with(IMPORT_TEMP_PREFIX)
+            {
+                continue;
+            }
+            match fs::remove_dir_all(e.path()) {
+                Ok(()) => tracing::info!(
+                    "removed {}, left by an interrupted import",
+                    e.path().display()
+                ),
+                Err(err) => tracing::warn!("cannot remove {}: {err}", e.path().display()),
+            }
+        }
+    }
+}
+
 /// ImportPackage: checks the package at `data_path` and unpacks it to
 /// `<packages_root>/<app_id>/<version>` (replacing an earlier import of
 /// that version). `trust_dir` holds trusted minisign public keys
@@ -249,6 +284,30 @@ pub fn import(
     trust_dir: &Path,
     verify_signature: bool,
     parse_manifest: &dyn Fn(&[u8]) -> Result<ManifestFacts, String>,
+) -> Result<Imported, PackageError> {
+    import_unless_in_use(
+        data_path,
+        packages_root,
+        trust_dir,
+        verify_signature,
+        parse_manifest,
+        &|_| None,
+    )
+}
+
+/// [`import`], but an earlier import of the same version that `in_use`
+/// says is in use (it returns who uses it, e.g. "running project notes")
+/// is never replaced under its users: a package with the same signed
+/// list (`SHA256SUMS`) is accepted as already there, untouched; one with
+/// other contents is INVALID_PACKAGE naming the users (stop them, or give
+/// the package a new version).
+pub fn import_unless_in_use(
+    data_path: &Path,
+    packages_root: &Path,
+    trust_dir: &Path,
+    verify_signature: bool,
+    parse_manifest: &dyn Fn(&[u8]) -> Result<ManifestFacts, String>,
+    in_use: &dyn Fn(&Path) -> Option<String>,
 ) -> Result<Imported, PackageError> {
     let meta = fs::metadata(data_path)
         .map_err(|e| PackageError::PathNotFound(format!("package {}: {e}", data_path.display())))?;
@@ -296,10 +355,32 @@ pub fn import(
 
     let io = |m: String| PackageError::Io(m);
     let app_dir = packages_root.join(&manifest.app_id);
+    let dest = app_dir.join(&manifest.version);
+    if let Some(users) = dest.exists().then(|| in_use(&dest)).flatten() {
+        let same = match items.get(SUMS_FILE) {
+            Some(Item::File(_, sums)) => fs::read(dest.join(SUMS_FILE)).is_ok_and(|d| d == *sums),
+            _ => false,
+        };
+        if !same {
+            return Err(PackageError::InvalidPackage(format!(
+                "version {} of {} is already imported in {} with other contents, and {users} runs from it: stop it before importing this package, or give the package a new version",
+                manifest.version,
+                manifest.app_id,
+                dest.display()
+            )));
+        }
+        return Ok(Imported {
+            app_id: manifest.app_id,
+            name: manifest.name,
+            version: manifest.version,
+            trust_status,
+            package_path: dest,
+            capabilities,
+        });
+    }
     berth_os::fsutil::ensure_private_dir(&app_dir)
         .map_err(|e| io(format!("cannot create {}: {e}", app_dir.display())))?;
-    let tmp = app_dir.join(format!(".import-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&tmp);
+    let tmp = app_dir.join(import_temp());
     let write = || -> std::io::Result<()> {
         fs::create_dir(&tmp)?;
         for (name, item) in &items {
@@ -323,7 +404,6 @@ pub fn import(
         let _ = fs::remove_dir_all(&tmp);
         return Err(io(format!("cannot unpack into {}: {e}", tmp.display())));
     }
-    let dest = app_dir.join(&manifest.version);
     if dest.exists() {
         let _ = fs::remove_dir_all(&dest);
     }

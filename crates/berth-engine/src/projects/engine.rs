@@ -301,6 +301,58 @@ fn sub_plan(plan: &Plan, services: &[String]) -> Plan {
     p
 }
 
+/// Settles what a daemon killed during DuplicateProject or ImportPackage
+/// left (one daemon serves a state root, so none is in use when it
+/// opens): a `<state root>/.duplicate-<id>` temporary is renamed into
+/// place when `<id>` was registered (the kill came between registering
+/// the copy and the rename) and removed otherwise (the copy was not
+/// whole); `<packages>/<app>/.import-*` temporaries are removed.
+fn remove_leftovers(store: &Store, state_root: &Path) {
+    let temps = std::fs::read_dir(state_root)
+        .into_iter()
+        .flatten()
+        .flatten();
+    for e in temps {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(id) = name.strip_prefix(snapshots::DUPLICATE_TEMP_PREFIX) else {
+            continue;
+        };
+        let path = e.path();
+        let registered = persist::get(store, id).ok().flatten();
+        if let Some(row) =
+            registered.filter(|r| r.state_path == state_root.join(id) && !r.state_path.exists())
+        {
+            match std::fs::rename(&path, &row.state_path) {
+                Ok(()) => tracing::info!(project = %id, "finished an interrupted duplicate"),
+                Err(err) => tracing::warn!("cannot move {} into place: {err}", path.display()),
+            }
+            continue;
+        }
+        match std::fs::remove_dir_all(&path) {
+            Ok(()) => tracing::info!(
+                "removed {}, left by an interrupted duplicate",
+                path.display()
+            ),
+            Err(err) => tracing::warn!("cannot remove {}: {err}", path.display()),
+        }
+    }
+    crate::packages::remove_leftovers(&package_roots(state_root).0);
+}
+
+/// `wanted` with the host ports the file asks for under the keys in
+/// `moved` dropped, so the allocator chooses (and keeps) one instead.
+fn unrequest(
+    mut wanted: Vec<plan::WantedPort>,
+    moved: &[persist::PortKey],
+) -> Vec<plan::WantedPort> {
+    for w in &mut wanted {
+        if moved.contains(&(w.service.clone(), w.container_port, w.protocol)) {
+            w.host_port = None;
+        }
+    }
+    wanted
+}
+
 fn dir_size(p: &Path) -> u64 {
     let Ok(rd) = std::fs::read_dir(p) else {
         return 0;
@@ -321,6 +373,7 @@ impl Projects {
         services: Arc<Services>,
         cfg: ProjectsConfig,
     ) -> Result<Arc<Self>, ProjectError> {
+        remove_leftovers(&store, &cfg.state_root);
         let snaps = SnapshotStore::open(&snapshot_root(&cfg.state_root))
             .map_err(|e| ProjectError::Internal(format!("cannot open the snapshot store: {e}")))?;
         Ok(Arc::new(Self {
@@ -577,9 +630,17 @@ impl Projects {
             })
             .collect();
         let rt = self.runtime(row.runtime)?;
-        let wanted = plan::wanted_ports(&project.file)?;
+        // A duplicate's moved ports are allocated like unrequested ones
+        // (kept across restarts), not taken from the file.
+        let moved = persist::moved_ports(&self.store, &row.id)?;
+        let wanted = unrequest(plan::wanted_ports(&project.file)?, &moved);
         let previous = persist::ports(&self.store, &row.id)?;
-        let others = persist::ports_of_others(&self.store, &row.id)?;
+        // A read (stop, down, rm, forget, status) never needs a port, so
+        // another project holding one this file asks for is no error.
+        let others = match mode {
+            Load::Read => Vec::new(),
+            _ => persist::ports_of_others(&self.store, &row.id)?,
+        };
         let ports = super::ports::allocate(
             &wanted,
             &previous,
@@ -588,7 +649,7 @@ impl Projects {
             row.runtime == RuntimeKind::Native,
         )?;
         if ports != previous && mode != Load::Read {
-            persist::set_ports(&self.store, &row.id, &ports)?;
+            persist::set_ports(&self.store, &row.id, &ports, &moved)?;
         }
         let plan = plan::build(&PlanInput {
             project_id: &row.id,

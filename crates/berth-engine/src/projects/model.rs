@@ -570,4 +570,7 @@ pub struct Duplicated {
     pub namespace: String,
     /// Its own state path (a copy of the source's state).
     pub state_path: PathBuf,
+    /// Its host ports: each one the Compose file fixes is moved to a free
+    /// port (`requested` false), so the copy runs beside its source.
+    pub ports: Vec<PortMapping>,
 }

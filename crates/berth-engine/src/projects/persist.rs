@@ -1,4 +1,10 @@
 //! Project rows and their host ports in SQLite (migration 4).
+//!
+//! `project_ports.requested` is 0 for a port the allocator chose, 1 for a
+//! host port the Compose file asks for, and 2 ([`MOVED`]) for a port the
+//! file asks for that this project does not use: a duplicate (issue 11)
+//! gets a fresh host port instead, so it runs beside its source; the
+//! allocator then keeps that port as it keeps any port it chose.
 
 use super::model::{PortMapping, ProjectError, ProjectState, Protocol, RuntimeKind};
 use crate::store::Store;
@@ -81,32 +87,50 @@ pub(super) fn all(store: &Store) -> Result<Vec<ProjectRow>, ProjectError> {
 /// Inserts or replaces `p`.
 pub(super) fn put(store: &Store, p: &ProjectRow) -> Result<(), ProjectError> {
     store
-        .write("saving a project", |tx| {
-            tx.execute(
-                "INSERT INTO projects (id, app_id, package_path, state_path, namespace, runtime,
-                    manifest, status, detail, autosave, created_at, started_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
-                 ON CONFLICT(id) DO UPDATE SET app_id = ?2, package_path = ?3, state_path = ?4,
-                    namespace = ?5, runtime = ?6, manifest = ?7, status = ?8, detail = ?9,
-                    autosave = ?10, started_at = ?12",
-                params![
-                    p.id,
-                    p.app_id,
-                    p.package_path.to_string_lossy(),
-                    p.state_path.to_string_lossy(),
-                    p.namespace,
-                    p.runtime.as_str(),
-                    p.manifest,
-                    p.status.as_str(),
-                    p.detail,
-                    p.autosave as i64,
-                    p.created_at,
-                    p.started_at,
-                ],
-            )
-        })
+        .write("saving a project", |tx| put_tx(tx, p))
         .map(|_| ())
         .map_err(internal)
+}
+
+/// Registers `p` with its host ports in one transaction (a duplicate:
+/// never registered without the ports it moved).
+pub(super) fn put_with_ports(
+    store: &Store,
+    p: &ProjectRow,
+    ports: &[PortMapping],
+    moved: &[PortKey],
+) -> Result<(), ProjectError> {
+    store
+        .write("registering a project", |tx| {
+            put_tx(tx, p)?;
+            ports_tx(tx, &p.id, ports, moved)
+        })
+        .map_err(internal)
+}
+
+fn put_tx(tx: &rusqlite::Transaction<'_>, p: &ProjectRow) -> rusqlite::Result<usize> {
+    tx.execute(
+        "INSERT INTO projects (id, app_id, package_path, state_path, namespace, runtime,
+            manifest, status, detail, autosave, created_at, started_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+         ON CONFLICT(id) DO UPDATE SET app_id = ?2, package_path = ?3, state_path = ?4,
+            namespace = ?5, runtime = ?6, manifest = ?7, status = ?8, detail = ?9,
+            autosave = ?10, started_at = ?12",
+        params![
+            p.id,
+            p.app_id,
+            p.package_path.to_string_lossy(),
+            p.state_path.to_string_lossy(),
+            p.namespace,
+            p.runtime.as_str(),
+            p.manifest,
+            p.status.as_str(),
+            p.detail,
+            p.autosave as i64,
+            p.created_at,
+            p.started_at,
+        ],
+    )
 }
 
 /// Removes project `id` and its ports (`berth project forget`).
@@ -140,6 +164,17 @@ pub(super) fn set_status(
         .map_err(internal)
 }
 
+/// `requested` of a port the file asks for that this project moved.
+const MOVED: i64 = 2;
+
+/// A port's identity in a project: (service, container port, protocol).
+pub(super) type PortKey = (String, u16, Protocol);
+
+/// The key of `p`.
+pub(super) fn port_key(p: &PortMapping) -> PortKey {
+    (p.service.clone(), p.container_port, p.protocol)
+}
+
 fn port_row(r: &Row<'_>) -> rusqlite::Result<PortMapping> {
     let proto: String = r.get("protocol")?;
     Ok(PortMapping {
@@ -148,7 +183,7 @@ fn port_row(r: &Row<'_>) -> rusqlite::Result<PortMapping> {
         host_port: r.get::<_, i64>("host_port")? as u16,
         protocol: Protocol::parse(&proto).unwrap_or(Protocol::Tcp),
         host_ip: r.get("host_ip")?,
-        requested: r.get::<_, i64>("requested")? != 0,
+        requested: r.get::<_, i64>("requested")? == 1,
     })
 }
 
@@ -162,6 +197,21 @@ pub(super) fn ports(store: &Store, id: &str) -> Result<Vec<PortMapping>, Project
             )?;
             let rows = st
                 .query_map([id], port_row)?
+                .collect::<rusqlite::Result<Vec<_>>>();
+            rows
+        })
+        .map_err(internal)
+}
+
+/// The ports of project `id` whose requested host port it does not use
+/// (a duplicate's, see the module docs).
+pub(super) fn moved_ports(store: &Store, id: &str) -> Result<Vec<PortKey>, ProjectError> {
+    store
+        .read("reading project ports", |c| {
+            let mut st =
+                c.prepare("SELECT * FROM project_ports WHERE project_id = ?1 AND requested = ?2")?;
+            let rows = st
+                .query_map(params![id, MOVED], |r| port_row(r).map(|p| port_key(&p)))?
                 .collect::<rusqlite::Result<Vec<_>>>();
             rows
         })
@@ -184,31 +234,44 @@ pub(super) fn ports_of_others(
         .map_err(internal)
 }
 
-/// Replaces the host ports of project `id`, in one transaction.
+/// Replaces the host ports of project `id`, in one transaction; those
+/// whose key is in `moved` are recorded as moved.
 pub(super) fn set_ports(
     store: &Store,
     id: &str,
     ports: &[PortMapping],
+    moved: &[PortKey],
 ) -> Result<(), ProjectError> {
     store
-        .write("saving project ports", |tx| {
-            tx.execute("DELETE FROM project_ports WHERE project_id = ?1", [id])?;
-            for p in ports {
-                tx.execute(
-                    "INSERT INTO project_ports (project_id, service, container_port, protocol,
-                        host_port, host_ip, requested) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    params![
-                        id,
-                        p.service,
-                        p.container_port,
-                        p.protocol.as_str(),
-                        p.host_port,
-                        p.host_ip,
-                        p.requested as i64,
-                    ],
-                )?;
-            }
-            Ok(())
-        })
+        .write("saving project ports", |tx| ports_tx(tx, id, ports, moved))
         .map_err(internal)
+}
+
+fn ports_tx(
+    tx: &rusqlite::Transaction<'_>,
+    id: &str,
+    ports: &[PortMapping],
+    moved: &[PortKey],
+) -> rusqlite::Result<()> {
+    tx.execute("DELETE FROM project_ports WHERE project_id = ?1", [id])?;
+    for p in ports {
+        tx.execute(
+            "INSERT INTO project_ports (project_id, service, container_port, protocol,
+                host_port, host_ip, requested) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                id,
+                p.service,
+                p.container_port,
+                p.protocol.as_str(),
+                p.host_port,
+                p.host_ip,
+                if moved.contains(&port_key(p)) {
+                    MOVED
+                } else {
+                    p.requested as i64
+                },
+            ],
+        )?;
+    }
+    Ok(())
 }

@@ -232,6 +232,136 @@ async fn a_duplicate_gets_its_own_state_and_runs_beside_its_source() {
     services.shutdown().await;
 }
 
+/// An app whose service publishes the fixed host port `port`
+/// (`"PORT:8080"`) as the reviewer's `cap` did.
+fn ported_app(root: &Path, port: u16) -> std::path::PathBuf {
+    let dir = root.join("ported");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("compose.yaml"),
+        format!(
+            "services:\n  web:\n    command: [\"sh\", \"-c\", \"exec sleep 60\"]\n    ports: [\"127.0.0.1:{port}:8080\"]\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("manifest.json"),
+        r#"{"app_id":"dev.test.ported","name":"ported","version":"1"}"#,
+    )
+    .unwrap();
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_of_a_project_with_a_fixed_host_port_gets_a_fresh_one_and_runs_beside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (services, p) = engine(dir.path()).await;
+    let fixed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let pkg = ported_app(dir.path(), fixed);
+    ensure(&p, "cap", &pkg).await;
+    p.open_project("cap", &|_| {}).await.unwrap();
+    p.start("cap", BTreeMap::new()).await.unwrap();
+
+    let d = p.duplicate("cap", "cap2", None).await.unwrap();
+    assert_eq!(d.ports.len(), 1, "{:?}", d.ports);
+    let moved = d.ports[0].host_port;
+    assert_ne!(moved, fixed);
+    assert!(!d.ports[0].requested);
+    // Status reports the copy's port before it ever ran.
+    assert_eq!(p.status("cap2").await.unwrap().ports, d.ports);
+
+    p.open_project("cap2", &|_| {}).await.unwrap();
+    p.start("cap2", BTreeMap::new()).await.unwrap();
+    for id in ["cap", "cap2"] {
+        assert_eq!(p.status(id).await.unwrap().status, ProjectState::Running);
+    }
+    // Both host ports are served (by each project's forwarder).
+    for port in [fixed, moved] {
+        assert!(
+            std::net::TcpListener::bind(("127.0.0.1", port)).is_err(),
+            "port {port} is not held"
+        );
+    }
+    // The moved port is kept across a restart of the copy.
+    p.stop("cap2", None).await.unwrap();
+    p.start("cap2", BTreeMap::new()).await.unwrap();
+    assert_eq!(p.status("cap2").await.unwrap().ports[0].host_port, moved);
+    assert_eq!(p.status("cap").await.unwrap().ports[0].host_port, fixed);
+
+    // Stopping, removing and forgetting the copy never need a port.
+    p.stop("cap2", None).await.unwrap();
+    p.delete_runtime("cap2", false).await.unwrap();
+    p.forget("cap2", false).await.unwrap();
+
+    // A second registration of the same files (its port is fixed and
+    // held by `cap`) can still be looked at, removed and forgotten.
+    ensure(&p, "twin", &pkg).await;
+    p.status("twin").await.unwrap();
+    let e = p.open_project("twin", &|_| {}).await.unwrap_err();
+    assert_eq!(e.code(), "PORT_CONFLICT", "{e}");
+    p.delete_runtime("twin", false).await.unwrap();
+    p.forget("twin", false).await.unwrap();
+
+    p.stop("cap", None).await.unwrap();
+    services.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_duplicate_leaves_no_snapshot_and_leftover_copies_are_settled_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let (services, p) = engine(dir.path()).await;
+    let src = ensure(&p, "orig", &app(dir.path(), "1.0")).await;
+    std::fs::write(src.state_path.join("db"), b"rows").unwrap();
+    // Someone's directory is where the copy would go.
+    std::fs::create_dir_all(dir.path().join("state/taken")).unwrap();
+    let e = p.duplicate("orig", "taken", None).await.unwrap_err();
+    assert_eq!(e.code(), "DUPLICATE_FAILED");
+    assert!(e.to_string().contains("already exists"), "{e}");
+    assert!(
+        p.list_snapshots("orig").await.unwrap().is_empty(),
+        "a refused duplicate took a snapshot"
+    );
+    // A snapshot that does not exist: refused, nothing left.
+    let e = p
+        .duplicate("orig", "ghost", Some("0000000000000-00000000"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "NOT_FOUND");
+    assert!(!dir.path().join("state/.duplicate-ghost").exists());
+    assert!(p.list_snapshots("orig").await.unwrap().is_empty());
+
+    // What a killed daemon leaves: a half copy and a half import.
+    let half = dir.path().join("state/.duplicate-copy");
+    std::fs::create_dir_all(half.join("db")).unwrap();
+    let packages = super::engine::package_roots(&dir.path().join("state")).0;
+    let import = packages.join("dev.test.snap/.import-4242-0");
+    std::fs::create_dir_all(&import).unwrap();
+    std::fs::write(import.join("manifest.json"), b"{").unwrap();
+    services.shutdown().await;
+    drop(p);
+    let (services, p) = engine(dir.path()).await;
+    assert!(!half.exists(), "the half copy is still there");
+    assert!(!import.exists(), "the half import is still there");
+    assert!(dir.path().join("state/taken").exists(), "not a leftover");
+    // The retry works.
+    let d = p.duplicate("orig", "copy", None).await.unwrap();
+    assert_eq!(std::fs::read(d.state_path.join("db")).unwrap(), b"rows");
+
+    // Killed after the copy was registered and before its rename: the
+    // next open finishes the rename.
+    std::fs::rename(&d.state_path, &half).unwrap();
+    services.shutdown().await;
+    drop(p);
+    let (services, p) = engine(dir.path()).await;
+    assert!(!half.exists());
+    assert_eq!(std::fs::read(d.state_path.join("db")).unwrap(), b"rows");
+    assert_eq!(p.status("copy").await.unwrap().state_path, d.state_path);
+    services.shutdown().await;
+}
+
 /// Counter files the writer below rewrites.
 const COUNTERS: usize = 400;
 

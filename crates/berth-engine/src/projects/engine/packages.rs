@@ -14,8 +14,12 @@ impl Projects {
 
     /// ImportPackage: checks the `.vibeapp` at `data_path` (signature,
     /// file list, archive rules; see [`crate::packages`]) before anything
-    /// is written, then unpacks it. Errors: PATH_NOT_FOUND,
-    /// INVALID_PACKAGE, SIGNATURE_INVALID, TAMPERED.
+    /// is written, then unpacks it. A version already imported that a
+    /// project not stopped runs from is never replaced under it
+    /// ([`crate::packages::import_unless_in_use`]: the same contents are
+    /// accepted untouched, others are INVALID_PACKAGE naming the
+    /// projects). Errors: PATH_NOT_FOUND, INVALID_PACKAGE,
+    /// SIGNATURE_INVALID, TAMPERED.
     pub async fn import_package(
         &self,
         data_path: &Path,
@@ -34,8 +38,30 @@ impl Projects {
                 })
                 .map_err(|e| e.to_string())
         };
+        // Projects that are not stopped, by their package directory.
+        let live: Vec<(PathBuf, String)> = persist::all(&self.store)?
+            .into_iter()
+            .filter(|r| r.status != ProjectState::Stopped)
+            .map(|r| (r.package_path, r.id))
+            .collect();
+        let in_use = move |dest: &Path| {
+            let dest = std::fs::canonicalize(dest).unwrap_or_else(|_| dest.to_owned());
+            let users: Vec<&str> = live
+                .iter()
+                .filter(|(p, _)| *p == dest)
+                .map(|(_, id)| id.as_str())
+                .collect();
+            (!users.is_empty()).then(|| format!("project {}", users.join(", project ")))
+        };
         tokio::task::spawn_blocking(move || {
-            crate::packages::import(&path, &root, &trust, verify_signature, &parse)
+            crate::packages::import_unless_in_use(
+                &path,
+                &root,
+                &trust,
+                verify_signature,
+                &parse,
+                &in_use,
+            )
         })
         .await
         .map_err(|e| ProjectError::Internal(e.to_string()))?

@@ -320,14 +320,22 @@ impl Projects {
 
     /// DuplicateProject: registers `new_project_id` as a copy of
     /// `source_project_id` (same package, app and runtime; its own
-    /// namespace, state path and host ports, allocated when it opens),
-    /// its state built from `snapshot_id`, or from a snapshot of the
-    /// source's current state (reason "manual", label
-    /// `berth.duplicate=<new id>`) when none is given. The copy shares
-    /// the snapshot's chunks in the store; its state is written out in
-    /// full. Errors: NOT_FOUND (source or snapshot), CONFLICT (the new id
-    /// is taken), INVALID_ARGUMENT (a malformed id), DUPLICATE_FAILED
-    /// (nothing of the new project is left).
+    /// namespace and state path), its state built from `snapshot_id`, or
+    /// from a snapshot of the source's current state (reason "manual",
+    /// label `berth.duplicate=<new id>`) when none is given. Every host
+    /// port the Compose file fixes (`"18080:8080"`) is moved for the copy
+    /// to a free port chosen now and kept across its restarts (reported
+    /// in `ports`, and by GetProjectStatus), so the copy runs beside its
+    /// source. The state is written to `<state root>/.duplicate-<new id>`,
+    /// the copy registered, and the state renamed into place, so a crash
+    /// never leaves a half copy under the new id ([`Projects::open`]
+    /// removes a temporary of an unregistered copy and finishes the
+    /// rename of a registered one). The copy
+    /// shares the snapshot's chunks in the store; its state is written
+    /// out in full. Errors: NOT_FOUND (source or snapshot), CONFLICT (the
+    /// new id is taken), INVALID_ARGUMENT (a malformed id),
+    /// DUPLICATE_FAILED (nothing of the new project is left, and no
+    /// snapshot made for it).
     pub async fn duplicate(
         &self,
         source_project_id: &str,
@@ -341,47 +349,132 @@ impl Projects {
                 "a project with the id {new_project_id:?} is already registered"
             )));
         }
-        let snap = match snapshot_id.filter(|s| !s.is_empty()) {
-            Some(s) => s.to_owned(),
-            None => {
-                let _guard = self.begin_save(source_project_id)?;
-                let labels =
-                    BTreeMap::from([("berth.duplicate".to_owned(), new_project_id.to_owned())]);
-                self.save_locked(&src, "manual", labels)
-                    .await
-                    .map_err(|e| ProjectError::DuplicateFailed(e.to_string()))?
-                    .snapshot_id
-            }
-        };
+        // Everything that can refuse the copy is checked before a
+        // snapshot is taken for it.
         let state_path = self.cfg.state_root.join(new_project_id);
         if state_path.exists() {
             return Err(ProjectError::DuplicateFailed(format!(
-                "{} already exists; move it away or choose another id",
+                "{} already exists and belongs to no project; move it away or choose another id",
                 state_path.display()
             )));
         }
         let slot = self.slot(new_project_id);
         let _g = slot.op.lock().await;
-        if let Some(parent) = state_path.parent() {
-            berth_os::fsutil::ensure_private_dir(parent).map_err(|e| {
-                ProjectError::DuplicateFailed(format!("cannot create {}: {e}", parent.display()))
-            })?;
+        berth_os::fsutil::ensure_private_dir(&self.cfg.state_root).map_err(|e| {
+            ProjectError::DuplicateFailed(format!(
+                "cannot create {}: {e}",
+                self.cfg.state_root.display()
+            ))
+        })?;
+        let (ports, moved) = self.duplicate_ports(&src, new_project_id)?;
+        let made = match snapshot_id.filter(|s| !s.is_empty()) {
+            Some(_) => None,
+            None => {
+                let _guard = self.begin_save(source_project_id)?;
+                let labels =
+                    BTreeMap::from([("berth.duplicate".to_owned(), new_project_id.to_owned())]);
+                let info = self
+                    .save_locked(&src, "manual", labels)
+                    .await
+                    .map_err(|e| ProjectError::DuplicateFailed(e.to_string()))?;
+                Some(info.snapshot_id)
+            }
+        };
+        let snap = made
+            .clone()
+            .or_else(|| snapshot_id.map(str::to_owned))
+            .unwrap_or_default();
+        let result = self
+            .duplicate_from(&src, new_project_id, &snap, &state_path, &ports, &moved)
+            .await;
+        if result.is_err() {
+            // A refused copy leaves no snapshot made for it behind.
+            if let Some(made) = made {
+                let snaps = self.snaps.clone();
+                let p = source_project_id.to_owned();
+                let _ = tokio::task::spawn_blocking(move || snaps.remove(&p, &made)).await;
+            }
         }
+        result
+    }
+
+    /// The host ports of a copy of `src`: each port its file fixes is
+    /// moved (returned in the second list) to a free port no project
+    /// holds; the others are allocated as at any first open. A file that
+    /// no longer resolves gives none (the copy's open reports why).
+    fn duplicate_ports(
+        &self,
+        src: &ProjectRow,
+        new_project_id: &str,
+    ) -> Result<(Vec<PortMapping>, Vec<persist::PortKey>), ProjectError> {
+        let manifest = Manifest::parse(src.manifest.as_bytes())?;
+        let Some(project) = super::super::validate::check(
+            &manifest,
+            &src.package_path,
+            src.runtime.validation(),
+            None,
+        )
+        .ok()
+        .and_then(|c| c.project) else {
+            return Ok((Vec::new(), Vec::new()));
+        };
+        let wanted = plan::wanted_ports(&project.file)?;
+        let moved: Vec<persist::PortKey> = wanted
+            .iter()
+            .filter(|w| w.host_port.is_some())
+            .map(|w| (w.service.clone(), w.container_port, w.protocol))
+            .collect();
+        let others = persist::ports_of_others(&self.store, new_project_id)?;
+        let ports = super::super::ports::allocate(
+            &unrequest(wanted, &moved),
+            &[],
+            &others,
+            true,
+            src.runtime == RuntimeKind::Native,
+        )
+        .map_err(|e| ProjectError::DuplicateFailed(format!("no host ports for the copy: {e}")))?;
+        Ok((ports, moved))
+    }
+
+    /// Writes snapshot `snap` of `src` to a temporary sibling of
+    /// `state_path`, registers the copy and renames its state into place.
+    async fn duplicate_from(
+        &self,
+        src: &ProjectRow,
+        new_project_id: &str,
+        snap: &str,
+        state_path: &Path,
+        ports: &[PortMapping],
+        moved: &[persist::PortKey],
+    ) -> Result<Duplicated, ProjectError> {
+        let tmp = self.cfg.state_root.join(duplicate_temp(new_project_id));
         let snaps = self.snaps.clone();
-        let (p, s, dest) = (
-            source_project_id.to_owned(),
-            snap.clone(),
-            state_path.clone(),
-        );
-        let built = tokio::task::spawn_blocking(move || snaps.materialize(&p, &s, &dest))
-            .await
-            .map_err(|e| ProjectError::DuplicateFailed(e.to_string()))?;
+        let (p, s, dest) = (src.id.clone(), snap.to_owned(), tmp.clone());
+        let built = tokio::task::spawn_blocking(move || {
+            // A crashed earlier try of this copy may have left its temporary.
+            match std::fs::remove_dir_all(&dest) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(SnapshotError::Io {
+                        context: format!("removing {}", dest.display()),
+                        source: e,
+                    })
+                }
+                _ => {}
+            }
+            snaps.materialize(&p, &s, &dest)
+        })
+        .await
+        .map_err(|e| ProjectError::DuplicateFailed(e.to_string()))?;
+        let fail = |e: ProjectError| {
+            let _ = std::fs::remove_dir_all(&tmp);
+            Err(e)
+        };
         if let Err(e) = built {
-            let _ = std::fs::remove_dir_all(&state_path);
-            return Err(match e {
+            return fail(match e {
                 SnapshotError::NotFound(m) => ProjectError::NotFound(m),
                 e => ProjectError::DuplicateFailed(format!(
-                    "cannot copy the state of {source_project_id:?}: {e}"
+                    "cannot copy the state of {:?}: {e}",
+                    src.id
                 )),
             });
         }
@@ -390,7 +483,7 @@ impl Projects {
             id: new_project_id.to_owned(),
             app_id: src.app_id.clone(),
             package_path: src.package_path.clone(),
-            state_path: state_path.clone(),
+            state_path: state_path.to_owned(),
             namespace: namespace.clone(),
             runtime: src.runtime,
             manifest: src.manifest.clone(),
@@ -400,14 +493,33 @@ impl Projects {
             created_at: berth_os::proc::now_epoch(),
             started_at: 0.0,
         };
-        if let Err(e) = persist::put(&self.store, &row) {
-            let _ = std::fs::remove_dir_all(&state_path);
-            return Err(ProjectError::DuplicateFailed(e.to_string()));
+        // Registered (with its moved ports) before the whole copy is
+        // renamed into place: a daemon killed between the two finishes
+        // the rename when it next opens (`remove_leftovers`).
+        if let Err(e) = persist::put_with_ports(&self.store, &row, ports, moved) {
+            return fail(ProjectError::DuplicateFailed(e.to_string()));
+        }
+        if let Err(e) = std::fs::rename(&tmp, state_path) {
+            let _ = persist::delete(&self.store, new_project_id);
+            return fail(ProjectError::DuplicateFailed(format!(
+                "cannot move the copy to {}: {e}",
+                state_path.display()
+            )));
         }
         Ok(Duplicated {
             new_project_id: new_project_id.to_owned(),
             namespace,
-            state_path,
+            state_path: state_path.to_owned(),
+            ports: ports.to_vec(),
         })
     }
 }
+
+/// The temporary a copy to `new_project_id` is written to, in the state
+/// root (a project id never starts with '.', so no project owns it).
+pub(super) fn duplicate_temp(new_project_id: &str) -> String {
+    format!("{DUPLICATE_TEMP_PREFIX}{new_project_id}")
+}
+
+/// The prefix of [`duplicate_temp`] names.
+pub(super) const DUPLICATE_TEMP_PREFIX: &str = ".duplicate-";

@@ -369,15 +369,31 @@ pub(super) async fn duplicate(c: &mut Client, a: DuplicateArgs) -> CmdResult {
         .await?
         .into_inner();
     if a.json {
+        let ports: Vec<serde_json::Value> = r
+            .ports
+            .iter()
+            .map(|p| {
+                serde_json::json!({
+                    "service_name": p.service_name, "container_port": p.container_port,
+                    "host_port": p.host_port, "protocol": p.protocol,
+                })
+            })
+            .collect();
         print_json(serde_json::json!({
             "new_project_id": r.new_project_id, "namespace": r.namespace,
-            "state_path": r.state_path,
+            "state_path": r.state_path, "ports": ports,
         }));
     } else {
         println!(
             "{} registered (namespace {}, state {})",
             r.new_project_id, r.namespace, r.state_path
         );
+        for p in &r.ports {
+            println!(
+                "  host port {}/{} -> {}:{}",
+                p.host_port, p.protocol, p.service_name, p.container_port
+            );
+        }
     }
     Ok(0)
 }
