@@ -309,6 +309,11 @@ pub fn import_unless_in_use(
     parse_manifest: &dyn Fn(&[u8]) -> Result<ManifestFacts, String>,
     in_use: &dyn Fn(&Path) -> Option<String>,
 ) -> Result<Imported, PackageError> {
+    // One import at a time: a package is checked in memory, up to the
+    // 512 MiB cap of what it unpacks to, so concurrent imports would
+    // multiply that (four reached 1.8 GB in review).
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let meta = fs::metadata(data_path)
         .map_err(|e| PackageError::PathNotFound(format!("package {}: {e}", data_path.display())))?;
     // A device or FIFO reports no size that bounds what it yields
