@@ -1378,4 +1378,3 @@ fn state_bind_dir(source: &str) -> String {
         .collect::<Vec<_>>()
         .join("/")
 }
-

@@ -671,7 +671,8 @@ fn cli_up_runs_the_example_and_down_removes_it() {
     // The page shows the clock and the notes: it fetches clock.txt, which
     // the clock service keeps writing, and notes.txt.
     assert!(
-        stdout(&body).contains("show(\"clock.txt\"") && stdout(&body).contains("show(\"notes.txt\""),
+        stdout(&body).contains("show(\"clock.txt\"")
+            && stdout(&body).contains("show(\"notes.txt\""),
         "{}",
         stdout(&body)
     );
@@ -679,14 +680,17 @@ fn cli_up_runs_the_example_and_down_removes_it() {
         let o = std::process::Command::new("python3")
             .args([
                 "-c",
-                &format!("import urllib.request as u; print(u.urlopen('{url}/{file}').read().decode())"),
+                &format!(
+                    "import urllib.request as u; print(u.urlopen('{url}/{file}').read().decode())"
+                ),
             ])
             .output()
             .unwrap();
         stdout(&o)
     };
     assert!(
-        wait_for(Duration::from_secs(10), || fetch("clock.txt").ends_with("Z\n\n")),
+        wait_for(Duration::from_secs(10), || fetch("clock.txt")
+            .ends_with("Z\n\n")),
         "clock.txt: {:?}",
         fetch("clock.txt")
     );
@@ -703,7 +707,10 @@ fn cli_up_runs_the_example_and_down_removes_it() {
     let out = d.berth(&["snapshot", "save", "notes", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let saved: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
-    assert!(saved["size_bytes"].as_u64().unwrap() > first.len() as u64, "{saved}");
+    assert!(
+        saved["size_bytes"].as_u64().unwrap() > first.len() as u64,
+        "{saved}"
+    );
     std::fs::write(&notes, "overwritten\n").unwrap();
     assert_eq!(fetch("notes.txt"), "overwritten\n\n");
     let snap = saved["snapshot_id"].as_str().unwrap();
@@ -711,7 +718,8 @@ fn cli_up_runs_the_example_and_down_removes_it() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(std::fs::read_to_string(&notes).unwrap(), first);
     assert!(
-        wait_for(Duration::from_secs(10), || fetch("notes.txt") == format!("{first}\n")),
+        wait_for(Duration::from_secs(10), || fetch("notes.txt")
+            == format!("{first}\n")),
         "notes.txt after restore: {:?}",
         fetch("notes.txt")
     );

@@ -516,6 +516,42 @@ fn cli_autosave_settings_and_prune_by_retention_with_seed_field_names() {
     assert_eq!(off["retention"]["keep_last"], 5, "off keeps the policy");
     let st = json(&d, &["project", "status", "auto", "--json"]);
     assert_eq!(st["autosave_enabled"], false);
+    // Days, as the limit is stated; `--every` alone keeps the retention.
+    let a = json(
+        &d,
+        &["snapshot", "autosave", "auto", "--every", "1d", "--json"],
+    );
+    assert_eq!(a["interval_seconds"], 86_400);
+    assert_eq!(a["retention"]["keep_last"], 5);
+    assert_eq!(a["retention"]["keep_daily"], 7);
+    let a = json(
+        &d,
+        &[
+            "snapshot",
+            "autosave",
+            "auto",
+            "--every",
+            "1d12h",
+            "--keep-weekly",
+            "2",
+            "--json",
+        ],
+    );
+    assert_eq!(a["interval_seconds"], 129_600);
+    assert_eq!(a["retention"]["keep_weekly"], 2);
+    assert_eq!(
+        a["retention"]["keep_last"], 0,
+        "a --keep-* option sets the whole retention"
+    );
+    let out = d.berth(&["snapshot", "autosave", "auto", "--every", "366d"]);
+    assert!(stderr(&out).contains("too long"), "{}", stderr(&out));
+    let out = d.berth(&["snapshot", "autosave", "auto", "--every", "xd"]);
+    assert!(
+        stderr(&out).contains("`xd` is not a duration"),
+        "{}",
+        stderr(&out)
+    );
+    json(&d, &["snapshot", "autosave", "auto", "--off", "--json"]);
 
     let s = json(&d, &["snapshot", "save", "auto", "--json"]);
     assert_eq!(s["paused_ms"], 0, "nothing runs, nothing is paused");
@@ -873,4 +909,64 @@ fn docker_project_with_a_named_volume_is_saved_while_running_and_restored() {
     if let Err(e) = result {
         std::panic::resume_unwind(e);
     }
+}
+
+/// Issue 11: labels the CLI cannot keep as given (an empty key, a key
+/// given twice, a huge value) and key files of the wrong kind are refused
+/// with a sentence that says what is wrong; nothing is saved.
+#[test]
+fn cli_refuses_bad_labels_and_key_files_of_the_wrong_kind() {
+    let d = Daemon::start();
+    ensure(&d, "lab");
+    let huge = format!("k={}", "x".repeat(2000));
+    for (args, why) in [
+        (vec!["--label", "=x"], "empty key"),
+        (
+            vec!["--label", "a=1", "--label", "a=2"],
+            "the key \"a\" is given twice",
+        ),
+        (vec!["--label", huge.as_str()], "the longest is 1024"),
+    ] {
+        let mut all = vec!["snapshot", "save", "lab"];
+        all.extend(args);
+        let out = d.berth(&all);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(stderr(&out).contains(why), "{why}: {}", stderr(&out));
+    }
+    let ls = json(&d, &["snapshot", "ls", "lab", "--json"]);
+    assert_eq!(ls["snapshots"], serde_json::json!([]));
+    let s = json(
+        &d,
+        &["snapshot", "save", "lab", "--label", "a=1=2", "--json"],
+    );
+    assert!(!s["snapshot_id"].as_str().unwrap().is_empty());
+
+    let root = d.dir.path();
+    let key = root.join("dev");
+    json(&d, &["key", "generate", key.to_str().unwrap(), "--json"]);
+    let app = write_project(root, "app");
+    let out = d.berth(&[
+        "pack",
+        app.to_str().unwrap(),
+        "-o",
+        root.join("app.vibeapp").to_str().unwrap(),
+        "--sign",
+        root.join("dev.pub").to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("this is a public key file"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!root.join("app.vibeapp").exists());
+    let out = d.berth(&["trust", "add", root.join("dev.key").to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("this is a secret key file"),
+        "{}",
+        stderr(&out)
+    );
+    let ls = d.berth(&["trust", "ls"]);
+    assert!(!stdout(&ls).contains("dev"), "{}", stdout(&ls));
 }
