@@ -970,3 +970,43 @@ fn cli_refuses_bad_labels_and_key_files_of_the_wrong_kind() {
     let ls = d.berth(&["trust", "ls"]);
     assert!(!stdout(&ls).contains("dev"), "{}", stdout(&ls));
 }
+
+/// Issue 11: a native service finds its named volume and state-backed
+/// bind through `BERTH_VOLUME_<NAME>` and `BERTH_BIND_<TARGET>`, both
+/// under state_path, so what it writes there is in the next snapshot.
+#[test]
+fn native_services_write_their_volumes_under_state_path() {
+    let d = Daemon::start();
+    let dir = d.dir.path().join("vols");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("compose.yaml"),
+        "services:\n  app:\n    command: [\"sh\", \"-c\", \"echo v > \\\"$$BERTH_VOLUME_PG_DATA/f\\\"; echo b > \\\"$$BERTH_BIND_SRV_UP/g\\\"; echo \\\"$$BERTH_STATE_DIR\\\" > \\\"$$BERTH_STATE_DIR/where\\\"; exec sleep 300\"]\n    volumes: [\"pg-data:/var/lib/pg\", \"/srv/uploads:/srv/up\"]\nvolumes:\n  pg-data: {}\n",
+    )
+    .unwrap();
+    let out = d.berth(&["up", dir.to_str().unwrap(), "--runtime", "native"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let st = json(&d, &["project", "status", "vols", "--json"]);
+    let state = PathBuf::from(st["state_path"].as_str().unwrap());
+    let where_ = state.join("where");
+    assert!(
+        wait_for(Duration::from_secs(10), || where_.exists()),
+        "the service did not write {}",
+        where_.display()
+    );
+    assert_eq!(
+        std::fs::read_to_string(&where_).unwrap().trim_end(),
+        state.to_str().unwrap()
+    );
+    assert_eq!(
+        std::fs::read(state.join("volumes/pg-data/f")).unwrap(),
+        b"v\n"
+    );
+    assert_eq!(
+        std::fs::read(state.join("binds/srv/uploads/g")).unwrap(),
+        b"b\n"
+    );
+    let s = json(&d, &["snapshot", "save", "vols", "--json"]);
+    assert!(s["size_bytes"].as_u64().unwrap() >= 4, "{s}");
+    d.berth(&["down", "vols"]);
+}
