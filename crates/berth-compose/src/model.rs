@@ -750,3 +750,47 @@ impl ServiceNetworks {
         }
     }
 }
+
+/// The variable holding a native project's `state_path` (issue 11): native
+/// services are not mounted, so this is how they find their persistent
+/// data, the tree a snapshot captures.
+pub const STATE_DIR_VAR: &str = "BERTH_STATE_DIR";
+
+/// The variable naming the directory of a named volume or a state-backed
+/// bind for a native service (issue 11): `BERTH_VOLUME_<NAME>` for the
+/// volume `name`, `BERTH_BIND_<TARGET>` for a bind whose source is moved
+/// under `state_path` (`kind` is `"VOLUME"` or `"BIND"`). `name` is
+/// upper-cased, every run of characters other than ASCII letters and
+/// digits becomes one `_`, leading and trailing `_` dropped: `pg-data`
+/// gives `BERTH_VOLUME_PG_DATA`, the target `/var/lib/db` gives
+/// `BERTH_BIND_VAR_LIB_DB`.
+pub fn native_mount_var(kind: &str, name: &str) -> String {
+    let mut out = format!("BERTH_{kind}_");
+    let start = out.len();
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_uppercase());
+        } else if out.len() > start && !out.ends_with('_') {
+            out.push('_');
+        }
+    }
+    while out.len() > start && out.ends_with('_') {
+        out.pop();
+    }
+    out
+}
+
+#[cfg(test)]
+mod native_var_tests {
+    #[test]
+    fn mount_variables_are_shell_names() {
+        assert_eq!(
+            super::native_mount_var("VOLUME", "pg-data"),
+            "BERTH_VOLUME_PG_DATA"
+        );
+        assert_eq!(
+            super::native_mount_var("BIND", "/var/lib//db/"),
+            "BERTH_BIND_VAR_LIB_DB"
+        );
+    }
+}

@@ -272,12 +272,13 @@ impl Checker<'_> {
                             format!("external {key} live outside the project's namespace"),
                         );
                     } else if self.native() && key == "volumes" {
-                        // A service that mounts it is rejected at its own
-                        // path; the definition alone changes nothing.
-                        self.warn(
+                        self.changed(
                             "",
                             path,
-                            "named volumes need a container: a native service cannot mount one (use the docker runtime, or bind a directory under state_path)",
+                            format!(
+                                "a directory under the project's state_path (`volumes/{n}`); a native service that lists it gets its path in `${}`",
+                                crate::model::native_mount_var("VOLUME", n)
+                            ),
                         );
                     } else if self.native() {
                         self.warn(
@@ -914,36 +915,44 @@ impl Checker<'_> {
                         self.changed(
                             name,
                             path,
-                            format!("`{source}` is moved under the project's state_path; a native service finds it there, not at `{target}`"),
+                            format!(
+                                "native services are not mounted: `{source}` is not used; the service gets the directory `binds/{}` under the project's state_path, its path in `${}`, not at `{target}`",
+                                state_bind_dir(&source),
+                                crate::model::native_mount_var("BIND", &target)
+                            ),
                         );
                     } else {
                         self.changed(
                             name,
                             path,
-                            format!("`{source}` is moved under the project's state_path and mounted at `{target}`"),
+                            format!("`{source}` is not used: the service gets the directory `binds/{}` under the project's state_path, mounted at `{target}`", state_bind_dir(&source)),
                         );
                     }
                 }
+                Mount::Named { name: vol, .. } if self.file.volumes.get(&vol).is_none() => self
+                    .reject(
+                        name,
+                        path,
+                        format!("volume `{vol}` is not declared under the top-level `volumes`"),
+                    ),
+                Mount::Named { name: vol, target } if self.native() => self.changed(
+                    name,
+                    path,
+                    format!(
+                        "native services are not mounted: volume `{vol}` is the directory `volumes/{vol}` under the project's state_path, its path in `${}`, not at `{target}`",
+                        crate::model::native_mount_var("VOLUME", &vol)
+                    ),
+                ),
                 _ if self.native() => self.reject(
                     name,
                     path,
-                    "the native runtime supports bind mounts only (the project's own paths, or directories under state_path)",
+                    "the native runtime supports binds and named volumes only (native services are not mounted: they get the directories' paths in variables)",
                 ),
-                Mount::Named { name: vol, .. } => {
-                    if self.file.volumes.get(&vol).is_none() {
-                        self.reject(
-                            name,
-                            path,
-                            format!("volume `{vol}` is not declared under the top-level `volumes`"),
-                        );
-                    } else {
-                        self.changed(
-                            name,
-                            path,
-                            format!("volume `{vol}` is namespaced per project (`<namespace>_{vol}`)"),
-                        );
-                    }
-                }
+                Mount::Named { name: vol, .. } => self.changed(
+                    name,
+                    path,
+                    format!("volume `{vol}` is namespaced per project (`<namespace>_{vol}`)"),
+                ),
                 Mount::Anonymous { .. } => self.changed(
                     name,
                     path,
@@ -1354,4 +1363,18 @@ impl Checker<'_> {
             }
         }
     }
+}
+
+/// The directory under `state_path/binds/` that backs a bind from outside
+/// the project (`../x`, `/srv/x`, `~/x`): the source's plain components,
+/// as the engine's plan places it (`/srv/x` gives `srv/x`).
+fn state_bind_dir(source: &str) -> String {
+    std::path::Path::new(source.trim_start_matches('~'))
+        .components()
+        .filter_map(|c| match c {
+            std::path::Component::Normal(n) => Some(n.to_string_lossy().into_owned()),
+            _ => None,
+        })
+        .collect::<Vec<_>>()
+        .join("/")
 }

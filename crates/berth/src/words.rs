@@ -32,6 +32,10 @@ const PROJECT_PHRASES: &[(&str, &str)] = &[
         ": stop it first, or pass force",
         ": stop it first (`berth down --keep`), or pass --force",
     ),
+    (
+        " (allow_version_mismatch restores it anyway)",
+        " (`berth snapshot restore --allow-version-mismatch` restores it anyway)",
+    ),
     ("filter_status ", "--status "),
     ("tail_lines: ", "--tail: "),
     ("timeout_seconds: ", "--timeout: "),
@@ -116,6 +120,12 @@ mod tests {
 
     #[test]
     fn project_api_names_become_commands() {
+        // Issue 11: the engine's SNAPSHOT_MISMATCH names the request
+        // field; the CLI names its flag.
+        assert_eq!(
+            project_message("snapshot s is of version \"1.0\"; project \"p\" is at \"2.0\" (allow_version_mismatch restores it anyway)"),
+            "snapshot s is of version \"1.0\"; project \"p\" is at \"2.0\" (`berth snapshot restore --allow-version-mismatch` restores it anyway)"
+        );
         assert_eq!(
             project_message("no project has the id \"nosuch\" (EnsureProject registers one)"),
             "no project has the id \"nosuch\"; `berth projects` lists them, `berth up DIR` registers one"

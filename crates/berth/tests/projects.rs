@@ -668,27 +668,60 @@ fn cli_up_runs_the_example_and_down_removes_it() {
         stdout(&body),
         stderr(&body)
     );
-    // The page shows the clock: it fetches clock.txt, which the clock
-    // service keeps writing.
+    // The page shows the clock and the notes: it fetches clock.txt, which
+    // the clock service keeps writing, and notes.txt.
     assert!(
-        stdout(&body).contains("fetch(\"clock.txt\")"),
+        stdout(&body).contains("show(\"clock.txt\"")
+            && stdout(&body).contains("show(\"notes.txt\""),
         "{}",
         stdout(&body)
     );
-    let fetch_clock = || {
+    let fetch = |file: &str| {
         let o = std::process::Command::new("python3")
             .args([
                 "-c",
-                &format!("import urllib.request as u; print(u.urlopen('{url}/clock.txt').read().decode())"),
+                &format!(
+                    "import urllib.request as u; print(u.urlopen('{url}/{file}').read().decode())"
+                ),
             ])
             .output()
             .unwrap();
         stdout(&o)
     };
     assert!(
-        wait_for(Duration::from_secs(10), || fetch_clock().ends_with("Z\n\n")),
+        wait_for(Duration::from_secs(10), || fetch("clock.txt")
+            .ends_with("Z\n\n")),
         "clock.txt: {:?}",
-        fetch_clock()
+        fetch("clock.txt")
+    );
+    // Issue 11: what the example writes lives under its state_path (the
+    // project directory stays as it was), so a snapshot holds the notes
+    // and a restore brings them back, served again by the restarted web.
+    assert!(!dir.join("site").exists());
+    let st = d.berth(&["project", "status", "notes", "--json"]);
+    let st: serde_json::Value = serde_json::from_str(&stdout(&st)).unwrap();
+    let notes = Path::new(st["state_path"].as_str().unwrap()).join("site/notes.txt");
+    let first = std::fs::read_to_string(&notes).unwrap();
+    assert!(first.starts_with("first note"), "{first}");
+    assert_eq!(fetch("notes.txt"), format!("{first}\n"));
+    let out = d.berth(&["snapshot", "save", "notes", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let saved: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert!(
+        saved["size_bytes"].as_u64().unwrap() > first.len() as u64,
+        "{saved}"
+    );
+    std::fs::write(&notes, "overwritten\n").unwrap();
+    assert_eq!(fetch("notes.txt"), "overwritten\n\n");
+    let snap = saved["snapshot_id"].as_str().unwrap();
+    let out = d.berth(&["snapshot", "restore", "notes", snap]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&notes).unwrap(), first);
+    assert!(
+        wait_for(Duration::from_secs(10), || fetch("notes.txt")
+            == format!("{first}\n")),
+        "notes.txt after restore: {:?}",
+        fetch("notes.txt")
     );
     let out = d.berth(&["projects"]);
     assert!(

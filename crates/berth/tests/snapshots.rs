@@ -655,6 +655,42 @@ fn cli_autosave_settings_and_prune_by_retention_with_seed_field_names() {
     assert_eq!(off["retention"]["keep_last"], 5, "off keeps the policy");
     let st = json(&d, &["project", "status", "auto", "--json"]);
     assert_eq!(st["autosave_enabled"], false);
+    // Days, as the limit is stated; `--every` alone keeps the retention.
+    let a = json(
+        &d,
+        &["snapshot", "autosave", "auto", "--every", "1d", "--json"],
+    );
+    assert_eq!(a["interval_seconds"], 86_400);
+    assert_eq!(a["retention"]["keep_last"], 5);
+    assert_eq!(a["retention"]["keep_daily"], 7);
+    let a = json(
+        &d,
+        &[
+            "snapshot",
+            "autosave",
+            "auto",
+            "--every",
+            "1d12h",
+            "--keep-weekly",
+            "2",
+            "--json",
+        ],
+    );
+    assert_eq!(a["interval_seconds"], 129_600);
+    assert_eq!(a["retention"]["keep_weekly"], 2);
+    assert_eq!(
+        a["retention"]["keep_last"], 0,
+        "a --keep-* option sets the whole retention"
+    );
+    let out = d.berth(&["snapshot", "autosave", "auto", "--every", "366d"]);
+    assert!(stderr(&out).contains("too long"), "{}", stderr(&out));
+    let out = d.berth(&["snapshot", "autosave", "auto", "--every", "xd"]);
+    assert!(
+        stderr(&out).contains("`xd` is not a duration"),
+        "{}",
+        stderr(&out)
+    );
+    json(&d, &["snapshot", "autosave", "auto", "--off", "--json"]);
 
     let s = json(&d, &["snapshot", "save", "auto", "--json"]);
     assert_eq!(s["paused_ms"], 0, "nothing runs, nothing is paused");
@@ -1198,4 +1234,104 @@ fn kill_9_during_import_leaves_a_temporary_the_next_daemon_removes_and_a_retry_w
         std::fs::read(dir.join("data/f1499")).unwrap(),
         noise(64 << 10, 1499 + 7)
     );
+}
+
+/// Issue 11: labels the CLI cannot keep as given (an empty key, a key
+/// given twice, a huge value) and key files of the wrong kind are refused
+/// with a sentence that says what is wrong; nothing is saved.
+#[test]
+fn cli_refuses_bad_labels_and_key_files_of_the_wrong_kind() {
+    let d = Daemon::start();
+    ensure(&d, "lab");
+    let huge = format!("k={}", "x".repeat(2000));
+    for (args, why) in [
+        (vec!["--label", "=x"], "empty key"),
+        (
+            vec!["--label", "a=1", "--label", "a=2"],
+            "the key \"a\" is given twice",
+        ),
+        (vec!["--label", huge.as_str()], "the longest is 1024"),
+    ] {
+        let mut all = vec!["snapshot", "save", "lab"];
+        all.extend(args);
+        let out = d.berth(&all);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(stderr(&out).contains(why), "{why}: {}", stderr(&out));
+    }
+    let ls = json(&d, &["snapshot", "ls", "lab", "--json"]);
+    assert_eq!(ls["snapshots"], serde_json::json!([]));
+    let s = json(
+        &d,
+        &["snapshot", "save", "lab", "--label", "a=1=2", "--json"],
+    );
+    assert!(!s["snapshot_id"].as_str().unwrap().is_empty());
+
+    let root = d.dir.path();
+    let key = root.join("dev");
+    json(&d, &["key", "generate", key.to_str().unwrap(), "--json"]);
+    let app = write_project(root, "app");
+    let out = d.berth(&[
+        "pack",
+        app.to_str().unwrap(),
+        "-o",
+        root.join("app.vibeapp").to_str().unwrap(),
+        "--sign",
+        root.join("dev.pub").to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("this is a public key file"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!root.join("app.vibeapp").exists());
+    let out = d.berth(&["trust", "add", root.join("dev.key").to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("this is a secret key file"),
+        "{}",
+        stderr(&out)
+    );
+    let ls = d.berth(&["trust", "ls"]);
+    assert!(!stdout(&ls).contains("dev"), "{}", stdout(&ls));
+}
+
+/// Issue 11: a native service finds its named volume and state-backed
+/// bind through `BERTH_VOLUME_<NAME>` and `BERTH_BIND_<TARGET>`, both
+/// under state_path, so what it writes there is in the next snapshot.
+#[test]
+fn native_services_write_their_volumes_under_state_path() {
+    let d = Daemon::start();
+    let dir = d.dir.path().join("vols");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("compose.yaml"),
+        "services:\n  app:\n    command: [\"sh\", \"-c\", \"echo v > \\\"$$BERTH_VOLUME_PG_DATA/f\\\"; echo b > \\\"$$BERTH_BIND_SRV_UP/g\\\"; echo \\\"$$BERTH_STATE_DIR\\\" > \\\"$$BERTH_STATE_DIR/where\\\"; exec sleep 300\"]\n    volumes: [\"pg-data:/var/lib/pg\", \"/srv/uploads:/srv/up\"]\nvolumes:\n  pg-data: {}\n",
+    )
+    .unwrap();
+    let out = d.berth(&["up", dir.to_str().unwrap(), "--runtime", "native"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let st = json(&d, &["project", "status", "vols", "--json"]);
+    let state = PathBuf::from(st["state_path"].as_str().unwrap());
+    let where_ = state.join("where");
+    assert!(
+        wait_for(Duration::from_secs(10), || where_.exists()),
+        "the service did not write {}",
+        where_.display()
+    );
+    assert_eq!(
+        std::fs::read_to_string(&where_).unwrap().trim_end(),
+        state.to_str().unwrap()
+    );
+    assert_eq!(
+        std::fs::read(state.join("volumes/pg-data/f")).unwrap(),
+        b"v\n"
+    );
+    assert_eq!(
+        std::fs::read(state.join("binds/srv/uploads/g")).unwrap(),
+        b"b\n"
+    );
+    let s = json(&d, &["snapshot", "save", "vols", "--json"]);
+    assert!(s["size_bytes"].as_u64().unwrap() >= 4, "{s}");
+    d.berth(&["down", "vols"]);
 }

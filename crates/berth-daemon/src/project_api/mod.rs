@@ -300,7 +300,7 @@ impl Supervisor for ProjectApi {
             })?;
             Some((
                 std::time::Duration::from_secs(secs),
-                convert::retention(r.retention.unwrap_or_default()),
+                r.retention.map(convert::retention),
             ))
         } else {
             None

@@ -34,6 +34,33 @@ fn id_of(pk: &minisign::PublicKey) -> String {
     format!("{:016X}", u64::from_le_bytes(n))
 }
 
+/// The kind of key a minisign key file `text` holds, from the length of
+/// its key line (the last line that is not a comment): a public key is 42
+/// bytes (algorithm, key id, key), a secret key 158. `None` when it is
+/// neither (not base64, or another length).
+fn kind(text: &str) -> Option<KeyKind> {
+    use base64::Engine as _;
+    let line = text
+        .lines()
+        .map(str::trim)
+        .rfind(|l| !l.is_empty() && !l.starts_with("untrusted comment:"))?;
+    match base64::engine::general_purpose::STANDARD
+        .decode(line)
+        .ok()?
+        .len()
+    {
+        42 => Some(KeyKind::Public),
+        158 => Some(KeyKind::Secret),
+        _ => None,
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum KeyKind {
+    Public,
+    Secret,
+}
+
 /// Generates a key pair; the secret key is encrypted with `password`
 /// unless it is empty. Errors: `InvalidKey` (no randomness).
 pub fn generate(password: &str) -> Result<KeyPairFiles, PackageError> {
@@ -62,6 +89,11 @@ pub fn generate(password: &str) -> Result<KeyPairFiles, PackageError> {
 /// `minisign -S` writes) and the public key box of the signer.
 /// Errors: `InvalidKey` (not a key, or a wrong password).
 pub fn sign(secret: &str, password: &str, data: &[u8]) -> Result<(String, String), PackageError> {
+    if kind(secret) == Some(KeyKind::Public) {
+        return Err(PackageError::InvalidKey(
+            "this is a public key file; signing needs the secret key file (NAME.key, written beside NAME.pub by `berth key generate`)".into(),
+        ));
+    }
     let sk_box = minisign::SecretKeyBox::from_string(secret)
         .map_err(key_error("not a minisign secret key"))?;
     let sk = sk_box
@@ -87,6 +119,11 @@ pub fn sign(secret: &str, password: &str, data: &[u8]) -> Result<(String, String
 
 /// The key id of a public key box. Errors: `InvalidKey`.
 pub fn key_id(public: &str) -> Result<String, PackageError> {
+    if kind(public) == Some(KeyKind::Secret) {
+        return Err(PackageError::InvalidKey(
+            "this is a secret key file; expected a public key file (NAME.pub, written beside NAME.key by `berth key generate`); keep the secret key to yourself".into(),
+        ));
+    }
     let pk = minisign::PublicKeyBox::from_string(public)
         .and_then(|b| b.into_public_key())
         .or_else(|_| {
@@ -146,4 +183,27 @@ pub fn trust_remove(dir: &Path, id: &str) -> Result<(), PackageError> {
             .map_err(|e| PackageError::Io(format!("cannot remove {}: {e}", p.display())))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 11: a key file of the wrong kind is named as such, not
+    /// reported as a decoding failure.
+    #[test]
+    fn a_key_of_the_wrong_kind_is_named() {
+        for password in ["", "pw"] {
+            let kp = generate(password).unwrap();
+            let e = sign(&kp.public, password, b"data").unwrap_err().to_string();
+            assert!(e.contains("this is a public key file"), "{e}");
+            let dir = tempfile::tempdir().unwrap();
+            let e = trust_add(dir.path(), &kp.secret).unwrap_err().to_string();
+            assert!(e.contains("this is a secret key file"), "{e}");
+            assert_eq!(trust_list(dir.path()).len(), 0);
+            // The right kinds still work.
+            let (_, public) = sign(&kp.secret, password, b"data").unwrap();
+            assert_eq!(trust_add(dir.path(), &public).unwrap(), kp.key_id);
+        }
+    }
 }

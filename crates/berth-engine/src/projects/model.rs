@@ -524,6 +524,52 @@ impl ProjectError {
 /// SaveSnapshot's `reason`s (seed 000 method 9).
 pub const SNAPSHOT_REASONS: [&str; 4] = ["manual", "autosave", "before-upgrade", "before-restore"];
 
+/// The longest snapshot label key, in bytes (a name, not data).
+pub const MAX_LABEL_KEY: usize = 128;
+/// The longest snapshot label value, in bytes: labels are notes kept in
+/// every listing, not a place for data.
+pub const MAX_LABEL_VALUE: usize = 1024;
+/// The most labels one snapshot carries.
+pub const MAX_LABELS: usize = 64;
+
+/// Checks SaveSnapshot's `labels` (issue 11): each key non-empty and at
+/// most [`MAX_LABEL_KEY`] bytes, each value at most [`MAX_LABEL_VALUE`]
+/// bytes, at most [`MAX_LABELS`] of them. Errors: a sentence naming the
+/// label (its key, or its first 32 characters) and the limit.
+pub fn check_labels<'a>(
+    labels: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<(), String> {
+    let short = |s: &str| -> String {
+        let mut t: String = s.chars().take(32).collect();
+        if t.len() < s.len() {
+            t.push_str("...");
+        }
+        t
+    };
+    for (n, (k, v)) in labels.into_iter().enumerate() {
+        if n == MAX_LABELS {
+            return Err(format!("more than {MAX_LABELS} labels"));
+        }
+        if k.is_empty() {
+            return Err(format!("label ={} has an empty key", short(v)));
+        }
+        if k.len() > MAX_LABEL_KEY {
+            return Err(format!(
+                "label key {:?} is {} bytes; the longest is {MAX_LABEL_KEY}",
+                short(k),
+                k.len()
+            ));
+        }
+        if v.len() > MAX_LABEL_VALUE {
+            return Err(format!(
+                "label {k:?} has a value of {} bytes; the longest is {MAX_LABEL_VALUE}",
+                v.len()
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// SaveSnapshot's request.
 #[derive(Debug, Clone, Default)]
 pub struct SaveRequest {

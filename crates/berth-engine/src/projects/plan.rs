@@ -1,7 +1,8 @@
 //! From a resolved, validated Compose project (`berth_compose::load`:
 //! interpolated, merged, profiles applied) to a [`Plan`]: commands in exec form,
 //! environment, health checks with Compose's defaults, restart policies,
-//! bind sources moved under `state_path`, names namespaced, host ports from
+//! binds from outside the project backed under `state_path` (native services
+//! get their paths and `BERTH_STATE_DIR` in variables), names namespaced, host ports from
 //! the allocator.
 
 use super::compose::{Command, ComposeFile, Environment, Mount, Node, Scalar};
@@ -602,13 +603,36 @@ pub fn build(input: &PlanInput<'_>) -> Result<Plan, ProjectError> {
                 super::compose::VolumeEntry::Long(l) => l.read_only == Some(true),
             };
             match m {
-                Mount::Bind { source, target } => mounts.push(PlannedMount {
-                    source: MountSource::Bind(bind_source(input, &source).map_err(|why| {
+                Mount::Bind { source, target } => {
+                    let host = bind_source(input, &source).map_err(|why| {
                         ProjectError::InvalidArgument(format!("{name}.volumes[{i}]: {why}"))
-                    })?),
-                    target,
-                    read_only,
-                }),
+                    })?;
+                    // Native services are not mounted: one whose bind is
+                    // backed under state_path finds it through a variable.
+                    if !docker && host.starts_with(input.state_path) {
+                        env.insert(
+                            berth_compose::model::native_mount_var("BIND", &target),
+                            host.to_string_lossy().into_owned(),
+                        );
+                    }
+                    mounts.push(PlannedMount {
+                        source: MountSource::Bind(host),
+                        target,
+                        read_only,
+                    })
+                }
+                Mount::Named { name: vol, target } if !docker => {
+                    let dir = input.state_path.join("volumes").join(confined(&vol));
+                    env.insert(
+                        berth_compose::model::native_mount_var("VOLUME", &vol),
+                        dir.to_string_lossy().into_owned(),
+                    );
+                    mounts.push(PlannedMount {
+                        source: MountSource::Bind(dir),
+                        target,
+                        read_only,
+                    })
+                }
                 Mount::Named { name: vol, target } if docker => mounts.push(PlannedMount {
                     source: MountSource::Volume(format!("{ns}_{vol}")),
                     target,
@@ -634,6 +658,12 @@ pub fn build(input: &PlanInput<'_>) -> Result<Plan, ProjectError> {
                 }
                 _ => {}
             }
+        }
+        if !docker {
+            env.insert(
+                berth_compose::model::STATE_DIR_VAR.to_owned(),
+                input.state_path.to_string_lossy().into_owned(),
+            );
         }
         if docker {
             for kind in [FileKind::Secret, FileKind::Config] {
@@ -729,6 +759,33 @@ mod tests {
             secrets: &BTreeMap::new(),
             vars: &BTreeMap::new(),
         })
+    }
+
+    /// Issue 11: native services are not mounted, so they get state_path,
+    /// their named volumes' and state-backed binds' directories in
+    /// variables; containers get none of them.
+    #[test]
+    fn native_services_find_their_state_in_variables() {
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = "services:\n  app:\n    command: [\"true\"]\n    volumes: [\"notes:/data\", \"/srv/up-loads:/up\", \"./site:/site\"]\nvolumes:\n  notes: {}\n";
+        let plan = plan_of(yaml, dir.path(), RuntimeKind::Native).unwrap();
+        let state = dir.path().join("state");
+        let env = &plan.service("app").unwrap().env;
+        let var = |k: &str| env.get(k).map(String::as_str);
+        assert_eq!(var("BERTH_STATE_DIR"), state.to_str());
+        assert_eq!(
+            var("BERTH_VOLUME_NOTES"),
+            state.join("volumes/notes").to_str()
+        );
+        assert_eq!(
+            var("BERTH_BIND_UP"),
+            state.join("binds/srv/up-loads").to_str()
+        );
+        // A bind inside the project is the project's own path: no variable.
+        assert_eq!(env.keys().filter(|k| k.starts_with("BERTH_")).count(), 3);
+        let docker = "services:\n  app:\n    image: x\n    volumes: [\"notes:/data\"]\nvolumes:\n  notes: {}\n";
+        let plan = plan_of(docker, dir.path(), RuntimeKind::Docker).unwrap();
+        assert!(plan.service("app").unwrap().env.is_empty());
     }
 
     #[test]

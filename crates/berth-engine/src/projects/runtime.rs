@@ -243,7 +243,8 @@ pub struct ContainerSettings {
 /// A mount of a service.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlannedMount {
-    /// A host directory (already moved under `state_path`) or a volume.
+    /// A host directory (the project's own path, or one made under
+    /// `state_path` for a source from outside the project) or a volume.
     pub source: MountSource,
     /// The path inside the container.
     pub target: String,

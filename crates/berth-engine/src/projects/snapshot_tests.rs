@@ -479,16 +479,16 @@ async fn autosave_snapshots_a_running_project_when_due_and_keeps_what_its_policy
         ..Default::default()
     };
     let e = p
-        .set_autosave("auto", Some((Duration::from_secs(10), keep2)))
+        .set_autosave("auto", Some((Duration::from_secs(10), Some(keep2))))
         .unwrap_err();
     assert_eq!(e.code(), "INVALID_ARGUMENT");
     assert_eq!(
-        p.set_autosave("ghost", Some((Duration::from_secs(60), keep2)))
+        p.set_autosave("ghost", Some((Duration::from_secs(60), Some(keep2))))
             .unwrap_err()
             .code(),
         "NOT_FOUND"
     );
-    p.set_autosave("auto", Some((Duration::from_secs(60), keep2)))
+    p.set_autosave("auto", Some((Duration::from_secs(60), Some(keep2))))
         .unwrap();
     assert!(p.status("auto").await.unwrap().autosave_enabled);
     let manual = p.save_snapshot(save("auto")).await.unwrap();
@@ -531,6 +531,12 @@ async fn autosave_snapshots_a_running_project_when_due_and_keeps_what_its_policy
     // Off keeps the policy; prune still applies it.
     let off = p.set_autosave("auto", None).unwrap();
     assert!(!off.enabled && off.retention == keep2 && off.last_run > 0.0);
+    // On again with a new interval and no retention keeps the policy.
+    let on = p
+        .set_autosave("auto", Some((Duration::from_secs(3600), None)))
+        .unwrap();
+    assert!(on.enabled && on.retention == keep2);
+    p.set_autosave("auto", None).unwrap();
     assert!(!p.status("auto").await.unwrap().autosave_enabled);
     assert!(p.autosave_due(t0 + 1000.0).await.is_empty());
     let r = p.prune_snapshots(Some("auto")).await.unwrap();

@@ -22,7 +22,7 @@ const INIT: &str =
 const NEEDS_COMMAND: &str =
     "the native runtime runs a service's command, not an image: give the service a `command`";
 const BINDS_ONLY: &str =
-    "the native runtime supports bind mounts only (the project's own paths, or directories under state_path)";
+    "the native runtime supports binds and named volumes only (native services are not mounted: they get the directories' paths in variables)";
 
 fn paths(notes: &[FieldNote]) -> Vec<&str> {
     notes.iter().map(|n| n.path.as_str()).collect()
@@ -117,34 +117,38 @@ fn web_db_cache_on_docker() {
 fn web_db_cache_on_native_rejects_what_needs_containers() {
     let r = validate(WEB_DB_CACHE.as_bytes(), Runtime::Native);
     assert!(!r.valid);
-    assert_eq!(
-        paths(&r.rejected_fields),
-        ["web.build", "db.image", "db.volumes[0]"]
-    );
+    assert_eq!(paths(&r.rejected_fields), ["web.build", "db.image"]);
     let x = &r.rejected_fields;
     assert_eq!(
         reason(x, "web.build"),
         "the native runtime cannot build images: give the service a `command` instead"
     );
     assert_eq!(reason(x, "db.image"), NEEDS_COMMAND);
-    assert_eq!(reason(x, "db.volumes[0]"), BINDS_ONLY);
     // No init on native, and an image with a command is transformed.
     assert_eq!(
         paths(&r.transformed_fields),
         [
+            "volumes.pgdata",
             "web.ports[0]",
             "web.restart",
+            "db.volumes[0]",
             "cache.image",
             "cache.volumes[0]"
         ]
+    );
+    // Native services are not mounted (issue 11): a named volume is a
+    // directory under state_path whose path the service gets in a variable.
+    assert_eq!(
+        reason(&r.transformed_fields, "db.volumes[0]"),
+        "native services are not mounted: volume `pgdata` is the directory `volumes/pgdata` under the project's state_path, its path in `$BERTH_VOLUME_PGDATA`, not at `/var/lib/postgresql/data`"
     );
     assert_eq!(
         reason(&r.transformed_fields, "cache.image"),
         "the native runtime runs the service's command directly; the image is not pulled"
     );
     assert_eq!(
-        reason(&r.warnings, "volumes.pgdata"),
-        "named volumes need a container: a native service cannot mount one (use the docker runtime, or bind a directory under state_path)"
+        reason(&r.transformed_fields, "volumes.pgdata"),
+        "a directory under the project's state_path (`volumes/pgdata`); a native service that lists it gets its path in `$BERTH_VOLUME_PGDATA`"
     );
 }
 
@@ -546,7 +550,6 @@ fn kitchen_sink_on_native_rejects_container_settings() {
             "native services run without resource limits",
         ),
         ("worker.image", NEEDS_COMMAND),
-        ("worker.volumes[0]", BINDS_ONLY),
         ("worker.volumes[2]", BINDS_ONLY),
     ] {
         assert_eq!(reason(x, path), why);
@@ -555,6 +558,10 @@ fn kitchen_sink_on_native_rejects_container_settings() {
     assert_eq!(
         reason(t, "api.init"),
         "native services are not PID 1: berth stops their whole process tree"
+    );
+    assert_eq!(
+        reason(t, "worker.volumes[0]"),
+        "native services are not mounted: volume `uploads` is the directory `volumes/uploads` under the project's state_path, its path in `$BERTH_VOLUME_UPLOADS`, not at `/srv/uploads`"
     );
     assert_eq!(
         reason(t, "worker.volumes[1]"),

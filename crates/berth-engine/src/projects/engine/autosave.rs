@@ -25,14 +25,15 @@ pub struct PruneReport {
 
 impl Projects {
     /// Turns autosave of `project_id` on (`Some`: every `interval`,
-    /// keeping what `retention` keeps of its autosave snapshots) or off
+    /// keeping what `retention` keeps of its autosave snapshots; a `None`
+    /// retention keeps the one set before, or keeps everything) or off
     /// (`None`: its interval and retention are kept, so `prune` still
     /// applies them). Errors: NOT_FOUND, INVALID_ARGUMENT (an interval
     /// under [`autosave::MIN_INTERVAL`] or over [`autosave::MAX_INTERVAL`]).
     pub fn set_autosave(
         &self,
         project_id: &str,
-        on: Option<(Duration, Retention)>,
+        on: Option<(Duration, Option<Retention>)>,
     ) -> Result<Autosave, ProjectError> {
         self.row(project_id)?;
         let old = autosave::get(&self.store, project_id)?;
@@ -42,7 +43,9 @@ impl Projects {
                 Autosave {
                     enabled: true,
                     interval,
-                    retention,
+                    retention: retention
+                        .or_else(|| old.as_ref().map(|o| o.retention))
+                        .unwrap_or_default(),
                     last_run: old.map(|o| o.last_run).unwrap_or(0.0),
                 }
             }

@@ -101,9 +101,12 @@ impl Projects {
     /// SaveSnapshot: captures the project's state path into the store.
     /// Errors: NOT_FOUND, SAVE_IN_PROGRESS (one save or restore per
     /// project at a time), SAVE_FAILED (nothing is listed then),
-    /// INVALID_ARGUMENT (a reason outside [`SNAPSHOT_REASONS`]).
+    /// INVALID_ARGUMENT (a reason outside [`SNAPSHOT_REASONS`], labels
+    /// [`check_labels`](crate::projects::check_labels) refuses).
     pub async fn save_snapshot(&self, req: SaveRequest) -> Result<SnapshotInfo, ProjectError> {
         let row = self.row(&req.project_id)?;
+        crate::projects::check_labels(req.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .map_err(ProjectError::InvalidArgument)?;
         let reason = if req.reason.is_empty() {
             "manual"
         } else {

@@ -77,25 +77,26 @@ pub(crate) enum SnapshotCmd {
     Autosave {
         /// Project id.
         id: String,
-        /// Time between autosaves of the running project (15m, 1h, ...;
-        /// at least 1m).
+        /// Time between autosaves of the running project (15m, 1h, 1d,
+        /// 1d12h, ...; at least 1m, at most 365d). Without a `--keep-*`
+        /// option the retention set before is kept.
         #[arg(long, value_name = "DURATION")]
         every: Option<String>,
         /// Turn autosave off (the interval and retention are kept).
         #[arg(long, conflicts_with_all = ["keep_last", "keep_hourly", "keep_daily", "keep_weekly"])]
         off: bool,
         /// Keep the newest N autosave snapshots.
-        #[arg(long, value_name = "N", default_value_t = 0)]
-        keep_last: u32,
+        #[arg(long, value_name = "N")]
+        keep_last: Option<u32>,
         /// Keep the newest of each of the last N hours that have one.
-        #[arg(long, value_name = "N", default_value_t = 0)]
-        keep_hourly: u32,
+        #[arg(long, value_name = "N")]
+        keep_hourly: Option<u32>,
         /// Keep the newest of each of the last N days that have one.
-        #[arg(long, value_name = "N", default_value_t = 0)]
-        keep_daily: u32,
+        #[arg(long, value_name = "N")]
+        keep_daily: Option<u32>,
         /// Keep the newest of each of the last N weeks that have one.
-        #[arg(long, value_name = "N", default_value_t = 0)]
-        keep_weekly: u32,
+        #[arg(long, value_name = "N")]
+        keep_weekly: Option<u32>,
         /// JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -130,6 +131,28 @@ pub(crate) struct ImportArgs {
     json: bool,
 }
 
+/// An autosave interval: a Compose duration (`15m`, `1h30m`), optionally
+/// led by whole days (`1d`, `2d12h`), since the longest interval is
+/// stated in days (365). Errors name the text.
+fn interval(text: &str) -> Result<std::time::Duration, String> {
+    let t = text.trim();
+    let (days, rest) = match t.split_once('d') {
+        Some((d, rest)) => {
+            let n: u64 = d
+                .parse()
+                .map_err(|_| format!("`{text}` is not a duration (like 15m, 1h30m, 1d, 2d12h)"))?;
+            (n.min(u64::MAX / 86_400), rest)
+        }
+        None => return berth_compose::units::parse_duration(t),
+    };
+    let rest = if rest.is_empty() {
+        std::time::Duration::ZERO
+    } else {
+        berth_compose::units::parse_duration(rest)?
+    };
+    Ok(std::time::Duration::from_secs(days * 86_400).saturating_add(rest))
+}
+
 fn print_json(v: serde_json::Value) {
     println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
 }
@@ -143,10 +166,20 @@ pub(super) async fn run(c: &mut Client, cmd: SnapshotCmd) -> CmdResult {
             reason,
             json,
         } => {
-            let labels = key_value::pairs("--label", &labels)
-                .map_err(CliError::usage)?
-                .into_iter()
-                .collect();
+            let pairs = key_value::pairs("--label", &labels).map_err(CliError::usage)?;
+            berth_engine::projects::check_labels(
+                pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            )
+            .map_err(|m| CliError::usage(format!("--label: {m}")))?;
+            let mut labels = std::collections::HashMap::new();
+            for (k, v) in pairs {
+                if labels.contains_key(&k) {
+                    return Err(CliError::usage(format!(
+                        "--label: the key {k:?} is given twice; give each key once"
+                    )));
+                }
+                labels.insert(k, v);
+            }
             if !json {
                 eprintln!("saving a snapshot of {id}...");
             }
@@ -307,8 +340,7 @@ pub(super) async fn run(c: &mut Client, cmd: SnapshotCmd) -> CmdResult {
         } => {
             let interval = match every.as_deref() {
                 Some(e) if !off => {
-                    let d = berth_compose::units::parse_duration(e)
-                        .map_err(|m| CliError::usage(format!("--every: {m}")))?;
+                    let d = interval(e).map_err(|m| CliError::usage(format!("--every: {m}")))?;
                     berth_engine::projects::autosave::check_interval(d)
                         .map_err(|m| CliError::usage(format!("--every {e}: {m}")))?;
                     d.as_secs() as i64
@@ -320,12 +352,16 @@ pub(super) async fn run(c: &mut Client, cmd: SnapshotCmd) -> CmdResult {
                     project_id: id,
                     enabled: !off,
                     interval_seconds: interval,
-                    retention: Some(pb::SnapshotRetention {
-                        keep_last,
-                        keep_hourly,
-                        keep_daily,
-                        keep_weekly,
-                    }),
+                    // No --keep-* keeps the retention set before.
+                    retention: [keep_last, keep_hourly, keep_daily, keep_weekly]
+                        .iter()
+                        .any(Option::is_some)
+                        .then(|| pb::SnapshotRetention {
+                            keep_last: keep_last.unwrap_or(0),
+                            keep_hourly: keep_hourly.unwrap_or(0),
+                            keep_daily: keep_daily.unwrap_or(0),
+                            keep_weekly: keep_weekly.unwrap_or(0),
+                        }),
                 })
                 .await?
                 .into_inner();
