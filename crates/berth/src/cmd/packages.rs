@@ -100,6 +100,9 @@ pub(crate) enum TrustCmd {
     Rm {
         /// Its id (from `berth trust ls`).
         key_id: String,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -222,7 +225,19 @@ fn trust(cmd: TrustCmd, dir: &Path) -> CmdResult {
                 }
             }
         }
-        TrustCmd::Rm { key_id } => keys::trust_remove(dir, &key_id).map_err(fail)?,
+        TrustCmd::Rm { key_id, json } => {
+            keys::trust_remove(dir, &key_id).map_err(fail)?;
+            if json {
+                print_json(
+                    serde_json::json!({ "key_id": key_id.trim().to_ascii_uppercase(), "trust_dir": dir }),
+                );
+            } else {
+                println!(
+                    "no longer trusted: key {}",
+                    key_id.trim().to_ascii_uppercase()
+                );
+            }
+        }
     }
     Ok(0)
 }

@@ -14,6 +14,9 @@ use std::collections::HashMap;
 /// `berth project ...`.
 #[derive(Subcommand)]
 pub(crate) enum ProjectCmd {
+    /// Register a copy of a project (own state, namespace and fresh host
+    /// ports); the same as `berth duplicate`, under the name issue 11 gives.
+    Duplicate(super::snapshot::DuplicateArgs),
     /// Everything about one project.
     Status {
         /// Project id.
@@ -102,6 +105,7 @@ pub(crate) enum ProjectCmd {
 /// Runs one `berth project` subcommand.
 pub(super) async fn run(c: &mut Client, cmd: ProjectCmd) -> CmdResult {
     match cmd {
+        ProjectCmd::Duplicate(a) => super::snapshot::duplicate(c, a).await,
         ProjectCmd::Status { id, json } => {
             let st = c
                 .get_project_status(pb::GetProjectStatusRequest { project_id: id })

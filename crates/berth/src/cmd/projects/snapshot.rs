@@ -60,6 +60,9 @@ pub(crate) enum SnapshotCmd {
         id: String,
         /// The snapshot id.
         snapshot: String,
+        /// JSON instead of text (the ids removed).
+        #[arg(long)]
+        json: bool,
     },
     /// Free the stored data no snapshot uses any more; with a project,
     /// first remove the autosave snapshots its retention does not keep.
@@ -297,12 +300,17 @@ pub(super) async fn run(c: &mut Client, cmd: SnapshotCmd) -> CmdResult {
             }
             Ok(0)
         }
-        SnapshotCmd::Rm { id, snapshot } => {
+        SnapshotCmd::Rm { id, snapshot, json } => {
             c.delete_snapshot(pb::DeleteSnapshotRequest {
-                project_id: id,
-                snapshot_id: snapshot,
+                project_id: id.clone(),
+                snapshot_id: snapshot.clone(),
             })
             .await?;
+            // DeleteSnapshotResponse has no fields: the request's, to
+            // say what went.
+            if json {
+                print_json(serde_json::json!({"project_id": id, "snapshot_id": snapshot}));
+            }
             Ok(0)
         }
         SnapshotCmd::Prune { id, json } => {
