@@ -595,3 +595,21 @@ async fn restore_starts_again_only_the_services_that_ran() {
     );
     p.stop("two", None).await.unwrap();
 }
+
+/// A project whose state path was removed by hand is not saved as an
+/// empty tree (autosave's keep-last would rotate the good snapshots out):
+/// SAVE_FAILED naming the path, and the list is unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_save_of_a_removed_state_path_fails_and_lists_nothing_new() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_services, p) = engine(dir.path()).await;
+    let pkg = app(dir.path(), "1.0");
+    let state = ensure(&p, "gone", &pkg).await.state_path;
+    std::fs::write(state.join("data.txt"), b"kept").unwrap();
+    p.save_snapshot(save("gone")).await.unwrap();
+    std::fs::remove_dir_all(&state).unwrap();
+    let e = p.save_snapshot(save("gone")).await.unwrap_err();
+    assert_eq!(e.code(), "SAVE_FAILED", "{e}");
+    assert!(e.to_string().contains(&state.display().to_string()), "{e}");
+    assert_eq!(p.list_snapshots("gone").await.unwrap().len(), 1);
+}

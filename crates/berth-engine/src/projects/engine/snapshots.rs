@@ -76,6 +76,19 @@ impl Projects {
         let snaps = self.snaps.clone();
         let state = row.state_path.clone();
         let id = row.id.clone();
+        // A state path that is gone (moved or removed by hand; an
+        // interrupted restore is put back first) is an error, not an
+        // empty snapshot: with autosave's keep-last, empty snapshots
+        // would rotate the good ones out.
+        if !state.exists() {
+            let _ = self.snaps.recover(&state);
+            if !state.exists() {
+                return Err(ProjectError::SaveFailed(format!(
+                    "the state path {} of project {id:?} does not exist (moved or removed?); nothing was saved",
+                    state.display()
+                )));
+            }
+        }
         // Running services are frozen while the save captures what
         // changed since its first pass.
         let freezer = self
