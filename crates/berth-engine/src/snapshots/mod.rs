@@ -469,8 +469,26 @@ impl SnapshotStore {
                 })
                 .unwrap_or(0);
             if files != self.list_unlocked(&project)?.len() {
+                // Name them, so the user can move them away (or restore
+                // them from a backup) and prune again.
+                let listed: HashSet<String> = self
+                    .list_unlocked(&project)?
+                    .into_iter()
+                    .map(|i| format!("{}.json", i.snapshot_id))
+                    .collect();
+                let damaged: Vec<String> = fs::read_dir(p.path())
+                    .map(|rd| {
+                        rd.flatten()
+                            .map(|f| f.file_name().to_string_lossy().into_owned())
+                            .filter(|n| !n.starts_with('.') && !listed.contains(n))
+                            .map(|n| p.path().join(n).display().to_string())
+                            .collect()
+                    })
+                    .unwrap_or_default();
                 return Err(SnapshotError::Corrupt(format!(
-                    "a snapshot record of project {project:?} cannot be read; nothing was pruned"
+                    "snapshot records of project {project:?} cannot be read ({}); nothing was pruned, \
+                     since their chunks may still be needed",
+                    damaged.join(", ")
                 )));
             }
         }

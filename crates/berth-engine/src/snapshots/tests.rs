@@ -395,3 +395,33 @@ fn a_changed_file_is_recut_to_the_same_chunks_a_fresh_cut_gives() {
         fresh.entries("p", &again.snapshot_id).unwrap()[0].chunks
     );
 }
+
+/// A damaged record keeps prune from removing anything (its chunks may
+/// still be needed), and the error names the file so the user can deal
+/// with it (review finding: the message named nothing).
+#[test]
+fn prune_refuses_and_names_a_damaged_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SnapshotStore::open(&dir.path().join("store")).unwrap();
+    let state = dir.path().join("state");
+    fs::create_dir_all(&state).unwrap();
+    fs::write(state.join("a"), noise(200_000, 1)).unwrap();
+    let one = store.save(&state, meta("p")).unwrap();
+    fs::write(state.join("a"), noise(200_000, 2)).unwrap();
+    let two = store.save(&state, meta("p")).unwrap();
+    let record = dir
+        .path()
+        .join("store/snaps/p")
+        .join(format!("{}.json", one.snapshot_id));
+    assert!(record.exists(), "{}", record.display());
+    fs::write(&record, b"{ not json").unwrap();
+    let listed = store.list("p").unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].snapshot_id, two.snapshot_id);
+    let e = store.prune().unwrap_err().to_string();
+    assert!(e.contains(&record.display().to_string()), "{e}");
+    // Nothing went: the intact snapshot still materializes.
+    store
+        .materialize("p", &two.snapshot_id, &dir.path().join("out"))
+        .unwrap();
+}
