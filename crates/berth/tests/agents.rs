@@ -7,8 +7,9 @@
 
 mod common;
 
+use common::docker::{require_docker, IMAGE};
 use common::jwt::*;
-use common::workspace::{bare_repo, require_docker, IMAGE};
+use common::workspace::bare_repo;
 use common::*;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};

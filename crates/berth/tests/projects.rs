@@ -10,13 +10,12 @@
 mod common;
 
 use berth_client::project::{self, pb, SupervisorClient};
+use common::docker::{require_docker, IMAGE};
 use common::*;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tonic::transport::Channel;
-
-const IMAGE: &str = "berth-test/busybox:latest";
 
 #[derive(Clone, Copy, PartialEq, Debug)]
 enum Rt {
@@ -49,21 +48,6 @@ impl Rt {
             Rt::Docker => "",
         }
     }
-}
-
-/// A Docker test that runs has its engine and image, or fails saying so.
-fn require_docker() {
-    let ok = std::env::var_os("DOCKER_HOST").is_some()
-        && std::process::Command::new("docker")
-            .args(["image", "inspect", IMAGE])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "needs a Docker Engine with {IMAGE} at DOCKER_HOST: run .ci/docker-up and export its DOCKER_HOST"
-    );
 }
 
 /// A test of the host's busybox (CI installs `busybox-static`) has it, or

@@ -7,6 +7,7 @@
 mod common;
 
 use berth_client::project::{self, pb};
+use common::docker::{docker, require_docker, IMAGE};
 use common::*;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -910,39 +911,6 @@ fn scopes_keep_their_own_snapshots_trust_store_and_packages() {
     if let Err(e) = result {
         std::panic::resume_unwind(e);
     }
-}
-
-const IMAGE: &str = "berth-test/busybox:latest";
-
-/// A Docker test that runs has its engine and image, or fails saying so.
-fn require_docker() {
-    let ok = std::env::var_os("DOCKER_HOST").is_some()
-        && std::process::Command::new("docker")
-            .args(["image", "inspect", IMAGE])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "needs a Docker Engine with {IMAGE} at DOCKER_HOST: run .ci/docker-up and export its DOCKER_HOST"
-    );
-}
-
-/// `docker ARGS`: (success, stdout + stderr).
-fn docker(args: &[&str]) -> (bool, String) {
-    let o = std::process::Command::new("docker")
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        o.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        ),
-    )
 }
 
 /// A project on the Docker runtime whose named volume is backed under its

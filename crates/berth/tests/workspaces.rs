@@ -7,32 +7,20 @@
 
 mod common;
 
+use common::docker::{docker, require_docker, IMAGE};
 use common::jwt::{ed25519, now, Key};
-use common::workspace::{bare_repo, require_docker, IMAGE};
+use common::workspace::bare_repo;
 use common::*;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 
 const ISSUER: &str = "https://cp.test";
-
-fn docker(args: &[&str]) -> (bool, String) {
-    let o = Command::new("docker").args(args).output().unwrap();
-    (
-        o.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        ),
-    )
-}
 
 fn key(dir: &Path) -> Key {
     ed25519(dir, "k1")

@@ -1,6 +1,7 @@
 //! Test harness: a real `berth daemon` process in a private XDG sandbox.
 #![allow(dead_code)]
 
+pub(crate) mod docker;
 pub(crate) mod jwt;
 pub(crate) mod workspace;
 

@@ -1,27 +1,8 @@
-//! What the workspace and ACP-in-container tests share: the busybox image
-//! `.ci/docker-up` imports, the check that a Docker test has its engine,
-//! and a bare git repository to clone a workspace from.
+//! What the workspace and ACP-in-container tests share besides Docker
+//! (`common::docker`): a bare git repository to clone a workspace from.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-
-/// The image `.ci/docker-up` makes with `docker import` (no registry here).
-pub(crate) const IMAGE: &str = "berth-test/busybox:latest";
-
-/// A Docker test that runs has its engine and image, or fails saying so.
-pub(crate) fn require_docker() {
-    let ok = std::env::var_os("DOCKER_HOST").is_some()
-        && Command::new("docker")
-            .args(["image", "inspect", IMAGE])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "needs a Docker Engine with {IMAGE} at DOCKER_HOST: run .ci/docker-up and export its DOCKER_HOST"
-    );
-}
+use std::process::Command;
 
 /// A bare repository at `<root>/<name>.git` whose `main` holds `files`
 /// (relative path, contents), committed by a throwaway identity.
