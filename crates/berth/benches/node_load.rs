@@ -27,6 +27,7 @@
 //! --line-ms MS --pings P --gap-ms MS]` (needs `openssl` for the key).
 
 mod common;
+use common::lines::LineCheck;
 
 use common::jwt::{jwks_server, key};
 
@@ -113,42 +114,6 @@ struct Report {
     repaints: usize,
     end_at: Option<Duration>,
     bytes: u64,
-}
-
-/// Checks a client's lines as output arrives.
-#[derive(Default)]
-struct LineCheck {
-    partial: Vec<u8>,
-    next: Option<usize>,
-}
-
-impl LineCheck {
-    fn feed(&mut self, data: &[u8], tag: &[u8], end: &[u8], r: &mut Report) {
-        self.partial.extend_from_slice(data);
-        let mut start = 0;
-        while let Some(i) = self.partial[start..].iter().position(|&b| b == b'\n') {
-            let line = &self.partial[start..start + i];
-            start += i + 1;
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            if let Some(rest) = line.strip_prefix(tag).and_then(|l| l.strip_prefix(b":")) {
-                let Some(n) = rest.get(..6).and_then(|d| {
-                    d.iter().try_fold(0usize, |acc, &c| {
-                        c.is_ascii_digit().then(|| acc * 10 + usize::from(c - b'0'))
-                    })
-                }) else {
-                    continue;
-                };
-                if self.next.is_some_and(|want| want != n) || (self.next.is_none() && n != 0) {
-                    r.gaps += 1;
-                }
-                self.next = Some(n + 1);
-                r.lines += 1;
-            } else if line.ends_with(end) {
-                r.end_at.get_or_insert(Duration::ZERO);
-            }
-        }
-        self.partial.drain(..start);
-    }
 }
 
 async fn send(ws: &mut futures_util::stream::SplitSink<Ws, Message>, v: Value) -> bool {
@@ -258,12 +223,12 @@ async fn client(
                         if cur != Phase::Load { continue; }
                         if v["type"] == "scrollback" {
                             r.repaints += 1;
-                            check.next = None;
+                            check.restart();
                         }
                         r.bytes += data.len() as u64;
-                        let before = r.end_at.is_some();
-                        check.feed(data.as_bytes(), tag.as_bytes(), end_text.as_bytes(), &mut r);
-                        if !before && r.end_at.is_some() {
+                        check.feed(data.as_bytes(), tag.as_bytes(), end_text.as_bytes());
+                        (r.lines, r.gaps) = (check.lines, check.gaps);
+                        if check.ended && r.end_at.is_none() {
                             r.end_at = Some(go_at.elapsed());
                             if finished_phase { done.fetch_add(1, Ordering::SeqCst); }
                         }

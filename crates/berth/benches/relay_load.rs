@@ -29,6 +29,7 @@
 //! --lines L --line-ms MS --pings P --gap-ms MS]`
 
 mod common;
+use common::lines::LineCheck;
 
 use berth_client::Client;
 use berth_wire::daemon::SpawnPtySessionRequest;
@@ -193,44 +194,6 @@ async fn open(port: u16, session: &str, grid: bool) -> Result<Ws, String> {
     Ok(ws)
 }
 
-/// Checks a raw mobile's lines as they arrive.
-#[derive(Default)]
-struct LineCheck {
-    partial: Vec<u8>,
-    next: Option<usize>,
-}
-
-impl LineCheck {
-    /// Reads the lines in `data` (bytes, no decoding: this runs for every
-    /// frame of a thousand mobiles on one thread).
-    fn feed(&mut self, data: &[u8], tag: &[u8], end: &[u8], r: &mut Report) {
-        self.partial.extend_from_slice(data);
-        let mut start = 0;
-        while let Some(i) = self.partial[start..].iter().position(|&b| b == b'\n') {
-            let line = &self.partial[start..start + i];
-            start += i + 1;
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            if let Some(rest) = line.strip_prefix(tag).and_then(|l| l.strip_prefix(b":")) {
-                let Some(n) = rest.get(..6).and_then(|d| {
-                    d.iter().try_fold(0usize, |acc, &c| {
-                        c.is_ascii_digit().then(|| acc * 10 + usize::from(c - b'0'))
-                    })
-                }) else {
-                    continue;
-                };
-                if self.next.is_some_and(|want| want != n) || (self.next.is_none() && n != 0) {
-                    r.gaps += 1;
-                }
-                self.next = Some(n + 1);
-                r.lines += 1;
-            } else if line.ends_with(end) {
-                r.end_at.get_or_insert(Duration::ZERO);
-            }
-        }
-        self.partial.drain(..start);
-    }
-}
-
 fn grid_shows(g: &Grid, text: &str) -> bool {
     (0..g.rows).any(|y| {
         g.row(y)
@@ -352,9 +315,9 @@ async fn mobile(
                     }
                     Frame::PtyData(d) => {
                         r.bytes += b.len() as u64;
-                        let before = r.end_at.is_some();
-                        check.feed(&d, tag.as_bytes(), end_text.as_bytes(), &mut r);
-                        if !before && r.end_at.is_some() {
+                        check.feed(&d, tag.as_bytes(), end_text.as_bytes());
+                        (r.lines, r.gaps) = (check.lines, check.gaps);
+                        if check.ended && r.end_at.is_none() {
                             r.end_at = Some(go_at.elapsed());
                             if finished_phase { done.fetch_add(1, Ordering::SeqCst); }
                         }

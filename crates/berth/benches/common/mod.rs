@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod jwt;
+pub(crate) mod lines;
 
 use berth_client::Client;
 use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
