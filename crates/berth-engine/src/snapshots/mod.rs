@@ -452,7 +452,8 @@ impl SnapshotStore {
             .flatten()
         {
             let project = p.file_name().to_string_lossy().into_owned();
-            for info in self.list_unlocked(&project)? {
+            let infos = self.list_unlocked(&project)?;
+            for info in &infos {
                 // A record that cannot be read keeps everything: prune
                 // never guesses.
                 let rec = self.read_record(&project, &info.snapshot_id)?;
@@ -460,31 +461,23 @@ impl SnapshotStore {
                     used.extend(e.chunks.into_iter().map(|c| c.hash));
                 }
             }
-            // Damaged records are skipped by list: refuse to prune then.
-            let files = fs::read_dir(p.path())
+            // Damaged records are skipped by list: refuse to prune then,
+            // naming them, so the user can move them away (or restore
+            // them from a backup) and prune again.
+            let listed: HashSet<String> = infos
+                .iter()
+                .map(|i| format!("{}.json", i.snapshot_id))
+                .collect();
+            let damaged: Vec<String> = fs::read_dir(p.path())
                 .map(|rd| {
                     rd.flatten()
-                        .filter(|f| !f.file_name().to_string_lossy().starts_with('.'))
-                        .count()
+                        .map(|f| f.file_name().to_string_lossy().into_owned())
+                        .filter(|n| !n.starts_with('.') && !listed.contains(n))
+                        .map(|n| p.path().join(n).display().to_string())
+                        .collect()
                 })
-                .unwrap_or(0);
-            if files != self.list_unlocked(&project)?.len() {
-                // Name them, so the user can move them away (or restore
-                // them from a backup) and prune again.
-                let listed: HashSet<String> = self
-                    .list_unlocked(&project)?
-                    .into_iter()
-                    .map(|i| format!("{}.json", i.snapshot_id))
-                    .collect();
-                let damaged: Vec<String> = fs::read_dir(p.path())
-                    .map(|rd| {
-                        rd.flatten()
-                            .map(|f| f.file_name().to_string_lossy().into_owned())
-                            .filter(|n| !n.starts_with('.') && !listed.contains(n))
-                            .map(|n| p.path().join(n).display().to_string())
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                .unwrap_or_default();
+            if !damaged.is_empty() {
                 return Err(SnapshotError::Corrupt(format!(
                     "snapshot records of project {project:?} cannot be read ({}); nothing was pruned, \
                      since their chunks may still be needed",
